@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "xenemu_shm",
+      "sources": ["shm.cc"],
+      "cflags_cc": ["-O2", "-std=c++17"],
+      "libraries": ["-lrt"]
+    }
+  ]
+}

@@ -1,0 +1,41 @@
+// Parent-death watch without timers (DESIGN.md, Processes: "watch the parent,
+// not a timer"). The parent spawns a child with an extra pipe on fd 3 that it
+// never writes to; the kernel closes it when the parent dies, however it dies
+// (SIGKILL included), and the child sees end-of-file at once.
+import { Socket } from 'node:net';
+import type { StdioOptions } from 'node:child_process';
+
+export const LIFELINE_FD = 3;
+
+/** stdio for a child that should die with us: [stdin, stdout, stderr, lifeline]. */
+export function lifelineStdio(out: 'inherit' | 'ignore' | 'pipe' | number = 'inherit',
+                              err: 'inherit' | 'ignore' | 'pipe' | number = out): StdioOptions {
+  return ['ignore', out, err, 'pipe'];
+}
+
+/**
+ * In the child: call onDeath when the parent's end of the lifeline closes.
+ * Returns false when this process was started without one (run by hand).
+ */
+export function watchParent(onDeath: () => void): boolean {
+  if (process.env.XENEMU_LIFELINE !== '1') return false;
+  let sock: Socket;
+  try {
+    sock = new Socket({ fd: LIFELINE_FD, readable: true, writable: false });
+  } catch {
+    return false;
+  }
+  let fired = false;
+  const fire = () => { if (!fired) { fired = true; onDeath(); } };
+  sock.on('end', fire);
+  sock.on('close', fire);
+  sock.on('error', fire);
+  sock.on('data', () => { /* nothing is ever sent */ });
+  sock.unref(); // the lifeline alone must not keep the process alive
+  return true;
+}
+
+/** Environment for a child spawned with lifelineStdio(). */
+export function lifelineEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, XENEMU_LIFELINE: '1' };
+}

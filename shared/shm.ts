@@ -1,0 +1,65 @@
+// POSIX shared memory segments as SharedArrayBuffers (DESIGN.md, Memory).
+//
+// The native addon (shared/native/shm.cc) does shm_open + ftruncate + mmap and
+// hands the mapping to V8 as a SharedArrayBuffer whose deleter unmaps it. It is
+// context-aware, so worker threads (vCPUs) load it too.
+//
+// Segment names: one prefix per virtual host, `/xenemu.<host>.<what>`, so that
+// `ls /dev/shm | grep xenemu` shows everything a host owns and cleanup can
+// sweep a dead host's segments by prefix.
+import { createRequire } from 'node:module';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+interface ShmAddon {
+  open(name: string, size: number, create: boolean): SharedArrayBuffer;
+  unlink(name: string): boolean;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/shared/shm.js -> <root>/shared/native/build/Release
+const root = join(here, '..', '..');
+const addon = createRequire(import.meta.url)(
+  join(root, 'shared', 'native', 'build', 'Release', 'xenemu_shm.node'),
+) as ShmAddon;
+
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+
+/** Creates a new segment (fails with EEXIST if it is there already). */
+export function shmCreate(name: string, size: number): SharedArrayBuffer {
+  return addon.open(name, size, true);
+}
+
+/** Maps an existing segment. */
+export function shmOpen(name: string, size: number): SharedArrayBuffer {
+  return addon.open(name, size, false);
+}
+
+/** Removes a segment's name; mappings stay valid until dropped. False if absent. */
+export function shmUnlink(name: string): boolean {
+  return addon.unlink(name);
+}
+
+/** The segment name prefix of one virtual host. */
+export function shmPrefix(host: string): string {
+  return `/xenemu.${host}.`;
+}
+
+/** Every segment under a prefix, as names usable with shmUnlink. */
+export function shmList(prefix: string): string[] {
+  const bare = prefix.replace(/^\//, '');
+  try {
+    return readdirSync('/dev/shm').filter((f) => f.startsWith(bare)).map((f) => `/${f}`);
+  } catch {
+    return [];
+  }
+}
+
+/** Unlinks every segment under a prefix: what cleanup does after any death. */
+export function shmSweep(prefix: string): number {
+  let n = 0;
+  for (const name of shmList(prefix)) if (shmUnlink(name)) n++;
+  return n;
+}
