@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 interface ShmAddon {
-  open(name: string, size: number, create: boolean): SharedArrayBuffer;
+  open(name: string, size: number, create: boolean, offset?: number): SharedArrayBuffer;
   unlink(name: string): boolean;
 }
 
@@ -32,9 +32,9 @@ export function shmCreate(name: string, size: number): SharedArrayBuffer {
   return addon.open(name, size, true);
 }
 
-/** Maps an existing segment. */
-export function shmOpen(name: string, size: number): SharedArrayBuffer {
-  return addon.open(name, size, false);
+/** Maps an existing segment, or a page-aligned window of it from `offset`. */
+export function shmOpen(name: string, size: number, offset = 0): SharedArrayBuffer {
+  return addon.open(name, size, false, offset);
 }
 
 /** Removes a segment's name; mappings stay valid until dropped. False if absent. */

@@ -5,7 +5,10 @@
 // (see DESIGN.md, Memory). This one is context-aware (NODE_MODULE_INIT), so
 // it loads in worker threads too.
 //
-//   open(name, size, create) -> SharedArrayBuffer   shm_open + ftruncate + mmap
+//   open(name, size, create[, offset]) -> SharedArrayBuffer
+//                            shm_open + ftruncate + mmap; offset (page
+//                            aligned) maps one window, e.g. a single guest
+//                            page, without mapping the whole segment
 //   unlink(name)             -> boolean             shm_unlink, false if absent
 //
 // The mapping lives as long as the SharedArrayBuffer's backing store: V8 calls
@@ -62,6 +65,13 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   String::Utf8Value name(isolate, args[0]);
   double dsize = args[1]->NumberValue(ctx).FromJust();
   bool create = args[2]->BooleanValue(isolate);
+  double doff = args.Length() > 3 && args[3]->IsNumber() ? args[3]->NumberValue(ctx).FromJust() : 0;
+  if (doff < 0 || static_cast<long>(doff) % sysconf(_SC_PAGESIZE) != 0 || (create && doff != 0)) {
+    isolate->ThrowException(Exception::RangeError(
+        String::NewFromUtf8(isolate, "shm offset must be a page multiple (and 0 on create)").ToLocalChecked()));
+    return;
+  }
+  off_t offset = static_cast<off_t>(doff);
   if (dsize <= 0 || dsize > 64.0 * 1024 * 1024 * 1024) {
     isolate->ThrowException(Exception::RangeError(
         String::NewFromUtf8(isolate, "shm size out of range").ToLocalChecked()));
@@ -80,14 +90,14 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   }
   if (!create) {
     struct stat st;
-    if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < size) {
+    if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < size + static_cast<size_t>(offset)) {
       int err = errno ? errno : EINVAL;
       close(fd);
       Throw(isolate, std::string("shm segment smaller than asked: ") + *name, err);
       return;
     }
   }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
   int err = errno;
   close(fd);  // the mapping keeps the segment alive
   if (p == MAP_FAILED) { Throw(isolate, std::string("mmap ") + *name, err); return; }
