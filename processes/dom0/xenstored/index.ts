@@ -1,0 +1,312 @@
+// xenstored: Xen's registry, speaking xs_wire byte for byte (DESIGN.md §2,
+// docs/misc/xenstore.txt). Runs inside Domain-0 in a virtual host, or alone
+// with `xenemu xenstored --socket PATH`.
+//
+//   socket clients ──► SocketConnection ─┐
+//                                        ├─► XenstoreCore (dispatch table)
+//   guest rings ─────► RingConnection ───┘       │ Tree / Transaction / WatchTable
+//                                                ▼
+//                              commit(): log batch (persist.ts), then replies
+import { createServer, type Server, type Socket } from 'node:net';
+import { unlinkSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { XsdError } from '../../../shared/abi/io/xs_wire.js';
+import { Tree } from './store.js';
+import { WatchTable } from './watch.js';
+import { Domains, type Quotas, type DomainInfo } from './domain.js';
+import { XenstoreCore } from './core.js';
+import { Connection, type ConnectionHost, type Frame } from './connection.js';
+import { SocketConnection } from './socket_connection.js';
+import { RingConnection } from './ring_connection.js';
+import { Persistence, type LogRecord, type Snapshot } from './persist.js';
+import { ownerPerms, intern, parsePerms, permsKey } from './permissions.js';
+import { parentOf, childPath } from './path.js';
+import { runControl } from './control.js';
+
+/** How the host lets xenstored talk to a guest's event channel. */
+export interface XsEventChannel {
+  /**
+   * Binds to the guest's port (EVTCHNOP_bind_interdomain); onEvent runs when
+   * the guest notifies. notify() raises the guest's side.
+   */
+  bind(domid: number, remotePort: number, onEvent: () => void): { notify(): void; close(): void };
+}
+
+export interface XenstoredOptions {
+  /** Unix socket path (what clients find in XENSTORED_PATH). */
+  socketPath: string;
+  /** Where the tree survives restarts. */
+  stateDir: string;
+  quotas?: Partial<Quotas>;
+  log?: (msg: string) => void;
+  /** Maps a guest's xenstore ring page given at INTRODUCE. */
+  mapRing?: (domid: number, mfn: number) => Uint8Array;
+  /** Event channels; without it, introduced rings are polled every pollMs. */
+  evtchn?: XsEventChannel;
+  pollMs?: number;
+}
+
+interface RingDomain {
+  info: DomainInfo;
+  conn: RingConnection;
+  channel: { notify(): void; close(): void } | undefined;
+}
+
+export class Xenstored implements ConnectionHost {
+  readonly tree: Tree;
+  readonly watches = new WatchTable();
+  readonly domains: Domains;
+  readonly core: XenstoreCore;
+  private readonly opts: XenstoredOptions;
+  private readonly persist: Persistence;
+  private server: Server | undefined;
+  private readonly sockets = new Set<SocketConnection>();
+  private readonly rings = new Map<number, RingDomain>();
+  private readonly dirty = new Set<Connection>();
+  private pending: LogRecord[] = [];
+  private poller: NodeJS.Timeout | undefined;
+  readonly log: (msg: string) => void;
+
+  private constructor(opts: XenstoredOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? ((m) => process.stderr.write(`xenstored: ${m}\n`));
+    this.domains = new Domains(opts.quotas);
+    this.tree = new Tree(ownerPerms(0));
+    this.tree.onOwner = (owner, d) => this.domains.countOwner(owner, d);
+    this.core = new XenstoreCore(this.tree, this.watches, this.domains, {
+      introduce: (domid, mfn, port) => this.introduce(domid, mfn, port, true),
+      release: (domid) => this.release(domid),
+      setTarget: (domid, target) => this.setTarget(domid, target),
+      control: (args) => runControl(this, args),
+    });
+    this.persist = new Persistence(opts.stateDir);
+  }
+
+  static async start(opts: XenstoredOptions): Promise<Xenstored> {
+    const xs = new Xenstored(opts);
+    xs.restore();
+    await xs.listen();
+    return xs;
+  }
+
+  // ---- ConnectionHost ------------------------------------------------------
+
+  handle(conn: Connection, frame: Frame): void {
+    try {
+      this.core.handle(conn, frame);
+    } catch (e) {
+      this.log(`internal error handling ${frame.type} from ${conn.describe()}: ${(e as Error).stack}`);
+    }
+  }
+
+  targetOf(domid: number): number | undefined {
+    return this.domains.targetOf(domid);
+  }
+
+  markDirty(conn: Connection): void {
+    this.dirty.add(conn);
+  }
+
+  /** Durability first, then every queued reply and event goes out. */
+  commit(): void {
+    const effects = this.tree.takeEffects();
+    if (effects.length || this.pending.length) {
+      const batch: LogRecord[] = this.pending.length ? [...this.pending, ...effects] : effects;
+      this.pending = [];
+      this.persist.append(batch);
+      if (this.persist.wantsCompaction) this.persist.compact(this.snapshot());
+    }
+    if (this.dirty.size) {
+      for (const c of this.dirty) c.flush();
+      this.dirty.clear();
+    }
+  }
+
+  // ---- socket transport ----------------------------------------------------
+
+  private listen(): Promise<void> {
+    const path = this.opts.socketPath;
+    mkdirSync(dirname(path), { recursive: true });
+    if (existsSync(path)) unlinkSync(path); // a stale socket from a killed daemon
+    const server = createServer((sock: Socket) => {
+      const conn = new SocketConnection(this, sock, (c) => this.connectionGone(c));
+      this.sockets.add(conn);
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => { server.off('error', reject); resolve(); });
+    });
+  }
+
+  private connectionGone(c: Connection): void {
+    if (c instanceof SocketConnection) this.sockets.delete(c);
+    this.core.dropConnectionState(c, true);
+    this.dirty.delete(c);
+  }
+
+  // ---- domains -------------------------------------------------------------
+
+  private introduce(domid: number, mfn: number, port: number, record: boolean): XsdError | undefined {
+    const existing = this.rings.get(domid);
+    if (existing) {
+      if (existing.info.mfn !== mfn) return 'EINVAL';
+      // Re-introduction recreates the event channel (Xen: after resume).
+      existing.channel?.close();
+      existing.info.port = port;
+      existing.channel = this.bindChannel(domid, port);
+      if (record) this.pending.push({ t: 'intro', domid, mfn, port });
+      return undefined;
+    }
+    if (!this.opts.mapRing) return 'EINVAL';
+    let page: Uint8Array;
+    try {
+      page = this.opts.mapRing(domid, mfn);
+    } catch (e) {
+      this.log(`introduce ${domid}: cannot map ring page ${mfn}: ${(e as Error).message}`);
+      return 'EINVAL';
+    }
+    const info: DomainInfo = { domid, mfn, port, target: undefined, shutdown: false };
+    let channel: RingDomain['channel'];
+    const conn = new RingConnection(this, domid, page, () => channel?.notify(), this.domains.quotas.outstanding, record);
+    channel = this.bindChannel(domid, port);
+    this.rings.set(domid, { info, conn, channel });
+    this.domains.introduced.set(domid, info);
+    if (record) {
+      this.pending.push({ t: 'intro', domid, mfn, port });
+      this.watches.fire('@introduceDomain', false, undefined);
+    }
+    this.updatePoller();
+    conn.kick(); // requests may be waiting already (e.g. after a restart)
+    return undefined;
+  }
+
+  private bindChannel(domid: number, port: number): RingDomain['channel'] {
+    if (!this.opts.evtchn) return undefined;
+    return this.opts.evtchn.bind(domid, port, () => this.kick(domid));
+  }
+
+  private release(domid: number): XsdError | undefined {
+    const d = this.rings.get(domid);
+    if (!d) return 'ENOENT';
+    d.channel?.close();
+    d.conn.close();
+    this.connectionGone(d.conn);
+    this.rings.delete(domid);
+    this.domains.introduced.delete(domid);
+    this.pending.push({ t: 'rel', domid });
+    this.watches.fire('@releaseDomain', false, undefined);
+    this.updatePoller();
+    return undefined;
+  }
+
+  private setTarget(domid: number, target: number): XsdError | undefined {
+    const d = this.domains.introduced.get(domid);
+    if (!d || !this.domains.introduced.has(target)) return 'ENOENT';
+    d.target = target;
+    this.pending.push({ t: 'tgt', domid, target });
+    return undefined;
+  }
+
+  /** The guest's event channel fired (or a poll): serve its ring. */
+  kick(domid: number): void {
+    const d = this.rings.get(domid);
+    if (!d) return;
+    d.conn.kick();
+    this.commit();
+  }
+
+  private updatePoller(): void {
+    const want = !this.opts.evtchn && this.rings.size > 0;
+    if (want && !this.poller) {
+      this.poller = setInterval(() => { for (const id of this.rings.keys()) this.kick(id); }, this.opts.pollMs ?? 2);
+      this.poller.unref();
+    } else if (!want && this.poller) {
+      clearInterval(this.poller);
+      this.poller = undefined;
+    }
+  }
+
+  // ---- durability ----------------------------------------------------------
+
+  private restore(): void {
+    const { snapshot, batches } = this.persist.load();
+    this.tree.recordEffects = false;
+    const doms = new Map<number, { mfn: number; port: number; target?: number }>();
+    if (snapshot) {
+      for (const [p, v, perms] of snapshot.nodes) this.restoreNode(p, v, perms);
+      for (const d of snapshot.domains) doms.set(d.domid, { ...d });
+    }
+    for (const batch of batches) {
+      for (const r of batch) {
+        switch (r.t) {
+          case 'n': this.restoreNode(r.p, r.v, r.perms); break;
+          case 'd': if (this.tree.get(r.p) && r.p !== '/') this.tree.removeSubtree(r.p); break;
+          case 'intro': doms.set(r.domid, { ...doms.get(r.domid), mfn: r.mfn, port: r.port }); break;
+          case 'rel': doms.delete(r.domid); break;
+          case 'tgt': { const d = doms.get(r.domid); if (d) d.target = r.target; break; }
+        }
+      }
+    }
+    this.tree.recordEffects = true;
+    for (const [domid, d] of doms) {
+      const err = this.introduce(domid, d.mfn, d.port, false);
+      if (err) { this.log(`restore: domain ${domid} ring not mapped (${err}); dropped`); continue; }
+      if (d.target !== undefined) this.domains.introduced.get(domid)!.target = d.target;
+    }
+    if (snapshot || batches.length) this.log(`restored ${this.tree.size} nodes, ${this.rings.size} domains`);
+  }
+
+  private restoreNode(path: string, value: Buffer, permsStr: string): void {
+    const perms = parsePerms(permsStr.split(',')) ?? ownerPerms(0);
+    const n = this.tree.get(path);
+    if (n) {
+      if (n.perms !== perms) this.tree.setPerms(path, intern(perms));
+      this.tree.setValue(path, Buffer.from(value));
+      return;
+    }
+    // Parents always come first in the log; be lenient if one does not.
+    const missing: string[] = [];
+    for (let p = parentOf(path); !this.tree.get(p); p = parentOf(p)) missing.push(p);
+    for (let i = missing.length - 1; i >= 0; i--) this.tree.create(missing[i]!, Buffer.alloc(0), perms);
+    this.tree.create(path, Buffer.from(value), perms);
+  }
+
+  snapshot(): Snapshot {
+    const nodes: Snapshot['nodes'] = [];
+    const stack = ['/'];
+    while (stack.length) {
+      const p = stack.pop()!;
+      const n = this.tree.get(p)!;
+      nodes.push([p, n.value, permsKey(n.perms)]);
+      if (n.children) for (const c of n.children) stack.push(childPath(p, c));
+    }
+    const domains = [...this.domains.introduced.values()].map((d) => ({
+      domid: d.domid, mfn: d.mfn, port: d.port, ...(d.target !== undefined ? { target: d.target } : {}),
+    }));
+    return { version: 1, nodes, domains };
+  }
+
+  // ---- introspection and shutdown -----------------------------------------
+
+  stats(): { nodes: number; watches: number; transactions: number; sockets: number; domains: number } {
+    return {
+      nodes: this.tree.size,
+      watches: this.watches.size,
+      transactions: this.core.transactionCount,
+      sockets: this.sockets.size,
+      domains: this.rings.size,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.commit();
+    if (this.poller) clearInterval(this.poller);
+    for (const s of [...this.sockets]) s.close();
+    for (const d of this.rings.values()) { d.channel?.close(); d.conn.close(); }
+    this.rings.clear();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    try { unlinkSync(this.opts.socketPath); } catch { /* already gone */ }
+    this.persist.close();
+  }
+}

@@ -1,0 +1,117 @@
+// The node tree, and the two ways of changing it: directly (the main tree)
+// or inside a transaction (see transaction.ts). Operations in core.ts are
+// written once against the View interface and work the same in both.
+//
+// A node's `gen` changes whenever the node or its list of children changes;
+// transactions use it to detect conflicts and DIRECTORY_PART reports it as
+// the generation count clients compare between calls.
+import type { Perms } from './permissions.js';
+import { permsKey } from './permissions.js';
+import { parentOf, baseName, childPath } from './path.js';
+
+export interface XsNode {
+  value: Buffer;
+  perms: Perms;
+  /** Child names in creation order; null for a leaf (most nodes). */
+  children: Set<string> | null;
+  gen: number;
+}
+
+/** What durability writes for one change (persist.ts). */
+export type Effect =
+  | { t: 'n'; p: string; v: Buffer; perms: string }
+  | { t: 'd'; p: string };
+
+export interface View {
+  get(path: string): XsNode | undefined;
+  /** Adds a node under an existing parent. */
+  create(path: string, value: Buffer, perms: Perms): void;
+  setValue(path: string, value: Buffer): void;
+  setPerms(path: string, perms: Perms): void;
+  /** Removes a node and everything below it; returns what was removed. */
+  removeSubtree(path: string): Array<[string, XsNode]>;
+}
+
+/** Called when a node owned by `owner` appears (+1) or goes (-1). */
+export type OwnerCounter = (owner: number, delta: number) => void;
+
+export class Tree implements View {
+  readonly nodes = new Map<string, XsNode>();
+  private genCounter = 0;
+  /** Changes since the last flush, in order. */
+  effects: Effect[] = [];
+  recordEffects = true;
+  onOwner: OwnerCounter = () => undefined;
+
+  constructor(rootPerms: Perms) {
+    this.nodes.set('/', { value: Buffer.alloc(0), perms: rootPerms, children: null, gen: this.nextGen() });
+  }
+
+  nextGen(): number {
+    return ++this.genCounter;
+  }
+
+  get(path: string): XsNode | undefined {
+    return this.nodes.get(path);
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  create(path: string, value: Buffer, perms: Perms): void {
+    const parent = this.nodes.get(parentOf(path));
+    if (!parent) throw new Error(`xenstored: create ${path} without parent`);
+    (parent.children ??= new Set()).add(baseName(path));
+    parent.gen = this.nextGen();
+    this.nodes.set(path, { value, perms, children: null, gen: this.nextGen() });
+    this.onOwner(perms[0]!.id, 1);
+    if (this.recordEffects) this.effects.push({ t: 'n', p: path, v: value, perms: permsKey(perms) });
+  }
+
+  setValue(path: string, value: Buffer): void {
+    const n = this.nodes.get(path)!;
+    n.value = value;
+    n.gen = this.nextGen();
+    if (this.recordEffects) this.effects.push({ t: 'n', p: path, v: value, perms: permsKey(n.perms) });
+  }
+
+  setPerms(path: string, perms: Perms): void {
+    const n = this.nodes.get(path)!;
+    if (n.perms[0]!.id !== perms[0]!.id) {
+      this.onOwner(n.perms[0]!.id, -1);
+      this.onOwner(perms[0]!.id, 1);
+    }
+    n.perms = perms;
+    n.gen = this.nextGen();
+    if (this.recordEffects) this.effects.push({ t: 'n', p: path, v: n.value, perms: permsKey(perms) });
+  }
+
+  removeSubtree(path: string): Array<[string, XsNode]> {
+    const removed: Array<[string, XsNode]> = [];
+    const stack = [path];
+    while (stack.length) {
+      const p = stack.pop()!;
+      const n = this.nodes.get(p);
+      if (!n) continue;
+      removed.push([p, n]);
+      if (n.children) for (const c of n.children) stack.push(childPath(p, c));
+      this.nodes.delete(p);
+      this.onOwner(n.perms[0]!.id, -1);
+    }
+    const parent = this.nodes.get(parentOf(path));
+    if (parent?.children) {
+      parent.children.delete(baseName(path));
+      if (parent.children.size === 0) parent.children = null;
+      parent.gen = this.nextGen();
+    }
+    if (this.recordEffects) this.effects.push({ t: 'd', p: path });
+    return removed;
+  }
+
+  takeEffects(): Effect[] {
+    const e = this.effects;
+    this.effects = [];
+    return e;
+  }
+}
