@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 interface ShmAddon {
   open(name: string, size: number, create: boolean, offset?: number): SharedArrayBuffer;
   unlink(name: string): boolean;
+  release?(sab: SharedArrayBuffer, offset: number, length: number): boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,15 @@ export function shmOpen(name: string, size: number, offset = 0): SharedArrayBuff
 /** Removes a segment's name; mappings stay valid until dropped. False if absent. */
 export function shmUnlink(name: string): boolean {
   return addon.unlink(name);
+}
+
+/**
+ * Gives the backing pages of [offset, offset+length) back to the host
+ * (madvise MADV_REMOVE); the range reads as zeros afterwards. Page-aligned.
+ * False when the range is invalid or the addon predates this call.
+ */
+export function shmRelease(sab: SharedArrayBuffer, offset: number, length: number): boolean {
+  return addon.release ? addon.release(sab, offset, length) : false;
 }
 
 /** The segment name prefix of one virtual host. */

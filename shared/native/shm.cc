@@ -10,6 +10,7 @@
 //                            aligned) maps one window, e.g. a single guest
 //                            page, without mapping the whole segment
 //   unlink(name)             -> boolean             shm_unlink, false if absent
+//   release(sab, off, len)   -> boolean             madvise(MADV_REMOVE): give pages back
 //
 // The mapping lives as long as the SharedArrayBuffer's backing store: V8 calls
 // the deleter when the last reference (in any thread) goes, and it unmaps.
@@ -119,6 +120,31 @@ void Unlink(const FunctionCallbackInfo<Value>& args) {
   Throw(isolate, std::string("shm_unlink ") + *name, errno);
 }
 
+// release(sab: SharedArrayBuffer, offset: number, length: number): boolean
+// Frees the backing pages of a range of a mapped segment (tmpfs punches a hole;
+// the range reads as zeros afterwards): how a ballooned-out frame goes back to
+// the host. offset and length must be page-aligned.
+void Release(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  if (args.Length() < 3 || !args[0]->IsSharedArrayBuffer() || !args[1]->IsNumber() || !args[2]->IsNumber()) {
+    isolate->ThrowException(Exception::TypeError(
+        String::NewFromUtf8(isolate, "release(sab, offset, length)").ToLocalChecked()));
+    return;
+  }
+  std::shared_ptr<BackingStore> store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  double off = args[1]->NumberValue(ctx).FromJust();
+  double len = args[2]->NumberValue(ctx).FromJust();
+  long page = sysconf(_SC_PAGESIZE);
+  if (off < 0 || len <= 0 || off + len > static_cast<double>(store->ByteLength()) ||
+      static_cast<size_t>(off) % page != 0 || static_cast<size_t>(len) % page != 0) {
+    args.GetReturnValue().Set(false);
+    return;
+  }
+  char* base = static_cast<char*>(store->Data()) + static_cast<size_t>(off);
+  args.GetReturnValue().Set(madvise(base, static_cast<size_t>(len), MADV_REMOVE) == 0);
+}
+
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
@@ -127,4 +153,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
                v8::FunctionTemplate::New(isolate, Open)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "unlink").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, Unlink)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "release").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, Release)->GetFunction(context).ToLocalChecked()).Check();
 }
