@@ -1,0 +1,131 @@
+// Starts a standalone xenstored process in a private directory for one test,
+// and guarantees it is gone (and its shm segments unlinked) at teardown.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { shmCreate, shmSweep, PAGE_SIZE } from '../../shared/shm.js';
+import { XsClient, XsRingTransport } from '../../shared/xenstore/client.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const DIST = join(here, '..', '..');
+export const XENSTORED_MAIN = join(DIST, 'processes', 'dom0', 'xenstored', 'main.js');
+
+interface Tap {
+  teardown(fn: () => unknown): void;
+}
+
+export interface XenstoredHandle {
+  dir: string;
+  socketPath: string;
+  stateDir: string;
+  shmPrefix: string;
+  proc: ChildProcess;
+  /** Everything the daemon printed. */
+  output(): string;
+  env: NodeJS.ProcessEnv;
+  connect(): Promise<XsClient>;
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM, wait for the exit; resolves the exit code. */
+  stop(): Promise<number | null>;
+  /** Starts the daemon again on the same socket and state. */
+  restart(): Promise<void>;
+  /** Makes a guest: a memory segment, its ring page, a client over the ring. */
+  guest(domid: number, mfn?: number): Promise<GuestHandle>;
+  rssKb(): number;
+}
+
+export interface GuestHandle {
+  domid: number;
+  mfn: number;
+  page: Uint8Array;
+  client: XsClient;
+  close(): void;
+}
+
+export async function startXenstored(t: Tap, extra: string[] = []): Promise<XenstoredHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'xenemu-xs-'));
+  const socketPath = join(dir, 'xenstored.sock');
+  const stateDir = join(dir, 'state');
+  const shmPrefix = `/xenemu.t${randomBytes(4).toString('hex')}.`;
+  let out = '';
+  let proc!: ChildProcess;
+  const clients: XsClient[] = [];
+  const timers: NodeJS.Timeout[] = [];
+
+  const launch = async (): Promise<void> => {
+    proc = spawn(process.execPath, [XENSTORED_MAIN, '--socket', socketPath, '--state', stateDir, '--shm-prefix', shmPrefix, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        if (out.includes(`listening on ${socketPath}`)) resolve();
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+      proc.once('exit', (code) => reject(new Error(`xenstored exited ${code}: ${out}`)));
+    });
+  };
+  const waitExit = (): Promise<number | null> =>
+    proc.exitCode !== null || proc.signalCode !== null
+      ? Promise.resolve(proc.exitCode)
+      : new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+
+  await launch();
+  const h: XenstoredHandle = {
+    dir, socketPath, stateDir, shmPrefix,
+    get proc() { return proc; },
+    output: () => out,
+    env: { ...process.env, XENSTORED_PATH: socketPath },
+    connect: async () => {
+      const c = await XsClient.connect(socketPath);
+      clients.push(c);
+      return c;
+    },
+    kill: async () => { proc.kill('SIGKILL'); await waitExit(); },
+    stop: async () => { proc.kill('SIGTERM'); return waitExit(); },
+    restart: launch,
+    guest: async (domid: number, mfn = 1) => {
+      const mem = shmCreate(`${shmPrefix}dom${domid}.mem`, PAGE_SIZE * (mfn + 1));
+      const page = new Uint8Array(mem, mfn * PAGE_SIZE, PAGE_SIZE);
+      const admin = await h.connect();
+      await admin.introduce(domid, mfn, 1);
+      admin.close();
+      // Without event channels the daemon polls rings; the guest polls too.
+      const transport = new XsRingTransport(page, () => undefined);
+      const client = new XsClient(transport);
+      const timer = setInterval(() => transport.kick(), 1);
+      timers.push(timer);
+      clients.push(client);
+      return { domid, mfn, page, client, close: () => { clearInterval(timer); client.close(); } };
+    },
+    rssKb: () => {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) : 0;
+    },
+  };
+  t.teardown(async () => {
+    for (const tm of timers) clearInterval(tm);
+    for (const c of clients) c.close();
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await waitExit();
+    }
+    shmSweep(shmPrefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return h;
+}
+
+/** Resolves when cond() holds, polling an event-free condition (safety net: timeout). */
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
