@@ -1,0 +1,102 @@
+// Constants from xen/include/public/domctl.h (Xen 4.17). Argument structs are
+// carried as plain objects with Xen's field names (shared/wire/hypercall.ts).
+
+export const XEN_DOMCTL_INTERFACE_VERSION = 0x00000015;
+
+export const XEN_DOMCTL_createdomain = 1;
+export const XEN_DOMCTL_destroydomain = 2;
+export const XEN_DOMCTL_pausedomain = 3;
+export const XEN_DOMCTL_unpausedomain = 4;
+export const XEN_DOMCTL_getdomaininfo = 5;
+export const XEN_DOMCTL_max_mem = 11;
+export const XEN_DOMCTL_setvcpucontext = 12;
+export const XEN_DOMCTL_max_vcpus = 15;
+export const XEN_DOMCTL_setdomainhandle = 17;
+
+/**
+ * xenemu's own domctl (Xen leaves numbers above its range free): tells Dom0
+ * the shared memory segments behind a domain, which is how its builder and
+ * backends reach guest frames (the xc_map_foreign_range of xenemu).
+ */
+export const XENEMU_DOMCTL_getsegments = 0x1000;
+
+// xen_domctl_createdomain.flags
+export const _XEN_DOMCTL_CDF_hvm = 0;
+export const XEN_DOMCTL_CDF_hvm = 1 << _XEN_DOMCTL_CDF_hvm;
+export const _XEN_DOMCTL_CDF_hap = 1;
+export const XEN_DOMCTL_CDF_hap = 1 << _XEN_DOMCTL_CDF_hap;
+export const XEN_DOMCTL_CDF_s3_integrity = 1 << 2;
+export const XEN_DOMCTL_CDF_oos_off = 1 << 3;
+export const XEN_DOMCTL_CDF_xs_domain = 1 << 4;
+export const XEN_DOMCTL_CDF_iommu = 1 << 5;
+
+// xen_domctl_getdomaininfo.flags
+export const XEN_DOMINF_dying = 1 << 0;
+export const XEN_DOMINF_hvm_guest = 1 << 1;
+export const XEN_DOMINF_shutdown = 1 << 2;
+export const XEN_DOMINF_paused = 1 << 3;
+export const XEN_DOMINF_blocked = 1 << 4;
+export const XEN_DOMINF_running = 1 << 5;
+export const XEN_DOMINF_debugged = 1 << 6;
+export const XEN_DOMINF_xs_domain = 1 << 7;
+export const XEN_DOMINF_hap = 1 << 8;
+export const XEN_DOMINF_shutdownmask = 255;
+export const XEN_DOMINF_shutdownshift = 16;
+
+/** The shutdown reason carried in getdomaininfo flags. */
+export function dominfShutdownReason(flags: number): number {
+  return (flags >>> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask;
+}
+
+/**
+ * xen_domctl_createdomain. `xenemu` is our extension: which program the
+ * domain process runs (default: the PV guest kernel, processes/domu).
+ */
+export interface xen_domctl_createdomain {
+  flags?: number;
+  max_vcpus: number;
+  max_evtchn_port?: number;
+  max_grant_frames?: number;
+  max_maptrack_frames?: number;
+  /** Initial memory in KiB (XEN_DOMCTL_max_mem is separate in Xen; here it doubles as tot_pages). */
+  memory_kb: number;
+  /** Upper bound in KiB for ballooning up; defaults to memory_kb. */
+  max_memkb?: number;
+  handle?: Uint8Array | number[];
+  xenemu?: { program?: string; args?: string[] };
+}
+
+export interface xen_domctl_getdomaininfo {
+  domain: number;
+  flags: number;
+  tot_pages: number;
+  max_pages: number;
+  outstanding_pages: number;
+  shr_pages: number;
+  paged_pages: number;
+  shared_info_frame: number;
+  cpu_time: number; // ns
+  nr_online_vcpus: number;
+  max_vcpu_id: number;
+  ssidref: number;
+  handle: number[];
+  cpupool: number;
+  /** xenemu: the domain process's pid (0 before first unpause). */
+  pid?: number;
+}
+
+export interface xen_domctl_setvcpucontext {
+  vcpu: number;
+  /** x86_64 PV entry: rsi holds start_info's address (pseudo-physical in xenemu). */
+  user_regs: { rsi: number; rip?: number };
+}
+
+/** Reply data of XENEMU_DOMCTL_getsegments. */
+export interface xenemu_domain_segments {
+  domid: number;
+  mem: string; // dom<id>.mem: pseudo-physical memory, nr_pages * 4096 bytes (max_pages sized)
+  mem_bytes: number;
+  shared_info: string; // one page
+  gnttab: string; // grant table frames
+  gnttab_frames: number;
+}

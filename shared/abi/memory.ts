@@ -1,0 +1,23 @@
+// Constants from xen/include/public/memory.h (Xen 4.17).
+
+export const XENMEM_increase_reservation = 0;
+export const XENMEM_decrease_reservation = 1;
+export const XENMEM_maximum_ram_page = 2;
+export const XENMEM_current_reservation = 3;
+export const XENMEM_maximum_reservation = 4;
+export const XENMEM_populate_physmap = 6;
+
+/**
+ * struct xen_memory_reservation. extent_start is the list of guest frames
+ * (pfns) to give back (decrease) or that were populated (increase, out).
+ */
+export interface xen_memory_reservation {
+  extent_start?: number[];
+  nr_extents: number;
+  extent_order: number;
+  mem_flags?: number;
+  domid: number;
+}
+
+/** Argument of current/maximum_reservation: a domid (DOMID_SELF allowed). */
+export interface xen_memory_domid { domid: number }
