@@ -1,0 +1,124 @@
+// One virtual host's run directory and its reaping (docs/hypervisor.md).
+//
+//   <root>/<name>/            root = $XENEMU_RUN_DIR or /run/xenemu
+//     hypervisor.pid          pid of the hypervisor
+//     host.json               HostRecord: name, memoryMB, pcpus, pids, started
+//     ready                   written once Dom0 reported ready
+//     logs/                   hypervisor.log, dom<id>.log
+//     dom<id>.hypercall       ZeroMQ ipc endpoint of each domain
+//     xenstored.sock, xend.sock   created by Dom0 services
+//
+// Used by the hypervisor (writes), Dom0 (cleanup if the hypervisor vanished)
+// and the launcher (up/down/status).
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { shmPrefix, shmSweep } from './shm.js';
+
+export const DEFAULT_HOST_NAME = 'xenemu';
+export const HOST_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+
+export interface HostRecord {
+  name: string;
+  memoryMB: number;
+  pcpus: number;
+  started: string; // ISO time
+  /** Every live process of the host: the hypervisor and each domain process. */
+  pids: { hypervisor: number; domains: Record<string, number> };
+  /** Number of domains (Dom0 included) the hypervisor knows of. */
+  domains: number;
+}
+
+export function runRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.XENEMU_RUN_DIR && env.XENEMU_RUN_DIR.length > 0 ? env.XENEMU_RUN_DIR : '/run/xenemu';
+}
+
+export function hostDir(root: string, name: string): string {
+  return join(root, name);
+}
+
+export const hostFiles = {
+  pid: 'hypervisor.pid',
+  record: 'host.json',
+  ready: 'ready',
+  logs: 'logs',
+} as const;
+
+export function isValidHostName(name: string): boolean {
+  return HOST_NAME_RE.test(name);
+}
+
+export function ensureHostDir(dir: string): void {
+  mkdirSync(join(dir, hostFiles.logs), { recursive: true });
+}
+
+/** Writes host.json atomically (rename), so readers never see half a record. */
+export function writeHostRecord(dir: string, rec: HostRecord): void {
+  const tmp = join(dir, `.${hostFiles.record}.${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n');
+  renameSync(tmp, join(dir, hostFiles.record));
+}
+
+export function readHostRecord(dir: string): HostRecord | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, hostFiles.record), 'utf8')) as HostRecord;
+  } catch {
+    return null;
+  }
+}
+
+export function readHypervisorPid(dir: string): number | null {
+  try {
+    const n = Number.parseInt(readFileSync(join(dir, hostFiles.pid), 'utf8').trim(), 10);
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when pid is alive and is a process of host `name` (argv carries `--host <name>`). */
+export function isHostProcess(pid: number, name: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = argv.indexOf('--host');
+    if (i < 0 || argv[i + 1] !== name) return false;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat); // a zombie is gone already
+  } catch {
+    return false;
+  }
+}
+
+/** Every pid host.json lists that still belongs to the host. */
+export function liveHostPids(dir: string, name: string): number[] {
+  const rec = readHostRecord(dir);
+  const pids = new Set<number>();
+  const hv = readHypervisorPid(dir);
+  if (hv) pids.add(hv);
+  if (rec) {
+    pids.add(rec.pids.hypervisor);
+    for (const p of Object.values(rec.pids.domains)) pids.add(p);
+  }
+  return [...pids].filter((p) => p !== process.pid && isHostProcess(p, name));
+}
+
+/**
+ * Removes what a dead host left: kills its remaining processes (SIGCONT first,
+ * so a paused domain dies too), unlinks its shm segments, and removes run
+ * directory files. `keepLogs` keeps logs/ for a post-mortem.
+ */
+export function reapHost(dir: string, name: string, opts: { keepLogs?: boolean } = {}): void {
+  for (const pid of liveHostPids(dir, name)) {
+    try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  shmSweep(shmPrefix(name));
+  removeHostFiles(dir, opts.keepLogs ?? false);
+}
+
+export function removeHostFiles(dir: string, keepLogs: boolean): void {
+  if (!existsSync(dir)) return;
+  if (!keepLogs) { rmSync(dir, { recursive: true, force: true }); return; }
+  for (const f of readdirSync(dir)) {
+    if (f === hostFiles.logs) continue;
+    rmSync(join(dir, f), { recursive: true, force: true });
+  }
+}
