@@ -1,0 +1,58 @@
+// The hypervisor's console: a ring of recent lines (Xen's conring, 16 KiB)
+// mirrored to the hypervisor's log. Guests write with CONSOLEIO_write
+// (prefixed "(d<id>) " as Xen does for guest output); Dom0 reads it back with
+// CONSOLEIO_read / XEN_SYSCTL_readconsole, which is what `xm dmesg` shows.
+
+export const CONRING_SIZE = 16 * 1024;
+
+export class ConsoleRing {
+  private text = '';
+
+  constructor(private readonly sink: (line: string) => void = (l) => process.stdout.write(l)) {}
+
+  /** Logs a hypervisor line: "(XEN) ..." as Xen prints its own messages. */
+  log(msg: string): void {
+    this.append(`(XEN) ${msg}\n`);
+  }
+
+  /** Guest output; each line is prefixed with the domain as Xen does. */
+  guestWrite(domid: number, data: string): void {
+    const lines = data.replace(/\r/g, '').split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    for (const l of lines) this.append(`(d${domid}) ${l}\n`);
+  }
+
+  /** Returns up to `count` bytes starting at `index` of what the ring holds. */
+  read(index = 0, count = CONRING_SIZE): string {
+    return this.text.slice(index, index + count);
+  }
+
+  clear(): void { this.text = ''; }
+
+  private append(line: string): void {
+    const stamped = `[${new Date().toISOString()}] ${line}`;
+    this.sink(stamped);
+    this.text += line;
+    if (this.text.length > CONRING_SIZE) this.text = this.text.slice(this.text.length - CONRING_SIZE);
+  }
+}
+
+// --- the console_io hypercall (xen/drivers/char/console.c) ---
+import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import type { Domain } from './domain.js';
+import type { HcResult, Hypervisor } from './hypervisor.js';
+
+const MAX_WRITE = 16 * 1024;
+
+export function consoleWrite(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { text?: unknown }): HcResult {
+  const raw = arg.text;
+  const text = typeof raw === 'string' ? raw : raw instanceof Uint8Array ? Buffer.from(raw).toString('utf8') : null;
+  if (text === null || text.length > MAX_WRITE) return -XEN_EINVAL;
+  hv.console.guestWrite(caller.domid, text);
+  return text.length;
+}
+
+export function consoleRead(hv: Hypervisor, _caller: Domain, _t: Domain | null, arg: { index?: number; count?: number }): HcResult {
+  const text = hv.console.read(Number(arg.index ?? 0), Number(arg.count ?? CONRING_SIZE));
+  return { ret: text.length, data: { text } };
+}

@@ -1,0 +1,214 @@
+// Event channels, 2-level ABI (xen/common/event_channel.c, event_2l.c).
+//
+// Delivery, as Xen does it for a port P bound to vCPU v of domain D:
+//
+//   test_and_set(pending[P])           already pending   -> done (coalesced)
+//   test(mask[P])                      masked            -> done (stays pending)
+//   test_and_set(v.pending_sel[P/64])  already selected  -> done
+//   test_and_set(v.upcall_pending)     already set       -> done
+//   send an `upcall` message to D      (the only message on the path)
+//
+// Every step is an atomic read-modify-write on D's shared_info page, which
+// D's own event loop clears in the reverse order (upcall_pending, then
+// pending_sel by exchange, then each pending bit), so a burst of sends costs
+// one message until D has caught up. Binding needs consent: an interdomain
+// bind succeeds only against a port the other side allocated unbound for the
+// caller (EVTCHNOP_alloc_unbound with remote_dom = caller).
+import {
+  ECS_FREE, ECS_INTERDOMAIN, ECS_RESERVED, ECS_UNBOUND, ECS_VIRQ,
+  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, EVTCHNSTAT_virq,
+} from '../../shared/abi/event_channel.js';
+import { bitWord, GLOBAL_VIRQS, NR_VIRQS, shared_info, vcpu_info, vcpuInfoOffset, DOMID_SELF } from '../../shared/abi/xen.js';
+import { XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_ESRCH } from '../../shared/abi/errno.js';
+import type { Domain } from './domain.js';
+import type { HcResult, Hypervisor } from './hypervisor.js';
+
+export type EvtchnState = 'free' | 'reserved' | 'unbound' | 'interdomain' | 'virq';
+
+export interface EvtchnChannel {
+  state: EvtchnState;
+  remoteDom: number;
+  remotePort: number;
+  virq: number;
+  notifyVcpu: number;
+}
+
+const ECS: Record<EvtchnState, number> = {
+  free: ECS_FREE, reserved: ECS_RESERVED, unbound: ECS_UNBOUND, interdomain: ECS_INTERDOMAIN, virq: ECS_VIRQ,
+};
+export function ecsOf(s: EvtchnState): number { return ECS[s]; }
+
+function validPort(d: Domain, port: unknown): port is number {
+  return Number.isInteger(port) && (port as number) > 0 && (port as number) <= d.maxEvtchnPort &&
+    d.ports[port as number] !== undefined && d.ports[port as number]!.state !== 'free';
+}
+
+function getFreePort(d: Domain): number {
+  for (let p = 1; p <= d.maxEvtchnPort; p++) {
+    const c = d.ports[p];
+    if (c === undefined || c.state === 'free') return p;
+  }
+  return -XEN_ENOSPC;
+}
+
+/** evtchn_2l_set_pending + vcpu_mark_events_pending. */
+export function setPending(hv: Hypervisor, d: Domain, port: number, vcpu: number): void {
+  if (d.dying || d.si32.length === 0) return;
+  const si = d.si32;
+  const [pi, pb] = bitWord(shared_info.evtchn_pending, port);
+  if (Atomics.or(si, pi, pb) & pb) return;
+  const [mi, mb] = bitWord(shared_info.evtchn_mask, port);
+  if (Atomics.load(si, mi) & mb) return;
+  markSelector(hv, d, port, vcpu);
+}
+
+function markSelector(hv: Hypervisor, d: Domain, port: number, vcpu: number): void {
+  const vi = vcpuInfoOffset(vcpu);
+  const [si, sb] = bitWord(vi + vcpu_info.evtchn_pending_sel, port >>> 6);
+  if (Atomics.or(d.si32, si, sb) & sb) return;
+  if (Atomics.exchange(d.si8, vi + vcpu_info.evtchn_upcall_pending, 1) !== 0) return;
+  hv.kick(d, vcpu);
+}
+
+function clearPending(d: Domain, port: number): void {
+  if (d.si32.length === 0) return;
+  const [pi, pb] = bitWord(shared_info.evtchn_pending, port);
+  Atomics.and(d.si32, pi, ~pb);
+}
+
+export function evtchnAllocUnbound(hv: Hypervisor, _caller: Domain, d: Domain, arg: { remote_dom?: number }): HcResult {
+  let remote = Number(arg.remote_dom);
+  if (!Number.isInteger(remote)) return -XEN_EINVAL;
+  if (remote === DOMID_SELF) remote = d.domid;
+  const port = getFreePort(d);
+  if (port < 0) return port;
+  d.ports[port] = { state: 'unbound', remoteDom: remote, remotePort: 0, virq: -1, notifyVcpu: 0 };
+  return { ret: 0, data: { port } };
+}
+
+export function evtchnBindInterdomain(hv: Hypervisor, caller: Domain, _t: Domain | null,
+                                      arg: { remote_dom?: number; remote_port?: number }): HcResult {
+  let rdom = Number(arg.remote_dom);
+  if (rdom === DOMID_SELF) rdom = caller.domid;
+  const rd = hv.domains.get(rdom);
+  if (!rd || rd.dying) return -XEN_ESRCH;
+  const rport = Number(arg.remote_port);
+  if (!validPort(rd, rport)) return -XEN_EINVAL;
+  const rchn = rd.ports[rport]!;
+  // Consent: the remote port must be waiting for exactly this domain.
+  if (rchn.state !== 'unbound' || rchn.remoteDom !== caller.domid) return -XEN_EINVAL;
+  const lport = getFreePort(caller);
+  if (lport < 0) return lport;
+  caller.ports[lport] = { state: 'interdomain', remoteDom: rdom, remotePort: rport, virq: -1, notifyVcpu: 0 };
+  rchn.state = 'interdomain';
+  rchn.remoteDom = caller.domid;
+  rchn.remotePort = lport;
+  // As Xen: notifications sent to the unbound port were lost, so raise one here.
+  setPending(hv, caller, lport, 0);
+  return { ret: 0, data: { local_port: lport } };
+}
+
+export function evtchnBindVirq(hv: Hypervisor, caller: Domain, _t: Domain | null,
+                               arg: { virq?: number; vcpu?: number }): HcResult {
+  const virq = Number(arg.virq);
+  const vcpu = Number(arg.vcpu ?? 0);
+  if (!Number.isInteger(virq) || virq < 0 || virq >= NR_VIRQS) return -XEN_EINVAL;
+  if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= caller.maxVcpus) return -XEN_ESRCH;
+  if (GLOBAL_VIRQS.has(virq) && vcpu !== 0) return -XEN_EINVAL;
+  if (caller.virqToPort.has(virq)) return -XEN_EEXIST;
+  const port = getFreePort(caller);
+  if (port < 0) return port;
+  caller.ports[port] = { state: 'virq', remoteDom: 0, remotePort: 0, virq, notifyVcpu: vcpu };
+  caller.virqToPort.set(virq, port);
+  return { ret: 0, data: { port } };
+}
+
+/** evtchn_close: the remote end of an interdomain channel goes back to unbound. */
+export function closePort(hv: Hypervisor, d: Domain, port: number): number {
+  if (!validPort(d, port)) return -XEN_EINVAL;
+  const chn = d.ports[port]!;
+  if (chn.state === 'reserved') return -XEN_EINVAL;
+  if (chn.state === 'virq') d.virqToPort.delete(chn.virq);
+  if (chn.state === 'interdomain') {
+    const rd = hv.domains.get(chn.remoteDom);
+    const rchn = rd?.ports[chn.remotePort];
+    if (rd && rchn && rchn.state === 'interdomain' && rchn.remoteDom === d.domid && rchn.remotePort === port) {
+      rchn.state = 'unbound';
+      rchn.remoteDom = d.domid;
+      rchn.remotePort = 0;
+    }
+  }
+  clearPending(d, port);
+  d.ports[port] = { state: 'free', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0 };
+  return 0;
+}
+
+export function evtchnClose(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { port?: number }): HcResult {
+  return closePort(hv, caller, Number(arg.port));
+}
+
+/** EVTCHNOP_send; also the fire-and-forget `notify` message. */
+export function evtchnSend(hv: Hypervisor, caller: Domain, port: number): number {
+  if (!validPort(caller, port)) return -XEN_EINVAL;
+  const chn = caller.ports[port]!;
+  switch (chn.state) {
+    case 'interdomain': {
+      const rd = hv.domains.get(chn.remoteDom);
+      if (rd) setPending(hv, rd, chn.remotePort, rd.ports[chn.remotePort]?.notifyVcpu ?? 0);
+      return 0;
+    }
+    case 'unbound':
+      return 0; // silently dropped, as Xen does
+    default:
+      return -XEN_EINVAL;
+  }
+}
+
+export function evtchnSendOp(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { port?: number }): HcResult {
+  return evtchnSend(hv, caller, Number(arg.port));
+}
+
+export function evtchnStatus(_hv: Hypervisor, _caller: Domain, d: Domain, arg: { port?: number }): HcResult {
+  const port = Number(arg.port);
+  if (!Number.isInteger(port) || port < 0 || port > d.maxEvtchnPort) return -XEN_EINVAL;
+  const chn = d.ports[port];
+  if (!chn || chn.state === 'free' || chn.state === 'reserved') {
+    return { ret: 0, data: { status: EVTCHNSTAT_closed, vcpu: 0 } };
+  }
+  switch (chn.state) {
+    case 'unbound':
+      return { ret: 0, data: { status: EVTCHNSTAT_unbound, vcpu: chn.notifyVcpu, unbound: { dom: chn.remoteDom } } };
+    case 'interdomain':
+      return { ret: 0, data: { status: EVTCHNSTAT_interdomain, vcpu: chn.notifyVcpu,
+                               interdomain: { dom: chn.remoteDom, port: chn.remotePort } } };
+    default:
+      return { ret: 0, data: { status: EVTCHNSTAT_virq, vcpu: chn.notifyVcpu, virq: chn.virq } };
+  }
+}
+
+/** EVTCHNOP_unmask: clear the mask bit and deliver what was held back. */
+export function evtchnUnmask(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { port?: number }): HcResult {
+  const port = Number(arg.port);
+  if (!validPort(caller, port)) return -XEN_EINVAL;
+  const [mi, mb] = bitWord(shared_info.evtchn_mask, port);
+  Atomics.and(caller.si32, mi, ~mb);
+  const [pi, pb] = bitWord(shared_info.evtchn_pending, port);
+  if (Atomics.load(caller.si32, pi) & pb) markSelector(hv, caller, port, caller.ports[port]!.notifyVcpu);
+  return 0;
+}
+
+/** send_guest_vcpu_virq / send_guest_global_virq. */
+export function sendVirq(hv: Hypervisor, d: Domain, virq: number): void {
+  const port = d.virqToPort.get(virq);
+  if (port === undefined) return;
+  setPending(hv, d, port, d.ports[port]?.notifyVcpu ?? 0);
+}
+
+/** On destroy: close every port, so peers see their end go unbound. */
+export function evtchnDestroy(hv: Hypervisor, d: Domain): void {
+  for (let p = 1; p < d.ports.length; p++) {
+    const c = d.ports[p];
+    if (c && c.state !== 'free' && c.state !== 'reserved') closePort(hv, d, p);
+  }
+  // Unbound ports elsewhere that waited for this domain can never be bound now.
+}

@@ -1,0 +1,129 @@
+// The hypercall dispatch table: op -> cmd -> {name, handler, flags}.
+//
+// Privilege is decided here and only here (STYLE.md 5):
+//   PRIV    only the control domain (Dom0) may call it        -> -EPERM
+//   TARGET  the call names a domain (arg field `target`); it is resolved
+//           (DOMID_SELF -> caller), must exist (-ESRCH), and may differ from
+//           the caller only for Dom0 (-EPERM)
+// Handlers receive (hv, caller, target, arg) and return a Xen errno as data:
+// a number (ret) or {ret, data}. A handler that throws is a hypervisor bug;
+// the dispatcher logs it and answers -EFAULT rather than dying.
+import {
+  __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
+  __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, CONSOLEIO_read, CONSOLEIO_write, DOMID_SELF,
+} from '../../shared/abi/xen.js';
+import * as E from '../../shared/abi/event_channel.js';
+import * as G from '../../shared/abi/grant_table.js';
+import * as DC from '../../shared/abi/domctl.js';
+import * as SC from '../../shared/abi/sysctl.js';
+import * as M from '../../shared/abi/memory.js';
+import * as S from '../../shared/abi/sched.js';
+import { XEN_EFAULT, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH, errnoName } from '../../shared/abi/errno.js';
+import type { Domain } from './domain.js';
+import type { HcResult, Hypervisor } from './hypervisor.js';
+import * as evtchn from './event_channel.js';
+import * as gnttab from './grant_table.js';
+import * as domctl from './domctl.js';
+import * as sysctl from './sysctl.js';
+import * as memory from './memory.js';
+import * as sched from './sched.js';
+import * as consoleio from './console_io.js';
+
+export const PRIV = 1 << 0;
+export const TARGET = 1 << 1;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Handler = (hv: Hypervisor, caller: Domain, target: Domain, arg: any) => HcResult;
+
+export interface HypercallEntry {
+  name: string;
+  handler: Handler;
+  flags: number;
+  /** With TARGET: the arg field naming the domain. */
+  target?: string;
+}
+
+type Table = Record<number, Record<number, HypercallEntry>>;
+
+export const hypercallTable: Table = {
+  [__HYPERVISOR_domctl]: {
+    [DC.XEN_DOMCTL_createdomain]: { name: 'createdomain', handler: domctl.domctlCreatedomain, flags: PRIV },
+    [DC.XEN_DOMCTL_destroydomain]: { name: 'destroydomain', handler: domctl.domctlDestroydomain, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_pausedomain]: { name: 'pausedomain', handler: domctl.domctlPausedomain, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_unpausedomain]: { name: 'unpausedomain', handler: domctl.domctlUnpausedomain, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_getdomaininfo]: { name: 'getdomaininfo', handler: domctl.domctlGetdomaininfo, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_max_mem]: { name: 'max_mem', handler: domctl.domctlMaxMem, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_max_vcpus]: { name: 'max_vcpus', handler: domctl.domctlMaxVcpus, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_setvcpucontext]: { name: 'setvcpucontext', handler: domctl.domctlSetvcpucontext, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
+  },
+  [__HYPERVISOR_sysctl]: {
+    [SC.XEN_SYSCTL_physinfo]: { name: 'physinfo', handler: sysctl.sysctlPhysinfo, flags: PRIV },
+    [SC.XEN_SYSCTL_getdomaininfolist]: { name: 'getdomaininfolist', handler: sysctl.sysctlGetdomaininfolist, flags: PRIV },
+    [SC.XEN_SYSCTL_readconsole]: { name: 'readconsole', handler: sysctl.sysctlReadconsole, flags: PRIV },
+  },
+  [__HYPERVISOR_memory_op]: {
+    [M.XENMEM_increase_reservation]: { name: 'increase_reservation', handler: memory.memoryIncrease, flags: TARGET, target: 'domid' },
+    [M.XENMEM_populate_physmap]: { name: 'populate_physmap', handler: memory.memoryIncrease, flags: TARGET, target: 'domid' },
+    [M.XENMEM_decrease_reservation]: { name: 'decrease_reservation', handler: memory.memoryDecrease, flags: TARGET, target: 'domid' },
+    [M.XENMEM_current_reservation]: { name: 'current_reservation', handler: memory.memoryCurrent, flags: TARGET, target: 'domid' },
+    [M.XENMEM_maximum_reservation]: { name: 'maximum_reservation', handler: memory.memoryMaximum, flags: TARGET, target: 'domid' },
+  },
+  [__HYPERVISOR_event_channel_op]: {
+    [E.EVTCHNOP_alloc_unbound]: { name: 'alloc_unbound', handler: evtchn.evtchnAllocUnbound, flags: TARGET, target: 'dom' },
+    [E.EVTCHNOP_bind_interdomain]: { name: 'bind_interdomain', handler: evtchn.evtchnBindInterdomain, flags: 0 },
+    [E.EVTCHNOP_bind_virq]: { name: 'bind_virq', handler: evtchn.evtchnBindVirq, flags: 0 },
+    [E.EVTCHNOP_send]: { name: 'send', handler: evtchn.evtchnSendOp, flags: 0 },
+    [E.EVTCHNOP_close]: { name: 'close', handler: evtchn.evtchnClose, flags: 0 },
+    [E.EVTCHNOP_status]: { name: 'status', handler: evtchn.evtchnStatus, flags: TARGET, target: 'dom' },
+    [E.EVTCHNOP_unmask]: { name: 'unmask', handler: evtchn.evtchnUnmask, flags: 0 },
+  },
+  [__HYPERVISOR_grant_table_op]: {
+    [G.GNTTABOP_setup_table]: { name: 'setup_table', handler: gnttab.gnttabSetupTable, flags: TARGET, target: 'dom' },
+    [G.GNTTABOP_query_size]: { name: 'query_size', handler: gnttab.gnttabQuerySize, flags: TARGET, target: 'dom' },
+    [G.GNTTABOP_map_grant_ref]: { name: 'map_grant_ref', handler: gnttab.gnttabMapGrantRef, flags: 0 },
+    [G.GNTTABOP_unmap_grant_ref]: { name: 'unmap_grant_ref', handler: gnttab.gnttabUnmapGrantRef, flags: 0 },
+    [G.GNTTABOP_copy]: { name: 'copy', handler: gnttab.gnttabCopy, flags: 0 },
+  },
+  [__HYPERVISOR_sched_op]: {
+    [S.SCHEDOP_yield]: { name: 'yield', handler: sched.schedYield, flags: 0 },
+    [S.SCHEDOP_block]: { name: 'block', handler: sched.schedBlock, flags: 0 },
+    [S.SCHEDOP_shutdown]: { name: 'shutdown', handler: sched.schedShutdown, flags: 0 },
+    [S.SCHEDOP_remote_shutdown]: { name: 'remote_shutdown', handler: sched.schedRemoteShutdown, flags: PRIV | TARGET, target: 'domain_id' },
+  },
+  [__HYPERVISOR_console_io]: {
+    [CONSOLEIO_write]: { name: 'console_io_write', handler: consoleio.consoleWrite, flags: 0 },
+    [CONSOLEIO_read]: { name: 'console_io_read', handler: consoleio.consoleRead, flags: PRIV },
+  },
+};
+
+export interface DispatchResult { ret: number; data?: unknown }
+
+export function dispatch(hv: Hypervisor, caller: Domain, op: number, cmd: number, rawArg: unknown): DispatchResult {
+  const entry = hypercallTable[op]?.[cmd];
+  if (!entry) return { ret: -XEN_ENOSYS };
+  const arg = (typeof rawArg === 'object' && rawArg !== null ? rawArg : {}) as Record<string, unknown>;
+  const privileged = hv.isPrivileged(caller);
+  if ((entry.flags & PRIV) && !privileged) return deny(hv, caller, entry, 'privileged operation');
+  let target: Domain | null = null;
+  if (entry.flags & TARGET) {
+    const raw = arg[entry.target!];
+    const domid = raw === undefined || raw === DOMID_SELF ? caller.domid : Number(raw);
+    if (domid !== caller.domid && !privileged) return deny(hv, caller, entry, `acting on d${domid}`);
+    target = hv.domains.get(domid) ?? null;
+    if (!target) return { ret: -XEN_ESRCH };
+  }
+  try {
+    // target is null exactly when the entry has no TARGET flag, and then unused.
+    const r = entry.handler(hv, caller, target as Domain, arg);
+    return typeof r === 'number' ? { ret: r } : r;
+  } catch (err) {
+    hv.console.log(`BUG: ${entry.name} from d${caller.domid} threw: ${(err as Error).stack ?? err}`);
+    return { ret: -XEN_EFAULT };
+  }
+}
+
+function deny(hv: Hypervisor, caller: Domain, entry: HypercallEntry, why: string): DispatchResult {
+  hv.console.log(`d${caller.domid}: ${entry.name} denied (${why}): ${errnoName(XEN_EPERM)}`);
+  return { ret: -XEN_EPERM };
+}

@@ -1,0 +1,316 @@
+// The hypervisor of one virtual host: domains, their lifecycle, and the glue
+// between the per-domain channels and the hypercall table.
+//
+//   launcher ──spawn──> hypervisor ──spawn (lifeline)──> Dom0 ──domctl──> ...
+//                          │  boot: create d0, spawn it, wait for `ready`
+//                          │  d0 createdomain/unpausedomain ──> spawn dN
+//                          │  dN exits without SCHEDOP_shutdown ──> crashed,
+//                          │      VIRQ_DOM_EXC to d0
+//                          └  d0 exits ──> whole host torn down
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, closeSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { shmPrefix, shmSweep } from '../../shared/shm.js';
+import { VIRQ_DOM_EXC, DOMID_FIRST_RESERVED } from '../../shared/abi/xen.js';
+import { SHUTDOWN_crash } from '../../shared/abi/sched.js';
+import { XEN_EINVAL, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
+import type { DomainHello, DomainToHypervisor } from '../../shared/wire/hypercall.js';
+import { hostFiles, removeHostFiles, writeHostRecord, type HostRecord } from '../../shared/host.js';
+import { ConsoleRing } from './console_io.js';
+import { HostMemory, mbToPages, pagesToMB } from './memory.js';
+import { Domain, type DomainConfig } from './domain.js';
+import { NullScheduler, type Scheduler, shutdownName } from './sched.js';
+import { dispatch } from './hypercall.js';
+import { evtchnDestroy, evtchnSend, sendVirq } from './event_channel.js';
+import { gnttabDestroy } from './grant_table.js';
+import { DomainChannel } from './transport.js';
+import { spawnDomainProcess } from './spawn.js';
+
+export type HcResult = number | { ret: number; data?: unknown };
+
+export interface HypervisorOptions {
+  host: string;
+  rundir: string;
+  memoryMB: number;
+  pcpus: number;
+  dom0MB: number;
+  dom0Program: string;
+  defaultDomUProgram: string;
+  readyFd?: number;
+}
+
+/** How long a domain gets to exit on SIGTERM before SIGKILL, when the host goes down. */
+const TERM_GRACE_MS = 1500;
+
+export class Hypervisor {
+  readonly host: string;
+  readonly rundir: string;
+  readonly pcpus: number;
+  readonly cpuKhz = readCpuKhz();
+  readonly console: ConsoleRing;
+  readonly memory: HostMemory;
+  readonly domains = new Map<number, Domain>();
+  readonly scheduler: Scheduler = new NullScheduler();
+  readonly defaultDomUProgram: string;
+  private readonly opts: HypervisorOptions;
+  private nextDomid = 1;
+  private ready = false;
+  private stopping: Promise<void> | null = null;
+  private readonly started = new Date().toISOString();
+  private notifyErrors = 0;
+
+  constructor(opts: HypervisorOptions) {
+    this.opts = opts;
+    this.host = opts.host;
+    this.rundir = opts.rundir;
+    this.pcpus = opts.pcpus;
+    this.defaultDomUProgram = opts.defaultDomUProgram;
+    this.console = new ConsoleRing();
+    this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
+  }
+
+  isPrivileged(d: Domain): boolean { return d.domid === 0; }
+
+  /** Boots Domain-0. Resolves once its process is spawned (readiness comes later by `ready`). */
+  async boot(): Promise<void> {
+    writeFileSync(join(this.rundir, hostFiles.pid), `${process.pid}\n`);
+    this.console.log(`xenemu hypervisor: host ${this.host}, ${this.opts.memoryMB} MB, ${this.pcpus} pCPUs, ` +
+                     `scheduler ${this.scheduler.name}`);
+    const dom0Pages = mbToPages(this.opts.dom0MB);
+    const d0 = this.createDomain({
+      domid: 0, maxVcpus: Math.min(this.pcpus, 4), totPages: dom0Pages, maxPages: dom0Pages, hvm: false,
+      handle: new Array(16).fill(0), program: this.opts.dom0Program, args: [], maxGrantFrames: 64, maxEvtchnPort: 4095,
+    });
+    if (!d0) throw new Error(`cannot create Domain-0 with ${this.opts.dom0MB} MB`);
+    const rc = this.unpauseDomain(d0);
+    if (rc < 0) throw new Error(`cannot start Domain-0: ${rc}`);
+    this.writeRecord();
+  }
+
+  allocDomid(): number {
+    for (let i = 0; i < DOMID_FIRST_RESERVED; i++) {
+      const id = this.nextDomid;
+      this.nextDomid = this.nextDomid + 1 >= DOMID_FIRST_RESERVED ? 1 : this.nextDomid + 1;
+      if (!this.domains.has(id)) return id;
+    }
+    return -XEN_ENOSPC;
+  }
+
+  createDomain(cfg: DomainConfig): Domain | null {
+    if (!this.memory.allocate(cfg.domid, cfg.totPages, `domain creation (${pagesToMB(cfg.totPages)} MB)`)) return null;
+    let d: Domain;
+    try {
+      d = new Domain(this.host, cfg);
+    } catch (err) {
+      this.memory.release(cfg.domid, cfg.totPages);
+      this.console.log(`d${cfg.domid}: cannot create segments: ${(err as Error).message}`);
+      return null;
+    }
+    this.domains.set(d.domid, d);
+    this.scheduler.domainCreated(d);
+    this.console.log(`d${d.domid}: created, ${pagesToMB(d.totPages)} MB (max ${pagesToMB(d.maxPages)} MB), ` +
+                     `${d.maxVcpus} vCPUs, paused`);
+    this.domainsChanged();
+    return d;
+  }
+
+  /** The first unpause starts the domain's process; later ones resume it. */
+  unpauseDomain(d: Domain): number {
+    if (d.shutdown) return -XEN_EINVAL;
+    if (!d.started) {
+      const ch = new DomainChannel(this.rundir, d.domid, (m) => this.console.log(m));
+      d.channel = ch;
+      d.started = true;
+      d.paused = false;
+      void this.startDomain(d, ch);
+      return 0;
+    }
+    if (d.paused && d.proc?.pid) { try { process.kill(d.proc.pid, 'SIGCONT'); } catch { /* exiting */ } }
+    d.paused = false;
+    this.scheduler.wake(d, 0);
+    return 0;
+  }
+
+  private async startDomain(d: Domain, ch: DomainChannel): Promise<void> {
+    try {
+      await ch.bind();
+    } catch (err) {
+      this.console.log(`d${d.domid}: cannot bind ${ch.endpoint}: ${(err as Error).message}`);
+      this.shutdownDomain(d, SHUTDOWN_crash);
+      if (d.domid === 0) void this.stop('Domain-0 could not start', 1);
+      return;
+    }
+    void ch.serve((m) => this.onMessage(d, m));
+    if (d.dying) return;
+    const proc = spawnDomainProcess({ host: this.host, rundir: this.rundir, domid: d.domid,
+                                      program: d.program, args: d.args, endpoint: ch.endpoint });
+    d.proc = proc;
+    proc.on('error', (err) => this.console.log(`d${d.domid}: spawn failed: ${err.message}`));
+    proc.on('exit', (code, signal) => this.onDomainExit(d, proc, code, signal));
+    this.console.log(`d${d.domid}: started ${d.program} as pid ${proc.pid}`);
+    this.domainsChanged();
+  }
+
+  pauseDomain(d: Domain): void {
+    if (d.paused) return;
+    d.paused = true;
+    if (d.proc?.pid) { try { process.kill(d.proc.pid, 'SIGSTOP'); } catch { /* exiting */ } }
+  }
+
+  /** An upcall: the only message on the event path (event_channel.ts). */
+  kick(d: Domain, vcpu: number): void {
+    this.scheduler.wake(d, vcpu);
+    d.channel?.send({ type: 'upcall', vcpu });
+  }
+
+  shutdownDomain(d: Domain, reason: number): void {
+    if (d.shutdown || d.dying) return;
+    d.shutdown = true;
+    d.shutdownReason = reason;
+    this.console.log(`d${d.domid}: shutdown (${shutdownName(reason)})`);
+    const d0 = this.domains.get(0);
+    if (d0 && d !== d0) sendVirq(this, d0, VIRQ_DOM_EXC);
+    this.domainsChanged();
+  }
+
+  destroyDomain(d: Domain, why: string): void {
+    if (d.dying) return;
+    d.dying = true;
+    this.console.log(`d${d.domid}: destroyed (${why})`);
+    const proc = d.proc;
+    if (proc?.pid && proc.exitCode === null && proc.signalCode === null) {
+      try { process.kill(proc.pid, 'SIGCONT'); proc.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    d.channel?.close();
+    d.channel = null;
+    evtchnDestroy(this, d);
+    gnttabDestroy(this, d);
+    d.releaseSegments();
+    this.memory.releaseAll(d.domid);
+    this.scheduler.domainDestroyed(d);
+    this.domains.delete(d.domid);
+    const d0 = this.domains.get(0);
+    if (d0 && d !== d0) sendVirq(this, d0, VIRQ_DOM_EXC);
+    this.domainsChanged();
+  }
+
+  private onDomainExit(d: Domain, proc: ChildProcess, code: number | null, signal: string | null): void {
+    if (d.proc === proc) d.proc = null;
+    this.domainsChanged();
+    if (this.stopping) return;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (d.domid === 0) {
+      this.console.log(`Domain-0 exited (${how}): tearing the host down`);
+      void this.stop('Domain-0 died', 1);
+      return;
+    }
+    if (d.dying) return;
+    if (!d.shutdown) {
+      this.console.log(`d${d.domid}: process exited (${how}) without SCHEDOP_shutdown: crashed`);
+      this.shutdownDomain(d, SHUTDOWN_crash);
+    } else {
+      this.console.log(`d${d.domid}: process exited (${how})`);
+    }
+  }
+
+  private onMessage(d: Domain, m: DomainToHypervisor): void {
+    if (d.dying) return;
+    switch (m.type) {
+      case 'notify': {
+        const rc = evtchnSend(this, d, m.port);
+        if (rc < 0 && this.notifyErrors++ < 10) this.console.log(`d${d.domid}: notify port ${m.port} failed: ${rc}`);
+        return;
+      }
+      case 'hypercall': {
+        const r = dispatch(this, d, m.op, m.cmd, m.arg);
+        d.channel?.send({ type: 'reply', id: m.id, ret: r.ret, data: r.data });
+        return;
+      }
+      case 'hello': {
+        const hello: DomainHello = {
+          domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
+          mem: d.segments.mem, mem_bytes: d.frames.maxPfns * 4096, shared_info: d.segments.shared_info,
+          gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, start_info: d.startInfo,
+          privileged: this.isPrivileged(d),
+        };
+        d.channel?.send({ type: 'reply', id: m.id, ret: 0, data: hello });
+        return;
+      }
+      case 'ready': {
+        if (d.domid !== 0) { d.channel?.send({ type: 'reply', id: m.id, ret: -XEN_EPERM }); return; }
+        this.markReady();
+        d.channel?.send({ type: 'reply', id: m.id, ret: 0 });
+        return;
+      }
+    }
+  }
+
+  private markReady(): void {
+    if (this.ready) return;
+    this.ready = true;
+    writeFileSync(join(this.rundir, hostFiles.ready), `${new Date().toISOString()}\n`);
+    this.console.log('Domain-0 ready: host is up');
+    if (this.opts.readyFd !== undefined) {
+      try { writeSync(this.opts.readyFd, 'ready\n'); closeSync(this.opts.readyFd); } catch { /* launcher gone */ }
+    }
+  }
+
+  /** Keeps host.json in step with the domains and their processes. */
+  domainsChanged(): void {
+    if (this.stopping) return;
+    const domains: Record<string, number> = {};
+    for (const d of this.domains.values()) if (d.proc?.pid && d.proc.exitCode === null) domains[d.domid] = d.proc.pid;
+    const rec: HostRecord = {
+      name: this.host, memoryMB: this.opts.memoryMB, pcpus: this.pcpus, started: this.started,
+      pids: { hypervisor: process.pid, domains }, domains: this.domains.size,
+    };
+    try { writeHostRecord(this.rundir, rec); } catch { /* run dir removed under us */ }
+  }
+
+  private writeRecord(): void { this.domainsChanged(); }
+
+  /**
+   * Takes the host down: SIGTERM to every domain process (Dom0 first gets to
+   * close its services), SIGKILL after a grace period, then the shm segments
+   * and run dir files go. `graceful` false (Dom0 died) skips the grace.
+   */
+  stop(why: string, exitCode = 0, graceful = exitCode === 0): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      this.console.log(`host going down: ${why}`);
+      const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
+      const exited = procs.map((p) => new Promise<void>((res) => {
+        if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());
+      }));
+      for (const p of procs) {
+        try { process.kill(p.pid!, 'SIGCONT'); p.kill(graceful ? 'SIGTERM' : 'SIGKILL'); } catch { /* gone */ }
+      }
+      if (graceful) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.all(exited), new Promise<void>((r) => { timer = setTimeout(r, TERM_GRACE_MS); })]);
+        clearTimeout(timer);
+        for (const p of procs) if (p.exitCode === null && p.signalCode === null) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(exited), new Promise<void>((r) => { timer = setTimeout(r, 1000); })]);
+      clearTimeout(timer);
+      for (const d of this.domains.values()) { d.channel?.close(); d.releaseSegments(); }
+      this.domains.clear();
+      shmSweep(shmPrefix(this.host));
+      removeHostFiles(this.rundir, true);
+      this.console.log('host down');
+      process.exitCode = exitCode;
+    })();
+    return this.stopping;
+  }
+}
+
+function readCpuKhz(): number {
+  try {
+    const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return Math.round(Number(m[1]) * 1000);
+  } catch { /* not Linux */ }
+  return 2_000_000;
+}
+
+

@@ -1,0 +1,42 @@
+// Starting a domain process.
+//
+//   node <program> --host <name> --domid <id> [args...]
+//   env: XENEMU_HOST, XENEMU_HOST_DIR, XENEMU_DOMID, XENEMU_HYPERCALL (ipc
+//        endpoint), XENEMU_LIFELINE=1 (fd 3 is the lifeline)
+//   stdout/stderr -> <rundir>/logs/dom<id>.log
+//
+// The process must connect to XENEMU_HYPERCALL and send `hello`
+// (shared/xen/domain.ts does all of it), and exit when fd 3 closes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
+import { hostFiles } from '../../shared/host.js';
+
+export interface SpawnSpec {
+  host: string;
+  rundir: string;
+  domid: number;
+  program: string;
+  args: string[];
+  endpoint: string;
+}
+
+export function spawnDomainProcess(s: SpawnSpec): ChildProcess {
+  const log = openSync(join(s.rundir, hostFiles.logs, `dom${s.domid}.log`), 'a');
+  try {
+    const env = lifelineEnv({
+      ...process.env,
+      XENEMU_HOST: s.host,
+      XENEMU_HOST_DIR: s.rundir,
+      XENEMU_DOMID: String(s.domid),
+      XENEMU_HYPERCALL: s.endpoint,
+    });
+    delete env.XENEMU_READY_FD;
+    return spawn(process.execPath, [s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
+      stdio: lifelineStdio(log, log), env, cwd: s.rundir,
+    });
+  } finally {
+    closeSync(log);
+  }
+}
