@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// xenemu: the launcher. Subcommands are entries of one table, so the
+// toolstack adds `xm`, `xl`, `xenstored`, `demo` as siblings of these.
+//
+//   xenemu up [--name H] [--memory MB] [--pcpus N] [--foreground]
+//   xenemu down [H]
+//   xenemu status
+import { parseArgs } from 'node:util';
+import { DEFAULT_HOST_NAME, isValidHostName, runRoot } from '../shared/host.js';
+import { down, HostError, status, up } from './host.js';
+
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+export const commands: Record<string, Command> = {
+  up: {
+    summary: 'up [--name H] [--memory MB] [--pcpus N] [--foreground]   start a virtual host',
+    async run(argv) {
+      const { values } = parseArgs({ args: argv, options: {
+        name: { type: 'string', default: DEFAULT_HOST_NAME },
+        memory: { type: 'string', default: '2048' },
+        pcpus: { type: 'string', default: '2' },
+        foreground: { type: 'boolean', default: false },
+        dom0: { type: 'string' },
+      }, strict: true });
+      const name = values.name!;
+      if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
+      const memoryMB = Number(values.memory);
+      const pcpus = Number(values.pcpus);
+      if (!Number.isInteger(memoryMB) || memoryMB < 64) return fail('--memory must be an integer >= 64 (MB)');
+      if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64) return fail('--pcpus must be 1..64');
+      await up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
+                 extraArgs: values.dom0 ? ['--dom0', values.dom0] : [] });
+      return 0;
+    },
+  },
+  down: {
+    summary: 'down [H]   take a host down (default: xenemu)',
+    async run(argv) {
+      const name = argv[0] ?? DEFAULT_HOST_NAME;
+      if (!isValidHostName(name)) return fail(`bad host name '${name}'`);
+      const found = await down(runRoot(), name);
+      process.stdout.write(found ? `host ${name} down\n` : `no host ${name}\n`);
+      return found ? 0 : 1;
+    },
+  },
+  status: {
+    summary: 'status   list running hosts (and clean up after dead ones)',
+    async run() {
+      const { hosts, reaped } = status(runRoot());
+      for (const r of reaped) process.stdout.write(`cleaned up dead host ${r}\n`);
+      const rows = [['NAME', 'PID', 'MEM(MB)', 'PCPUS', 'DOMAINS', 'STATE', 'STARTED']];
+      for (const h of hosts) {
+        rows.push([h.name, String(h.pid), String(h.memoryMB), String(h.pcpus), String(h.domains),
+                   h.ready ? 'ready' : 'booting', h.started]);
+      }
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      return 0;
+    },
+  },
+};
+
+function fail(msg: string): number {
+  process.stderr.write(`xenemu: ${msg}\n`);
+  return 2;
+}
+
+function usage(): number {
+  process.stderr.write('usage: xenemu <command> [args]\n');
+  for (const c of Object.values(commands)) process.stderr.write(`  xenemu ${c.summary}\n`);
+  return 2;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const cmd = name ? commands[name] : undefined;
+  if (!cmd) return usage();
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof HostError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return fail((err as Error).message);
+    throw err;
+  }
+}
+
+const invokedAs = process.argv[1] ?? '';
+if (invokedAs.endsWith('/launcher/cli.js') || invokedAs.endsWith('/xenemu')) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: Error) => {
+    process.stderr.write(`xenemu: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  });
+}
