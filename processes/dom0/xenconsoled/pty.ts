@@ -8,14 +8,19 @@
 //   - `write()` throws on an opened PTY, so output goes to the master with fs.
 //   - `destroy()` must not be used: it sends SIGHUP to `pid`, which is -1 for
 //     an opened PTY, and kill(-1) means every process we may signal.
-//   - libuv re-opens a slave tty by path and dup2()s it, leaving node-pty's
-//     original slave descriptor open behind the stream; we close it here, or
-//     every console would leak one descriptor.
+//   - libuv re-opens a slave tty by path for its stream, leaving node-pty's
+//     original slave descriptor open behind the stream: that one is ours to
+//     keep (below) and to close, or every console would leak it.
 //
-// The slave stream is put in raw mode (cfmakeraw, as Xen's xenconsoled does:
-// no echo, no CR/LF translation) and paused: it is never read, it only keeps
-// the slave open so the master does not see EIO while no client is attached,
-// and a paused reader takes nothing away from a client reading the slave.
+// The slave is put in raw mode (cfmakeraw, as Xen's xenconsoled does: no
+// echo, no CR/LF translation) through the slave stream's setRawMode(true).
+// Then one slave descriptor is kept open and never read, so the master does
+// not see EIO while no client is attached. A paused stream is not enough for
+// that: node's Readable still reads ahead into its buffer (up to its
+// highWaterMark) once resumed, and node-pty resumes it, so it would steal
+// output from clients. So the slave stream is destroyed before it ever
+// reads, and the descriptor kept is node-pty's original slave descriptor (a
+// plain, non-blocking fd no event loop watches).
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ReadStream } from 'node:tty';
@@ -37,8 +42,10 @@ export class ConsolePty {
   readonly path: string;
   readonly masterFd: number;
   private readonly master: ReadStream;
-  private readonly slave: ReadStream;
-  private readonly slaveFd: number;
+  /** The slave descriptor held open and unread. */
+  private slaveFd: number;
+  /** Only when no plain slave descriptor could be found (no /proc): a paused stream. */
+  private slave: ReadStream | undefined;
   private closed = false;
 
   constructor(onInput: (data: Buffer) => void) {
@@ -47,16 +54,25 @@ export class ConsolePty {
     this.path = p._pty;
     this.masterFd = p._fd;
     this.master = p._master;
-    this.slave = p._slave;
-    this.slave.pause();
-    this.slave.setRawMode(true);
-    this.slaveFd = (this.slave as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    closeStraySlaveFds(this.path, this.slaveFd);
+    p._slave.setRawMode(true);
+    const streamFd = (p._slave as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const plain = fdsOpenOn(this.path).filter((fd) => fd !== streamFd);
+    if (plain.length > 0) {
+      // Keep node-pty's own slave descriptor; the stream goes before its first read.
+      this.slaveFd = plain[0]!;
+      for (const fd of plain.slice(1)) { try { fs.closeSync(fd); } catch { /* gone */ } }
+      p._slave.on('error', () => {});
+      p._slave.destroy();
+    } else {
+      this.slaveFd = streamFd;
+      this.slave = p._slave;
+      this.slave.pause();
+      this.slave.on('error', () => {});
+    }
     this.master.on('data', (d: Buffer) => onInput(d));
     // EIO from the master would mean the slave is gone; it is not while we
     // hold it, and a daemon must never die of a console anyway.
     this.master.on('error', () => {});
-    this.slave.on('error', () => {});
   }
 
   /**
@@ -80,7 +96,7 @@ export class ConsolePty {
   /**
    * Discard output queued in the PTY that no client has read yet, so that a
    * client attaching after a backlog replay does not see those bytes twice.
-   * Reads our own (paused, non-blocking) slave descriptor until EAGAIN.
+   * Reads our own non-blocking slave descriptor until EAGAIN.
    */
   flushUnread(): number {
     if (this.closed || this.slaveFd < 0) return 0;
@@ -100,24 +116,27 @@ export class ConsolePty {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     const done = (s: ReadStream) => new Promise<void>((resolve) => {
-      if (s.destroyed && (s as unknown as { closed?: boolean }).closed) { resolve(); return; }
+      if ((s as unknown as { closed?: boolean }).closed) { resolve(); return; }
       s.once('close', () => resolve());
       s.destroy();
     });
-    return Promise.all([done(this.slave), done(this.master)]).then(() => undefined);
+    const waits = [done(this.master)];
+    if (this.slave) waits.push(done(this.slave));
+    else if (this.slaveFd >= 0) { try { fs.closeSync(this.slaveFd); } catch { /* gone */ } }
+    this.slaveFd = -1;
+    return Promise.all(waits).then(() => undefined);
   }
 }
 
-function closeStraySlaveFds(ptyPath: string, keep: number): void {
+/** Descriptors of this process open on `ptyPath` (Linux /proc; [] elsewhere). */
+function fdsOpenOn(ptyPath: string): number[] {
   let fds: string[];
-  try { fds = fs.readdirSync('/proc/self/fd'); } catch { return; }
+  try { fds = fs.readdirSync('/proc/self/fd'); } catch { return []; }
+  const out: number[] = [];
   for (const f of fds) {
     const fd = Number(f);
-    if (fd === keep || !Number.isInteger(fd)) continue;
-    let target: string;
-    try { target = fs.readlinkSync(`/proc/self/fd/${f}`); } catch { continue; }
-    if (target === ptyPath) {
-      try { fs.closeSync(fd); } catch { /* already gone */ }
-    }
+    if (!Number.isInteger(fd)) continue;
+    try { if (fs.readlinkSync(`/proc/self/fd/${f}`) === ptyPath) out.push(fd); } catch { /* raced */ }
   }
+  return out;
 }
