@@ -58,6 +58,7 @@ export async function startDomain(opts: StartDomainOptions = {}): Promise<XenDom
     // The hypervisor is gone (maybe SIGKILLed): nothing else will clean up.
     for (const s of [hello.mem, hello.shared_info, hello.gnttab]) { try { shmUnlink(s); } catch { /* gone */ } }
     if (hello.privileged && host) { try { reapHost(rundir, host, { keepLogs: true }); } catch { /* best effort */ } }
+    hv.close();
     if (opts.onHypervisorDeath) opts.onHypervisorDeath(); else process.exit(0);
   });
 

@@ -23,15 +23,21 @@ export type PortHandler = (port: number) => void;
 export class EventChannels {
   private readonly handlers = new Map<number, PortHandler>();
   private scanning = false;
-  /** Events that arrived on ports nobody handles (dropped after clearing). */
-  unhandled = 0;
+  /**
+   * Ports whose event arrived before a handler: masked with the event left
+   * pending, so on() delivers it (a bind's own event races its reply).
+   */
+  private readonly held = new Set<number>();
 
   constructor(private readonly hv: HypervisorClient, private readonly si: SharedInfo, private readonly vcpu = 0) {
     hv.onUpcall(() => this.scan());
   }
 
   /** Handles events of `port`; replaces an earlier handler. */
-  on(port: number, handler: PortHandler): void { this.handlers.set(port, handler); }
+  on(port: number, handler: PortHandler): void {
+    this.handlers.set(port, handler);
+    if (this.held.delete(port)) this.unmask(port);
+  }
   off(port: number): void { this.handlers.delete(port); }
 
   async allocUnbound(remoteDom: number, dom = DOMID_SELF): Promise<number> {
@@ -53,6 +59,7 @@ export class EventChannels {
 
   async close(port: number): Promise<number> {
     this.handlers.delete(port);
+    if (this.held.delete(port)) this.si.clearMask(port);
     return (await this.hv.event_channel_op(EVTCHNOP_close, { port })).ret;
   }
 
@@ -114,13 +121,10 @@ export class EventChannels {
           const b = 31 - Math.clz32(active & -active);
           active &= ~(1 << b);
           const port = word * 64 + half * 32 + b;
-          this.si.clearPending(port);
           const h = this.handlers.get(port);
-          if (h) {
-            try { h(port); } catch (err) { process.stderr.write(`evtchn: handler of port ${port} threw: ${String(err)}\n`); }
-          } else {
-            this.unhandled++;
-          }
+          if (!h) { this.si.setMask(port); this.held.add(port); continue; }
+          this.si.clearPending(port);
+          try { h(port); } catch (err) { process.stderr.write(`evtchn: handler of port ${port} threw: ${String(err)}\n`); }
         }
       }
     }
