@@ -1,0 +1,110 @@
+// A virtual host for one test: private run root (mkdtemp), random name, and
+// guaranteed teardown (xenemu down, then kill and sweep whatever is left),
+// even when the test fails. Reusable by every integration test:
+//
+//   const h = await startHost(t, { memory: 1024, pcpus: 2 });
+//   ... h.env has XENEMU_RUN_DIR for `xenemu` commands ...
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { shmList, shmPrefix, shmSweep } from '../../shared/shm.js';
+import { liveHostPids, readHostRecord, readHypervisorPid, reapHost } from '../../shared/host.js';
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+export const DIST = join(here, '..', '..');
+export const XENEMU_CLI = join(DIST, 'launcher', 'cli.js');
+
+interface Tap { teardown(fn: () => unknown): void }
+
+export interface HostOptions {
+  memory?: number;
+  pcpus?: number;
+  /** A Dom0 program instead of processes/dom0 (e.g. test/fixtures/probe_domain.js). */
+  dom0?: string;
+  name?: string;
+}
+
+export interface TestHost {
+  name: string;
+  /** The run root (XENEMU_RUN_DIR). */
+  root: string;
+  /** The host's run directory (<root>/<name>). */
+  rundir: string;
+  env: NodeJS.ProcessEnv;
+  hypervisorPid: number;
+  /** Every pid of the host that is alive now. */
+  pids(): number[];
+  /** Runs `xenemu <args>` against this host's run root. */
+  xenemu(...args: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** xenemu down; idempotent. */
+  down(): Promise<void>;
+}
+
+export function randomHostName(): string {
+  return `t${randomBytes(5).toString('hex')}`;
+}
+
+export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHost> {
+  const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
+  const name = opts.name ?? randomHostName();
+  const rundir = join(root, name);
+  const env = { ...process.env, XENEMU_RUN_DIR: root };
+  const xenemu = (...args: string[]) => run(process.execPath, [XENEMU_CLI, ...args], { env, timeout: 60_000 });
+  let downed = false;
+  const down = async () => {
+    if (downed) return;
+    downed = true;
+    try { await xenemu('down', name); } catch { /* fall through to the sweep */ }
+  };
+  t.teardown(async () => {
+    await down();
+    reapHost(rundir, name);
+    shmSweep(shmPrefix(name));
+    rmSync(root, { recursive: true, force: true });
+  });
+  const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
+  if (opts.dom0) args.push('--dom0', opts.dom0);
+  await xenemu(...args);
+  const hypervisorPid = readHypervisorPid(rundir) ?? 0;
+  return {
+    name, root, rundir, env, hypervisorPid, xenemu, down,
+    pids: () => liveHostPids(rundir, name),
+  };
+}
+
+/** Waits until `fn` returns a truthy value (polled: the event is in another process). */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A zombie counts as gone: it holds nothing, and once its parent died only
+ * init reaps it, which can take a while.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** True when nothing of host `name` is left: no process, no segment. */
+export function hostGone(rundir: string, name: string, pids: number[]): boolean {
+  const alive = pids.filter(processAlive);
+  return alive.length === 0 && shmList(shmPrefix(name)).length === 0;
+}
+
+export { readHostRecord, existsSync };

@@ -1,0 +1,76 @@
+// Death of a DomU (crashed within 1 s, VIRQ_DOM_EXC), of Dom0 and of the
+// hypervisor (host gone within 2 s: no process, no segment).
+import t from 'tap';
+import { startHost, waitFor, hostGone } from '../helpers/host.js';
+import { probe, PROBE } from '../helpers/probe.js';
+import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
+import { XEN_DOMCTL_getdomaininfo, XEN_DOMINF_shutdown, dominfShutdownReason, XEN_DOMCTL_destroydomain } from '../../shared/abi/domctl.js';
+import { SHUTDOWN_crash, SHUTDOWN_poweroff } from '../../shared/abi/sched.js';
+import { shmList, shmPrefix } from '../../shared/shm.js';
+import { XEN_ESRCH } from '../../shared/abi/errno.js';
+import { readFileSync } from 'node:fs';
+
+t.test('SIGKILL of a DomU: crashed within a second, VIRQ_DOM_EXC to Dom0', async (t) => {
+  const h = await startHost(t, { memory: 512, dom0: PROBE });
+  const d0 = probe(h.rundir, 0);
+  t.teardown(() => d0.close());
+  const { domid } = await d0.call('createProbe');
+  const du = probe(h.rundir, domid);
+  t.teardown(() => du.close());
+  const hello = await du.call('hello');
+  const info = async (d: number) => d0.call('hypercall', { hop: __HYPERVISOR_domctl, cmd: XEN_DOMCTL_getdomaininfo, arg: { domain: d } });
+  const pid = (await info(domid)).data.pid as number;
+  t.ok(pid > 0, 'the domain is a process');
+  const virqPort = 1; // the probe's first binding as Dom0 is VIRQ_DOM_EXC
+  const exc0 = (await d0.call('events')).events[virqPort] ?? 0;
+
+  const t0 = Date.now();
+  process.kill(pid, 'SIGKILL');
+  const crashed = await waitFor(async () => {
+    const r = await info(domid);
+    return r.data.flags & XEN_DOMINF_shutdown ? r.data : null;
+  }, 5000, 'crash');
+  t.ok(Date.now() - t0 < 1000, `marked within 1 s (${Date.now() - t0} ms)`);
+  t.equal(dominfShutdownReason(crashed.flags), SHUTDOWN_crash, 'reason SHUTDOWN_crash');
+  await waitFor(async () => ((await d0.call('events')).events[virqPort] ?? 0) > exc0, 5000, 'VIRQ_DOM_EXC');
+
+  t.equal((await d0.call('hypercall', { hop: __HYPERVISOR_domctl, cmd: XEN_DOMCTL_destroydomain, arg: { domain: domid } })).ret, 0);
+  t.equal((await info(domid)).ret, -XEN_ESRCH, 'destroyed');
+  t.notOk(shmList(shmPrefix(h.name)).includes(hello.mem), 'its memory segment is gone');
+
+  // An orderly SCHEDOP_shutdown is not a crash.
+  const second = (await d0.call('createProbe')).domid as number;
+  const d2 = probe(h.rundir, second);
+  t.teardown(() => d2.close());
+  await d2.call('shutdown', { reason: SHUTDOWN_poweroff });
+  const off = await waitFor(async () => {
+    const r = await info(second);
+    return r.data.flags & XEN_DOMINF_shutdown && r.data.pid === 0 ? r.data : null;
+  }, 5000, 'poweroff');
+  t.equal(dominfShutdownReason(off.flags), SHUTDOWN_poweroff);
+});
+
+for (const victim of ['Dom0', 'hypervisor'] as const) {
+  t.test(`SIGKILL of the ${victim}: the host is gone within 2 s`, async (t) => {
+    const h = await startHost(t, { memory: 512, dom0: PROBE });
+    const d0 = probe(h.rundir, 0);
+    t.teardown(() => d0.close());
+    await d0.call('createProbe');
+    await d0.call('createProbe');
+    const pids = (await waitFor(() => (h.pids().length === 4 ? h.pids() : null), 5000, 'four processes'))!;
+    t.ok(shmList(shmPrefix(h.name)).length >= 9, 'segments exist');
+    const target = victim === 'hypervisor' ? h.hypervisorPid : (await d0.call('hello'), pids.find((p) => p !== h.hypervisorPid && isDom0(p))!);
+    const t0 = Date.now();
+    process.kill(target, 'SIGKILL');
+    await waitFor(() => hostGone(h.rundir, h.name, pids), 4000, 'host gone');
+    t.ok(Date.now() - t0 < 2000, `gone in ${Date.now() - t0} ms`);
+    t.same(shmList(shmPrefix(h.name)), [], `no /dev/shm/xenemu.${h.name}.* left`);
+  });
+}
+
+function isDom0(pid: number): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0') as string[];
+    return argv[argv.indexOf('--domid') + 1] === '0';
+  } catch { return false; }
+}
