@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { shmCreate, shmSweep, PAGE_SIZE } from '../../shared/shm.js';
 import { XsClient, XsRingTransport } from '../../shared/xenstore/client.js';
+import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DIST = join(here, '..', '..');
@@ -58,7 +59,8 @@ export async function startXenstored(t: Tap, extra: string[] = []): Promise<Xens
 
   const launch = async (): Promise<void> => {
     proc = spawn(process.execPath, [XENSTORED_MAIN, '--socket', socketPath, '--state', stateDir, '--shm-prefix', shmPrefix, ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: lifelineStdio('pipe'), // dies with this test process, however it ends
+      env: lifelineEnv(),
     });
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer): void => {
@@ -75,6 +77,8 @@ export async function startXenstored(t: Tap, extra: string[] = []): Promise<Xens
       ? Promise.resolve(proc.exitCode)
       : new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
 
+  // A test killed by its timeout runs no teardown: still leave no segment.
+  process.once('exit', () => shmSweep(shmPrefix));
   await launch();
   const h: XenstoredHandle = {
     dir, socketPath, stateDir, shmPrefix,

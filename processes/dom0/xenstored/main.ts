@@ -3,6 +3,7 @@
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { shmOpen, PAGE_SIZE } from '../../../shared/shm.js';
+import { watchParent } from '../../../shared/runtime/lifeline.js';
 import { Xenstored } from './index.js';
 
 const { values } = parseArgs({
@@ -38,3 +39,4 @@ const stop = (): void => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+watchParent(stop); // started by a supervisor: go when it goes

@@ -53,6 +53,9 @@ export class RingConnection extends Connection {
     try {
       for (let guard = 0; guard < 64; guard++) {
         if (this.flushRing()) moved = true;
+        // Frames already read but held back by the outstanding quota go first.
+        this.processFrames();
+        if (this.flushRing()) moved = true;
         if (!this.canTakeRequest() || this.ring.available() === 0) break;
         const bytes = this.ring.read();
         moved = true;
