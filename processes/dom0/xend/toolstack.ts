@@ -1,0 +1,62 @@
+// What xend drives: the toolstack operations on domains and on the node.
+// xend speaks XML-RPC and resolves names; an implementation of this
+// interface does the work with hypercalls (domctl/sysctl) and xenstore.
+// Kept small so that xend's protocol can be tested against an in-process
+// fake, and the real implementation plugged in without touching xend.
+import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
+import type { DomainStateFlags, NodeInfo, ShutdownReason } from '../../../shared/toolstack/xend_api.js';
+
+export interface DomainInfo extends DomainStateFlags {
+  domid: number;
+  name: string;
+  uuid: string;
+  type: 'pv' | 'hvm' | 'pvh';
+  memory_mib: number;
+  maxmem_mib: number;
+  vcpus_online: number;
+  maxvcpus: number;
+  cpu_time_ns: number;
+  start_time: number;   // seconds since the epoch
+  config?: DomainConfig;
+}
+
+export interface ConsoleAttach {
+  ptyPath: string;
+  /** Recent output, replayed before the client reads the PTY (xenconsoled attach). */
+  backlog: Uint8Array;
+}
+
+/**
+ * Errors a toolstack reports. `code` selects the XML-RPC fault: ESRCH (no
+ * such domain) is ERROR_INVALID_DOMAIN, anything else ERROR_GENERIC.
+ * `message` is what xl would print.
+ */
+export class ToolstackError extends Error {
+  constructor(readonly code: 'ESRCH' | 'EINVAL' | 'ENOMEM' | 'EEXIST' | 'EBUSY' | 'EPERM' | 'ENOSYS' | 'EIO', message: string) {
+    super(message);
+    this.name = 'ToolstackError';
+  }
+}
+
+export type ShutdownRequest = 'poweroff' | 'reboot' | 'halt';
+
+export interface Toolstack {
+  list(): Promise<DomainInfo[]>;
+  get(domid: number): Promise<DomainInfo>;
+  create(config: DomainConfig): Promise<DomainInfo>;
+  destroy(domid: number): Promise<void>;
+  pause(domid: number): Promise<void>;
+  unpause(domid: number): Promise<void>;
+  /** Ask the guest to shut down (xenstore control/shutdown). */
+  shutdown(domid: number, reason: Exclude<ShutdownRequest, 'reboot'>): Promise<void>;
+  reboot(domid: number): Promise<void>;
+  /** Resolves true once the domain is gone or shut down, false after timeoutMs. */
+  waitForShutdown(domid: number, timeoutMs: number): Promise<boolean>;
+  memSet(domid: number, mib: number): Promise<void>;
+  vcpuSet(domid: number, count: number): Promise<void>;
+  info(): Promise<NodeInfo>;
+  dmesg(clear: boolean): Promise<string>;
+  console(domid: number): Promise<ConsoleAttach>;
+}
+
+export type { ShutdownReason };
