@@ -8,6 +8,9 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST_NAME, isValidHostName, runRoot } from '../shared/host.js';
 import { down, HostError, status, up } from './host.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 
 export interface Command {
   summary: string;
@@ -59,6 +62,18 @@ export const commands: Record<string, Command> = {
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
       return 0;
+    },
+  },
+  xenstored: {
+    summary: 'xenstored --socket PATH [--state DIR]   run xenstored alone, in the foreground',
+    run(argv) {
+      // The daemon is its own process, as in Domain-0; it dies with this one.
+      const main = fileURLToPath(new URL('../processes/dom0/xenstored/main.js', import.meta.url));
+      const child = spawn(process.execPath, [main, ...argv], { stdio: lifelineStdio('inherit'), env: lifelineEnv() });
+      const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
+      process.on('SIGTERM', forward('SIGTERM'));
+      process.on('SIGINT', forward('SIGINT'));
+      return new Promise((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + 15 : 1))));
     },
   },
 };

@@ -44,6 +44,8 @@ export interface XenstoredOptions {
   /** Event channels; without it, introduced rings are polled every pollMs. */
   evtchn?: XsEventChannel;
   pollMs?: number;
+  /** Log size that triggers a snapshot (default 8 MiB). */
+  compactBytes?: number;
 }
 
 interface RingDomain {
@@ -79,7 +81,7 @@ export class Xenstored implements ConnectionHost {
       setTarget: (domid, target) => this.setTarget(domid, target),
       control: (args) => runControl(this, args),
     });
-    this.persist = new Persistence(opts.stateDir);
+    this.persist = new Persistence(opts.stateDir, opts.compactBytes);
   }
 
   static async start(opts: XenstoredOptions): Promise<Xenstored> {

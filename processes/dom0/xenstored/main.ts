@@ -11,6 +11,7 @@ const { values } = parseArgs({
     socket: { type: 'string' },
     state: { type: 'string' },
     'shm-prefix': { type: 'string' },
+    'compact-bytes': { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -26,6 +27,7 @@ const prefix = values['shm-prefix'];
 const xs = await Xenstored.start({
   socketPath,
   stateDir,
+  ...(values['compact-bytes'] ? { compactBytes: Number(values['compact-bytes']) } : {}),
   // A guest's memory is the segment <prefix>dom<id>.mem; its ring is one page of it.
   ...(prefix ? { mapRing: (domid: number, mfn: number) => new Uint8Array(shmOpen(`${prefix}dom${domid}.mem`, PAGE_SIZE, mfn * PAGE_SIZE)) } : {}),
 });

@@ -40,8 +40,10 @@ export class Persistence {
   private fd: number;
   private logBytes: number;
   private snapBytes = 0;
+  private readonly minCompact: number;
 
-  constructor(dir: string) {
+  constructor(dir: string, minCompact = MIN_COMPACT) {
+    this.minCompact = minCompact;
     mkdirSync(dir, { recursive: true });
     this.logPath = join(dir, 'xenstored.log');
     this.snapPath = join(dir, 'xenstored.snap');
@@ -91,7 +93,7 @@ export class Persistence {
   }
 
   get wantsCompaction(): boolean {
-    return this.logBytes > Math.max(MIN_COMPACT, this.snapBytes * 2);
+    return this.logBytes > Math.max(this.minCompact, this.snapBytes * 2);
   }
 
   /** Writes a full snapshot and empties the log. */
