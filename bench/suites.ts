@@ -1,0 +1,7 @@
+// Every benchmark suite, in the order `npm run bench` runs them. To add one,
+// write bench/<name>.ts exporting a Suite (see bench/suite.ts and
+// docs/benchmarks.md) and list it here.
+import type { Suite } from './suite.js';
+
+export const SUITES: Suite[] = [
+];
