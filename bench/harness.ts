@@ -20,6 +20,8 @@ export interface ChildOptions {
   cwd?: string;
   /** Give the child a parent-death pipe on fd 3 (XENEMU_LIFELINE=1). */
   lifeline?: boolean;
+  /** Run the child on this CPU only (taskset); default: the scope's CPU, if any. */
+  cpu?: number;
 }
 
 export interface Exit {
@@ -119,6 +121,7 @@ export interface ScopeOptions {
   /**
    * Run every process of the scope on this one CPU (taskset), so that a
    * request/response costs CPU time only, not a cross-CPU wake-up.
+   * A spawn may name another CPU.
    */
   cpu?: number;
 }
@@ -152,9 +155,10 @@ export class Scope {
   spawn(name: string, cmd: string, args: string[], opts: ChildOptions = {}): Child {
     this.check();
     // taskset execs the command: the pid stays the command's own.
-    const c = this.cpu === undefined
+    const cpu = opts.cpu ?? this.cpu;
+    const c = cpu === undefined
       ? new Child(name, cmd, args, opts)
-      : new Child(name, 'taskset', ['-c', String(this.cpu), cmd, ...args], opts);
+      : new Child(name, 'taskset', ['-c', String(cpu), cmd, ...args], opts);
     this.children.add(c);
     void c.exited.then(() => this.children.delete(c));
     return c;
