@@ -2,6 +2,8 @@
 // write bench/<name>.ts exporting a Suite (see bench/suite.ts and
 // docs/benchmarks.md) and list it here.
 import type { Suite } from './suite.js';
+import { xenstored } from './xenstored.js';
 
 export const SUITES: Suite[] = [
+  xenstored,
 ];
