@@ -1,11 +1,23 @@
 // Domain-0's services, started by processes/dom0/main.ts through
-// startDom0Services(ctx). Each service is one entry below: it gets the
-// Dom0Context and returns something to stop it with. The toolstack (xend,
-// xenconsoled) adds its entries here.
+// startDom0Services(ctx), in this order:
+//
+//   xenstored    <rundir>/xenstored.sock, state in <rundir>/xenstored/
+//   xenconsoled  console rings -> PTYs, logs in <rundir>/logs/console/
+//   xend         XML-RPC on <rundir>/xend.sock over the XenToolstack
+//                (hypercalls + a privileged xenstore connection + xenconsoled)
+//
+// Each service is one entry below: it gets the Dom0Context and what the
+// services before it started (Dom0Started), and returns something to stop
+// it with. They stop in the reverse order.
 import { join } from 'node:path';
 import type { XenDomain } from '../../shared/xen/index.js';
 import { mapForeignPage } from '../../shared/xen/index.js';
+import { XsClient } from '../../shared/xenstore/client.js';
+import { XEND_SOCKET } from '../../shared/toolstack/xend_api.js';
 import { Xenstored, type XsEventChannel } from './xenstored/index.js';
+import { Xenconsoled } from './xenconsoled/xenconsoled.js';
+import { XendServer } from './xend/server.js';
+import { XenToolstack } from './xend/xen_toolstack.js';
 
 export interface Dom0Context {
   /** The host run directory (<root>/<name>). */
@@ -26,7 +38,12 @@ export interface RunningDom0Services {
   stop(): Promise<void>;
 }
 
-type ServiceStarter = (ctx: Dom0Context) => Promise<Dom0Service>;
+/** What earlier services hand to later ones. */
+interface Dom0Started {
+  xenconsoled?: Xenconsoled;
+}
+
+type ServiceStarter = (ctx: Dom0Context, started: Dom0Started) => Promise<Dom0Service>;
 
 /** Event channels for xenstored's guest rings, over Dom0's EventChannels. */
 function xenstoredEvtchn(ctx: Dom0Context): XsEventChannel {
@@ -61,13 +78,40 @@ const starters: ServiceStarter[] = [
     });
     return { name: 'xenstored', stop: () => xs.close() };
   },
+  async (ctx, started) => {
+    const consoled = new Xenconsoled({ logDir: join(ctx.rundir, 'logs') });
+    started.xenconsoled = consoled;
+    return { name: 'xenconsoled', stop: () => consoled.close() };
+  },
+  async (ctx, started) => {
+    // A socket connection to xenstored is Dom0's: privileged, as libxl's.
+    const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
+    let toolstack: XenToolstack;
+    try {
+      toolstack = await XenToolstack.start({ dom0: ctx.hypervisor, xs, consoled: started.xenconsoled!, log: ctx.log });
+    } catch (e) {
+      xs.close();
+      throw e;
+    }
+    const server = new XendServer(toolstack);
+    await server.listen(join(ctx.rundir, XEND_SOCKET));
+    return {
+      name: 'xend',
+      async stop() {
+        await server.close();
+        await toolstack.close();
+        xs.close();
+      },
+    };
+  },
 ];
 
 /** Starts every Dom0 service in order; the host is ready when this resolves. */
 export async function startDom0Services(ctx: Dom0Context): Promise<RunningDom0Services> {
   const services: Dom0Service[] = [];
+  const started: Dom0Started = {};
   for (const start of starters) {
-    const s = await start(ctx);
+    const s = await start(ctx, started);
     ctx.log(`started ${s.name}`);
     services.push(s);
   }

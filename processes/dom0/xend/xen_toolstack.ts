@@ -1,0 +1,419 @@
+// The Toolstack xend drives, done for real: hypercalls through Domain-0's
+// connection (shared/xen), xenstore through a privileged socket connection
+// to xenstored, consoles through xenconsoled, PV guests built by
+// processes/dom0/toolstack (buildPvDomain). libxl's jobs, in libxl's order.
+//
+//   create:  checks (name, memory, vcpus) -> buildPvDomain(paused)
+//            -> wire the console (domain_console.ts) -> unpause
+//            any failure: teardown(), nothing half-created is left
+//   list:    XEN_SYSCTL_getdomaininfolist + names from xenstore (dominfo.ts)
+//   death:   VIRQ_DOM_EXC -> scan (lifecycle below) -> on_poweroff /
+//            on_reboot / on_crash of the domain's config
+//   teardown: console + its event channel, destroydomain (the hypervisor
+//            frees ports, grants, segments, kills the process), XS_RELEASE
+//            (fires @releaseDomain), the domain's xenstore nodes
+//
+// Lifecycle: Xen raises VIRQ_DOM_EXC to Dom0 when a domain shuts down (its
+// SCHEDOP_shutdown, or the hypervisor marking it crashed when its process
+// died) and when one is destroyed. We then read every domain's info once,
+// act on each domain that newly shut down, and forget domains that vanished.
+// Scans never overlap: an event during a scan asks for one more scan.
+// VIRQ_DOM_EXC is bound once, by processes/dom0/toolstack's
+// DomainExceptions, which also serves waitForShutdown.
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import {
+  XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain, type xen_domctl_getdomaininfo,
+} from '../../../shared/abi/domctl.js';
+import {
+  XEN_SYSCTL_getdomaininfolist, XEN_SYSCTL_physinfo, XEN_SYSCTL_readconsole,
+  type xen_sysctl_physinfo,
+} from '../../../shared/abi/sysctl.js';
+import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
+import { XEN_ESRCH, errnoName } from '../../../shared/abi/errno.js';
+import type { XenDomain } from '../../../shared/xen/index.js';
+import type { XsClient } from '../../../shared/xenstore/client.js';
+import type { ActionOnShutdown, DomainConfig } from '../../../shared/toolstack/xlcfg.js';
+import type { NodeInfo } from '../../../shared/toolstack/xend_api.js';
+import type { Xenconsoled } from '../xenconsoled/xenconsoled.js';
+import {
+  buildPvDomain, BuildError, destroyPvDomain, DomainExceptions, setMemoryTarget, setVcpus, shutdownDomain,
+  type BuilderContext,
+} from '../toolstack/index.js';
+import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
+import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
+import { connectConsole, disconnectConsole, type WiredConsole } from './domain_console.js';
+import { nodeInfo } from './nodeinfo.js';
+
+export interface XenToolstackOptions {
+  dom0: XenDomain;
+  xs: XsClient;
+  consoled: Xenconsoled;
+  log: (msg: string) => void;
+}
+
+/** A domain this toolstack created: its config and its console. */
+interface Managed extends DomainMeta {
+  domid: number;
+  config: DomainConfig;
+  console: WiredConsole | undefined;
+  /** Its shutdown has been acted upon (preserve keeps it, handled). */
+  handled: boolean;
+}
+
+// xl restarts a domain that keeps dying; a guest that dies at once would
+// loop forever, so more than this many restarts within the window destroy it.
+const RESTART_LIMIT = 5;
+const RESTART_WINDOW_MS = 10_000;
+
+const nowS = () => Math.floor(Date.now() / 1000);
+
+export class XenToolstack implements Toolstack {
+  private readonly dom0: XenDomain;
+  private readonly xs: XsClient;
+  private readonly consoled: Xenconsoled;
+  private readonly log: (msg: string) => void;
+  private readonly managed = new Map<number, Managed>();
+  /** Names of domains being created, so two creates cannot take one name. */
+  private readonly creating = new Set<string>();
+  /** Domains being torn down: one teardown each, others wait for it. */
+  private readonly tearing = new Map<number, Promise<void>>();
+  /** Restart times per domain name (the restart guard). */
+  private readonly restarts = new Map<string, number[]>();
+  private readonly dom0Start = nowS() - Math.floor(process.uptime());
+  private readonly ctx: BuilderContext;
+  private exc: DomainExceptions | undefined;
+  private scanning: Promise<void> | null = null;
+  private rescan = false;
+  private closed = false;
+
+  private constructor(o: XenToolstackOptions) {
+    this.dom0 = o.dom0;
+    this.xs = o.xs;
+    this.consoled = o.consoled;
+    this.log = o.log;
+    this.ctx = { dom0: o.dom0, xs: o.xs, log: o.log };
+  }
+
+  /** Binds VIRQ_DOM_EXC: from then on, dying domains are acted upon. */
+  static async start(o: XenToolstackOptions): Promise<XenToolstack> {
+    const ts = new XenToolstack(o);
+    ts.exc = await DomainExceptions.bind(o.dom0);
+    ts.exc.onEvent(() => ts.onDomExc());
+    return ts;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.exc?.close();
+    await this.scanning?.catch(() => undefined);
+  }
+
+  /** processes/dom0/toolstack's errors, as xl would print them. */
+  private async lib<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof BuildError) throw new ToolstackError(e.code, `libxl: error: ${e.message}`);
+      throw e;
+    }
+  }
+
+  // --- queries ---------------------------------------------------------
+
+  private async rawList(): Promise<xen_domctl_getdomaininfo[]> {
+    const r = await this.dom0.hv.sysctl<{ buffer: xen_domctl_getdomaininfo[] }>(XEN_SYSCTL_getdomaininfolist,
+      { first_domain: 0, max_domains: 1024 });
+    if (r.ret < 0) throw new ToolstackError('EIO', `getdomaininfolist failed: ${errnoName(r.ret)}`);
+    return r.data?.buffer ?? [];
+  }
+
+  /** Name and start time: ours when we made it, else from xenstore (libxl reads them there). */
+  private async meta(raw: xen_domctl_getdomaininfo): Promise<DomainMeta> {
+    if (raw.domain === 0) return { name: 'Domain-0', startTime: this.dom0Start };
+    const m = this.managed.get(raw.domain);
+    if (m) return m;
+    const dom = `/local/domain/${raw.domain}`;
+    const name = await this.xs.tryRead(`${dom}/name`).catch(() => null);
+    const vm = await this.xs.tryRead(`${dom}/vm`).catch(() => null);
+    const st = vm ? await this.xs.tryRead(`${vm}/start_time`).catch(() => null) : null;
+    return { name: name ?? '(null)', startTime: st ? Math.floor(Number(st)) : nowS() };
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const raws = await this.rawList();
+    return Promise.all(raws.map(async (r) => toDomainInfo(r, await this.meta(r))));
+  }
+
+  async get(domid: number): Promise<DomainInfo> {
+    const d = (await this.list()).find((x) => x.domid === domid);
+    if (!d) throw new ToolstackError('ESRCH', `Domain ${domid} does not exist.`);
+    return d;
+  }
+
+  private async physinfo(): Promise<xen_sysctl_physinfo> {
+    const r = await this.dom0.hv.sysctl<xen_sysctl_physinfo>(XEN_SYSCTL_physinfo);
+    if (r.ret < 0 || !r.data) throw new ToolstackError('EIO', `physinfo failed: ${errnoName(r.ret)}`);
+    return r.data;
+  }
+
+  async info(): Promise<NodeInfo> {
+    return nodeInfo(await this.physinfo(), await this.dmesg(false));
+  }
+
+  async dmesg(clear: boolean): Promise<string> {
+    const r = await this.dom0.hv.sysctl<{ text: string }>(XEN_SYSCTL_readconsole, { index: 0, count: 1 << 20, clear: clear ? 1 : 0 });
+    if (r.ret < 0) throw new ToolstackError('EIO', `readconsole failed: ${errnoName(r.ret)}`);
+    return r.data?.text ?? '';
+  }
+
+  async console(domid: number): Promise<ConsoleAttach> {
+    if (domid === 0) throw new ToolstackError('EINVAL', "Domain-0's console is the hypervisor's: see `xl dmesg`");
+    const a = this.consoled.attach(domid);
+    if (!a) throw new ToolstackError('EINVAL', `Domain ${domid} has no console`);
+    return a;
+  }
+
+  // --- create ----------------------------------------------------------
+
+  async create(config: DomainConfig): Promise<DomainInfo> {
+    if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
+    if (config.type !== 'pv') {
+      throw new ToolstackError('EINVAL', `domain "${config.name}": type ${config.type} guests are not supported yet (only pv)`);
+    }
+    if (config.maxvcpus > XEN_LEGACY_MAX_VCPUS) {
+      throw new ToolstackError('EINVAL', `domain "${config.name}": ${config.maxvcpus} vCPUs asked, a PV guest has at most ${XEN_LEGACY_MAX_VCPUS}`);
+    }
+    const names = (await this.list()).map((d) => d.name);
+    if (names.includes(config.name) || this.creating.has(config.name)) {
+      throw new ToolstackError('EEXIST', `domain with name "${config.name}" already exists.`);
+    }
+    this.creating.add(config.name);
+    try {
+      const phys = await this.physinfo();
+      const freeMiB = Math.floor(phys.free_pages / 256);
+      if (config.memory > freeMiB) throw enomem(config, freeMiB);
+      return await this.build(config);
+    } finally {
+      this.creating.delete(config.name);
+    }
+  }
+
+  private async build(config: DomainConfig, name = config.name): Promise<DomainInfo> {
+    let built;
+    try {
+      built = await buildPvDomain(this.ctx, {
+        name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
+        uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
+      });
+    } catch (e) {
+      if (e instanceof BuildError && e.code === 'ENOMEM') {
+        const phys = await this.physinfo().catch(() => undefined);
+        throw enomem(config, phys ? Math.floor(phys.free_pages / 256) : undefined);
+      }
+      if (e instanceof BuildError) throw new ToolstackError(e.code, `libxl: error: domain "${name}": ${e.message}`);
+      throw e;
+    }
+    const m: Managed = { domid: built.domid, name, startTime: nowS(), config, console: undefined, handled: false };
+    this.managed.set(built.domid, m);
+    try {
+      m.console = await connectConsole(this.dom0, this.consoled, this.xs, {
+        domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
+      });
+      const r = await this.dom0.hv.domctl(XEN_DOMCTL_unpausedomain, { domain: built.domid });
+      if (r.ret < 0) throw new ToolstackError('EIO', `unpausing domain ${built.domid} failed: ${errnoName(r.ret)}`);
+    } catch (e) {
+      this.log(`xend: d${built.domid} '${name}' failed after the build, destroying it: ${(e as Error).message}`);
+      await this.teardown(built.domid);
+      throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: domain "${name}": ${(e as Error).message}`);
+    }
+    this.log(`xend: d${built.domid} '${name}' created (${config.memory} MiB, ${config.vcpus} vCPUs, console ${m.console.ptyPath})`);
+    return this.get(built.domid);
+  }
+
+  // --- control ---------------------------------------------------------
+
+  private async mustExist(domid: number): Promise<DomainInfo> {
+    return this.get(domid);
+  }
+
+  async destroy(domid: number): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EPERM', 'Cannot destroy privileged domain 0');
+    await this.mustExist(domid);
+    await this.teardown(domid);
+  }
+
+  async pause(domid: number): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EPERM', 'Cannot pause Domain-0');
+    await this.domctl(XEN_DOMCTL_pausedomain, domid, 'pause');
+  }
+
+  async unpause(domid: number): Promise<void> {
+    if (domid === 0) return;
+    await this.domctl(XEN_DOMCTL_unpausedomain, domid, 'unpause');
+  }
+
+  private async domctl(cmd: number, domid: number, what: string): Promise<void> {
+    const r = await this.dom0.hv.domctl(cmd, { domain: domid });
+    if (r.ret === -XEN_ESRCH) throw new ToolstackError('ESRCH', `Domain ${domid} does not exist.`);
+    if (r.ret < 0) throw new ToolstackError('EINVAL', `libxl: error: cannot ${what} domain ${domid}: ${errnoName(r.ret)}`);
+  }
+
+  /** libxl_domain_shutdown / _reboot: ask the guest through control/shutdown. */
+  private async requestShutdown(domid: number, request: 'poweroff' | 'halt' | 'reboot'): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EPERM', 'Domain-0 cannot be shut down from xend: use `xenemu down`');
+    const d = await this.mustExist(domid);
+    if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is already shut down`);
+    await this.lib(() => shutdownDomain(this.ctx, domid, request));
+  }
+
+  shutdown(domid: number, reason: 'poweroff' | 'halt'): Promise<void> { return this.requestShutdown(domid, reason); }
+  reboot(domid: number): Promise<void> { return this.requestShutdown(domid, 'reboot'); }
+
+  async waitForShutdown(domid: number, timeoutMs: number): Promise<boolean> {
+    if (!this.exc) return false;
+    return (await this.exc.waitForShutdown(domid, timeoutMs)).state !== 'timeout';
+  }
+
+  /** libxl_set_memory_target: memory/target (KiB); the guest's balloon driver follows it. */
+  async memSet(domid: number, mib: number): Promise<void> {
+    if (domid === 0) throw new ToolstackError('ENOSYS', 'Domain-0 does not balloon in xenemu');
+    await this.mustExist(domid);
+    await this.lib(() => setMemoryTarget(this.ctx, domid, mib));
+  }
+
+  /** libxl_set_vcpuonline for PV: cpu/<n>/availability, which the guest follows. */
+  async vcpuSet(domid: number, count: number): Promise<void> {
+    if (domid === 0) throw new ToolstackError('ENOSYS', 'vcpu-set on Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    await this.lib(() => setVcpus(this.ctx, domid, count));
+  }
+
+  // --- teardown and lifecycle --------------------------------------------
+
+  /**
+   * Everything a dead or destroyed domain held: console (PTY closed) and its
+   * event channel, the domain itself (destroydomain: ports, grants,
+   * segments, process), its xenstored connection (XS_RELEASE fires
+   * @releaseDomain) and its xenstore nodes. Idempotent; concurrent callers
+   * share one teardown.
+   */
+  private teardown(domid: number): Promise<void> {
+    const running = this.tearing.get(domid);
+    if (running) return running;
+    const p = (async () => {
+      const m = this.managed.get(domid);
+      if (m?.console) await disconnectConsole(this.dom0, this.consoled, m.console).catch(() => undefined);
+      else await this.consoled.removeConsole(domid).catch(() => undefined);
+      // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
+      await destroyPvDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
+      this.managed.delete(domid);
+    })().finally(() => {
+      this.tearing.delete(domid);
+    });
+    this.tearing.set(domid, p);
+    return p;
+  }
+
+  private onDomExc(): void {
+    if (this.closed) return;
+    if (this.scanning) { this.rescan = true; return; }
+    this.scanning = (async () => {
+      do {
+        this.rescan = false;
+        try { await this.scan(); } catch (e) { this.log(`xend: VIRQ_DOM_EXC scan failed: ${(e as Error).message}`); }
+      } while (this.rescan && !this.closed);
+    })().finally(() => {
+      this.scanning = null;
+    });
+  }
+
+  private async scan(): Promise<void> {
+    const raws = new Map((await this.rawList()).map((r) => [r.domain, r]));
+    const work: Promise<void>[] = [];
+    for (const m of [...this.managed.values()]) {
+      if (this.tearing.has(m.domid)) continue;
+      const raw = raws.get(m.domid);
+      if (!raw) { work.push(this.teardown(m.domid)); continue; }
+      const reason = shutdownReasonName(raw.flags);
+      if (!reason || m.handled) continue;
+      m.handled = true;
+      work.push(this.onShutdown(m, reason));
+    }
+    await Promise.all(work);
+  }
+
+  /** xl's handle_domain_death: what the config says for this reason. */
+  private async onShutdown(m: Managed, reason: string): Promise<void> {
+    let action: ActionOnShutdown;
+    switch (reason) {
+      case 'poweroff': action = m.config.on_poweroff; break;
+      case 'reboot': action = m.config.on_reboot; break;
+      case 'crash': action = m.config.on_crash; break;
+      case 'watchdog': action = 'destroy'; break;
+      case 'soft_reset': action = 'restart'; break;
+      default: m.handled = false; return; // suspend: a save would pick it up
+    }
+    this.log(`xend: d${m.domid} '${m.name}' shut down (${reason}): ${action}`);
+    switch (action) {
+      case 'preserve':
+        return;
+      case 'destroy': case 'coredump-destroy':
+        await this.teardown(m.domid);
+        return;
+      case 'rename-restart': {
+        const renamed = `${m.name}--${preserveSuffix()}`;
+        await this.xs.write(`/local/domain/${m.domid}/name`, renamed).catch(() => undefined);
+        const config = m.config;
+        m.name = renamed;
+        await this.restart(config, undefined);
+        return;
+      }
+      case 'restart': case 'coredump-restart':
+        await this.teardown(m.domid);
+        await this.restart(m.config, m.domid);
+        return;
+    }
+  }
+
+  private async restart(config: DomainConfig, oldDomid: number | undefined): Promise<void> {
+    if (this.closed) return;
+    const now = Date.now();
+    const times = (this.restarts.get(config.name) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+    times.push(now);
+    this.restarts.set(config.name, times);
+    if (times.length > RESTART_LIMIT) {
+      this.log(`xend: '${config.name}' restarted ${RESTART_LIMIT} times in ${RESTART_WINDOW_MS / 1000} s: not restarting it again`);
+      return;
+    }
+    try {
+      const d = await this.build(config);
+      this.log(`xend: '${config.name}' restarted as d${d.domid}${oldDomid !== undefined ? ` (was d${oldDomid})` : ''}`);
+    } catch (e) {
+      this.log(`xend: restarting '${config.name}' failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+function enomem(config: DomainConfig, freeMiB: number | undefined): ToolstackError {
+  const free = freeMiB === undefined ? '' : `, ${freeMiB} MiB free`;
+  return new ToolstackError('ENOMEM',
+    `libxl: error: cannot create domain "${config.name}": ${config.memory} MiB of memory requested${free}: Out of memory (-ENOMEM)`);
+}
+
+/** xl's preserve_domain suffix: the time, "%Y%m%dT%H%MZ". */
+function preserveSuffix(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\d\d\.\d+Z$/, 'Z');
+}
+
+/**
+ * The domain's program: in xenemu a guest kernel is a program run in the
+ * domain process. `kernel` names one when it is a JavaScript file that
+ * exists; any other kernel (a vmlinuz from a real xl.cfg) gives the default
+ * PV kernel (processes/domu).
+ */
+function guestProgram(config: DomainConfig): string | undefined {
+  const k = config.kernel;
+  if (k && isAbsolute(k) && /\.m?js$/.test(k) && existsSync(k)) return k;
+  return undefined;
+}
