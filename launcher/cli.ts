@@ -5,12 +5,25 @@
 //   xenemu up [--name H] [--memory MB] [--pcpus N] [--foreground]
 //   xenemu down [H]
 //   xenemu status
+//   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
+//   xenemu demo [--name H]             (launcher/demo.ts; `npm start`)
+//   xenemu xenstored --socket PATH
+//
+// Installed as `xm` or `xl` (package.json bin), the program is that command.
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST_NAME, isValidHostName, runRoot } from '../shared/host.js';
 import { down, HostError, status, up } from './host.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
+import { runXm } from './xm.js';
+import { runDemo } from './demo.js';
+import { basename } from 'node:path';
+
+const xmCommand = (prog: 'xm' | 'xl'): Command => ({
+  summary: `${prog} <command> [args]   manage domains through xend (\`xenemu ${prog} help\`)`,
+  run: (argv) => runXm(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, prog }),
+});
 
 export interface Command {
   summary: string;
@@ -64,6 +77,20 @@ export const commands: Record<string, Command> = {
       return 0;
     },
   },
+  xm: xmCommand('xm'),
+  xl: xmCommand('xl'),
+  demo: {
+    summary: 'demo [--name H]   boot a host with a demo PV guest, list it and attach its console (npm start)',
+    async run(argv) {
+      const { values } = parseArgs({ args: argv, options: {
+        name: { type: 'string', default: DEFAULT_HOST_NAME },
+        memory: { type: 'string', default: '2048' },
+        pcpus: { type: 'string', default: '2' },
+      }, strict: true });
+      if (!isValidHostName(values.name!)) return fail(`bad host name '${values.name}'`);
+      return runDemo({ name: values.name!, memoryMB: Number(values.memory), pcpus: Number(values.pcpus) });
+    },
+  },
   xenstored: {
     summary: 'xenstored --socket PATH [--state DIR]   run xenstored alone, in the foreground',
     run(argv) {
@@ -102,7 +129,14 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const invokedAs = process.argv[1] ?? '';
-if (invokedAs.endsWith('/launcher/cli.js') || invokedAs.endsWith('/xenemu')) {
+const asProgram = basename(invokedAs);
+if (asProgram === 'xm' || asProgram === 'xl') {
+  // Installed as xm/xl: the whole command line is the toolstack's.
+  xmCommand(asProgram).run(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: Error) => {
+    process.stderr.write(`${asProgram}: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  });
+} else if (invokedAs.endsWith('/launcher/cli.js') || invokedAs.endsWith('/xenemu')) {
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: Error) => {
     process.stderr.write(`xenemu: ${err.stack ?? err.message}\n`);
     process.exitCode = 1;
