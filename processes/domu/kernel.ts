@@ -1,0 +1,127 @@
+// The PV guest kernel's boot, in the order of Mini-OS's start_kernel and
+// Linux's xen_start_kernel:
+//
+//   start_info (written by Dom0's builder, address from setvcpucontext)
+//     -> console frontend on start_info.console.domU.{mfn,evtchn}
+//     -> boot banner
+//     -> xenbus on start_info.store_{mfn,evtchn}; read our name
+//     -> balloon (memory/target), vCPU hotplug (cpu/), control/shutdown watches
+//     -> control/feature-* advertised
+//     -> shell prompt
+import { XEN_START_INFO_MAGIC, type StartInfo } from '../../shared/abi/xen.js';
+import { SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { PAGE_SIZE } from '../../shared/shm.js';
+import type { XenDomain } from '../../shared/xen/index.js';
+import type { XsClient } from '../../shared/xenstore/client.js';
+import { ConsoleFrontend } from './console.js';
+import { connectXenbus } from './xenbus.js';
+import { KernelLog } from './printk.js';
+import { Balloon } from './balloon.js';
+import { startVcpus, type Vcpus } from './cpu.js';
+import { Shell } from './shell.js';
+import { systemCommands } from './commands/system.js';
+import { xenstoreCommands } from './commands/xenstore.js';
+import { watchShutdown } from './control.js';
+import type { KernelServices } from './services.js';
+
+export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+function bannerLines(si: StartInfo, siAddr: number): string {
+  return `${KERNEL_BANNER}!\n` +
+    `  start_info: ${hex(siAddr)}(PA)\n` +
+    `    nr_pages: ${hex(si.nr_pages)}\n` +
+    `  shared_inf: (own frame)\n` +
+    `   store_mfn: ${hex(si.store_mfn)} evtchn ${si.store_evtchn}\n` +
+    ` console_mfn: ${hex(si.console_mfn)} evtchn ${si.console_evtchn}\n` +
+    `   mod_start: ${hex(si.mod_start)}\n` +
+    `     mod_len: ${si.mod_len}\n` +
+    `       flags: ${hex(si.flags)}\n` +
+    `    cmd_line: ${si.cmd_line}\n`;
+}
+
+export interface Kernel extends KernelServices {
+  console: ConsoleFrontend;
+  shell: Shell;
+}
+
+/** Counts cpu/<n>/availability = online (Linux cpu_hotplug.c vcpu_online). */
+async function onlineVcpus(xs: XsClient, max: number): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < max; i++) if ((await xs.tryRead(`cpu/${i}/availability`).catch(() => null)) === 'online') n++;
+  return Math.max(1, n);
+}
+
+export async function bootKernel(dom: XenDomain): Promise<Kernel> {
+  const si = dom.startInfo();
+  const maxPfns = dom.memory.nrFrames;
+  const valid = (pfn: number) => Number.isInteger(pfn) && pfn > 0 && pfn < maxPfns;
+  if (!si || si.magic !== XEN_START_INFO_MAGIC || !valid(si.console_mfn) || !valid(si.store_mfn)) {
+    // Nothing to print on but the hypervisor's console: Mini-OS's early panic.
+    dom.log(`${KERNEL_BANNER}: no valid start_info (magic '${si?.magic ?? ''}'); halting`);
+    await dom.shutdown(SHUTDOWN_crash, 1);
+  }
+  const start = si!;
+  const console = new ConsoleFrontend(dom.memory.page(start.console_mfn), dom.evtchn, start.console_evtchn);
+  const klog = new KernelLog((t) => console.write(t));
+  klog.raw(bannerLines(start, dom.hello.start_info));
+  klog.printk(`Linux version xenemu-pv (root@xenemu) #1 SMP x86_64`);
+  klog.printk(`Booting paravirtualized kernel on Xen (domid ${dom.domid})`);
+  klog.printk(`Command line: ${start.cmd_line}`);
+
+  const xs = connectXenbus(dom, start.store_mfn, start.store_evtchn);
+  const hostname = (await xs.tryRead('name')) ?? `domU-${dom.domid}`;
+  klog.printk(`xenbus: connected to xenstored (ring pfn ${hex(start.store_mfn)}, port ${start.store_evtchn}), home /local/domain/${dom.domid}`);
+
+  const floor = Math.max(Math.floor(dom.hello.start_info / PAGE_SIZE), start.store_mfn, start.console_mfn) + 1;
+  const balloon = new Balloon(dom.hv, maxPfns, start.nr_pages, floor, (m) => klog.printk(m));
+  klog.printk(`Memory: ${balloon.pages * 4}K/${maxPfns * 4}K available (${floor * 4}K kernel code and rings reserved)`);
+
+  const vcpus: Vcpus = await startVcpus(dom, await onlineVcpus(xs, dom.hello.max_vcpus));
+  klog.printk(`smp: Brought up 1 node, ${vcpus.online} CPU${vcpus.online === 1 ? '' : 's'} (${dom.hello.max_vcpus} possible)`);
+  klog.printk(`hvc0: console ring pfn ${hex(start.console_mfn)}, event channel ${start.console_evtchn}`);
+
+  let down = false;
+  const k: Kernel = {
+    domid: dom.domid, hostname, startInfo: start, xs, balloon, vcpus, klog, bootTime: Date.now() - klog.uptime() * 1000,
+    console, shell: undefined as unknown as Shell,
+    async shutdown(reason: number): Promise<void> {
+      if (down) return;
+      down = true;
+      klog.toConsole = true;
+      if (reason === SHUTDOWN_poweroff) klog.printk('reboot: Power down');
+      else if (reason === SHUTDOWN_reboot) klog.printk('reboot: Restarting system');
+      await console.drain(1000);
+      await vcpus.close();
+      await dom.shutdown(reason);
+    },
+  };
+
+  // xenbus watches fire once when set: each handler sees the current value.
+  await xs.watch('memory/target', 'balloon', () => {
+    void xs.tryRead('memory/target').then((v) => {
+      if (v !== null) return balloon.setTargetKb(Number(v));
+    }).catch((e: Error) => klog.printk(`xen:balloon: ${e.message}`));
+  });
+  klog.printk('xen:balloon: Initialising balloon driver');
+  await xs.watch('cpu', 'cpu-hotplug', () => {
+    void onlineVcpus(xs, dom.hello.max_vcpus).then((n) => {
+      if (n !== vcpus.online) { vcpus.setOnline(n); klog.printk(`cpu: ${n} vCPU${n === 1 ? '' : 's'} online`); }
+    }).catch(() => undefined);
+  });
+  await watchShutdown(xs, klog, (reason) => void k.shutdown(reason));
+  for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);
+  klog.printk('xen_manage: shutdown watch registered (poweroff, halt, reboot)');
+
+  const shell = new Shell(k, (t) => (typeof t === 'string' ? console.write(t) : console.writeBytes(Buffer.from(t))),
+                          [...systemCommands, ...xenstoreCommands]);
+  k.shell = shell;
+  console.onInput((d) => shell.input(d));
+  klog.printk(`Run /bin/sh as init process (boot took ${(klog.uptime() * 1000).toFixed(0)} ms)`);
+  klog.toConsole = false;
+  console.write(`\nWelcome to xenemu PV guest ${hostname} (domain ${dom.domid})\n\n`);
+  shell.prompt();
+  dom.log(`${hostname}: booted to the shell in ${(klog.uptime() * 1000).toFixed(0)} ms`);
+  return k;
+}

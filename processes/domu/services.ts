@@ -1,0 +1,35 @@
+// What the shell's commands may use of the kernel: one interface, so the
+// commands can be exercised without a hypervisor.
+import type { StartInfo } from '../../shared/abi/xen.js';
+import type { XsClient } from '../../shared/xenstore/client.js';
+import type { Balloon } from './balloon.js';
+import type { Vcpus } from './cpu.js';
+import type { KernelLog } from './printk.js';
+
+export interface KernelServices {
+  domid: number;
+  /** The domain's name (xenstore `name`), which is also its hostname. */
+  hostname: string;
+  startInfo: StartInfo;
+  xs: XsClient;
+  balloon: Balloon;
+  vcpus: Vcpus;
+  klog: KernelLog;
+  /** Wall-clock time of boot (ms since the epoch). */
+  bootTime: number;
+  /** SCHEDOP_shutdown with a SHUTDOWN_* reason, after the console drained. */
+  shutdown(reason: number): Promise<void>;
+}
+
+export interface CommandIo {
+  out(text: string): void;
+  /** Aborted by Ctrl-C. */
+  signal: AbortSignal;
+}
+
+export interface Command {
+  name: string;
+  /** One line for `help`. */
+  help: string;
+  run(argv: string[], io: CommandIo, k: KernelServices): Promise<number> | number;
+}
