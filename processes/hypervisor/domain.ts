@@ -4,6 +4,7 @@
 //   /xenemu.<host>.dom<id>.mem          pseudo-physical memory, max_pages * 4096
 //   /xenemu.<host>.dom<id>.shared_info  one page, struct shared_info
 //   /xenemu.<host>.dom<id>.gnttab       max_grant_frames pages of grant_entry_v1
+//   /xenemu.<host>.dom<id>.vcpu         one page: per-vCPU runstate + slice grant (shared/abi/vcpu.ts)
 //
 // Segments are sparse (tmpfs): only touched pages cost host memory; the
 // accounting in memory.ts is what limits domains.
@@ -51,6 +52,8 @@ export class Domain {
   mem: SharedArrayBuffer | null;
   sharedInfo: SharedArrayBuffer | null;
   gnttab: SharedArrayBuffer | null;
+  /** The vCPU area (runstate + slice grants); the scheduler owns what is written there. */
+  vcpuArea: SharedArrayBuffer | null = null;
   /** Int32 and byte views of shared_info, for the atomic bitmap operations. */
   si32: Int32Array;
   si8: Uint8Array;
@@ -64,6 +67,8 @@ export class Domain {
   /** The process has been spawned (first unpause). */
   started = false;
   proc: ChildProcess | null = null;
+  /** The scheduler's accounting, once the hypervisor has one (cpu_time, online vCPUs). */
+  sched: { cpuTimeNs(d: Domain): number; onlineVcpus(d: Domain): number } | null = null;
   channel: DomainChannel | null = null;
   startInfo = 0;
   readonly created = process.hrtime.bigint();
@@ -95,6 +100,7 @@ export class Domain {
     try {
       this.sharedInfo = shmCreate(this.segments.shared_info, PAGE_SIZE);
       this.gnttab = shmCreate(this.segments.gnttab, cfg.maxGrantFrames * PAGE_SIZE);
+      this.vcpuArea = shmCreate(this.segments.vcpu, PAGE_SIZE);
     } catch (e) {
       for (const s of Object.values(this.segments)) shmUnlink(s);
       throw e;
@@ -129,6 +135,7 @@ export class Domain {
     this.mem = null;
     this.sharedInfo = null;
     this.gnttab = null;
+    this.vcpuArea = null;
     this.si32 = new Int32Array(0);
     this.si8 = new Uint8Array(0);
     this.gnttab32 = new Int32Array(0);

@@ -21,8 +21,8 @@ export function domainInfo(d: Domain): xen_domctl_getdomaininfo {
   if (d.running && !d.blocked) flags |= XEN_DOMINF_running;
   return {
     domain: d.domid, flags, tot_pages: d.totPages, max_pages: d.maxPages, outstanding_pages: 0,
-    shr_pages: 0, paged_pages: 0, shared_info_frame: 0, cpu_time: d.cpuTimeNs(),
-    nr_online_vcpus: d.started ? d.maxVcpus : 0, max_vcpu_id: d.maxVcpus - 1, ssidref: 0,
+    shr_pages: 0, paged_pages: 0, shared_info_frame: 0, cpu_time: d.sched ? d.sched.cpuTimeNs(d) : d.cpuTimeNs(),
+    nr_online_vcpus: d.started ? (d.sched ? d.sched.onlineVcpus(d) : d.maxVcpus) : 0, max_vcpu_id: d.maxVcpus - 1, ssidref: 0,
     handle: d.handle, cpupool: 0, pid: d.proc?.pid ?? 0,
   };
 }
@@ -112,6 +112,7 @@ export function domctlGetsegments(_hv: Hypervisor, _caller: Domain, d: Domain): 
   return { ret: 0, data: {
     domid: d.domid, mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE,
     shared_info: d.segments.shared_info, gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames,
+    vcpu: d.segments.vcpu,
   } };
 }
 

@@ -10,8 +10,10 @@
 // the dispatcher logs it and answers -EFAULT rather than dying.
 import {
   __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
-  __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, CONSOLEIO_read, CONSOLEIO_write, DOMID_SELF,
+  __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, __HYPERVISOR_vcpu_op, CONSOLEIO_read,
+  CONSOLEIO_write, DOMID_SELF,
 } from '../../shared/abi/xen.js';
+import * as V from '../../shared/abi/vcpu.js';
 import * as E from '../../shared/abi/event_channel.js';
 import * as G from '../../shared/abi/grant_table.js';
 import * as DC from '../../shared/abi/domctl.js';
@@ -27,6 +29,7 @@ import * as domctl from './domctl.js';
 import * as sysctl from './sysctl.js';
 import * as memory from './memory.js';
 import * as sched from './sched.js';
+import * as vcpuop from './sched_vcpu.js';
 import * as consoleio from './console_io.js';
 
 export const PRIV = 1 << 0;
@@ -55,6 +58,7 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_max_mem]: { name: 'max_mem', handler: domctl.domctlMaxMem, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_max_vcpus]: { name: 'max_vcpus', handler: domctl.domctlMaxVcpus, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_setvcpucontext]: { name: 'setvcpucontext', handler: domctl.domctlSetvcpucontext, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_getvcpuinfo]: { name: 'getvcpuinfo', handler: vcpuop.domctlGetvcpuinfo, flags: PRIV | TARGET, target: 'domain' },
     [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
   },
   [__HYPERVISOR_sysctl]: {
@@ -90,6 +94,13 @@ export const hypercallTable: Table = {
     [S.SCHEDOP_block]: { name: 'block', handler: sched.schedBlock, flags: 0 },
     [S.SCHEDOP_shutdown]: { name: 'shutdown', handler: sched.schedShutdown, flags: 0 },
     [S.SCHEDOP_remote_shutdown]: { name: 'remote_shutdown', handler: sched.schedRemoteShutdown, flags: PRIV | TARGET, target: 'domain_id' },
+  },
+  [__HYPERVISOR_vcpu_op]: {
+    [V.VCPUOP_up]: { name: 'vcpu_up', handler: vcpuop.vcpuopUp, flags: 0 },
+    [V.VCPUOP_down]: { name: 'vcpu_down', handler: vcpuop.vcpuopDown, flags: 0 },
+    [V.VCPUOP_is_up]: { name: 'vcpu_is_up', handler: vcpuop.vcpuopIsUp, flags: 0 },
+    [V.VCPUOP_get_runstate_info]: { name: 'get_runstate_info', handler: vcpuop.vcpuopGetRunstateInfo, flags: 0 },
+    [V.XENEMU_VCPUOP_register_slice_area]: { name: 'xenemu_register_slice_area', handler: vcpuop.vcpuopRegisterSliceArea, flags: 0 },
   },
   [__HYPERVISOR_console_io]: {
     [CONSOLEIO_write]: { name: 'console_io_write', handler: consoleio.consoleWrite, flags: 0 },

@@ -19,7 +19,9 @@ import { hostFiles, removeHostFiles, writeHostRecord, type HostRecord } from '..
 import { ConsoleRing } from './console_io.js';
 import { HostMemory, mbToPages, pagesToMB } from './memory.js';
 import { Domain, type DomainConfig } from './domain.js';
-import { NullScheduler, type Scheduler, shutdownName } from './sched.js';
+import { type Scheduler, shutdownName } from './sched.js';
+import { SliceScheduler } from './sched_core.js';
+import { RoundRobinPolicy } from './sched_rr.js';
 import { dispatch } from './hypercall.js';
 import { evtchnDestroy, evtchnSend, sendVirq } from './event_channel.js';
 import { gnttabDestroy } from './grant_table.js';
@@ -50,7 +52,7 @@ export class Hypervisor {
   readonly console: ConsoleRing;
   readonly memory: HostMemory;
   readonly domains = new Map<number, Domain>();
-  readonly scheduler: Scheduler = new NullScheduler();
+  readonly scheduler: Scheduler;
   readonly defaultDomUProgram: string;
   private readonly opts: HypervisorOptions;
   private nextDomid = 1;
@@ -67,6 +69,15 @@ export class Hypervisor {
     this.defaultDomUProgram = opts.defaultDomUProgram;
     this.console = new ConsoleRing();
     this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
+    this.scheduler = new SliceScheduler({
+      pcpus: opts.pcpus, policy: new RoundRobinPolicy(opts.pcpus), log: (m) => this.console.log(m),
+      notify: (d, vcpu, gen) => d.channel?.send({ type: 'slice', vcpu, gen }),
+      signal: (d, sig) => {
+        const pid = d.proc?.pid;
+        if (!pid || d.proc!.exitCode !== null || d.proc!.signalCode !== null) return false;
+        try { process.kill(pid, sig); return true; } catch { return false; }
+      },
+    });
   }
 
   isPrivileged(d: Domain): boolean { return d.domid === 0; }
@@ -108,6 +119,7 @@ export class Hypervisor {
     }
     this.domains.set(d.domid, d);
     this.scheduler.domainCreated(d);
+    d.sched = this.scheduler;
     this.console.log(`d${d.domid}: created, ${pagesToMB(d.totPages)} MB (max ${pagesToMB(d.maxPages)} MB), ` +
                      `${d.maxVcpus} vCPUs, paused`);
     this.domainsChanged();
@@ -123,11 +135,15 @@ export class Hypervisor {
       d.started = true;
       d.paused = false;
       void this.startDomain(d, ch);
+      this.scheduler.domainUnpaused(d);
       return 0;
     }
-    if (d.paused && d.proc?.pid) { try { process.kill(d.proc.pid, 'SIGCONT'); } catch { /* exiting */ } }
+    // A domain held stopped for ignoring preemption resumes only when its scheduler says so.
+    if (d.paused && d.proc?.pid && this.scheduler.mayContinue(d)) {
+      try { process.kill(d.proc.pid, 'SIGCONT'); } catch { /* exiting */ }
+    }
     d.paused = false;
-    this.scheduler.wake(d, 0);
+    this.scheduler.domainUnpaused(d);
     return 0;
   }
 
@@ -155,6 +171,7 @@ export class Hypervisor {
     if (d.paused) return;
     d.paused = true;
     if (d.proc?.pid) { try { process.kill(d.proc.pid, 'SIGSTOP'); } catch { /* exiting */ } }
+    this.scheduler.domainPaused(d);
   }
 
   /** An upcall: the only message on the event path (event_channel.ts). */
@@ -168,6 +185,7 @@ export class Hypervisor {
     d.shutdown = true;
     d.shutdownReason = reason;
     this.console.log(`d${d.domid}: shutdown (${shutdownName(reason)})`);
+    this.scheduler.domainPaused(d); // a shut-down domain gets no more slices
     const d0 = this.domains.get(0);
     if (d0 && d !== d0) sendVirq(this, d0, VIRQ_DOM_EXC);
     this.domainsChanged();
@@ -216,6 +234,9 @@ export class Hypervisor {
   private onMessage(d: Domain, m: DomainToHypervisor): void {
     if (d.dying) return;
     switch (m.type) {
+      case 'sched':
+        this.scheduler.sched(d, m);
+        return;
       case 'notify': {
         const rc = evtchnSend(this, d, m.port);
         if (rc < 0 && this.notifyErrors++ < 10) this.console.log(`d${d.domid}: notify port ${m.port} failed: ${rc}`);
@@ -230,7 +251,7 @@ export class Hypervisor {
         const hello: DomainHello = {
           domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
           mem: d.segments.mem, mem_bytes: d.frames.maxPfns * 4096, shared_info: d.segments.shared_info,
-          gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, start_info: d.startInfo,
+          gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, vcpu: d.segments.vcpu, start_info: d.startInfo,
           privileged: this.isPrivileged(d),
         };
         d.channel?.send({ type: 'reply', id: m.id, ret: 0, data: hello });
@@ -278,6 +299,7 @@ export class Hypervisor {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       this.console.log(`host going down: ${why}`);
+      this.scheduler.close();
       const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
       const exited = procs.map((p) => new Promise<void>((res) => {
         if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());

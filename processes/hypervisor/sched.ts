@@ -1,12 +1,16 @@
 // sched_op (xen/common/sched/core.c) and the scheduler seam.
 //
-// Today every runnable domain runs whenever its process is scheduled by the
-// host kernel. The credit scheduler (DESIGN.md §4: 30 ms slices, weights,
-// caps, runstate accounting in shared memory, SIGSTOP of a domain that
-// ignores preemption) plugs in behind `Scheduler`: the hypervisor tells it of
-// every domain and vCPU state change and it decides who holds a slice.
+// The hypervisor tells its Scheduler of every domain and vCPU state change;
+// the scheduler decides who holds a slice of a pCPU. sched_core.ts is the
+// mechanism (grant words and runstate in the vCPU area, slice timers,
+// SIGSTOP of a domain that ignores preemption); the choice of who runs next
+// is a SchedPolicy (sched_rr.ts today, the credit scheduler later).
+// docs/scheduler.md has the protocol.
 import { SHUTDOWN_MAX, SHUTDOWN_NAMES } from '../../shared/abi/sched.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import type { VcpuRunstateInfo } from '../../shared/abi/vcpu.js';
+import type { xen_domctl_getvcpuinfo } from '../../shared/abi/domctl.js';
+import type { SchedRequest } from '../../shared/wire/hypercall.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -14,30 +18,52 @@ export interface Scheduler {
   readonly name: string;
   domainCreated(d: Domain): void;
   domainDestroyed(d: Domain): void;
-  /** The domain may run (unpaused, started). */
+  /** The domain may run: first start or unpausedomain (its process was continued if mayContinue). */
+  domainUnpaused(d: Domain): void;
+  /** pausedomain: its process is stopped; its vCPUs lose their pCPUs. */
+  domainPaused(d: Domain): void;
+  /** False while the scheduler holds the domain's process stopped for ignoring a revocation. */
+  mayContinue(d: Domain): boolean;
+  /** An event is pending for the vCPU (upcall). */
   wake(d: Domain, vcpu: number): void;
-  /** SCHEDOP_block: the vCPU waits for an event. */
-  block(d: Domain, vcpu: number): void;
-  yield(d: Domain, vcpu: number): void;
+  /** SCHEDOP_block: the vCPU waits for an event (gen: the slice it gives back, 0 = whatever it holds). */
+  block(d: Domain, vcpu: number, gen?: number): void;
+  /** SCHEDOP_yield: the vCPU gives its slice back and stays runnable. */
+  yield(d: Domain, vcpu: number, gen?: number): void;
+  /** A `sched` message from the domain (shared/wire/hypercall.ts). */
+  sched(d: Domain, m: SchedRequest): void;
+  /** XENEMU_VCPUOP_register_slice_area: the domain's vCPUs run only inside slices from now on. */
+  registerSliceArea(d: Domain): number;
+  /** VCPUOP_up / VCPUOP_down: 0 or -XEN_E*. */
+  vcpuUp(d: Domain, vcpu: number): number;
+  vcpuDown(d: Domain, vcpu: number): number;
+  vcpuIsUp(d: Domain, vcpu: number): boolean;
+  runstate(d: Domain, vcpu: number): VcpuRunstateInfo;
+  vcpuInfo(d: Domain, vcpu: number): xen_domctl_getvcpuinfo;
+  onlineVcpus(d: Domain): number;
+  /** Sum of the running time of the domain's vCPUs, ns. */
+  cpuTimeNs(d: Domain): number;
+  /** Drops every timer (host going down). */
+  close(): void;
 }
 
-/** Grants everything: every runnable vCPU runs. Replace with sched_credit.ts. */
-export class NullScheduler implements Scheduler {
-  readonly name = 'null';
-  domainCreated(): void {}
-  domainDestroyed(): void {}
-  wake(d: Domain): void { d.blocked = false; }
-  block(d: Domain): void { d.blocked = true; }
-  yield(): void {}
+/** The caller's vCPU of a sched_op: arg.vcpu (xenemu's calls carry it), vCPU 0 otherwise. */
+function callerVcpu(d: Domain, arg: { vcpu?: number }): number {
+  const v = Number(arg?.vcpu ?? 0);
+  return Number.isInteger(v) && v >= 0 && v < d.maxVcpus ? v : -1;
 }
 
-export function schedYield(hv: Hypervisor, caller: Domain): HcResult {
-  hv.scheduler.yield(caller, 0);
+export function schedYield(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { vcpu?: number; gen?: number }): HcResult {
+  const v = callerVcpu(caller, arg);
+  if (v < 0) return -XEN_EINVAL;
+  hv.scheduler.yield(caller, v, Number(arg?.gen ?? 0) | 0);
   return 0;
 }
 
-export function schedBlock(hv: Hypervisor, caller: Domain): HcResult {
-  hv.scheduler.block(caller, 0);
+export function schedBlock(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { vcpu?: number; gen?: number }): HcResult {
+  const v = callerVcpu(caller, arg);
+  if (v < 0) return -XEN_EINVAL;
+  hv.scheduler.block(caller, v, Number(arg?.gen ?? 0) | 0);
   return 0;
 }
 

@@ -10,6 +10,7 @@ export const XEN_DOMCTL_unpausedomain = 4;
 export const XEN_DOMCTL_getdomaininfo = 5;
 export const XEN_DOMCTL_max_mem = 11;
 export const XEN_DOMCTL_setvcpucontext = 12;
+export const XEN_DOMCTL_getvcpuinfo = 14;
 export const XEN_DOMCTL_max_vcpus = 15;
 export const XEN_DOMCTL_setdomainhandle = 17;
 
@@ -99,4 +100,16 @@ export interface xenemu_domain_segments {
   shared_info: string; // one page
   gnttab: string; // grant table frames
   gnttab_frames: number;
+  /** dom<id>.vcpu: runstate and slice grants, one page (shared/abi/vcpu.ts). */
+  vcpu?: string;
+}
+
+/** XEN_DOMCTL_getvcpuinfo (domctl.h): IN vcpu; OUT the rest (cpu_time in ns). */
+export interface xen_domctl_getvcpuinfo {
+  vcpu: number;
+  online: number;
+  blocked: number;
+  running: number;
+  cpu_time: number;
+  cpu: number;
 }

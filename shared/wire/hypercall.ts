@@ -16,6 +16,9 @@
 //     | notify {port}   (EVTCHNOP_send, no reply: the hot path)
 //     |---------------------------------------->|
 //     |<---------------------- upcall {vcpu}    |   only on evtchn_upcall_pending 0 -> 1
+//     | sched {op, vcpu, gen} (no reply)        |   vCPU wake / block / release of a slice
+//     |---------------------------------------->|
+//     |<----------------- slice {vcpu, gen}     |   grant word of vcpu set: Atomics.notify it
 import { encode, decode } from './codec.js';
 
 /** Sent once after connecting; the reply tells the domain who it is. */
@@ -30,14 +33,25 @@ export interface NotifyRequest { type: 'notify'; port: number }
 /** Dom0 tells the hypervisor its services are up; the host becomes ready. -EPERM for others. */
 export interface ReadyRequest { type: 'ready'; id: number }
 
-export type DomainToHypervisor = HelloRequest | HypercallRequest | NotifyRequest | ReadyRequest;
+/**
+ * A vCPU's scheduling event, fire-and-forget like `notify` (docs/scheduler.md):
+ *   wake     the vCPU has work: blocked -> runnable
+ *   block    SCHEDOP_block: it gives back slice `gen` (if held) and waits for work
+ *   release  it gives back slice `gen` and stays runnable (revocation ack, yield)
+ */
+export interface SchedRequest { type: 'sched'; op: 'wake' | 'block' | 'release'; vcpu: number; gen: number }
+
+export type DomainToHypervisor = HelloRequest | HypercallRequest | NotifyRequest | ReadyRequest | SchedRequest;
 
 export interface Reply { type: 'reply'; id: number; ret: number; data?: unknown }
 
 /** An event is pending on `vcpu`: scan shared_info (Xen 2-level, event_2l.c). */
 export interface Upcall { type: 'upcall'; vcpu: number }
 
-export type HypervisorToDomain = Reply | Upcall;
+/** vCPU `vcpu` was granted slice `gen` (its grant word in the vCPU area holds it): wake its thread. */
+export interface Slice { type: 'slice'; vcpu: number; gen: number }
+
+export type HypervisorToDomain = Reply | Upcall | Slice;
 
 /** What a domain learns from `hello`. Segment names are full shm names (with the host prefix). */
 export interface DomainHello {
@@ -52,6 +66,8 @@ export interface DomainHello {
   shared_info: string;
   gnttab: string;
   gnttab_frames: number;
+  /** The vCPU area (runstate + slice grants, shared/abi/vcpu.ts), one page; absent from older hypervisors. */
+  vcpu?: string;
   /** start_info's pseudo-physical address set by the builder (XEN_DOMCTL_setvcpucontext rsi), 0 if none. */
   start_info: number;
   privileged: boolean;
@@ -77,6 +93,11 @@ export function decodeToHypervisor(buf: Buffer): DomainToHypervisor | null {
     }
     case 'notify':
       return Number.isInteger((m as NotifyRequest).port) ? (m as NotifyRequest) : null;
+    case 'sched': {
+      const s = m as SchedRequest;
+      return (s.op === 'wake' || s.op === 'block' || s.op === 'release') && Number.isInteger(s.vcpu) &&
+        Number.isInteger(s.gen) ? s : null;
+    }
     default:
       return null;
   }
@@ -89,6 +110,7 @@ export function decodeToDomain(buf: Buffer): HypervisorToDomain | null {
   const t = (m as { type?: unknown }).type;
   if (t === 'reply' && Number.isInteger((m as Reply).id)) return m as Reply;
   if (t === 'upcall') return m as Upcall;
+  if (t === 'slice' && Number.isInteger((m as Slice).vcpu)) return m as Slice;
   return null;
 }
 
@@ -98,9 +120,9 @@ export function hypercallEndpoint(rundir: string, domid: number): string {
 }
 
 /** A domain's shm segments (docs/hypervisor.md): full names with the host prefix. */
-export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string }
+export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string; vcpu: string }
 
 export function domainSegmentNames(host: string, domid: number): DomainSegmentNames {
   const p = `/xenemu.${host}.dom${domid}`; // shmPrefix(host) + dom<id>
-  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab` };
+  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab`, vcpu: `${p}.vcpu` };
 }

@@ -56,7 +56,9 @@ export async function startDomain(opts: StartDomainOptions = {}): Promise<XenDom
 
   watchParent(() => {
     // The hypervisor is gone (maybe SIGKILLed): nothing else will clean up.
-    for (const s of [hello.mem, hello.shared_info, hello.gnttab]) { try { shmUnlink(s); } catch { /* gone */ } }
+    for (const s of [hello.mem, hello.shared_info, hello.gnttab, hello.vcpu]) {
+      if (s) { try { shmUnlink(s); } catch { /* gone */ } }
+    }
     if (hello.privileged && host) { try { reapHost(rundir, host, { keepLogs: true }); } catch { /* best effort */ } }
     hv.close();
     if (opts.onHypervisorDeath) opts.onHypervisorDeath(); else process.exit(0);

@@ -5,7 +5,7 @@ import {
   __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
   __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl,
 } from '../abi/xen.js';
-import { decodeToDomain, encodeMessage, type DomainHello, type DomainToHypervisor } from '../wire/hypercall.js';
+import { decodeToDomain, encodeMessage, type DomainHello, type DomainToHypervisor, type SchedRequest } from '../wire/hypercall.js';
 import { ZmqOutbox } from '../runtime/zmq_outbox.js';
 import { errnoName } from '../abi/errno.js';
 
@@ -31,6 +31,7 @@ export class HypervisorClient {
   private readonly pending = new Map<number, (r: HypercallResult) => void>();
   private nextId = 1;
   private upcall: (vcpu: number) => void = () => {};
+  private slice: (vcpu: number, gen: number) => void = () => {};
   private closed = false;
 
   private constructor(readonly endpoint: string) {
@@ -53,6 +54,7 @@ export class HypervisorClient {
         const m = decodeToDomain(frames[0] as Buffer);
         if (!m) continue;
         if (m.type === 'upcall') { this.upcall(m.vcpu); continue; }
+        if (m.type === 'slice') { this.slice(m.vcpu, m.gen); continue; }
         const done = this.pending.get(m.id);
         if (done) { this.pending.delete(m.id); done({ ret: m.ret, data: m.data }); }
       }
@@ -95,6 +97,14 @@ export class HypervisorClient {
   notify(port: number): void {
     if (!this.closed) this.outbox.send(encodeMessage({ type: 'notify', port }));
   }
+
+  /** A vCPU scheduling event without a reply (shared/xen/vcpu uses it). */
+  sched(op: SchedRequest['op'], vcpu: number, gen = 0): void {
+    if (!this.closed) this.outbox.send(encodeMessage({ type: 'sched', op, vcpu, gen }));
+  }
+
+  /** Called for every slice grant (VcpuPool installs itself here). */
+  onSlice(fn: (vcpu: number, gen: number) => void): void { this.slice = fn; }
 
   /** Called for every upcall message (EventChannels installs itself here). */
   onUpcall(fn: (vcpu: number) => void): void { this.upcall = fn; }

@@ -1,0 +1,22 @@
+// Messages between a VcpuPool and its vCPU threads (one file, STYLE.md).
+
+/** Busy CPU work of `ms` milliseconds, run in units inside slices. */
+export interface BurnTask { kind: 'burn'; vcpu: number; ms: number }
+
+/**
+ * General guest work: `module` (path or file URL) exports `name` (default
+ * `default`), called as fn(arg, ctx) on the vCPU's thread once it holds a
+ * slice. Long work calls ctx.preemptionPoint() often (every millisecond or
+ * so): there it gives the pCPU back when the slice was revoked, and waits for
+ * the next. Work that never calls it is preempted by SIGSTOP.
+ */
+export interface RunTask { kind: 'run'; vcpu: number; module: string; name?: string; arg?: unknown }
+
+export type VcpuTask = BurnTask | RunTask;
+
+export interface VcpuTaskResult { workNs: number; waitNs: number; value: unknown }
+
+export interface VcpuContext {
+  vcpu: number;
+  preemptionPoint(): void;
+}

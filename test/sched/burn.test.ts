@@ -1,0 +1,26 @@
+// A burn completes inside slices and its CPU time shows up as running time
+// in the runstate area and in XEN_DOMCTL_getvcpuinfo.
+import t from 'tap';
+import { startSchedHost } from './vcpu_host.js';
+
+t.test('burn: work is done in slices and accounted as running time', async (t) => {
+  const s = await startSchedHost(t, 2);
+  const { domid, p } = await s.domain({ maxVcpus: 1, vcpus: 1 });
+  const before = await p.call('stats');
+  t.equal(before.vcpus[0].state, 'blocked', 'an idle vCPU is blocked');
+  const r = await p.call('burn', { seconds: 0.6 });
+  t.ok(r.cpuMs >= 590 && r.cpuMs < 800, `work done ${r.cpuMs.toFixed(1)} ms`);
+  const after = await p.call('stats');
+  const v = after.vcpus[0];
+  const runMs = (v.running_ns - before.vcpus[0].running_ns) / 1e6;
+  t.ok(runMs >= r.cpuMs * 0.95 && runMs <= r.cpuMs * 1.6 + 50, `running ${runMs.toFixed(1)} ms for ${r.cpuMs.toFixed(1)} ms of work`);
+  t.equal(v.state, 'blocked', 'blocked again once the work is done');
+  t.ok(v.slices >= 1, `${v.slices} slices`);
+  t.equal(v.preempts, 0, 'an honest vCPU is never stopped');
+  const info = await s.vcpuinfo(domid, 0);
+  t.equal(info.online, 1);
+  t.equal(info.blocked, 1);
+  t.ok(Math.abs(info.cpu_time / 1e6 - v.running_ns / 1e6) < 50, `getvcpuinfo cpu_time ${(info.cpu_time / 1e6).toFixed(1)} ms`);
+  t.ok(info.cpu >= 0 && info.cpu < 2, `on pCPU ${info.cpu}`);
+  await p.call('close');
+});
