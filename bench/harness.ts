@@ -228,13 +228,12 @@ export function procStatusKb(pid: number, field: string): number {
   return Number(m[1]);
 }
 
-/** User + system CPU seconds a process has used (/proc/<pid>/stat, fields 14 and 15). */
-export function procCpuSeconds(pid: number): number {
+/** User and system CPU seconds a process has used (/proc/<pid>/stat, fields 14 and 15). */
+export function procCpuTimes(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces: count fields after its ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / CLOCK_TICKS;
+  return { user: Number(fields[11]) / CLOCK_TICKS, sys: Number(fields[12]) / CLOCK_TICKS };
 }
 
 /** sysconf(_SC_CLK_TCK): 100 on every Linux that Node supports. */

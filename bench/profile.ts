@@ -4,6 +4,9 @@
 // JavaScript, the garbage collector and native code (system calls show up as
 // the native function that makes them, e.g. writeBuffer); idle time is left
 // out of the percentages, which are shares of the time the process was busy.
+// V8 samples by the clock, not by CPU use: a system call's share includes any
+// time the thread waited in it to be scheduled again, and libuv's own reads
+// and epoll waits between callbacks count as idle.
 // A heap snapshot (--heapsnapshot-signal, .heapsnapshot): live bytes per
 // kind of object, as DevTools' "Summary" view groups them.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -51,12 +54,15 @@ function category(cf: CallFrame): string {
   return 'xenemu code';
 }
 
-/**
- * from: when given, samples before the first one inside a function of that
- * name are left out (e.g. 'onStreamRead': start-up ends where the first
- * request is read).
- */
-export function summarizeProfile(path: string, root: string, top = 20, from?: string): ProfileSummary {
+/** Which samples count: from the first inside `from`, up to the first inside `until` (function names). */
+export interface ProfileWindow {
+  /** e.g. 'onStreamRead': start-up ends where the first request is read. */
+  from?: string;
+  /** e.g. 'writeHeapSnapshot': what the profiling itself costs at the end. */
+  until?: string;
+}
+
+export function summarizeProfile(path: string, root: string, top = 20, window: ProfileWindow = {}): ProfileSummary {
   const prof = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -68,15 +74,18 @@ export function summarizeProfile(path: string, root: string, top = 20, from?: st
     for (; id !== undefined; id = parent.get(id)) if (byId.get(id)!.callFrame.functionName === fn) return true;
     return false;
   };
-  let first = 0;
-  if (from) {
-    while (first < prof.samples.length && !inside(prof.samples[first], from)) first++;
-    if (first === prof.samples.length) first = 0; // never reached: keep everything
-  }
+  const find = (fn: string | undefined, start: number): number => {
+    if (!fn) return -1;
+    for (let i = start; i < prof.samples.length; i++) if (inside(prof.samples[i], fn)) return i;
+    return -1;
+  };
+  const first = Math.max(0, find(window.from, 0));
+  const end = find(window.until, first);
+  const last = end < 0 ? prof.samples.length : end;
 
   // Time per node: each sample stands for the interval until the next one.
   const selfUs = new Map<number, number>();
-  for (let i = first; i < prof.samples.length; i++) {
+  for (let i = first; i < last; i++) {
     const dt = prof.timeDeltas[i + 1] ?? 0;
     const id = prof.samples[i]!;
     selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, dt));

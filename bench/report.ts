@@ -54,6 +54,20 @@ export function formatTable(results: SuiteResult[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** One line per metric that has details: what explains the number. */
+export function formatDetails(results: SuiteResult[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    for (const m of r.metrics) {
+      if (!m.details || Object.keys(m.details).length === 0) continue;
+      const kv = Object.entries(m.details).map(([k, v]) =>
+        `${k}=${typeof v !== 'number' ? v : Number.isInteger(v) ? v.toLocaleString('en-US') : num(v)}`);
+      lines.push(`  ${r.suite} / ${m.name}: ${kv.join(' ')}`);
+    }
+  }
+  return lines.join('\n');
+}
+
 /** Writes latest.json and <timestamp>.json; returns their paths. */
 export function writeReport(dir: string, report: BenchReport): string[] {
   mkdirSync(dir, { recursive: true });

@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Scope, installCleanup } from './harness.js';
-import { formatTable, writeReport, type BenchReport, type SuiteResult } from './report.js';
+import { formatTable, formatDetails, writeReport, type BenchReport, type SuiteResult } from './report.js';
 import { SUITES } from './suites.js';
 import { passes, type SuiteContext } from './suite.js';
 
@@ -140,6 +140,9 @@ async function main(): Promise<number> {
 
   process.stdout.write(`\n${formatTable(results)}\n`);
   process.stdout.write('\nbaseline: the same operation through a Node echo server (no work, same round trips); ratio = value / baseline\n');
+  const details = formatDetails(results);
+  if (details) process.stdout.write(`\ndetails:\n${details}\n`);
+  for (const r of results) if (!r.ok) process.stdout.write(`\n${r.suite} failed:\n${r.error}\n`);
   for (const r of results) for (const n of r.notes) process.stdout.write(`\n${n}\n`);
 
   const report: BenchReport = {

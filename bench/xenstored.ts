@@ -25,7 +25,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { buildC } from './cbuild.js';
-import { procCpuSeconds, procStatusKb, type Child } from './harness.js';
+import { procCpuTimes, procStatusKb, type Child } from './harness.js';
 import { newestProfile, summarizeProfile, formatProfile, summarizeHeapSnapshot, formatHeap } from './profile.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 
@@ -150,9 +150,11 @@ class XenstoredBench {
   /** Runs xs_bench while watching the server's CPU use. */
   private async measure(pid: number, args: string[], env: NodeJS.ProcessEnv, cpu: number | undefined,
                         warmupSecs = this.timing.warmupMs / 1000) {
-    const cpu0 = procCpuSeconds(pid);
+    const cpu0 = procCpuTimes(pid);
     const r = await this.client(args, env, cpu);
-    const serverCpuSeconds = procCpuSeconds(pid) - cpu0;
+    const cpu1 = procCpuTimes(pid);
+    const serverUser = cpu1.user - cpu0.user;
+    const serverCpuSeconds = serverUser + cpu1.sys - cpu0.sys;
     const rate = ([ops, secs]: [number, number]): number => ops / secs;
     const measured = r.samples.reduce((s, [, secs]) => s + secs, 0);
     return {
@@ -161,6 +163,8 @@ class XenstoredBench {
       baseline: (r.baseline_samples ?? []).map(rate),
       // The server works during warm-up and samples; the echo windows in between are its idle time.
       serverCpu: serverCpuSeconds / (measured + warmupSecs),
+      /** Share of the server's CPU time spent in the kernel (system calls, wake-ups). */
+      serverSys: serverCpuSeconds > 0 ? 1 - serverUser / serverCpuSeconds : 0,
       clientCpu: r.cpu_seconds / measured,
     };
   }
@@ -199,8 +203,10 @@ class XenstoredBench {
       this.ctx.note(`xenstored (${d.label}): no CPU profile written in ${d.profDir}`);
       return;
     }
-    // From the first request read: start-up is not what is being measured.
-    let text = formatProfile(`xenstored CPU profile, ${d.label}`, summarizeProfile(prof, this.ctx.root, 25, 'onStreamRead'));
+    // From the first request read to the heap snapshot, if any: start-up and
+    // the snapshot are not what is being measured.
+    let text = formatProfile(`xenstored CPU profile, ${d.label}`, summarizeProfile(prof, this.ctx.root, 25,
+      { from: 'onStreamRead', until: 'writeHeapSnapshot' }));
     text += `\n  (full profile: ${prof}; open it in Chrome DevTools > Performance)`;
     const heap = newestProfile(d.profDir, '.heapsnapshot');
     if (heap) {
@@ -225,6 +231,7 @@ class XenstoredBench {
         roundTripsPerOp: b.roundTrips,
         echoRoundTrips: Math.round(echoRate),
         daemonCpu: pct(m.serverCpu),
+        daemonCpuInKernel: pct(m.serverSys),
         clientCpu: pct(m.clientCpu),
         referenceCXenstored: b.reference,
       };
