@@ -1,13 +1,13 @@
 // The guest's vCPUs as the shell's `burn` and `ps` see them.
 //
-// The real thing is the vCPU worker pool of shared/xen/vcpu (one worker
-// thread per vCPU, run only inside the scheduler's time slices). Until that
-// module exists, MainThreadVcpus stands in: it burns CPU on the domain's
-// main thread in slices of a few milliseconds, yielding to the event loop in
-// between so the console and xenbus stay responsive. It is one vCPU's worth
-// of work whatever the vCPU count. Swapping in the pool is the one line in
-// startVcpus().
+// The real thing is the vCPU worker pool of shared/xen/vcpu (one piscina
+// worker thread per vCPU, running only inside the scheduler's time slices):
+// PoolVcpus. MainThreadVcpus stands in when the hypervisor offers no vCPU
+// area: it burns CPU on the domain's main thread in slices of a few
+// milliseconds, yielding to the event loop in between so the console and
+// xenbus stay responsive; it is one vCPU's worth of work whatever the count.
 import type { XenDomain } from '../../shared/xen/index.js';
+import { VcpuPool } from '../../shared/xen/vcpu/index.js';
 
 export interface Vcpus {
   /** vCPUs online now. */
@@ -16,7 +16,7 @@ export interface Vcpus {
   readonly cpuMs: readonly number[];
   /** Keeps every online vCPU busy for `seconds`; stops early when signal aborts. */
   burn(seconds: number, signal?: AbortSignal): Promise<{ cpuMs: number }>;
-  setOnline(n: number): void;
+  setOnline(n: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,12 +47,48 @@ export class MainThreadVcpus implements Vcpus {
     return { cpuMs: sink >= 0 ? ms : 0 };
   }
 
-  setOnline(n: number): void { this.online = Math.max(1, Math.min(this.max, n)); }
+  async setOnline(n: number): Promise<void> { this.online = Math.max(1, Math.min(this.max, n)); }
 
   async close(): Promise<void> { /* nothing to stop */ }
 }
 
-/** The vCPUs of this domain. */
-export async function startVcpus(dom: XenDomain, online: number): Promise<Vcpus> {
-  return new MainThreadVcpus(dom.hello.max_vcpus, online);
+/**
+ * `burn` as `stress -c <vCPUs> -t SECONDS`: SECONDS of work on every online
+ * vCPU, handed to the pool in steps so that Ctrl-C stops it within a step
+ * (the pool's own burn cannot be cancelled).
+ */
+const BURN_STEP_S = 0.25;
+
+export class PoolVcpus implements Vcpus {
+  constructor(private readonly pool: VcpuPool) {}
+
+  get online(): number { return this.pool.online; }
+
+  get cpuMs(): number[] { return this.pool.stats().vcpus.map((v) => v.work_ns / 1e6); }
+
+  async burn(seconds: number, signal?: AbortSignal): Promise<{ cpuMs: number }> {
+    let left = seconds;
+    let cpuMs = 0;
+    while (left > 0 && !signal?.aborted) {
+      const step = Math.min(BURN_STEP_S, left);
+      left -= step;
+      cpuMs += (await this.pool.burn(step * this.pool.online)).cpuMs;
+    }
+    return { cpuMs };
+  }
+
+  setOnline(n: number): Promise<void> { return this.pool.setOnline(n); }
+
+  close(): Promise<void> { return this.pool.close(); }
+}
+
+/** The vCPUs of this domain: the slice-scheduled pool, or the main thread when there is no vCPU area. */
+export async function startVcpus(dom: XenDomain, online: number, log: (m: string) => void): Promise<Vcpus> {
+  const n = Math.max(1, Math.min(dom.hello.max_vcpus, online));
+  try {
+    return new PoolVcpus(await VcpuPool.start(dom, n));
+  } catch (err) {
+    log(`smp: no vCPU pool (${(err as Error).message}); running guest work on the boot CPU`);
+    return new MainThreadVcpus(dom.hello.max_vcpus, n);
+  }
 }

@@ -78,7 +78,7 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   const balloon = new Balloon(dom.hv, maxPfns, start.nr_pages, floor, (m) => klog.printk(m));
   klog.printk(`Memory: ${balloon.pages * 4}K/${maxPfns * 4}K available (${floor * 4}K kernel code and rings reserved)`);
 
-  const vcpus: Vcpus = await startVcpus(dom, await onlineVcpus(xs, dom.hello.max_vcpus));
+  const vcpus: Vcpus = await startVcpus(dom, await onlineVcpus(xs, dom.hello.max_vcpus), (m) => klog.printk(m));
   klog.printk(`smp: Brought up 1 node, ${vcpus.online} CPU${vcpus.online === 1 ? '' : 's'} (${dom.hello.max_vcpus} possible)`);
   klog.printk(`hvc0: console ring pfn ${hex(start.console_mfn)}, event channel ${start.console_evtchn}`);
 
@@ -93,7 +93,8 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
       if (reason === SHUTDOWN_poweroff) klog.printk('reboot: Power down');
       else if (reason === SHUTDOWN_reboot) klog.printk('reboot: Restarting system');
       await console.drain(1000);
-      await vcpus.close();
+      // Bounded: a pool stuck waiting for a slice must not keep the domain up.
+      await Promise.race([vcpus.close().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
       await dom.shutdown(reason);
     },
   };
@@ -105,10 +106,13 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
     }).catch((e: Error) => klog.printk(`xen:balloon: ${e.message}`));
   });
   klog.printk('xen:balloon: Initialising balloon driver');
+  // One hot-plug at a time: a second change waits for the first to finish.
+  let hotplug: Promise<void> = Promise.resolve();
   await xs.watch('cpu', 'cpu-hotplug', () => {
-    void onlineVcpus(xs, dom.hello.max_vcpus).then((n) => {
-      if (n !== vcpus.online) { vcpus.setOnline(n); klog.printk(`cpu: ${n} vCPU${n === 1 ? '' : 's'} online`); }
-    }).catch(() => undefined);
+    hotplug = hotplug.then(() => onlineVcpus(xs, dom.hello.max_vcpus)).then((n) => {
+      if (n === vcpus.online) return;
+      return vcpus.setOnline(n).then(() => klog.printk(`cpu: ${vcpus.online} vCPU${vcpus.online === 1 ? '' : 's'} online`));
+    }).catch((e: Error) => klog.printk(`cpu: hotplug failed: ${e.message}`));
   });
   await watchShutdown(xs, klog, (reason) => void k.shutdown(reason));
   for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);
