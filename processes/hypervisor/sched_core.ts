@@ -14,7 +14,7 @@
 //   slice end (timer): grant=0, grace timer                        | sees grant != g
 //     |<----- sched {release, vcpu, g} ------|<-- doorbell --------| released=g
 //   release: account, pick next, grant ...
-//   grace end, released != g:  SIGSTOP the domain, charge the vCPU, requeue it;
+//   grace end, held == g:  SIGSTOP the domain, charge the vCPU, requeue it;
 //   when that vCPU is picked again: SIGCONT, new grant.
 //
 // While a domain is held stopped only the vCPU that ignored the revocation
@@ -41,7 +41,7 @@ export const DEFAULT_SLICE_MS = 30;
  * worker notices within one work unit (1 ms) plus a message; the rest is for
  * a host whose own CPUs are busy with other things.
  */
-export const DEFAULT_GRACE_MS = 25;
+export const DEFAULT_GRACE_MS = 40;
 
 /** What a policy decides on; the mechanism owns every field but `policy`. */
 export class SchedVcpu {
@@ -407,9 +407,11 @@ export class SliceScheduler implements Scheduler {
   private graceEnd(p: Pcpu, v: SchedVcpu): void {
     p.timer = null;
     if (p.cur !== v || !v.revoking) return;
-    // Read the guest-written word once.
-    const released = Atomics.load(v.dom.i32, vcpuWord(v.id, 'released'));
-    if (released === v.gen) { this.release(v, v.gen); return; }
+    // Read the guest-written word once. Its thread still runs guest work under
+    // a slice (this one, or an older one it never gave back after a SIGCONT):
+    // it kept the pCPU. Nothing held: it gave it back, or never took it up.
+    const held = Atomics.load(v.dom.i32, vcpuWord(v.id, 'held'));
+    if (held === 0) { this.release(v, v.gen); return; }
     this.preempt(v);
   }
 

@@ -59,13 +59,16 @@ export const RUNSTATE_NAMES = ['running', 'runnable', 'blocked', 'offline'] as c
 //    72     4  slices      hypervisor  slices granted so far
 //    76     4  preempts    hypervisor  times the domain was SIGSTOPped for keeping this vCPU's pCPU
 //    80     8  stolen      hypervisor  ns charged as running after a revocation was ignored
+//    88     4  held        guest       generation its thread is running guest work under; 0 = none
 //
-// The hypervisor reads `released` once per check and trusts nothing else the
-// guest writes there.
+// At the end of a revocation's grace period the hypervisor reads `held` once:
+// non-zero means the vCPU kept its pCPU (an honest thread clears it within a
+// work unit of seeing its grant change). A grant the thread never took up
+// (revoked before its work started) is not held.
 export const XENEMU_VCPU_SLOT_SIZE = 128;
 export const xenemu_vcpu_slot = {
   runstate: 0, grant: 48, pcpu: 52, deadline: 56, online: 64, released: 68, slices: 72, preempts: 76,
-  stolen: 80, SIZE: XENEMU_VCPU_SLOT_SIZE,
+  stolen: 80, held: 88, SIZE: XENEMU_VCPU_SLOT_SIZE,
 } as const;
 
 /** Int32 index of a slot word, for Atomics on an Int32Array over the whole area. */

@@ -17,6 +17,8 @@ export class VcpuArea {
   grant(v: number): number { return Atomics.load(this.i32, vcpuWord(v, 'grant')); }
   released(v: number): number { return Atomics.load(this.i32, vcpuWord(v, 'released')); }
   setReleased(v: number, gen: number): void { Atomics.store(this.i32, vcpuWord(v, 'released'), gen); }
+  /** Publishes the generation the thread runs guest work under (0: none). */
+  setHeld(v: number, gen: number): void { Atomics.store(this.i32, vcpuWord(v, 'held'), gen); }
   /** Wakes the thread waiting for vCPU v's grant (the hypervisor cannot: another process). */
   notifyGrant(v: number): void { Atomics.notify(this.i32, vcpuWord(v, 'grant')); }
   pcpu(v: number): number { return Atomics.load(this.i32, vcpuWord(v, 'pcpu')); }

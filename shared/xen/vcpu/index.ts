@@ -239,7 +239,7 @@ export class VcpuPool {
     if (!s.awake) return;
     s.awake = false;
     const held = Atomics.exchange(this.ctl, ctlHeld(v), 0);
-    if (held) { this.area.setReleased(v, held); s.reported = held; }
+    if (held) { this.area.setHeld(v, 0); this.area.setReleased(v, held); s.reported = held; }
     this.dom.hv.sched('block', v, held);
   }
 

@@ -25,6 +25,7 @@ function release(v: number): void {
   const held = Atomics.load(ctl, ctlHeld(v));
   if (!held) return;
   Atomics.store(ctl, ctlHeld(v), 0);
+  area.setHeld(v, 0);
   area.setReleased(v, held);
   Atomics.add(ctl, CTL_DOORBELL, 1);
   Atomics.notify(ctl, CTL_DOORBELL);
@@ -33,13 +34,13 @@ function release(v: number): void {
 /** Returns once vCPU v holds a slice; counts the time spent waiting. */
 function preemptionPoint(v: number, stats: { waitNs: number }): void {
   const held = Atomics.load(ctl, ctlHeld(v));
-  if (held && area.grant(v) === held) return; // the fast path: one load
+  if (held && area.grant(v) === held) { area.setHeld(v, held); return; } // the fast path
   if (held) release(v);
   const t0 = process.hrtime.bigint();
   for (;;) {
     if (Atomics.load(ctl, CTL_CLOSED)) throw new PoolClosed();
     const g = area.grant(v);
-    if (g !== 0 && g !== area.released(v)) { Atomics.store(ctl, ctlHeld(v), g); break; }
+    if (g !== 0 && g !== area.released(v)) { Atomics.store(ctl, ctlHeld(v), g); area.setHeld(v, g); break; }
     Atomics.wait(area.i32, vcpuWord(v, 'grant'), g);
   }
   stats.waitNs += Number(process.hrtime.bigint() - t0);
@@ -65,7 +66,20 @@ function burn(v: number, ms: number, stats: { waitNs: number }): number {
   return workNs;
 }
 
+/**
+ * Between tasks the thread keeps its slice (ctl) for the next task but runs
+ * no guest code, so it does not count as holding the pCPU (area `held` 0):
+ * a revocation that lands then costs the grace period, not a SIGSTOP.
+ */
 export default async function vcpuTask(t: VcpuTask): Promise<VcpuTaskResult> {
+  try {
+    return await runTask(t);
+  } finally {
+    area.setHeld(t.vcpu, 0);
+  }
+}
+
+async function runTask(t: VcpuTask): Promise<VcpuTaskResult> {
   const stats = { waitNs: 0 };
   const v = t.vcpu;
   if (t.kind === 'burn') {
