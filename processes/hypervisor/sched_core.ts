@@ -12,7 +12,7 @@
 //   grant: grant=g, deadline, timer
 //     |------ slice {vcpu, g} -------------->| Atomics.notify ---->| runs units
 //   slice end (timer): grant=0, grace timer                        | sees grant != g
-//     |<----- sched {release, vcpu, g} ------|<-- doorbell --------| released=g
+//     |<----- sched {release, vcpu, g} ------|<-- doorbell --------| held=0, released=g
 //   release: account, pick next, grant ...
 //   grace end, held == g:  SIGSTOP the domain, charge the vCPU, requeue it;
 //   when that vCPU is picked again: SIGCONT, new grant.
@@ -53,7 +53,7 @@ export class SchedVcpu {
   lastPcpu = -1;
   /** Generation of the last grant (the current one while pcpu >= 0). */
   gen = 0;
-  /** The grant was revoked; waiting for `released` until the grace timer. */
+  /** The grant was revoked; waiting for the release until the grace timer. */
   revoking = false;
   revokedAt = 0n;
   state = RUNSTATE_offline;

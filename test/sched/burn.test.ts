@@ -2,6 +2,8 @@
 // in the runstate area and in XEN_DOMCTL_getvcpuinfo.
 import t from 'tap';
 import { startSchedHost } from './vcpu_host.js';
+import { waitFor, hostGone } from '../helpers/host.js';
+import { shmList, shmPrefix } from '../../shared/shm.js';
 
 t.test('burn: work is done in slices and accounted as running time', async (t) => {
   const s = await startSchedHost(t, 2);
@@ -22,5 +24,10 @@ t.test('burn: work is done in slices and accounted as running time', async (t) =
   t.equal(info.blocked, 1);
   t.ok(Math.abs(info.cpu_time / 1e6 - v.running_ns / 1e6) < 50, `getvcpuinfo cpu_time ${(info.cpu_time / 1e6).toFixed(1)} ms`);
   t.ok(info.cpu >= 0 && info.cpu < 2, `on pCPU ${info.cpu}`);
+  t.ok(after.vcpus[0].running_ns / after.vcpus[0].slices > 0, 'slices counted');
   await p.call('close');
+  const pids = s.h.pids();
+  await s.h.down();
+  await waitFor(() => hostGone(s.h.rundir, s.h.name, pids), 10_000, 'host gone');
+  t.same(shmList(shmPrefix(s.h.name)), [], 'no segment left, the vCPU area included');
 });
