@@ -4,8 +4,10 @@
 // (SIGINT, SIGTERM, SIGHUP) or exits. Node children also get a lifeline
 // (shared/runtime/lifeline.ts) and the C client asks the kernel to kill it
 // with its parent, for the one death no handler sees: SIGKILL of the runner.
+// The directories such a death leaves are removed by the next run
+// (sweepStaleDirs): each one names the runner that made it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lifelineStdio, lifelineEnv } from '../shared/runtime/lifeline.js';
@@ -116,6 +118,41 @@ export class Child {
 }
 
 const liveScopes = new Set<Scope>();
+const DIR_PREFIX = 'xenemu-bench-';
+const OWNER_FILE = '.bench-owner';
+/** A directory without an owner file older than this is a leftover too. */
+const UNOWNED_AGE_MS = 3600_000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp dirs of runs that were killed (SIGKILL) before they could
+ * clean up; leaves those of runs still going. Returns how many went.
+ */
+export function sweepStaleDirs(): number {
+  let removed = 0;
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const d = join(tmpdir(), name);
+    try {
+      const owner = Number(readFileSync(join(d, OWNER_FILE), 'utf8'));
+      if (owner > 0 && alive(owner)) continue;
+    } catch {
+      // No owner file: being created right now, or very old.
+      if (Date.now() - statSync(d).mtimeMs < UNOWNED_AGE_MS) continue;
+    }
+    rmSync(d, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
 
 export interface ScopeOptions {
   /**
@@ -146,8 +183,9 @@ export class Scope {
   /** A fresh private directory under the system temp dir, removed at dispose. */
   tmpdir(): string {
     this.check();
-    const d = mkdtempSync(join(tmpdir(), `xenemu-bench-${this.name}-`));
+    const d = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${this.name}-`));
     this.dirs.add(d);
+    writeFileSync(join(d, OWNER_FILE), `${process.pid}\n`);
     return d;
   }
 

@@ -13,7 +13,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Scope, installCleanup } from './harness.js';
+import { Scope, installCleanup, sweepStaleDirs } from './harness.js';
 import { formatTable, formatDetails, writeReport, type BenchReport, type SuiteResult } from './report.js';
 import { SUITES } from './suites.js';
 import { passes, type SuiteContext } from './suite.js';
@@ -97,6 +97,8 @@ async function main(): Promise<number> {
   const selected = positionals.length ? SUITES.filter((s) => positionals.includes(s.name)) : SUITES;
 
   installCleanup(log);
+  const swept = sweepStaleDirs();
+  if (swept) log(`bench: removed ${swept} temporary director${swept === 1 ? 'y' : 'ies'} left by a killed run`);
   const stale = staleSources();
   if (stale.length) {
     log(`bench: warning: ${stale.length} source file(s) newer than dist/ (e.g. ${stale.slice(0, 3).join(', ')}); run \`npm run build\` first`);
