@@ -22,8 +22,17 @@ import { basename } from 'node:path';
 
 const xmCommand = (prog: 'xm' | 'xl'): Command => ({
   summary: `${prog} <command> [args]   manage domains through xend (\`xenemu ${prog} help\`)`,
-  run: (argv) => runXm(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, prog }),
+  run: (argv) => runXm(argv, { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, prog })
+    .finally(releaseStdin),
 });
+
+/**
+ * After `console` detached, stdin is paused but its handle (a pipe or a
+ * TTY) would keep the process alive until the other end closes it.
+ */
+function releaseStdin(): void {
+  if (process.stdin.listenerCount('data') === 0) process.stdin.destroy();
+}
 
 export interface Command {
   summary: string;
@@ -88,7 +97,7 @@ export const commands: Record<string, Command> = {
         pcpus: { type: 'string', default: '2' },
       }, strict: true });
       if (!isValidHostName(values.name!)) return fail(`bad host name '${values.name}'`);
-      return runDemo({ name: values.name!, memoryMB: Number(values.memory), pcpus: Number(values.pcpus) });
+      return runDemo({ name: values.name!, memoryMB: Number(values.memory), pcpus: Number(values.pcpus) }).finally(releaseStdin);
     },
   },
   xenstored: {
