@@ -73,7 +73,8 @@ export async function runDemo(o: DemoOptions = {}, io: XmIo = { stdout: process.
   const socketPath = path.join(hostDir(root, name), XEND_SOCKET);
   const doms = (await xmlrpcCall({ socketPath }, XEND_METHODS.domains, [true])) as unknown as DomainRecord[];
   const t0 = performance.now();
-  if (!doms.some((d) => d.name === DEMO_DOMAIN)) {
+  const creating = !doms.some((d) => d.name === DEMO_DOMAIN);
+  if (creating) {
     out(`$ xl create ${path.relative(process.cwd(), DEMO_CFG) || DEMO_CFG}\n`);
     const rc = await xm('create', DEMO_CFG);
     if (rc !== 0) return rc;
@@ -90,11 +91,14 @@ export async function runDemo(o: DemoOptions = {}, io: XmIo = { stdout: process.
 
   const { text, prompt } = await waitForPrompt(socketPath, DEMO_DOMAIN, o.promptTimeoutMs ?? 30_000);
   out(`--- console of ${DEMO_DOMAIN} ---\n${text}${text.endsWith('\n') ? '' : '\n'}--- end of console ---\n`);
-  if (prompt) out(`guest shell prompt after ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
-  else out(`no shell prompt from ${DEMO_DOMAIN} yet (see ${path.join(hostDir(root, name), 'logs')})\n`);
+  if (prompt && creating) out(`create to shell prompt: ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+  else if (!prompt) out(`no shell prompt from ${DEMO_DOMAIN} yet (see ${path.join(hostDir(root, name), 'logs')})\n`);
+  const cli = `node ${path.relative(process.cwd(), path.join(here, 'cli.js')) || 'dist/launcher/cli.js'}`;
+  const host = name === DEFAULT_HOST_NAME ? '' : ` ${name}`;
+  const hostOpt = name === DEFAULT_HOST_NAME ? '' : ` --host ${name}`;
   out(`stdin is not a terminal, so not attaching. The host is still up:\n` +
-      `  node dist/launcher/cli.js xl console ${DEMO_DOMAIN}   attach (Ctrl-] detaches)\n` +
-      `  node dist/launcher/cli.js xl list\n` +
-      `  node dist/launcher/cli.js down            stop the host\n`);
+      `  ${cli} xl${hostOpt} console ${DEMO_DOMAIN}   attach (Ctrl-] detaches)\n` +
+      `  ${cli} xl${hostOpt} list\n` +
+      `  ${cli} down${host}   stop it (xenemu down)\n`);
   return 0;
 }
