@@ -101,6 +101,24 @@ t.test('lifecycle', async (t) => {
     t.equal(await domid(h, 'p1'), undefined);
   });
 
+  await t.test('on_crash=rename-restart: the crashed one renamed and kept, a new one started', async (t) => {
+    await xlOk(h, 'create', cfg, 'name=n1', 'on_crash=rename-restart');
+    const id = (await domid(h, 'n1'))!;
+    const pid = await guestPid(h, id);
+    const back = onWatch(xs, '@introduceDomain', async () => {
+      const n = await domid(h, 'n1');
+      return n !== undefined && n !== id ? n : undefined;
+    });
+    process.kill(pid, 'SIGKILL');
+    const newId = await back;
+    const rows = await list(h);
+    const old = rows.find((r) => r.id === id);
+    t.match(old, { name: /^n1--\d{8}T\d{4}Z$/, state: '---sc-' }, `the crashed one is kept as ${old?.name}`);
+    t.match(rows.find((r) => r.id === newId), { name: 'n1' }, `a new n1 as d${newId}`);
+    await xlOk(h, 'destroy', String(id));
+    await xlOk(h, 'destroy', 'n1');
+  });
+
   await t.test('on_crash=destroy (default): gone', async (t) => {
     await xlOk(h, 'create', cfg, 'name=d1');
     const id = (await domid(h, 'd1'))!;
