@@ -83,9 +83,12 @@ export async function runDemo(o: DemoOptions = {}, io: XmIo = { stdout: process.
   await xm('list');
 
   if (io.stdin?.isTTY) {
-    out(`$ xl console ${DEMO_DOMAIN}        (Ctrl-] detaches; \`xenemu down\` stops the host)\n`);
+    const hostOpt = name === DEFAULT_HOST_NAME ? '' : ` --host ${name}`;
+    const host = name === DEFAULT_HOST_NAME ? '' : ` ${name}`;
+    out(`$ xl console ${DEMO_DOMAIN}        (Ctrl-] detaches; \`xenemu down${host}\` stops the host)\n`);
     const rc = await xm('console', DEMO_DOMAIN);
-    out(`\ndetached. The host is still up: \`xenemu xl console ${DEMO_DOMAIN}\` attaches again, \`xenemu down\` stops it.\n`);
+    out(`\ndetached. The host is still up: \`xenemu xl${hostOpt} console ${DEMO_DOMAIN}\` attaches again, ` +
+        `\`xenemu down${host}\` stops it.\n`);
     return rc;
   }
 
