@@ -28,6 +28,7 @@ import { buildC } from './cbuild.js';
 import { procCpuTimes, procStatusKb, type Child } from './harness.js';
 import { newestProfile, summarizeProfile, formatProfile, summarizeHeapSnapshot, formatHeap } from './profile.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 
 /** The issue's targets. */
 const TARGET = { rw: 20_000, tx: 5_000, watch: 15_000, memMB: 100 };
@@ -182,7 +183,8 @@ class XenstoredBench {
     const dir = this.ctx.scope.tmpdir();
     const socket = join(dir, 'xs.sock');
     const profDir = this.ctx.opts.profile ? join(this.ctx.opts.profileDir, `xenstored-${label}`) : undefined;
-    const nodeArgs = [...this.ctx.opts.nodeFlags];
+    // The daemon runs with the flags the launcher and Domain-0 give it.
+    const nodeArgs = [...XENSTORED_NODE_FLAGS, ...this.ctx.opts.nodeFlags];
     // SIGUSR2 writes a heap snapshot (used by the memory metric when profiling).
     if (profDir) mkdirSync(profDir, { recursive: true });
     if (profDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir, '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${profDir}`);

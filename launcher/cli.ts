@@ -16,6 +16,7 @@ import { down, HostError, status, up } from './host.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
+import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 import { runXm } from './xm.js';
 import { runDemo } from './demo.js';
 import { basename } from 'node:path';
@@ -105,7 +106,7 @@ export const commands: Record<string, Command> = {
     run(argv) {
       // The daemon is its own process, as in Domain-0; it dies with this one.
       const main = fileURLToPath(new URL('../processes/dom0/xenstored/main.js', import.meta.url));
-      const child = spawn(process.execPath, [main, ...argv], { stdio: lifelineStdio('inherit'), env: lifelineEnv() });
+      const child = spawn(process.execPath, [...XENSTORED_NODE_FLAGS, main, ...argv], { stdio: lifelineStdio('inherit'), env: lifelineEnv() });
       const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
       process.on('SIGTERM', forward('SIGTERM'));
       process.on('SIGINT', forward('SIGINT'));

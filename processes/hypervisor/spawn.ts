@@ -12,6 +12,7 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
+import { XENSTORED_NODE_FLAGS } from '../../shared/runtime/node_flags.js';
 
 export interface SpawnSpec {
   host: string;
@@ -33,7 +34,9 @@ export function spawnDomainProcess(s: SpawnSpec): ChildProcess {
       XENEMU_HYPERCALL: s.endpoint,
     });
     delete env.XENEMU_READY_FD;
-    return spawn(process.execPath, [s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
+    // Domain-0 hosts xenstored: give it xenstored's heap settings.
+    const nodeFlags = s.domid === 0 ? XENSTORED_NODE_FLAGS : [];
+    return spawn(process.execPath, [...nodeFlags, s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
       stdio: lifelineStdio(log, log), env, cwd: s.rundir,
     });
   } finally {

@@ -10,7 +10,7 @@ import {
   XS_PERM_OWNER, type XsdError,
 } from '../../../shared/abi/io/xs_wire.js';
 import type { Connection, Frame } from './connection.js';
-import type { View, XsNode, Tree } from './store.js';
+import { type View, type XsNode, type Tree, type XsValue, EMPTY, valueFromBytes, valueToBytes } from './store.js';
 import { Transaction } from './transaction.js';
 import type { WatchTable } from './watch.js';
 import type { Domains } from './domain.js';
@@ -129,7 +129,7 @@ export class XenstoreCore {
   }
 
   /** Creates a node and any missing ancestors (construct_node). */
-  create(req: Req, name: string, value: Buffer): XsdError | undefined {
+  create(req: Req, name: string, value: XsValue): XsdError | undefined {
     const v = this.view(req);
     const missing: string[] = [];
     let p = name;
@@ -149,7 +149,7 @@ export class XenstoreCore {
     }
     if (this.quotaExceeded(req, perms[0]!.id, missing.length)) return 'ENOSPC';
     for (let i = missing.length - 1; i >= 0; i--) {
-      v.create(missing[i]!, i === 0 ? value : Buffer.alloc(0), perms);
+      v.create(missing[i]!, i === 0 ? value : EMPTY, perms);
     }
     return undefined;
   }
@@ -228,7 +228,7 @@ function doRead(core: XenstoreCore, req: Req): Result {
   const name = core.name(req.conn, onearg(req.frame.payload));
   if (!name.startsWith('/')) return name as XsdError;
   const n = core.getNode(req, name, XS_PERM_READ);
-  return typeof n === 'string' ? n : n.value;
+  return typeof n === 'string' ? n : valueToBytes(n.value);
 }
 
 function childrenBlob(n: XsNode): Buffer {
@@ -284,8 +284,8 @@ function doWrite(core: XenstoreCore, req: Req): Result {
   if (nul < 0) return 'EINVAL';
   const name = core.name(req.conn, p.toString('utf8', 0, nul));
   if (!name.startsWith('/')) return name as XsdError;
-  const value = Buffer.from(p.subarray(nul + 1));
-  if (!req.conn.privileged && value.length > core.domains.quotas.valueSize) return 'ENOSPC';
+  if (!req.conn.privileged && p.length - nul - 1 > core.domains.quotas.valueSize) return 'ENOSPC';
+  const value = valueFromBytes(p, nul + 1);
   const v = core.view(req);
   const n = core.getNode(req, name, XS_PERM_WRITE);
   if (typeof n === 'string') {
@@ -305,7 +305,7 @@ function doMkdir(core: XenstoreCore, req: Req): Result {
   const n = core.getNode(req, name, XS_PERM_WRITE);
   if (typeof n !== 'string') return OK; // already there: fine
   if (n !== 'ENOENT') return n;
-  const err = core.create(req, name, Buffer.alloc(0));
+  const err = core.create(req, name, EMPTY);
   if (err) return err;
   core.fire(req, name, false, core.view(req).get(name)!.perms);
   return OK;

@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { XsdError } from '../../../shared/abi/io/xs_wire.js';
-import { Tree } from './store.js';
+import { Tree, EMPTY, type XsValue } from './store.js';
 import { WatchTable } from './watch.js';
 import { Domains, type Quotas, type DomainInfo } from './domain.js';
 import { XenstoreCore } from './core.js';
@@ -259,19 +259,19 @@ export class Xenstored implements ConnectionHost {
     if (snapshot || batches.length) this.log(`restored ${this.tree.size} nodes, ${this.rings.size} domains`);
   }
 
-  private restoreNode(path: string, value: Buffer, permsStr: string): void {
+  private restoreNode(path: string, value: XsValue, permsStr: string): void {
     const perms = parsePerms(permsStr.split(',')) ?? ownerPerms(0);
     const n = this.tree.get(path);
     if (n) {
       if (n.perms !== perms) this.tree.setPerms(path, intern(perms));
-      this.tree.setValue(path, Buffer.from(value));
+      this.tree.setValue(path, value);
       return;
     }
     // Parents always come first in the log; be lenient if one does not.
     const missing: string[] = [];
     for (let p = parentOf(path); !this.tree.get(p); p = parentOf(p)) missing.push(p);
-    for (let i = missing.length - 1; i >= 0; i--) this.tree.create(missing[i]!, Buffer.alloc(0), perms);
-    this.tree.create(path, Buffer.from(value), perms);
+    for (let i = missing.length - 1; i >= 0; i--) this.tree.create(missing[i]!, EMPTY, perms);
+    this.tree.create(path, value, perms);
   }
 
   snapshot(): Snapshot {

@@ -28,7 +28,7 @@ export type LogRecord = Effect | DomainRecord;
 export interface Snapshot {
   version: 1;
   /** [path, value, perms] with every parent before its children. */
-  nodes: Array<[string, Buffer, string]>;
+  nodes: Array<[string, string, string]>;
   domains: Array<{ domid: number; mfn: number; port: number; target?: number }>;
 }
 

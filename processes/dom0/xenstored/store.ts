@@ -9,8 +9,25 @@ import type { Perms } from './permissions.js';
 import { permsKey } from './permissions.js';
 import { parentOf, baseName, childPath } from './path.js';
 
+/**
+ * A node's value: bytes held as a latin1 string, one char per byte. V8 keeps
+ * such strings flat and compact (a 16-byte header), where a Buffer per node
+ * costs a 96-byte object plus a share of an 8 KiB pool block it pins.
+ */
+export type XsValue = string;
+
+export const EMPTY: XsValue = '';
+
+export function valueFromBytes(b: Buffer, start = 0, end = b.length): XsValue {
+  return start >= end ? EMPTY : b.toString('latin1', start, end);
+}
+
+export function valueToBytes(v: XsValue): Buffer {
+  return Buffer.from(v, 'latin1');
+}
+
 export interface XsNode {
-  value: Buffer;
+  value: XsValue;
   perms: Perms;
   /** Child names in creation order; null for a leaf (most nodes). */
   children: Set<string> | null;
@@ -19,14 +36,14 @@ export interface XsNode {
 
 /** What durability writes for one change (persist.ts). */
 export type Effect =
-  | { t: 'n'; p: string; v: Buffer; perms: string }
+  | { t: 'n'; p: string; v: XsValue; perms: string }
   | { t: 'd'; p: string };
 
 export interface View {
   get(path: string): XsNode | undefined;
   /** Adds a node under an existing parent. */
-  create(path: string, value: Buffer, perms: Perms): void;
-  setValue(path: string, value: Buffer): void;
+  create(path: string, value: XsValue, perms: Perms): void;
+  setValue(path: string, value: XsValue): void;
   setPerms(path: string, perms: Perms): void;
   /** Removes a node and everything below it; returns what was removed. */
   removeSubtree(path: string): Array<[string, XsNode]>;
@@ -44,7 +61,7 @@ export class Tree implements View {
   onOwner: OwnerCounter = () => undefined;
 
   constructor(rootPerms: Perms) {
-    this.nodes.set('/', { value: Buffer.alloc(0), perms: rootPerms, children: null, gen: this.nextGen() });
+    this.nodes.set('/', { value: EMPTY, perms: rootPerms, children: null, gen: this.nextGen() });
   }
 
   nextGen(): number {
@@ -59,7 +76,7 @@ export class Tree implements View {
     return this.nodes.size;
   }
 
-  create(path: string, value: Buffer, perms: Perms): void {
+  create(path: string, value: XsValue, perms: Perms): void {
     const parent = this.nodes.get(parentOf(path));
     if (!parent) throw new Error(`xenstored: create ${path} without parent`);
     (parent.children ??= new Set()).add(baseName(path));
@@ -69,7 +86,7 @@ export class Tree implements View {
     if (this.recordEffects) this.effects.push({ t: 'n', p: path, v: value, perms: permsKey(perms) });
   }
 
-  setValue(path: string, value: Buffer): void {
+  setValue(path: string, value: XsValue): void {
     const n = this.nodes.get(path)!;
     n.value = value;
     n.gen = this.nextGen();

@@ -16,12 +16,12 @@
 // Creating or removing a child changes the parent's list of children, so two
 // transactions adding different children to one directory conflict, as in Xen.
 import type { Perms } from './permissions.js';
-import type { View, XsNode, Tree } from './store.js';
+import type { View, XsNode, Tree, XsValue } from './store.js';
 import { parentOf, baseName, childPath } from './path.js';
 
 type Op =
-  | { k: 'create'; path: string; value: Buffer; perms: Perms }
-  | { k: 'value'; path: string; value: Buffer }
+  | { k: 'create'; path: string; value: XsValue; perms: Perms }
+  | { k: 'value'; path: string; value: XsValue }
   | { k: 'perms'; path: string; perms: Perms }
   | { k: 'rm'; path: string };
 
@@ -76,7 +76,7 @@ export class Transaction implements View {
     this.ownerDelta.set(owner, (this.ownerDelta.get(owner) ?? 0) + d);
   }
 
-  create(path: string, value: Buffer, perms: Perms): void {
+  create(path: string, value: XsValue, perms: Perms): void {
     const parent = this.ownKids(parentOf(path));
     (parent.children ??= new Set()).add(baseName(path));
     this.get(path); // remember that it did not exist
@@ -86,7 +86,7 @@ export class Transaction implements View {
     this.ops.push({ k: 'create', path, value, perms });
   }
 
-  setValue(path: string, value: Buffer): void {
+  setValue(path: string, value: XsValue): void {
     this.own(path).value = value;
     this.ops.push({ k: 'value', path, value });
   }
