@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import { startHost, waitFor } from '../helpers/host.js';
 import { shmList, shmPrefix } from '../../shared/shm.js';
-import { list, xl, xlOk, xenstore, writeCfg } from './xl.js';
+import { PtyClient, list, xl, xlOk, xenstore, writeCfg } from './xl.js';
 
 const HEADER = 'Name                                        ID   Mem VCPUs\tState\tTime(s)';
 const CFG = `# a test guest
@@ -102,7 +102,11 @@ t.test('xl against a real host', async (t) => {
   await t.test('destroy', async (t) => {
     const segs = () => shmList(shmPrefix(h.name)).filter((s) => s.includes(`.dom${g1.id}.`));
     t.ok(segs().length > 0, 'the domain has segments');
+    const pty = new PtyClient(await xs.readString(`/local/domain/${g1.id}/console/tty`));
+    t.teardown(() => pty.close());
     t.equal((await xl(h, ['destroy', 'g1'])).code, 0);
+    await pty.hangup;
+    t.pass('its console PTY was closed (the client sees a hangup)');
     t.notOk((await list(h)).some((r) => r.name === 'g1'), 'gone from the list');
     t.same(segs(), [], 'its segments are gone');
     t.equal(await xs.tryRead(`/local/domain/${g1.id}`), null, 'its xenstore home is gone');

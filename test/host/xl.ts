@@ -97,7 +97,14 @@ export class PtyClient {
       this.waiters.splice(0).forEach((w) => w());
     });
     this.stream.on('error', () => undefined);
+    this.hangup = new Promise((resolve) => {
+      this.stream.once('error', () => resolve());
+      this.stream.once('end', () => resolve());
+    });
   }
+
+  /** Resolves when the master side went away (EIO or EOF on the slave). */
+  readonly hangup: Promise<void>;
 
   write(s: string): void { fs.writeSync(this.fd, s); }
 
