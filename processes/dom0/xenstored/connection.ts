@@ -20,6 +20,8 @@ export interface ConnectionHost {
   handle(conn: Connection, frame: Frame): void;
   targetOf(domid: number): number | undefined;
   markDirty(conn: Connection): void;
+  /** Set when tracing (xenstored --trace-file): every message in and out. */
+  trace?: (conn: Connection, dir: 'IN' | 'OUT', msg: Buffer) => void;
   /** Durability, then output: called after a batch of input is handled. */
   commit(): void;
   log(msg: string): void;
@@ -86,6 +88,7 @@ export abstract class Connection implements Watcher {
         txId: buf.readUInt32LE(off + 8),
         payload: buf.subarray(off + XSD_SOCKMSG_SIZE, off + XSD_SOCKMSG_SIZE + len),
       };
+      if (this.host.trace) this.host.trace(this, 'IN', buf.subarray(off, off + XSD_SOCKMSG_SIZE + len));
       off += XSD_SOCKMSG_SIZE + len;
       this.host.handle(this, frame);
     }
@@ -95,9 +98,17 @@ export abstract class Connection implements Watcher {
     }
   }
 
+  /** A whole frame is waiting in the input buffer. */
+  protected hasBufferedFrame(): boolean {
+    const b = this.inbuf;
+    return b.length >= XSD_SOCKMSG_SIZE && b.length >= XSD_SOCKMSG_SIZE + b.readUInt32LE(12);
+  }
+
   reply(type: number, reqId: number, txId: number, payload: Buffer): void {
     if (this.closed) return;
-    this.out.push(encodeMsg(type, reqId, txId, payload));
+    const msg = encodeMsg(type, reqId, txId, payload);
+    if (this.host.trace) this.host.trace(this, 'OUT', msg);
+    this.out.push(msg);
     this.host.markDirty(this);
   }
 
@@ -108,7 +119,9 @@ export abstract class Connection implements Watcher {
       return;
     }
     this.queuedEvents++;
-    this.out.push(encodeMsg(XS_WATCH_EVENT, 0, 0, Buffer.from(`${path}\0${token}\0`, 'utf8')));
+    const msg = encodeMsg(XS_WATCH_EVENT, 0, 0, Buffer.from(`${path}\0${token}\0`, 'utf8'));
+    if (this.host.trace) this.host.trace(this, 'OUT', msg);
+    this.out.push(msg);
     this.host.markDirty(this);
   }
 

@@ -8,9 +8,9 @@
 //                                                ▼
 //                              commit(): log batch (persist.ts), then replies
 import { createServer, type Server, type Socket } from 'node:net';
-import { unlinkSync, existsSync, mkdirSync } from 'node:fs';
+import { unlinkSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { XsdError } from '../../../shared/abi/io/xs_wire.js';
+import { XS_TYPE_NAMES, type XsdError } from '../../../shared/abi/io/xs_wire.js';
 import { Tree, EMPTY, type XsValue } from './store.js';
 import { WatchTable } from './watch.js';
 import { Domains, type Quotas, type DomainInfo } from './domain.js';
@@ -44,6 +44,8 @@ export interface XenstoredOptions {
   /** Event channels; without it, introduced rings are polled every pollMs. */
   evtchn?: XsEventChannel;
   pollMs?: number;
+  /** Every message in and out goes to this file (Xen's --trace-file). */
+  traceFile?: string;
   /** Log size that triggers a snapshot (default 8 MiB). */
   compactBytes?: number;
 }
@@ -52,6 +54,16 @@ interface RingDomain {
   info: DomainInfo;
   conn: RingConnection;
   channel: { notify(): void; close(): void } | undefined;
+}
+
+/** Xen's trace format, roughly: direction, connection, type, ids, payload. */
+function traceTo(file: string): NonNullable<ConnectionHost['trace']> {
+  const fd = openSync(file, 'a');
+  return (conn, dir, msg) => {
+    const type = msg.readUInt32LE(0);
+    const body = msg.subarray(16).toString('latin1').replace(/\0/g, ' ').replace(/[^\x20-\x7e]/g, '.');
+    writeSync(fd, `${new Date().toISOString()} ${dir} ${conn.describe()} ${XS_TYPE_NAMES[type] ?? type} req ${msg.readUInt32LE(4)} tx ${msg.readUInt32LE(8)} (${body.slice(0, 200)})\n`);
+  };
 }
 
 export class Xenstored implements ConnectionHost {
@@ -68,6 +80,7 @@ export class Xenstored implements ConnectionHost {
   private pending: LogRecord[] = [];
   private poller: NodeJS.Timeout | undefined;
   readonly log: (msg: string) => void;
+  readonly trace: ConnectionHost['trace'];
 
   private constructor(opts: XenstoredOptions) {
     this.opts = opts;
@@ -82,6 +95,7 @@ export class Xenstored implements ConnectionHost {
       control: (args) => runControl(this, args),
     });
     this.persist = new Persistence(opts.stateDir, opts.compactBytes);
+    if (opts.traceFile) this.trace = traceTo(opts.traceFile);
   }
 
   static async start(opts: XenstoredOptions): Promise<Xenstored> {
@@ -256,6 +270,7 @@ export class Xenstored implements ConnectionHost {
       if (err) { this.log(`restore: domain ${domid} ring not mapped (${err}); dropped`); continue; }
       if (d.target !== undefined) this.domains.introduced.get(domid)!.target = d.target;
     }
+    this.commit(); // replies to requests the guests queued while we were down
     if (snapshot || batches.length) this.log(`restored ${this.tree.size} nodes, ${this.rings.size} domains`);
   }
 

@@ -12,6 +12,7 @@ const { values } = parseArgs({
     state: { type: 'string' },
     'shm-prefix': { type: 'string' },
     'compact-bytes': { type: 'string' },
+    'trace-file': { type: 'string', short: 'T' },
   },
   allowPositionals: false,
 });
@@ -27,6 +28,7 @@ const prefix = values['shm-prefix'];
 const xs = await Xenstored.start({
   socketPath,
   stateDir,
+  ...(values['trace-file'] ? { traceFile: values['trace-file'] } : {}),
   ...(values['compact-bytes'] ? { compactBytes: Number(values['compact-bytes']) } : {}),
   // A guest's memory is the segment <prefix>dom<id>.mem; its ring is one page of it.
   ...(prefix ? { mapRing: (domid: number, mfn: number) => new Uint8Array(shmOpen(`${prefix}dom${domid}.mem`, PAGE_SIZE, mfn * PAGE_SIZE)) } : {}),

@@ -46,26 +46,28 @@ export class RingConnection extends Connection {
     return EVENT_LIMIT;
   }
 
-  /** The guest notified us (or a poll found work): move bytes both ways. */
+  /** Requests consumed since the last notify: the guest may wait for room. */
+  private consumed = false;
+
+  /**
+   * The guest notified us (or a poll found work): handle its requests. Replies
+   * wait in `out` until flush(), which the daemon calls only after the batch is
+   * durable, so a guest never sees an acknowledgement of a lost write.
+   */
   kick(): void {
     if (this.dead || this.closed) return;
-    let moved = false;
     try {
-      for (let guard = 0; guard < 64; guard++) {
-        if (this.flushRing()) moved = true;
-        // Frames already read but held back by the outstanding quota go first.
-        this.processFrames();
-        if (this.flushRing()) moved = true;
-        if (!this.canTakeRequest() || this.ring.available() === 0) break;
-        const bytes = this.ring.read();
-        moved = true;
-        this.feed(bytes);
+      // Frames already read but held back by the outstanding quota go first.
+      this.processFrames();
+      for (let guard = 0; guard < 64 && this.canTakeRequest() && this.ring.available() > 0; guard++) {
+        this.feed(this.ring.read());
+        this.consumed = true;
       }
     } catch (e) {
       if (e instanceof XsRingError) { this.broken(XENSTORE_ERROR_RINGIDX, e.message); return; }
       throw e;
     }
-    if (moved) this.notify();
+    if (this.consumed || this.out.length) this.host.markDirty(this);
   }
 
   /** Writes queued replies into the response ring; true if any went. */
@@ -89,18 +91,18 @@ export class RingConnection extends Connection {
 
   flush(): void {
     if (this.dead || this.closed) return;
+    let more = false;
     try {
-      if (this.flushRing()) this.notify();
+      const wrote = this.flushRing();
+      if (wrote || this.consumed) this.notify();
+      this.consumed = false;
+      more = this.canTakeRequest() && (this.hasBufferedFrame() || this.ring.available() > 0);
     } catch (e) {
-      if (e instanceof XsRingError) this.broken(XENSTORE_ERROR_RINGIDX, e.message);
-      else throw e;
+      if (e instanceof XsRingError) { this.broken(XENSTORE_ERROR_RINGIDX, e.message); return; }
+      throw e;
     }
-    // Room may have opened for requests held back by the outstanding quota.
-    if (this.canTakeRequest() && !this.dead) {
-      try {
-        if (this.ring.available() > 0) queueMicrotask(() => { this.kick(); this.host.commit(); });
-      } catch { /* reported on next kick */ }
-    }
+    // Room opened for requests held back by the outstanding quota.
+    if (more) queueMicrotask(() => { this.kick(); this.host.commit(); });
   }
 
   fail(reason: string): void {
