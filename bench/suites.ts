@@ -3,7 +3,9 @@
 // docs/benchmarks.md) and list it here.
 import type { Suite } from './suite.js';
 import { xenstored } from './xenstored.js';
+import { boot } from './boot.js';
 
 export const SUITES: Suite[] = [
   xenstored,
+  boot,
 ];

@@ -1,0 +1,83 @@
+// Create-to-prompt: how long a user waits between `xl create -c g.cfg` and
+// the guest's shell prompt on the console, for guests created one after
+// another on a running host (docs/benchmarks.md).
+//
+//   xl create -c ──XML-RPC──► xend: build (hypervisor domctls, xenstore), console,
+//        │                          unpause ──► hypervisor spawns processes/domu
+//        │                                         boot: xenbus, vCPUs, watches
+//        ◄── console backlog + PTY ─────────────── "root@<name>:~# "
+//
+// The clock runs from the spawn of `xl` to the prompt on its stdout, so it
+// holds the start of the xl process itself, as a user's does. Baseline:
+// `node -e` to its first output, the floor of starting any Node process on
+// this machine at that moment (sampled alternately with the creations).
+import { performance } from 'node:perf_hooks';
+import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { startBenchHost, type BenchHost } from './xen_host.js';
+
+/** The issue's target: p50 create-to-prompt. */
+const TARGET_P50_MS = 250;
+const GUESTS = { full: 20, quick: 3 };
+const GUEST_MB = 32;
+const PROMPT_TIMEOUT_MS = 30_000;
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** Spawns `node -e` and times it to its first byte of output. */
+export async function nodeFloorMs(ctx: SuiteContext): Promise<number> {
+  const t0 = performance.now();
+  const c = ctx.scope.spawn('node -e', process.execPath, ['-e', 'process.stdout.write("up\\n")']);
+  await c.waitForOutput('up', 10_000);
+  const ms = performance.now() - t0;
+  await c.exited;
+  return ms;
+}
+
+/** `xl create -c cfg name=<name>` until the prompt shows; the console client is then stopped. */
+export async function createToPrompt(ctx: SuiteContext, h: BenchHost, cfg: string, name: string): Promise<number> {
+  const t0 = performance.now();
+  const xl = ctx.scope.spawn(`xl create ${name}`, process.execPath, [h.cli, 'xl', 'create', '-c', cfg, `name=${name}`],
+    { env: h.env });
+  try {
+    await xl.waitForOutput(`root@${name}:~# `, PROMPT_TIMEOUT_MS);
+    return performance.now() - t0;
+  } finally {
+    await xl.stop(1000); // detaches the console; the guest keeps running
+  }
+}
+
+export const boot: Suite = {
+  name: 'boot',
+  description: 'xl create -c to the shell prompt, guests created one after another',
+  async run(ctx) {
+    const n = ctx.opts.quick ? GUESTS.quick : GUESTS.full;
+    const h = await startBenchHost(ctx, { memoryMB: 1024 + n * GUEST_MB, pcpus: 2 });
+    const cfg = h.file('boot.cfg', `name = "boot"\ntype = "pv"\nmemory = ${GUEST_MB}\nvcpus = 1\n`);
+    const created: number[] = [];
+    const floor: number[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        floor.push(await nodeFloorMs(ctx));
+        created.push(await createToPrompt(ctx, h, cfg, `boot${i}`));
+        ctx.log(`boot: guest ${i + 1}/${n}: ${created[i]!.toFixed(0)} ms (node -e ${floor[i]!.toFixed(0)} ms)`);
+      }
+    } finally {
+      const left = await h.stop();
+      if (left.pids.length || left.segments.length) {
+        ctx.note(`boot: LEAK after host down: pids ${left.pids.join(' ')}; segments ${left.segments.join(' ')}`);
+      }
+    }
+    const floorP50 = median(floor);
+    const metrics: Metric[] = [
+      { name: 'create-to-prompt p50', value: percentile(created, 50), unit: 'ms', baseline: floorP50,
+        target: { cmp: '<=', value: TARGET_P50_MS }, samples: created,
+        details: { guests: n, guestMB: GUEST_MB, first: Math.round(created[0]!), last: Math.round(created[n - 1]!) } },
+      { name: 'create-to-prompt p95', value: percentile(created, 95), unit: 'ms', baseline: percentile(floor, 95) },
+      { name: 'node -e to first output (baseline)', value: floorP50, unit: 'ms', samples: floor },
+    ];
+    return metrics;
+  },
+};

@@ -1,0 +1,89 @@
+// A virtual host for a benchmark suite: the hypervisor started from the
+// suite's scope (with a lifeline, so that nothing outlives the runner), its
+// run directory in a scope tmpdir, and the real CLI (`xl ...`) pointed at it.
+//
+//   const h = await startBenchHost(ctx, { memoryMB: 4096 });
+//   await h.xl(['create', cfg]);
+//   ... h.stop() (or the scope's dispose) takes everything down, then
+//   h.leftovers() says what would have leaked.
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
+import { liveHostPids, reapHost } from '../shared/host.js';
+import type { Child } from './harness.js';
+import type { SuiteContext } from './suite.js';
+
+export interface BenchHostOptions {
+  memoryMB: number;
+  pcpus?: number;
+  /** A Dom0 program instead of processes/dom0 (e.g. the probe fixture). */
+  dom0?: string;
+  /** Extra environment for the hypervisor and, through it, every domain. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Leftovers { pids: number[]; segments: string[] }
+
+export interface BenchHost {
+  name: string;
+  /** XENEMU_RUN_DIR of the host. */
+  root: string;
+  /** <root>/<name>. */
+  rundir: string;
+  hypervisor: Child;
+  /** Environment for `xenemu` commands against this host. */
+  env: NodeJS.ProcessEnv;
+  cli: string;
+  /** Writes a file into the run root; returns its path. */
+  file(name: string, text: string): string;
+  /**
+   * Takes the host down (SIGTERM to the hypervisor); resolves to what it
+   * left behind (processes of the host, shm segments), which is then swept.
+   */
+  stop(): Promise<Leftovers>;
+}
+
+/** How long a host gets to boot Domain-0 (xenstored, xenconsoled, xend) on a busy machine. */
+const BOOT_TIMEOUT_MS = 60_000;
+
+export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Promise<BenchHost> {
+  const root = ctx.scope.tmpdir();
+  const name = `b${randomBytes(4).toString('hex')}`;
+  const rundir = join(root, name);
+  const args = [join(ctx.dist, 'processes', 'hypervisor', 'main.js'), '--host', name, '--rundir', rundir,
+                '--memory', String(o.memoryMB), '--pcpus', String(o.pcpus ?? 2)];
+  if (o.dom0) args.push('--dom0', o.dom0);
+  const hypervisor = ctx.scope.spawn('hypervisor', process.execPath, args,
+    { lifeline: true, env: { ...process.env, ...o.env } });
+  await hypervisor.waitForOutput('Domain-0 ready', BOOT_TIMEOUT_MS);
+  const h: BenchHost = {
+    name, root, rundir, hypervisor,
+    env: { ...process.env, XENEMU_RUN_DIR: root, XENEMU_HOST: name },
+    cli: join(ctx.dist, 'launcher', 'cli.js'),
+    file(fname, text) {
+      const p = join(root, fname);
+      writeFileSync(p, text);
+      return p;
+    },
+    async stop() {
+      const pids = liveHostPids(rundir, name);
+      await hypervisor.stop();
+      // Whatever the hypervisor did not take down with it is a leak: report it, then sweep.
+      const left = { pids: pids.filter(alive), segments: shmList(shmPrefix(name)) };
+      reapHost(rundir, name);
+      shmSweep(shmPrefix(name));
+      return left;
+    },
+  };
+  return h;
+}
+
+/** A zombie holds nothing: it counts as gone. */
+function alive(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
