@@ -52,6 +52,7 @@ export async function createToPrompt(ctx: SuiteContext, h: BenchHost, cfg: strin
 export const boot: Suite = {
   name: 'boot',
   description: 'xl create -c to the shell prompt, guests created one after another',
+  baseline: '`node -e` to its first output (starting any Node process), sampled between the creations',
   async run(ctx) {
     const n = ctx.opts.quick ? GUESTS.quick : GUESTS.full;
     const h = await startBenchHost(ctx, { memoryMB: 1024 + n * GUEST_MB, pcpus: 2 });

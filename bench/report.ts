@@ -43,7 +43,7 @@ export function formatTable(results: SuiteResult[]): string {
         m.unit,
         m.baseline !== undefined ? num(m.baseline) : '',
         m.baseline ? `${(m.value / m.baseline).toFixed(2)}x` : '',
-        m.target ? `${m.target.cmp} ${num(m.target.value)}` : '',
+        m.target ? `${m.target.cmp} ${num(m.target.value)}${m.target.ratio ? 'x' : ''}` : '',
         p === undefined ? '' : p ? 'pass' : 'FAIL',
       ]);
     }

@@ -141,7 +141,8 @@ async function main(): Promise<number> {
   }
 
   process.stdout.write(`\n${formatTable(results)}\n`);
-  process.stdout.write('\nbaseline: the same operation through a Node echo server (no work, same round trips); ratio = value / baseline\n');
+  process.stdout.write('\nbaseline (measured in the same run; ratio = value / baseline):\n');
+  for (const s of selected) if (s.baseline) process.stdout.write(`  ${s.name}: ${s.baseline}\n`);
   const details = formatDetails(results);
   if (details) process.stdout.write(`\ndetails:\n${details}\n`);
   for (const r of results) if (!r.ok) process.stdout.write(`\n${r.suite} failed:\n${r.error}\n`);

@@ -2,10 +2,14 @@
 // bench/<name>.ts, exporting a Suite; bench/suites.ts lists them.
 import type { Scope } from './harness.js';
 
-/** A promise a metric must keep, e.g. >= 20000 ops/s or <= 100 MB. */
+/**
+ * A promise a metric must keep, e.g. >= 20000 ops/s or <= 100 MB; with
+ * `ratio`, a promise about value / baseline (e.g. <= 2.5x the baseline).
+ */
 export interface Target {
   cmp: '>=' | '<=';
   value: number;
+  ratio?: boolean;
 }
 
 export interface Metric {
@@ -55,12 +59,16 @@ export interface SuiteContext {
 export interface Suite {
   name: string;
   description: string;
+  /** What the baseline column holds for this suite (printed under the table). */
+  baseline?: string;
   run(ctx: SuiteContext): Promise<Metric[]>;
 }
 
 export function passes(m: Metric): boolean | undefined {
   if (!m.target) return undefined;
-  return m.target.cmp === '>=' ? m.value >= m.target.value : m.value <= m.target.value;
+  const v = m.target.ratio ? (m.baseline ? m.value / m.baseline : NaN) : m.value;
+  if (Number.isNaN(v)) return false;
+  return m.target.cmp === '>=' ? v >= m.target.value : v <= m.target.value;
 }
 
 export function median(xs: number[]): number {

@@ -4,8 +4,10 @@
 import type { Suite } from './suite.js';
 import { xenstored } from './xenstored.js';
 import { boot } from './boot.js';
+import { evtchn } from './evtchn.js';
 
 export const SUITES: Suite[] = [
   xenstored,
   boot,
+  evtchn,
 ];

@@ -311,6 +311,7 @@ function pct(x: number): string {
 
 export const xenstored: Suite = {
   name: 'xenstored',
+  baseline: 'the same operation through a Node echo server (no work, same round trips)',
   description: 'xs_wire throughput (libxenstore C client) and memory of the Node xenstored',
   run: (ctx) => new XenstoredBench(ctx).run(),
 };
