@@ -5,9 +5,11 @@ import type { Suite } from './suite.js';
 import { xenstored } from './xenstored.js';
 import { boot } from './boot.js';
 import { evtchn } from './evtchn.js';
+import { density } from './density.js';
 
 export const SUITES: Suite[] = [
   xenstored,
   boot,
   evtchn,
+  density,
 ];
