@@ -128,8 +128,25 @@ function copySide(hv: Hypervisor, caller: Domain, p: gnttab_copy_ptr | undefined
   return { d, frame };
 }
 
-export function gnttabCopy(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: gnttab_copy): HcResult {
+/**
+ * GNTTABOP_copy. Xen takes an array of `count` ops, each with its own
+ * status; `arg` is either one op (data.status) or `{ ops: [...] }`
+ * (data.status[i] per op), so a backend moves a whole ring's worth of
+ * packets in one hypercall as netback's batched gnttab_copy does.
+ */
+export function gnttabCopy(hv: Hypervisor, caller: Domain, t: Domain | null, arg: gnttab_copy | { ops: gnttab_copy[] }): HcResult {
+  if (arg && Array.isArray((arg as { ops?: unknown }).ops)) {
+    const ops = (arg as { ops: gnttab_copy[] }).ops;
+    if (ops.length > 4096) return { ret: 0, data: { status: ops.map(() => GNTST_bad_copy_arg) } };
+    const status = ops.map((op) => ((gnttabCopyOne(hv, caller, t, op) as { data: { status: number } }).data.status));
+    return { ret: 0, data: { status } };
+  }
+  return gnttabCopyOne(hv, caller, t, arg as gnttab_copy);
+}
+
+function gnttabCopyOne(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: gnttab_copy): HcResult {
   const fail = (status: number) => ({ ret: 0, data: { status } });
+  if (!arg || typeof arg !== 'object') return fail(GNTST_bad_copy_arg);
   const flags = Number(arg.flags ?? 0);
   const len = Number(arg.len);
   const so = Number(arg.source?.offset ?? 0);

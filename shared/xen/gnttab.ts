@@ -95,6 +95,17 @@ export class GrantTable {
     return r.ret < 0 ? r.ret : r.data!.status;
   }
 
+  /**
+   * GNTTABOP_copy of several ops in one hypercall (Xen's `count`): one
+   * GNTST_* status per op, or every op failed with the hypercall's errno.
+   */
+  async copyBatch(ops: gnttab_copy[]): Promise<number[]> {
+    if (ops.length === 0) return [];
+    const r = await this.hv.grant_table_op<{ status: number[] }>(GNTTABOP_copy, { ops });
+    if (r.ret < 0 || !Array.isArray(r.data?.status)) return ops.map(() => (r.ret < 0 ? r.ret : -1));
+    return r.data!.status;
+  }
+
   /** GNTTABOP_copy, done by the hypervisor: returns the GNTST_* status. */
   async copy(op: gnttab_copy): Promise<number> {
     const r = await this.hv.grant_table_op<{ status: number }>(GNTTABOP_copy, op);
