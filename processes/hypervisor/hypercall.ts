@@ -30,6 +30,7 @@ import * as sysctl from './sysctl.js';
 import * as memory from './memory.js';
 import * as sched from './sched.js';
 import * as vcpuop from './sched_vcpu.js';
+import * as schedctl from './sched_ctl.js';
 import * as consoleio from './console_io.js';
 
 export const PRIV = 1 << 0;
@@ -59,12 +60,17 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_max_vcpus]: { name: 'max_vcpus', handler: domctl.domctlMaxVcpus, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_setvcpucontext]: { name: 'setvcpucontext', handler: domctl.domctlSetvcpucontext, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_getvcpuinfo]: { name: 'getvcpuinfo', handler: vcpuop.domctlGetvcpuinfo, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_scheduler_op]: { name: 'scheduler_op', handler: schedctl.domctlSchedulerOp, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_setvcpuaffinity]: { name: 'setvcpuaffinity', handler: schedctl.domctlSetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
   },
   [__HYPERVISOR_sysctl]: {
     [SC.XEN_SYSCTL_physinfo]: { name: 'physinfo', handler: sysctl.sysctlPhysinfo, flags: PRIV },
     [SC.XEN_SYSCTL_getdomaininfolist]: { name: 'getdomaininfolist', handler: sysctl.sysctlGetdomaininfolist, flags: PRIV },
     [SC.XEN_SYSCTL_readconsole]: { name: 'readconsole', handler: sysctl.sysctlReadconsole, flags: PRIV },
+    [SC.XEN_SYSCTL_scheduler_op]: { name: 'scheduler_op', handler: schedctl.sysctlSchedulerOp, flags: PRIV },
+    [SC.XEN_SYSCTL_sched_id]: { name: 'sched_id', handler: schedctl.sysctlSchedId, flags: PRIV },
   },
   [__HYPERVISOR_memory_op]: {
     [M.XENMEM_increase_reservation]: { name: 'increase_reservation', handler: memory.memoryIncrease, flags: TARGET, target: 'domid' },

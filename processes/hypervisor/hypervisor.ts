@@ -22,6 +22,7 @@ import { Domain, type DomainConfig } from './domain.js';
 import { type Scheduler, shutdownName } from './sched.js';
 import { SliceScheduler } from './sched_core.js';
 import { RoundRobinPolicy } from './sched_rr.js';
+import { CreditPolicy } from './sched_credit.js';
 import { dispatch } from './hypercall.js';
 import { evtchnDestroy, evtchnSend, sendVirq } from './event_channel.js';
 import { gnttabDestroy } from './grant_table.js';
@@ -39,6 +40,8 @@ export interface HypervisorOptions {
   dom0Program: string;
   defaultDomUProgram: string;
   readyFd?: number;
+  /** Xen's `sched=` boot parameter: credit (default) or rr. */
+  sched?: 'credit' | 'rr';
 }
 
 /** How long a domain gets to exit on SIGTERM before SIGKILL, when the host goes down. */
@@ -70,7 +73,8 @@ export class Hypervisor {
     this.console = new ConsoleRing();
     this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
     this.scheduler = new SliceScheduler({
-      pcpus: opts.pcpus, policy: new RoundRobinPolicy(opts.pcpus), log: (m) => this.console.log(m),
+      pcpus: opts.pcpus, log: (m) => this.console.log(m),
+      policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
       notify: (d, vcpu, gen) => d.channel?.send({ type: 'slice', vcpu, gen }),
       signal: (d, sig) => {
         const pid = d.proc?.pid;

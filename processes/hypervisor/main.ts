@@ -1,7 +1,7 @@
 // xenemu hypervisor: one per virtual host (docs/hypervisor.md).
 //
 //   node dist/processes/hypervisor/main.js --host <name> --rundir <dir>
-//        [--memory MB] [--pcpus N] [--dom0-mem MB] [--dom0 <program.js>]
+//        [--memory MB] [--pcpus N] [--dom0-mem MB] [--dom0 <program.js>] [--sched credit|rr]
 //   env XENEMU_READY_FD: a pipe fd to write "ready\n" to once Dom0 is up
 //   env XENEMU_LIFELINE: die with the launcher (foreground mode)
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     pcpus: { type: 'string', default: '2' },
     'dom0-mem': { type: 'string' },
     dom0: { type: 'string' },
+    sched: { type: 'string', default: process.env.XENEMU_SCHED ?? 'credit' },
   },
   strict: true,
 });
@@ -36,6 +37,10 @@ if (!Number.isInteger(memoryMB) || memoryMB < 64 || !Number.isInteger(pcpus) || 
   process.stderr.write('hypervisor: --memory must be >= 64 (MB) and --pcpus 1..64\n');
   process.exit(2);
 }
+if (values.sched !== 'credit' && values.sched !== 'rr') {
+  process.stderr.write('hypervisor: --sched must be credit or rr\n');
+  process.exit(2);
+}
 // dom0_mem: 512 MB, or a quarter of a small host (at least 64 MB).
 const dom0MB = values['dom0-mem'] ? Number(values['dom0-mem']) : Math.min(512, Math.max(64, Math.floor(memoryMB / 4)));
 const readyFd = process.env.XENEMU_READY_FD ? Number(process.env.XENEMU_READY_FD) : undefined;
@@ -43,7 +48,7 @@ const readyFd = process.env.XENEMU_READY_FD ? Number(process.env.XENEMU_READY_FD
 const rundir = resolve(values.rundir);
 ensureHostDir(rundir);
 const hv = new Hypervisor({
-  host, rundir, memoryMB, pcpus, dom0MB, readyFd,
+  host, rundir, memoryMB, pcpus, dom0MB, readyFd, sched: values.sched,
   dom0Program: resolve(values.dom0 ?? process.env.XENEMU_DOM0_PROGRAM ?? join(dist, 'processes', 'dom0', 'main.js')),
   defaultDomUProgram: join(dist, 'processes', 'domu', 'main.js'),
 });

@@ -4,13 +4,15 @@
 // the scheduler decides who holds a slice of a pCPU. sched_core.ts is the
 // mechanism (grant words and runstate in the vCPU area, slice timers,
 // SIGSTOP of a domain that ignores preemption); the choice of who runs next
-// is a SchedPolicy (sched_rr.ts today, the credit scheduler later).
+// is a SchedPolicy (sched_credit.ts, Xen's credit scheduler, by default;
+// sched_rr.ts). The toolstack's controls are in sched_ctl.ts.
 // docs/scheduler.md has the protocol.
 import { SHUTDOWN_MAX, SHUTDOWN_NAMES } from '../../shared/abi/sched.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
 import type { VcpuRunstateInfo } from '../../shared/abi/vcpu.js';
 import type { xen_domctl_getvcpuinfo } from '../../shared/abi/domctl.js';
 import type { SchedRequest } from '../../shared/wire/hypercall.js';
+import type { SchedDomainParams, SchedGlobalParams } from './sched_core.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -43,6 +45,17 @@ export interface Scheduler {
   onlineVcpus(d: Domain): number;
   /** Sum of the running time of the domain's vCPUs, ns. */
   cpuTimeNs(d: Domain): number;
+  /** XEN_SCHEDULER_* of the policy (0: not one of Xen's). */
+  readonly schedId: number;
+  /** XEN_DOMCTL_scheduler_op getinfo / putinfo; null / -EINVAL when the policy has no parameters. */
+  getDomainParams(d: Domain): SchedDomainParams | null;
+  putDomainParams(d: Domain, p: Partial<SchedDomainParams>): number;
+  /** XEN_SYSCTL_scheduler_op getinfo / putinfo. */
+  getGlobals(): SchedGlobalParams | null;
+  putGlobals(p: Partial<SchedGlobalParams>): number;
+  /** XEN_DOMCTL_{get,set}vcpuaffinity, hard affinity as a CPU mask. */
+  getAffinity(d: Domain, vcpu: number): bigint;
+  setAffinity(d: Domain, vcpu: number, mask: bigint): number;
   /** Drops every timer (host going down). */
   close(): void;
 }

@@ -1,6 +1,7 @@
 // The slice mechanism: pCPUs, grants, revocation, runstate accounting, and
-// Xen's preemption made real with SIGSTOP. Who runs next is a SchedPolicy's
-// choice (sched_rr.ts); everything else is here.
+// Xen's preemption made real with SIGSTOP, hard affinity, and the measure of
+// the real running time a policy debits. Who runs next is a SchedPolicy's
+// choice (sched_credit.ts, the default; sched_rr.ts); everything else is here.
 //
 // A vCPU's worker thread runs guest work only while the grant word of its
 // slot in the vCPU area (shared/abi/vcpu.ts) holds a generation it has not
@@ -62,6 +63,13 @@ export class SchedVcpu {
   slices = 0;
   preempts = 0;
   stolen = 0n;
+  /** Hard affinity (XEN_DOMCTL_setvcpuaffinity): bit p set = may run on pCPU p. */
+  affinity = ALL_CPUS;
+  /** Parked by the policy (a capped vCPU that used its cap): not runnable, runstate offline. */
+  parked = false;
+  /** When the current slice was granted, and up to when its time has been charged (settle). */
+  grantedAt = 0n;
+  ranSince = 0n;
   /** Policy's own per-vCPU data (queue membership, credit, ...). */
   policy: unknown = null;
   constructor(readonly dom: SchedDomain, readonly id: number) {}
@@ -73,6 +81,8 @@ export class SchedDomain {
   /** Its process is held SIGSTOPped because `rogue` kept its pCPU after a revocation. */
   stopped = false;
   rogue: SchedVcpu | null = null;
+  /** Policy's own per-domain data (weight, cap, ...). */
+  policy: unknown = null;
   readonly vcpus: SchedVcpu[] = [];
   readonly dv: DataView;
   readonly i32: Int32Array;
@@ -88,18 +98,53 @@ export class SchedDomain {
   get runs(): boolean { return this.sliced && this.d.running; }
 }
 
+/** What the mechanism offers a policy (given once, by attach). */
+export interface SchedHooks {
+  readonly pcpus: number;
+  now(): bigint;
+  /** The vCPU holding pCPU p, or null. */
+  current(p: number): SchedVcpu | null;
+  /** Debits v (policy.burn) with the running time since its last charge; v must hold a pCPU. */
+  settle(v: SchedVcpu): void;
+  /** Revokes pCPU p's slice now (as at slice end); the policy picks again on the release. */
+  preempt(p: number): void;
+  /** Parks or unparks v: a parked vCPU is not runnable (a running one is revoked). */
+  setParked(v: SchedVcpu, parked: boolean): void;
+}
+
+/** Domain parameters of XEN_DOMCTL_scheduler_op (credit: weight and cap). */
+export interface SchedDomainParams { weight: number; cap: number }
+/** Host parameters of XEN_SYSCTL_scheduler_op (credit: tslice_ms, ratelimit_us). */
+export interface SchedGlobalParams { tslice_ms: number; ratelimit_us: number }
+
 export interface SchedPolicy {
   readonly name: string;
-  /** v became runnable (woken, gave its slice back, was preempted or unpaused). */
-  enqueue(v: SchedVcpu, pcpus: number): void;
+  /** XEN_SCHEDULER_* (domctl.h). */
+  readonly schedId: number;
+  attach?(hooks: SchedHooks): void;
+  /** v became runnable (woken, gave its slice back, was preempted or unpaused); `woken`: from blocked. */
+  enqueue(v: SchedVcpu, pcpus: number, woken?: boolean): void;
   /** v leaves the run queues (blocked, paused, down, destroyed, or picked). */
   dequeue(v: SchedVcpu): void;
   /** Removes and returns the next vCPU for pCPU `p` among those `eligible`. */
   pick(p: number, eligible: (v: SchedVcpu) => boolean): SchedVcpu | null;
-  /** Is some eligible vCPU waiting that pCPU `p` could run? (If not, the slice is extended.) */
-  waiting(p: number, eligible: (v: SchedVcpu) => boolean): boolean;
+  /** Should `cur` give pCPU `p` up at its slice end for an eligible waiter? (If not, the slice is extended.) */
+  waiting(p: number, eligible: (v: SchedVcpu) => boolean, cur: SchedVcpu): boolean;
   sliceMs(v: SchedVcpu): number;
+  /** v ran `ns` of real time (measured by the mechanism, including time held past a revocation). */
+  burn?(v: SchedVcpu, ns: bigint): void;
+  /** The domain's vCPUs are going away. */
+  domainRemoved?(sd: SchedDomain): void;
+  getDomainParams?(sd: SchedDomain): SchedDomainParams;
+  /** 0 or -XEN_EINVAL. */
+  putDomainParams?(sd: SchedDomain, p: Partial<SchedDomainParams>): number;
+  getGlobals?(): SchedGlobalParams;
+  putGlobals?(p: Partial<SchedGlobalParams>): number;
+  close?(): void;
 }
+
+/** Every pCPU (pcpus <= 64). */
+export const ALL_CPUS = (1n << 64n) - 1n;
 
 interface Pcpu { id: number; cur: SchedVcpu | null; timer: NodeJS.Timeout | null }
 
@@ -125,15 +170,31 @@ export class SliceScheduler implements Scheduler {
   private readonly graceMs: number;
   private readonly now: () => bigint;
   private readonly eligible = (v: SchedVcpu) =>
-    v.online && v.wantsRun && v.pcpu < 0 && v.dom.runs && (!v.dom.stopped || v.dom.rogue === v);
+    v.online && v.wantsRun && !v.parked && v.pcpu < 0 && v.dom.runs && (!v.dom.stopped || v.dom.rogue === v);
+  /** eligible, and allowed on pCPU p by its hard affinity. */
+  private readonly eligibleAt: ((v: SchedVcpu) => boolean)[] = [];
 
   constructor(private readonly o: SliceSchedulerOptions) {
     this.policy = o.policy;
     this.name = o.policy.name;
     this.graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
     this.now = o.now ?? (() => process.hrtime.bigint());
-    for (let i = 0; i < o.pcpus; i++) this.pcpus.push({ id: i, cur: null, timer: null });
+    for (let i = 0; i < o.pcpus; i++) {
+      this.pcpus.push({ id: i, cur: null, timer: null });
+      const bit = 1n << N(i);
+      this.eligibleAt.push((v) => (v.affinity & bit) !== 0n && this.eligible(v));
+    }
+    this.policy.attach?.({
+      pcpus: o.pcpus,
+      now: this.now,
+      current: (p) => this.pcpus[p]?.cur ?? null,
+      settle: (v) => this.settle(v),
+      preempt: (p) => { const pc = this.pcpus[p]; if (pc?.cur && !pc.cur.revoking) this.revoke(pc); },
+      setParked: (v, parked) => this.setParked(v, parked),
+    });
   }
+
+  get schedId(): number { return this.policy.schedId; }
 
   // ---- domain lifecycle ----------------------------------------------------
 
@@ -156,6 +217,7 @@ export class SliceScheduler implements Scheduler {
       this.policy.dequeue(v);
       if (v.pcpu >= 0) this.vacate(v, false);
     }
+    this.policy.domainRemoved?.(sd);
     this.doms.delete(d);
     this.scheduleIdle();
   }
@@ -297,6 +359,44 @@ export class SliceScheduler implements Scheduler {
 
   close(): void {
     for (const p of this.pcpus) { if (p.timer) clearTimeout(p.timer); p.timer = null; }
+    this.policy.close?.();
+  }
+
+  // ---- parameters (XEN_DOMCTL_scheduler_op, XEN_SYSCTL_scheduler_op, vcpuaffinity) ----
+
+  getDomainParams(d: Domain): SchedDomainParams | null {
+    const sd = this.doms.get(d);
+    return sd && this.policy.getDomainParams ? this.policy.getDomainParams(sd) : null;
+  }
+
+  putDomainParams(d: Domain, p: Partial<SchedDomainParams>): number {
+    const sd = this.doms.get(d);
+    if (!sd || !this.policy.putDomainParams) return -XEN_EINVAL;
+    return this.policy.putDomainParams(sd, p);
+  }
+
+  getGlobals(): SchedGlobalParams | null { return this.policy.getGlobals?.() ?? null; }
+
+  putGlobals(p: Partial<SchedGlobalParams>): number {
+    return this.policy.putGlobals ? this.policy.putGlobals(p) : -XEN_EINVAL;
+  }
+
+  getAffinity(d: Domain, vcpu: number): bigint {
+    return this.doms.get(d)?.vcpus[vcpu]?.affinity ?? ALL_CPUS;
+  }
+
+  /** Hard affinity; a mask naming no pCPU of this host is -EINVAL. A vCPU on a pCPU now outside it is moved. */
+  setAffinity(d: Domain, vcpu: number, mask: bigint): number {
+    const sd = this.doms.get(d);
+    if (!sd) return -XEN_EINVAL;
+    if (vcpu < 0 || vcpu >= d.maxVcpus) return -XEN_ENOENT;
+    const host = (1n << N(this.pcpus.length)) - 1n;
+    if ((mask & host) === 0n) return -XEN_EINVAL;
+    const v = sd.vcpus[vcpu];
+    v.affinity = mask === ALL_CPUS ? ALL_CPUS : mask & host;
+    if (v.pcpu >= 0 && !(v.affinity & (1n << N(v.pcpu))) && !v.revoking) this.revoke(this.pcpus[v.pcpu]);
+    this.scheduleIdle();
+    return 0;
   }
 
   /** Per-pCPU view for tests and `xm`-like tools: who holds which pCPU. */
@@ -309,7 +409,7 @@ export class SliceScheduler implements Scheduler {
   private vcpuWake(v: SchedVcpu): void {
     if (!v.online || v.wantsRun) return;
     v.wantsRun = true;
-    if (this.eligible(v)) this.policy.enqueue(v, this.pcpus.length);
+    if (this.eligible(v)) this.policy.enqueue(v, this.pcpus.length, true);
     this.update(v);
     this.scheduleIdle();
   }
@@ -342,6 +442,7 @@ export class SliceScheduler implements Scheduler {
    * runnable and goes to the back of the queue.
    */
   private vacate(v: SchedVcpu, requeue: boolean): void {
+    this.settle(v);
     const p = this.pcpus[v.pcpu];
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
@@ -354,13 +455,33 @@ export class SliceScheduler implements Scheduler {
     this.update(v);
   }
 
+  /** Charges v's running time since the last charge (policy.burn). */
+  private settle(v: SchedVcpu): void {
+    if (v.pcpu < 0) return;
+    const now = this.now();
+    if (now > v.ranSince) this.policy.burn?.(v, now - v.ranSince);
+    v.ranSince = now;
+  }
+
+  private setParked(v: SchedVcpu, parked: boolean): void {
+    if (v.parked === parked) return;
+    v.parked = parked;
+    if (parked) {
+      if (v.pcpu >= 0 && !v.revoking) this.revoke(this.pcpus[v.pcpu]);
+    } else if (this.eligible(v)) {
+      this.policy.enqueue(v, this.pcpus.length);
+    }
+    this.update(v);
+    if (!parked) this.scheduleIdle();
+  }
+
   private scheduleIdle(): void {
     for (const p of this.pcpus) if (!p.cur) this.schedule(p);
   }
 
   private schedule(p: Pcpu): void {
     if (p.cur) return;
-    const v = this.policy.pick(p.id, this.eligible);
+    const v = this.policy.pick(p.id, this.eligibleAt[p.id]);
     if (v) this.grant(p, v);
   }
 
@@ -375,6 +496,7 @@ export class SliceScheduler implements Scheduler {
     v.gen = v.gen >= 0x7fffffff ? 1 : v.gen + 1;
     v.pcpu = p.id;
     v.slices++;
+    v.grantedAt = v.ranSince = this.now();
     p.cur = v;
     const sliceMs = this.policy.sliceMs(v);
     sd.i32[vcpuWord(v.id, 'pcpu')] = p.id;
@@ -390,7 +512,7 @@ export class SliceScheduler implements Scheduler {
     p.timer = null;
     const v = p.cur;
     if (!v) return;
-    if (!this.policy.waiting(p.id, this.eligible)) {
+    if (!this.policy.waiting(p.id, this.eligibleAt[p.id], v) && !v.parked && (v.affinity & (1n << N(p.id)))) {
       // Nobody else wants this pCPU: Xen lets the vCPU go on without a switch.
       const sliceMs = this.policy.sliceMs(v);
       v.dom.dv.setBigUint64(v.id * XENEMU_VCPU_SLOT_SIZE + xenemu_vcpu_slot.deadline,
@@ -398,6 +520,13 @@ export class SliceScheduler implements Scheduler {
       p.timer = setTimeout(() => this.sliceEnd(p), sliceMs);
       return;
     }
+    this.revoke(p);
+  }
+
+  /** Takes the slice back: grant word cleared, the holder has the grace period to release it. */
+  private revoke(p: Pcpu): void {
+    const v = p.cur!;
+    if (p.timer) clearTimeout(p.timer);
     v.revoking = true;
     v.revokedAt = this.now();
     Atomics.compareExchange(v.dom.i32, vcpuWord(v.id, 'grant'), v.gen, 0);
@@ -447,7 +576,7 @@ export class SliceScheduler implements Scheduler {
   private stateOf(v: SchedVcpu): number {
     if (v.pcpu >= 0) return RUNSTATE_running;
     const sd = v.dom;
-    if (!v.online || v.id >= sd.d.maxVcpus || !sd.d.running) return RUNSTATE_offline;
+    if (!v.online || v.id >= sd.d.maxVcpus || !sd.d.running || v.parked) return RUNSTATE_offline;
     if (!sd.sliced) {
       // Not sliced: vCPU 0 is the process; the others have nothing to run.
       if (v.id !== 0) return RUNSTATE_blocked;

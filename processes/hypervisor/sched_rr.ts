@@ -1,6 +1,7 @@
 // Round-robin policy: one FIFO run queue per pCPU, fixed slices, no weights.
-// The placeholder for Xen's credit scheduler (DESIGN.md §4), which will be
-// another SchedPolicy behind the same mechanism (sched_core.ts).
+// The first policy behind the mechanism (sched_core.ts), kept as a reference
+// and for comparison (`--sched rr`); Xen's credit scheduler (sched_credit.ts)
+// is the default. Hard affinity comes with the mechanism's `eligible`.
 //
 //   enqueue  onto the shortest queue, its last pCPU's on a tie (cache warmth
 //            means nothing here, but it keeps a lone vCPU where it was)
@@ -10,6 +11,8 @@ import { DEFAULT_SLICE_MS, type SchedPolicy, type SchedVcpu } from './sched_core
 
 export class RoundRobinPolicy implements SchedPolicy {
   readonly name = 'rr';
+  /** Not one of Xen's schedulers (XEN_SCHEDULER_*): it has no parameters. */
+  readonly schedId = 0;
   private readonly queues: SchedVcpu[][] = [];
 
   constructor(pcpus: number, private readonly slice = DEFAULT_SLICE_MS) {

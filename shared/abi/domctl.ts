@@ -8,11 +8,14 @@ export const XEN_DOMCTL_destroydomain = 2;
 export const XEN_DOMCTL_pausedomain = 3;
 export const XEN_DOMCTL_unpausedomain = 4;
 export const XEN_DOMCTL_getdomaininfo = 5;
+export const XEN_DOMCTL_setvcpuaffinity = 9;
 export const XEN_DOMCTL_max_mem = 11;
 export const XEN_DOMCTL_setvcpucontext = 12;
 export const XEN_DOMCTL_getvcpuinfo = 14;
 export const XEN_DOMCTL_max_vcpus = 15;
+export const XEN_DOMCTL_scheduler_op = 16;
 export const XEN_DOMCTL_setdomainhandle = 17;
+export const XEN_DOMCTL_getvcpuaffinity = 25;
 
 /**
  * xenemu's own domctl (Xen leaves numbers above its range free): tells Dom0
@@ -112,4 +115,66 @@ export interface xen_domctl_getvcpuinfo {
   running: number;
   cpu_time: number;
   cpu: number;
+}
+
+// XEN_DOMCTL_setvcpuaffinity / XEN_DOMCTL_getvcpuaffinity
+export const _XEN_VCPUAFFINITY_HARD = 0;
+export const XEN_VCPUAFFINITY_HARD = 1 << _XEN_VCPUAFFINITY_HARD;
+export const _XEN_VCPUAFFINITY_SOFT = 1;
+export const XEN_VCPUAFFINITY_SOFT = 1 << _XEN_VCPUAFFINITY_SOFT;
+export const _XEN_VCPUAFFINITY_FORCE = 2;
+export const XEN_VCPUAFFINITY_FORCE = 1 << _XEN_VCPUAFFINITY_FORCE;
+
+/** struct xenctl_bitmap (xen.h): the bitmap's bytes (bit i of byte i/8 = CPU i) and its length in bits. */
+export interface xenctl_bitmap {
+  bitmap: number[];
+  nr_bits: number;
+}
+
+/** struct xen_domctl_vcpuaffinity. */
+export interface xen_domctl_vcpuaffinity {
+  vcpu: number;
+  flags: number;
+  cpumap_hard: xenctl_bitmap;
+  cpumap_soft: xenctl_bitmap;
+}
+
+/** A CPU mask (bit i = CPU i) as a xenctl_bitmap of nr_bits bits. */
+export function cpumaskToBitmap(mask: bigint, nrBits: number): xenctl_bitmap {
+  const bytes: number[] = [];
+  for (let i = 0; i < Math.ceil(nrBits / 8); i++) bytes.push(Number((mask >> BigInt(8 * i)) & 0xffn));
+  return { bitmap: bytes, nr_bits: nrBits };
+}
+
+export function bitmapToCpumask(b: xenctl_bitmap | undefined): bigint {
+  let mask = 0n;
+  const bytes = Array.isArray(b?.bitmap) ? b!.bitmap : [];
+  const nr = Math.min(Number(b?.nr_bits ?? bytes.length * 8), bytes.length * 8, 64);
+  for (let i = 0; i < nr; i++) if ((Number(bytes[i >> 3]) >> (i & 7)) & 1) mask |= 1n << BigInt(i);
+  return mask;
+}
+
+// XEN_DOMCTL_scheduler_op
+export const XEN_SCHEDULER_CREDIT = 5;
+export const XEN_SCHEDULER_CREDIT2 = 6;
+export const XEN_SCHEDULER_ARINC653 = 7;
+export const XEN_SCHEDULER_RTDS = 8;
+export const XEN_SCHEDULER_NULL = 9;
+
+export const XEN_DOMCTL_SCHEDOP_putinfo = 0;
+export const XEN_DOMCTL_SCHEDOP_getinfo = 1;
+export const XEN_DOMCTL_SCHEDOP_putvcpuinfo = 2;
+export const XEN_DOMCTL_SCHEDOP_getvcpuinfo = 3;
+
+/** struct xen_domctl_sched_credit. */
+export interface xen_domctl_sched_credit {
+  weight: number;
+  cap: number;
+}
+
+/** struct xen_domctl_scheduler_op (the credit member of its union as `u.credit`). */
+export interface xen_domctl_scheduler_op {
+  sched_id: number;
+  cmd: number;
+  u: { credit: xen_domctl_sched_credit };
 }
