@@ -91,6 +91,9 @@ const USAGE: Record<string, string> = {
   uptime: 'uptime [Domain ...]',
   domid: 'domid <DomainName>',
   domname: 'domname <DomainId>',
+  'block-attach': 'block-attach <Domain> <disk-spec-component(s)>...',
+  'block-detach': 'block-detach <Domain> <DevId>',
+  'block-list': 'block-list <Domain(s)>',
 };
 
 /** Split flags (single letters, listed in `known`) from operands, getopt-style. */
@@ -233,6 +236,30 @@ class Xm {
         const d = /^[0-9]+$/.test(id) ? (await this.domains()).find((x) => x.domid === Number(id)) : undefined;
         if (!d) throw new XmError(`Can't get domain name of domain id '${id}', maybe this domain does not exist.`);
         this.out(`${d.name}\n`);
+        return 0;
+      }
+      case 'block-attach': {
+        if (args.length < 2) throw new UsageError(`'${this.prog} block-attach' requires a domain and a disk spec`);
+        await this.callDom(XEND_METHODS.blockAttach, args[0]!, [args.slice(1).join(',')]);
+        return 0;
+      }
+      case 'block-detach': {
+        const o = getopt(args, 'f', cmd);
+        if (o.rest.length !== 2) throw new UsageError(`'${this.prog} block-detach' requires a domain and a device`);
+        await this.callDom(XEND_METHODS.blockDetach, o.rest[0]!, [o.rest[1]!]);
+        return 0;
+      }
+      case 'block-list': {
+        if (args.length < 1) throw new UsageError(`'${this.prog} block-list' requires at least one domain`);
+        // xl's main_blocklist columns.
+        this.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
+        for (const dom of args) {
+          const rows = (await this.callDom(XEND_METHODS.blockList, dom)) as unknown as Array<Record<string, number | string>>;
+          for (const r of rows) {
+            this.out(`${String(r.devid).padEnd(5)} ${String(r.backendId).padEnd(3)} ${String(r.frontendId).padEnd(6)} ${String(r.state).padEnd(5)} ` +
+              `${String(r.evtch).padEnd(6)} ${String(r.rref).padEnd(8)} ${String(r.backend).padEnd(30)}\n`);
+          }
+        }
         return 0;
       }
       default:

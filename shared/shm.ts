@@ -16,6 +16,7 @@ interface ShmAddon {
   open(name: string, size: number, create: boolean, offset?: number): SharedArrayBuffer;
   unlink(name: string): boolean;
   release?(sab: SharedArrayBuffer, offset: number, length: number): boolean;
+  punchHole?(fd: number, offset: number, length: number): boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,6 +51,15 @@ export function shmUnlink(name: string): boolean {
  */
 export function shmRelease(sab: SharedArrayBuffer, offset: number, length: number): boolean {
   return addon.release ? addon.release(sab, offset, length) : false;
+}
+
+/**
+ * fallocate(fd, PUNCH_HOLE|KEEP_SIZE, offset, length): frees a file range,
+ * which then reads as zeros. False when the file system refuses or the addon
+ * predates this call (callers then write zeros).
+ */
+export function punchHole(fd: number, offset: number, length: number): boolean {
+  return addon.punchHole ? addon.punchHole(fd, offset, length) : false;
 }
 
 /** The segment name prefix of one virtual host. */

@@ -11,12 +11,15 @@
 //                            page, without mapping the whole segment
 //   unlink(name)             -> boolean             shm_unlink, false if absent
 //   release(sab, off, len)   -> boolean             madvise(MADV_REMOVE): give pages back
+//   punchHole(fd, off, len)  -> boolean             fallocate(PUNCH_HOLE|KEEP_SIZE) on a file
+//                            (blkback's BLKIF_OP_DISCARD; Node has no fallocate)
 //
 // The mapping lives as long as the SharedArrayBuffer's backing store: V8 calls
 // the deleter when the last reference (in any thread) goes, and it unmaps.
 #include <node.h>
 #include <v8.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -145,6 +148,22 @@ void Release(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(madvise(base, static_cast<size_t>(len), MADV_REMOVE) == 0);
 }
 
+// punchHole(fd: number, offset: number, length: number): boolean
+void PunchHole(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  if (args.Length() < 3 || !args[0]->IsNumber() || !args[1]->IsNumber() || !args[2]->IsNumber()) {
+    args.GetReturnValue().Set(false);
+    return;
+  }
+  int fd = static_cast<int>(args[0]->NumberValue(ctx).FromJust());
+  double off = args[1]->NumberValue(ctx).FromJust();
+  double len = args[2]->NumberValue(ctx).FromJust();
+  if (fd < 0 || off < 0 || len <= 0) { args.GetReturnValue().Set(false); return; }
+  int rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len));
+  args.GetReturnValue().Set(rc == 0);
+}
+
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
@@ -155,4 +174,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
                v8::FunctionTemplate::New(isolate, Unlink)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "release").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, Release)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "punchHole").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, PunchHole)->GetFunction(context).ToLocalChecked()).Check();
 }

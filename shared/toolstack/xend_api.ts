@@ -14,6 +14,9 @@
 //   xend.domain.console(dom)             -> { ptyPath, backlog: base64 }
 //   xend.node.info()                     -> NodeInfo (ordered as `xl info` prints it)
 //   xend.node.dmesg(clear)               -> string
+//   xend.domain.blockAttach(dom, spec)   -> true           (spec: an xl disk spec)
+//   xend.domain.blockDetach(dom, dev)    -> true           (dev: vdev or devid)
+//   xend.domain.blockList(dom)           -> [{vdev, devid, backendId, frontendId, state, evtch, rref, backend}]
 //
 // `dom` is a domain name or a domain id (int or decimal string), as in xm.
 // Faults: faultCode 3 (ERROR_INVALID_DOMAIN) for an unknown domain, 2
@@ -34,6 +37,9 @@ export const XEND_METHODS = {
   console: 'xend.domain.console',
   nodeInfo: 'xend.node.info',
   dmesg: 'xend.node.dmesg',
+  blockAttach: 'xend.domain.blockAttach',
+  blockDetach: 'xend.domain.blockDetach',
+  blockList: 'xend.domain.blockList',
 } as const;
 
 export const XEND_SOCKET = 'xend.sock';

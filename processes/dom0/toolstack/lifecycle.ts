@@ -6,6 +6,7 @@ import { XEN_DOMCTL_destroydomain } from '../../../shared/abi/domctl.js';
 import { XEN_ESRCH } from '../../../shared/abi/errno.js';
 import { removeDomainNodes, domainPath } from './xenstore_layout.js';
 import { BuildError, type BuilderContext } from './builder.js';
+import { removeDomainBackends } from './vbd.js';
 
 /**
  * What xl writes to control/shutdown (libxl_domain_shutdown/reboot; xm's
@@ -61,5 +62,6 @@ export async function destroyPvDomain(ctx: BuilderContext, domid: number): Promi
   if (r.ret < 0 && r.ret !== -XEN_ESRCH) throw new BuildError('EIO', `destroydomain d${domid} failed: ${r.ret}`);
   await ctx.xs.release(domid).catch(() => undefined); // ENOENT when never introduced
   await removeDomainNodes(ctx.xs, domid);
+  await removeDomainBackends(ctx, domid); // back ends see their directories go and let go
   ctx.log(`lifecycle: d${domid} destroyed`);
 }

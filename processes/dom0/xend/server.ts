@@ -96,6 +96,27 @@ const METHODS: Record<string, MethodEntry> = {
   },
   [XEND_METHODS.nodeInfo]: { domainArgs: 0, handler: async (ts) => ts.info() },
   [XEND_METHODS.dmesg]: { domainArgs: 0, handler: async (ts, _d, [clear]) => ts.dmesg(clear === true || clear === 1) },
+  [XEND_METHODS.blockAttach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [spec]) => {
+      if (!ts.blockAttach) throw generic('block devices are not supported by this toolstack');
+      if (typeof spec !== 'string') throw generic('a disk spec is required');
+      await ts.blockAttach(d!.domid, spec);
+      return true;
+    },
+  },
+  [XEND_METHODS.blockDetach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [dev]) => {
+      if (!ts.blockDetach) throw generic('block devices are not supported by this toolstack');
+      await ts.blockDetach(d!.domid, String(dev));
+      return true;
+    },
+  },
+  [XEND_METHODS.blockList]: {
+    domainArgs: 1,
+    handler: async (ts, d) => (ts.blockList ? await ts.blockList(d!.domid) : []) as unknown as XmlRpcValue,
+  },
 };
 
 /** Find a domain by name or id, as xm does: a number is an id, anything else a name. */

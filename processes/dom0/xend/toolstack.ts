@@ -57,6 +57,16 @@ export interface Toolstack {
   info(): Promise<NodeInfo>;
   dmesg(clear: boolean): Promise<string>;
   console(domid: number): Promise<ConsoleAttach>;
+  /** xl block-attach / block-detach / block-list (optional: the test fakes have no disks). */
+  blockAttach?(domid: number, spec: string): Promise<void>;
+  blockDetach?(domid: number, dev: string): Promise<void>;
+  blockList?(domid: number): Promise<BlockDeviceInfo[]>;
+}
+
+/** One row of xl block-list. */
+export interface BlockDeviceInfo {
+  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
+  backend: string;
 }
 
 export type { ShutdownReason };

@@ -44,6 +44,9 @@ import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } f
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { connectConsole, disconnectConsole, type WiredConsole } from './domain_console.js';
 import { nodeInfo } from './nodeinfo.js';
+import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
+import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
+import type { BlockDeviceInfo } from './toolstack.js';
 
 export interface XenToolstackOptions {
   dom0: XenDomain;
@@ -217,6 +220,8 @@ export class XenToolstack implements Toolstack {
     const m: Managed = { domid: built.domid, name, startTime: nowS(), config, console: undefined, handled: false };
     this.managed.set(built.domid, m);
     try {
+      // libxl adds the devices before the guest runs; its front ends find them at boot.
+      for (const disk of config.disk) await this.lib(() => addVbd(this.ctx, built.domid, disk));
       m.console = await connectConsole(this.dom0, this.consoled, this.xs, {
         domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
       });
@@ -287,6 +292,31 @@ export class XenToolstack implements Toolstack {
     if (domid === 0) throw new ToolstackError('ENOSYS', 'vcpu-set on Domain-0 is not supported in xenemu');
     await this.mustExist(domid);
     await this.lib(() => setVcpus(this.ctx, domid, count));
+  }
+
+  // --- block devices (xl block-attach / block-detach / block-list) -------
+
+  async blockAttach(domid: number, spec: string): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EINVAL', 'block-attach to Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    let disk;
+    try { disk = parseDiskSpec(spec); } catch (e) {
+      if (e instanceof XlCfgError) throw new ToolstackError('EINVAL', e.message);
+      throw e;
+    }
+    await this.lib(() => addVbd(this.ctx, domid, disk));
+  }
+
+  async blockDetach(domid: number, dev: string): Promise<void> {
+    await this.mustExist(domid);
+    const devid = await findVbd(this.ctx, domid, dev);
+    if (devid < 0) throw new ToolstackError('EINVAL', `Error: Device ${dev} not connected.`);
+    await removeVbd(this.ctx, domid, devid);
+  }
+
+  async blockList(domid: number): Promise<BlockDeviceInfo[]> {
+    await this.mustExist(domid);
+    return listVbds(this.ctx, domid);
   }
 
   // --- teardown and lifecycle --------------------------------------------

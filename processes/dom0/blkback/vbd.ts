@@ -1,0 +1,273 @@
+// One virtual block device's back end (Linux xen-blkback xenbus.c + the
+// ring loop of blkback.c), found at
+// /local/domain/0/backend/vbd/<domid>/<devid>:
+//
+//   toolstack                     blkback (this)                    blkfront
+//   writes both dirs, state 1 ──> open params (mode r|w), write
+//                                 sectors, sector-size, info,
+//                                 feature-*, state InitWait(2) ───>
+//                                                              <─── ring-ref, event-channel,
+//                                                                   protocol, state Initialised(3)
+//                                 map ring-ref (GNTTABOP_map_grant_ref),
+//                                 bind event-channel, Connected(4) ─>
+//                                                              <─── Connected(4)
+//   state Closing(5), online 0 ───────────────────────────────────> Closing/Closed
+//                                 frontend Closed: unmap, unbind, Closed(6)
+//
+// The ring loop: on an event, take every request (copied once), start each,
+// then RING_FINAL_CHECK_FOR_REQUESTS. Requests complete in any order; their
+// responses are pushed together at the end of a turn with
+// RING_PUSH_RESPONSES_AND_CHECK_NOTIFY, so the front end is notified only
+// when it asked to be. A front end that pushes more requests than the ring
+// holds is disconnected (Closing, then Closed); others are not affected.
+import type { XenDomain } from '../../../shared/xen/index.js';
+import type { XsClient } from '../../../shared/xenstore/client.js';
+import { BackRing } from '../../../shared/abi/io/ring.js';
+import {
+  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, encodeResponse, XEN_IO_PROTO_ABI_X86_64,
+} from '../../../shared/abi/io/blkif.js';
+import {
+  XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatchState, xenbusWriteKeys, type XenbusWatch,
+} from '../../../shared/xen/xenbus.js';
+import { DiskImage } from './disk.js';
+import { VbdGrants } from './grants.js';
+import { MAX_INDIRECT_SEGMENTS, handleRequest, type BlkStats, type RequestContext } from './requests.js';
+
+export interface VbdContext { dom0: XenDomain; xs: XsClient; log(msg: string): void }
+
+interface Connection {
+  ring: BackRing;
+  ringHandle: number;
+  port: number;
+  grants: VbdGrants;
+  inflight: number;
+  inflightWrites: Set<Promise<unknown>>;
+  pendingPush: boolean;
+  processing: boolean;
+  again: boolean;
+  dead: boolean;
+}
+
+export class Vbd {
+  readonly stats: BlkStats = { reads: 0, writes: 0, flushes: 0, discards: 0, errors: 0, bytes: 0 };
+  /** Event channel notifications sent to the front end, and received from it. */
+  notifies = { sent: 0, received: 0 };
+  private disk: DiskImage | undefined;
+  private conn: Connection | undefined;
+  private feWatch: XenbusWatch | undefined;
+  private frontendDir = '';
+  private frontendId = -1;
+  private closed = false;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ctx: VbdContext, readonly dir: string, readonly domid: number, readonly devid: number) {}
+
+  private log(m: string): void { this.ctx.log(`blkback: vbd d${this.domid}/${this.devid}: ${m}`); }
+
+  /** Opens the image, advertises the features, InitWait, and follows the front end. */
+  async start(): Promise<void> {
+    const xs = this.ctx.xs;
+    const k = await xenbusGather(xs, this.dir, ['params', 'mode', 'frontend', 'frontend-id'] as const);
+    if (!k.params || !k.frontend || k['frontend-id'] === null) throw new Error(`incomplete backend directory ${this.dir}`);
+    this.frontendDir = k.frontend;
+    this.frontendId = Number(k['frontend-id']);
+    const readonly = (k.mode ?? 'w').startsWith('r');
+    try {
+      this.disk = await DiskImage.open(k.params, readonly);
+    } catch (e) {
+      this.log(`cannot open ${k.params}: ${(e as Error).message}`);
+      await xs.write(`${this.dir}/hotplug-error`, `${k.params}: ${(e as Error).message}`).catch(() => undefined);
+      await xenbusSwitchState(xs, this.dir, XenbusState.Closed).catch(() => undefined);
+      return;
+    }
+    const sectors = Math.floor(this.disk.bytes / XEN_BLKIF_SECTOR_SIZE);
+    await xenbusWriteKeys(xs, this.dir, {
+      [BLKIF_XS.sectors]: sectors,
+      [BLKIF_XS.sectorSize]: XEN_BLKIF_SECTOR_SIZE,
+      [BLKIF_XS.info]: readonly ? VDISK_READONLY : 0,
+      [BLKIF_XS.featureFlushCache]: 1,
+      [BLKIF_XS.featureBarrier]: 0,
+      [BLKIF_XS.featureDiscard]: readonly ? 0 : 1,
+      [BLKIF_XS.discardGranularity]: 4096,
+      [BLKIF_XS.discardAlignment]: 0,
+      [BLKIF_XS.discardSecure]: 0,
+      [BLKIF_XS.featurePersistent]: 1,
+      [BLKIF_XS.featureMaxIndirectSegments]: MAX_INDIRECT_SEGMENTS,
+      'hotplug-status': 'connected',
+    });
+    await xenbusSwitchState(xs, this.dir, XenbusState.InitWait);
+    this.log(`${k.params} (${sectors} sectors, ${readonly ? 'ro' : 'rw'}), InitWait`);
+    this.feWatch = await xenbusWatchState(xs, this.frontendDir, (s) => this.serial(() => this.frontendChanged(s)));
+  }
+
+  /** One state change at a time. */
+  private serial(fn: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(fn).catch((e: Error) => this.log(`error: ${e.message}`));
+    return this.chain;
+  }
+
+  /** frontend_changed (Linux xen-blkback/xenbus.c). */
+  private async frontendChanged(state: XenbusState): Promise<void> {
+    if (this.closed) return;
+    const xs = this.ctx.xs;
+    switch (state) {
+      case XenbusState.Initialised: case XenbusState.Connected:
+        if (this.conn && !this.conn.dead) return;
+        if ((await xenbusReadInt(xs, this.dir, 'state')) === XenbusState.Closed) return;
+        await this.connect();
+        return;
+      case XenbusState.Closing:
+        await this.disconnect();
+        await xenbusSwitchState(xs, this.dir, XenbusState.Closing).catch(() => undefined);
+        return;
+      case XenbusState.Closed: case XenbusState.Unknown:
+        await this.disconnect();
+        await xenbusSwitchState(xs, this.dir, XenbusState.Closed).catch(() => undefined);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const xs = this.ctx.xs;
+    const dom0 = this.ctx.dom0;
+    const k = await xenbusGather(xs, this.frontendDir,
+      ['ring-ref', 'event-channel', 'protocol', 'feature-persistent'] as const);
+    const ringRef = Number(k['ring-ref']);
+    const evtchn = Number(k['event-channel']);
+    if (!Number.isInteger(ringRef) || !Number.isInteger(evtchn) || k['ring-ref'] === null || k['event-channel'] === null) {
+      await this.fatal(`front end gave no usable ring-ref/event-channel (${k['ring-ref']}, ${k['event-channel']})`);
+      return;
+    }
+    if (k.protocol !== null && k.protocol !== XEN_IO_PROTO_ABI_X86_64) {
+      await this.fatal(`unsupported protocol ${k.protocol}`);
+      return;
+    }
+    let map;
+    try {
+      map = await dom0.gnttab.mapGrant(this.frontendId, ringRef, false);
+    } catch (e) {
+      await this.fatal(`mapping ring-ref ${ringRef}: ${(e as Error).message}`);
+      return;
+    }
+    let port: number;
+    try {
+      port = await dom0.evtchn.bindInterdomain(this.frontendId, evtchn);
+    } catch (e) {
+      await dom0.gnttab.unmapGrant(map.handle);
+      await this.fatal(`binding event-channel ${evtchn}: ${(e as Error).message}`);
+      return;
+    }
+    const persistent = k['feature-persistent'] === '1';
+    this.conn = {
+      ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port,
+      grants: new VbdGrants(dom0.gnttab, this.frontendId, persistent),
+      inflight: 0, inflightWrites: new Set(), pendingPush: false, processing: false, again: false, dead: false,
+    };
+    const conn = this.conn;
+    dom0.evtchn.on(port, () => { this.notifies.received++; this.kick(conn); });
+    await xenbusSwitchState(xs, this.dir, XenbusState.Connected);
+    this.log(`connected: ring-ref ${ringRef}, event-channel ${evtchn} (local ${port}), persistent grants ${persistent ? 'on' : 'off'}`);
+    this.kick(conn);
+  }
+
+  /** A front end that broke the protocol: Closing, unmapped, Closed. Others keep their service. */
+  private async fatal(why: string): Promise<void> {
+    this.log(`disconnecting the front end: ${why}`);
+    await this.ctx.xs.write(`${this.dir}/error`, why).catch(() => undefined);
+    await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closing).catch(() => undefined);
+    await this.disconnect();
+    await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
+  }
+
+  /** The ring loop (xen_blkif_schedule / __do_block_io_op). */
+  private kick(conn: Connection): void {
+    if (conn.dead) return;
+    if (conn.processing) { conn.again = true; return; }
+    conn.processing = true;
+    try {
+      do {
+        conn.again = false;
+        for (;;) {
+          const { requests, overflow } = conn.ring.takeRequests();
+          if (overflow) {
+            conn.dead = true;
+            void this.serial(() => this.fatal(
+              `front end provided bogus ring requests (req_prod ${conn.ring.req_prod}, rsp_prod_pvt ${conn.ring.rsp_prod_pvt})`));
+            return;
+          }
+          for (const r of requests) this.start1(conn, r);
+          if (!conn.ring.finalCheckForRequests()) break;
+        }
+      } while (conn.again);
+    } finally {
+      conn.processing = false;
+    }
+  }
+
+  private requestContext(conn: Connection): RequestContext {
+    return {
+      disk: this.disk!, grants: conn.grants, sectors: BigInt(Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE)),
+      discard: true, stats: this.stats, inflightWrites: conn.inflightWrites, log: (m) => this.log(m),
+    };
+  }
+
+  private start1(conn: Connection, bytes: Uint8Array): void {
+    conn.inflight++;
+    void handleRequest(this.requestContext(conn), bytes).then((out) => {
+      conn.inflight--;
+      if (conn.dead) return;
+      const slot = conn.ring.nextResponse();
+      encodeResponse(slot, { id: out.id, operation: out.operation, status: out.status });
+      conn.ring.produce();
+      if (!conn.pendingPush) {
+        conn.pendingPush = true;
+        // Completions of one turn go out with one push (and at most one event).
+        setImmediate(() => this.push(conn));
+      }
+    });
+  }
+
+  private push(conn: Connection): void {
+    conn.pendingPush = false;
+    if (conn.dead) return;
+    if (conn.ring.pushResponsesAndCheckNotify()) { this.notifies.sent++; this.ctx.dom0.evtchn.notify(conn.port); }
+    // Slots freed by these responses may let more requests in.
+    if (conn.ring.hasUnconsumedRequests()) this.kick(conn);
+  }
+
+  private async disconnect(): Promise<void> {
+    const conn = this.conn;
+    if (!conn) return;
+    this.conn = undefined;
+    conn.dead = true;
+    const dom0 = this.ctx.dom0;
+    dom0.evtchn.off(conn.port);
+    await dom0.evtchn.close(conn.port).catch(() => undefined);
+    // In-flight requests finish on their pages before those are unmapped.
+    await Promise.allSettled([...conn.inflightWrites]);
+    await conn.grants.clear();
+    await dom0.gnttab.unmapGrant(conn.ringHandle).catch(() => undefined);
+    this.log('disconnected');
+  }
+
+  /** The backend directory went away (destroy or detach done): release everything. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.feWatch?.close();
+    await this.chain;
+    await this.disconnect();
+    await this.disk?.close();
+    this.disk = undefined;
+  }
+
+  info(): Record<string, unknown> {
+    return {
+      domid: this.domid, devid: this.devid, connected: !!this.conn && !this.conn.dead, stats: { ...this.stats },
+      notifies: { ...this.notifies }, persistentGrants: this.conn?.grants.persistentCount ?? 0,
+      grantMaps: this.conn?.grants.mapsDone ?? 0,
+    };
+  }
+}

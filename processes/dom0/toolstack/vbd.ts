@@ -1,0 +1,127 @@
+// Virtual block devices, as libxl adds and removes them (libxl_disk.c,
+// libxl_device.c): both xenstore directories in one transaction, then the
+// back end (blkback) and the guest's front end do the xenbus handshake.
+//
+//   /local/domain/0/backend/vbd/<domid>/<devid>   n0,r<domid>
+//     frontend, frontend-id, online=1, state=1, params, mode, type, dev,
+//     device-type, removable, bootable, discard-enable
+//   /local/domain/<domid>/device/vbd/<devid>      n<domid>,r0
+//     backend, backend-id, state=1, virtual-device, device-type
+//
+// Detach (libxl__initiate_device_generic_remove): online=0 and state=5 on
+// the back end; once it reaches Closed(6) both directories go.
+import type { DiskSpec } from '../../../shared/toolstack/xlcfg.js';
+import {
+  XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState,
+} from '../../../shared/xen/xenbus.js';
+import type { BuilderContext } from './builder.js';
+import { BuildError } from './builder.js';
+
+/**
+ * xvd<x> -> 202<<8 | disk<<4 (+ partition), hd<x> -> 3<<8 / 22<<8, sd<x> ->
+ * 8<<8 | disk<<4, d<N> -> N (libxl_device_disk_dev_number). -1 when invalid.
+ */
+export function vdevToDevid(vdev: string): number {
+  const m = /^(xvd|hd|sd)([a-z]+)(\d*)$/.exec(vdev);
+  if (!m) {
+    const d = /^d(\d+)(?:p(\d+))?$/.exec(vdev);
+    return d ? Number(d[1]) : -1;
+  }
+  let disk = 0;
+  for (const c of m[2]!) disk = disk * 26 + (c.charCodeAt(0) - 96);
+  disk -= 1;
+  const part = m[3] ? Number(m[3]) : 0;
+  if (m[1] === 'xvd') return disk < 16 && part < 16 ? (202 << 8) | (disk << 4) | part : (1 << 28) | (disk << 8) | part;
+  if (m[1] === 'hd') return disk < 4 ? ((disk < 2 ? 3 : 22) << 8) | ((disk & 1) << 6) | part : -1;
+  return disk < 16 && part < 16 ? (8 << 8) | (disk << 4) | part : -1;
+}
+
+export interface VbdInfo {
+  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
+  backend: string;
+}
+
+/** Writes both directories of one disk (libxl__device_disk_add). */
+export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec): Promise<number> {
+  const devid = vdevToDevid(disk.vdev);
+  if (devid < 0) throw new BuildError('EINVAL', `invalid virtual disk identifier ${disk.vdev}`);
+  if (disk.format !== 'raw') throw new BuildError('EINVAL', `disk ${disk.vdev}: format ${disk.format} is not supported (raw only)`);
+  if (!disk.target) throw new BuildError('EINVAL', `disk ${disk.vdev}: no target`);
+  const be = backendPath(0, 'vbd', domid, devid);
+  const fe = frontendPath(domid, 'vbd', devid);
+  const xs = ctx.xs;
+  await xs.transaction(async (tx) => {
+    if ((await xs.tryRead(`${fe}/backend`, tx)) !== null) throw new BuildError('EINVAL', `device ${disk.vdev} already exists in domain ${domid}`);
+    const beKeys: Record<string, string> = {
+      frontend: fe, 'frontend-id': String(domid), online: '1', state: String(XenbusState.Initialising),
+      params: disk.target, mode: disk.access === 'ro' ? 'r' : 'w', type: 'file', dev: disk.vdev,
+      'device-type': disk.devtype, removable: disk.devtype === 'cdrom' ? '1' : '0', bootable: '1',
+      'discard-enable': disk.discard === false ? '0' : '1',
+    };
+    const feKeys: Record<string, string> = {
+      backend: be, 'backend-id': '0', state: String(XenbusState.Initialising), 'virtual-device': String(devid),
+      'device-type': disk.devtype,
+    };
+    await xs.mkdir(be, tx);
+    await xs.setPerms(be, ['n0', `r${domid}`], tx);
+    for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v, tx);
+    await xs.mkdir(fe, tx);
+    await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
+    for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+  });
+  ctx.log(`vbd: d${domid} ${disk.vdev} (${devid}) -> ${disk.target} ${disk.access}`);
+  return devid;
+}
+
+/** Resolves `dev` (a vdev name or a devid) to a devid of the domain, or -1. */
+export async function findVbd(ctx: BuilderContext, domid: number, dev: string): Promise<number> {
+  const devid = /^\d+$/.test(dev) ? Number(dev) : vdevToDevid(dev);
+  if (devid < 0) return -1;
+  return (await ctx.xs.tryRead(`${frontendPath(domid, 'vbd', devid)}/backend`).catch(() => null)) === null ? -1 : devid;
+}
+
+/** xl block-detach: asks the back end to close, waits for Closed, removes both directories. */
+export async function removeVbd(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
+  const be = backendPath(0, 'vbd', domid, devid);
+  const fe = frontendPath(domid, 'vbd', devid);
+  const xs = ctx.xs;
+  if ((await xenbusReadInt(xs, be, 'state')) !== XenbusState.Closed) {
+    await xs.transaction(async (tx) => {
+      await xs.write(`${be}/online`, '0', tx);
+      await xs.write(`${be}/state`, String(XenbusState.Closing), tx);
+    });
+    try {
+      await xenbusWaitState(xs, be, [XenbusState.Closed], { timeoutMs });
+    } catch {
+      ctx.log(`vbd: d${domid}/${devid}: the back end did not close in ${timeoutMs} ms; removing it anyway`);
+    }
+  }
+  await xs.rm(fe).catch(() => undefined);
+  await xs.rm(be).catch(() => undefined);
+  ctx.log(`vbd: d${domid}/${devid} removed`);
+}
+
+/** Every split device's back end directory of a dead domain (libxl__devices_destroy). */
+export async function removeDomainBackends(ctx: BuilderContext, domid: number): Promise<void> {
+  for (const type of await ctx.xs.directory('/local/domain/0/backend').catch(() => [] as string[])) {
+    await ctx.xs.rm(`/local/domain/0/backend/${type}/${domid}`).catch(() => undefined);
+  }
+}
+
+/** xl block-list rows (libxl_device_disk_getinfo). */
+export async function listVbds(ctx: BuilderContext, domid: number): Promise<VbdInfo[]> {
+  const xs = ctx.xs;
+  const base = `/local/domain/${domid}/device/vbd`;
+  const out: VbdInfo[] = [];
+  for (const d of await xs.directory(base).catch(() => [] as string[])) {
+    const fe = `${base}/${d}`;
+    const num = async (k: string) => { const v = await xs.tryRead(`${fe}/${k}`).catch(() => null); return v === null ? -1 : Number(v); };
+    const backend = (await xs.tryRead(`${fe}/backend`).catch(() => null)) ?? '';
+    const vdev = (await xs.tryRead(`${backend}/dev`).catch(() => null)) ?? d;
+    out.push({
+      vdev, devid: Number(d), backendId: await num('backend-id'), frontendId: domid, state: await num('state'),
+      evtch: await num('event-channel'), rref: await num('ring-ref'), backend,
+    });
+  }
+  return out.sort((a, b) => a.devid - b.devid);
+}
