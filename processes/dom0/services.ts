@@ -3,6 +3,7 @@
 //
 //   xenstored    <rundir>/xenstored.sock, state in <rundir>/xenstored/
 //   xenconsoled  console rings -> PTYs, logs in <rundir>/logs/console/
+//   netback      vif back ends + the xenbr0 bridge (processes/dom0/netback/)
 //   xend         XML-RPC on <rundir>/xend.sock over the XenToolstack
 //                (hypercalls + a privileged xenstore connection + xenconsoled)
 //
@@ -18,6 +19,7 @@ import { Xenstored, type XsEventChannel } from './xenstored/index.js';
 import { Xenconsoled } from './xenconsoled/xenconsoled.js';
 import { XendServer } from './xend/server.js';
 import { XenToolstack } from './xend/xen_toolstack.js';
+import { Netback } from './netback/netback.js';
 
 export interface Dom0Context {
   /** The host run directory (<root>/<name>). */
@@ -82,6 +84,17 @@ const starters: ServiceStarter[] = [
     const consoled = new Xenconsoled({ logDir: join(ctx.rundir, 'logs') });
     started.xenconsoled = consoled;
     return { name: 'xenconsoled', stop: () => consoled.close() };
+  },
+  async (ctx) => {
+    const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
+    let nb: Netback;
+    try {
+      nb = await Netback.start({ dom0: ctx.hypervisor, xs, log: (m) => ctx.log(`netback: ${m}`) });
+    } catch (e) {
+      xs.close();
+      throw e;
+    }
+    return { name: 'netback', async stop() { await nb.close(); xs.close(); } };
   },
   async (ctx, started) => {
     // A socket connection to xenstored is Dom0's: privileged, as libxl's.

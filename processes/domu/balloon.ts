@@ -26,11 +26,25 @@ export class Balloon {
   lastError = '';
 
   constructor(private readonly hv: HypervisorClient, readonly maxPfns: number, nrPages: number,
-              readonly floor: number, private readonly log: (m: string) => void) {
+              public floor: number, private readonly log: (m: string) => void) {
     this.populated = new Uint8Array(maxPfns);
     this.populated.fill(1, 0, Math.min(nrPages, maxPfns));
     this.count = Math.min(nrPages, maxPfns);
     this.target = this.count;
+  }
+
+  /**
+   * Takes `n` populated frames just above the floor for a driver's rings and
+   * buffers and raises the floor over them, so the balloon never gives them
+   * back. Returns the first pfn, or -1 when they are not all populated.
+   */
+  reserve(n: number): number {
+    const first = this.floor;
+    if (first + n >= this.maxPfns) return -1;
+    for (let p = first; p < first + n; p++) if (!this.populated[p]) return -1;
+    this.floor = first + n;
+    if (this.target < this.floor + 1) this.target = this.floor + 1;
+    return first;
   }
 
   /** Pages the guest holds now. */

@@ -22,6 +22,9 @@ import { Shell } from './shell.js';
 import { systemCommands } from './commands/system.js';
 import { xenstoreCommands } from './commands/xenstore.js';
 import { watchShutdown } from './control.js';
+import { startBlockDevices } from './drivers/blk_boot.js';
+import { NetInterfaces } from './net/interfaces.js';
+import { netCommands } from './commands/net.js';
 import type { KernelServices } from './services.js';
 
 export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
@@ -118,8 +121,14 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);
   klog.printk('xen_manage: shutdown watch registered (poweroff, halt, reboot)');
 
+  const net = new NetInterfaces();
+  k.net = net;
+  await net.start(dom, xs, balloon, (m) => klog.printk(m)).catch((e: Error) => klog.printk(`netfront: ${e.message}`));
+
+  const blkCmds = await startBlockDevices(dom, xs, balloon, klog);
+
   const shell = new Shell(k, (t) => (typeof t === 'string' ? console.write(t) : console.writeBytes(Buffer.from(t))),
-                          [...systemCommands, ...xenstoreCommands]);
+                          [...systemCommands, ...xenstoreCommands, ...blkCmds, ...netCommands]);
   k.shell = shell;
   console.onInput((d) => shell.input(d));
   klog.printk(`Run /bin/sh as init process (boot took ${(klog.uptime() * 1000).toFixed(0)} ms)`);

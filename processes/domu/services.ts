@@ -5,6 +5,7 @@ import type { XsClient } from '../../shared/xenstore/client.js';
 import type { Balloon } from './balloon.js';
 import type { Vcpus } from './cpu.js';
 import type { KernelLog } from './printk.js';
+import type { NetInterfaces } from './net/interfaces.js';
 
 export interface KernelServices {
   domid: number;
@@ -15,6 +16,8 @@ export interface KernelServices {
   balloon: Balloon;
   vcpus: Vcpus;
   klog: KernelLog;
+  /** Network interfaces (netfront + IPv4 stack), when the kernel has them. */
+  net?: NetInterfaces;
   /** Wall-clock time of boot (ms since the epoch). */
   bootTime: number;
   /** SCHEDOP_shutdown with a SHUTDOWN_* reason, after the console drained. */

@@ -12,6 +12,9 @@
 //   xend.domain.setMemoryTarget(dom, MiB)-> true
 //   xend.domain.setVCpuCount(dom, n)     -> true
 //   xend.domain.console(dom)             -> { ptyPath, backlog: base64 }
+//   xend.domain.networkAttach(dom, spec) -> {devid, mac, ...} (spec: an xl vif spec, may be '')
+//   xend.domain.networkDetach(dom, dev)  -> true           (dev: devid or mac)
+//   xend.domain.networkList(dom)         -> [{devid, backendId, mac, handle, state, evtch, txRingRef, rxRingRef, backend, bridge, ip}]
 //   xend.node.info()                     -> NodeInfo (ordered as `xl info` prints it)
 //   xend.node.dmesg(clear)               -> string
 //   xend.domain.blockAttach(dom, spec)   -> true           (spec: an xl disk spec)
@@ -36,6 +39,9 @@ export const XEND_METHODS = {
   setVCpuCount: 'xend.domain.setVCpuCount',
   console: 'xend.domain.console',
   nodeInfo: 'xend.node.info',
+  networkAttach: 'xend.domain.networkAttach',
+  networkDetach: 'xend.domain.networkDetach',
+  networkList: 'xend.domain.networkList',
   dmesg: 'xend.node.dmesg',
   blockAttach: 'xend.domain.blockAttach',
   blockDetach: 'xend.domain.blockDetach',

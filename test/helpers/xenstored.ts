@@ -7,7 +7,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { shmCreate, shmSweep, PAGE_SIZE } from '../../shared/shm.js';
-import { XsClient, XsRingTransport } from '../../shared/xenstore/client.js';
+import { XsClient, XsError, XsRingTransport } from '../../shared/xenstore/client.js';
 import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -132,4 +132,15 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** The xsd error a request ends with ('OK' when it succeeds). */
+export async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
+}
+
+/** What a toolstack does before a guest runs: its home, owned by it, readable by Domain-0. */
+export async function home(dom0: XsClient, domid: number): Promise<void> {
+  await dom0.mkdir(`/local/domain/${domid}`);
+  await dom0.setPerms(`/local/domain/${domid}`, [`n${domid}`, 'r0']);
 }

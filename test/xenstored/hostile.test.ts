@@ -1,15 +1,11 @@
 // Hostile input: the daemon stays up, its memory stays bounded, other clients
 // keep being served and the tree stays consistent (CONTROL check).
 import t from 'tap';
-import { startXenstored, until } from '../helpers/xenstored.js';
+import { startXenstored, until, code } from '../helpers/xenstored.js';
 import { RawXs } from '../helpers/xs_raw.js';
-import { XsError } from '../../shared/xenstore/client.js';
 import { XS_READ, XS_WATCH, XS_WRITE, encodeMsg, XENSTORE_ERROR_RINGIDX, XENSTORE_ERROR_OFF, XENSTORE_REQ_PROD_OFF } from '../../shared/abi/io/xs_wire.js';
 import { XsRing } from '../../shared/xenstore/ring.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
 t.test('deep and long paths', async (t) => {
   const xs = await startXenstored(t);

@@ -1,13 +1,9 @@
 // Every xs_wire operation with the semantics of docs/misc/xenstore.txt.
 import t from 'tap';
-import { startXenstored } from '../helpers/xenstored.js';
-import { XsError } from '../../shared/xenstore/client.js';
+import { startXenstored, code } from '../helpers/xenstored.js';
 import { RawXs, text } from '../helpers/xs_raw.js';
 import { XS_DIRECTORY_PART, XS_ERROR } from '../../shared/abi/io/xs_wire.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
 t.test('read, write, mkdir, rm, directory', async (t) => {
   const xs = await startXenstored(t);

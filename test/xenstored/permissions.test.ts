@@ -2,18 +2,9 @@
 // "Permissions"; perm_for_conn): owner and Domain-0 have every right, the
 // first entry is everyone else's default, SET_TARGET lends a target's rights.
 import t from 'tap';
-import { startXenstored } from '../helpers/xenstored.js';
-import { XsError, type XsClient } from '../../shared/xenstore/client.js';
+import { startXenstored, code, home } from '../helpers/xenstored.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
-/** What a toolstack does before a guest runs: its home, owned by it. */
-async function home(dom0: XsClient, domid: number): Promise<void> {
-  await dom0.mkdir(`/local/domain/${domid}`);
-  await dom0.setPerms(`/local/domain/${domid}`, [`n${domid}`, 'r0']);
-}
 
 t.test('a guest in its own subtree and outside it', async (t) => {
   const xs = await startXenstored(t);

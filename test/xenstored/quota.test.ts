@@ -2,17 +2,9 @@
 // defaults: 1000 nodes, 128 watches, 10 transactions, 2048-byte values,
 // 20 outstanding requests, 5 permissions per node).
 import t from 'tap';
-import { startXenstored } from '../helpers/xenstored.js';
-import { XsError, type XsClient } from '../../shared/xenstore/client.js';
+import { startXenstored, code, home } from '../helpers/xenstored.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
-async function home(dom0: XsClient, domid: number): Promise<void> {
-  await dom0.mkdir(`/local/domain/${domid}`);
-  await dom0.setPerms(`/local/domain/${domid}`, [`n${domid}`, 'r0']);
-}
 
 t.test('node count quota: ENOSPC at 1000 owned nodes, nothing half-created', async (t) => {
   const xs = await startXenstored(t);

@@ -1,11 +1,7 @@
 // Transactions (xenstore.txt TRANSACTION_START/END; transaction.ts essay).
 import t from 'tap';
-import { startXenstored } from '../helpers/xenstored.js';
-import { XsError } from '../../shared/xenstore/client.js';
+import { startXenstored, code } from '../helpers/xenstored.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
 t.test('isolation: own writes visible, others not until commit', async (t) => {
   const xs = await startXenstored(t);

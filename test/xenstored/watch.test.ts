@@ -1,12 +1,9 @@
 // Watches (xenstore.txt WATCH/UNWATCH/RESET_WATCHES, @introduceDomain and
 // @releaseDomain).
 import t from 'tap';
-import { startXenstored } from '../helpers/xenstored.js';
-import { XsError, type XsClient } from '../../shared/xenstore/client.js';
+import { startXenstored, code } from '../helpers/xenstored.js';
+import type { XsClient } from '../../shared/xenstore/client.js';
 
-async function code(p: Promise<unknown>): Promise<string> {
-  try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
-}
 
 /** Events reach a client before the reply to a later request (one stream). */
 async function settle(c: XsClient): Promise<void> {

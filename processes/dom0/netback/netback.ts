@@ -1,0 +1,100 @@
+// netback: Domain-0's network back end. It follows the vif back-end
+// directories the toolstack writes (libxl's layout):
+//
+//   /local/domain/0/backend/vif/<domid>/<devid>/
+//       frontend, frontend-id, online, state, script, mac, bridge, handle, type, [ip]
+//
+// One watch on /local/domain/0/backend/vif; on any change the set of
+// devices is re-read: a new directory gets a Vif (probe: features,
+// InitWait), `online` = 0 asks it to close (network-detach), a vanished
+// directory removes it (detach done, or the domain destroyed). Each vif's
+// packets go through the learning bridge named by its `bridge` key
+// (xenbr0 by default); bridges are made on first use.
+import type { XenDomain } from '../../../shared/xen/index.js';
+import type { XsClient } from '../../../shared/xenstore/client.js';
+import { xenbusWatch, type XenbusWatch } from '../../../shared/xen/xenbus.js';
+import { Bridge } from './bridge.js';
+import { FramePool } from './pool.js';
+import { Vif } from './vif.js';
+
+export const VIF_BACKEND_ROOT = '/local/domain/0/backend/vif';
+/** Dom0 frames for packets in flight (4 MiB). */
+const POOL_FRAMES = 1024;
+const AGEING_SWEEP_MS = 30_000;
+
+export interface NetbackOptions { dom0: XenDomain; xs: XsClient; log: (m: string) => void; poolFrames?: number }
+
+export class Netback {
+  readonly vifs = new Map<string, Vif>();
+  readonly bridges = new Map<string, Bridge>();
+  private readonly pool: FramePool;
+  private watch: XenbusWatch | null = null;
+  private readonly sweep: NodeJS.Timeout;
+  private closed = false;
+
+  private constructor(private readonly o: NetbackOptions) {
+    this.pool = new FramePool(o.dom0.memory, o.poolFrames ?? POOL_FRAMES);
+    this.sweep = setInterval(() => { for (const b of this.bridges.values()) b.age(); }, AGEING_SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  static async start(o: NetbackOptions): Promise<Netback> {
+    const nb = new Netback(o);
+    nb.bridge('xenbr0');
+    nb.watch = await xenbusWatch(o.xs, VIF_BACKEND_ROOT, () => nb.rescan(), 'netback');
+    return nb;
+  }
+
+  bridge(name: string): Bridge {
+    let b = this.bridges.get(name);
+    if (!b) { b = new Bridge(name); this.bridges.set(name, b); }
+    return b;
+  }
+
+  private async list(path: string): Promise<string[]> {
+    return this.o.xs.directory(path).catch(() => []);
+  }
+
+  /** Brings the vifs in line with the backend directories. Never overlaps itself (xenbusWatch). */
+  private async rescan(): Promise<void> {
+    if (this.closed) return;
+    const { xs } = this.o;
+    const seen = new Set<string>();
+    for (const d of await this.list(VIF_BACKEND_ROOT)) {
+      if (!/^\d+$/.test(d)) continue;
+      for (const v of await this.list(`${VIF_BACKEND_ROOT}/${d}`)) {
+        if (!/^\d+$/.test(v)) continue;
+        const dir = `${VIF_BACKEND_ROOT}/${d}/${v}`;
+        const online = await xs.tryRead(`${dir}/online`).catch(() => null);
+        if (online === null) continue; // being written, or being removed
+        const key = `${d}/${v}`;
+        seen.add(key);
+        let vif = this.vifs.get(key);
+        if (!vif) {
+          vif = new Vif({ dom0: this.o.dom0, xs, pool: this.pool, bridge: (n) => this.bridge(n), log: this.o.log },
+                        Number(d), Number(v), dir);
+          this.vifs.set(key, vif);
+          try {
+            await vif.probe();
+          } catch (e) {
+            this.o.log(`netback: ${vif.name}: probe failed: ${(e as Error).message}`);
+          }
+        }
+        if (online === '0') await vif.offline();
+      }
+    }
+    for (const [key, vif] of this.vifs) {
+      if (seen.has(key)) continue;
+      this.vifs.delete(key);
+      await vif.remove();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweep);
+    await this.watch?.close();
+    for (const v of this.vifs.values()) await v.remove();
+    this.vifs.clear();
+  }
+}

@@ -1,0 +1,129 @@
+// Virtual network interfaces, as libxl adds and removes them (libxl_nic.c,
+// libxl_device.c): both xenstore directories in one transaction, then
+// netback and the guest's netfront do the xenbus handshake.
+//
+//   /local/domain/0/backend/vif/<domid>/<devid>   n0,r<domid>
+//     frontend, frontend-id, online=1, state=1, script, mac, bridge, handle,
+//     type=vif, [ip]
+//   /local/domain/<domid>/device/vif/<devid>      n<domid>,r0
+//     backend, backend-id, state=1, handle, mac
+//
+// A vif without mac= gets 00:16:3e (Xen's OUI) + 3 random bytes, as xl
+// does. Detach: online=0 and state=5 on the back end; once it is Closed(6)
+// (or after a timeout) both directories go.
+import { randomBytes } from 'node:crypto';
+import type { VifSpec } from '../../../shared/toolstack/xlcfg.js';
+import {
+  XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState,
+} from '../../../shared/xen/xenbus.js';
+import type { BuilderContext } from './builder.js';
+import { BuildError } from './builder.js';
+
+export const VIF_SCRIPT = '/etc/xen/scripts/vif-bridge';
+
+/** libxl__random_mac / xl's generated MAC: 00:16:3e:xx:xx:xx, unicast. */
+export function generateMac(): string {
+  const b = randomBytes(3);
+  return ['00', '16', '3e', ...Array.from(b, (x) => x.toString(16).padStart(2, '0'))].join(':');
+}
+
+export interface VifInfo {
+  devid: number; backendId: number; mac: string; handle: number; state: number; evtch: number;
+  txRingRef: number; rxRingRef: number; backend: string; bridge: string; ip: string;
+}
+
+/** The lowest devid not in use by the domain (libxl__device_nextid). */
+async function nextDevid(ctx: BuilderContext, domid: number, tx: number): Promise<number> {
+  const used = (await ctx.xs.directory(`/local/domain/${domid}/device/vif`, tx).catch(() => [] as string[])).map(Number);
+  let id = 0;
+  while (used.includes(id)) id++;
+  return id;
+}
+
+/** libxl__device_nic_add: writes both directories; returns the devid and the MAC used. */
+export async function addVif(ctx: BuilderContext, domid: number, vif: VifSpec): Promise<{ devid: number; mac: string }> {
+  if (vif.type === 'ioemu') throw new BuildError('EINVAL', 'vif type=ioemu needs an HVM guest');
+  if (vif.backend !== undefined && vif.backend !== '0' && vif.backend !== 'Domain-0') {
+    throw new BuildError('EINVAL', `vif backend ${vif.backend}: only Domain-0 runs netback in xenemu`);
+  }
+  const mac = vif.mac ?? generateMac();
+  const bridge = vif.bridge ?? 'xenbr0';
+  const xs = ctx.xs;
+  let devid = -1;
+  await xs.transaction(async (tx) => {
+    devid = vif.devid ?? await nextDevid(ctx, domid, tx);
+    const be = backendPath(0, 'vif', domid, devid);
+    const fe = frontendPath(domid, 'vif', devid);
+    if ((await xs.tryRead(`${fe}/backend`, tx)) !== null) throw new BuildError('EINVAL', `vif ${devid} already exists in domain ${domid}`);
+    const beKeys: Record<string, string> = {
+      frontend: fe, 'frontend-id': String(domid), online: '1', state: String(XenbusState.Initialising),
+      script: vif.script ?? VIF_SCRIPT, mac, bridge, handle: String(devid), type: 'vif',
+      ...(vif.ip ? { ip: vif.ip } : {}), ...(vif.mtu ? { mtu: String(vif.mtu) } : {}),
+    };
+    const feKeys: Record<string, string> = {
+      backend: be, 'backend-id': '0', state: String(XenbusState.Initialising), handle: String(devid), mac,
+    };
+    await xs.mkdir(be, tx);
+    await xs.setPerms(be, ['n0', `r${domid}`], tx);
+    for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v, tx);
+    await xs.mkdir(fe, tx);
+    await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
+    for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+  });
+  ctx.log(`vif: d${domid} vif ${devid} mac ${mac} bridge ${bridge}${vif.ip ? ` ip ${vif.ip}` : ''}`);
+  return { devid, mac };
+}
+
+/** Resolves `dev` (a devid or a MAC) to a devid of the domain, or -1. */
+export async function findVif(ctx: BuilderContext, domid: number, dev: string): Promise<number> {
+  for (const v of await listVifs(ctx, domid)) {
+    if (/^\d+$/.test(dev) ? v.devid === Number(dev) : v.mac === dev.toLowerCase()) return v.devid;
+  }
+  return -1;
+}
+
+/** xl network-detach: asks the back end to close, waits for Closed, removes both directories. */
+export async function removeVif(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
+  const be = backendPath(0, 'vif', domid, devid);
+  const fe = frontendPath(domid, 'vif', devid);
+  const xs = ctx.xs;
+  if ((await xenbusReadInt(xs, be, 'state')) !== XenbusState.Closed) {
+    await xs.transaction(async (tx) => {
+      await xs.write(`${be}/online`, '0', tx);
+      await xs.write(`${be}/state`, String(XenbusState.Closing), tx);
+    });
+    try {
+      await xenbusWaitState(xs, be, [XenbusState.Closed], { timeoutMs });
+    } catch {
+      ctx.log(`vif: d${domid}/${devid}: the back end did not close in ${timeoutMs} ms; removing it anyway`);
+    }
+  }
+  await xs.rm(fe).catch(() => undefined);
+  await xs.rm(be).catch(() => undefined);
+  ctx.log(`vif: d${domid}/${devid} removed`);
+}
+
+/** The vif back ends of a dead domain (netback sees them go and lets go of the rings). */
+export async function removeVifBackends(ctx: BuilderContext, domid: number): Promise<void> {
+  await ctx.xs.rm(`/local/domain/0/backend/vif/${domid}`).catch(() => undefined);
+}
+
+/** xl network-list rows (libxl_device_nic_getinfo). */
+export async function listVifs(ctx: BuilderContext, domid: number): Promise<VifInfo[]> {
+  const xs = ctx.xs;
+  const base = `/local/domain/${domid}/device/vif`;
+  const out: VifInfo[] = [];
+  for (const d of await xs.directory(base).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(d)) continue;
+    const fe = `${base}/${d}`;
+    const str = async (p: string) => (await xs.tryRead(p).catch(() => null)) ?? '';
+    const num = async (p: string) => { const v = await xs.tryRead(p).catch(() => null); return v === null || v === '' ? -1 : Number(v); };
+    const backend = await str(`${fe}/backend`);
+    out.push({
+      devid: Number(d), backendId: await num(`${fe}/backend-id`), mac: await str(`${fe}/mac`), handle: await num(`${fe}/handle`),
+      state: await num(`${fe}/state`), evtch: await num(`${fe}/event-channel`), txRingRef: await num(`${fe}/tx-ring-ref`),
+      rxRingRef: await num(`${fe}/rx-ring-ref`), backend, bridge: await str(`${backend}/bridge`), ip: await str(`${backend}/ip`),
+    });
+  }
+  return out.sort((a, b) => a.devid - b.devid);
+}
