@@ -138,6 +138,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `xl list | head` closes our stdout early: finish quietly, as xl does.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const invokedAs = process.argv[1] ?? '';
 const asProgram = basename(invokedAs);
 if (asProgram === 'xm' || asProgram === 'xl') {
