@@ -24,7 +24,7 @@ const TARGET_RT_RATIO = 2.5;
 const TARGET_STREAM_PER_S = 50_000;
 
 interface Timing { sampleMs: number; samples: number; streamCount: number; streams: number }
-const FULL: Timing = { sampleMs: 500, samples: 5, streamCount: 200_000, streams: 3 };
+const FULL: Timing = { sampleMs: 500, samples: 5, streamCount: 50_000, streams: 3 };
 const QUICK: Timing = { sampleMs: 150, samples: 1, streamCount: 20_000, streams: 1 };
 
 interface Orders {
