@@ -181,7 +181,7 @@ export class Hypervisor {
   /** An upcall: the only message on the event path (event_channel.ts). */
   kick(d: Domain, vcpu: number): void {
     this.scheduler.wake(d, vcpu);
-    d.channel?.send({ type: 'upcall', vcpu });
+    d.channel?.upcall(vcpu);
   }
 
   shutdownDomain(d: Domain, reason: number): void {

@@ -7,6 +7,8 @@ import { decodeToHypervisor, encodeMessage, hypercallEndpoint,
          type DomainToHypervisor, type HypervisorToDomain } from '../../shared/wire/hypercall.js';
 import { ZmqOutbox } from '../../shared/runtime/zmq_outbox.js';
 
+const UPCALLS: Buffer[] = [];
+
 export class DomainChannel {
   readonly endpoint: string;
   private readonly sock = new zmq.Pair({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
@@ -40,6 +42,11 @@ export class DomainChannel {
 
   send(m: HypervisorToDomain): void {
     this.outbox.send(encodeMessage(m));
+  }
+
+  /** `{type:'upcall', vcpu}`, the event path's only message: encoded once per vCPU. */
+  upcall(vcpu: number): void {
+    this.outbox.send(UPCALLS[vcpu] ??= encodeMessage({ type: 'upcall', vcpu }));
   }
 
   close(): void {

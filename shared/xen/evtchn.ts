@@ -101,7 +101,9 @@ export class EventChannels {
     try {
       do {
         this.si.setUpcallPending(this.vcpu, 0);
-        const [lo, hi] = this.si.takeSel(this.vcpu);
+        // Both halves are taken before either is scanned: one xchg in Xen.
+        const lo = this.si.takeSelHalf(this.vcpu, 0);
+        const hi = this.si.takeSelHalf(this.vcpu, 1);
         this.scanHalf(lo, 0);
         this.scanHalf(hi, 32);
       } while (this.si.upcallPending(this.vcpu) !== 0);
@@ -115,8 +117,8 @@ export class EventChannels {
       const bit = 31 - Math.clz32(sel & -sel);
       sel &= ~(1 << bit);
       const word = base + bit;
-      for (const half of [0, 1] as const) {
-        let active = this.si.activeWord(word, half);
+      for (let half: 0 | 1 = 0; half < 2; half++) {
+        let active = this.si.activeWord(word, half as 0 | 1);
         while (active !== 0) {
           const b = 31 - Math.clz32(active & -active);
           active &= ~(1 << b);

@@ -9,6 +9,9 @@ import { decodeToDomain, encodeMessage, type DomainHello, type DomainToHyperviso
 import { ZmqOutbox } from '../runtime/zmq_outbox.js';
 import { errnoName } from '../abi/errno.js';
 
+/** Ports whose encoded `notify` is kept (a domain uses a few; the cap bounds a misbehaving one). */
+const NOTIFY_CACHE_PORTS = 1024;
+
 export interface HypercallResult<T = unknown> { ret: number; data?: T }
 
 /** A negative Xen errno turned into an exception, for callers that prefer throwing. */
@@ -33,6 +36,7 @@ export class HypervisorClient {
   private upcall: (vcpu: number) => void = () => {};
   private slice: (vcpu: number, gen: number) => void = () => {};
   private closed = false;
+  private readonly notifyMsgs = new Map<number, Buffer>();
 
   private constructor(readonly endpoint: string) {
     this.sock = new zmq.Pair({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
@@ -93,9 +97,19 @@ export class HypervisorClient {
   sched_op<T = unknown>(cmd: number, arg: object = {}): Promise<HypercallResult<T>> { return this.hypercall<T>(__HYPERVISOR_sched_op, cmd, arg); }
   console_io<T = unknown>(cmd: number, arg: object): Promise<HypercallResult<T>> { return this.hypercall<T>(__HYPERVISOR_console_io, cmd, arg); }
 
-  /** EVTCHNOP_send without waiting for a reply: the notification hot path. */
+  /**
+   * EVTCHNOP_send without waiting for a reply: the notification hot path.
+   * A port's message never changes, so it is encoded once (the socket
+   * does not keep or modify what it sends).
+   */
   notify(port: number): void {
-    if (!this.closed) this.outbox.send(encodeMessage({ type: 'notify', port }));
+    if (this.closed) return;
+    let msg = this.notifyMsgs.get(port);
+    if (msg === undefined) {
+      msg = encodeMessage({ type: 'notify', port });
+      if (this.notifyMsgs.size < NOTIFY_CACHE_PORTS) this.notifyMsgs.set(port, msg);
+    }
+    this.outbox.send(msg);
   }
 
   /** A vCPU scheduling event without a reply (shared/xen/vcpu uses it). */

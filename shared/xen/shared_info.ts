@@ -40,6 +40,11 @@ export class SharedInfo {
     return [Atomics.exchange(this.i32, i, 0) >>> 0, Atomics.exchange(this.i32, i + 1, 0) >>> 0];
   }
 
+  /** One 32-bit half of xchg(&vcpu->evtchn_pending_sel, 0): the scan's allocation-free form. */
+  takeSelHalf(vcpu: number, half: 0 | 1): number {
+    return Atomics.exchange(this.i32, ((vcpuInfoOffset(vcpu) + vcpu_info.evtchn_pending_sel) >> 2) + half, 0) >>> 0;
+  }
+
   /** pending[word] & ~mask[word] as 32-bit halves. */
   activeWord(word: number, half: 0 | 1): number {
     const p = (shared_info.evtchn_pending >> 2) + word * 2 + half;
