@@ -12,7 +12,7 @@
 // another process), hears its workers' releases on a doorbell word
 // (Atomics.waitAsync) and reports them with `sched` messages, and tells the
 // hypervisor when a vCPU has work (wake) or none left (block).
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { __HYPERVISOR_vcpu_op } from '../../abi/xen.js';
 import {
   RUNSTATE_NAMES, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, VCPUOP_down, VCPUOP_up,
@@ -30,6 +30,14 @@ export { VcpuArea } from './area.js';
 interface AtomicsWaitAsync {
   waitAsync(a: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
 }
+
+/** A vCPU thread without work for this long exits; the next work starts a new one. */
+const VCPU_THREAD_IDLE_MS = 60_000;
+/**
+ * V8 heap of a vCPU thread: guest work computes and allocates little, so a
+ * small young generation (1 MB semi-spaces instead of up to 16) is enough.
+ */
+const VCPU_THREAD_LIMITS = { maxYoungGenerationSizeMb: 3 };
 
 /** Work is handed to a vCPU in chunks of this much; between chunks another vCPU may take over. */
 const BURN_CHUNK_MS = 10;
@@ -75,18 +83,20 @@ export class VcpuPool {
   private readonly vcpus: VcpuState[] = [];
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** The worker threads, made on the first work (threads()). */
+  private piscina: Promise<Piscina> | null = null;
 
   private constructor(private readonly dom: XenDomain, readonly area: VcpuArea, private readonly ctl: Int32Array,
-                      private readonly piscina: Piscina, readonly maxVcpus: number) {
+                      private readonly ctlSab: SharedArrayBuffer, readonly maxVcpus: number) {
     for (let v = 0; v < maxVcpus; v++) {
       this.vcpus.push({ online: false, awake: false, busy: null, reported: area.released(v), workNs: 0, tasks: 0 });
     }
   }
 
   /**
-   * Maps the domain's vCPU area, registers for slices, starts one worker
-   * thread per vCPU (up to max_vcpus, for hot-plug) and brings `nrVcpus` up
-   * (the rest down).
+   * Maps the domain's vCPU area, registers for slices and brings `nrVcpus`
+   * up (the rest down). Worker threads (one per vCPU with work, up to
+   * max_vcpus) start when work comes.
    */
   static async start(dom: XenDomain, nrVcpus: number): Promise<VcpuPool> {
     const max = dom.hello.max_vcpus;
@@ -99,12 +109,7 @@ export class VcpuPool {
     const ctl = new Int32Array(ctlSab);
     const rc = await dom.hv.hypercall(__HYPERVISOR_vcpu_op, XENEMU_VCPUOP_register_slice_area, {});
     if (rc.ret < 0) throw new XenError('XENEMU_VCPUOP_register_slice_area', rc.ret);
-    const piscina = new Piscina({
-      filename: new URL('./worker.js', import.meta.url).href,
-      minThreads: nrVcpus, maxThreads: max, idleTimeout: 60_000, concurrentTasksPerWorker: 1,
-      workerData: { area: area.sab, ctl: ctlSab },
-    });
-    const pool = new VcpuPool(dom, area, ctl, piscina, max);
+    const pool = new VcpuPool(dom, area, ctl, ctlSab, max);
     dom.hv.onSlice((v) => { if (v >= 0 && v < max) area.notifyGrant(v); });
     void pool.doorbell();
     await pool.setOnline(nrVcpus);
@@ -187,12 +192,31 @@ export class VcpuPool {
       for (let v = 0; v < this.maxVcpus; v++) this.block(v);
       Atomics.notify(this.ctl, CTL_DOORBELL);
       this.dom.hv.onSlice(() => {});
-      await this.piscina.destroy();
+      if (this.piscina) await (await this.piscina).destroy();
     })();
     return this.closing;
   }
 
   // ---- dispatch ---------------------------------------------------------------
+
+  /**
+   * A vCPU's thread starts with its first work and goes after a minute
+   * without any (VCPU_THREAD_IDLE_MS), and piscina itself is loaded only
+   * then: an idle guest holds no worker isolate and no pool code (about
+   * 8 MB of RSS, docs/benchmarks.md "density"), and its boot waits for
+   * neither. The scheduler sees no difference: a vCPU without work is
+   * blocked whether its thread exists or not, and work still runs only
+   * inside granted slices.
+   */
+  private threads(): Promise<Piscina> {
+    this.piscina ??= import('piscina').then(({ Piscina }) => new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: 0, maxThreads: this.maxVcpus, idleTimeout: VCPU_THREAD_IDLE_MS, concurrentTasksPerWorker: 1,
+      workerData: { area: this.area.sab, ctl: this.ctlSab },
+      resourceLimits: VCPU_THREAD_LIMITS,
+    }));
+    return this.piscina;
+  }
 
   private submit(task: TaskSpec): Promise<VcpuTaskResult> {
     if (this.closed) return Promise.reject(new Error('vCPU pool closed'));
@@ -212,13 +236,20 @@ export class VcpuPool {
 
   private startOn(v: number, job: Job): void {
     const s = this.vcpus[v];
-    if (!s.awake) {
-      s.awake = true;
-      this.dom.hv.sched('wake', v);
-    }
     s.busy = (async () => {
       try {
-        const r = await this.piscina.run({ ...job.task, vcpu: v } as VcpuTask) as VcpuTaskResult;
+        const threads = await this.threads();
+        // A thread that has yet to start boots before the vCPU asks for a
+        // slice, so that its boot is not charged as running time: an empty
+        // burn needs no slice.
+        if (threads.threads.length < this.vcpus.filter((x) => x.busy).length) {
+          await threads.run({ kind: 'burn', ms: 0, vcpu: v } satisfies VcpuTask);
+        }
+        if (!s.awake) {
+          s.awake = true;
+          this.dom.hv.sched('wake', v);
+        }
+        const r = await threads.run({ ...job.task, vcpu: v } as VcpuTask) as VcpuTaskResult;
         s.workNs += r.workNs;
         s.tasks++;
         job.resolve(r);
