@@ -6,3 +6,17 @@
 // (docs/benchmarks.md). Flags go on the node command line: V8 fixes heap
 // geometry at start, so setting them from inside has no effect.
 export const XENSTORED_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+// V8 flags for guest (DomU) processes. A hundred idle guests share a host
+// (docs/benchmarks.md "density"): a guest's heap is small and short-lived
+// per event, so a burst (console output, a stream of events) must not leave
+// 16 MiB semi-spaces behind in every guest.
+export const DOMU_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/**
+ * Environment for guest processes. msgpackr's native string extractor
+ * (msgpackr-extract) maps about 6 MB of code into every process that loads
+ * it and only pays off for large messages with many strings; a guest's
+ * hypercall messages are small, so guests use the JavaScript decoder.
+ */
+export const DOMU_ENV: Readonly<Record<string, string>> = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
