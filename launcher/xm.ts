@@ -14,6 +14,7 @@ import { runRoot } from '../shared/host.js';
 import { xmlrpcCall, XmlRpcFault, XMLRPC_ERROR_INVALID_DOMAIN, type XmlRpcValue } from '../shared/xmlrpc.js';
 import { parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
 import { XEND_METHODS, XEND_SOCKET, type DomainRecord, type NodeInfo } from '../shared/toolstack/xend_api.js';
+import { SCHED_USAGE, schedCredit, top, vcpuList, vcpuPin, type SchedCmdContext } from './xm_sched.js';
 
 export interface XmIo {
   stdout: { write(chunk: string | Uint8Array): unknown };
@@ -86,14 +87,12 @@ const USAGE: Record<string, string> = {
   unpause: 'unpause <Domain>',
   'mem-set': 'mem-set <Domain> <Mem>',
   'vcpu-set': 'vcpu-set <Domain> <vCPUs>',
+  ...SCHED_USAGE,
   info: 'info',
   dmesg: 'dmesg [-c]',
   uptime: 'uptime [Domain ...]',
   domid: 'domid <DomainName>',
   domname: 'domname <DomainId>',
-  'network-attach': 'network-attach <Domain> [mac=<mac>] [bridge=<bridge>] [ip=<ip>] ...',
-  'network-detach': 'network-detach <Domain> <DevId|mac>',
-  'network-list': 'network-list <Domain(s)>',
   'block-attach': 'block-attach <Domain> <disk-spec-component(s)>...',
   'block-detach': 'block-detach <Domain> <DevId>',
   'block-list': 'block-list <Domain(s)>',
@@ -160,6 +159,15 @@ class Xm {
     return (await this.call(XEND_METHODS.domains, [true])) as unknown as DomainRecord[];
   }
 
+  private schedCtx(): SchedCmdContext {
+    return {
+      call: (m, p) => this.call(m, p), callDom: (m, d, p) => this.callDom(m, d, p),
+      out: (s) => this.out(s), err: (s) => this.err(s), stdin: this.io.stdin,
+      isTTY: !!(this.io.stdout as { isTTY?: boolean }).isTTY,
+      usage: (m) => new UsageError(m), fail: (m) => new XmError(m), getopt,
+    };
+  }
+
   private one(rest: string[], cmd: string): string {
     if (rest.length !== 1) throw new UsageError(`'${this.prog} ${cmd}' requires exactly one domain`);
     return rest[0]!;
@@ -210,6 +218,10 @@ class Xm {
         await this.callDom(XEND_METHODS.setVCpuCount, args[0]!, [Number(args[1])]);
         return 0;
       }
+      case 'sched-credit': return schedCredit(this.schedCtx(), args);
+      case 'vcpu-list': return vcpuList(this.schedCtx(), args);
+      case 'vcpu-pin': return vcpuPin(this.schedCtx(), args);
+      case 'top': return top(this.schedCtx(), args);
       case 'info': {
         const info = (await this.call(XEND_METHODS.nodeInfo)) as NodeInfo;
         for (const [k, v] of Object.entries(info)) this.out(`${k.padEnd(23)}: ${v}\n`);
@@ -261,29 +273,6 @@ class Xm {
           for (const r of rows) {
             this.out(`${String(r.devid).padEnd(5)} ${String(r.backendId).padEnd(3)} ${String(r.frontendId).padEnd(6)} ${String(r.state).padEnd(5)} ` +
               `${String(r.evtch).padEnd(6)} ${String(r.rref).padEnd(8)} ${String(r.backend).padEnd(30)}\n`);
-          }
-        }
-        return 0;
-      }
-      case 'network-attach': {
-        if (args.length < 1) throw new UsageError(`'${this.prog} network-attach' requires a domain`);
-        await this.callDom(XEND_METHODS.networkAttach, args[0]!, [args.slice(1).join(',')]);
-        return 0;
-      }
-      case 'network-detach': {
-        if (args.length !== 2) throw new UsageError(`'${this.prog} network-detach' requires a domain and a device`);
-        await this.callDom(XEND_METHODS.networkDetach, args[0]!, [args[1]!]);
-        return 0;
-      }
-      case 'network-list': {
-        if (args.length < 1) throw new UsageError(`'${this.prog} network-list' requires at least one domain`);
-        // xl's main_networklist format.
-        this.out(`${'Idx'.padEnd(3)} ${'BE'.padEnd(2)} ${'Mac Addr.'.padEnd(17)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'tx-'.padStart(5)}/${'rx-ring-ref'.padEnd(5)} ${'BE-path'.padEnd(30)}\n`);
-        for (const dom of args) {
-          const rows = (await this.callDom(XEND_METHODS.networkList, dom)) as unknown as Array<Record<string, number | string>>;
-          for (const r of rows) {
-            this.out(`${String(r.devid).padEnd(3)} ${String(r.backendId).padEnd(2)} ${String(r.mac).padEnd(17)} ${String(r.handle).padEnd(6)} ` +
-              `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.txRingRef).padStart(5)}/${String(r.rxRingRef).padEnd(11)} ${String(r.backend).padEnd(30)}\n`);
           }
         }
         return 0;

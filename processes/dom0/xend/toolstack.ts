@@ -5,6 +5,7 @@
 // fake, and the real implementation plugged in without touching xend.
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type { DomainStateFlags, NodeInfo, ShutdownReason } from '../../../shared/toolstack/xend_api.js';
+import type { SchedControl } from './sched_control.js';
 
 export interface DomainInfo extends DomainStateFlags {
   domid: number;
@@ -41,6 +42,8 @@ export class ToolstackError extends Error {
 export type ShutdownRequest = 'poweroff' | 'reboot' | 'halt';
 
 export interface Toolstack {
+  /** Scheduler controls (sched-credit, vcpu-list, vcpu-pin); absent in toolstacks without them. */
+  readonly sched?: SchedControl;
   list(): Promise<DomainInfo[]>;
   get(domid: number): Promise<DomainInfo>;
   create(config: DomainConfig): Promise<DomainInfo>;
@@ -57,26 +60,6 @@ export interface Toolstack {
   info(): Promise<NodeInfo>;
   dmesg(clear: boolean): Promise<string>;
   console(domid: number): Promise<ConsoleAttach>;
-  /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */
-  networkAttach?(domid: number, spec: string): Promise<NetworkDeviceInfo>;
-  networkDetach?(domid: number, dev: string): Promise<void>;
-  networkList?(domid: number): Promise<NetworkDeviceInfo[]>;
-  /** xl block-attach / block-detach / block-list (optional: the test fakes have no disks). */
-  blockAttach?(domid: number, spec: string): Promise<void>;
-  blockDetach?(domid: number, dev: string): Promise<void>;
-  blockList?(domid: number): Promise<BlockDeviceInfo[]>;
-}
-
-/** One row of xl block-list. */
-export interface BlockDeviceInfo {
-  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
-  backend: string;
 }
 
 export type { ShutdownReason };
-
-/** One row of xl network-list (libxl_nicinfo). */
-export interface NetworkDeviceInfo {
-  devid: number; backendId: number; mac: string; handle: number; state: number; evtch: number;
-  txRingRef: number; rxRingRef: number; backend: string; bridge: string; ip: string;
-}
