@@ -96,25 +96,6 @@ const METHODS: Record<string, MethodEntry> = {
     },
   },
   ...SCHED_METHODS,
-  [XEND_METHODS.networkAttach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [spec]) => {
-      if (!ts.networkAttach) throw generic('network devices are not supported by this toolstack');
-      return (await ts.networkAttach(d!.domid, typeof spec === 'string' ? spec : '')) as unknown as XmlRpcValue;
-    },
-  },
-  [XEND_METHODS.networkDetach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [dev]) => {
-      if (!ts.networkDetach) throw generic('network devices are not supported by this toolstack');
-      await ts.networkDetach(d!.domid, String(dev));
-      return true;
-    },
-  },
-  [XEND_METHODS.networkList]: {
-    domainArgs: 1,
-    handler: async (ts, d) => (ts.networkList ? await ts.networkList(d!.domid) : []) as unknown as XmlRpcValue,
-  },
   [XEND_METHODS.nodeInfo]: { domainArgs: 0, handler: async (ts) => ts.info() },
   [XEND_METHODS.dmesg]: { domainArgs: 0, handler: async (ts, _d, [clear]) => ts.dmesg(clear === true || clear === 1) },
 };
