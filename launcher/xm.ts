@@ -93,6 +93,9 @@ const USAGE: Record<string, string> = {
   uptime: 'uptime [Domain ...]',
   domid: 'domid <DomainName>',
   domname: 'domname <DomainId>',
+  'network-attach': 'network-attach <Domain> [mac=<mac>] [bridge=<bridge>] [ip=<ip>] ...',
+  'network-detach': 'network-detach <Domain> <DevId|mac>',
+  'network-list': 'network-list <Domain(s)>',
   'block-attach': 'block-attach <Domain> <disk-spec-component(s)>...',
   'block-detach': 'block-detach <Domain> <DevId>',
   'block-list': 'block-list <Domain(s)>',
@@ -273,6 +276,29 @@ class Xm {
           for (const r of rows) {
             this.out(`${String(r.devid).padEnd(5)} ${String(r.backendId).padEnd(3)} ${String(r.frontendId).padEnd(6)} ${String(r.state).padEnd(5)} ` +
               `${String(r.evtch).padEnd(6)} ${String(r.rref).padEnd(8)} ${String(r.backend).padEnd(30)}\n`);
+          }
+        }
+        return 0;
+      }
+      case 'network-attach': {
+        if (args.length < 1) throw new UsageError(`'${this.prog} network-attach' requires a domain`);
+        await this.callDom(XEND_METHODS.networkAttach, args[0]!, [args.slice(1).join(',')]);
+        return 0;
+      }
+      case 'network-detach': {
+        if (args.length !== 2) throw new UsageError(`'${this.prog} network-detach' requires a domain and a device`);
+        await this.callDom(XEND_METHODS.networkDetach, args[0]!, [args[1]!]);
+        return 0;
+      }
+      case 'network-list': {
+        if (args.length < 1) throw new UsageError(`'${this.prog} network-list' requires at least one domain`);
+        // xl's main_networklist format.
+        this.out(`${'Idx'.padEnd(3)} ${'BE'.padEnd(2)} ${'Mac Addr.'.padEnd(17)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'tx-'.padStart(5)}/${'rx-ring-ref'.padEnd(5)} ${'BE-path'.padEnd(30)}\n`);
+        for (const dom of args) {
+          const rows = (await this.callDom(XEND_METHODS.networkList, dom)) as unknown as Array<Record<string, number | string>>;
+          for (const r of rows) {
+            this.out(`${String(r.devid).padEnd(3)} ${String(r.backendId).padEnd(2)} ${String(r.mac).padEnd(17)} ${String(r.handle).padEnd(6)} ` +
+              `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.txRingRef).padStart(5)}/${String(r.rxRingRef).padEnd(11)} ${String(r.backend).padEnd(30)}\n`);
           }
         }
         return 0;

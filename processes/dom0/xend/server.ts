@@ -95,9 +95,49 @@ const METHODS: Record<string, MethodEntry> = {
       return { ptyPath: c.ptyPath, backlog: c.backlog };
     },
   },
+  [XEND_METHODS.networkAttach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [spec]) => {
+      if (!ts.networkAttach) throw generic('network devices are not supported by this toolstack');
+      return (await ts.networkAttach(d!.domid, typeof spec === 'string' ? spec : '')) as unknown as XmlRpcValue;
+    },
+  },
+  [XEND_METHODS.networkDetach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [dev]) => {
+      if (!ts.networkDetach) throw generic('network devices are not supported by this toolstack');
+      await ts.networkDetach(d!.domid, String(dev));
+      return true;
+    },
+  },
+  [XEND_METHODS.networkList]: {
+    domainArgs: 1,
+    handler: async (ts, d) => (ts.networkList ? await ts.networkList(d!.domid) : []) as unknown as XmlRpcValue,
+  },
   ...SCHED_METHODS,
   [XEND_METHODS.nodeInfo]: { domainArgs: 0, handler: async (ts) => ts.info() },
   [XEND_METHODS.dmesg]: { domainArgs: 0, handler: async (ts, _d, [clear]) => ts.dmesg(clear === true || clear === 1) },
+  [XEND_METHODS.blockAttach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [spec]) => {
+      if (!ts.blockAttach) throw generic('block devices are not supported by this toolstack');
+      if (typeof spec !== 'string') throw generic('a disk spec is required');
+      await ts.blockAttach(d!.domid, spec);
+      return true;
+    },
+  },
+  [XEND_METHODS.blockDetach]: {
+    domainArgs: 1,
+    handler: async (ts, d, [dev]) => {
+      if (!ts.blockDetach) throw generic('block devices are not supported by this toolstack');
+      await ts.blockDetach(d!.domid, String(dev));
+      return true;
+    },
+  },
+  [XEND_METHODS.blockList]: {
+    domainArgs: 1,
+    handler: async (ts, d) => (ts.blockList ? await ts.blockList(d!.domid) : []) as unknown as XmlRpcValue,
+  },
 };
 
 /** Find a domain by name or id, as xm does: a number is an id, anything else a name. */

@@ -60,6 +60,26 @@ export interface Toolstack {
   info(): Promise<NodeInfo>;
   dmesg(clear: boolean): Promise<string>;
   console(domid: number): Promise<ConsoleAttach>;
+  /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */
+  networkAttach?(domid: number, spec: string): Promise<NetworkDeviceInfo>;
+  networkDetach?(domid: number, dev: string): Promise<void>;
+  networkList?(domid: number): Promise<NetworkDeviceInfo[]>;
+  /** xl block-attach / block-detach / block-list (optional: the test fakes have no disks). */
+  blockAttach?(domid: number, spec: string): Promise<void>;
+  blockDetach?(domid: number, dev: string): Promise<void>;
+  blockList?(domid: number): Promise<BlockDeviceInfo[]>;
+}
+
+/** One row of xl block-list. */
+export interface BlockDeviceInfo {
+  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
+  backend: string;
 }
 
 export type { ShutdownReason };
+
+/** One row of xl network-list (libxl_nicinfo). */
+export interface NetworkDeviceInfo {
+  devid: number; backendId: number; mac: string; handle: number; state: number; evtch: number;
+  txRingRef: number; rxRingRef: number; backend: string; bridge: string; ip: string;
+}

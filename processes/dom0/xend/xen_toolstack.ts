@@ -45,6 +45,12 @@ import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js'
 import { connectConsole, disconnectConsole, type WiredConsole } from './domain_console.js';
 import { nodeInfo } from './nodeinfo.js';
 import { XenSchedControl } from './sched_control.js';
+import { addVif, findVif, listVifs, removeVif, removeVifBackends } from '../toolstack/vif.js';
+import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
+import type { NetworkDeviceInfo } from './toolstack.js';
+import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
+import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
+import type { BlockDeviceInfo } from './toolstack.js';
 
 export interface XenToolstackOptions {
   dom0: XenDomain;
@@ -221,6 +227,10 @@ export class XenToolstack implements Toolstack {
     const m: Managed = { domid: built.domid, name, startTime: nowS(), config, console: undefined, handled: false };
     this.managed.set(built.domid, m);
     try {
+      // libxl adds the devices before the guest runs; its front ends find them at boot.
+      for (const disk of config.disk) await this.lib(() => addVbd(this.ctx, built.domid, disk));
+      // vifs before the guest runs, as libxl; a generated MAC is kept in the config so a restart keeps it.
+      for (const vif of config.vif) vif.mac = (await this.lib(() => addVif(this.ctx, built.domid, vif))).mac;
       m.console = await connectConsole(this.dom0, this.consoled, this.xs, {
         domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
       });
@@ -294,6 +304,54 @@ export class XenToolstack implements Toolstack {
     await this.lib(() => setVcpus(this.ctx, domid, count));
   }
 
+  // --- block devices (xl block-attach / block-detach / block-list) -------
+
+  async blockAttach(domid: number, spec: string): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EINVAL', 'block-attach to Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    let disk;
+    try { disk = parseDiskSpec(spec); } catch (e) {
+      if (e instanceof XlCfgError) throw new ToolstackError('EINVAL', e.message);
+      throw e;
+    }
+    await this.lib(() => addVbd(this.ctx, domid, disk));
+  }
+
+  async blockDetach(domid: number, dev: string): Promise<void> {
+    await this.mustExist(domid);
+    const devid = await findVbd(this.ctx, domid, dev);
+    if (devid < 0) throw new ToolstackError('EINVAL', `Error: Device ${dev} not connected.`);
+    await removeVbd(this.ctx, domid, devid);
+  }
+
+  async blockList(domid: number): Promise<BlockDeviceInfo[]> {
+    await this.mustExist(domid);
+    return listVbds(this.ctx, domid);
+  }
+
+  // --- network interfaces (xl network-attach / network-detach / network-list)
+
+  async networkAttach(domid: number, spec: string): Promise<NetworkDeviceInfo> {
+    if (domid === 0) throw new ToolstackError('EINVAL', 'network-attach to Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    let vif;
+    try { vif = parseVifSpec(spec); } catch (e) { throw new ToolstackError('EINVAL', (e as Error).message); }
+    const { devid } = await this.lib(() => addVif(this.ctx, domid, vif));
+    return (await listVifs(this.ctx, domid)).find((v) => v.devid === devid)!;
+  }
+
+  async networkDetach(domid: number, dev: string): Promise<void> {
+    await this.mustExist(domid);
+    const devid = await findVif(this.ctx, domid, dev);
+    if (devid < 0) throw new ToolstackError('EINVAL', `Error: Device ${dev} not connected.`);
+    await removeVif(this.ctx, domid, devid);
+  }
+
+  async networkList(domid: number): Promise<NetworkDeviceInfo[]> {
+    await this.mustExist(domid);
+    return listVifs(this.ctx, domid);
+  }
+
   // --- teardown and lifecycle --------------------------------------------
 
   /**
@@ -310,6 +368,7 @@ export class XenToolstack implements Toolstack {
       const m = this.managed.get(domid);
       if (m?.console) await disconnectConsole(this.dom0, this.consoled, m.console).catch(() => undefined);
       else await this.consoled.removeConsole(domid).catch(() => undefined);
+      await removeVifBackends(this.ctx, domid);
       // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
       await destroyPvDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
       this.managed.delete(domid);
