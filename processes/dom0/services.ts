@@ -3,6 +3,7 @@
 //
 //   xenstored    <rundir>/xenstored.sock, state in <rundir>/xenstored/
 //   xenconsoled  console rings -> PTYs, logs in <rundir>/logs/console/
+//   blkback      vbd back ends over raw image files (processes/dom0/blkback/)
 //   netback      vif back ends + the xenbr0 bridge (processes/dom0/netback/)
 //   xend         XML-RPC on <rundir>/xend.sock over the XenToolstack
 //                (hypercalls + a privileged xenstore connection + xenconsoled)
@@ -19,6 +20,7 @@ import { Xenstored, type XsEventChannel } from './xenstored/index.js';
 import { Xenconsoled } from './xenconsoled/xenconsoled.js';
 import { XendServer } from './xend/server.js';
 import { XenToolstack } from './xend/xen_toolstack.js';
+import { Blkback } from './blkback/blkback.js';
 import { Netback } from './netback/netback.js';
 
 export interface Dom0Context {
@@ -84,6 +86,18 @@ const starters: ServiceStarter[] = [
     const consoled = new Xenconsoled({ logDir: join(ctx.rundir, 'logs') });
     started.xenconsoled = consoled;
     return { name: 'xenconsoled', stop: () => consoled.close() };
+  },
+  async (ctx) => {
+    // Its own xenstore connection: backend watches stay off xend's.
+    const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
+    let bb: Blkback;
+    try {
+      bb = await Blkback.start({ dom0: ctx.hypervisor, xs, log: ctx.log });
+    } catch (e) {
+      xs.close();
+      throw e;
+    }
+    return { name: 'blkback', async stop() { await bb.close(); xs.close(); } };
   },
   async (ctx) => {
     const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));

@@ -22,6 +22,7 @@ import { Shell } from './shell.js';
 import { systemCommands } from './commands/system.js';
 import { xenstoreCommands } from './commands/xenstore.js';
 import { watchShutdown } from './control.js';
+import { startBlockDevices } from './drivers/blk_boot.js';
 import { NetInterfaces } from './net/interfaces.js';
 import { netCommands } from './commands/net.js';
 import type { KernelServices } from './services.js';
@@ -124,8 +125,10 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   k.net = net;
   await net.start(dom, xs, balloon, (m) => klog.printk(m)).catch((e: Error) => klog.printk(`netfront: ${e.message}`));
 
+  const blkCmds = await startBlockDevices(dom, xs, balloon, klog);
+
   const shell = new Shell(k, (t) => (typeof t === 'string' ? console.write(t) : console.writeBytes(Buffer.from(t))),
-                          [...systemCommands, ...xenstoreCommands, ...netCommands]);
+                          [...systemCommands, ...xenstoreCommands, ...blkCmds, ...netCommands]);
   k.shell = shell;
   console.onInput((d) => shell.input(d));
   klog.printk(`Run /bin/sh as init process (boot took ${(klog.uptime() * 1000).toFixed(0)} ms)`);

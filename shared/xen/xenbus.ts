@@ -68,11 +68,18 @@ export async function xenbusReadState(xs: XsClient, dir: string): Promise<Xenbus
   return Number.isInteger(n) && n >= 0 && n <= 8 ? (n as XenbusState) : XenbusState.Unknown;
 }
 
-/** xenbus_switch_state: writes <dir>/state (nothing when it already holds it). */
-export async function xenbusSwitchState(xs: XsClient, dir: string, state: XenbusState): Promise<void> {
-  const cur = await xs.tryRead(`${dir}/state`).catch(() => null);
-  if (cur === String(state)) return;
-  await xs.write(`${dir}/state`, String(state));
+/**
+ * xenbus_switch_state: writes <dir>/state in a transaction, and, as Linux
+ * does, never creates it: a device whose directory the toolstack already
+ * removed stays removed. False when there was no state node.
+ */
+export async function xenbusSwitchState(xs: XsClient, dir: string, state: XenbusState): Promise<boolean> {
+  return xs.transaction(async (tx) => {
+    const cur = await xs.tryRead(`${dir}/state`, tx);
+    if (cur === null) return false;
+    if (cur !== String(state)) await xs.write(`${dir}/state`, String(state), tx);
+    return true;
+  });
 }
 
 let tokenSeq = 0;

@@ -1,0 +1,361 @@
+// blkfront: the guest's virtual block device front end (Linux
+// drivers/block/xen-blkfront.c, Mini-OS blkfront.c).
+//
+//   device/vbd/<devid>                         backend (blkback)
+//     wait for the back end's InitWait
+//     ring page granted, event channel allocated
+//     ring-ref, event-channel, protocol, feature-persistent, Initialised ──>
+//                                              <── Connected (sectors, info, features)
+//     Connected; /dev/xvdX usable
+//     back end Closing (xl block-detach) ──> finish in-flight I/O, Closed
+//
+// Data moves through a pool of guest pages granted once to the back end and
+// reused (feature-persistent): a write copies into pool pages, a read copies
+// out of them, so the back end maps each grant once. Queue depth is the ring
+// (32 requests); a request carries up to 11 segments, or up to the back
+// end's feature-max-indirect-segments with BLKIF_OP_INDIRECT (one indirect
+// page per request slot, granted once too). Completion order is the back
+// end's; each response is matched by its id.
+import type { XenDomain } from '../../../shared/xen/index.js';
+import type { XsClient } from '../../../shared/xenstore/client.js';
+import { FrontRing } from '../../../shared/abi/io/ring.js';
+import {
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
+  BLKIF_OP_WRITE, BLKIF_RING_ENTRY_SIZE, BLKIF_RSP_OKAY, BLK_RING_SIZE, SEGS_PER_INDIRECT_FRAME, VDISK_READONLY,
+  XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request_segment, decodeResponse, encodeRequest,
+  encodeRequestDiscard, encodeRequestIndirect, encodeSegment, type BlkifSegment,
+} from '../../../shared/abi/io/blkif.js';
+import {
+  XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
+  type XenbusWatch,
+} from '../../../shared/xen/xenbus.js';
+import { PAGE_SIZE } from '../../../shared/shm.js';
+
+/** Data pages granted to the back end (Linux's persistent grant budget). */
+export const BLKFRONT_POOL_PAGES = 1024;
+/** Segments per indirect request we use (Linux xen_blkif_max_segments = 256 with 1 MiB requests in mind). */
+export const BLKFRONT_MAX_INDIRECT = 256;
+const SECT_PER_PAGE = PAGE_SIZE / XEN_BLKIF_SECTOR_SIZE;
+
+export interface BlkfrontDeps {
+  dom: XenDomain;
+  xs: XsClient;
+  /** Frames for rings and buffers that the balloon never gives back. */
+  reservePages(n: number): number;
+  log(msg: string): void;
+}
+
+export class BlkError extends Error {
+  constructor(readonly status: number, what: string) { super(`${what}: I/O error (status ${status})`); this.name = 'BlkError'; }
+}
+
+interface Shadow { resolve(status: number): void }
+
+/** Runs of reserved pages kept for the next device (a detach does not give frames back). */
+const spareRuns: Array<{ base: number; count: number }> = [];
+
+export function vbdName(devid: number, dev: string | null): string {
+  if (dev && /^[a-z]+$/.test(dev)) return dev;
+  if ((devid >> 8) === 202) {
+    const n = (devid >> 4) & 0xf;
+    return `xvd${String.fromCharCode(97 + n)}`;
+  }
+  return `vbd${devid}`;
+}
+
+export class Blkfront {
+  name = '';
+  sectors = 0;
+  readonly = false;
+  features = { flush: false, discard: false, persistent: false, maxIndirect: 0 };
+  stats = { requests: 0, bytes: 0, notifiesSent: 0, notifiesReceived: 0, errors: 0 };
+  state: 'connecting' | 'connected' | 'closing' | 'closed' = 'connecting';
+
+  private ring!: FrontRing;
+  private port = -1;
+  private backend = '';
+  private backendId = 0;
+  private base = -1;
+  private pages = 0;
+  private ringRef = -1;
+  private readonly grefs: number[] = [];
+  private indirectFirst = 0;
+  private readonly freeData: number[] = [];
+  private readonly freeIds: number[] = [];
+  private readonly shadow: Array<Shadow | undefined> = new Array(BLK_RING_SIZE);
+  private readonly waiters: Array<() => void> = [];
+  private beWatch: XenbusWatch | undefined;
+  private inflight = 0;
+  private idle: Array<() => void> = [];
+  onGone: (() => void) | undefined;
+
+  constructor(private readonly deps: BlkfrontDeps, readonly devid: number, readonly dir: string) {}
+
+  private log(m: string): void { this.deps.log(`blkfront: ${this.name || this.devid}: ${m}`); }
+
+  /** talk_to_blkback + blkfront_connect: resolves once the device is usable. */
+  async connect(timeoutMs = 10_000): Promise<void> {
+    const { xs, dom } = this.deps;
+    const k = await xenbusGather(xs, this.dir, ['backend', 'backend-id'] as const);
+    if (!k.backend || k['backend-id'] === null) throw new Error(`${this.dir}: no backend`);
+    this.backend = k.backend;
+    this.backendId = Number(k['backend-id']);
+    this.name = vbdName(this.devid, await xs.tryRead(`${this.backend}/dev`).catch(() => null));
+    const be = await xenbusWaitState(xs, this.backend,
+      (s) => s === XenbusState.InitWait || s === XenbusState.Connected || s >= XenbusState.Closing, { timeoutMs });
+    if (be >= XenbusState.Closing) throw new Error(`back end is ${XenbusState[be]}`);
+    const bf = await xenbusGather(xs, this.backend, ['feature-persistent', 'feature-max-indirect-segments'] as const);
+    this.features.persistent = bf['feature-persistent'] === '1';
+    const maxInd = Number(bf['feature-max-indirect-segments'] ?? 0);
+    this.features.maxIndirect = Number.isInteger(maxInd) && maxInd > BLKIF_MAX_SEGMENTS_PER_REQUEST
+      ? Math.min(maxInd, BLKFRONT_MAX_INDIRECT, SEGS_PER_INDIRECT_FRAME) : 0;
+
+    // Frames: ring, one indirect page per request slot, the data pool.
+    this.pages = 1 + BLK_RING_SIZE + BLKFRONT_POOL_PAGES;
+    const spare = spareRuns.findIndex((r) => r.count >= this.pages);
+    this.base = spare >= 0 ? spareRuns.splice(spare, 1)[0]!.base : this.deps.reservePages(this.pages);
+    if (this.base < 0) throw new Error(`no memory for ${this.pages} ring and buffer pages`);
+    const ringPage = dom.memory.page(this.base);
+    this.ring = FrontRing.init(ringPage, BLKIF_RING_ENTRY_SIZE);
+    for (let i = 0; i < this.pages; i++) {
+      const ref = dom.gnttab.grantAccess(this.backendId, this.base + i, false);
+      if (ref < 0) { this.releaseGrants(); throw new Error('grant table full'); }
+      this.grefs.push(ref);
+    }
+    this.ringRef = this.grefs[0]!;
+    this.indirectFirst = 1;
+    for (let i = BLKFRONT_POOL_PAGES - 1; i >= 0; i--) this.freeData.push(1 + BLK_RING_SIZE + i);
+    for (let i = BLK_RING_SIZE - 1; i >= 0; i--) this.freeIds.push(i);
+    this.port = await dom.evtchn.allocUnbound(this.backendId);
+    dom.evtchn.on(this.port, () => { this.stats.notifiesReceived++; this.interrupt(); });
+
+    await xenbusWriteKeys(xs, this.dir, {
+      'ring-ref': this.ringRef, 'event-channel': this.port, protocol: XEN_IO_PROTO_ABI_X86_64, 'feature-persistent': 1,
+    });
+    await xenbusSwitchState(xs, this.dir, XenbusState.Initialised);
+    const s = await xenbusWaitState(xs, this.backend, (st) => st === XenbusState.Connected || st >= XenbusState.Closing, { timeoutMs });
+    if (s !== XenbusState.Connected) throw new Error(`back end went ${XenbusState[s]} during the handshake`);
+    const info = await xenbusGather(xs, this.backend,
+      ['sectors', 'info', 'sector-size', 'feature-flush-cache', 'feature-discard'] as const);
+    this.sectors = Number(info.sectors ?? 0);
+    this.readonly = (Number(info.info ?? 0) & VDISK_READONLY) !== 0;
+    this.features.flush = info['feature-flush-cache'] === '1';
+    this.features.discard = info['feature-discard'] === '1';
+    await xenbusSwitchState(xs, this.dir, XenbusState.Connected);
+    this.state = 'connected';
+    this.beWatch = await xenbusWatchState(xs, this.backend, (st) => this.backendChanged(st));
+    this.log(`${this.sectors} sectors (${((this.sectors * 512) / 1048576).toFixed(0)} MiB)${this.readonly ? ' ro' : ''}, ` +
+      `ring-ref ${this.ringRef}, event-channel ${this.port}, persistent ${this.features.persistent ? 'yes' : 'no'}, ` +
+      `indirect ${this.features.maxIndirect || 'no'}, flush ${this.features.flush ? 'yes' : 'no'}, discard ${this.features.discard ? 'yes' : 'no'}`);
+  }
+
+  /** blkback_changed: the back end closing (detach, or it refused us) closes us. */
+  private async backendChanged(s: XenbusState): Promise<void> {
+    if (s < XenbusState.Closing || this.state === 'closed') return;
+    if (this.state !== 'closing') {
+      this.state = 'closing';
+      await xenbusSwitchState(this.deps.xs, this.dir, XenbusState.Closing).catch(() => undefined);
+      // What is in flight finishes (or fails) before the front end says Closed.
+      if (this.inflight > 0 && s === XenbusState.Closing) await new Promise<void>((r) => this.idle.push(r));
+      await this.shutdown();
+      await xenbusSwitchState(this.deps.xs, this.dir, XenbusState.Closed).catch(() => undefined);
+      this.log('closed');
+      this.onGone?.();
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    await this.beWatch?.close();
+    const { dom } = this.deps;
+    dom.evtchn.off(this.port);
+    await dom.evtchn.close(this.port).catch(() => undefined);
+    // Requests that never got an answer fail now.
+    for (let i = 0; i < this.shadow.length; i++) { const sh = this.shadow[i]; this.shadow[i] = undefined; sh?.resolve(-1); }
+    for (const w of this.waiters.splice(0)) w();
+    this.releaseGrants();
+  }
+
+  private releaseGrants(): void {
+    const { dom } = this.deps;
+    let all = true;
+    for (const ref of this.grefs.splice(0)) if (!dom.gnttab.endAccess(ref)) all = false;
+    // Frames still mapped by a back end are not reused.
+    if (this.base >= 0 && all) spareRuns.push({ base: this.base, count: this.pages });
+    this.base = -1;
+  }
+
+  /** Responses arrived (blkif_interrupt). */
+  private interrupt(): void {
+    for (;;) {
+      const { responses, overflow } = this.ring.takeResponses();
+      if (overflow) { this.log('back end pushed more responses than requests; ignoring the ring'); return; }
+      for (const b of responses) {
+        const r = decodeResponse(b);
+        const id = Number(r.id);
+        const sh = id >= 0 && id < BLK_RING_SIZE ? this.shadow[id] : undefined;
+        if (!sh) { this.log(`response for unknown id ${r.id}`); continue; }
+        this.shadow[id] = undefined;
+        this.freeIds.push(id);
+        sh.resolve(r.status);
+      }
+      if (!this.ring.finalCheckForResponses()) break;
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    while (this.waiters.length && this.freeIds.length) this.waiters.shift()!();
+  }
+
+  private async slot(): Promise<number> {
+    for (;;) {
+      if (this.state !== 'connected') throw new BlkError(-1, `${this.name} is not connected`);
+      const id = this.freeIds.pop();
+      if (id !== undefined) return id;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  private async dataPages(n: number): Promise<number[]> {
+    for (;;) {
+      if (this.state !== 'connected') throw new BlkError(-1, `${this.name} is not connected`);
+      if (this.freeData.length >= n) return this.freeData.splice(this.freeData.length - n, n);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  private releasePages(p: number[]): void {
+    this.freeData.push(...p);
+    this.wake();
+  }
+
+  private page(i: number): Uint8Array { return this.deps.dom.memory.page(this.base + i); }
+
+  /** Fills ring slot for `id` (fill writes the request), pushes, notifies if the back end asked. */
+  private submit(id: number, fill: (slot: Uint8Array) => void): Promise<number> {
+    this.inflight++;
+    const done = new Promise<number>((resolve) => { this.shadow[id] = { resolve }; });
+    const slot = this.ring.nextRequest();
+    if (!slot) throw new Error('ring full with a free id'); // cannot happen: ids = ring slots
+    fill(slot);
+    this.ring.produce();
+    this.stats.requests++;
+    if (this.ring.pushRequestsAndCheckNotify()) { this.stats.notifiesSent++; this.deps.dom.evtchn.notify(this.port); }
+    return done.finally(() => {
+      if (--this.inflight === 0) for (const r of this.idle.splice(0)) r();
+    });
+  }
+
+  /** Largest transfer of one request, in bytes. */
+  get maxRequestBytes(): number {
+    return (this.features.maxIndirect || BLKIF_MAX_SEGMENTS_PER_REQUEST) * PAGE_SIZE;
+  }
+
+  /** One read or write of up to maxRequestBytes at a 512-byte sector; data.length a multiple of 512. */
+  private async rw1(op: number, sector: number, data: Uint8Array): Promise<void> {
+    const nsect = data.byteLength / XEN_BLKIF_SECTOR_SIZE;
+    const npages = Math.ceil(nsect / SECT_PER_PAGE);
+    const pages = await this.dataPages(npages);
+    let id = -1;
+    try {
+      id = await this.slot();
+      const segs: BlkifSegment[] = pages.map((p, i) => ({
+        gref: this.grefs[p]!, first_sect: 0,
+        last_sect: i === npages - 1 ? ((nsect - 1) % SECT_PER_PAGE) : SECT_PER_PAGE - 1,
+      }));
+      if (op === BLKIF_OP_WRITE) {
+        for (let i = 0; i < npages; i++) this.page(pages[i]!).set(data.subarray(i * PAGE_SIZE, Math.min(data.byteLength, (i + 1) * PAGE_SIZE)));
+      }
+      const indirect = npages > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+      const rid = id;
+      if (indirect) {
+        const ip = this.page(this.indirectFirst + id);
+        const dv = new DataView(ip.buffer, ip.byteOffset, PAGE_SIZE);
+        segs.forEach((s, i) => encodeSegment(dv, i * blkif_request_segment.SIZE, s));
+      }
+      const status = await this.submit(id, (slot) => {
+        if (indirect) {
+          encodeRequestIndirect(slot, {
+            operation: BLKIF_OP_INDIRECT, indirect_op: op, nr_segments: npages, id: BigInt(rid),
+            sector_number: BigInt(sector), handle: this.devid & 0xffff,
+            indirect_grefs: [this.grefs[this.indirectFirst + rid]!],
+          });
+        } else {
+          encodeRequest(slot, { operation: op, nr_segments: npages, handle: this.devid & 0xffff, id: BigInt(rid),
+                                sector_number: BigInt(sector), seg: segs });
+        }
+      });
+      id = -1; // the interrupt handler freed it
+      if (status !== BLKIF_RSP_OKAY) { this.stats.errors++; throw new BlkError(status, `${op === BLKIF_OP_READ ? 'read' : 'write'} at sector ${sector}`); }
+      if (op === BLKIF_OP_READ) {
+        for (let i = 0; i < npages; i++) {
+          const n = Math.min(PAGE_SIZE, data.byteLength - i * PAGE_SIZE);
+          data.set(this.page(pages[i]!).subarray(0, n), i * PAGE_SIZE);
+        }
+      }
+      this.stats.bytes += data.byteLength;
+    } finally {
+      if (id >= 0) { this.freeIds.push(id); }
+      this.releasePages(pages);
+    }
+  }
+
+  private check(sector: number, bytes: number, write: boolean): void {
+    if (bytes % XEN_BLKIF_SECTOR_SIZE !== 0) throw new RangeError('length is not a multiple of 512');
+    if (!Number.isInteger(sector) || sector < 0 || sector + bytes / XEN_BLKIF_SECTOR_SIZE > this.sectors) {
+      throw new RangeError(`sectors ${sector}+${bytes / 512} beyond the end of ${this.name} (${this.sectors})`);
+    }
+    if (write && this.readonly) throw new BlkError(-1, `${this.name} is read-only`);
+  }
+
+  /** Reads into `into` from `sector`; large transfers are split and issued together. */
+  async read(sector: number, into: Uint8Array): Promise<void> {
+    this.check(sector, into.byteLength, false);
+    const max = this.maxRequestBytes;
+    const parts: Promise<void>[] = [];
+    for (let off = 0; off < into.byteLength; off += max) {
+      parts.push(this.rw1(BLKIF_OP_READ, sector + off / 512, into.subarray(off, Math.min(into.byteLength, off + max))));
+    }
+    await Promise.all(parts);
+  }
+
+  async write(sector: number, data: Uint8Array): Promise<void> {
+    this.check(sector, data.byteLength, true);
+    const max = this.maxRequestBytes;
+    const parts: Promise<void>[] = [];
+    for (let off = 0; off < data.byteLength; off += max) {
+      parts.push(this.rw1(BLKIF_OP_WRITE, sector + off / 512, data.subarray(off, Math.min(data.byteLength, off + max))));
+    }
+    await Promise.all(parts);
+  }
+
+  /** BLKIF_OP_FLUSH_DISKCACHE: resolves once what was written is on the back end's disk. */
+  async flush(): Promise<void> {
+    if (!this.features.flush) return;
+    const id = await this.slot();
+    const status = await this.submit(id, (slot) => encodeRequest(slot, {
+      operation: BLKIF_OP_FLUSH_DISKCACHE, nr_segments: 0, handle: this.devid & 0xffff, id: BigInt(id),
+      sector_number: 0n, seg: [],
+    }));
+    if (status !== BLKIF_RSP_OKAY) { this.stats.errors++; throw new BlkError(status, 'flush'); }
+  }
+
+  /** BLKIF_OP_DISCARD of `count` sectors. */
+  async discard(sector: number, count: number): Promise<void> {
+    if (!this.features.discard) throw new BlkError(-2, `${this.name} does not support discard`);
+    this.check(sector, count * 512, true);
+    const id = await this.slot();
+    const status = await this.submit(id, (slot) => encodeRequestDiscard(slot, {
+      operation: BLKIF_OP_DISCARD, flag: 0, handle: this.devid & 0xffff, id: BigInt(id),
+      sector_number: BigInt(sector), nr_sectors: BigInt(count),
+    }));
+    if (status !== BLKIF_RSP_OKAY) { this.stats.errors++; throw new BlkError(status, 'discard'); }
+  }
+}
+
+/** The front end's own state, for block-list style reports. */
+export async function frontendState(xs: XsClient, dir: string): Promise<number | null> {
+  return xenbusReadInt(xs, dir, 'state');
+}
