@@ -6,10 +6,14 @@ import { xenstored } from './xenstored.js';
 import { boot } from './boot.js';
 import { evtchn } from './evtchn.js';
 import { density } from './density.js';
+import { scheduler } from './scheduler.js';
+import { net } from './net.js';
 
 export const SUITES: Suite[] = [
   xenstored,
   boot,
   evtchn,
   density,
+  scheduler,
+  net,
 ];
