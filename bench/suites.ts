@@ -7,7 +7,6 @@ import { boot } from './boot.js';
 import { evtchn } from './evtchn.js';
 import { density } from './density.js';
 import { scheduler } from './scheduler.js';
-import { net } from './net.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -15,5 +14,4 @@ export const SUITES: Suite[] = [
   evtchn,
   density,
   scheduler,
-  net,
 ];
