@@ -6,6 +6,7 @@ import { xenstored } from './xenstored.js';
 import { boot } from './boot.js';
 import { evtchn } from './evtchn.js';
 import { density } from './density.js';
+import { net } from './net.js';
 import { scheduler } from './scheduler.js';
 
 export const SUITES: Suite[] = [
@@ -13,5 +14,6 @@ export const SUITES: Suite[] = [
   boot,
   evtchn,
   density,
+  net,
   scheduler,
 ];
