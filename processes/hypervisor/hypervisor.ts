@@ -28,6 +28,7 @@ import { evtchnDestroy, evtchnSend, sendVirq } from './event_channel.js';
 import { gnttabDestroy } from './grant_table.js';
 import { DomainChannel } from './transport.js';
 import { spawnDomainProcess } from './spawn.js';
+import { SpareDomains } from './spare.js';
 
 export type HcResult = number | { ret: number; data?: unknown };
 
@@ -63,6 +64,7 @@ export class Hypervisor {
   private stopping: Promise<void> | null = null;
   private readonly started = new Date().toISOString();
   private notifyErrors = 0;
+  private readonly spares: SpareDomains;
 
   constructor(opts: HypervisorOptions) {
     this.opts = opts;
@@ -72,6 +74,7 @@ export class Hypervisor {
     this.defaultDomUProgram = opts.defaultDomUProgram;
     this.console = new ConsoleRing();
     this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
+    this.spares = new SpareDomains(opts.host, opts.rundir, opts.defaultDomUProgram, (m) => this.console.log(m));
     this.scheduler = new SliceScheduler({
       pcpus: opts.pcpus, log: (m) => this.console.log(m),
       policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
@@ -162,8 +165,9 @@ export class Hypervisor {
     }
     void ch.serve((m) => this.onMessage(d, m));
     if (d.dying) return;
-    const proc = spawnDomainProcess({ host: this.host, rundir: this.rundir, domid: d.domid,
-                                      program: d.program, args: d.args, endpoint: ch.endpoint });
+    const spec = { host: this.host, rundir: this.rundir, domid: d.domid, program: d.program, args: d.args,
+                   endpoint: ch.endpoint };
+    const proc = this.spares.take(spec) ?? spawnDomainProcess(spec);
     d.proc = proc;
     proc.on('error', (err) => this.console.log(`d${d.domid}: spawn failed: ${err.message}`));
     proc.on('exit', (code, signal) => this.onDomainExit(d, proc, code, signal));
@@ -252,6 +256,8 @@ export class Hypervisor {
         return;
       }
       case 'hello': {
+        // A guest is starting: make the next one's process meanwhile (spare.ts).
+        if (d.domid !== 0) this.spares.refill();
         const hello: DomainHello = {
           domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
           mem: d.segments.mem, mem_bytes: d.frames.maxPfns * 4096, shared_info: d.segments.shared_info,
@@ -275,6 +281,7 @@ export class Hypervisor {
     this.ready = true;
     writeFileSync(join(this.rundir, hostFiles.ready), `${new Date().toISOString()}\n`);
     this.console.log('Domain-0 ready: host is up');
+    this.spares.refill();
     if (this.opts.readyFd !== undefined) {
       try { writeSync(this.opts.readyFd, 'ready\n'); closeSync(this.opts.readyFd); } catch { /* launcher gone */ }
     }
@@ -304,6 +311,7 @@ export class Hypervisor {
     this.stopping = (async () => {
       this.console.log(`host going down: ${why}`);
       this.scheduler.close();
+      this.spares.close();
       const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
       const exited = procs.map((p) => new Promise<void>((res) => {
         if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());
