@@ -44,9 +44,43 @@ export async function createToPrompt(ctx: SuiteContext, h: BenchHost, cfg: strin
   try {
     await xl.waitForOutput(`root@${name}:~# `, PROMPT_TIMEOUT_MS);
     return performance.now() - t0;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nconsole:\n${xl.stdout().slice(-2000)}`);
   } finally {
     await xl.stop(1000); // detaches the console; the guest keeps running
   }
+}
+
+/**
+ * Medians of where a creation's time goes, from the hypervisor's console
+ * (timestamped lines): createdomain to the spawn of the guest process
+ * (xend's build and console wiring), the spawn to the guest's "booted"
+ * line (Node start, module loading, hello, kernel boot), and the kernel's
+ * own boot as it reports it.
+ */
+export function bootPhases(log: string): Record<string, number> {
+  const at = new Map<string, { created?: number; started?: number; booted?: number; kernel?: number }>();
+  const get = (d: string) => at.get(d) ?? at.set(d, {}).get(d)!;
+  for (const line of log.split('\n')) {
+    const m = /^\[([^\]]+)\] \((XEN|d\d+)\) (.*)$/.exec(line);
+    if (!m) continue;
+    const t = Date.parse(m[1]!);
+    const ev = /^(d\d+): (created|started)/.exec(m[3]!);
+    if (m[2] === 'XEN' && ev) get(ev[1]!)[ev[2] as 'created' | 'started'] = t;
+    const b = /booted to the shell in (\d+) ms/.exec(m[3]!);
+    if (m[2] !== 'XEN' && b) { const e = get(m[2]!); e.booted = t; e.kernel = Number(b[1]); }
+  }
+  const build: number[] = [];
+  const proc: number[] = [];
+  const kernel: number[] = [];
+  for (const [d, e] of at) {
+    if (d === 'd0' || e.created === undefined || e.started === undefined || e.booted === undefined) continue;
+    build.push(e.started - e.created);
+    proc.push(e.booted - e.started);
+    kernel.push(e.kernel!);
+  }
+  if (build.length === 0) return {};
+  return { createdToSpawnMs: median(build), spawnToBootedMs: median(proc), kernelBootMs: median(kernel) };
 }
 
 export const boot: Suite = {
@@ -72,10 +106,11 @@ export const boot: Suite = {
       }
     }
     const floorP50 = median(floor);
+    const phases = bootPhases(h.hypervisor.stdout());
     const metrics: Metric[] = [
       { name: 'create-to-prompt p50', value: percentile(created, 50), unit: 'ms', baseline: floorP50,
         target: { cmp: '<=', value: TARGET_P50_MS }, samples: created,
-        details: { guests: n, guestMB: GUEST_MB, first: Math.round(created[0]!), last: Math.round(created[n - 1]!) } },
+        details: { guests: n, guestMB: GUEST_MB, first: Math.round(created[0]!), last: Math.round(created[n - 1]!), ...phases } },
       { name: 'create-to-prompt p95', value: percentile(created, 95), unit: 'ms', baseline: percentile(floor, 95) },
       { name: 'node -e to first output (baseline)', value: floorP50, unit: 'ms', samples: floor },
     ];
