@@ -2,7 +2,8 @@
 // xenstore, ifconfig, ping both ways through the real bridge, UDP with
 // iperf, and the bridge having learned both MACs (ARP first, then unicast).
 import t from 'tap';
-import { startHost } from '../helpers/host.js';
+import { startHost, waitFor } from '../helpers/host.js';
+import { shmList, shmPrefix } from '../../shared/shm.js';
 import { xenstore, xlOk } from '../host/xl.js';
 import { netGuest } from './guests.js';
 
@@ -80,5 +81,14 @@ t.test('two guests ping each other and exchange UDP through xenbr0', async (t) =
     const lines = out.trimEnd().split('\n');
     t.match(lines[0], /^Idx BE Mac Addr\. +handle state evt-ch +tx-\/rx-ring-ref BE-path/);
     t.match(lines[1], new RegExp(`^0 +0 +00:16:3e:00:00:0a 0 +4 +\\d+ +\\d+/\\d+ +/local/domain/0/backend/vif/${a.id}/0`));
+  });
+
+  await t.test('destroy leaves nothing: back ends, segments', async (t) => {
+    await xlOk(h, 'destroy', 'na');
+    await xlOk(h, 'destroy', 'nb');
+    await waitFor(async () => (await xs.directory('/local/domain/0/backend/vif').catch(() => [] as string[])).length === 0, 10_000, 'vif back ends gone');
+    t.pass('no vif back-end directory left');
+    const left = shmList(shmPrefix(h.name)).filter((s) => new RegExp(`\\.dom(${a.id}|${b.id})\\.`).test(s));
+    t.same(left, [], 'no segment of the guests left');
   });
 });
