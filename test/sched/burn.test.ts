@@ -12,10 +12,14 @@ t.test('burn: work is done in slices and accounted as running time', async (t) =
   t.equal(before.vcpus[0].state, 'blocked', 'an idle vCPU is blocked');
   const r = await p.call('burn', { seconds: 0.6 });
   t.ok(r.cpuMs >= 590 && r.cpuMs < 800, `work done ${r.cpuMs.toFixed(1)} ms`);
-  const after = await p.call('stats');
+  // The vCPU's block message is fire-and-forget: wait for the hypervisor to see it.
+  let after = await p.call('stats');
+  await waitFor(async () => (after = await p.call('stats')).vcpus[0].state === 'blocked', 5_000, 'vCPU blocked');
   const v = after.vcpus[0];
   const runMs = (v.running_ns - before.vcpus[0].running_ns) / 1e6;
-  t.ok(runMs >= r.cpuMs * 0.95 && runMs <= r.cpuMs * 1.6 + 50, `running ${runMs.toFixed(1)} ms for ${r.cpuMs.toFixed(1)} ms of work`);
+  // Running time is time holding a pCPU grant; on a loaded host the thread
+  // holding it is itself descheduled by Linux now and then, hence the slack.
+  t.ok(runMs >= r.cpuMs * 0.95 && runMs <= r.cpuMs * 2.5 + 100, `running ${runMs.toFixed(1)} ms for ${r.cpuMs.toFixed(1)} ms of work`);
   t.equal(v.state, 'blocked', 'blocked again once the work is done');
   t.ok(v.slices >= 1, `${v.slices} slices`);
   t.equal(v.preempts, 0, 'an honest vCPU is never stopped');
