@@ -1,116 +1,186 @@
-// Block I/O through blkfront/blkback against a Node process doing the same
-// I/O on the same image file directly. Standalone: `node dist/bench/blk.js`
-// starts a private host (xenemu up), a guest with one 256 MiB raw disk, and
-// reports:
-//   seq-write  1 MiB dd writes (guest) vs awaited 1 MiB positioned writes (direct)   target >= 70%
-//   seq-read   1 MiB dd reads  (guest) vs awaited 1 MiB positioned reads  (direct)   target >= 70%
-//   rand-read  4 KiB random reads at queue depth 32, IOPS                             target >= 30%
-//   notifications per MiB moved (front end's sent + received), showing suppression
-import { execFileSync } from 'node:child_process';
+// Block I/O through blkfront and blkback (docs/blk.md), against a Node
+// process doing the same I/O directly on the same image file.
+//
+//   guest dd / blkbench ─► blkfront ring (persistent grants, indirect) ─► blkback (Dom0)
+//        ─► one preadv/pwritev per request on the raw image ─► page cache
+//
+// A host with one guest of 64 MB and one 256 MiB raw disk (in the page
+// cache: it is written once before measuring). Each round measures the guest,
+// then the baseline right after it, so the load of the moment weighs on both:
+//   seq write   dd if=/dev/zero of=/dev/xvda bs=1M conv=fsync   vs 1 MiB awaited writes + fdatasync
+//   seq read    dd if=/dev/xvda of=/dev/null bs=1M              vs 1 MiB awaited reads
+//   rand read   blkbench randread qd=32 (4 KiB)                 vs 32 concurrent 4 KiB reads
+// and the notifications (sent + received by the front end) per MiB moved.
 import * as fs from 'node:fs';
-import { open } from 'node:fs/promises';
 import * as tty from 'node:tty';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
-import { shmPrefix, shmSweep } from '../shared/shm.js';
-import { reapHost } from '../shared/host.js';
+import { join } from 'node:path';
+import { XsClient } from '../shared/xenstore/client.js';
+import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { startBenchHost } from './xen_host.js';
+import { formatProfile, summarizeProfile } from './profile.js';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'launcher', 'cli.js');
 const MiB = 1 << 20;
-const DISK_MIB = 256;
 
-function console_(path: string) {
-  const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-  const s = new tty.ReadStream(fd);
-  let text = '';
-  const waiters: Array<() => void> = [];
-  s.on('data', (d: Buffer) => { text += d.toString(); waiters.splice(0).forEach((w) => w()); });
-  s.on('error', () => undefined);
-  const until = (re: RegExp, from: number) => new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${text.slice(from)}`)), 120_000);
-    const check = () => { const m = re.exec(text.slice(from)); if (m) { clearTimeout(timer); resolve(m); } else waiters.push(check); };
-    check();
-  });
-  return {
-    async run(line: string): Promise<string> {
-      const from = text.length;
-      fs.writeSync(fd, `${line}\r`);
-      return (await until(/\r?\n([\s\S]*?)root@[\w-]+:~# $/, from))[1]!.replace(/\r/g, '');
-    },
-    ready: () => { fs.writeSync(fd, '\r'); return until(/root@[\w-]+:~# $/, 0); },
-    close: () => s.destroy(),
-  };
+/** A console client on the guest's PTY slave. */
+class Console {
+  text = '';
+  private readonly fd: number;
+  private readonly stream: tty.ReadStream;
+  private waiters: Array<() => void> = [];
+  constructor(path: string) {
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    this.stream = new tty.ReadStream(this.fd);
+    this.stream.on('data', (d: Buffer) => { this.text += d.toString('utf8'); this.waiters.splice(0).forEach((w) => w()); });
+    this.stream.on('error', () => undefined);
+  }
+  until(re: RegExp, from: number, timeoutMs: number): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(this.text.slice(from).slice(-500))}`)), timeoutMs);
+      const check = () => {
+        const m = re.exec(this.text.slice(from));
+        if (m) { clearTimeout(timer); resolve(m); } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+  async run(cmd: string, timeoutMs = 120_000): Promise<string> {
+    const from = this.text.length;
+    fs.writeSync(this.fd, `${cmd}\r`);
+    await this.until(/root@[\w-]+:~# $/, from + cmd.length, timeoutMs);
+    return this.text.slice(from + cmd.length).replace(/\r/g, '');
+  }
+  close(): void { this.stream.destroy(); }
 }
 
-async function direct(img: string) {
+// The baseline: one Node process, the same sizes and patterns, awaited as dd awaits.
+const DIRECT = `
+const { open } = require('node:fs/promises');
+const [img, mode, arg] = process.argv.slice(1);
+const MiB = 1 << 20;
+(async () => {
   const fh = await open(img, 'r+');
-  const buf = Buffer.alloc(MiB, 0);
-  let t0 = performance.now();
-  for (let i = 0; i < DISK_MIB; i++) await fh.write(buf, 0, MiB, i * MiB);
-  await fh.datasync();
-  const w = DISK_MIB / ((performance.now() - t0) / 1000);
-  t0 = performance.now();
-  for (let i = 0; i < DISK_MIB; i++) await fh.read(buf, 0, MiB, i * MiB);
-  const r = DISK_MIB / ((performance.now() - t0) / 1000);
-  const n = 20000;
-  const blocks = (DISK_MIB * MiB) / 4096;
-  let next = 0;
-  t0 = performance.now();
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    const b = Buffer.alloc(4096);
-    while (next < n) { next++; await fh.read(b, 0, 4096, Math.floor(Math.random() * blocks) * 4096); }
-  }));
-  const iops = n / ((performance.now() - t0) / 1000);
+  const size = (await fh.stat()).size;
+  const t0 = performance.now();
+  let out;
+  if (mode === 'write' || mode === 'read') {
+    const buf = Buffer.alloc(MiB, 0);
+    const n = Number(arg);
+    for (let i = 0; i < n; i++) await (mode === 'write' ? fh.write(buf, 0, MiB, i * MiB) : fh.read(buf, 0, MiB, i * MiB));
+    if (mode === 'write') await fh.datasync();
+    out = n / ((performance.now() - t0) / 1000);
+  } else {
+    const n = Number(arg), blocks = Math.floor(size / 4096);
+    let next = 0;
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      const b = Buffer.alloc(4096);
+      while (next < n) { next++; await fh.read(b, 0, 4096, Math.floor(Math.random() * blocks) * 4096); }
+    }));
+    out = n / ((performance.now() - t0) / 1000);
+  }
   await fh.close();
-  return { w, r, iops };
+  console.log('result ' + out);
+})();`;
+
+async function direct(ctx: SuiteContext, img: string, mode: 'write' | 'read' | 'rand', arg: number): Promise<number> {
+  const out = await ctx.scope.run(`direct ${mode}`, process.execPath, ['-e', DIRECT, img, mode, String(arg)]);
+  return Number(/result ([\d.e+-]+)/.exec(out)![1]);
 }
 
-async function main(): Promise<void> {
-  const root = fs.mkdtempSync(join(tmpdir(), 'xenemu-bench-blk-'));
-  const name = `b${randomBytes(4).toString('hex')}`;
-  const env = { ...process.env, XENEMU_RUN_DIR: root };
-  const x = (...a: string[]) => execFileSync(process.execPath, [CLI, ...a], { env, encoding: 'utf8' });
-  const img = join(root, 'disk.img');
-  fs.writeFileSync(img, '');
-  fs.truncateSync(img, DISK_MIB * MiB);
-  try {
-    x('up', '--name', name, '--memory', '1024', '--pcpus', '2');
-    fs.writeFileSync(join(root, 'g.cfg'), `name = "bench"\nmemory = 64\ndisk = [ 'file:${img},xvda,w' ]\n`);
-    x('xl', '--host', name, 'create', join(root, 'g.cfg'));
-    const log = fs.readFileSync(join(root, name, 'logs', 'dom0.log'), 'utf8');
-    const pty = /console (\/dev\/pts\/\d+)/.exec(log)![1]!;
-    const c = console_(pty);
-    await c.ready();
-    const stat = async () => { const m = /notify-sent (\d+) notify-received (\d+)/.exec(await c.run('blkstat'))!; return Number(m[1]) + Number(m[2]); };
-    const rate = (out: string) => { const m = /(\d+) bytes .* copied, ([\d.e+-]+) s/.exec(out)!; return Number(m[1]) / MiB / Number(m[2]); };
-    await c.run(`dd if=/dev/zero of=/dev/xvda bs=1M count=${DISK_MIB}`); // warm: persistent grants mapped
-    const n0 = await stat();
-    const gw = rate(await c.run(`dd if=/dev/zero of=/dev/xvda bs=1M count=${DISK_MIB} conv=fsync`));
-    const gr = rate(await c.run(`dd if=/dev/xvda of=/dev/null bs=1M count=${DISK_MIB}`));
-    const n1 = await stat();
-    const rr = await c.run('blkbench randread /dev/xvda count=20000 qd=32');
-    const giops = Number(/(\d+) IOPS/.exec(rr)![1]);
-    c.close();
-    const d = await direct(img);
-    const rows: Array<[string, number, number, string, number]> = [
-      ['seq-write 1 MiB (MiB/s)', gw, d.w, '>= 70%', 0.7],
-      ['seq-read 1 MiB (MiB/s)', gr, d.r, '>= 70%', 0.7],
-      ['rand-read 4 KiB qd32 (IOPS)', giops, d.iops, '>= 30%', 0.3],
-    ];
-    process.stdout.write(`${'metric'.padEnd(30)} ${'guest'.padStart(10)} ${'direct'.padStart(10)} ${'ratio'.padStart(7)}  target\n`);
-    for (const [m, g, b, tgt, want] of rows) {
-      process.stdout.write(`${m.padEnd(30)} ${g.toFixed(0).padStart(10)} ${b.toFixed(0).padStart(10)} ${(g / b * 100).toFixed(0).padStart(6)}%  ${tgt} ${g / b >= want ? 'ok' : 'MISSED'}\n`);
-    }
-    process.stdout.write(`notifications per MiB moved (seq write+read, sent+received): ${((n1 - n0) / (2 * DISK_MIB)).toFixed(2)}\n`);
-    process.stdout.write(`${rr}`);
-  } finally {
-    try { x('down', name); } catch { /* swept below */ }
-    reapHost(join(root, name), name);
-    shmSweep(shmPrefix(name));
-    fs.rmSync(root, { recursive: true, force: true });
+/** MiB/s from dd's report. */
+function ddRate(out: string): number {
+  const m = /(\d+) bytes .* copied, ([\d.e+-]+) s/.exec(out);
+  if (!m) throw new Error(`no dd report in: ${out}`);
+  return Number(m[1]) / MiB / Number(m[2]);
+}
+
+async function notifications(c: Console): Promise<number> {
+  const m = /notify-sent (\d+) notify-received (\d+)/.exec(await c.run('blkstat'));
+  if (!m) throw new Error('no blkstat line');
+  return Number(m[1]) + Number(m[2]);
+}
+
+/** Summaries of the guest's and Domain-0's CPU profiles (the processes that ran blkfront and blkback). */
+function profiles(ctx: SuiteContext, dir: string): void {
+  let files: string[];
+  try { files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')); } catch { return; }
+  for (const f of files) {
+    const path = join(dir, f);
+    const text = fs.readFileSync(path, 'utf8');
+    const who = text.includes('blkback/requests') ? 'Domain-0 (blkback)'
+      : text.includes('drivers/blkfront') && text.includes('commands/blk') ? 'guest (blkfront, dd)'
+        : text.includes('hypervisor/main') ? 'hypervisor' : undefined;
+    if (!who) continue;
+    const s = summarizeProfile(path, ctx.root, 20);
+    if (s.busyMs < 200) continue; // a spare guest, or a process that did not take part
+    ctx.note(`${formatProfile(`blk: ${who} CPU profile`, s)}\n  (full profile: ${path})`);
   }
 }
 
-main().catch((e: Error) => { process.stderr.write(`${e.stack}\n`); process.exit(1); });
+export const blk: Suite = {
+  name: 'blk',
+  description: 'PV block I/O (blkfront -> blkback -> raw image) against direct Node I/O on the same file',
+  baseline: 'one Node process doing the same I/O on the same image file (fs/promises, awaited as dd awaits)',
+  async run(ctx) {
+    const diskMiB = ctx.opts.quick ? 64 : 256;
+    const rounds = ctx.opts.quick ? 1 : 3;
+    const randCount = ctx.opts.quick ? 2000 : 20_000;
+    const profDir = ctx.opts.profile ? join(ctx.opts.profileDir, 'blk') : undefined;
+    if (profDir) fs.mkdirSync(profDir, { recursive: true });
+    const flags = [...ctx.opts.nodeFlags, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
+    const h = await startBenchHost(ctx, {
+      memoryMB: 1024, env: flags.length ? { XENEMU_DOMAIN_NODE_FLAGS: flags.join(' ') } : {},
+    });
+    const img = join(h.root, 'disk.img');
+    fs.writeFileSync(img, '');
+    fs.truncateSync(img, diskMiB * MiB);
+    const xs = await XsClient.connect(join(h.rundir, 'xenstored.sock'));
+    let con: Console | undefined;
+    try {
+      const cfg = h.file('blk.cfg', `name = "blk"\nmemory = 64\ndisk = [ 'file:${img},xvda,w' ]\n`);
+      await ctx.scope.run('xl create', process.execPath, [h.cli, 'xl', 'create', cfg], { env: h.env });
+      const id = Number((await ctx.scope.run('xl domid', process.execPath, [h.cli, 'xl', 'domid', 'blk'], { env: h.env })).trim());
+      con = new Console(await xs.readString(`/local/domain/${id}/console/tty`));
+      await con.until(/root@[\w-]+:~# $/, 0, 60_000);
+      // Warm-up: the image in the page cache, the persistent grants mapped.
+      await con.run(`dd if=/dev/zero of=/dev/xvda bs=1M count=${diskMiB}`);
+      await con.run(`dd if=/dev/xvda of=/dev/null bs=1M count=${diskMiB}`);
+
+      const gw: number[] = []; const dw: number[] = [];
+      const gr: number[] = []; const dr: number[] = [];
+      const gi: number[] = []; const di: number[] = [];
+      const perMiB: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const n0 = await notifications(con);
+        gw.push(ddRate(await con.run(`dd if=/dev/zero of=/dev/xvda bs=1M count=${diskMiB} conv=fsync`)));
+        dw.push(await direct(ctx, img, 'write', diskMiB));
+        gr.push(ddRate(await con.run(`dd if=/dev/xvda of=/dev/null bs=1M count=${diskMiB}`)));
+        dr.push(await direct(ctx, img, 'read', diskMiB));
+        perMiB.push(((await notifications(con)) - n0) / (2 * diskMiB));
+        const rr = await con.run(`blkbench randread /dev/xvda count=${randCount} qd=32`);
+        const m = /(\d+) IOPS/.exec(rr);
+        if (!m) throw new Error(`no IOPS in: ${rr}`);
+        gi.push(Number(m[1]));
+        di.push(await direct(ctx, img, 'rand', randCount));
+        ctx.log(`round ${i + 1}: write ${gw.at(-1)!.toFixed(0)}/${dw.at(-1)!.toFixed(0)} MiB/s, ` +
+          `read ${gr.at(-1)!.toFixed(0)}/${dr.at(-1)!.toFixed(0)} MiB/s, randread ${gi.at(-1)}/${di.at(-1)!.toFixed(0)} IOPS`);
+      }
+      const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(',');
+      const metrics: Metric[] = [
+        { name: 'seq write 1 MiB (dd conv=fsync)', value: median(gw), unit: 'MiB/s', baseline: median(dw),
+          target: { cmp: '>=', value: 0.7, ratio: true }, samples: gw, details: { baselineSamples: fmt(dw), diskMiB } },
+        { name: 'seq read 1 MiB (dd)', value: median(gr), unit: 'MiB/s', baseline: median(dr),
+          target: { cmp: '>=', value: 0.7, ratio: true }, samples: gr, details: { baselineSamples: fmt(dr), diskMiB } },
+        { name: 'rand read 4 KiB qd32', value: median(gi), unit: 'IOPS', baseline: median(di),
+          target: { cmp: '>=', value: 0.3, ratio: true }, samples: gi, details: { baselineSamples: fmt(di), count: randCount } },
+        { name: 'notifications per MiB (seq)', value: median(perMiB), unit: 'notif/MiB', samples: perMiB },
+      ];
+      return metrics;
+    } finally {
+      con?.close();
+      xs.close();
+      const left = await h.stop();
+      if (left.pids.length || left.segments.length) ctx.note(`blk: left behind ${JSON.stringify(left)}`);
+      if (profDir) profiles(ctx, profDir);
+    }
+  },
+};

@@ -8,6 +8,7 @@ import { evtchn } from './evtchn.js';
 import { density } from './density.js';
 import { net } from './net.js';
 import { scheduler } from './scheduler.js';
+import { blk } from './blk.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -16,4 +17,5 @@ export const SUITES: Suite[] = [
   density,
   net,
   scheduler,
+  blk,
 ];

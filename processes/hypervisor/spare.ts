@@ -20,7 +20,7 @@ import { closeSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifelineEnv } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
-import { DOMU_ENV, DOMU_NODE_FLAGS } from '../../shared/runtime/node_flags.js';
+import { DOMU_ENV, DOMU_NODE_FLAGS, domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
 import { SPARE_FLAG, encodeAssign } from '../../shared/wire/spare.js';
 import type { SpawnSpec } from './spawn.js';
 
@@ -44,7 +44,7 @@ export class SpareDomains {
       delete env.XENEMU_READY_FD;
       delete env.XENEMU_DOMID;
       delete env.XENEMU_HYPERCALL;
-      const proc = spawn(process.execPath, [...DOMU_NODE_FLAGS, this.program, '--host', this.host, SPARE_FLAG], {
+      const proc = spawn(process.execPath, [...DOMU_NODE_FLAGS, ...domainExtraNodeFlags(), this.program, '--host', this.host, SPARE_FLAG], {
         stdio: ['pipe', fd, fd, 'pipe'], env, cwd: this.rundir,
       });
       const s: Spare = { proc, log: logPath };

@@ -12,7 +12,7 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
-import { DOMU_ENV, DOMU_NODE_FLAGS, XENSTORED_NODE_FLAGS } from '../../shared/runtime/node_flags.js';
+import { DOMU_ENV, DOMU_NODE_FLAGS, XENSTORED_NODE_FLAGS, domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
 
 export interface SpawnSpec {
   host: string;
@@ -37,7 +37,7 @@ export function spawnDomainProcess(s: SpawnSpec): ChildProcess {
     delete env.XENEMU_READY_FD;
     // Domain-0 hosts xenstored: give it xenstored's heap settings; guests theirs.
     const nodeFlags = s.domid === 0 ? XENSTORED_NODE_FLAGS : DOMU_NODE_FLAGS;
-    return spawn(process.execPath, [...nodeFlags, s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
+    return spawn(process.execPath, [...nodeFlags, ...domainExtraNodeFlags(), s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
       stdio: lifelineStdio(log, log), env, cwd: s.rundir,
     });
   } finally {

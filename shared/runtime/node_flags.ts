@@ -20,3 +20,13 @@ export const DOMU_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
  * hypercall messages are small, so guests use the JavaScript decoder.
  */
 export const DOMU_ENV: Readonly<Record<string, string>> = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' };
+
+/**
+ * Extra node flags for every domain process, from XENEMU_DOMAIN_NODE_FLAGS
+ * (space-separated): how the benchmarks profile guests and Domain-0
+ * (`--cpu-prof --cpu-prof-dir=...`, which node refuses in NODE_OPTIONS) or
+ * try a V8 setting without changing code.
+ */
+export function domainExtraNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.XENEMU_DOMAIN_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+}
