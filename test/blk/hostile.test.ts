@@ -1,0 +1,164 @@
+// A hostile block front end (test/fixtures/hostile_blkfront.ts) next to an
+// honest PV guest with its own disk. The hostile domain does the xenbus
+// handshake itself and drives the blkif ring by hand: grant refs that do not
+// exist or were granted to another domain, more than 11 segments, sectors
+// past the end, bad first_sect/last_sect, a disk read into a page granted
+// read-only, a request rewritten after blkback consumed it (XSA-155) and a
+// req_prod running ahead of the ring. Each time blkback answers
+// BLKIF_RSP_ERROR (or serves the request as first read) or disconnects that
+// vbd alone; pages never granted to Domain-0, or granted read-only, stay as
+// they were; the honest guest keeps writing and reading its disk correctly.
+// Each error case runs on a vbd without and with feature-persistent.
+import t from 'tap';
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { DIST, startHost, waitFor } from '../helpers/host.js';
+import { probe, type Probe } from '../helpers/probe.js';
+import { list, writeCfg, xlOk } from '../host/xl.js';
+import { netGuest } from '../net/guests.js';
+import {
+  BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+} from '../../shared/abi/io/blkif.js';
+
+const HOSTILE = join(DIST, 'test', 'fixtures', 'hostile_blkfront.js');
+const MiB = 1 << 20;
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+
+interface Info { domid: number; data: { pfn: number; ref: number }[]; ro: { ref: number } }
+interface Rsp { id: number; operation: number; status: number }
+
+t.test('a hostile blkfront gets errors or is disconnected; another guest keeps its disk', async (t) => {
+  const h = await startHost(t, { memory: 512, pcpus: 2 });
+  const goodImg = join(h.root, 'good.img');
+  fs.writeFileSync(goodImg, '');
+  fs.truncateSync(goodImg, 8 * MiB);
+  const g = await netGuest(t, h, 'bg', `disk = [ '${goodImg},raw,xvda,rw' ]`);
+  const served = async (what: string) => {
+    const w = await g.run('dd if=/dev/urandom of=/dev/xvda bs=64k count=16 conv=fsync', 60_000);
+    t.match(w, /16\+0 records out/, `bg writes its disk after ${what}`);
+    const sum = (await g.run('md5sum /dev/xvda 1M', 60_000)).trim();
+    t.equal(sum, `${md5(fs.readFileSync(goodImg).subarray(0, MiB))}  /dev/xvda`, `bg reads back what it wrote after ${what}`);
+  };
+
+  const imgs = ['xvda', 'xvdb', 'xvdc'].map((d) => {
+    const p = join(h.root, `evil-${d}.img`);
+    fs.writeFileSync(p, '');
+    fs.truncateSync(p, 4 * MiB);
+    return p;
+  });
+  const cfg = writeCfg(h, 'evil.cfg', `name = "evil"\nmemory = 32\nkernel = "${HOSTILE}"\n` +
+    `disk = [ '${imgs[0]},raw,xvda,rw', '${imgs[1]},raw,xvdb,rw', '${imgs[2]},raw,xvdc,rw' ]\n`);
+  await xlOk(h, 'create', cfg);
+  const evil = (await list(h)).find((r) => r.name === 'evil')!.id;
+  const p: Probe = probe(h.rundir, evil, 30_000);
+  t.teardown(() => p.close());
+  const info = (await waitFor(async () => p.call<Info>('info').catch(() => null), 20_000, 'hostile info'))!;
+  const sectors = 4 * MiB / 512;
+
+  const untouched = async (what: string) => {
+    t.same(await p.call('untouched'), { canary: true, ro: true, other: true },
+      `after ${what}: the never-granted canary, the read-only page and the other domain's page are untouched`);
+  };
+
+  const modes = [
+    { devid: 51712, img: imgs[0]!, persistent: false },
+    { devid: 51728, img: imgs[1]!, persistent: true },
+  ];
+  for (const m of modes) {
+    await t.test(`vbd ${m.devid}, feature-persistent ${m.persistent ? 'on' : 'off'}`, async (t) => {
+      const c = await p.call<{ sectors: number }>('connect', { devid: m.devid, persistent: m.persistent });
+      t.equal(c.sectors, sectors, 'connected');
+      const ref = (i: number) => info.data[i]!.ref;
+      const seg = (gref: number, first_sect = 0, last_sect = 7) => ({ gref, first_sect, last_sect });
+      const one = async (q: Record<string, unknown>): Promise<Rsp> => {
+        const r = await p.call<{ responses: Rsp[] }>('submit', { devid: m.devid, reqs: [q] });
+        t.equal(r.responses.length, 1, `one response to id ${String(q.id)}`);
+        const x = r.responses[0]!;
+        return { id: x.id, operation: x.operation, status: x.status };
+      };
+      const image = () => fs.readFileSync(m.img);
+
+      // A well-formed request first: the ring works.
+      await p.call('fill', { i: 0, seed: 1 });
+      const pattern = Buffer.from(await p.call<string>('page', { i: 0 }), 'hex');
+      t.same(await one({ operation: BLKIF_OP_WRITE, id: 1, sector: 8, segs: [seg(ref(0))] }),
+        { id: 1, operation: BLKIF_OP_WRITE, status: BLKIF_RSP_OKAY }, 'a well-formed write is OKAY');
+      t.ok(image().subarray(8 * 512, 16 * 512).equals(pattern), 'and lands in the image');
+
+      const cases: [string, Record<string, unknown>][] = [
+        ['a gref never granted', { operation: BLKIF_OP_READ, segs: [seg(9999)] }],
+        ['a gref past the grant table', { operation: BLKIF_OP_READ, segs: [seg(1_000_000)] }],
+        ['a gref granted to another domain', { operation: BLKIF_OP_READ, segs: [seg(await p.call<number>('grantOther', { domid: g.id }))] }],
+        ['a disk read into a page granted read-only', { operation: BLKIF_OP_READ, segs: [seg(info.ro.ref)] }],
+        ['12 segments (BLKIF_MAX_SEGMENTS_PER_REQUEST is 11)',
+          { operation: BLKIF_OP_READ, nr_segments: 12, segs: Array.from({ length: 11 }, (_, i) => seg(ref(i))) }],
+        ['255 segments', { operation: BLKIF_OP_WRITE, nr_segments: 255, segs: [seg(ref(0))] }],
+        ['no segment', { operation: BLKIF_OP_READ, nr_segments: 0, segs: [] }],
+        ['sectors past the end', { operation: BLKIF_OP_READ, sector: sectors - 4, segs: [seg(ref(0))] }],
+        ['a write past the end', { operation: BLKIF_OP_WRITE, sector: sectors, segs: [seg(ref(0), 0, 0)] }],
+        ['sector_number 2^64-1 (no wrap-around)', { operation: BLKIF_OP_READ, sector: '18446744073709551615', segs: [seg(ref(0), 0, 0)] }],
+        ['first_sect > last_sect', { operation: BLKIF_OP_READ, segs: [seg(ref(0), 5, 2)] }],
+        ['last_sect past the page', { operation: BLKIF_OP_READ, segs: [seg(ref(0), 0, 8)] }],
+        ['last_sect 255', { operation: BLKIF_OP_WRITE, segs: [seg(ref(0), 4, 255)] }],
+        ['a good segment then a bad gref', { operation: BLKIF_OP_WRITE, sector: 64, segs: [seg(ref(1)), seg(9999)] }],
+        ['a good segment then bad sectors', { operation: BLKIF_OP_WRITE, sector: 64, segs: [seg(ref(1)), seg(ref(2), 7, 1)] }],
+      ];
+      await p.call('fill', { i: 1, byte: 0xaa });
+      const before = image();
+      let id = 100;
+      for (const [what, q] of cases) {
+        const r = await one({ sector: 0, id: ++id, ...q });
+        t.same(r, { id, operation: q.operation, status: BLKIF_RSP_ERROR }, `${what}: BLKIF_RSP_ERROR`);
+      }
+      t.ok(image().equals(before), 'no failed request changed the image (no partial writes)');
+      await untouched('the bad requests');
+      if (!m.persistent) {
+        // A read-only grant is enough for a disk write (blkback maps it read-only).
+        t.same(await one({ operation: BLKIF_OP_WRITE, id: 200, sector: 32, segs: [seg(info.ro.ref)] }),
+          { id: 200, operation: BLKIF_OP_WRITE, status: BLKIF_RSP_OKAY }, 'a disk write from a read-only grant is OKAY');
+        t.ok(image().subarray(32 * 512, 40 * 512).every((b) => b === 0x3c), 'with the read-only page\'s bytes');
+      }
+
+      // XSA-155: the slot is rewritten once blkback has copied it, before it answers.
+      await p.call('fill', { i: 10, seed: 9 });
+      await p.call('fill', { i: 11, byte: 0x11 });
+      const want = Buffer.from(await p.call<string>('page', { i: 10 }), 'hex');
+      const rw = await p.call<{ consumed: boolean; beforeResponse: boolean; responses: Rsp[] }>('rewrite', {
+        devid: m.devid,
+        req: { operation: BLKIF_OP_WRITE, id: 300, sector: 1024, segs: [seg(ref(10))] },
+        rewrite: { operation: BLKIF_OP_READ, id: 301, sector: 2048, nr_segments: 11,
+                   segs: [seg(ref(11)), ...Array.from({ length: 10 }, () => seg(9999, 0, 200))] },
+      });
+      t.ok(rw.consumed, 'blkback consumed the request (req_event moved past it)');
+      t.ok(rw.beforeResponse, 'the slot was rewritten before the response came');
+      t.same(rw.responses.map((x) => ({ id: x.id, operation: x.operation, status: x.status })),
+        [{ id: 300, operation: BLKIF_OP_WRITE, status: BLKIF_RSP_OKAY }], 'the response is the first request\'s');
+      const img = image();
+      t.ok(img.subarray(1024 * 512, 1032 * 512).equals(want), 'the first request\'s write is in the image');
+      t.ok(img.subarray(2048 * 512, 2056 * 512).every((b) => b === 0), 'the rewritten sector was not used');
+      t.ok(Buffer.from(await p.call<string>('page', { i: 11 }), 'hex').every((b) => b === 0x11), 'the rewritten gref was not read into');
+      await untouched('the rewritten request');
+      t.equal((await p.call('state', { devid: m.devid })).state, '4', 'the vbd stays Connected after error responses');
+      await served(`the hostile requests on ${m.devid}`);
+    });
+  }
+
+  await t.test('req_prod ahead of the ring disconnects that vbd alone', async (t) => {
+    const devid = 51744;
+    await p.call('connect', { devid, persistent: true });
+    // One more than the ring holds (32 slots, none answered): RING_REQUEST_PROD_OVERFLOW.
+    await p.call('reqProdAhead', { devid, by: 33 });
+    await waitFor(async () => (await p.call('state', { devid })).state === '6', 15_000, 'xvdc Closed');
+    t.match((await p.call('state', { devid })).error, /bogus ring requests/, 'the error node says why');
+    await untouched('req_prod ahead of the ring');
+    t.equal((await p.call('state', { devid: 51712 })).state, '4', 'the hostile domain\'s other vbd is still Connected');
+    const r = await p.call<{ responses: Rsp[] }>('submit', {
+      devid: 51712, reqs: [{ operation: BLKIF_OP_READ, id: 400, sector: 8, segs: [{ gref: info.data[3]!.ref, first_sect: 0, last_sect: 7 }] }] });
+    t.same(r.responses.map((x) => x.status), [BLKIF_RSP_OKAY], 'and still served');
+    await served('req_prod ahead of the ring');
+  });
+
+  await xlOk(h, 'destroy', 'evil');
+  await served('the hostile domain was destroyed');
+});
