@@ -1,6 +1,15 @@
 // A raw disk image served by one vbd: a real file, positioned reads and
 // writes straight into (and out of) the mapped guest pages, fdatasync for
 // BLKIF_OP_FLUSH_DISKCACHE, hole punching for BLKIF_OP_DISCARD.
+//
+// The data path uses preadv/pwritev on the ring loop's own thread
+// (readvSync/writevSync): one system call per request, straight between the
+// image (page cache) and the granted pages. Going through libuv's thread
+// pool instead costs two thread hand-offs and a promise per request, more
+// than the copy itself for a page-cache hit (1 MiB preadv: ~70 us), and the
+// ring loop bounds how much it does per turn (vbd.ts). fdatasync and hole
+// punching, which can take milliseconds, stay off the loop.
+import { readvSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { punchHole } from '../../../shared/shm.js';
 
@@ -40,6 +49,29 @@ export class DiskImage {
       want -= bytesWritten;
       pos += bytesWritten;
       iov = advance(iov, bytesWritten);
+    }
+  }
+
+  /** preadv of the whole vector at `pos` (reads past the end of the file give zeros). */
+  readvSync(iov: Uint8Array[], pos: number, want: number): void {
+    for (;;) {
+      const n = readvSync(this.fh.fd, iov, pos);
+      if (n === want) return;
+      if (n === 0) { for (const b of iov) b.fill(0); return; } // past EOF of a sparse tail
+      want -= n;
+      pos += n;
+      iov = advance(iov, n);
+    }
+  }
+
+  /** pwritev of the whole vector at `pos`. */
+  writevSync(iov: Uint8Array[], pos: number, want: number): void {
+    for (;;) {
+      const n = writevSync(this.fh.fd, iov, pos);
+      if (n === want) return;
+      want -= n;
+      pos += n;
+      iov = advance(iov, n);
     }
   }
 

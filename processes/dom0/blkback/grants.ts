@@ -20,6 +20,8 @@ export interface MappedGrant { page: Uint8Array; release(): void }
 
 export class VbdGrants {
   private readonly persistent = new Map<number, Promise<{ handle: number; page: Uint8Array }>>();
+  /** The persistent mappings that are done: the data path's lookup, without a promise. */
+  private readonly ready = new Map<number, Uint8Array>();
   mapsDone = 0;
 
   constructor(private readonly gnttab: GrantTable, private readonly domid: number, readonly usePersistent: boolean,
@@ -33,7 +35,10 @@ export class VbdGrants {
       let p = this.persistent.get(gref);
       if (!p && this.persistent.size < this.limit) {
         this.mapsDone++;
-        p = this.gnttab.mapGrant(this.domid, gref, false).then((m) => ({ handle: m.handle, page: m.page }));
+        p = this.gnttab.mapGrant(this.domid, gref, false).then((m) => {
+          if (this.persistent.get(gref) === p) this.ready.set(gref, m.page);
+          return { handle: m.handle, page: m.page };
+        });
         this.persistent.set(gref, p);
         // A refused map is not kept: the next request asks the hypervisor again.
         p.catch(() => { if (this.persistent.get(gref) === p) this.persistent.delete(gref); });
@@ -45,10 +50,18 @@ export class VbdGrants {
     return { page: m.page, release: () => { void this.gnttab.unmapGrant(m.handle); } };
   }
 
+  /**
+   * The page of a persistent grant already mapped, or undefined (then map()
+   * it). The hypervisor checked the grant when it was mapped; the front end
+   * cannot revoke it while it is (GTF_reading/GTF_writing).
+   */
+  mapped(gref: number): Uint8Array | undefined { return this.ready.get(gref); }
+
   /** Unmaps every persistent grant (disconnect). */
   async clear(): Promise<void> {
     const all = [...this.persistent.values()];
     this.persistent.clear();
+    this.ready.clear();
     await Promise.all(all.map((p) => p.then((m) => this.gnttab.unmapGrant(m.handle), () => undefined)));
   }
 }

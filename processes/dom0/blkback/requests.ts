@@ -1,18 +1,27 @@
 // One blkif request, from its copied bytes to a status (Linux xen-blkback
 // blkback.c: dispatch_rw_block_io, dispatch_discard_io, xen_vbd_translate).
 //
-// The request was copied out of the ring once (BackRing.takeRequests); only
-// the copy is decoded and validated here, so a front end that rewrites the
-// slot afterwards changes nothing (XSA-155). Indirect segment pages are
+// The request was copied out of the ring once (vbd.ts, RING_COPY_REQUEST);
+// only the copy is decoded and validated here, so a front end that rewrites
+// the slot afterwards changes nothing (XSA-155). Indirect segment pages are
 // copied the same way before their descriptors are read. Every failure is a
 // status (BLKIF_RSP_ERROR / BLKIF_RSP_EOPNOTSUPP), never an exception out of
 // the backend.
+//
+// The data path. A READ/WRITE (or INDIRECT) whose pages are all persistent
+// grants already mapped is done on the spot: the descriptors go into
+// reusable typed arrays (no object per segment), the mapped pages into a
+// reusable iovec, and the whole request is one preadv/pwritev between the
+// image and the guest's pages (a request's segments are one contiguous
+// sector range). Nothing is allocated per request on that path but the
+// subarray of a partial page. Otherwise (first use of a grant, a front end
+// without feature-persistent, beyond the persistent budget) the grants are
+// mapped first, through the hypervisor, and the request completes later.
 import {
   BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD,
   BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP,
   BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, INDIRECT_GREFS, SECTORS_PER_PAGE, SEGS_PER_INDIRECT_FRAME,
-  XEN_BLKIF_SECTOR_SIZE, blkif_request_segment, decodeRequest, decodeRequestDiscard, decodeRequestIndirect,
-  decodeSegment, type BlkifSegment,
+  XEN_BLKIF_SECTOR_SIZE, blkif_request, blkif_request_indirect, blkif_request_segment, decodeRequestDiscard,
 } from '../../../shared/abi/io/blkif.js';
 import type { DiskImage } from './disk.js';
 import type { MappedGrant, VbdGrants } from './grants.js';
@@ -28,7 +37,7 @@ export interface RequestContext {
   disk: DiskImage;
   grants: VbdGrants;
   /** Disk size in 512-byte sectors. */
-  sectors: bigint;
+  sectors: number;
   discard: boolean;
   stats: BlkStats;
   /** Writes not yet completed: a flush waits for them. */
@@ -36,65 +45,102 @@ export interface RequestContext {
   log(msg: string): void;
 }
 
-export interface Outcome { id: bigint; operation: number; status: number }
+/** The segments of one request, decoded from the private copy (no object per segment). */
+export class Segments {
+  readonly gref = new Uint32Array(MAX_INDIRECT_SEGMENTS);
+  readonly first = new Uint8Array(MAX_INDIRECT_SEGMENTS);
+  readonly last = new Uint8Array(MAX_INDIRECT_SEGMENTS);
+  n = 0;
+  /** Where the indirect pages' descriptors are copied to before decoding. */
+  readonly descriptors = new Uint8Array(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * 4096);
+  /** The iovec of the request's one preadv/pwritev. */
+  readonly iov: Uint8Array[] = [];
+}
 
-/** Handles one copied request; resolves with the response to give. */
-export async function handleRequest(ctx: RequestContext, bytes: Uint8Array): Promise<Outcome> {
+/** What a request's response carries: the id as the two halves of the u64 the front end gave. */
+export interface Outcome { idLo: number; idHi: number; operation: number; status: number }
+
+/**
+ * Handles one copied request: the outcome now when it could be done on the
+ * spot, else a promise of it. `bytes` and `segs` are only read before this
+ * returns (a caller may reuse them right after); a pending request has
+ * copied what it needs.
+ */
+export function handleRequest(ctx: RequestContext, bytes: Uint8Array, segs: Segments): Outcome | Promise<Outcome> {
+  const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const operation = bytes[0]!;
-  const id = new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(8, true);
+  const out: Outcome = { idLo: d.getUint32(8, true), idHi: d.getUint32(12, true), operation, status: BLKIF_RSP_OKAY };
   const fail = (status: number, why: string): Outcome => {
     ctx.stats.errors++;
     ctx.log(why);
-    return { id, operation, status };
+    out.status = status;
+    return out;
+  };
+  const settle = (s: number | Promise<number>): Outcome | Promise<Outcome> => {
+    if (typeof s === 'number') { out.status = s; return out; }
+    return s.then((st) => { out.status = st; return out; });
   };
   try {
     switch (operation) {
       case BLKIF_OP_READ: case BLKIF_OP_WRITE: {
-        const r = decodeRequest(bytes);
-        if (r.nr_segments === 0 || r.nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST) {
-          return fail(BLKIF_RSP_ERROR, `bad number of segments in request (${r.nr_segments})`);
-        }
-        return { id, operation, status: await rw(ctx, operation, r.sector_number, r.seg) };
+        const nr = d.getUint8(blkif_request.nr_segments);
+        if (nr === 0 || nr > BLKIF_MAX_SEGMENTS_PER_REQUEST) return fail(BLKIF_RSP_ERROR, `bad number of segments in request (${nr})`);
+        decodeSegments(d, blkif_request.seg, nr, segs, 0);
+        segs.n = nr;
+        return settle(rw(ctx, operation, Number(d.getBigUint64(blkif_request.sector_number, true)), segs));
       }
       case BLKIF_OP_INDIRECT: {
-        const r = decodeRequestIndirect(bytes);
-        if (r.indirect_op !== BLKIF_OP_READ && r.indirect_op !== BLKIF_OP_WRITE) {
-          return fail(BLKIF_RSP_ERROR, `invalid indirect operation (${r.indirect_op})`);
-        }
-        if (r.nr_segments === 0 || r.nr_segments > MAX_INDIRECT_SEGMENTS) {
-          return fail(BLKIF_RSP_ERROR, `bad number of indirect segments (${r.nr_segments})`);
-        }
-        const pages = INDIRECT_GREFS(r.nr_segments);
+        const op = d.getUint8(blkif_request_indirect.indirect_op);
+        const nr = d.getUint16(blkif_request_indirect.nr_segments, true);
+        if (op !== BLKIF_OP_READ && op !== BLKIF_OP_WRITE) return fail(BLKIF_RSP_ERROR, `invalid indirect operation (${op})`);
+        if (nr === 0 || nr > MAX_INDIRECT_SEGMENTS) return fail(BLKIF_RSP_ERROR, `bad number of indirect segments (${nr})`);
+        const pages = INDIRECT_GREFS(nr);
         if (pages > BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST) return fail(BLKIF_RSP_ERROR, 'too many indirect pages');
-        const segs: BlkifSegment[] = [];
+        const sector = Number(d.getBigUint64(blkif_request_indirect.sector_number, true));
+        const grefs: number[] = [];
+        let mapped = true;
         for (let p = 0; p < pages; p++) {
-          const m = await ctx.grants.map(r.indirect_grefs[p]!, false);
-          // Copy the descriptors once, then release the page.
-          const n = Math.min(SEGS_PER_INDIRECT_FRAME, r.nr_segments - p * SEGS_PER_INDIRECT_FRAME);
-          const copy = m.page.slice(0, n * blkif_request_segment.SIZE);
-          m.release();
-          const d = new DataView(copy.buffer);
-          for (let i = 0; i < n; i++) segs.push(decodeSegment(d, i * blkif_request_segment.SIZE));
+          const g = d.getUint32(blkif_request_indirect.indirect_grefs + p * 4, true);
+          grefs.push(g);
+          if (!ctx.grants.mapped(g)) mapped = false;
         }
-        return { id, operation, status: await rw(ctx, r.indirect_op, r.sector_number, segs) };
+        if (mapped) {
+          for (let p = 0; p < pages; p++) copyDescriptors(ctx.grants.mapped(grefs[p]!)!, p, nr, segs);
+          decodeIndirect(segs, nr);
+          return settle(rw(ctx, op, sector, segs));
+        }
+        // Descriptor pages not mapped yet: map them, then go on with a request of our own.
+        const own = new Segments();
+        return (async () => {
+          for (let p = 0; p < pages; p++) {
+            const m = await ctx.grants.map(grefs[p]!, false);
+            copyDescriptors(m.page, p, nr, own);
+            m.release();
+          }
+          decodeIndirect(own, nr);
+          return settle(rw(ctx, op, sector, own));
+        })().catch((e: Error) => fail(BLKIF_RSP_ERROR, `operation ${operation} failed: ${e.message}`));
       }
-      case BLKIF_OP_FLUSH_DISKCACHE: {
-        // Writes completed before the flush reach the disk with it.
-        await Promise.allSettled([...ctx.inflightWrites]);
-        await ctx.disk.flush();
-        ctx.stats.flushes++;
-        return { id, operation, status: BLKIF_RSP_OKAY };
-      }
+      case BLKIF_OP_FLUSH_DISKCACHE:
+        return (async () => {
+          // Writes completed before the flush reach the disk with it.
+          await Promise.allSettled([...ctx.inflightWrites]);
+          await ctx.disk.flush();
+          ctx.stats.flushes++;
+          return out;
+        })().catch((e: Error) => fail(BLKIF_RSP_ERROR, `operation ${operation} failed: ${e.message}`));
       case BLKIF_OP_DISCARD: {
         if (!ctx.discard || ctx.disk.readonly) return fail(BLKIF_RSP_EOPNOTSUPP, 'discard not supported');
         const r = decodeRequestDiscard(bytes);
-        if (r.nr_sectors === 0n || r.sector_number + r.nr_sectors > ctx.sectors) {
+        if (r.nr_sectors === 0n || r.sector_number + r.nr_sectors > BigInt(ctx.sectors)) {
           return fail(BLKIF_RSP_ERROR, `discard beyond the end (${r.sector_number}+${r.nr_sectors} > ${ctx.sectors})`);
         }
-        await Promise.allSettled([...ctx.inflightWrites]);
-        await ctx.disk.discard(Number(r.sector_number) * XEN_BLKIF_SECTOR_SIZE, Number(r.nr_sectors) * XEN_BLKIF_SECTOR_SIZE);
-        ctx.stats.discards++;
-        return { id, operation, status: BLKIF_RSP_OKAY };
+        return (async () => {
+          await Promise.allSettled([...ctx.inflightWrites]);
+          await ctx.disk.discard(Number(r.sector_number) * XEN_BLKIF_SECTOR_SIZE, Number(r.nr_sectors) * XEN_BLKIF_SECTOR_SIZE);
+          ctx.stats.discards++;
+          return out;
+        })().catch((e: Error) => fail(BLKIF_RSP_ERROR, `operation ${operation} failed: ${e.message}`));
       }
       default:
         return fail(BLKIF_RSP_EOPNOTSUPP, `unknown operation ${operation}`);
@@ -104,25 +150,91 @@ export async function handleRequest(ctx: RequestContext, bytes: Uint8Array): Pro
   }
 }
 
-async function rw(ctx: RequestContext, op: number, sector: bigint, segs: BlkifSegment[]): Promise<number> {
+function decodeSegments(d: DataView, at: number, n: number, segs: Segments, into: number): void {
+  for (let i = 0; i < n; i++) {
+    const o = at + i * blkif_request_segment.SIZE;
+    segs.gref[into + i] = d.getUint32(o, true);
+    segs.first[into + i] = d.getUint8(o + blkif_request_segment.first_sect);
+    segs.last[into + i] = d.getUint8(o + blkif_request_segment.last_sect);
+  }
+}
+
+/** Copies indirect page `p`'s descriptors once (the page stays guest-writable). */
+function copyDescriptors(page: Uint8Array, p: number, nr: number, segs: Segments): void {
+  const n = Math.min(SEGS_PER_INDIRECT_FRAME, nr - p * SEGS_PER_INDIRECT_FRAME);
+  segs.descriptors.set(page.subarray(0, n * blkif_request_segment.SIZE), p * 4096);
+}
+
+function decodeIndirect(segs: Segments, nr: number): void {
+  const d = new DataView(segs.descriptors.buffer);
+  for (let p = 0; p * SEGS_PER_INDIRECT_FRAME < nr; p++) {
+    const n = Math.min(SEGS_PER_INDIRECT_FRAME, nr - p * SEGS_PER_INDIRECT_FRAME);
+    decodeSegments(d, p * 4096, n, segs, p * SEGS_PER_INDIRECT_FRAME);
+  }
+  segs.n = nr;
+}
+
+/** Validates the segments, then does the I/O: a status now, or later if grants must be mapped first. */
+function rw(ctx: RequestContext, op: number, sector: number, segs: Segments): number | Promise<number> {
   const write = op === BLKIF_OP_WRITE;
-  let nsec = 0n;
-  for (const s of segs) {
-    if (s.last_sect >= SECTORS_PER_PAGE || s.last_sect < s.first_sect) {
+  let nsec = 0;
+  for (let i = 0; i < segs.n; i++) {
+    const f = segs.first[i]!;
+    const l = segs.last[i]!;
+    if (l >= SECTORS_PER_PAGE || l < f) {
       ctx.stats.errors++;
-      ctx.log(`bad segment sectors ${s.first_sect}..${s.last_sect}`);
+      ctx.log(`bad segment sectors ${f}..${l}`);
       return BLKIF_RSP_ERROR;
     }
-    nsec += BigInt(s.last_sect - s.first_sect + 1);
+    nsec += l - f + 1;
   }
   if (write && ctx.disk.readonly) { ctx.stats.errors++; ctx.log('write to a read-only vbd'); return BLKIF_RSP_ERROR; }
-  if (sector + nsec > ctx.sectors) {
+  if (!Number.isSafeInteger(sector) || sector + nsec > ctx.sectors) {
     ctx.stats.errors++;
     ctx.log(`access beyond the end of the device (${sector}+${nsec} > ${ctx.sectors})`);
     return BLKIF_RSP_ERROR;
   }
+  const pos = sector * XEN_BLKIF_SECTOR_SIZE;
+  const bytes = nsec * XEN_BLKIF_SECTOR_SIZE;
+  const iov = segs.iov;
+  iov.length = segs.n;
+  let all = true;
+  for (let i = 0; i < segs.n; i++) {
+    const page = ctx.grants.mapped(segs.gref[i]!);
+    if (!page) { all = false; break; }
+    iov[i] = segView(page, segs.first[i]!, segs.last[i]!);
+  }
+  if (all) {
+    try {
+      io(ctx, write, iov, pos, bytes);
+    } finally {
+      iov.length = 0; // hold no guest page between requests
+    }
+    return BLKIF_RSP_OKAY;
+  }
+  iov.length = 0;
+  const own = { gref: segs.gref.slice(0, segs.n), first: segs.first.slice(0, segs.n), last: segs.last.slice(0, segs.n) };
+  const p = mapThenIo(ctx, write, own, pos, bytes);
+  if (write) {
+    ctx.inflightWrites.add(p);
+    void p.finally(() => ctx.inflightWrites.delete(p));
+  }
+  return p;
+}
+
+function segView(page: Uint8Array, f: number, l: number): Uint8Array {
+  return f === 0 && l === SECTORS_PER_PAGE - 1 ? page : page.subarray(f * XEN_BLKIF_SECTOR_SIZE, (l + 1) * XEN_BLKIF_SECTOR_SIZE);
+}
+
+function io(ctx: RequestContext, write: boolean, iov: Uint8Array[], pos: number, bytes: number): void {
+  if (write) { ctx.disk.writevSync(iov, pos, bytes); ctx.stats.writes++; } else { ctx.disk.readvSync(iov, pos, bytes); ctx.stats.reads++; }
+  ctx.stats.bytes += bytes;
+}
+
+async function mapThenIo(ctx: RequestContext, write: boolean, s: { gref: Uint32Array; first: Uint8Array; last: Uint8Array },
+                         pos: number, bytes: number): Promise<number> {
   // A disk read writes into guest pages: map writable; a disk write only reads them.
-  const maps = await Promise.allSettled(segs.map((s) => ctx.grants.map(s.gref, !write)));
+  const maps = await Promise.allSettled(Array.from(s.gref, (g) => ctx.grants.map(g, !write)));
   const ok = maps.filter((m): m is PromiseFulfilledResult<MappedGrant> => m.status === 'fulfilled').map((m) => m.value);
   try {
     if (ok.length !== maps.length) {
@@ -131,19 +243,12 @@ async function rw(ctx: RequestContext, op: number, sector: bigint, segs: BlkifSe
       ctx.log(`grant map failed: ${why.message}`);
       return BLKIF_RSP_ERROR;
     }
-    const iov = segs.map((s, i) => ok[i]!.page.subarray(s.first_sect * XEN_BLKIF_SECTOR_SIZE, (s.last_sect + 1) * XEN_BLKIF_SECTOR_SIZE));
-    const pos = Number(sector) * XEN_BLKIF_SECTOR_SIZE;
-    if (write) {
-      const p = ctx.disk.writev(iov, pos);
-      ctx.inflightWrites.add(p);
-      try { await p; } finally { ctx.inflightWrites.delete(p); }
-      ctx.stats.writes++;
-    } else {
-      await ctx.disk.readv(iov, pos);
-      ctx.stats.reads++;
-    }
-    ctx.stats.bytes += Number(nsec) * XEN_BLKIF_SECTOR_SIZE;
+    io(ctx, write, ok.map((m, i) => segView(m.page, s.first[i]!, s.last[i]!)), pos, bytes);
     return BLKIF_RSP_OKAY;
+  } catch (e) {
+    ctx.stats.errors++;
+    ctx.log(`operation ${write ? BLKIF_OP_WRITE : BLKIF_OP_READ} failed: ${(e as Error).message}`);
+    return BLKIF_RSP_ERROR;
   } finally {
     for (const m of ok) m.release();
   }

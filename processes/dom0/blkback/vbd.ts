@@ -14,24 +14,30 @@
 //   state Closing(5), online 0 ───────────────────────────────────> Closing/Closed
 //                                 frontend Closed: unmap, unbind, Closed(6)
 //
-// The ring loop: on an event, take every request (copied once), start each,
-// then RING_FINAL_CHECK_FOR_REQUESTS. Requests complete in any order; their
-// responses are pushed together at the end of a turn with
-// RING_PUSH_RESPONSES_AND_CHECK_NOTIFY, so the front end is notified only
-// when it asked to be. A front end that pushes more requests than the ring
+// The ring loop: on an event, take every request (copied once), handle
+// each (the data path does its preadv/pwritev on the spot), push the
+// responses, then RING_FINAL_CHECK_FOR_REQUESTS. Requests that must wait
+// (grant maps, flush, discard) complete in any order; their responses are
+// pushed together at the end of a turn. RING_PUSH_RESPONSES_AND_CHECK_NOTIFY
+// notifies the front end only when it asked to be. A front end that pushes more requests than the ring
 // holds is disconnected (Closing, then Closed); others are not affected.
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { BackRing } from '../../../shared/abi/io/ring.js';
 import {
-  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, encodeResponse, XEN_IO_PROTO_ABI_X86_64,
+  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, blkif_response, XEN_IO_PROTO_ABI_X86_64,
 } from '../../../shared/abi/io/blkif.js';
 import {
   XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatchState, xenbusWriteKeys, type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
 import { DiskImage } from './disk.js';
 import { VbdGrants } from './grants.js';
-import { MAX_INDIRECT_SEGMENTS, handleRequest, type BlkStats, type RequestContext } from './requests.js';
+import {
+  MAX_INDIRECT_SEGMENTS, Segments, handleRequest, type BlkStats, type Outcome, type RequestContext,
+} from './requests.js';
+
+/** Bytes of I/O one turn of the ring loop does before letting the event loop run. */
+const TURN_BYTES = 8 << 20;
 
 export interface VbdContext { dom0: XenDomain; xs: XsClient; log(msg: string): void }
 
@@ -43,7 +49,15 @@ interface Connection {
   inflight: number;
   inflightWrites: Set<Promise<unknown>>;
   pendingPush: boolean;
+  /** A turn that stopped at TURN_BYTES goes on at the next one. */
+  resume: boolean;
   processing: boolean;
+  /** The private copy of the request being read (RING_COPY_REQUEST), reused. */
+  req: Uint8Array;
+  segs: Segments;
+  rctx: RequestContext;
+  /** The ring page, for writing responses in place. */
+  view: DataView;
   again: boolean;
   dead: boolean;
 }
@@ -160,10 +174,17 @@ export class Vbd {
       return;
     }
     const persistent = k['feature-persistent'] === '1';
+    const grants = new VbdGrants(dom0.gnttab, this.frontendId, persistent);
+    const inflightWrites = new Set<Promise<unknown>>();
     this.conn = {
-      ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port,
-      grants: new VbdGrants(dom0.gnttab, this.frontendId, persistent),
-      inflight: 0, inflightWrites: new Set(), pendingPush: false, processing: false, again: false, dead: false,
+      ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port, grants,
+      inflight: 0, inflightWrites, pendingPush: false, resume: false, processing: false, again: false, dead: false,
+      req: new Uint8Array(BLKIF_RING_ENTRY_SIZE), segs: new Segments(),
+      rctx: {
+        disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE),
+        discard: true, stats: this.stats, inflightWrites, log: (m) => this.log(m),
+      },
+      view: new DataView(map.page.buffer, map.page.byteOffset, map.page.byteLength),
     };
     const conn = this.conn;
     dom0.evtchn.on(port, () => { this.notifies.received++; this.kick(conn); });
@@ -181,24 +202,41 @@ export class Vbd {
     await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
   }
 
-  /** The ring loop (xen_blkif_schedule / __do_block_io_op). */
+  /**
+   * The ring loop (xen_blkif_schedule / __do_block_io_op): req_prod read
+   * once per pass and checked, each request copied out of its slot once into
+   * the connection's buffer and handled. Requests done on the spot (the data
+   * path, see requests.ts) get their responses at once; all of a pass's
+   * responses are pushed together before RING_FINAL_CHECK_FOR_REQUESTS, with
+   * one event at most, and only if the front end asked (rsp_event). A turn
+   * moves at most TURN_BYTES; the rest waits for the next turn of the event
+   * loop, so that a busy disk does not starve Domain-0's other services.
+   */
   private kick(conn: Connection): void {
     if (conn.dead) return;
     if (conn.processing) { conn.again = true; return; }
     conn.processing = true;
+    const ring = conn.ring;
+    const bytes0 = this.stats.bytes;
     try {
       do {
         conn.again = false;
         for (;;) {
-          const { requests, overflow } = conn.ring.takeRequests();
-          if (overflow) {
+          const rp = ring.req_prod;
+          if (ring.requestProdOverflow(rp)) {
             conn.dead = true;
             void this.serial(() => this.fatal(
-              `front end provided bogus ring requests (req_prod ${conn.ring.req_prod}, rsp_prod_pvt ${conn.ring.rsp_prod_pvt})`));
+              `front end provided bogus ring requests (req_prod ${rp}, rsp_prod_pvt ${ring.rsp_prod_pvt})`));
             return;
           }
-          for (const r of requests) this.start1(conn, r);
-          if (!conn.ring.finalCheckForRequests()) break;
+          while (ring.req_cons !== rp && !ring.requestConsOverflow(ring.req_cons)) {
+            if (this.stats.bytes - bytes0 >= TURN_BYTES) { this.later(conn); return; }
+            ring.copyRequestTo(ring.req_cons, conn.req);
+            ring.req_cons = (ring.req_cons + 1) >>> 0;
+            this.start1(conn);
+          }
+          this.pushNow(conn);
+          if (!ring.finalCheckForRequests()) break;
         }
       } while (conn.again);
     } finally {
@@ -206,21 +244,22 @@ export class Vbd {
     }
   }
 
-  private requestContext(conn: Connection): RequestContext {
-    return {
-      disk: this.disk!, grants: conn.grants, sectors: BigInt(Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE)),
-      discard: true, stats: this.stats, inflightWrites: conn.inflightWrites, log: (m) => this.log(m),
-    };
+  /** Goes on at the next turn of the event loop (after pushing what is done). */
+  private later(conn: Connection): void {
+    this.pushNow(conn);
+    if (conn.resume) return;
+    conn.resume = true;
+    setImmediate(() => { conn.resume = false; this.kick(conn); });
   }
 
-  private start1(conn: Connection, bytes: Uint8Array): void {
+  private start1(conn: Connection): void {
+    const r = handleRequest(conn.rctx, conn.req, conn.segs);
+    if (!(r instanceof Promise)) { this.respond(conn, r); return; }
     conn.inflight++;
-    void handleRequest(this.requestContext(conn), bytes).then((out) => {
+    void r.then((out) => {
       conn.inflight--;
       if (conn.dead) return;
-      const slot = conn.ring.nextResponse();
-      encodeResponse(slot, { id: out.id, operation: out.operation, status: out.status });
-      conn.ring.produce();
+      this.respond(conn, out);
       if (!conn.pendingPush) {
         conn.pendingPush = true;
         // Completions of one turn go out with one push (and at most one event).
@@ -229,10 +268,27 @@ export class Vbd {
     });
   }
 
+  /** Writes a blkif_response into the next response slot (not yet pushed). */
+  private respond(conn: Connection, out: Outcome): void {
+    const o = conn.ring.slotOffset(conn.ring.rsp_prod_pvt);
+    const v = conn.view;
+    v.setUint32(o + blkif_response.id, out.idLo, true);
+    v.setUint32(o + blkif_response.id + 4, out.idHi, true);
+    v.setUint32(o + blkif_response.operation, out.operation, true); // operation, pad, then status below
+    v.setInt16(o + blkif_response.status, out.status, true);
+    v.setUint32(o + 12, 0, true);
+    conn.ring.produce();
+  }
+
+  private pushNow(conn: Connection): void {
+    if (conn.dead) return;
+    if (conn.ring.pushResponsesAndCheckNotify()) { this.notifies.sent++; this.ctx.dom0.evtchn.notify(conn.port); }
+  }
+
   private push(conn: Connection): void {
     conn.pendingPush = false;
     if (conn.dead) return;
-    if (conn.ring.pushResponsesAndCheckNotify()) { this.notifies.sent++; this.ctx.dom0.evtchn.notify(conn.port); }
+    this.pushNow(conn);
     // Slots freed by these responses may let more requests in.
     if (conn.ring.hasUnconsumedRequests()) this.kick(conn);
   }

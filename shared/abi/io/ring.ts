@@ -232,6 +232,12 @@ export class BackRing extends RingBase {
   /** RING_COPY_REQUEST: a private copy of request slot `idx` (never decode in place). */
   copyRequest(idx: RING_IDX, bytes?: number): Uint8Array { return this.copySlot(idx, bytes); }
 
+  /** RING_COPY_REQUEST into the caller's buffer (a back end's reused copy): dst.byteLength bytes of slot `idx`. */
+  copyRequestTo(idx: RING_IDX, dst: Uint8Array): void {
+    const o = this.slotOffset(idx);
+    dst.set(this.page.subarray(o, o + Math.min(dst.byteLength, this.entrySize)));
+  }
+
   /**
    * The blkback/netback consumer loop: reads req_prod once, refuses it when it
    * runs ahead of the ring (RING_REQUEST_PROD_OVERFLOW -> `overflow`, take
