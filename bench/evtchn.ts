@@ -14,6 +14,8 @@
 // evtchn round trip crosses the hypervisor twice, so 2x is the floor.
 import * as zmq from 'zeromq';
 import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { newestProfile, summarizeProfile, formatProfile } from './profile.js';
 import { encode, decode } from '../shared/wire/codec.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost } from './xen_host.js';
@@ -58,7 +60,11 @@ export const evtchn: Suite = {
   async run(ctx: SuiteContext) {
     const tm = ctx.opts.quick ? QUICK : FULL;
     const program = join(ctx.dist, 'bench', 'evtchn_domain.js');
-    const h = await startBenchHost(ctx, { memoryMB: 1024, dom0: program });
+    // With --profile: where the hypervisor's time goes on the event path.
+    const profDir = ctx.opts.profile ? join(ctx.opts.profileDir, 'evtchn-hypervisor') : undefined;
+    if (profDir) mkdirSync(profDir, { recursive: true });
+    const h = await startBenchHost(ctx, { memoryMB: 1024, dom0: program,
+                                          nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [] });
     const all: Orders[] = [];
     try {
       const d0 = orders(h.rundir, 0);
@@ -118,6 +124,10 @@ export const evtchn: Suite = {
       const left = await h.stop();
       if (left.pids.length || left.segments.length) {
         ctx.note(`evtchn: LEAK after host down: pids ${left.pids.join(' ')}; segments ${left.segments.join(' ')}`);
+      }
+      const prof = profDir ? newestProfile(profDir) : undefined;
+      if (prof) {
+        ctx.note(`${formatProfile('hypervisor CPU profile (evtchn suite)', summarizeProfile(prof, ctx.root, 20))}\n  (full profile: ${prof})`);
       }
     }
   },

@@ -8,9 +8,9 @@
 //   h.leftovers() says what would have leaked.
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
-import { liveHostPids, reapHost } from '../shared/host.js';
+import { isHostProcess, reapHost } from '../shared/host.js';
 import type { Child } from './harness.js';
 import type { SuiteContext } from './suite.js';
 
@@ -21,6 +21,8 @@ export interface BenchHostOptions {
   dom0?: string;
   /** Extra environment for the hypervisor and, through it, every domain. */
   env?: NodeJS.ProcessEnv;
+  /** node/V8 flags for the hypervisor process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export interface Leftovers { pids: number[]; segments: string[] }
@@ -51,7 +53,7 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
   const root = ctx.scope.tmpdir();
   const name = `b${randomBytes(4).toString('hex')}`;
   const rundir = join(root, name);
-  const args = [join(ctx.dist, 'processes', 'hypervisor', 'main.js'), '--host', name, '--rundir', rundir,
+  const args = [...(o.nodeArgs ?? []), join(ctx.dist, 'processes', 'hypervisor', 'main.js'), '--host', name, '--rundir', rundir,
                 '--memory', String(o.memoryMB), '--pcpus', String(o.pcpus ?? 2)];
   if (o.dom0) args.push('--dom0', o.dom0);
   const hypervisor = ctx.scope.spawn('hypervisor', process.execPath, args,
@@ -67,10 +69,10 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
       return p;
     },
     async stop() {
-      const pids = liveHostPids(rundir, name);
       await hypervisor.stop();
       // Whatever the hypervisor did not take down with it is a leak: report it, then sweep.
-      const left = { pids: pids.filter(alive), segments: shmList(shmPrefix(name)) };
+      const left = { pids: hostProcesses(name), segments: shmList(shmPrefix(name)) };
+      for (const p of left.pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
       reapHost(rundir, name);
       shmSweep(shmPrefix(name));
       return left;
@@ -79,11 +81,10 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
   return h;
 }
 
-/** A zombie holds nothing: it counts as gone. */
-function alive(pid: number): boolean {
-  try {
-    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
+/**
+ * Every live process of host `name`, found by `--host <name>` in its argv:
+ * host.json lists domains, not a spare guest process (zombies count as gone).
+ */
+function hostProcesses(name: string): number[] {
+  return readdirSync('/proc').map(Number).filter((p) => Number.isInteger(p) && p !== process.pid && isHostProcess(p, name));
 }
