@@ -111,7 +111,7 @@ export function handleRequest(ctx: RequestContext, bytes: Uint8Array, segs: Segm
         }
         // Descriptor pages not mapped yet: map them, then go on with a request of our own.
         const own = new Segments();
-        return (async () => {
+        const later = (async () => {
           for (let p = 0; p < pages; p++) {
             const m = await ctx.grants.map(grefs[p]!, false);
             copyDescriptors(m.page, p, nr, own);
@@ -120,15 +120,36 @@ export function handleRequest(ctx: RequestContext, bytes: Uint8Array, segs: Segm
           decodeIndirect(own, nr);
           return settle(rw(ctx, op, sector, own));
         })().catch((e: Error) => fail(BLKIF_RSP_ERROR, `operation ${operation} failed: ${e.message}`));
+        // A flush behind this write waits for it from now, not from when its descriptors are mapped.
+        if (op === BLKIF_OP_WRITE) {
+          ctx.inflightWrites.add(later);
+          void later.finally(() => ctx.inflightWrites.delete(later));
+        }
+        return later;
       }
-      case BLKIF_OP_FLUSH_DISKCACHE:
+      case BLKIF_OP_FLUSH_DISKCACHE: {
+        // Linux blkfront sends a REQ_PREFLUSH/REQ_FUA write as a flush that
+        // carries segments (Linux blkback: a write with REQ_PREFLUSH); an
+        // empty flush has none. Earlier writes, then this one's data, then
+        // fdatasync, then the reply: what the reply acknowledges is on the disk.
+        const nr = d.getUint8(blkif_request.nr_segments);
+        if (nr > BLKIF_MAX_SEGMENTS_PER_REQUEST) return fail(BLKIF_RSP_ERROR, `bad number of segments in flush (${nr})`);
+        const earlier = [...ctx.inflightWrites];
+        let data: number | Promise<number> = BLKIF_RSP_OKAY;
+        if (nr > 0) {
+          decodeSegments(d, blkif_request.seg, nr, segs, 0);
+          segs.n = nr;
+          data = rw(ctx, BLKIF_OP_WRITE, Number(d.getBigUint64(blkif_request.sector_number, true)), segs);
+        }
         return (async () => {
-          // Writes completed before the flush reach the disk with it.
-          await Promise.allSettled([...ctx.inflightWrites]);
+          await Promise.allSettled(earlier);
+          const st = await data;
+          if (st !== BLKIF_RSP_OKAY) { out.status = st; return out; }
           await ctx.disk.flush();
           ctx.stats.flushes++;
           return out;
         })().catch((e: Error) => fail(BLKIF_RSP_ERROR, `operation ${operation} failed: ${e.message}`));
+      }
       case BLKIF_OP_DISCARD: {
         if (!ctx.discard || ctx.disk.readonly) return fail(BLKIF_RSP_EOPNOTSUPP, 'discard not supported');
         const r = decodeRequestDiscard(bytes);
