@@ -12,14 +12,17 @@
 // Installed as `xm` or `xl` (package.json bin), the program is that command.
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST_NAME, isValidHostName, runRoot } from '../shared/host.js';
-import { down, HostError, status, up } from './host.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 import { runXm } from './xm.js';
-import { runDemo } from './demo.js';
 import { basename } from 'node:path';
+
+// Subcommands load their modules when they run: `xl create` is on the
+// create-to-prompt path (docs/benchmarks.md "boot"), and the host and demo
+// modules cost it ~10 ms of start-up for nothing.
+const hostCmds = () => import('./host.js');
 
 const xmCommand = (prog: 'xm' | 'xl'): Command => ({
   summary: `${prog} <command> [args]   manage domains through xend (\`xenemu ${prog} help\`)`,
@@ -57,7 +60,7 @@ export const commands: Record<string, Command> = {
       const pcpus = Number(values.pcpus);
       if (!Number.isInteger(memoryMB) || memoryMB < 64) return fail('--memory must be an integer >= 64 (MB)');
       if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64) return fail('--pcpus must be 1..64');
-      await up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
+      await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
                  extraArgs: values.dom0 ? ['--dom0', values.dom0] : [] });
       return 0;
     },
@@ -67,7 +70,7 @@ export const commands: Record<string, Command> = {
     async run(argv) {
       const name = argv[0] ?? DEFAULT_HOST_NAME;
       if (!isValidHostName(name)) return fail(`bad host name '${name}'`);
-      const found = await down(runRoot(), name);
+      const found = await (await hostCmds()).down(runRoot(), name);
       process.stdout.write(found ? `host ${name} down\n` : `no host ${name}\n`);
       return found ? 0 : 1;
     },
@@ -75,7 +78,7 @@ export const commands: Record<string, Command> = {
   status: {
     summary: 'status   list running hosts (and clean up after dead ones)',
     async run() {
-      const { hosts, reaped } = status(runRoot());
+      const { hosts, reaped } = (await hostCmds()).status(runRoot());
       for (const r of reaped) process.stdout.write(`cleaned up dead host ${r}\n`);
       const rows = [['NAME', 'PID', 'MEM(MB)', 'PCPUS', 'DOMAINS', 'STATE', 'STARTED']];
       for (const h of hosts) {
@@ -98,6 +101,7 @@ export const commands: Record<string, Command> = {
         pcpus: { type: 'string', default: '2' },
       }, strict: true });
       if (!isValidHostName(values.name!)) return fail(`bad host name '${values.name}'`);
+      const { runDemo } = await import('./demo.js');
       return runDemo({ name: values.name!, memoryMB: Number(values.memory), pcpus: Number(values.pcpus) }).finally(releaseStdin);
     },
   },
@@ -133,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (err) {
-    if (err instanceof HostError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return fail((err as Error).message);
+    if (err instanceof (await hostCmds()).HostError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return fail((err as Error).message);
     throw err;
   }
 }
