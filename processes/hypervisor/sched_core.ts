@@ -110,6 +110,8 @@ export interface SchedHooks {
   preempt(p: number): void;
   /** Parks or unparks v: a parked vCPU is not runnable (a running one is revoked). */
   setParked(v: SchedVcpu, parked: boolean): void;
+  /** v's thread runs guest code under its current grant now (the guest's `held` word). */
+  inGuest(v: SchedVcpu): boolean;
 }
 
 /** Domain parameters of XEN_DOMCTL_scheduler_op (credit: weight and cap). */
@@ -143,10 +145,29 @@ export interface SchedPolicy {
   close?(): void;
 }
 
+/**
+ * The timers the mechanism and the policy run on: the host's by default; a
+ * simulation with its own clock (test/sched/credit_sim.test.ts) drives both
+ * deterministically.
+ */
+export interface SchedTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(h: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(h: unknown): void;
+}
+
+export const HOST_TIMERS: SchedTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+};
+
 /** Every pCPU (pcpus <= 64). */
 export const ALL_CPUS = (1n << 64n) - 1n;
 
-interface Pcpu { id: number; cur: SchedVcpu | null; timer: NodeJS.Timeout | null }
+interface Pcpu { id: number; cur: SchedVcpu | null; timer: unknown }
 
 export interface SliceSchedulerOptions {
   pcpus: number;
@@ -158,6 +179,7 @@ export interface SliceSchedulerOptions {
   /** Signals the domain's process; false when it is gone. */
   signal?: (d: Domain, sig: 'SIGSTOP' | 'SIGCONT') => boolean;
   now?: () => bigint;
+  timers?: SchedTimers;
 }
 
 const N = BigInt;
@@ -169,6 +191,7 @@ export class SliceScheduler implements Scheduler {
   private readonly policy: SchedPolicy;
   private readonly graceMs: number;
   private readonly now: () => bigint;
+  private readonly timers: SchedTimers;
   private readonly eligible = (v: SchedVcpu) =>
     v.online && v.wantsRun && !v.parked && v.pcpu < 0 && v.dom.runs && (!v.dom.stopped || v.dom.rogue === v);
   /** eligible, and allowed on pCPU p by its hard affinity. */
@@ -179,6 +202,7 @@ export class SliceScheduler implements Scheduler {
     this.name = o.policy.name;
     this.graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
     this.now = o.now ?? (() => process.hrtime.bigint());
+    this.timers = o.timers ?? HOST_TIMERS;
     for (let i = 0; i < o.pcpus; i++) {
       this.pcpus.push({ id: i, cur: null, timer: null });
       const bit = 1n << N(i);
@@ -191,6 +215,7 @@ export class SliceScheduler implements Scheduler {
       settle: (v) => this.settle(v),
       preempt: (p) => { const pc = this.pcpus[p]; if (pc?.cur && !pc.cur.revoking) this.revoke(pc); },
       setParked: (v, parked) => this.setParked(v, parked),
+      inGuest: (v) => v.pcpu >= 0 && Atomics.load(v.dom.i32, vcpuWord(v.id, 'held')) === v.gen,
     });
   }
 
@@ -358,7 +383,7 @@ export class SliceScheduler implements Scheduler {
   }
 
   close(): void {
-    for (const p of this.pcpus) { if (p.timer) clearTimeout(p.timer); p.timer = null; }
+    for (const p of this.pcpus) { if (p.timer) this.timers.clearTimeout(p.timer); p.timer = null; }
     this.policy.close?.();
   }
 
@@ -444,7 +469,7 @@ export class SliceScheduler implements Scheduler {
   private vacate(v: SchedVcpu, requeue: boolean): void {
     this.settle(v);
     const p = this.pcpus[v.pcpu];
-    if (p.timer) clearTimeout(p.timer);
+    if (p.timer) this.timers.clearTimeout(p.timer);
     p.timer = null;
     p.cur = null;
     v.lastPcpu = v.pcpu;
@@ -505,7 +530,7 @@ export class SliceScheduler implements Scheduler {
     Atomics.store(sd.i32, vcpuWord(v.id, 'grant'), v.gen);
     this.update(v);
     this.o.notify(sd.d, v.id, v.gen);
-    p.timer = setTimeout(() => this.sliceEnd(p), sliceMs);
+    p.timer = this.timers.setTimeout(() => this.sliceEnd(p), sliceMs);
   }
 
   private sliceEnd(p: Pcpu): void {
@@ -517,7 +542,7 @@ export class SliceScheduler implements Scheduler {
       const sliceMs = this.policy.sliceMs(v);
       v.dom.dv.setBigUint64(v.id * XENEMU_VCPU_SLOT_SIZE + xenemu_vcpu_slot.deadline,
                             this.now() + N(sliceMs) * 1_000_000n, true);
-      p.timer = setTimeout(() => this.sliceEnd(p), sliceMs);
+      p.timer = this.timers.setTimeout(() => this.sliceEnd(p), sliceMs);
       return;
     }
     this.revoke(p);
@@ -526,11 +551,11 @@ export class SliceScheduler implements Scheduler {
   /** Takes the slice back: grant word cleared, the holder has the grace period to release it. */
   private revoke(p: Pcpu): void {
     const v = p.cur!;
-    if (p.timer) clearTimeout(p.timer);
+    if (p.timer) this.timers.clearTimeout(p.timer);
     v.revoking = true;
     v.revokedAt = this.now();
     Atomics.compareExchange(v.dom.i32, vcpuWord(v.id, 'grant'), v.gen, 0);
-    p.timer = setTimeout(() => this.graceEnd(p, v), this.graceMs);
+    p.timer = this.timers.setTimeout(() => this.graceEnd(p, v), this.graceMs);
   }
 
   private graceEnd(p: Pcpu, v: SchedVcpu): void {
@@ -616,3 +641,4 @@ export class SliceScheduler implements Scheduler {
     if (v.pcpu < 0 && v.lastPcpu < 0) sd.i32[vcpuWord(v.id, 'pcpu')] = -1;
   }
 }
+
