@@ -13,8 +13,13 @@
 // only reads the page) and unmapped after it.
 import type { GrantTable } from '../../../shared/xen/index.js';
 
-/** xen_blkif_max_pgrants (Linux's default). */
-export const MAX_PERSISTENT_GRANTS = 1056;
+/**
+ * xen_blkif_max_pgrants: Linux's default is 1056 (32 requests of 33
+ * pages); xenemu's front end keeps up to 2048 data pages and 32 indirect
+ * pages granted (blkfront.ts BLKFRONT_POOL_PAGES), so the budget is twice
+ * Linux's: every page of the front end's pool stays mapped.
+ */
+export const MAX_PERSISTENT_GRANTS = 2112;
 
 export interface MappedGrant { page: Uint8Array; release(): void }
 

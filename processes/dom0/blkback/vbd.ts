@@ -206,9 +206,10 @@ export class Vbd {
    * The ring loop (xen_blkif_schedule / __do_block_io_op): req_prod read
    * once per pass and checked, each request copied out of its slot once into
    * the connection's buffer and handled. Requests done on the spot (the data
-   * path, see requests.ts) get their responses at once; all of a pass's
-   * responses are pushed together before RING_FINAL_CHECK_FOR_REQUESTS, with
-   * one event at most, and only if the front end asked (rsp_event). A turn
+   * path, see requests.ts) get their responses at once, each pushed with
+   * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY (Linux's make_response): the front
+   * end gets an event only when it waits for one (rsp_event), and starts on
+   * the first completion while the next requests are being read. A turn
    * moves at most TURN_BYTES; the rest waits for the next turn of the event
    * loop, so that a busy disk does not starve Domain-0's other services.
    */
@@ -254,7 +255,9 @@ export class Vbd {
 
   private start1(conn: Connection): void {
     const r = handleRequest(conn.rctx, conn.req, conn.segs);
-    if (!(r instanceof Promise)) { this.respond(conn, r); return; }
+    // Pushed at once, as make_response does: the front end (notified only if
+    // it waits) copies this one out while the next is read.
+    if (!(r instanceof Promise)) { this.respond(conn, r); this.pushNow(conn); return; }
     conn.inflight++;
     void r.then((out) => {
       conn.inflight--;

@@ -75,24 +75,26 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
       if (outDev) n = Math.min(n, Math.floor((outDev.sectors * 512 - seek * bs) / bs));
       if (!Number.isFinite(n) || n < 0) { io.out('dd: a count is needed for an endless input\n'); return 1; }
       const direct = (o.oflag ?? '').includes('direct') || (o.iflag ?? '').includes('direct');
-      // Buffered dd keeps some blocks in flight (the page cache's write-behind and read-ahead);
-      // oflag=direct waits for each.
-      const window = direct ? 1 : Math.max(2, Math.ceil((4 << 20) / bs));
+      // Buffered dd keeps 8 MiB in flight (the page cache's write-behind and read-ahead; as much as
+      // blkfront's pool holds); oflag=direct waits for each block.
+      const window = direct ? 1 : Math.max(2, Math.ceil((8 << 20) / bs));
       const t0 = performance.now();
       let done = 0;
       let failed: unknown = null;
       const inflight = new Set<Promise<void>>();
       const zero = new Uint8Array(bs);
+      // Block buffers are reused (one per block in flight), as dd reuses its one buffer.
+      const spare: Uint8Array[] = [];
       try {
         for (let i = 0; i < n && !failed; i++) {
           if (io.signal.aborted) break;
-          const buf = src === '/dev/zero' ? (outDev ? zero : zero) : new Uint8Array(bs);
+          const buf = src === '/dev/zero' ? zero : (spare.pop() ?? new Uint8Array(bs));
           const step = (async () => {
             if (src === '/dev/urandom') randomFillSync(buf);
             if (inDev) await inDev.read(((skip + i) * bs) / 512, buf);
             if (outDev) await outDev.write(((seek + i) * bs) / 512, buf);
             done++;
-          })().catch((e) => { failed ??= e; });
+          })().catch((e) => { failed ??= e; }).finally(() => { if (buf !== zero) spare.push(buf); });
           inflight.add(step);
           void step.finally(() => inflight.delete(step));
           if (inflight.size >= window) await Promise.race(inflight);
