@@ -351,12 +351,7 @@ export class CreditPolicy implements SchedPolicy {
           if (d.cap !== 0 && u.credit < -creditCap && !u.parked) { u.parked = true; changed.push({ v, park: true }); }
           if (u.credit < -cpt) u.credit = -cpt;
         } else {
-          // xenemu: a BOOSTed vCPU keeps BOOST until a tick sees it run guest
-          // code (csched_unit_acct), also across an accounting period: Xen
-          // resets it to UNDER here, but in Xen a woken vCPU runs within the
-          // rate limit, while here it may wait a few ms for a release
-          // message and should not lose its place to accounting.
-          if (u.pri !== CSCHED_PRI_TS_BOOST) u.pri = CSCHED_PRI_TS_UNDER;
+          u.pri = CSCHED_PRI_TS_UNDER;
           if (u.parked) { u.parked = false; changed.push({ v, park: false }); }
           // Upper bound on credits means the vCPU stops earning.
           if (u.credit > cpt) { u.active = false; u.credit /= 2; }
