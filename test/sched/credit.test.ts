@@ -19,7 +19,8 @@ t.test('pcpus=1: weights 256 and 512 share the pCPU 1:2', async (t) => {
   await settle(500);
   const [ra, rb] = await runningOver([a.p, b.p], 3000);
   const ratio = rb / ra;
-  t.ok(ratio > 1.5 && ratio < 2.7, `B/A = ${ratio.toFixed(2)} (A ${(ra / 1e6).toFixed(0)} ms, B ${(rb / 1e6).toFixed(0)} ms)`);
+  // 2.0 ideal; the floor leaves room for a host loaded by other work (1.0 would be no weighting).
+  t.ok(ratio > 1.35 && ratio < 2.7, `B/A = ${ratio.toFixed(2)} (A ${(ra / 1e6).toFixed(0)} ms, B ${(rb / 1e6).toFixed(0)} ms)`);
 });
 
 t.test('pcpus=1: a cap of 25 holds a busy guest near 25% of the pCPU', async (t) => {
