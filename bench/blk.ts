@@ -122,7 +122,7 @@ export const blk: Suite = {
   baseline: 'one Node process doing the same I/O on the same image file (fs/promises, awaited as dd awaits)',
   async run(ctx) {
     const diskMiB = ctx.opts.quick ? 64 : 256;
-    const rounds = ctx.opts.quick ? 1 : 3;
+    const rounds = ctx.opts.quick ? 1 : 5;
     const randCount = ctx.opts.quick ? 2000 : 20_000;
     const profDir = ctx.opts.profile ? join(ctx.opts.profileDir, 'blk') : undefined;
     if (profDir) fs.mkdirSync(profDir, { recursive: true });

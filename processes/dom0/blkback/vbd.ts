@@ -51,6 +51,10 @@ interface Connection {
   pendingPush: boolean;
   /** A turn that stopped at TURN_BYTES goes on at the next one. */
   resume: boolean;
+  /** This pass of the ring loop sent an event already. */
+  passNotified: boolean;
+  /** The front end asked for an event this pass has not sent yet (sent at its end). */
+  owed: boolean;
   processing: boolean;
   /** The private copy of the request being read (RING_COPY_REQUEST), reused. */
   req: Uint8Array;
@@ -178,7 +182,7 @@ export class Vbd {
     const inflightWrites = new Set<Promise<unknown>>();
     this.conn = {
       ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port, grants,
-      inflight: 0, inflightWrites, pendingPush: false, resume: false, processing: false, again: false, dead: false,
+      inflight: 0, inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
       req: new Uint8Array(BLKIF_RING_ENTRY_SIZE), segs: new Segments(),
       rctx: {
         disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE),
@@ -230,6 +234,7 @@ export class Vbd {
               `front end provided bogus ring requests (req_prod ${rp}, rsp_prod_pvt ${ring.rsp_prod_pvt})`));
             return;
           }
+          conn.passNotified = false;
           while (ring.req_cons !== rp && !ring.requestConsOverflow(ring.req_cons)) {
             if (this.stats.bytes - bytes0 >= TURN_BYTES) { this.later(conn); return; }
             ring.copyRequestTo(ring.req_cons, conn.req);
@@ -237,6 +242,7 @@ export class Vbd {
             this.start1(conn);
           }
           this.pushNow(conn);
+          if (conn.owed) this.notify(conn);
           if (!ring.finalCheckForRequests()) break;
         }
       } while (conn.again);
@@ -248,6 +254,7 @@ export class Vbd {
   /** Goes on at the next turn of the event loop (after pushing what is done). */
   private later(conn: Connection): void {
     this.pushNow(conn);
+    if (conn.owed) this.notify(conn);
     if (conn.resume) return;
     conn.resume = true;
     setImmediate(() => { conn.resume = false; this.kick(conn); });
@@ -255,9 +262,18 @@ export class Vbd {
 
   private start1(conn: Connection): void {
     const r = handleRequest(conn.rctx, conn.req, conn.segs);
-    // Pushed at once, as make_response does: the front end (notified only if
-    // it waits) copies this one out while the next is read.
-    if (!(r instanceof Promise)) { this.respond(conn, r); this.pushNow(conn); return; }
+    if (!(r instanceof Promise)) {
+      // Pushed at once, as make_response does. The first event of a pass goes
+      // now, so that the front end refills the ring while this pass goes on;
+      // any other it asks for meanwhile waits for the end of the pass (one
+      // event instead of one per request: an event costs Domain-0 a message
+      // to the hypervisor, about what a 1 MiB preadv costs).
+      this.respond(conn, r);
+      if (conn.ring.pushResponsesAndCheckNotify()) {
+        if (conn.passNotified) conn.owed = true; else { conn.passNotified = true; this.notify(conn); }
+      }
+      return;
+    }
     conn.inflight++;
     void r.then((out) => {
       conn.inflight--;
@@ -285,7 +301,14 @@ export class Vbd {
 
   private pushNow(conn: Connection): void {
     if (conn.dead) return;
-    if (conn.ring.pushResponsesAndCheckNotify()) { this.notifies.sent++; this.ctx.dom0.evtchn.notify(conn.port); }
+    if (conn.ring.pushResponsesAndCheckNotify()) this.notify(conn);
+  }
+
+  private notify(conn: Connection): void {
+    conn.owed = false;
+    if (conn.dead) return;
+    this.notifies.sent++;
+    this.ctx.dom0.evtchn.notify(conn.port);
   }
 
   private push(conn: Connection): void {

@@ -82,13 +82,23 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
       let done = 0;
       let failed: unknown = null;
       const inflight = new Set<Promise<void>>();
-      const zero = new Uint8Array(bs);
-      // Block buffers are reused (one per block in flight), as dd reuses its one buffer.
+      // Block buffers are reused (one per block in flight), as dd reuses its one buffer. They are
+      // lent by the device's granted pool where it can (reads land in them, writes go from them,
+      // without a copy in the guest), else ordinary memory.
+      const lender = inDev ?? (src === '/dev/zero' ? outDev : null);
+      const lent: Uint8Array[] = [];
+      const buffer = (): Uint8Array => {
+        const b = lender?.allocBuffer(bs) ?? null;
+        if (!b) return new Uint8Array(bs);
+        lent.push(b);
+        return b;
+      };
+      const zero = src === '/dev/zero' ? buffer().fill(0) : new Uint8Array(0);
       const spare: Uint8Array[] = [];
       try {
         for (let i = 0; i < n && !failed; i++) {
           if (io.signal.aborted) break;
-          const buf = src === '/dev/zero' ? zero : (spare.pop() ?? new Uint8Array(bs));
+          const buf = src === '/dev/zero' ? zero : (spare.pop() ?? buffer());
           const step = (async () => {
             if (src === '/dev/urandom') randomFillSync(buf);
             if (inDev) await inDev.read(((skip + i) * bs) / 512, buf);
@@ -101,7 +111,9 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
         }
         await Promise.all(inflight);
         if (!failed && outDev && (o.conv ?? '').split(',').some((c) => c === 'fsync' || c === 'fdatasync')) await outDev.flush();
-      } catch (e) { failed ??= e; }
+      } catch (e) { failed ??= e; } finally {
+        for (const b of lent) lender!.freeBuffer(b);
+      }
       const secs = (performance.now() - t0) / 1000;
       if (failed) io.out(`dd: error ${inDev && !outDev ? 'reading' : 'writing'} '${inDev && !outDev ? src : dst}': ${errMsg(failed)}\n`);
       io.out(ddSummary(done * bs, secs, done, done));

@@ -91,6 +91,10 @@ export class Blkfront {
   private readonly grefs: number[] = [];
   private indirectFirst = 0;
   private readonly freeData: number[] = [];
+  /** Pool pages lent as I/O buffers (allocBuffer): first page -> page count. */
+  private readonly lent = new Map<number, number>();
+  private poolFirst = 0;
+  private poolPages = 0;
   private readonly freeIds: number[] = [];
   private readonly shadow: Array<Shadow | undefined> = new Array(BLK_RING_SIZE);
   private readonly waiters: Array<() => void> = [];
@@ -137,6 +141,8 @@ export class Blkfront {
     this.indirectFirst = 1;
     // Ascending: taken from the end (and given back in the same order), a request gets a run of consecutive frames.
     for (let i = 0; i < pool; i++) this.freeData.push(1 + BLK_RING_SIZE + i);
+    this.poolFirst = 1 + BLK_RING_SIZE;
+    this.poolPages = pool;
     for (let i = BLK_RING_SIZE - 1; i >= 0; i--) this.freeIds.push(i);
     this.port = await dom.evtchn.allocUnbound(this.backendId);
     dom.evtchn.on(this.port, () => { this.stats.notifiesReceived++; this.interrupt(); });
@@ -238,6 +244,52 @@ export class Blkfront {
     }
   }
 
+  /**
+   * An I/O buffer of `bytes` lent out of the granted pool, or null (pool
+   * too busy). Reads into it and writes from it move no byte in the guest:
+   * its pages are the request's segments, as Linux's blkfront grants a
+   * bio's own pages when it does not copy through persistent grants (and as
+   * O_DIRECT or io_uring's registered buffers hand the device user pages).
+   * One request's worth of pages always stays in the pool, so that other
+   * I/O goes on while buffers are out. Give it back with freeBuffer().
+   */
+  allocBuffer(bytes: number): Uint8Array | null {
+    const n = Math.ceil(bytes / PAGE_SIZE);
+    if (this.state !== 'connected' || n < 1 || this.freeData.length - n < this.maxRequestBytes / PAGE_SIZE) return null;
+    const sorted = [...this.freeData].sort((a, b) => a - b);
+    for (let i = 0; i + n <= sorted.length; i++) {
+      if (sorted[i + n - 1] !== sorted[i]! + n - 1) continue;
+      const first = sorted[i]!;
+      const keep = this.freeData.filter((q) => q < first || q >= first + n);
+      this.freeData.length = 0;
+      this.freeData.push(...keep);
+      this.lent.set(first, n);
+      return this.deps.dom.memory.range(this.base + first, n).subarray(0, bytes);
+    }
+    return null;
+  }
+
+  /** Gives back a buffer from allocBuffer() (its I/O done). */
+  freeBuffer(buf: Uint8Array): void {
+    const first = this.lentFirst(buf);
+    if (first < 0 || buf.byteOffset !== (this.base + first) * PAGE_SIZE) return;
+    const n = this.lent.get(first)!;
+    this.lent.delete(first);
+    if (this.state !== 'connected') return; // the pool went with the device
+    this.releasePages(Array.from({ length: n }, (_, i) => first + i));
+  }
+
+  /** The pool page a lent buffer's view starts at (page-aligned, inside one lent run), or -1. */
+  private lentFirst(v: Uint8Array): number {
+    if (this.base < 0 || v.buffer !== this.deps.dom.memory.sab || v.byteOffset % PAGE_SIZE !== 0) return -1;
+    const page = v.byteOffset / PAGE_SIZE - this.base;
+    if (page < this.poolFirst || page >= this.poolFirst + this.poolPages) return -1;
+    for (const [first, n] of this.lent) {
+      if (page >= first && page + Math.ceil(v.byteLength / PAGE_SIZE) <= first + n) return page;
+    }
+    return -1;
+  }
+
   private releasePages(p: number[]): void {
     this.freeData.push(...p);
     this.wake();
@@ -298,11 +350,13 @@ export class Blkfront {
   private async rw1(op: number, sector: number, data: Uint8Array): Promise<void> {
     const nsect = data.byteLength / XEN_BLKIF_SECTOR_SIZE;
     const npages = Math.ceil(nsect / SECT_PER_PAGE);
-    const pages = await this.dataPages(npages);
+    // A lent buffer is its own segments; anything else goes through pool pages and a copy.
+    const at = this.lentFirst(data);
+    const pages = at >= 0 ? Array.from({ length: npages }, (_, i) => at + i) : await this.dataPages(npages);
     let id = -1;
     try {
       id = await this.slot();
-      if (op === BLKIF_OP_WRITE) this.copyPages(pages, data, true);
+      if (op === BLKIF_OP_WRITE && at < 0) this.copyPages(pages, data, true);
       const indirect = npages > BLKIF_MAX_SEGMENTS_PER_REQUEST;
       const rid = id;
       if (indirect) this.encodeSegments(this.indirectView(id), 0, pages, nsect);
@@ -329,11 +383,11 @@ export class Blkfront {
       });
       id = -1; // the interrupt handler freed it
       if (status !== BLKIF_RSP_OKAY) { this.stats.errors++; throw new BlkError(status, `${op === BLKIF_OP_READ ? 'read' : 'write'} at sector ${sector}`); }
-      if (op === BLKIF_OP_READ) this.copyPages(pages, data, false);
+      if (op === BLKIF_OP_READ && at < 0) this.copyPages(pages, data, false);
       this.stats.bytes += data.byteLength;
     } finally {
       if (id >= 0) { this.freeIds.push(id); }
-      this.releasePages(pages);
+      if (at < 0) this.releasePages(pages);
     }
   }
 
