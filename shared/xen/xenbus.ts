@@ -98,23 +98,26 @@ export interface XenbusWatch {
 /**
  * register_xenbus_watch: `cb(path)` for every change under `path` (and once
  * when set, as xenstored fires a new watch). Callbacks for one watch never
- * overlap: a change during a running callback runs it once more afterwards.
+ * overlap: the paths that change during a running callback are each given
+ * to it once afterwards (a path that changes twice meanwhile, once). Keeping
+ * only the last one lost devices: three vbds written together, and the
+ * second one's events replaced by the third's while the first was set up.
  */
 export async function xenbusWatch(xs: XsClient, path: string, cb: (changed: string) => void | Promise<void>,
                                   what = 'watch'): Promise<XenbusWatch> {
   const token = xenbusToken(what);
   let running: Promise<void> | null = null;
-  let again: string | null = null;
+  const pending = new Set<string>();
   let closed = false;
   const fire = (changed: string): void => {
     if (closed) return;
-    if (running) { again = changed; return; }
+    if (running) { pending.add(changed); return; }
     running = (async () => {
-      let next: string | null = changed;
-      while (next !== null && !closed) {
-        again = null;
+      let next: string | undefined = changed;
+      while (next !== undefined && !closed) {
         try { await cb(next); } catch { /* the callback reports its own errors */ }
-        next = again;
+        next = pending.values().next().value;
+        if (next !== undefined) pending.delete(next);
       }
     })().finally(() => { running = null; });
   };
