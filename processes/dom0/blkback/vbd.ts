@@ -47,6 +47,8 @@ interface Connection {
   port: number;
   grants: VbdGrants;
   inflight: number;
+  /** Every request still being served (mapping, I/O), reads included. */
+  pending: Set<Promise<unknown>>;
   inflightWrites: Set<Promise<unknown>>;
   pendingPush: boolean;
   /** A turn that stopped at TURN_BYTES goes on at the next one. */
@@ -182,7 +184,7 @@ export class Vbd {
     const inflightWrites = new Set<Promise<unknown>>();
     this.conn = {
       ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port, grants,
-      inflight: 0, inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
+      inflight: 0, pending: new Set(), inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
       req: new Uint8Array(BLKIF_RING_ENTRY_SIZE), segs: new Segments(),
       rctx: {
         disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE),
@@ -275,8 +277,10 @@ export class Vbd {
       return;
     }
     conn.inflight++;
+    conn.pending.add(r);
     void r.then((out) => {
       conn.inflight--;
+      conn.pending.delete(r);
       if (conn.dead) return;
       this.respond(conn, out);
       if (!conn.pendingPush) {
@@ -327,8 +331,10 @@ export class Vbd {
     const dom0 = this.ctx.dom0;
     dom0.evtchn.off(conn.port);
     await dom0.evtchn.close(conn.port).catch(() => undefined);
-    // In-flight requests finish on their pages before those are unmapped.
-    await Promise.allSettled([...conn.inflightWrites]);
+    // Every in-flight request, a read whose first grant map is still being
+    // set up included, finishes on its pages before those are unmapped: after
+    // this, nothing of this front end's memory is touched again.
+    await Promise.allSettled([...conn.inflightWrites, ...conn.pending]);
     await conn.grants.clear();
     await dom0.gnttab.unmapGrant(conn.ringHandle).catch(() => undefined);
     this.log('disconnected');
