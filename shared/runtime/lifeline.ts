@@ -13,25 +13,38 @@ export function lifelineStdio(out: 'inherit' | 'ignore' | 'pipe' | number = 'inh
   return ['ignore', out, err, 'pipe'];
 }
 
+let watchers: Array<() => void> | undefined;
+
 /**
  * In the child: call onDeath when the parent's end of the lifeline closes.
- * Returns false when this process was started without one (run by hand).
+ * Several parts of a process may watch (a spare waiting for its domain, then
+ * the domain itself): the latest watcher runs first, so the one that knows
+ * most about what to clean up does it. Returns false when this process was
+ * started without a lifeline (run by hand).
  */
 export function watchParent(onDeath: () => void): boolean {
   if (process.env.XENEMU_LIFELINE !== '1') return false;
-  let sock: Socket;
-  try {
-    sock = new Socket({ fd: LIFELINE_FD, readable: true, writable: false });
-  } catch {
-    return false;
+  if (!watchers) {
+    let sock: Socket;
+    try {
+      sock = new Socket({ fd: LIFELINE_FD, readable: true, writable: false });
+    } catch {
+      return false;
+    }
+    const list: Array<() => void> = (watchers = []);
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      for (const w of [...list].reverse()) w();
+    };
+    sock.on('end', fire);
+    sock.on('close', fire);
+    sock.on('error', fire);
+    sock.on('data', () => { /* nothing is ever sent */ });
+    sock.unref(); // the lifeline alone must not keep the process alive
   }
-  let fired = false;
-  const fire = () => { if (!fired) { fired = true; onDeath(); } };
-  sock.on('end', fire);
-  sock.on('close', fire);
-  sock.on('error', fire);
-  sock.on('data', () => { /* nothing is ever sent */ });
-  sock.unref(); // the lifeline alone must not keep the process alive
+  watchers.push(onDeath);
   return true;
 }
 

@@ -10,6 +10,8 @@
 // and closing it. The spare then sets XENEMU_DOMID and XENEMU_HYPERCALL and
 // starts as any domain process does (startDomain, shared/xen/domain.ts).
 // A stdin that closes without an assignment means: not needed, exit.
+import { watchParent } from '../runtime/lifeline.js';
+
 export interface SpareAssign {
   type: 'assign';
   domid: number;
@@ -40,7 +42,12 @@ export function decodeAssign(line: string): SpareAssign | null {
 export function awaitAssignment(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   return new Promise((resolve) => {
     let buf = '';
+    let settled = false;
+    // A hypervisor that dies while we wait closes the lifeline even if
+    // something else still holds the other end of stdin.
+    watchParent(() => { if (!settled) process.exit(0); });
     const done = (ok: boolean) => {
+      settled = true;
       process.stdin.off('data', onData);
       process.stdin.off('end', onEnd);
       process.stdin.destroy(); // it must not keep the domain alive

@@ -52,17 +52,23 @@ export async function startDomain(opts: StartDomainOptions = {}): Promise<XenDom
   const rundir = env.XENEMU_HOST_DIR ?? '';
   const hv = HypervisorClient.connect(env.XENEMU_HYPERCALL);
   process.on('SIGINT', () => { /* the hypervisor decides */ });
-  const hello = await hv.hello();
-
+  let known: DomainHello | undefined;
+  // Watch before the hello: a hypervisor that dies before answering must not
+  // leave this process waiting for it forever.
   watchParent(() => {
     // The hypervisor is gone (maybe SIGKILLed): nothing else will clean up.
-    for (const s of [hello.mem, hello.shared_info, hello.gnttab, hello.vcpu]) {
-      if (s) { try { shmUnlink(s); } catch { /* gone */ } }
+    const h = known;
+    if (h) {
+      for (const s of [h.mem, h.shared_info, h.gnttab, h.vcpu]) {
+        if (s) { try { shmUnlink(s); } catch { /* gone */ } }
+      }
+      if (h.privileged && host) { try { reapHost(rundir, host, { keepLogs: true }); } catch { /* best effort */ } }
     }
-    if (hello.privileged && host) { try { reapHost(rundir, host, { keepLogs: true }); } catch { /* best effort */ } }
     hv.close();
     if (opts.onHypervisorDeath) opts.onHypervisorDeath(); else process.exit(0);
   });
+  const hello = await hv.hello();
+  known = hello;
 
   const sharedInfo = SharedInfo.open(hello.shared_info);
   const evtchn = new EventChannels(hv, sharedInfo);
