@@ -4,7 +4,10 @@
 // exist or were granted to another domain, more than 11 segments, sectors
 // past the end, bad first_sect/last_sect, a disk read into a page granted
 // read-only, a request rewritten after blkback consumed it (XSA-155) and a
-// req_prod running ahead of the ring. Each time blkback answers
+// req_prod running ahead of the ring; and BLKIF_OP_INDIRECT requests with
+// bad descriptor pages (no such grant, another domain's, read-only), bad
+// segment counts, bad descriptors, and descriptors rewritten after blkback
+// copied them (XSA-155). Each time blkback answers
 // BLKIF_RSP_ERROR (or serves the request as first read) or disconnects that
 // vbd alone; pages never granted to Domain-0, or granted read-only, stay as
 // they were; the honest guest keeps writing and reading its disk correctly.
@@ -18,15 +21,16 @@ import { probe, type Probe } from '../helpers/probe.js';
 import { list, writeCfg, xlOk } from '../host/xl.js';
 import { netGuest } from '../net/guests.js';
 import {
-  BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+  BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
 } from '../../shared/abi/io/blkif.js';
 
 const HOSTILE = join(DIST, 'test', 'fixtures', 'hostile_blkfront.js');
 const MiB = 1 << 20;
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
-interface Info { domid: number; data: { pfn: number; ref: number }[]; ro: { ref: number } }
+interface Info { domid: number; data: { pfn: number; ref: number }[]; ind: { pfn: number; ref: number }[]; ro: { ref: number } }
 interface Rsp { id: number; operation: number; status: number }
+interface RawSeg { gref: number; first_sect: number; last_sect: number }
 
 t.test('a hostile blkfront gets errors or is disconnected; another guest keeps its disk', async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });
@@ -147,6 +151,112 @@ t.test('a hostile blkfront gets errors or is disconnected; another guest keeps i
       t.ok(hits > 0, `the slot was rewritten between blkback's copy and its response ${hits} time(s)`);
       t.ok(Buffer.from(await p.call<string>('page', { i: 11 }), 'hex').every((b) => b === 0x11), 'the rewritten gref was not read into');
       await untouched('the rewritten request');
+
+      // BLKIF_OP_INDIRECT: a good write then read back through one descriptor page.
+      const indRef = (i: number) => info.ind[i]!.ref;
+      const indirect = (q: Record<string, unknown>) => ({ operation: BLKIF_OP_INDIRECT, ...q });
+      const segs16 = Array.from({ length: 16 }, (_, i) => seg(ref(i)));
+      for (let i = 0; i < 16; i++) await p.call('fill', { i, seed: 40 + i });
+      const pages16 = async () => Buffer.concat(await Promise.all(
+        Array.from({ length: 16 }, async (_, i) => Buffer.from(await p.call<string>('page', { i }), 'hex'))));
+      const written = await pages16();
+      await p.call('descriptors', { i: 0, segs: segs16 });
+      t.same(await one(indirect({ indirect_op: BLKIF_OP_WRITE, nr_segments: 16, id: 500, sector: 512, indirect_grefs: [indRef(0)] })),
+        { id: 500, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_OKAY }, 'indirect: a 16-segment write is OKAY');
+      t.ok(image().subarray(512 * 512, 512 * 512 + 16 * 4096).equals(written), 'indirect: and lands in the image, page after page');
+      for (let i = 0; i < 16; i++) await p.call('fill', { i, byte: 0 });
+      t.same(await one(indirect({ indirect_op: BLKIF_OP_READ, nr_segments: 16, id: 501, sector: 512, indirect_grefs: [indRef(0)] })),
+        { id: 501, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_OKAY }, 'indirect: the 16-segment read back is OKAY');
+      t.ok((await pages16()).equals(written), 'indirect: and brings back what was written');
+      // The advertised maximum, 256 segments (the 16 pages, 16 times over), is served.
+      const segs256 = Array.from({ length: 256 }, (_, i) => seg(ref(i % 16)));
+      await p.call('descriptors', { i: 0, segs: segs256 });
+      t.same(await one(indirect({ indirect_op: BLKIF_OP_READ, nr_segments: 256, id: 502, sector: 0, indirect_grefs: [indRef(0)] })),
+        { id: 502, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_OKAY }, 'indirect: 256 segments (feature-max-indirect-segments) are served');
+
+      // Bad indirect requests: each BLKIF_RSP_ERROR, nothing written.
+      for (let i = 0; i < 16; i++) await p.call('fill', { i, seed: 60 + i });
+      const roDesc = await p.call<number>('indGrant', { i: 1, readonly: true });
+      await p.call('descriptors', { i: 1, segs: [seg(ref(4))] });
+      const otherDesc = await p.call<number>('indGrant', { i: 2, domid: g.id });
+      await p.call('descriptors', { i: 2, segs: [seg(ref(4))] });
+      const indCases: [string, Record<string, unknown>, RawSeg[]][] = [
+        ['descriptor page gref never granted', { indirect_op: BLKIF_OP_WRITE, nr_segments: 1, indirect_grefs: [9999] }, [seg(ref(4))]],
+        ['descriptor page gref past the grant table', { indirect_op: BLKIF_OP_WRITE, nr_segments: 1, indirect_grefs: [1_000_000] }, [seg(ref(4))]],
+        ['descriptor page granted to another domain', { indirect_op: BLKIF_OP_WRITE, nr_segments: 1, indirect_grefs: [otherDesc] }, [seg(ref(4))]],
+        ['257 segments (feature-max-indirect-segments is 256)',
+          { indirect_op: BLKIF_OP_WRITE, nr_segments: 257, indirect_grefs: [indRef(0)] }, Array.from({ length: 257 }, (_, i) => seg(ref(i % 16)))],
+        ['65535 segments', { indirect_op: BLKIF_OP_WRITE, nr_segments: 65535, indirect_grefs: [indRef(0), indRef(0), indRef(0)] }, [seg(ref(4))]],
+        ['no segment', { indirect_op: BLKIF_OP_WRITE, nr_segments: 0, indirect_grefs: [indRef(0)] }, [seg(ref(4))]],
+        ['indirect_op FLUSH_DISKCACHE', { indirect_op: BLKIF_OP_FLUSH_DISKCACHE, nr_segments: 1, indirect_grefs: [indRef(0)] }, [seg(ref(4))]],
+        ['indirect_op INDIRECT', { indirect_op: BLKIF_OP_INDIRECT, nr_segments: 1, indirect_grefs: [indRef(0)] }, [seg(ref(4))]],
+        ['good segments then a bad gref', { indirect_op: BLKIF_OP_WRITE, nr_segments: 3, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(ref(5)), seg(9999)]],
+        ['255 good segments then one past the grant table',
+          { indirect_op: BLKIF_OP_WRITE, nr_segments: 256, indirect_grefs: [indRef(0)] }, [...Array.from({ length: 255 }, (_, i) => seg(ref(i % 16))), seg(1_000_000)]],
+        ['a segment granted to another domain', { indirect_op: BLKIF_OP_READ, nr_segments: 2, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(otherDesc)]],
+        ['a disk read into a page granted read-only', { indirect_op: BLKIF_OP_READ, nr_segments: 2, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(info.ro.ref)]],
+        ['first_sect > last_sect', { indirect_op: BLKIF_OP_WRITE, nr_segments: 2, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(ref(5), 5, 2)]],
+        ['last_sect 8', { indirect_op: BLKIF_OP_WRITE, nr_segments: 2, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(ref(5), 0, 8)]],
+        ['last_sect 255 on the 200th segment',
+          { indirect_op: BLKIF_OP_WRITE, nr_segments: 200, indirect_grefs: [indRef(0)] },
+          Array.from({ length: 200 }, (_, i) => (i === 199 ? seg(ref(5), 0, 255) : seg(ref(i % 16))))],
+        ['sectors past the end', { indirect_op: BLKIF_OP_WRITE, nr_segments: 2, sector: sectors - 8, indirect_grefs: [indRef(0)] }, [seg(ref(4)), seg(ref(5))]],
+        ['a read past the end', { indirect_op: BLKIF_OP_READ, nr_segments: 1, sector: sectors - 4, indirect_grefs: [indRef(0)] }, [seg(ref(4))]],
+        ['sector_number 2^64-1', { indirect_op: BLKIF_OP_WRITE, nr_segments: 1, sector: '18446744073709551615', indirect_grefs: [indRef(0)] }, [seg(ref(4), 0, 0)]],
+      ];
+      if (m.persistent) {
+        // Persistent grants are mapped writable (a page may carry a disk read later), as Linux does: refused.
+        indCases.push(['descriptor page granted read-only (persistent grants map writable)',
+          { indirect_op: BLKIF_OP_WRITE, nr_segments: 1, indirect_grefs: [roDesc] }, []]);
+      }
+      const beforeInd = image();
+      for (const [what, q, descs] of indCases) {
+        if (descs.length > 0) await p.call('descriptors', { i: 0, segs: descs });
+        const r = await one(indirect({ sector: 1536, id: ++id, ...q }));
+        t.same(r, { id, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_ERROR }, `indirect, ${what}: BLKIF_RSP_ERROR`);
+      }
+      t.ok(image().equals(beforeInd), 'indirect: no failed request changed the image (no partial writes)');
+      await untouched('the bad indirect requests');
+      if (!m.persistent) {
+        // blkback only reads a descriptor page: a read-only grant of it is enough.
+        t.same(await one(indirect({ indirect_op: BLKIF_OP_WRITE, nr_segments: 1, id: 600, sector: 1536, indirect_grefs: [roDesc] })),
+          { id: 600, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_OKAY }, 'indirect: a descriptor page granted read-only is enough');
+        t.ok(image().subarray(1536 * 512, 1544 * 512).equals(Buffer.from(await p.call<string>('page', { i: 4 }), 'hex')),
+          'with the data its descriptor names');
+      }
+
+      // XSA-155 for indirect requests: once blkback has read a fresh
+      // descriptor page (without persistent grants: mapped and unmapped it
+      // again; with them: mapped the data page it names),
+      // the page is rewritten to name another data page and half the sectors.
+      // blkback must act on its one copy: the result is the request as first
+      // read (or, when the rewrite came before the copy, as rewritten), never
+      // a mix. Attempts that miss the window are retried.
+      await p.call('fill', { i: 12, seed: 13 });
+      await p.call('fill', { i: 13, byte: 0x13 });
+      const want12 = Buffer.from(await p.call<string>('page', { i: 12 }), 'hex');
+      let indHits = 0;
+      for (let k = 0; k < 40 && indHits < 3; k++) {
+        const from = 4096 + k * 16;
+        const desc = await p.call<number>('indGrant', { i: 3 });
+        const data = await p.call<number>('regrant', { i: 12 });
+        await p.call('descriptors', { i: 3, segs: [seg(data)] });
+        const rw = await p.call<{ mapped: boolean; beforeResponse: boolean; responses: Rsp[] }>('rewriteIndirect', {
+          // With persistent grants the page stays mapped: the data page's map says the descriptors were read.
+          devid: m.devid, page: 3, waitUnmap: !m.persistent, waitMapped: m.persistent ? [data] : [],
+          req: { operation: BLKIF_OP_INDIRECT, indirect_op: BLKIF_OP_WRITE, nr_segments: 1, id: 700 + k, sector: from, indirect_grefs: [desc] },
+          rewrite: [seg(await p.call<number>('regrant', { i: 13 }), 0, 3), seg(9999, 0, 200)],
+        });
+        t.same(rw.responses.map((x) => ({ id: x.id, operation: x.operation, status: x.status })),
+          [{ id: 700 + k, operation: BLKIF_OP_INDIRECT, status: BLKIF_RSP_OKAY }], `indirect attempt ${k}: the response is the request's`);
+        const got = image().subarray(from * 512, (from + 8) * 512);
+        const asFirst = got.equals(want12);
+        const asRewritten = got.subarray(0, 4 * 512).every((b) => b === 0x13) && got.subarray(4 * 512).every((b) => b === 0);
+        t.ok(asFirst || asRewritten, `indirect attempt ${k}: the image holds the request as first read or as rewritten, not a mix`);
+        if (rw.mapped && rw.beforeResponse && asFirst) indHits++;
+      }
+      t.ok(indHits > 0, `the descriptor page was rewritten after blkback copied it, before its response, ${indHits} time(s)`);
+      await untouched('the rewritten descriptor pages');
       t.equal((await p.call('state', { devid: m.devid })).state, '4', 'the vbd stays Connected after error responses');
       await served(`the hostile requests on ${m.devid}`);
     });
