@@ -5,8 +5,13 @@
 
 export const CONRING_SIZE = 16 * 1024;
 
+/** Guests' console_io: a sustained rate and a burst, in bytes. */
+const GUEST_BYTES_PER_SEC = 16 * 1024;
+const GUEST_BURST_BYTES = 64 * 1024;
+
 export class ConsoleRing {
   private text = '';
+  private readonly buckets = new Map<number, { tokens: number; at: number; dropped: number }>();
 
   constructor(private readonly sink: (line: string) => void = (l) => process.stdout.write(l)) {}
 
@@ -15,8 +20,23 @@ export class ConsoleRing {
     this.append(`(XEN) ${msg}\n`);
   }
 
-  /** Guest output; each line is prefixed with the domain as Xen does. */
+  /**
+   * Guest output; each line is prefixed with the domain as Xen does, and
+   * rate-limited per domain as Xen's printk_ratelimit does for guests, so a
+   * guest in a loop cannot fill the hypervisor's log.
+   */
   guestWrite(domid: number, data: string): void {
+    const now = Date.now();
+    let b = this.buckets.get(domid);
+    if (!b) this.buckets.set(domid, (b = { tokens: GUEST_BURST_BYTES, at: now, dropped: 0 }));
+    b.tokens = Math.min(GUEST_BURST_BYTES, b.tokens + ((now - b.at) * GUEST_BYTES_PER_SEC) / 1000);
+    b.at = now;
+    if (data.length > b.tokens) { b.dropped += data.length; return; }
+    b.tokens -= data.length;
+    if (b.dropped) {
+      this.append(`(XEN) d${domid}: ${b.dropped} bytes of console output suppressed (rate limit)\n`);
+      b.dropped = 0;
+    }
     const lines = data.replace(/\r/g, '').split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
     for (const l of lines) this.append(`(d${domid}) ${l}\n`);

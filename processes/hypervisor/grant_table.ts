@@ -72,7 +72,11 @@ export function gnttabMapGrantRef(hv: Hypervisor, caller: Domain, _t: Domain | n
   if (!granter || granter.dying || granter === caller) return fail(GNTST_bad_domain);
   const ro = (Number(arg.flags ?? 0) & GNTMAP_readonly) !== 0;
   const ref = Number(arg.ref);
-  for (;;) {
+  // The granter can rewrite its entry at any time: like Xen's
+  // _set_status, give up after a few lost races ("unstable grant entry")
+  // rather than spin for as long as a hostile guest likes.
+  for (let tries = 0; ; tries++) {
+    if (tries === 4) return fail(GNTST_general_error);
     const e = checkEntry(hv, granter, caller.domid, ref, !ro);
     if (typeof e === 'number') return fail(e);
     const want = e.combo | GTF_reading | (ro ? 0 : GTF_writing);

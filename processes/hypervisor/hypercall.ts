@@ -20,7 +20,7 @@ import * as DC from '../../shared/abi/domctl.js';
 import * as SC from '../../shared/abi/sysctl.js';
 import * as M from '../../shared/abi/memory.js';
 import * as S from '../../shared/abi/sched.js';
-import { XEN_EFAULT, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH, errnoName } from '../../shared/abi/errno.js';
+import { XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EPERM, XEN_ESRCH, errnoName } from '../../shared/abi/errno.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 import * as evtchn from './event_channel.js';
@@ -125,7 +125,10 @@ export function dispatch(hv: Hypervisor, caller: Domain, op: number, cmd: number
   let target: Domain | null = null;
   if (entry.flags & TARGET) {
     const raw = arg[entry.target!];
-    const domid = raw === undefined || raw === DOMID_SELF ? caller.domid : Number(raw);
+    // A guest-written field: anything but a domid number is EINVAL (Number()
+    // of a crafted object could even throw out of here).
+    if (raw !== undefined && !Number.isInteger(raw)) return { ret: -XEN_EINVAL };
+    const domid = raw === undefined || raw === DOMID_SELF ? caller.domid : (raw as number);
     if (domid !== caller.domid && !privileged) return deny(hv, caller, entry, `acting on d${domid}`);
     target = hv.domains.get(domid) ?? null;
     if (!target) return { ret: -XEN_ESRCH };

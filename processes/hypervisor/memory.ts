@@ -72,7 +72,12 @@ export class FrameTable {
     if (pfns) {
       for (const p of pfns.slice(0, n)) {
         if (!Number.isInteger(p) || p < 0 || p >= this.maxPfns) break;
-        if (this.owned[p] === 0) { this.owned[p] = 1; this.count++; }
+        // Only newly owned pfns count: a guest naming pfns it already has
+        // must not be charged host pages that back nothing (the caller gives
+        // back whatever was not populated).
+        if (this.owned[p] !== 0) continue;
+        this.owned[p] = 1;
+        this.count++;
         out.push(p);
       }
       return out;

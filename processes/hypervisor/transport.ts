@@ -32,8 +32,13 @@ export class DomainChannel {
     try {
       for await (const frames of this.sock) {
         const m = decodeToHypervisor(frames[0] as Buffer);
-        if (m) onMessage(m);
-        else this.log(`d${this.domid}: dropped malformed message`);
+        if (!m) { this.log(`d${this.domid}: dropped malformed message`); continue; }
+        try {
+          onMessage(m);
+        } catch (err) {
+          // One bad message must not end this domain's channel (or Dom0's, the host's).
+          this.log(`d${this.domid}: message handler threw: ${(err as Error).stack ?? err}`);
+        }
       }
     } catch (err) {
       if (!this.closed) this.log(`d${this.domid}: receive failed: ${(err as Error).message}`);

@@ -19,16 +19,25 @@ export interface BridgePort {
 
 interface FdbEntry { port: BridgePort; seen: number }
 
-export interface BridgeStats { forwarded: number; flooded: number; dropped: number }
+export interface BridgeStats {
+  forwarded: number;
+  flooded: number;
+  dropped: number;
+  /** Source MACs not learned because the table was full. */
+  unlearned: number;
+}
 
 const macKey = (f: Uint8Array, o: number) =>
   // 48 bits as a number: exact in a double, cheaper than a string.
   ((f[o]! * 0x10000000000) + (f[o + 1]! * 0x100000000) + ((f[o + 2]! << 24) >>> 0) + (f[o + 3]! << 16) + (f[o + 4]! << 8) + f[o + 5]!);
 
+/** Most MAC addresses one bridge learns. */
+export const FDB_MAX = 4096;
+
 export class Bridge {
   private readonly ports = new Set<BridgePort>();
   private readonly fdb = new Map<number, FdbEntry>();
-  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, dropped: 0 };
+  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, dropped: 0, unlearned: 0 };
 
   constructor(readonly name = 'xenbr0', readonly ageingMs = 300_000, private readonly now: () => number = Date.now) {}
 
@@ -48,7 +57,11 @@ export class Bridge {
     const now = this.now();
     const src = macKey(frame, 6);
     const known = this.fdb.get(src);
-    if (known) { known.port = from; known.seen = now; } else this.fdb.set(src, { port: from, seen: now });
+    if (known) { known.port = from; known.seen = now; }
+    // A full table learns no more (as Linux's bridge max_learned): a guest
+    // sending from random MACs cannot grow Domain-0's memory; frames still flood.
+    else if (this.fdb.size < FDB_MAX) this.fdb.set(src, { port: from, seen: now });
+    else this.stats.unlearned++;
 
     if (!(frame[0]! & 1)) {
       const dst = this.fdb.get(macKey(frame, 0));

@@ -123,7 +123,7 @@ export class Vif implements BridgePort {
         if (!this.conn && !this.connecting) {
           this.connecting = this.connect().catch(async (e: Error) => {
             this.ctx.log(`${this.name}: connect failed: ${e.message}`);
-            await this.disconnect();
+            await this.release();
             await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
           }).finally(() => { this.connecting = null; });
         }
@@ -188,6 +188,15 @@ export class Vif implements BridgePort {
   /** Unbinds, unmaps, leaves the bridge, drops queued packets. Idempotent. */
   async disconnect(): Promise<void> {
     await this.connecting?.catch(() => undefined);
+    await this.release();
+  }
+
+  /**
+   * Disconnect without waiting for a connect in progress: for the connect's
+   * own failure path and for fatal errors, which may run inside it (waiting
+   * there for `connecting` would wait for itself, and wedge netback).
+   */
+  private async release(): Promise<void> {
     const c = this.conn;
     if (!c) return;
     this.conn = null;
@@ -207,7 +216,7 @@ export class Vif implements BridgePort {
   /** xenvif_fatal_tx_err: the front end broke the protocol; it is cut off. */
   private async fatal(why: string): Promise<void> {
     this.ctx.log(`${this.name}: fatal error from d${this.domid}: ${why}; disconnecting`);
-    await this.disconnect();
+    await this.release();
     await this.ctx.xs.write(`${this.dir}/error`, why).catch(() => undefined);
     await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
   }

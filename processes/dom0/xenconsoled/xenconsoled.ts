@@ -51,6 +51,7 @@ class Console {
   readonly backlog: Backlog;
   readonly logPath: string;
   private logFd: number;
+  private loggedBytes = 0;
   private pendingIn: Buffer[] = [];
   private pendingInBytes = 0;
   outBytes = 0;
@@ -91,7 +92,16 @@ class Console {
     this.outBytes += data.byteLength;
     this.backlog.append(data);
     if (this.logFd >= 0) {
-      try { fs.writeSync(this.logFd, data); } catch { /* a full disk must not stop the console */ }
+      // A guest writing without end must not fill the host's disk: the log
+      // keeps its first LOG_MAX_BYTES; the backlog and the PTY keep going.
+      const room = LOG_MAX_BYTES - this.loggedBytes;
+      try {
+        if (room > 0) fs.writeSync(this.logFd, data.byteLength <= room ? data : data.subarray(0, room));
+        if (room > 0 && data.byteLength >= room) {
+          fs.writeSync(this.logFd, `\n[xenconsoled: console log of domain ${this.domid} reached ${LOG_MAX_BYTES} bytes; not logging more]\n`);
+        }
+      } catch { /* a full disk must not stop the console */ }
+      this.loggedBytes += data.byteLength;
     }
     this.ptyDropped += data.byteLength - this.pty.write(data);
   }
@@ -149,6 +159,9 @@ function logName(name: string, domid: number): string {
   const safe = name.replace(/[^A-Za-z0-9_.-]/g, '_');
   return safe.length > 0 && safe !== '.' && safe !== '..' ? safe : String(domid);
 }
+
+/** Per-console log file cap (xenconsoled's log rotation is not emulated). */
+export const LOG_MAX_BYTES = 4 << 20;
 
 export class Xenconsoled {
   private readonly consoles = new Map<number, Console>();
