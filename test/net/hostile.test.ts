@@ -18,7 +18,7 @@ t.test('a hostile netfront gets errors or is disconnected; other guests are serv
   const h = await startHost(t, { memory: 512, pcpus: 2 });
   const a = await netGuest(t, h, 'ha', `vif = ['bridge=xenbr0']`);
   const b = await netGuest(t, h, 'hb', `vif = ['bridge=xenbr0']`);
-  const cfg = writeCfg(h, 'evil.cfg', `name = "evil"\nmemory = 32\nkernel = "${HOSTILE}"\nvif = ['mac=00:16:3e:66:66:66', 'mac=00:16:3e:66:66:67']\n`);
+  const cfg = writeCfg(h, 'evil.cfg', `name = "evil"\nmemory = 32\nkernel = "${HOSTILE}"\nvif = ['mac=00:16:3e:66:66:66', 'mac=00:16:3e:66:66:67', 'mac=00:16:3e:66:66:68']\n`);
   await xlOk(h, 'create', cfg);
   const evil = (await list(h)).find((r) => r.name === 'evil')!.id;
   const p = probe(h.rundir, evil, 20_000);
@@ -55,4 +55,9 @@ t.test('a hostile netfront gets errors or is disconnected; other guests are serv
   const xs = await (await import('../host/xl.js')).xenstore(t, h);
   await waitFor(async () => !(await xs.directory('/local/domain/0/backend/vif').catch(() => [] as string[])).includes(String(evil)), 10_000, 'backend dirs gone');
   await served('the hostile domain was destroyed');
+
+  // Its third vif failed to connect (a ring ref it never granted): netback
+  // must still serve a guest created afterwards.
+  const c = await netGuest(t, h, 'hc', `vif = ['bridge=xenbr0']`);
+  t.match(await c.run(`ping -c 1 10.0.0.${b.id}`), /1 received, 0% packet loss/, 'a new guest is served after a failed connect');
 });
