@@ -2,15 +2,23 @@
 // no progress and accrues no running time.
 import t from 'tap';
 import { startSchedHost } from './vcpu_host.js';
+import { waitFor } from '../helpers/host.js';
 
 t.test('pcpus=1: two busy domains each get a fair share', async (t) => {
   const s = await startSchedHost(t, 1);
   const a = await s.domain();
   const b = await s.domain();
-  const a0 = await a.p.call('stats');
-  const b0 = await b.p.call('stats');
+  const a00 = await a.p.call('stats');
   const ja = await a.p.call('burnStart', { seconds: 1.5 });
   const jb = await b.p.call('burnStart', { seconds: 1.5 });
+  // A vCPU's thread starts with its first work: on a loaded host that can take
+  // a while. Measure from when both vCPUs compete (neither blocked).
+  let a0 = a00;
+  let b0 = a00;
+  await waitFor(async () => {
+    [a0, b0] = [await a.p.call('stats'), await b.p.call('stats')];
+    return a0.vcpus[0].state !== 'blocked' && b0.vcpus[0].state !== 'blocked';
+  }, 10_000, 'both vCPUs runnable');
   // Watch while both are busy: sample after ~1 s of contention.
   await new Promise((r) => setTimeout(r, 1000)); // a measurement window, not an event wait
   const a1 = await a.p.call('stats');
