@@ -6,7 +6,7 @@ import { XEN_DOMCTL_destroydomain } from '../../../shared/abi/domctl.js';
 import { XEN_ESRCH } from '../../../shared/abi/errno.js';
 import { removeDomainNodes, domainPath } from './xenstore_layout.js';
 import { BuildError, type BuilderContext } from './builder.js';
-import { removeDomainBackends } from './vbd.js';
+import { removeDomainBackends } from './device.js';
 
 /**
  * What xl writes to control/shutdown (libxl_domain_shutdown/reboot; xm's

@@ -12,10 +12,11 @@
 // the back end; once it reaches Closed(6) both directories go.
 import type { DiskSpec } from '../../../shared/toolstack/xlcfg.js';
 import {
-  XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState,
+  XenbusState, backendPath, frontendPath,
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
+import { removeDevice } from './device.js';
 
 /**
  * xvd<x> -> 202<<8 | disk<<4 (+ partition), hd<x> -> 3<<8 / 22<<8, sd<x> ->
@@ -80,32 +81,9 @@ export async function findVbd(ctx: BuilderContext, domid: number, dev: string): 
   return (await ctx.xs.tryRead(`${frontendPath(domid, 'vbd', devid)}/backend`).catch(() => null)) === null ? -1 : devid;
 }
 
-/** xl block-detach: asks the back end to close, waits for Closed, removes both directories. */
-export async function removeVbd(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
-  const be = backendPath(0, 'vbd', domid, devid);
-  const fe = frontendPath(domid, 'vbd', devid);
-  const xs = ctx.xs;
-  if ((await xenbusReadInt(xs, be, 'state')) !== XenbusState.Closed) {
-    await xs.transaction(async (tx) => {
-      await xs.write(`${be}/online`, '0', tx);
-      await xs.write(`${be}/state`, String(XenbusState.Closing), tx);
-    });
-    try {
-      await xenbusWaitState(xs, be, [XenbusState.Closed], { timeoutMs });
-    } catch {
-      ctx.log(`vbd: d${domid}/${devid}: the back end did not close in ${timeoutMs} ms; removing it anyway`);
-    }
-  }
-  await xs.rm(fe).catch(() => undefined);
-  await xs.rm(be).catch(() => undefined);
-  ctx.log(`vbd: d${domid}/${devid} removed`);
-}
-
-/** Every split device's back end directory of a dead domain (libxl__devices_destroy). */
-export async function removeDomainBackends(ctx: BuilderContext, domid: number): Promise<void> {
-  for (const type of await ctx.xs.directory('/local/domain/0/backend').catch(() => [] as string[])) {
-    await ctx.xs.rm(`/local/domain/0/backend/${type}/${domid}`).catch(() => undefined);
-  }
+/** xl block-detach: the generic device remove (device.ts). */
+export function removeVbd(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
+  return removeDevice(ctx, 'vbd', domid, devid, timeoutMs);
 }
 
 /** xl block-list rows (libxl_device_disk_getinfo). */

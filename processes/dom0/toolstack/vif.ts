@@ -14,10 +14,11 @@
 import { randomBytes } from 'node:crypto';
 import type { VifSpec } from '../../../shared/toolstack/xlcfg.js';
 import {
-  XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState,
+  XenbusState, backendPath, frontendPath,
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
+import { removeDevice } from './device.js';
 
 export const VIF_SCRIPT = '/etc/xen/scripts/vif-bridge';
 
@@ -82,30 +83,9 @@ export async function findVif(ctx: BuilderContext, domid: number, dev: string): 
   return -1;
 }
 
-/** xl network-detach: asks the back end to close, waits for Closed, removes both directories. */
-export async function removeVif(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
-  const be = backendPath(0, 'vif', domid, devid);
-  const fe = frontendPath(domid, 'vif', devid);
-  const xs = ctx.xs;
-  if ((await xenbusReadInt(xs, be, 'state')) !== XenbusState.Closed) {
-    await xs.transaction(async (tx) => {
-      await xs.write(`${be}/online`, '0', tx);
-      await xs.write(`${be}/state`, String(XenbusState.Closing), tx);
-    });
-    try {
-      await xenbusWaitState(xs, be, [XenbusState.Closed], { timeoutMs });
-    } catch {
-      ctx.log(`vif: d${domid}/${devid}: the back end did not close in ${timeoutMs} ms; removing it anyway`);
-    }
-  }
-  await xs.rm(fe).catch(() => undefined);
-  await xs.rm(be).catch(() => undefined);
-  ctx.log(`vif: d${domid}/${devid} removed`);
-}
-
-/** The vif back ends of a dead domain (netback sees them go and lets go of the rings). */
-export async function removeVifBackends(ctx: BuilderContext, domid: number): Promise<void> {
-  await ctx.xs.rm(`/local/domain/0/backend/vif/${domid}`).catch(() => undefined);
+/** xl network-detach: the generic device remove (device.ts). */
+export function removeVif(ctx: BuilderContext, domid: number, devid: number, timeoutMs = 10_000): Promise<void> {
+  return removeDevice(ctx, 'vif', domid, devid, timeoutMs);
 }
 
 /** xl network-list rows (libxl_device_nic_getinfo). */

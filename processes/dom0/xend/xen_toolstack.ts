@@ -45,7 +45,8 @@ import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js'
 import { connectConsole, disconnectConsole, type WiredConsole } from './domain_console.js';
 import { nodeInfo } from './nodeinfo.js';
 import { XenSchedControl } from './sched_control.js';
-import { addVif, findVif, listVifs, removeVif, removeVifBackends } from '../toolstack/vif.js';
+import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
+import { removeDomainBackends } from '../toolstack/device.js';
 import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
 import type { NetworkDeviceInfo } from './toolstack.js';
 import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
@@ -368,7 +369,8 @@ export class XenToolstack implements Toolstack {
       const m = this.managed.get(domid);
       if (m?.console) await disconnectConsole(this.dom0, this.consoled, m.console).catch(() => undefined);
       else await this.consoled.removeConsole(domid).catch(() => undefined);
-      await removeVifBackends(this.ctx, domid);
+      // netback lets go of the rings before the domain's memory goes.
+      await removeDomainBackends(this.ctx, domid, ['vif']);
       // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
       await destroyPvDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
       this.managed.delete(domid);

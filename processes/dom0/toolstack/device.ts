@@ -1,0 +1,39 @@
+// What every split device shares in the toolstack (libxl_device.c): the
+// generic remove of one device, and the back end directories of a dead
+// domain. vbd.ts and vif.ts add the device-specific keys.
+import { XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState } from '../../../shared/xen/xenbus.js';
+import type { BuilderContext } from './builder.js';
+
+/**
+ * libxl__initiate_device_generic_remove: online=0 and state=Closing on the
+ * back end; once it reaches Closed (or after a timeout) both directories go.
+ */
+export async function removeDevice(ctx: BuilderContext, type: string, domid: number, devid: number,
+                                   timeoutMs = 10_000): Promise<void> {
+  const be = backendPath(0, type, domid, devid);
+  const fe = frontendPath(domid, type, devid);
+  const xs = ctx.xs;
+  if ((await xenbusReadInt(xs, be, 'state')) !== XenbusState.Closed) {
+    await xs.transaction(async (tx) => {
+      await xs.write(`${be}/online`, '0', tx);
+      await xs.write(`${be}/state`, String(XenbusState.Closing), tx);
+    });
+    try {
+      await xenbusWaitState(xs, be, [XenbusState.Closed], { timeoutMs });
+    } catch {
+      ctx.log(`${type}: d${domid}/${devid}: the back end did not close in ${timeoutMs} ms; removing it anyway`);
+    }
+  }
+  await xs.rm(fe).catch(() => undefined);
+  await xs.rm(be).catch(() => undefined);
+  ctx.log(`${type}: d${domid}/${devid} removed`);
+}
+
+/**
+ * The back end directories of a dead domain (libxl__devices_destroy), of the
+ * given device types or of all: back ends see them go and let go.
+ */
+export async function removeDomainBackends(ctx: BuilderContext, domid: number, types?: string[]): Promise<void> {
+  const all = types ?? await ctx.xs.directory('/local/domain/0/backend').catch(() => [] as string[]);
+  for (const type of all) await ctx.xs.rm(`/local/domain/0/backend/${type}/${domid}`).catch(() => undefined);
+}
