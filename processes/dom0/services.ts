@@ -16,7 +16,8 @@ import type { XenDomain } from '../../shared/xen/index.js';
 import { mapForeignPage } from '../../shared/xen/index.js';
 import { XsClient } from '../../shared/xenstore/client.js';
 import { XEND_SOCKET } from '../../shared/toolstack/xend_api.js';
-import { Xenstored, type XsEventChannel } from './xenstored/index.js';
+import { Xenstored } from './xenstored/index.js';
+import { xenstoredEvtchn } from './xenstored/evtchn.js';
 import { Xenconsoled } from './xenconsoled/xenconsoled.js';
 import { XendServer } from './xend/server.js';
 import { XenToolstack } from './xend/xen_toolstack.js';
@@ -49,27 +50,6 @@ interface Dom0Started {
 
 type ServiceStarter = (ctx: Dom0Context, started: Dom0Started) => Promise<Dom0Service>;
 
-/** Event channels for xenstored's guest rings, over Dom0's EventChannels. */
-function xenstoredEvtchn(ctx: Dom0Context): XsEventChannel {
-  const ev = ctx.hypervisor.evtchn;
-  return {
-    bind(domid, remotePort, onEvent) {
-      let port = -1;
-      let closed = false;
-      let early = 0;
-      void ev.bindInterdomain(domid, remotePort).then((p) => {
-        if (closed) { void ev.close(p); return; }
-        port = p;
-        ev.on(p, () => onEvent());
-        for (; early > 0; early--) ev.notify(p);
-      }, (err) => ctx.log(`xenstored: bind to d${domid} port ${remotePort} failed: ${(err as Error).message}`));
-      return {
-        notify() { if (port > 0) ev.notify(port); else early = 1; },
-        close() { closed = true; if (port > 0) void ev.close(port); },
-      };
-    },
-  };
-}
 
 const starters: ServiceStarter[] = [
   async (ctx) => {
@@ -78,7 +58,7 @@ const starters: ServiceStarter[] = [
       stateDir: join(ctx.rundir, 'xenstored'),
       log: (m) => ctx.log(`xenstored: ${m}`),
       mapRing: (domid, mfn) => mapForeignPage(ctx.hostName, domid, mfn),
-      evtchn: xenstoredEvtchn(ctx),
+      evtchn: xenstoredEvtchn(ctx.hypervisor.evtchn, (m) => ctx.log(`xenstored: ${m}`)),
     });
     return { name: 'xenstored', stop: () => xs.close() };
   },
