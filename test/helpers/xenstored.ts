@@ -125,15 +125,6 @@ export async function startXenstored(t: Tap, extra: string[] = []): Promise<Xens
   return h;
 }
 
-/** Resolves when cond() holds, polling an event-free condition (safety net: timeout). */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** The xsd error a request ends with ('OK' when it succeeds). */
 export async function code(p: Promise<unknown>): Promise<string> {
   try { await p; return 'OK'; } catch (e) { return e instanceof XsError ? e.code : String(e); }
