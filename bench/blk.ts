@@ -11,8 +11,8 @@
 //   seq read    dd if=/dev/xvda of=/dev/null bs=1M              vs 1 MiB awaited reads
 //   rand read   blkbench randread qd=32 (4 KiB)                 vs 32 concurrent 4 KiB reads
 // and the notifications (sent + received by the front end) per MiB moved.
+import { PtyClient } from '../test/helpers/pty_client.js';
 import * as fs from 'node:fs';
-import * as tty from 'node:tty';
 import { join } from 'node:path';
 import { XsClient } from '../shared/xenstore/client.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
@@ -21,36 +21,6 @@ import { formatProfile, summarizeProfile } from './profile.js';
 
 const MiB = 1 << 20;
 
-/** A console client on the guest's PTY slave. */
-class Console {
-  text = '';
-  private readonly fd: number;
-  private readonly stream: tty.ReadStream;
-  private waiters: Array<() => void> = [];
-  constructor(path: string) {
-    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-    this.stream = new tty.ReadStream(this.fd);
-    this.stream.on('data', (d: Buffer) => { this.text += d.toString('utf8'); this.waiters.splice(0).forEach((w) => w()); });
-    this.stream.on('error', () => undefined);
-  }
-  until(re: RegExp, from: number, timeoutMs: number): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(this.text.slice(from).slice(-500))}`)), timeoutMs);
-      const check = () => {
-        const m = re.exec(this.text.slice(from));
-        if (m) { clearTimeout(timer); resolve(m); } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-  async run(cmd: string, timeoutMs = 120_000): Promise<string> {
-    const from = this.text.length;
-    fs.writeSync(this.fd, `${cmd}\r`);
-    await this.until(/root@[\w-]+:~# $/, from + cmd.length, timeoutMs);
-    return this.text.slice(from + cmd.length).replace(/\r/g, '');
-  }
-  close(): void { this.stream.destroy(); }
-}
 
 // The baseline: one Node process, the same sizes and patterns, awaited as dd awaits.
 const DIRECT = `
@@ -93,7 +63,7 @@ function ddRate(out: string): number {
   return Number(m[1]) / MiB / Number(m[2]);
 }
 
-async function notifications(c: Console): Promise<number> {
+async function notifications(c: PtyClient): Promise<number> {
   const m = /notify-sent (\d+) notify-received (\d+)/.exec(await c.run('blkstat'));
   if (!m) throw new Error('no blkstat line');
   return Number(m[1]) + Number(m[2]);
@@ -134,12 +104,12 @@ export const blk: Suite = {
     fs.writeFileSync(img, '');
     fs.truncateSync(img, diskMiB * MiB);
     const xs = await XsClient.connect(join(h.rundir, 'xenstored.sock'));
-    let con: Console | undefined;
+    let con: PtyClient | undefined;
     try {
       const cfg = h.file('blk.cfg', `name = "blk"\nmemory = 64\ndisk = [ 'file:${img},xvda,w' ]\n`);
       await ctx.scope.run('xl create', process.execPath, [h.cli, 'xl', 'create', cfg], { env: h.env });
       const id = Number((await ctx.scope.run('xl domid', process.execPath, [h.cli, 'xl', 'domid', 'blk'], { env: h.env })).trim());
-      con = new Console(await xs.readString(`/local/domain/${id}/console/tty`));
+      con = new PtyClient(await xs.readString(`/local/domain/${id}/console/tty`));
       await con.until(/root@[\w-]+:~# $/, 0, 60_000);
       // Warm-up: the image in the page cache, the persistent grants mapped.
       await con.run(`dd if=/dev/zero of=/dev/xvda bs=1M count=${diskMiB}`);

@@ -7,8 +7,7 @@
 // Baseline: two Node processes on the host's loopback doing the same (1470-byte
 // UDP datagrams as fast as the sender's socket takes them, throughput counted
 // at the receiver), sampled right after the guests' run.
-import * as fs from 'node:fs';
-import * as tty from 'node:tty';
+import { PtyClient } from '../test/helpers/pty_client.js';
 import { join } from 'node:path';
 import { XsClient } from '../shared/xenstore/client.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
@@ -16,39 +15,14 @@ import { startBenchHost, type BenchHost } from './xen_host.js';
 
 const TARGET_RATIO = 0.3;
 
-/** A console client on a guest's PTY slave, as `screen /dev/pts/N` would be. */
-class Console {
-  text = '';
-  private readonly fd: number;
-  private readonly stream: tty.ReadStream;
-  private waiters: Array<() => void> = [];
-  constructor(path: string) {
-    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-    this.stream = new tty.ReadStream(this.fd);
-    this.stream.on('data', (d: Buffer) => { this.text += d.toString('utf8'); this.waiters.splice(0).forEach((w) => w()); });
-    this.stream.on('error', () => undefined);
-  }
-  write(s: string): void { fs.writeSync(this.fd, s); }
-  until(re: RegExp, from: number, timeoutMs: number): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(this.text.slice(from).slice(-500))}`)), timeoutMs);
-      const check = () => {
-        const m = re.exec(this.text.slice(from));
-        if (m) { clearTimeout(timer); resolve(m); } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-  close(): void { this.stream.destroy(); }
-}
 
-interface BenchGuest { name: string; id: number; con: Console; run(cmd: string, timeoutMs?: number): Promise<string> }
+interface BenchGuest { name: string; id: number; con: PtyClient; run(cmd: string, timeoutMs?: number): Promise<string> }
 
 async function guest(h: BenchHost, ctx: SuiteContext, xs: XsClient, name: string, vif: string): Promise<BenchGuest> {
   const cfg = h.file(`${name}.cfg`, `name = "${name}"\nmemory = 32\nvif = ['${vif}']\n`);
   await ctx.scope.run(`xl create ${name}`, process.execPath, [h.cli, 'xl', 'create', cfg], { env: h.env });
   const id = Number((await ctx.scope.run('xl domid', process.execPath, [h.cli, 'xl', 'domid', name], { env: h.env })).trim());
-  const con = new Console(await xs.readString(`/local/domain/${id}/console/tty`));
+  const con = new PtyClient(await xs.readString(`/local/domain/${id}/console/tty`));
   const prompt = new RegExp(`root@${name}:~# $`);
   await con.until(prompt, 0, 60_000);
   return {

@@ -5,7 +5,6 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tty from 'node:tty';
 import { XENEMU_CLI, type TestHost } from '../helpers/host.js';
 import { XsClient } from '../../shared/xenstore/client.js';
 import { xmlrpcCall, type XmlRpcValue } from '../../shared/xmlrpc.js';
@@ -82,56 +81,7 @@ export async function onWatch<T>(xs: XsClient, watchPath: string, test: () => Pr
   });
 }
 
-/** A client on a console PTY's slave (as `screen /dev/pts/N` would be). */
-export class PtyClient {
-  text = '';
-  private readonly fd: number;
-  private readonly stream: tty.ReadStream;
-  private waiters: Array<() => void> = [];
-
-  constructor(ptyPath: string) {
-    this.fd = fs.openSync(ptyPath, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-    this.stream = new tty.ReadStream(this.fd);
-    this.stream.on('data', (d: Buffer) => {
-      this.text += d.toString('utf8');
-      this.waiters.splice(0).forEach((w) => w());
-    });
-    this.stream.on('error', () => undefined);
-    this.hangup = new Promise((resolve) => {
-      this.stream.once('error', () => resolve());
-      this.stream.once('end', () => resolve());
-    });
-  }
-
-  /** Resolves when the master side went away (EIO or EOF on the slave). */
-  readonly hangup: Promise<void>;
-
-  write(s: string): void { fs.writeSync(this.fd, s); }
-
-  /** Waits until `re` matches the output received after `from`. */
-  until(re: RegExp, from = 0, timeoutMs = 15_000): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} in ${JSON.stringify(this.text.slice(from))}`)), timeoutMs);
-      const check = () => {
-        const m = re.exec(this.text.slice(from));
-        if (m) { clearTimeout(timer); resolve(m); } else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.stream.destroyed) { resolve(); return; }
-      this.stream.once('close', () => {
-        const streamFd = (this.stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
-        if (streamFd !== this.fd) { try { fs.closeSync(this.fd); } catch { /* closed */ } }
-        resolve();
-      });
-      this.stream.destroy();
-    });
-  }
-}
+export { PtyClient } from '../helpers/pty_client.js';
 
 /** Writes a config file into the host's run root and returns its path. */
 export function writeCfg(h: TestHost, file: string, text: string): string {
