@@ -57,6 +57,11 @@ export class SchedVcpu {
   /** The grant was revoked; waiting for the release until the grace timer. */
   revoking = false;
   revokedAt = 0n;
+  /**
+   * The slice was extended at its end because nobody of its priority or
+   * better waited (Xen's csched_schedule picking the same vCPU again).
+   */
+  extended = false;
   state = RUNSTATE_offline;
   entry = 0n;
   readonly time: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
@@ -522,6 +527,7 @@ export class SliceScheduler implements Scheduler {
     v.pcpu = p.id;
     v.slices++;
     v.grantedAt = v.ranSince = this.now();
+    v.extended = false;
     p.cur = v;
     const sliceMs = this.policy.sliceMs(v);
     sd.i32[vcpuWord(v.id, 'pcpu')] = p.id;
@@ -539,6 +545,7 @@ export class SliceScheduler implements Scheduler {
     if (!v) return;
     if (!this.policy.waiting(p.id, this.eligibleAt[p.id], v) && !v.parked && (v.affinity & (1n << N(p.id)))) {
       // Nobody else wants this pCPU: Xen lets the vCPU go on without a switch.
+      v.extended = true;
       const sliceMs = this.policy.sliceMs(v);
       v.dom.dv.setBigUint64(v.id * XENEMU_VCPU_SLOT_SIZE + xenemu_vcpu_slot.deadline,
                             this.now() + N(sliceMs) * 1_000_000n, true);
