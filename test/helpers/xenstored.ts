@@ -47,7 +47,7 @@ export interface GuestHandle {
   close(): void;
 }
 
-export async function startXenstored(t: Tap, extra: string[] = []): Promise<XenstoredHandle> {
+export async function startXenstored(t: Tap, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<XenstoredHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'xenemu-xs-'));
   const socketPath = join(dir, 'xenstored.sock');
   const stateDir = join(dir, 'state');
@@ -60,7 +60,7 @@ export async function startXenstored(t: Tap, extra: string[] = []): Promise<Xens
   const launch = async (): Promise<void> => {
     proc = spawn(process.execPath, [XENSTORED_MAIN, '--socket', socketPath, '--state', stateDir, '--shm-prefix', shmPrefix, ...extra], {
       stdio: lifelineStdio('pipe'), // dies with this test process, however it ends
-      env: lifelineEnv(),
+      env: { ...lifelineEnv(), ...env },
     });
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer): void => {

@@ -98,6 +98,11 @@ export abstract class Connection implements Watcher {
     }
   }
 
+  /** Bytes of a frame not yet complete are waiting in the input buffer. */
+  get partialInput(): boolean {
+    return this.inbuf.length > 0 && !this.hasBufferedFrame();
+  }
+
   /** A whole frame is waiting in the input buffer. */
   protected hasBufferedFrame(): boolean {
     const b = this.inbuf;

@@ -11,7 +11,7 @@ const HELP = [
   'print <text>   write text to the daemon log',
   'quota          per-domain quota values',
   'quota <domid>  quota use of one domain',
-  'stats          nodes, watches, transactions, connections',
+  'stats          nodes, watches, transactions, connections, direct socket I/O',
 ];
 
 export function runControl(xs: Xenstored, args: string[]): Buffer | XsdError {

@@ -1,0 +1,59 @@
+// Direct, non-blocking I/O on a connected socket's descriptor, and a short
+// polling spin (shared/native/sock.cc says why). libuv keeps owning the
+// descriptor: a caller reads here only while the socket flows with nothing
+// buffered in its stream, and writes here only while nothing is queued in it,
+// so the byte order on the wire is the one the stream would have made.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+interface SockAddon {
+  spin(fds: Int32Array, budgetUs: number, yieldCpu: boolean): number;
+  spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number;
+  recv(fd: number, buf: Buffer): number;
+  send(fd: number, buf: Buffer): number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const addon = createRequire(import.meta.url)(
+  join(here, '..', '..', 'shared', 'native', 'build', 'Release', 'xenemu_sock.node'),
+) as SockAddon;
+
+/** -EAGAIN as recv/send return it (Linux). */
+export const EAGAIN = -11;
+
+/** The descriptor under a connected net.Socket (Unix or TCP), or -1. */
+export function socketFd(sock: Socket): number {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Polls `fds` for up to `budgetUs` without sleeping; the index of the first
+ * one readable (or hung up), -1 if none. `yieldCpu`: sched_yield between
+ * rounds, so that a peer runnable on this CPU runs at once.
+ */
+export function spinReadable(fds: Int32Array, budgetUs: number, yieldCpu = true): number {
+  return addon.spin(fds, budgetUs, yieldCpu);
+}
+
+/**
+ * The wait of spinReadable, reading as it goes: recv(MSG_DONTWAIT) on each
+ * of `fds` in turn until one returns something. out[0] is its index; the
+ * result is bytes read (> 0), 0 at its end of file, -errno, or EAGAIN when
+ * `budgetUs` ran out.
+ */
+export function spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number {
+  return addon.spinRecv(fds, buf, budgetUs, yieldCpu, out);
+}
+
+/** recv(MSG_DONTWAIT): bytes read, 0 at end of file, -errno (EAGAIN: nothing there). */
+export function recvNow(fd: number, buf: Buffer): number {
+  return addon.recv(fd, buf);
+}
+
+/** send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes written, -errno. */
+export function sendNow(fd: number, buf: Buffer): number {
+  return addon.send(fd, buf);
+}

@@ -1,0 +1,82 @@
+// The busy poll's direct socket I/O (processes/dom0/xenstored/index.ts,
+// serveDirect; shared/sockio.ts): a client answered a moment ago has its next
+// request read, handled and answered on the descriptor, outside libuv. These
+// tests drive it with C clients that are fast enough to land in the window:
+// our xs_bench linked with Debian's libxenstore (header and payload in two
+// writes, so frames arrive split) and close_peer (closes microseconds after
+// its reply, so the end of file is read directly too).
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startXenstored, DIST } from '../helpers/xenstored.js';
+import { waitFor } from '../helpers/host.js';
+
+const ROOT = join(DIST, '..');
+const XS_BENCH = join(ROOT, 'bench', 'c', 'xs_bench.c');
+const CLOSE_PEER = join(ROOT, 'test', 'xenstored', 'c', 'close_peer.c');
+
+interface Tap { teardown(fn: () => void): void; comment(m: string): void; pass(m: string): void }
+
+function build(t: Tap, src: string, libs: string[]): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'xenemu-cc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const exe = join(dir, 'a.out');
+  const cc = spawnSync('cc', ['-O2', '-Wall', '-o', exe, src, ...libs], { encoding: 'utf8' });
+  if (cc.error || cc.status !== 0) {
+    const why = `cannot build ${src} (cc, libxen-dev: bash .ci/setup installs them): ${cc.error?.message ?? cc.stderr}`;
+    t.comment(`SKIP: ${why}`);
+    t.pass(`skipped: ${why}`);
+    return undefined;
+  }
+  return exe;
+}
+
+function stats(text: string): Record<string, number> {
+  return Object.fromEntries(text.split('\n').map((l) => l.split(' ')).map(([k, v]) => [k!, Number(v)]));
+}
+
+for (const direct of [true, false]) {
+  t.test(`libxenstore clients: write+read, transactions, watches are exact ${direct ? 'with' : 'without (XENSTORED_DIRECT_IO=0)'} direct I/O`, async (t) => {
+    if (!existsSync('/usr/include/xenstore.h')) { t.comment('SKIP: libxen-dev is not installed (bash .ci/setup installs it)'); t.pass('skipped'); return; }
+    const exe = build(t, XS_BENCH, ['-lxenstore']);
+    if (!exe) return;
+    const xs = await startXenstored(t, [], direct ? {} : { XENSTORED_DIRECT_IO: '0' });
+    // xs_bench exits 1 on any failed operation: a value read back that is not
+    // the one written, a transaction that fails for anything but EAGAIN, a
+    // watch event for another path.
+    for (const mode of ['rw', 'tx', 'watch']) {
+      const r = spawnSync(exe, [mode, '100', '300', '1'], { env: xs.env, encoding: 'utf8', timeout: 30_000 });
+      t.equal(r.status, 0, `xs_bench ${mode}: ${r.stdout.trim() || r.stderr.trim()}`);
+    }
+    const c = await xs.connect();
+    const s = stats(await c.control('stats'));
+    if (direct) {
+      t.ok(s['direct-reads']! > 1000, `requests read on the descriptor: ${s['direct-reads']}`);
+      t.ok(s['direct-writes']! > 1000, `replies written on the descriptor: ${s['direct-writes']}`);
+    } else {
+      t.equal(s['direct-reads'], 0, 'no direct reads when turned off');
+      t.equal(s['direct-writes'], 0, 'no direct writes when turned off');
+    }
+    t.equal(await c.control('check'), 'OK', 'tree consistent');
+    await waitFor(async () => stats(await c.control('stats')).sockets === 1, 5000, 'only our own connection is left');
+  });
+}
+
+t.test('clients that close at once after their reply: every connection goes away', async (t) => {
+  const exe = build(t, CLOSE_PEER, []);
+  if (!exe) return;
+  const xs = await startXenstored(t);
+  const r = spawnSync(exe, [xs.socketPath, '500'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, `close_peer: ${r.stdout.trim() || r.stderr.trim()}`);
+  t.match(r.stdout, /closed 500/);
+  const c = await xs.connect();
+  await waitFor(async () => stats(await c.control('stats')).sockets === 1, 5000, 'all 500 connections closed');
+  const s = stats(await c.control('stats'));
+  t.comment(`ends of file read on the descriptor: ${s['direct-ends']} of 500`);
+  t.equal(s.sockets, 1, 'no connection left behind');
+  // The daemon still serves: a new client, a write and a read.
+  await c.write('/after', 'yes');
+  t.equal((await c.read('/after')).toString(), 'yes');
+});
