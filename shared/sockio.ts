@@ -1,5 +1,5 @@
 // Direct, non-blocking I/O on a connected socket's descriptor, and a short
-// polling spin (shared/native/sock.cc says why). libuv keeps owning the
+// spin that waits for a request (shared/native/sock.cc says why). libuv keeps owning the
 // descriptor: a caller reads here only while the socket flows with nothing
 // buffered in its stream, and writes here only while nothing is queued in it,
 // so the byte order on the wire is the one the stream would have made.
@@ -9,9 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 interface SockAddon {
-  spin(fds: Int32Array, budgetUs: number, yieldCpu: boolean): number;
   spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number;
-  recv(fd: number, buf: Buffer): number;
   send(fd: number, buf: Buffer): number;
 }
 
@@ -30,27 +28,14 @@ export function socketFd(sock: Socket): number {
 }
 
 /**
- * Polls `fds` for up to `budgetUs` without sleeping; the index of the first
- * one readable (or hung up), -1 if none. `yieldCpu`: sched_yield between
- * rounds, so that a peer runnable on this CPU runs at once.
- */
-export function spinReadable(fds: Int32Array, budgetUs: number, yieldCpu = true): number {
-  return addon.spin(fds, budgetUs, yieldCpu);
-}
-
-/**
- * The wait of spinReadable, reading as it goes: recv(MSG_DONTWAIT) on each
- * of `fds` in turn until one returns something. out[0] is its index; the
- * result is bytes read (> 0), 0 at its end of file, -errno, or EAGAIN when
- * `budgetUs` ran out.
+ * Waits up to `budgetUs` without sleeping for one of `fds` to have data:
+ * recv(MSG_DONTWAIT) on each in turn until one returns something, with
+ * sched_yield between rounds when `yieldCpu` (a peer runnable on this CPU
+ * runs at once). out[0] is its index; the result is bytes read (> 0), 0 at
+ * its end of file, -errno, or EAGAIN when `budgetUs` ran out.
  */
 export function spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number {
   return addon.spinRecv(fds, buf, budgetUs, yieldCpu, out);
-}
-
-/** recv(MSG_DONTWAIT): bytes read, 0 at end of file, -errno (EAGAIN: nothing there). */
-export function recvNow(fd: number, buf: Buffer): number {
-  return addon.recv(fd, buf);
 }
 
 /** send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes written, -errno. */

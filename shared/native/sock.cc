@@ -1,4 +1,4 @@
-// xenemu_sock: non-blocking socket I/O and a polling spin, for a daemon that
+// xenemu_sock: non-blocking socket I/O and a spin that waits for a request, for a daemon that
 // answers one request at a time to a client waiting for it (xenstored).
 //
 // Why an addon: after a reply, the next request of a libxenstore client comes
@@ -10,25 +10,19 @@
 // the descriptors: whatever this does not take (end of file, errors, data
 // outside the spin) libuv sees as before.
 //
-//   spin(fds: Int32Array, budgetUs, yieldCpu) -> index of the first fd that
-//                            is readable (or hung up / in error), -1 when the
-//                            budget ran out; poll(2) with a zero timeout in a
-//                            loop, and sched_yield(2) between rounds when
-//                            yieldCpu: a client on this same CPU gets it at
-//                            once instead of after the spin
-//   spinRecv(fds, buf, budgetUs, yieldCpu, out) -> bytes
-//                            the same wait, but recv(MSG_DONTWAIT) on each
-//                            fd in turn instead of poll: the request is read
-//                            by the system call that notices it. out[0] is
-//                            the fd's index; returns > 0 data, 0 end of file,
-//                            -errno, -EAGAIN when the budget ran out
-//   recv(fd, buf) -> bytes   recv(MSG_DONTWAIT): > 0 data, 0 end of file,
-//                            -errno (-EAGAIN: nothing there)
+//   spinRecv(fds: Int32Array, buf, budgetUs, yieldCpu, out: Int32Array) -> bytes
+//                            recv(MSG_DONTWAIT) on each fd in turn until one
+//                            returns something or the budget runs out: the
+//                            request is read by the system call that notices
+//                            it. sched_yield(2) between rounds when yieldCpu:
+//                            a client on this same CPU gets it at once
+//                            instead of after the spin. out[0] is the fd's
+//                            index; returns > 0 data, 0 end of file, -errno,
+//                            -EAGAIN when the budget ran out
 //   send(fd, buf) -> bytes   send(MSG_DONTWAIT | MSG_NOSIGNAL), -errno
 #include <node.h>
 #include <node_buffer.h>
 #include <v8.h>
-#include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -45,44 +39,10 @@ using v8::Local;
 using v8::String;
 using v8::Value;
 
-constexpr int kMaxFds = 64;
-
 int64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-void Spin(const FunctionCallbackInfo<Value>& args) {
-  Isolate* isolate = args.GetIsolate();
-  Local<Context> ctx = isolate->GetCurrentContext();
-  if (!args[0]->IsInt32Array()) {
-    args.GetReturnValue().Set(-1);
-    return;
-  }
-  Local<Int32Array> arr = args[0].As<Int32Array>();
-  const size_t n = arr->Length() < kMaxFds ? arr->Length() : kMaxFds;
-  const int64_t budget = int64_t(args[1]->NumberValue(ctx).FromMaybe(0) * 1000);
-  const bool yield_cpu = args[2]->BooleanValue(isolate);
-  pollfd pfds[kMaxFds];
-  const int32_t* fds = reinterpret_cast<const int32_t*>(
-      static_cast<const char*>(arr->Buffer()->Data()) + arr->ByteOffset());
-  for (size_t i = 0; i < n; i++) pfds[i] = pollfd{fds[i], POLLIN, 0};
-  const int64_t end = NowNs() + budget;
-  for (;;) {
-    int r = poll(pfds, n, 0);
-    if (r > 0) {
-      for (size_t i = 0; i < n; i++) {
-        if (pfds[i].revents != 0) {
-          args.GetReturnValue().Set(int32_t(i));
-          return;
-        }
-      }
-    }
-    if (NowNs() >= end) break;
-    if (yield_cpu) sched_yield();
-  }
-  args.GetReturnValue().Set(-1);
 }
 
 void SpinRecv(const FunctionCallbackInfo<Value>& args) {
@@ -119,20 +79,6 @@ void SpinRecv(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(-EAGAIN);
 }
 
-void Recv(const FunctionCallbackInfo<Value>& args) {
-  Local<Context> ctx = args.GetIsolate()->GetCurrentContext();
-  const int fd = args[0]->Int32Value(ctx).FromMaybe(-1);
-  if (!node::Buffer::HasInstance(args[1])) {
-    args.GetReturnValue().Set(-EINVAL);
-    return;
-  }
-  char* data = node::Buffer::Data(args[1]);
-  const size_t len = node::Buffer::Length(args[1]);
-  ssize_t r;
-  do r = recv(fd, data, len, MSG_DONTWAIT); while (r < 0 && errno == EINTR);
-  args.GetReturnValue().Set(r < 0 ? -errno : int32_t(r));
-}
-
 void Send(const FunctionCallbackInfo<Value>& args) {
   Local<Context> ctx = args.GetIsolate()->GetCurrentContext();
   const int fd = args[0]->Int32Value(ctx).FromMaybe(-1);
@@ -151,12 +97,8 @@ void Send(const FunctionCallbackInfo<Value>& args) {
 
 NODE_MODULE_INIT(/* exports, module, context */) {
   Isolate* isolate = context->GetIsolate();
-  exports->Set(context, String::NewFromUtf8(isolate, "spin").ToLocalChecked(),
-               v8::FunctionTemplate::New(isolate, Spin)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "spinRecv").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, SpinRecv)->GetFunction(context).ToLocalChecked()).Check();
-  exports->Set(context, String::NewFromUtf8(isolate, "recv").ToLocalChecked(),
-               v8::FunctionTemplate::New(isolate, Recv)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "send").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, Send)->GetFunction(context).ToLocalChecked()).Check();
 }
