@@ -254,12 +254,16 @@ export class CreditPolicy implements SchedPolicy {
       const now = this.hooks.current(p);
       if (!now || now !== cur || now.gen !== gen) return;
       // Still someone better waiting for this pCPU?
-      const pri = this.unit(now).pri;
-      if (this.runqs.some((rq) => rq.some((w) => allowed(w, p) && (w.policy as CschedUnit).pri > pri && !w.parked))) {
+      if (this.betterWaiting(p, this.unit(now).pri)) {
         this.stats.tickles++;
         this.hooks.preempt(p);
       }
     }, Math.ceil((this.ratelimitUs - ranUs) / 1000)));
+  }
+
+  /** A queued vCPU allowed on pCPU p, not parked, of a priority above `pri`. */
+  private betterWaiting(p: number, pri: number): boolean {
+    return this.runqs.some((rq) => rq.some((w) => allowed(w, p) && (w.policy as CschedUnit).pri > pri && !w.parked));
   }
 
   // ---- credits ----------------------------------------------------------------
@@ -391,8 +395,7 @@ export class CreditPolicy implements SchedPolicy {
     for (let p = 0; p < this.pcpus; p++) {
       const cur = this.hooks.current(p);
       if (!cur || !cur.extended || cur.revoking) continue;
-      const pri = this.unit(cur).pri;
-      if (this.runqs.some((rq) => rq.some((w) => allowed(w, p) && (w.policy as CschedUnit).pri > pri && !w.parked))) {
+      if (this.betterWaiting(p, this.unit(cur).pri)) {
         this.stats.tickles++;
         this.hooks.preempt(p);
       }
