@@ -9,11 +9,12 @@
 // xenbus handshake and relays the notifications the program asks for.
 import t from 'tap';
 import * as fs from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { DIST, startHost, waitFor } from '../helpers/host.js';
 import { probe } from '../helpers/probe.js';
+import { ccBuild, ccMissing } from '../helpers/cc.js';
 import { list, writeCfg, xlOk } from '../host/xl.js';
 import { BLK_RING_SIZE, blkif_request, blkif_request_segment, blkif_response } from '../../shared/abi/io/blkif.js';
 
@@ -21,22 +22,12 @@ const HOSTILE = join(DIST, 'test', 'fixtures', 'hostile_blkfront.js');
 const SOURCE = join(DIST, '..', 'test', 'blk', 'blkif_peer.c');
 const SECTOR = 96;
 
-const missing = (): string | null => {
-  if (spawnSync('cc', ['--version']).status !== 0) return 'cc not found: install the Debian packages gcc and libc6-dev (.ci/setup does)';
-  if (!fs.existsSync('/usr/include/xen/io/blkif.h') || !fs.existsSync('/usr/include/xen/io/ring.h')) {
-    return 'xen/io/blkif.h not found: install the Debian package libxen-dev (.ci/setup does)';
-  }
-  return null;
-};
-
 t.test('a C front end built on Xen\'s blkif.h and ring.h is served by blkback', async (t) => {
-  const why = missing();
+  const why = ccMissing(['xen/io/blkif.h', 'xen/io/ring.h']);
   if (why) { t.comment(`SKIP: ${why}`); t.pass(`skipped: ${why}`); return; }
   const h = await startHost(t, { memory: 256, pcpus: 2 });
   const exe = join(h.root, 'blkif_peer');
-  const cc = spawnSync('cc', ['-Wall', '-Werror', '-O1', '-o', exe, SOURCE, '-lrt'], { encoding: 'utf8' });
-  t.equal(cc.status, 0, `cc builds ${SOURCE} against libxen-dev's headers${cc.stderr ? `: ${cc.stderr}` : ''}`);
-  if (cc.status !== 0) return;
+  if (!ccBuild(t, SOURCE, exe, ['-Wall', '-Werror', '-O1'], ['-lrt'])) return;
 
   const img = join(h.root, 'peer.img');
   fs.writeFileSync(img, '');

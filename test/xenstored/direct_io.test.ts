@@ -7,30 +7,28 @@
 // its reply, so the end of file is read directly too).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startXenstored, DIST } from '../helpers/xenstored.js';
 import { waitFor } from '../helpers/host.js';
+import { ccBuild, ccMissing } from '../helpers/cc.js';
 
 const ROOT = join(DIST, '..');
 const XS_BENCH = join(ROOT, 'bench', 'c', 'xs_bench.c');
 const CLOSE_PEER = join(ROOT, 'test', 'xenstored', 'c', 'close_peer.c');
 
-interface Tap { teardown(fn: () => void): void; comment(m: string): void; pass(m: string): void }
-
-function build(t: Tap, src: string, libs: string[]): string | undefined {
+/** Builds `src` into a private directory; undefined (skipped, said loudly, or failed) when it cannot. */
+function build(t: Tap, src: string, headers: string[], libs: string[]): string | undefined {
+  const why = ccMissing(headers);
+  if (why) { t.comment(`SKIP: ${why}`); t.pass(`skipped: ${why}`); return undefined; }
   const dir = mkdtempSync(join(tmpdir(), 'xenemu-cc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const exe = join(dir, 'a.out');
-  const cc = spawnSync('cc', ['-O2', '-Wall', '-o', exe, src, ...libs], { encoding: 'utf8' });
-  if (cc.error || cc.status !== 0) {
-    const why = `cannot build ${src} (cc, libxen-dev: bash .ci/setup installs them): ${cc.error?.message ?? cc.stderr}`;
-    t.comment(`SKIP: ${why}`);
-    t.pass(`skipped: ${why}`);
-    return undefined;
-  }
-  return exe;
+  return ccBuild(t, src, exe, ['-O2', '-Wall'], libs) ? exe : undefined;
+}
+interface Tap {
+  teardown(fn: () => void): void; comment(m: string): void; pass(m: string): void; equal(a: unknown, b: unknown, m: string): void;
 }
 
 function stats(text: string): Record<string, number> {
@@ -39,8 +37,7 @@ function stats(text: string): Record<string, number> {
 
 for (const direct of [true, false]) {
   t.test(`libxenstore clients: write+read, transactions, watches are exact ${direct ? 'with' : 'without (XENSTORED_DIRECT_IO=0)'} direct I/O`, async (t) => {
-    if (!existsSync('/usr/include/xenstore.h')) { t.comment('SKIP: libxen-dev is not installed (bash .ci/setup installs it)'); t.pass('skipped'); return; }
-    const exe = build(t, XS_BENCH, ['-lxenstore']);
+    const exe = build(t, XS_BENCH, ['xenstore.h'], ['-lxenstore']);
     if (!exe) return;
     const xs = await startXenstored(t, [], direct ? {} : { XENSTORED_DIRECT_IO: '0' });
     // xs_bench exits 1 on any failed operation: a value read back that is not
@@ -65,7 +62,7 @@ for (const direct of [true, false]) {
 }
 
 t.test('clients that close at once after their reply: every connection goes away', async (t) => {
-  const exe = build(t, CLOSE_PEER, []);
+  const exe = build(t, CLOSE_PEER, [], []);
   if (!exe) return;
   const xs = await startXenstored(t);
   const r = spawnSync(exe, [xs.socketPath, '500'], { encoding: 'utf8', timeout: 60_000 });
