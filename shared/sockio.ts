@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 interface SockAddon {
-  spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number;
+  spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array, frame: Int32Array): number;
   send(fd: number, buf: Buffer): number;
 }
 
@@ -28,14 +28,28 @@ export function socketFd(sock: Socket): number {
 }
 
 /**
+ * How a stream is cut into frames, for spinRecv: a header of `headerSize`
+ * bytes holding the payload length (32-bit little-endian) at `lenOffset`,
+ * payloads of at most `maxLen`, and how long to wait for the rest of a frame
+ * once its first bytes came (`waitUs`, 0 for not at all).
+ */
+export function frameSpec(headerSize: number, lenOffset: number, maxLen: number, waitUs: number): Int32Array {
+  return Int32Array.of(headerSize, lenOffset, maxLen, waitUs);
+}
+
+const NO_FRAMES = frameSpec(4, 0, 0, 0);
+
+/**
  * Waits up to `budgetUs` without sleeping for one of `fds` to have data:
  * recv(MSG_DONTWAIT) on each in turn until one returns something, with
  * sched_yield between rounds when `yieldCpu` (a peer runnable on this CPU
  * runs at once). out[0] is its index; the result is bytes read (> 0), 0 at
- * its end of file, -errno, or EAGAIN when `budgetUs` ran out.
+ * its end of file, -errno, or EAGAIN when `budgetUs` ran out. With `frame`,
+ * data that stops inside a frame is completed from the same descriptor
+ * (within frame's waitUs): the data must begin on a frame boundary.
  */
-export function spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array): number {
-  return addon.spinRecv(fds, buf, budgetUs, yieldCpu, out);
+export function spinRecv(fds: Int32Array, buf: Buffer, budgetUs: number, yieldCpu: boolean, out: Int32Array, frame = NO_FRAMES): number {
+  return addon.spinRecv(fds, buf, budgetUs, yieldCpu, out, frame);
 }
 
 /** send(MSG_DONTWAIT | MSG_NOSIGNAL): bytes written, -errno. */

@@ -10,7 +10,7 @@
 // the descriptors: whatever this does not take (end of file, errors, data
 // outside the spin) libuv sees as before.
 //
-//   spinRecv(fds: Int32Array, buf, budgetUs, yieldCpu, out: Int32Array) -> bytes
+//   spinRecv(fds: Int32Array, buf, budgetUs, yieldCpu, out: Int32Array, frame: Int32Array) -> bytes
 //                            recv(MSG_DONTWAIT) on each fd in turn until one
 //                            returns something or the budget runs out: the
 //                            request is read by the system call that notices
@@ -18,7 +18,16 @@
 //                            a client on this same CPU gets it at once
 //                            instead of after the spin. out[0] is the fd's
 //                            index; returns > 0 data, 0 end of file, -errno,
-//                            -EAGAIN when the budget ran out
+//                            -EAGAIN when the budget ran out.
+//                            frame = [headerSize, lenOffset, maxLen, waitUs]
+//                            describes length-prefixed frames (a 32-bit
+//                            little-endian payload length in the header):
+//                            once data came, the same fd is read on, without
+//                            yielding, for up to waitUs until the data ends
+//                            on a frame boundary, so that a request its
+//                            client writes in pieces (libxenstore: header,
+//                            then each part of the payload) comes back whole
+//                            from one call. waitUs 0 turns that off.
 //   send(fd, buf) -> bytes   send(MSG_DONTWAIT | MSG_NOSIGNAL), -errno
 #include <node.h>
 #include <node_buffer.h>
@@ -45,10 +54,27 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// Does data[0, got) end on a frame boundary? Also true when it cannot
+// (a length over maxLen is the caller's to refuse), so that nothing waits
+// for bytes a valid frame would not have.
+bool FrameEnds(const uint8_t* data, size_t got, size_t cap, const int32_t* frame) {
+  const size_t hdr = size_t(frame[0]), at = size_t(frame[1]), max = size_t(frame[2]);
+  size_t off = 0;
+  while (got - off >= hdr) {
+    const uint8_t* p = data + off + at;
+    const size_t len = size_t(p[0]) | size_t(p[1]) << 8 | size_t(p[2]) << 16 | size_t(p[3]) << 24;
+    if (len > max) return true;
+    if (got - off < hdr + len) break;
+    off += hdr + len;
+  }
+  return off == got || got == cap;
+}
+
 void SpinRecv(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   Local<Context> ctx = isolate->GetCurrentContext();
-  if (!args[0]->IsInt32Array() || !node::Buffer::HasInstance(args[1]) || !args[4]->IsInt32Array()) {
+  if (!args[0]->IsInt32Array() || !node::Buffer::HasInstance(args[1]) || !args[4]->IsInt32Array() ||
+      !args[5]->IsInt32Array() || args[5].As<Int32Array>()->Length() != 4) {
     args.GetReturnValue().Set(-EINVAL);
     return;
   }
@@ -56,22 +82,43 @@ void SpinRecv(const FunctionCallbackInfo<Value>& args) {
   const size_t n = arr->Length();
   const int32_t* fds = reinterpret_cast<const int32_t*>(
       static_cast<const char*>(arr->Buffer()->Data()) + arr->ByteOffset());
-  char* data = node::Buffer::Data(args[1]);
-  const size_t len = node::Buffer::Length(args[1]);
+  uint8_t* data = reinterpret_cast<uint8_t*>(node::Buffer::Data(args[1]));
+  const size_t cap = node::Buffer::Length(args[1]);
   const int64_t budget = int64_t(args[2]->NumberValue(ctx).FromMaybe(0) * 1000);
   const bool yield_cpu = args[3]->BooleanValue(isolate);
   Local<Int32Array> out_arr = args[4].As<Int32Array>();
   int32_t* out = reinterpret_cast<int32_t*>(
       static_cast<char*>(out_arr->Buffer()->Data()) + out_arr->ByteOffset());
+  Local<Int32Array> frame_arr = args[5].As<Int32Array>();
+  const int32_t* frame = reinterpret_cast<const int32_t*>(
+      static_cast<const char*>(frame_arr->Buffer()->Data()) + frame_arr->ByteOffset());
+  if (frame[0] < 4 || frame[1] < 0 || frame[1] > frame[0] - 4 || frame[2] < 0 || frame[3] < 0) {
+    args.GetReturnValue().Set(-EINVAL);
+    return;
+  }
   const int64_t end = NowNs() + budget;
   for (;;) {
     for (size_t i = 0; i < n; i++) {
-      const ssize_t r = recv(fds[i], data, len, MSG_DONTWAIT);
-      if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        out[0] = int32_t(i);
-        args.GetReturnValue().Set(r < 0 ? -errno : int32_t(r));
+      ssize_t r = recv(fds[i], data, cap, MSG_DONTWAIT);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      out[0] = int32_t(i);
+      if (r <= 0) {
+        args.GetReturnValue().Set(r < 0 ? -errno : 0);
         return;
       }
+      // The rest of a frame that came in pieces: end of file and errors
+      // here are left for the next read to see again.
+      size_t got = size_t(r);
+      if (frame[3] > 0 && !FrameEnds(data, got, cap, frame)) {
+        const int64_t frame_end = NowNs() + int64_t(frame[3]) * 1000;
+        do {
+          r = recv(fds[i], data + got, cap - got, MSG_DONTWAIT);
+          if (r > 0) got += size_t(r);
+          else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        } while (!FrameEnds(data, got, cap, frame) && (r > 0 || NowNs() < frame_end));
+      }
+      args.GetReturnValue().Set(int32_t(got));
+      return;
     }
     if (NowNs() >= end) break;
     if (yield_cpu) sched_yield();

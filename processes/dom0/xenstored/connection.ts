@@ -98,6 +98,11 @@ export abstract class Connection implements Watcher {
     }
   }
 
+  /** Bytes received and not yet handled (a frame not yet whole, or held back while output piles up). */
+  get bufferedInput(): number {
+    return this.inbuf.length;
+  }
+
   /** Bytes of a frame not yet complete are waiting in the input buffer. */
   get partialInput(): boolean {
     return this.inbuf.length > 0 && !this.hasBufferedFrame();

@@ -10,7 +10,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { XS_TYPE_NAMES, type XsdError } from '../../../shared/abi/io/xs_wire.js';
+import { XENSTORE_PAYLOAD_MAX, XSD_SOCKMSG_SIZE, XS_TYPE_NAMES, type XsdError } from '../../../shared/abi/io/xs_wire.js';
 import { Tree, EMPTY, type XsValue } from './store.js';
 import { WatchTable } from './watch.js';
 import { Domains, type Quotas, type DomainInfo } from './domain.js';
@@ -22,7 +22,7 @@ import { Persistence, type LogRecord, type Snapshot } from './persist.js';
 import { ownerPerms, intern, parsePerms, permsKey } from './permissions.js';
 import { parentOf, childPath } from './path.js';
 import { runControl } from './control.js';
-import { EAGAIN, spinRecv } from '../../../shared/sockio.js';
+import { EAGAIN, frameSpec, spinRecv } from '../../../shared/sockio.js';
 
 /** How the host lets xenstored talk to a guest's event channel. */
 export interface XsEventChannel {
@@ -55,8 +55,12 @@ export interface XenstoredOptions {
 const BUSY_POLL_MS = Number(process.env.XENSTORED_BUSY_POLL_US ?? '20') / 1000;
 /** Socket I/O on the descriptors during the busy poll; XENSTORED_DIRECT_IO=0 leaves all of it to libuv. */
 const DIRECT_IO = process.env.XENSTORED_DIRECT_IO !== '0';
-/** How long the busy poll waits for the rest of a frame it has the start of (us). */
-const PARTIAL_WAIT_US = 50;
+/**
+ * xs_wire framing for the busy poll's reads (io/xs_wire.h: struct
+ * xsd_sockmsg, `len` at offset 12), and how long it waits for the rest of a
+ * frame it has the start of (us): beyond that, libuv delivers the rest.
+ */
+const XS_FRAMES = frameSpec(XSD_SOCKMSG_SIZE, 12, XENSTORE_PAYLOAD_MAX, 50);
 
 interface RingDomain {
   info: DomainInfo;
@@ -201,7 +205,7 @@ export class Xenstored implements ConnectionHost {
   private serveDirect(conns: SocketConnection[], budgetUs: number): void {
     const scratch = this.scratch;
     const at = this.spinAt;
-    let n = spinRecv(Int32Array.from(conns, (c) => c.fd), scratch, budgetUs, true, at);
+    const n = spinRecv(Int32Array.from(conns, (c) => c.fd), scratch, budgetUs, true, at, XS_FRAMES);
     if (n === EAGAIN) return;
     const c = conns[at[0]!]!;
     if (n <= 0) {
@@ -211,13 +215,9 @@ export class Xenstored implements ConnectionHost {
       this.hot.delete(c);
       return;
     }
+    // libxenstore writes a request in pieces (the header, then each part of
+    // the payload): the spin reads on until the frame is whole.
     c.feedDirect(scratch, n);
-    // libxenstore writes the header and the payload with two system calls:
-    // the spin often has the header alone. The rest comes a moment later.
-    if (c.partialInput) {
-      const fd = Int32Array.of(c.fd);
-      while (c.partialInput && (n = spinRecv(fd, scratch, PARTIAL_WAIT_US, false, at)) > 0) c.feedDirect(scratch, n);
-    }
     this.commit();
   }
 
@@ -412,6 +412,7 @@ export class Xenstored implements ConnectionHost {
       sockets: this.sockets.size,
       domains: this.rings.size,
       'direct-reads': directIo.reads,
+      'direct-partial': directIo.partial,
       'direct-writes': directIo.writes,
       'direct-ends': directIo.ends,
     };

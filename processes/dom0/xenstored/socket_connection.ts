@@ -4,8 +4,12 @@ import type { Socket } from 'node:net';
 import { sendNow, socketFd } from '../../../shared/sockio.js';
 import { Connection, type ConnectionHost } from './connection.js';
 
-/** Reads and writes done on the descriptors directly (CONTROL stats). */
-export const directIo = { reads: 0, writes: 0, ends: 0 };
+/**
+ * Reads and writes done on the descriptors directly (CONTROL stats), and how
+ * many of those reads ended inside a frame (its rest came too late for the
+ * spin and was left to libuv).
+ */
+export const directIo = { reads: 0, partial: 0, writes: 0, ends: 0 };
 
 /** Bytes unread by the client before we stop reading its requests. */
 const HIGH_WATER = 1 << 20;
@@ -49,11 +53,13 @@ export class SocketConnection extends Connection {
   /**
    * May the daemon's busy poll (index.ts) read this client's requests
    * straight from the descriptor now? Only while the stream flows with
-   * nothing buffered in it, so that no byte overtakes another; end of file
-   * and errors are left for libuv's own read to see, as before.
+   * nothing buffered in it, so that no byte overtakes another, and only at a
+   * frame boundary (the spin completes frames it reads the start of); end
+   * of file and errors are left for libuv's own read to see, as before.
    */
   get directReadable(): boolean {
-    return !this.closed && !this.paused && this.fdLive() && this.sock.readableLength === 0 && this.sock.readableFlowing === true;
+    return !this.closed && !this.paused && this.bufferedInput === 0 && this.fdLive() &&
+      this.sock.readableLength === 0 && this.sock.readableFlowing === true;
   }
 
   /** Handles `n` bytes the busy poll read from the descriptor into `scratch`. */
@@ -61,6 +67,7 @@ export class SocketConnection extends Connection {
     directIo.reads++;
     // A copy: frames and partial frames outlive the scratch buffer.
     this.feed(Buffer.from(scratch.subarray(0, n)));
+    if (this.partialInput) directIo.partial++;
   }
 
   /**
