@@ -1,19 +1,14 @@
 // Event channels: consent, upcall only on the 0 -> 1 transition, masking, close.
 import t from 'tap';
-import { startHost, waitFor } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { waitFor } from '../helpers/host.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound } from '../../shared/abi/event_channel.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
 
 t.test('2-level event channel semantics between Dom0 and a DomU', async (t) => {
-  const h = await startHost(t, { memory: 512, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
-  const a = (await d0.call('createProbe')).domid as number;
-  const b = (await d0.call('createProbe')).domid as number;
-  const da = probe(h.rundir, a);
-  const db = probe(h.rundir, b);
-  t.teardown(() => { da.close(); db.close(); });
+  const { h, d0 } = await probeHost(t, 512);
+  const { domid: a, p: da } = await probeDomU(t, h, d0);
+  const { domid: b, p: db } = await probeDomU(t, h, d0);
 
   // Consent: a port Dom0 allocated for `a` cannot be bound by `b`.
   const p0 = await d0.call('allocUnbound', { remoteDom: a });

@@ -1,18 +1,12 @@
 // Grant checks: grantee domid, GTF_readonly, GTF_reading/GTF_writing while mapped, bad refs.
 import t from 'tap';
-import { startHost } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { GNTCOPY_source_gref, GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_general_error, GNTST_okay, GNTST_bad_page } from '../../shared/abi/grant_table.js';
 
 t.test('grant map, unmap and copy are checked by the hypervisor', async (t) => {
-  const h = await startHost(t, { memory: 512, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
-  const a = (await d0.call('createProbe')).domid as number;
-  const b = (await d0.call('createProbe')).domid as number;
-  const da = probe(h.rundir, a);
-  const db = probe(h.rundir, b);
-  t.teardown(() => { da.close(); db.close(); });
+  const { h, d0 } = await probeHost(t, 512);
+  const { domid: a, p: da } = await probeDomU(t, h, d0);
+  const { domid: b, p: db } = await probeDomU(t, h, d0);
 
   await da.call('writePage', { pfn: 5, text: 'hello from the granter' });
   const ro = await da.call('grant', { domid: b, frame: 5, readonly: true });

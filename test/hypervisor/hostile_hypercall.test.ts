@@ -5,8 +5,7 @@
 //  - a target domid that is not a number (a crafted msgpack map) threw out of
 //    the dispatcher and ended that domain's hypercall channel for good.
 import t from 'tap';
-import { startHost } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { __HYPERVISOR_sysctl, __HYPERVISOR_memory_op, __HYPERVISOR_event_channel_op, __HYPERVISOR_console_io, CONSOLEIO_write } from '../../shared/abi/xen.js';
 import { XEN_SYSCTL_physinfo } from '../../shared/abi/sysctl.js';
 import { XENMEM_decrease_reservation, XENMEM_increase_reservation } from '../../shared/abi/memory.js';
@@ -14,13 +13,9 @@ import { EVTCHNOP_alloc_unbound } from '../../shared/abi/event_channel.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
 
 t.test('increase_reservation of pfns already owned charges nothing', async (t) => {
-  const h = await startHost(t, { memory: 256, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
+  const { h, d0 } = await probeHost(t, 256);
   const free = async () => (await d0.call('hypercall', { hop: __HYPERVISOR_sysctl, cmd: XEN_SYSCTL_physinfo })).data.free_pages;
-  const { domid } = await d0.call('createProbe', { memory_kb: 32 * 1024, max_memkb: 64 * 1024 });
-  const du = probe(h.rundir, domid);
-  t.teardown(() => du.close());
+  const { p: du } = await probeDomU(t, h, d0, { memory_kb: 32 * 1024, max_memkb: 64 * 1024 });
   const mem = (cmd: number, arg: object) => du.call('hypercall', { hop: __HYPERVISOR_memory_op, cmd, arg: { domid: 0x7ff0, ...arg } });
   t.equal((await mem(XENMEM_decrease_reservation, { nr_extents: 1, extent_order: 0, extent_start: [100] })).ret, 1);
   const before = await free();
@@ -32,12 +27,8 @@ t.test('increase_reservation of pfns already owned charges nothing', async (t) =
 });
 
 t.test('a target domid that is not a number is EINVAL, and the channel lives on', async (t) => {
-  const h = await startHost(t, { memory: 256, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
-  const { domid } = await d0.call('createProbe', { memory_kb: 16 * 1024 });
-  const du = probe(h.rundir, domid);
-  t.teardown(() => du.close());
+  const { h, d0 } = await probeHost(t, 256);
+  const { p: du } = await probeDomU(t, h, d0, { memory_kb: 16 * 1024 });
   for (const dom of [{ toString: 1, valueOf: 1 }, 'abc', 1.5, [1]]) {
     const r = await du.call('hypercall', { hop: __HYPERVISOR_event_channel_op, cmd: EVTCHNOP_alloc_unbound, arg: { dom, remote_dom: 0 } });
     t.equal(r.ret, -XEN_EINVAL, `dom ${JSON.stringify(dom)}`);

@@ -1,8 +1,8 @@
 // Death of a DomU (crashed within 1 s, VIRQ_DOM_EXC), of Dom0 and of the
 // hypervisor (host gone within 2 s: no process, no segment).
 import t from 'tap';
-import { startHost, waitFor, hostGone } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { waitFor, hostGone } from '../helpers/host.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMINF_shutdown, dominfShutdownReason, XEN_DOMCTL_destroydomain } from '../../shared/abi/domctl.js';
 import { SHUTDOWN_crash, SHUTDOWN_poweroff } from '../../shared/abi/sched.js';
@@ -11,12 +11,8 @@ import { XEN_ESRCH } from '../../shared/abi/errno.js';
 import { readFileSync } from 'node:fs';
 
 t.test('SIGKILL of a DomU: crashed within a second, VIRQ_DOM_EXC to Dom0', async (t) => {
-  const h = await startHost(t, { memory: 512, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
-  const { domid } = await d0.call('createProbe');
-  const du = probe(h.rundir, domid);
-  t.teardown(() => du.close());
+  const { h, d0 } = await probeHost(t, 512);
+  const { domid, p: du } = await probeDomU(t, h, d0);
   const hello = await du.call('hello');
   const info = async (d: number) => d0.call('hypercall', { hop: __HYPERVISOR_domctl, cmd: XEN_DOMCTL_getdomaininfo, arg: { domain: d } });
   const pid = (await info(domid)).data.pid as number;
@@ -39,9 +35,7 @@ t.test('SIGKILL of a DomU: crashed within a second, VIRQ_DOM_EXC to Dom0', async
   t.notOk(shmList(shmPrefix(h.name)).includes(hello.mem), 'its memory segment is gone');
 
   // An orderly SCHEDOP_shutdown is not a crash.
-  const second = (await d0.call('createProbe')).domid as number;
-  const d2 = probe(h.rundir, second);
-  t.teardown(() => d2.close());
+  const { domid: second, p: d2 } = await probeDomU(t, h, d0);
   await d2.call('shutdown', { reason: SHUTDOWN_poweroff });
   const off = await waitFor(async () => {
     const r = await info(second);
@@ -52,9 +46,7 @@ t.test('SIGKILL of a DomU: crashed within a second, VIRQ_DOM_EXC to Dom0', async
 
 for (const victim of ['Dom0', 'hypervisor'] as const) {
   t.test(`SIGKILL of the ${victim}: the host is gone within 2 s`, async (t) => {
-    const h = await startHost(t, { memory: 512, dom0: PROBE });
-    const d0 = probe(h.rundir, 0);
-    t.teardown(() => d0.close());
+    const { h, d0 } = await probeHost(t, 512);
     await d0.call('createProbe');
     await d0.call('createProbe');
     const pids = (await waitFor(() => (h.pids().length === 4 ? h.pids() : null), 5000, 'four processes'))!;

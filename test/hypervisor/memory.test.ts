@@ -2,8 +2,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHost } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { __HYPERVISOR_domctl, __HYPERVISOR_sysctl, __HYPERVISOR_memory_op } from '../../shared/abi/xen.js';
 import { XEN_DOMCTL_createdomain } from '../../shared/abi/domctl.js';
 import { XEN_SYSCTL_physinfo } from '../../shared/abi/sysctl.js';
@@ -11,9 +10,7 @@ import { XENMEM_current_reservation, XENMEM_decrease_reservation, XENMEM_increas
 import { XEN_ENOMEM } from '../../shared/abi/errno.js';
 
 t.test('createdomain beyond free memory is refused, ballooning adjusts accounting', async (t) => {
-  const h = await startHost(t, { memory: 256, dom0: PROBE }); // Dom0 gets 64 MB
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
+  const { h, d0 } = await probeHost(t, 256); // Dom0 gets 64 MB
   const phys = async () => (await d0.call('hypercall', { hop: __HYPERVISOR_sysctl, cmd: XEN_SYSCTL_physinfo })).data;
   const before = await phys();
   t.equal(before.free_pages, (256 - 64) * 256, 'Dom0 took its share');
@@ -25,10 +22,8 @@ t.test('createdomain beyond free memory is refused, ballooning adjusts accountin
   t.match(log, /memory: refusing domain creation .* pages .* asked, \d+ pages .* free/, 'with a clear log line');
   t.equal((await phys()).free_pages, before.free_pages, 'nothing leaked by the refusal');
 
-  const { domid } = await d0.call('createProbe', { memory_kb: 32 * 1024, max_memkb: 64 * 1024 });
+  const { domid, p: du } = await probeDomU(t, h, d0, { memory_kb: 32 * 1024, max_memkb: 64 * 1024 });
   t.equal((await phys()).free_pages, before.free_pages - 32 * 256, 'the DomU is charged');
-  const du = probe(h.rundir, domid);
-  t.teardown(() => du.close());
   const cur = async () => (await du.call('hypercall', { hop: __HYPERVISOR_memory_op, cmd: XENMEM_current_reservation, arg: { domid: 0x7ff0 } })).ret;
   t.equal(await cur(), 32 * 256);
 

@@ -1,7 +1,6 @@
 // Only Dom0 may use domctl/sysctl or act on another domain (hypercall.ts).
 import t from 'tap';
-import { startHost } from '../helpers/host.js';
-import { probe, PROBE } from '../helpers/probe.js';
+import { probeDomU, probeHost } from '../helpers/probe.js';
 import { __HYPERVISOR_domctl, __HYPERVISOR_sysctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_memory_op, __HYPERVISOR_console_io, CONSOLEIO_read } from '../../shared/abi/xen.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_createdomain, XENEMU_DOMCTL_getsegments, XEN_DOMCTL_destroydomain } from '../../shared/abi/domctl.js';
 import { XEN_SYSCTL_physinfo } from '../../shared/abi/sysctl.js';
@@ -10,13 +9,9 @@ import { XENMEM_current_reservation } from '../../shared/abi/memory.js';
 import { XEN_EPERM, XEN_ENOSYS, XEN_ESRCH } from '../../shared/abi/errno.js';
 
 t.test('DomU gets -EPERM for privileged hypercalls, Dom0 does not', async (t) => {
-  const h = await startHost(t, { memory: 512, dom0: PROBE });
-  const d0 = probe(h.rundir, 0);
-  t.teardown(() => d0.close());
-  const { domid, ret } = await d0.call('createProbe');
+  const { h, d0 } = await probeHost(t, 512);
+  const { domid, ret, p: du } = await probeDomU(t, h, d0);
   t.equal(ret, 0, 'Dom0 creates and unpauses a DomU');
-  const du = probe(h.rundir, domid);
-  t.teardown(() => du.close());
 
   const denied: [string, number, number, object][] = [
     ['domctl getdomaininfo', __HYPERVISOR_domctl, XEN_DOMCTL_getdomaininfo, { domain: 0 }],
