@@ -1,6 +1,7 @@
 // What every split device shares in the toolstack (libxl_device.c): the
-// generic remove of one device, and the back end directories of a dead
-// domain. vbd.ts and vif.ts add the device-specific keys.
+// generic remove of one device, the back end directories of a dead domain,
+// and the walk of a domain's devices for the list commands. vbd.ts and
+// vif.ts add the device-specific keys.
 import { XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 
@@ -36,4 +37,34 @@ export async function removeDevice(ctx: BuilderContext, type: string, domid: num
 export async function removeDomainBackends(ctx: BuilderContext, domid: number, types?: string[]): Promise<void> {
   const all = types ?? await ctx.xs.directory('/local/domain/0/backend').catch(() => [] as string[]);
   for (const type of all) await ctx.xs.rm(`/local/domain/0/backend/${type}/${domid}`).catch(() => undefined);
+}
+
+/** Reads a device's keys for the list commands: absent keys are '' or -1, as xl prints them. */
+export interface DeviceKeys {
+  /** The front end directory, /local/domain/<domid>/device/<type>/<devid>. */
+  fe: string;
+  devid: number;
+  /** The back end directory the front end names ('' when it names none). */
+  backend: string;
+  str(path: string): Promise<string>;
+  num(path: string): Promise<number>;
+}
+
+/**
+ * One row per device of `type` of a domain, by devid (libxl__device_list):
+ * the front end directories are walked and `row` reads what a list shows.
+ */
+export async function listDevices<T>(ctx: BuilderContext, domid: number, type: string,
+                                     row: (k: DeviceKeys) => Promise<T>): Promise<T[]> {
+  const xs = ctx.xs;
+  const str = async (p: string) => (await xs.tryRead(p).catch(() => null)) ?? '';
+  const num = async (p: string) => { const v = await xs.tryRead(p).catch(() => null); return v === null || v === '' ? -1 : Number(v); };
+  const devids = (await xs.directory(`/local/domain/${domid}/device/${type}`).catch(() => [] as string[]))
+    .filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
+  const out: T[] = [];
+  for (const devid of devids) {
+    const fe = frontendPath(domid, type, devid);
+    out.push(await row({ fe, devid, backend: await str(`${fe}/backend`), str, num }));
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ import {
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
-import { removeDevice } from './device.js';
+import { listDevices, removeDevice } from './device.js';
 
 /**
  * xvd<x> -> 202<<8 | disk<<4 (+ partition), hd<x> -> 3<<8 / 22<<8, sd<x> ->
@@ -87,19 +87,10 @@ export function removeVbd(ctx: BuilderContext, domid: number, devid: number, tim
 }
 
 /** xl block-list rows (libxl_device_disk_getinfo). */
-export async function listVbds(ctx: BuilderContext, domid: number): Promise<VbdInfo[]> {
-  const xs = ctx.xs;
-  const base = `/local/domain/${domid}/device/vbd`;
-  const out: VbdInfo[] = [];
-  for (const d of await xs.directory(base).catch(() => [] as string[])) {
-    const fe = `${base}/${d}`;
-    const num = async (k: string) => { const v = await xs.tryRead(`${fe}/${k}`).catch(() => null); return v === null ? -1 : Number(v); };
-    const backend = (await xs.tryRead(`${fe}/backend`).catch(() => null)) ?? '';
-    const vdev = (await xs.tryRead(`${backend}/dev`).catch(() => null)) ?? d;
-    out.push({
-      vdev, devid: Number(d), backendId: await num('backend-id'), frontendId: domid, state: await num('state'),
-      evtch: await num('event-channel'), rref: await num('ring-ref'), backend,
-    });
-  }
-  return out.sort((a, b) => a.devid - b.devid);
+export function listVbds(ctx: BuilderContext, domid: number): Promise<VbdInfo[]> {
+  return listDevices(ctx, domid, 'vbd', async ({ fe, devid, backend, str, num }) => ({
+    vdev: (backend && await str(`${backend}/dev`)) || String(devid), devid, backendId: await num(`${fe}/backend-id`),
+    frontendId: domid, state: await num(`${fe}/state`), evtch: await num(`${fe}/event-channel`),
+    rref: await num(`${fe}/ring-ref`), backend,
+  }));
 }

@@ -18,7 +18,7 @@ import {
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
-import { removeDevice } from './device.js';
+import { listDevices, removeDevice } from './device.js';
 
 export const VIF_SCRIPT = '/etc/xen/scripts/vif-bridge';
 
@@ -89,21 +89,11 @@ export function removeVif(ctx: BuilderContext, domid: number, devid: number, tim
 }
 
 /** xl network-list rows (libxl_device_nic_getinfo). */
-export async function listVifs(ctx: BuilderContext, domid: number): Promise<VifInfo[]> {
-  const xs = ctx.xs;
-  const base = `/local/domain/${domid}/device/vif`;
-  const out: VifInfo[] = [];
-  for (const d of await xs.directory(base).catch(() => [] as string[])) {
-    if (!/^\d+$/.test(d)) continue;
-    const fe = `${base}/${d}`;
-    const str = async (p: string) => (await xs.tryRead(p).catch(() => null)) ?? '';
-    const num = async (p: string) => { const v = await xs.tryRead(p).catch(() => null); return v === null || v === '' ? -1 : Number(v); };
-    const backend = await str(`${fe}/backend`);
-    out.push({
-      devid: Number(d), backendId: await num(`${fe}/backend-id`), mac: await str(`${fe}/mac`), handle: await num(`${fe}/handle`),
-      state: await num(`${fe}/state`), evtch: await num(`${fe}/event-channel`), txRingRef: await num(`${fe}/tx-ring-ref`),
-      rxRingRef: await num(`${fe}/rx-ring-ref`), backend, bridge: await str(`${backend}/bridge`), ip: await str(`${backend}/ip`),
-    });
-  }
-  return out.sort((a, b) => a.devid - b.devid);
+export function listVifs(ctx: BuilderContext, domid: number): Promise<VifInfo[]> {
+  return listDevices(ctx, domid, 'vif', async ({ fe, devid, backend, str, num }) => ({
+    devid, backendId: await num(`${fe}/backend-id`), mac: await str(`${fe}/mac`), handle: await num(`${fe}/handle`),
+    state: await num(`${fe}/state`), evtch: await num(`${fe}/event-channel`), txRingRef: await num(`${fe}/tx-ring-ref`),
+    rxRingRef: await num(`${fe}/rx-ring-ref`), backend,
+    bridge: backend ? await str(`${backend}/bridge`) : '', ip: backend ? await str(`${backend}/ip`) : '',
+  }));
 }
