@@ -46,7 +46,9 @@ t.test('xl sched-credit, vcpu-pin, vcpu-list, vcpu-set and top on running PV gue
   t.teardown(() => c.close());
   await c.until(PROMPT);
   let from = c.text.length;
-  c.write('burn 4\r');
+  // Long enough to outlast every check below on a loaded machine (2 vCPUs
+  // under cap 80 need 2.5 s of wall time per second asked); Ctrl-C ends it.
+  c.write('burn 60\r');
   await waitFor(async () => /  r-- /.test(await xlOk(h, 'vcpu-list', 'ga')) || / r-- /.test(await xlOk(h, 'vcpu-list', 'ga')), 10_000, 'ga running');
   const cpus = new Set<string>();
   for (let i = 0; i < 8; i++) {
@@ -58,6 +60,8 @@ t.test('xl sched-credit, vcpu-pin, vcpu-list, vcpu-set and top on running PV gue
   await waitFor(async () => /^ga +\d+ +0 +0 +r/m.test(await xlOk(h, 'vcpu-list', 'ga')), 10_000, 'vCPU 0 moved to CPU 0');
   t.match(await xlOk(h, 'vcpu-list', 'ga'), /^ga +\d+ +0 +\d+ +\S+ +[\d.]+  0 \/ all$/m, 'hard affinity 0');
   t.not((await xl(h, ['vcpu-pin', 'ga', '0', '7'])).code, 0, 'a CPU the host does not have is refused');
+  c.write('\x03');
+  await c.until(/burn: .* \(interrupted\)/, from);
   await c.until(PROMPT, from);
 
   // vcpu-set: the guest really takes vCPU 1 offline, and back.
