@@ -3,8 +3,9 @@
 // request read, handled and answered on the descriptor, outside libuv. These
 // tests drive it with C clients that are fast enough to land in the window:
 // our xs_bench linked with Debian's libxenstore (header and payload in two
-// writes, so frames arrive split) and close_peer (closes microseconds after
-// its reply, so the end of file is read directly too).
+// writes, so frames arrive split), close_peer (closes microseconds after
+// its reply, so the end of file is read directly too) and split_peer (pieces
+// of a request up to 2 ms apart, past the spin's wait for the rest).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { ccBuild, ccMissing } from '../helpers/cc.js';
 const ROOT = join(DIST, '..');
 const XS_BENCH = join(ROOT, 'bench', 'c', 'xs_bench.c');
 const CLOSE_PEER = join(ROOT, 'test', 'xenstored', 'c', 'close_peer.c');
+const SPLIT_PEER = join(ROOT, 'test', 'xenstored', 'c', 'split_peer.c');
 
 /** Builds `src` into a private directory; undefined (skipped, said loudly, or failed) when it cannot. */
 function build(t: Tap, src: string, headers: string[], libs: string[]): string | undefined {
@@ -82,4 +84,21 @@ t.test('clients that close at once after their reply: every connection goes away
   // The daemon still serves: a new client, a write and a read.
   await c.write('/after', 'yes');
   t.equal((await c.read('/after')).toString(), 'yes');
+});
+
+t.test('requests written in pieces far apart: the spin leaves the rest to libuv and every reply is exact', async (t) => {
+  const exe = build(t, SPLIT_PEER, [], []);
+  if (!exe) return;
+  const xs = await startXenstored(t);
+  const r = spawnSync(exe, [xs.socketPath, '400'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, `split_peer: ${r.stdout.trim() || r.stderr.trim()}`);
+  t.match(r.stdout, /split 400/);
+  const c = await xs.connect();
+  const s = stats(await c.control('stats'));
+  // Gaps of 200 us and 2 ms outlast the spin's 50 us wait for the rest of a
+  // frame whenever the header lands in the spin.
+  t.ok(s['direct-partial']! > 0, `reads that ended inside a frame, finished by libuv: ${s['direct-partial']} of ${s['direct-reads']}`);
+  t.equal(await c.control('check'), 'OK', 'tree consistent');
+  // The connection is still served by the spin afterwards.
+  t.equal((await c.read('/split/k0')).toString(), 'value-392-0');
 });
