@@ -1,9 +1,27 @@
 // What every split device shares in the toolstack (libxl_device.c): the
-// generic remove of one device, the back end directories of a dead domain,
-// and the walk of a domain's devices for the list commands. vbd.ts and
-// vif.ts add the device-specific keys.
+// xenstore directories of a new device, the generic remove of one device,
+// the back end directories of a dead domain, and the walk of a domain's
+// devices for the list commands. vbd.ts and vif.ts add the device-specific
+// keys.
 import { XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
+
+/**
+ * libxl__device_generic_add, inside the caller's transaction `tx`: the back
+ * end directory (Domain-0's, readable by the guest) and the front end
+ * directory (the guest's, readable by Domain-0) with their keys.
+ */
+export async function writeDeviceDirs(ctx: BuilderContext, tx: number, domid: number,
+                                      be: string, beKeys: Record<string, string>,
+                                      fe: string, feKeys: Record<string, string>): Promise<void> {
+  const xs = ctx.xs;
+  await xs.mkdir(be, tx);
+  await xs.setPerms(be, ['n0', `r${domid}`], tx);
+  for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v, tx);
+  await xs.mkdir(fe, tx);
+  await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
+  for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+}
 
 /**
  * libxl__initiate_device_generic_remove: online=0 and state=Closing on the

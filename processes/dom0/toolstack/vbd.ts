@@ -16,7 +16,7 @@ import {
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
-import { listDevices, removeDevice } from './device.js';
+import { listDevices, removeDevice, writeDeviceDirs } from './device.js';
 
 /**
  * xvd<x> -> 202<<8 | disk<<4 (+ partition), hd<x> -> 3<<8 / 22<<8, sd<x> ->
@@ -63,12 +63,7 @@ export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec)
       backend: be, 'backend-id': '0', state: String(XenbusState.Initialising), 'virtual-device': String(devid),
       'device-type': disk.devtype,
     };
-    await xs.mkdir(be, tx);
-    await xs.setPerms(be, ['n0', `r${domid}`], tx);
-    for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v, tx);
-    await xs.mkdir(fe, tx);
-    await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
-    for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+    await writeDeviceDirs(ctx, tx, domid, be, beKeys, fe, feKeys);
   });
   ctx.log(`vbd: d${domid} ${disk.vdev} (${devid}) -> ${disk.target} ${disk.access}`);
   return devid;

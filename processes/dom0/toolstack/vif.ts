@@ -18,7 +18,7 @@ import {
 } from '../../../shared/xen/xenbus.js';
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
-import { listDevices, removeDevice } from './device.js';
+import { listDevices, removeDevice, writeDeviceDirs } from './device.js';
 
 export const VIF_SCRIPT = '/etc/xen/scripts/vif-bridge';
 
@@ -64,12 +64,7 @@ export async function addVif(ctx: BuilderContext, domid: number, vif: VifSpec): 
     const feKeys: Record<string, string> = {
       backend: be, 'backend-id': '0', state: String(XenbusState.Initialising), handle: String(devid), mac,
     };
-    await xs.mkdir(be, tx);
-    await xs.setPerms(be, ['n0', `r${domid}`], tx);
-    for (const [k, v] of Object.entries(beKeys)) await xs.write(`${be}/${k}`, v, tx);
-    await xs.mkdir(fe, tx);
-    await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
-    for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+    await writeDeviceDirs(ctx, tx, domid, be, beKeys, fe, feKeys);
   });
   ctx.log(`vif: d${domid} vif ${devid} mac ${mac} bridge ${bridge}${vif.ip ? ` ip ${vif.ip}` : ''}`);
   return { devid, mac };
