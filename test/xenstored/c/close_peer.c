@@ -15,20 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-struct xsd_sockmsg { uint32_t type, req_id, tx_id, len; }; /* xen/io/xs_wire.h */
-#define XS_READ 2
-
-static int read_all(int fd, void *p, size_t n)
-{
-	char *c = p;
-	while (n) {
-		ssize_t r = read(fd, c, n);
-		if (r <= 0) return -1;
-		c += r;
-		n -= r;
-	}
-	return 0;
-}
+#include "peer.h"
 
 int main(int argc, char **argv)
 {

@@ -19,23 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-struct xsd_sockmsg { uint32_t type, req_id, tx_id, len; }; /* xen/io/xs_wire.h */
-#define XS_READ 2
-#define XS_WRITE 11
+#include "peer.h"
 
 static const long gaps_us[] = { 0, 10, 200, 2000 };
-
-static int read_all(int fd, void *p, size_t n)
-{
-	char *c = p;
-	while (n) {
-		ssize_t r = read(fd, c, n);
-		if (r <= 0) return -1;
-		c += r;
-		n -= r;
-	}
-	return 0;
-}
 
 static void pause_us(long us)
 {
