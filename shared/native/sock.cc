@@ -23,11 +23,13 @@
 //                            describes length-prefixed frames (a 32-bit
 //                            little-endian payload length in the header):
 //                            once data came, the same fd is read on, without
-//                            yielding, for up to waitUs until the data ends
-//                            on a frame boundary, so that a request its
-//                            client writes in pieces (libxenstore: header,
-//                            then each part of the payload) comes back whole
-//                            from one call. waitUs 0 turns that off.
+//                            yielding, until the data ends on a frame
+//                            boundary or waitUs have passed, so that a
+//                            request its client writes in pieces
+//                            (libxenstore: header, then each part of the
+//                            payload) comes back whole from one call.
+//                            waitUs 0 turns that off. A bad argument is
+//                            -EINVAL.
 //   send(fd, buf) -> bytes   send(MSG_DONTWAIT | MSG_NOSIGNAL), -errno
 #include <node.h>
 #include <node_buffer.h>
@@ -54,11 +56,19 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// How a stream is cut into frames (spinRecv's `frame` argument).
+struct FrameSpec {
+  size_t hdr;        // header bytes, >= 4
+  size_t at;         // offset of the 32-bit little-endian payload length, <= hdr - 4
+  size_t max;        // largest valid payload
+  int64_t wait_ns;   // how long to read on for the rest of a frame; 0: not at all
+};
+
 // Does data[0, got) end on a frame boundary? Also true when it cannot
-// (a length over maxLen is the caller's to refuse), so that nothing waits
-// for bytes a valid frame would not have.
-bool FrameEnds(const uint8_t* data, size_t got, size_t cap, const int32_t* frame) {
-  const size_t hdr = size_t(frame[0]), at = size_t(frame[1]), max = size_t(frame[2]);
+// (a length over max is the caller's to refuse; a full buffer), so that
+// nothing waits for bytes a valid frame would not have or that would not fit.
+bool FrameEnds(const uint8_t* data, size_t got, size_t cap, const FrameSpec& f) {
+  const size_t hdr = f.hdr, at = f.at, max = f.max;
   size_t off = 0;
   while (got - off >= hdr) {
     const uint8_t* p = data + off + at;
@@ -73,7 +83,8 @@ bool FrameEnds(const uint8_t* data, size_t got, size_t cap, const int32_t* frame
 void SpinRecv(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   Local<Context> ctx = isolate->GetCurrentContext();
-  if (!args[0]->IsInt32Array() || !node::Buffer::HasInstance(args[1]) || !args[4]->IsInt32Array() ||
+  if (!args[0]->IsInt32Array() || !node::Buffer::HasInstance(args[1]) || node::Buffer::Length(args[1]) == 0 ||
+      !args[4]->IsInt32Array() || args[4].As<Int32Array>()->Length() < 1 ||
       !args[5]->IsInt32Array() || args[5].As<Int32Array>()->Length() != 4) {
     args.GetReturnValue().Set(-EINVAL);
     return;
@@ -89,13 +100,14 @@ void SpinRecv(const FunctionCallbackInfo<Value>& args) {
   Local<Int32Array> out_arr = args[4].As<Int32Array>();
   int32_t* out = reinterpret_cast<int32_t*>(
       static_cast<char*>(out_arr->Buffer()->Data()) + out_arr->ByteOffset());
-  Local<Int32Array> frame_arr = args[5].As<Int32Array>();
-  const int32_t* frame = reinterpret_cast<const int32_t*>(
-      static_cast<const char*>(frame_arr->Buffer()->Data()) + frame_arr->ByteOffset());
+  // Copied before it is checked: nothing the caller does later changes it.
+  int32_t frame[4];
+  args[5].As<Int32Array>()->CopyContents(frame, sizeof frame);
   if (frame[0] < 4 || frame[1] < 0 || frame[1] > frame[0] - 4 || frame[2] < 0 || frame[3] < 0) {
     args.GetReturnValue().Set(-EINVAL);
     return;
   }
+  const FrameSpec spec = {size_t(frame[0]), size_t(frame[1]), size_t(frame[2]), int64_t(frame[3]) * 1000};
   const int64_t end = NowNs() + budget;
   for (;;) {
     for (size_t i = 0; i < n; i++) {
@@ -106,16 +118,18 @@ void SpinRecv(const FunctionCallbackInfo<Value>& args) {
         args.GetReturnValue().Set(r < 0 ? -errno : 0);
         return;
       }
-      // The rest of a frame that came in pieces: end of file and errors
-      // here are left for the next read to see again.
+      // The rest of a frame that came in pieces, for at most wait_ns
+      // however it trickles in. An end of file here is seen again by the
+      // next read; an error (ECONNRESET) is reported once, so the next read
+      // sees end of file: the connection ends either way.
       size_t got = size_t(r);
-      if (frame[3] > 0 && !FrameEnds(data, got, cap, frame)) {
-        const int64_t frame_end = NowNs() + int64_t(frame[3]) * 1000;
+      if (spec.wait_ns > 0 && !FrameEnds(data, got, cap, spec)) {
+        const int64_t frame_end = NowNs() + spec.wait_ns;
         do {
           r = recv(fds[i], data + got, cap - got, MSG_DONTWAIT);
           if (r > 0) got += size_t(r);
           else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
-        } while (!FrameEnds(data, got, cap, frame) && (r > 0 || NowNs() < frame_end));
+        } while (!FrameEnds(data, got, cap, spec) && NowNs() < frame_end);
       }
       args.GetReturnValue().Set(int32_t(got));
       return;

@@ -1,7 +1,8 @@
 /*
  * split_peer: one connection to xenstored writing each request in pieces
- * with gaps between them, as a slow or hostile client may: the header, then
- * the payload's path, then its value, each after 0, 10, 200 or 2000 us. The
+ * with gaps between them, as a slow or hostile client may: the header cut
+ * inside its length field, then the rest of it, the payload's path, then its
+ * value, each after 0, 10, 200 or 2000 us. The
  * daemon's busy poll completes a frame it has the start of for up to 50 us,
  * then leaves the rest to libuv (processes/dom0/xenstored/index.ts,
  * serveDirect): either way every request must get its own reply, and every
@@ -41,7 +42,9 @@ static uint32_t call(int fd, uint32_t type, uint32_t id, const char *path, const
 {
 	size_t plen = strlen(path) + 1, vlen = val ? strlen(val) : 0;
 	struct xsd_sockmsg h = { type, id, 0, (uint32_t)(plen + vlen) };
-	put(fd, &h, sizeof h);
+	put(fd, &h, 14);
+	pause_us(gap);
+	put(fd, (char *)&h + 14, sizeof h - 14);
 	pause_us(gap);
 	put(fd, path, plen);
 	pause_us(gap);
