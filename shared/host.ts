@@ -102,12 +102,37 @@ export function liveHostPids(dir: string, name: string): number[] {
 }
 
 /**
+ * Every process of the host, recorded or not: a `--host <name>` argument and
+ * XENEMU_HOST_DIR=<dir> in its environment (a host of the same name under
+ * another run root is not this one). That finds what host.json does not
+ * list, such as a spare guest process (processes/hypervisor/spare.ts) that
+ * was still loading its modules, and so not yet watching its lifeline, when
+ * the hypervisor was killed.
+ */
+export function hostProcessesByScan(dir: string, name: string): number[] {
+  const mark = `XENEMU_HOST_DIR=${dir}`;
+  const found: number[] = [];
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return found; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid || !isHostProcess(pid, name)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(mark)) found.push(pid);
+    } catch { /* gone, or not ours to read */ }
+  }
+  return found;
+}
+
+/**
  * Removes what a dead host left: kills its remaining processes (SIGCONT first,
- * so a paused domain dies too), unlinks its shm segments, and removes run
- * directory files. `keepLogs` keeps logs/ for a post-mortem.
+ * so a paused domain dies too), recorded ones and any other found by a scan
+ * of /proc, unlinks its shm segments, and removes run directory files.
+ * `keepLogs` keeps logs/ for a post-mortem.
  */
 export function reapHost(dir: string, name: string, opts: { keepLogs?: boolean } = {}): void {
-  for (const pid of liveHostPids(dir, name)) {
+  for (const pid of new Set([...liveHostPids(dir, name), ...hostProcessesByScan(dir, name)])) {
     try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
   shmSweep(shmPrefix(name));

@@ -45,6 +45,21 @@ export interface TestHost {
   down(): Promise<void>;
 }
 
+/**
+ * The environment for the processes under test, as a user's shell would give
+ * it: without the `--import` of @tapjs/processinfo that tap puts into
+ * NODE_OPTIONS for every process it spawns (coverage bookkeeping, which this
+ * suite does not use). It registers module hooks, which slow every process
+ * start and once left a spare guest process hung in its module loading,
+ * before it watched its lifeline, when its hypervisor was killed.
+ */
+export function productEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  const opts = (env.NODE_OPTIONS ?? '').split(/\s+/).filter((o) => o && !o.includes('@tapjs/processinfo'));
+  if (opts.length) env.NODE_OPTIONS = opts.join(' '); else delete env.NODE_OPTIONS;
+  return env;
+}
+
 export function randomHostName(): string {
   return `t${randomBytes(5).toString('hex')}`;
 }
@@ -53,7 +68,7 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
   const name = opts.name ?? randomHostName();
   const rundir = join(root, name);
-  const env = { ...process.env, XENEMU_RUN_DIR: root };
+  const env = productEnv({ XENEMU_RUN_DIR: root });
   const xenemu = (...args: string[]) => run(process.execPath, [XENEMU_CLI, ...args], { env, timeout: 60_000 });
   let downed = false;
   const down = async () => {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { shmCreate, shmSweep, PAGE_SIZE } from '../../shared/shm.js';
 import { XsClient, XsError, XsRingTransport } from '../../shared/xenstore/client.js';
 import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
+import { productEnv } from './host.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DIST = join(here, '..', '..');
@@ -60,7 +61,7 @@ export async function startXenstored(t: Tap, extra: string[] = [], env: NodeJS.P
   const launch = async (): Promise<void> => {
     proc = spawn(process.execPath, [XENSTORED_MAIN, '--socket', socketPath, '--state', stateDir, '--shm-prefix', shmPrefix, ...extra], {
       stdio: lifelineStdio('pipe'), // dies with this test process, however it ends
-      env: { ...lifelineEnv(), ...env },
+      env: { ...lifelineEnv(productEnv()), ...env },
     });
     await new Promise<void>((resolve, reject) => {
       const onData = (d: Buffer): void => {

@@ -1,0 +1,38 @@
+// reapHost (shared/host.ts), what `xenemu down` and every test teardown run
+// after a host died: it must also kill a process of the host that host.json
+// does not list (a spare guest process still loading when its hypervisor was
+// SIGKILLed once stayed behind), and nothing of a host of the same name under
+// another run root.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostProcessesByScan, reapHost } from '../../shared/host.js';
+import { processAlive, randomHostName, waitFor } from '../helpers/host.js';
+
+/** A process that looks like one of host `name` in run directory `dir`, and ignores its parent's death. */
+function strayProcess(t: { teardown(fn: () => unknown): void }, name: string, dir: string): ChildProcess {
+  const p = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', '--', '--host', name],
+    { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '', XENEMU_HOST: name, XENEMU_HOST_DIR: dir } });
+  t.teardown(() => { p.kill('SIGKILL'); });
+  return p;
+}
+
+t.test('reapHost kills an unrecorded process of the host, not one of a same-named host elsewhere', async (t) => {
+  const name = randomHostName();
+  const roots = [mkdtempSync(join(tmpdir(), 'xenemu-run-')), mkdtempSync(join(tmpdir(), 'xenemu-run-'))];
+  t.teardown(() => { for (const r of roots) rmSync(r, { recursive: true, force: true }); });
+  const [mine, other] = roots.map((r) => join(r, name)) as [string, string];
+  mkdirSync(mine);
+  mkdirSync(other);
+  const stray = strayProcess(t, name, mine);
+  const elsewhere = strayProcess(t, name, other);
+  await waitFor(() => hostProcessesByScan(mine, name).includes(stray.pid!), 5000, 'the stray process to be found');
+  t.same(hostProcessesByScan(mine, name), [stray.pid], 'the scan finds the stray process, and only it');
+
+  reapHost(mine, name);
+  await waitFor(() => !processAlive(stray.pid!), 5000, 'the stray process to die');
+  t.pass('the unrecorded process of the host is killed');
+  t.ok(processAlive(elsewhere.pid!), 'the same-named host under another run root is left alone');
+});
