@@ -415,7 +415,12 @@ export class SliceScheduler implements Scheduler {
     return this.doms.get(d)?.vcpus[vcpu]?.affinity ?? ALL_CPUS;
   }
 
-  /** Hard affinity; a mask naming no pCPU of this host is -EINVAL. A vCPU on a pCPU now outside it is moved. */
+  /**
+   * Hard affinity; a mask naming no pCPU of this host is -EINVAL. A vCPU
+   * running on a pCPU now outside it is revoked (its release queues it on an
+   * allowed pCPU); a queued one moves to an allowed pCPU's queue at once
+   * (vcpu_set_hard_affinity, vcpu_migrate).
+   */
   setAffinity(d: Domain, vcpu: number, mask: bigint): number {
     const sd = this.doms.get(d);
     if (!sd) return -XEN_EINVAL;
@@ -424,7 +429,12 @@ export class SliceScheduler implements Scheduler {
     if ((mask & host) === 0n) return -XEN_EINVAL;
     const v = sd.vcpus[vcpu];
     v.affinity = mask === ALL_CPUS ? ALL_CPUS : mask & host;
-    if (v.pcpu >= 0 && !(v.affinity & (1n << N(v.pcpu))) && !v.revoking) this.revoke(this.pcpus[v.pcpu]);
+    if (v.pcpu >= 0) {
+      if (!(v.affinity & (1n << N(v.pcpu))) && !v.revoking) this.revoke(this.pcpus[v.pcpu]);
+    } else if (this.eligible(v)) {
+      this.policy.dequeue(v);
+      this.policy.enqueue(v, this.pcpus.length);
+    }
     this.scheduleIdle();
     return 0;
   }
@@ -458,12 +468,16 @@ export class SliceScheduler implements Scheduler {
     }
   }
 
-  /** The vCPU gave slice `gen` back and still has work. A stale gen means nothing. */
+  /**
+   * The vCPU gave slice `gen` back and still has work. A stale gen means
+   * nothing. Every idle pCPU picks, not only the one given back: v may now
+   * be queued on another (its affinity changed while it ran), and that pCPU
+   * may be idle with nothing else to make it look.
+   */
   private release(v: SchedVcpu, gen: number): void {
     if (v.pcpu < 0 || gen !== v.gen) return;
-    const p = this.pcpus[v.pcpu];
     this.vacate(v, true);
-    this.schedule(p);
+    this.scheduleIdle();
   }
 
   /**

@@ -124,3 +124,23 @@ t.test('pcpus=2, 8 busy guests: a woken vCPU waits at most the rate limit and a 
   t.ok(p99 <= 2.5, `p50 ${lat[100].toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${lat[199].toFixed(2)} ms`);
   h.close();
 });
+
+// Regression: a vCPU pinned away from the pCPU it ran on was queued on its
+// new pCPU when it gave the old one back, but only the old pCPU was told to
+// pick again: with nothing else runnable the new one stayed idle and the
+// vCPU never ran again (`xl vcpu-pin` on a guest's only busy vCPU wedged it).
+t.test('pcpus=2: a lone busy vCPU pinned away from its pCPU runs on the new one', async (t) => {
+  const h = new SimHost({ pcpus: 2 });
+  const g = h.domain();
+  t.equal(h.sched.setAffinity(g.d, 0, 1n), 0, 'pinned to pCPU 0');
+  h.burnForever(g);
+  t.ok(h.window([g], 200)[0]! > 190e6, 'runs on pCPU 0');
+  for (const [mask, p] of [[2n, 1], [1n, 0], [3n, -1], [2n, 1]] as const) {
+    t.equal(h.sched.setAffinity(g.d, 0, mask), 0, `pinned to mask ${mask}`);
+    const ran = h.window([g], 500)[0]!;
+    t.ok(ran > 450e6, `runs ${(ran / 1e6).toFixed(1)} of the next 500 ms`);
+    const owner = h.sched.pcpuOwners().find((o) => o.domid === g.d.domid);
+    if (p >= 0) t.equal(owner?.pcpu, p, `on pCPU ${p}`);
+  }
+  h.close();
+});
