@@ -439,6 +439,22 @@ export class SliceScheduler implements Scheduler {
     return 0;
   }
 
+  /**
+   * For tests: the mechanism is work-conserving between events, i.e. no pCPU
+   * is idle while a vCPU allowed on it is eligible. Returns what breaks
+   * that, or null.
+   */
+  idleWhileWaiting(): string | null {
+    for (const p of this.pcpus) {
+      if (p.cur) continue;
+      for (const sd of this.doms.values()) {
+        const v = sd.vcpus.slice(0, sd.d.maxVcpus).find(this.eligibleAt[p.id]!);
+        if (v) return `pCPU ${p.id} idle while d${sd.d.domid} vCPU ${v.id} waits (affinity ${v.affinity})`;
+      }
+    }
+    return null;
+  }
+
   /** Per-pCPU view for tests and `xm`-like tools: who holds which pCPU. */
   pcpuOwners(): { pcpu: number; domid: number; vcpu: number }[] {
     return this.pcpus.map((p) => ({ pcpu: p.id, domid: p.cur?.dom.d.domid ?? -1, vcpu: p.cur?.id ?? -1 }));

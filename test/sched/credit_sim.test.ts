@@ -4,7 +4,7 @@
 // and the bench (bench/scheduler.ts) measure the same things on real
 // processes.
 import t from 'tap';
-import { SimHost } from './credit_sim.js';
+import { SimHost, type SimGuest } from './credit_sim.js';
 
 const SEEDS = [1, 2, 3];
 
@@ -143,4 +143,43 @@ t.test('pcpus=2: a lone busy vCPU pinned away from its pCPU runs on the new one'
     if (p >= 0) t.equal(owner?.pcpu, p, `on pCPU ${p}`);
   }
   h.close();
+});
+
+// The same property at random: guests that burn for a while or for ever,
+// pins to any mask, caps, weights, pauses, on 2 to 4 pCPUs. Between events
+// no pCPU may be idle while a vCPU allowed on it is eligible. (The bug above
+// broke it within the first few events of every seed.)
+t.test('random pins, caps, weights, pauses and burns: no pCPU idles while a vCPU it may run waits', async (t) => {
+  let broken = '';
+  for (let seed = 1; seed <= 40 && !broken; seed++) {
+    const pcpus = 2 + (seed % 3);
+    const h = new SimHost({ pcpus, seed });
+    const gs = Array.from({ length: 2 + (seed % 5) }, () => h.domain());
+    let r = seed * 7919;
+    const rnd = (n: number) => { r = (r * 1103515245 + 12345) & 0x7fffffff; return r % n; };
+    const finite = new Set<SimGuest>();
+    for (let i = 0; i < 300 && !broken; i++) {
+      const g = gs[rnd(gs.length)]!;
+      let what: string;
+      switch (rnd(6)) {
+        case 0: { const m = BigInt(1 + rnd((1 << pcpus) - 1)); h.sched.setAffinity(g.d, 0, m); what = `pin d${g.d.domid} to ${m}`; break; }
+        case 1: { const cap = [0, 10, 30, 80, 150][rnd(5)]!; h.sched.putDomainParams(g.d, { cap }); what = `cap d${g.d.domid} ${cap}`; break; }
+        case 2: { const weight = [64, 256, 1024][rnd(3)]!; h.sched.putDomainParams(g.d, { weight }); what = `weight d${g.d.domid} ${weight}`; break; }
+        case 3: if (!g.busy && !finite.has(g)) { finite.add(g); h.burn(g, 1 + rnd(80), () => finite.delete(g)); } what = `burn d${g.d.domid}`; break;
+        case 4: if (!g.busy) h.burnForever(g); what = `burn d${g.d.domid} for ever`; break;
+        default:
+          h.sched.domainPaused(g.d);
+          (g.d as { running: boolean }).running = false;
+          h.clock.run(rnd(30));
+          (g.d as { running: boolean }).running = true;
+          h.sched.domainUnpaused(g.d);
+          what = `pause and unpause d${g.d.domid}`;
+      }
+      h.clock.run(rnd(200));
+      const v = h.sched.idleWhileWaiting();
+      if (v) broken = `seed ${seed}, event ${i} (${what}): ${v}`;
+    }
+    h.close();
+  }
+  t.equal(broken, '', 'work-conserving after every event of 40 seeds');
 });
