@@ -52,7 +52,7 @@ export interface XenstoredOptions {
 }
 
 /** Busy-poll window after a reply (ms); XENSTORED_BUSY_POLL_US=0 turns it off. */
-const BUSY_POLL_MS = Number(process.env.XENSTORED_BUSY_POLL_US ?? '20') / 1000;
+const BUSY_POLL_MS = Number(process.env.XENSTORED_BUSY_POLL_US ?? '50') / 1000;
 /** Socket I/O on the descriptors during the busy poll; XENSTORED_DIRECT_IO=0 leaves all of it to libuv. */
 const DIRECT_IO = process.env.XENSTORED_DIRECT_IO !== '0';
 /**
@@ -170,9 +170,16 @@ export class Xenstored implements ConnectionHost {
    * reply extends; an idle daemon stops polling at once after it.
    *
    * Measured (docs/benchmarks.md): with client and daemon on different CPUs
-   * write+read pairs go from ~11,600/s to 17,000-21,700/s; on one shared CPU
-   * the window delays the client (26,000-29,000 -> ~21,500/s). 20 us was the
-   * best of 10/20/40/50/100 us for the worse of the two placements.
+   * write+read pairs go from ~11,600/s to 17,000-21,700/s. With the
+   * setImmediate polling of old, a longer window delayed a client on the
+   * same CPU, and 20 us was the best of 10/20/40/50/100 us; since the wait
+   * is a native spin that yields the CPU (serveDirect), a longer window
+   * costs that client nothing (31,000-32,000 pairs/s at 20 and 50 us), and
+   * 50 us catches the watch client's next request, which comes after two
+   * wake-ups of its own (reader thread, then caller): watch round trips
+   * 25,900-29,800/s at 20 us, 28,400-31,100/s at 50 and 100 us, unpinned;
+   * pairs and transactions the same. What it costs is up to 50 us of CPU
+   * after the last reply to a client that then goes quiet.
    * (Detecting the placement from whether requests land inside the window
    * did not work: the client's own wake-up often lands just after it.)
    */
