@@ -62,6 +62,31 @@ const DIRECT_IO = process.env.XENSTORED_DIRECT_IO !== '0';
  */
 const XS_FRAMES = frameSpec(XSD_SOCKMSG_SIZE, 12, XENSTORE_PAYLOAD_MAX, 50);
 
+/**
+ * The socket clients the busy poll waits on, and their descriptors for
+ * spinRecv, rebuilt only when the set changes (not once per request).
+ */
+class HotClients {
+  private readonly set = new Set<SocketConnection>();
+  conns: SocketConnection[] = [];
+  fds = new Int32Array(0);
+  private stale = false;
+
+  get size(): number { return this.set.size; }
+  add(c: SocketConnection): void { if (!this.set.has(c)) { this.set.add(c); this.stale = true; } }
+  delete(c: SocketConnection): void { if (this.set.delete(c)) this.stale = true; }
+  clear(): void { if (this.set.size) { this.set.clear(); this.stale = true; } }
+
+  /** Drops the clients that may not be read directly now; `conns` and `fds` are the rest. */
+  keepReadable(): void {
+    for (const c of this.set) if (!c.directReadable) this.delete(c);
+    if (!this.stale) return;
+    this.conns = [...this.set];
+    this.fds = Int32Array.from(this.conns, (c) => c.fd);
+    this.stale = false;
+  }
+}
+
 interface RingDomain {
   info: DomainInfo;
   conn: RingConnection;
@@ -94,7 +119,7 @@ export class Xenstored implements ConnectionHost {
   private pollUntil = 0;
   private polling = false;
   /** Socket clients answered since the busy poll began: the ones whose next request it waits for. */
-  private readonly hot = new Set<SocketConnection>();
+  private readonly hot = new HotClients();
   private readonly scratch = Buffer.allocUnsafe(64 << 10);
   private readonly spinAt = new Int32Array(1);
   readonly log: (msg: string) => void;
@@ -165,9 +190,9 @@ export class Xenstored implements ConnectionHost {
    * the next one arrives tens of microseconds after our reply. If this
    * process's CPU went idle meanwhile, waking it again (another CPU's IPI, a
    * halted vCPU on a VM) costs more than serving the request. So after
-   * replying, the event loop keeps polling without sleeping (setImmediate
-   * makes libuv poll with a zero timeout) for a short window that every
-   * reply extends; an idle daemon stops polling at once after it.
+   * replying, the daemon keeps waiting without sleeping (pollStep) for a
+   * short window that every reply extends; an idle daemon stops at once
+   * after it.
    *
    * Measured (docs/benchmarks.md): with client and daemon on different CPUs
    * write+read pairs go from ~11,600/s to 17,000-21,700/s. With the
@@ -192,29 +217,16 @@ export class Xenstored implements ConnectionHost {
   }
 
   /**
-   * One turn of the busy poll. With socket clients just answered, the wait
-   * for their next request is a spin in native code on their descriptors
-   * (shared/sockio.ts), and the request is read, handled and answered on the
-   * descriptor without the event loop's machinery: through libuv a request
-   * cost a loop turn, an epoll_wait and the stream's read and write paths,
-   * and the daemon answered a client on another CPU in ~25 us where a
-   * zero-work C server answers in ~16. The spin yields the CPU between
-   * rounds (sched_yield), so a client on this same CPU runs at once instead
-   * of waiting for the window to end: the old setImmediate polling cost that
-   * placement a fifth of its pairs. Then back to the event loop for one
-   * turn, so that guests' rings and other clients are served in between.
+   * Waits up to `budgetUs` for a request from one of the hot clients (just
+   * answered), reading it with the system call that notices it, then
+   * handles it and answers.
    */
-  /**
-   * Waits up to `budgetUs` for a request from one of `conns` (just answered),
-   * reading it with the system call that notices it, then handles it and
-   * answers.
-   */
-  private serveDirect(conns: SocketConnection[], budgetUs: number): void {
+  private serveDirect(budgetUs: number): void {
     const scratch = this.scratch;
     const at = this.spinAt;
-    const n = spinRecv(Int32Array.from(conns, (c) => c.fd), scratch, budgetUs, true, at, XS_FRAMES);
+    const n = spinRecv(this.hot.fds, scratch, budgetUs, true, at, XS_FRAMES);
     if (n === EAGAIN) return;
-    const c = conns[at[0]!]!;
+    const c = this.hot.conns[at[0]!]!;
     if (n <= 0) {
       // End of file or an error, now consumed here: libuv's read gets end
       // of file in turn and closes the connection.
@@ -228,6 +240,19 @@ export class Xenstored implements ConnectionHost {
     this.commit();
   }
 
+  /**
+   * One turn of the busy poll. With socket clients just answered, the wait
+   * for their next request is a spin in native code on their descriptors
+   * (shared/sockio.ts), and the request is read, handled and answered on the
+   * descriptor without the event loop's machinery: through libuv a request
+   * cost a loop turn, an epoll_wait and the stream's read and write paths,
+   * and the daemon answered a client on another CPU in ~25 us where a
+   * zero-work C server answers in ~16. The spin yields the CPU between
+   * rounds (sched_yield), so a client on this same CPU runs at once instead
+   * of waiting for the window to end: the old setImmediate polling cost that
+   * placement a fifth of its pairs. Then back to the event loop for one
+   * turn, so that guests' rings and other clients are served in between.
+   */
   private readonly pollStep = (): void => {
     const leftUs = (this.pollUntil - performance.now()) * 1000;
     if (leftUs <= 0) {
@@ -236,9 +261,8 @@ export class Xenstored implements ConnectionHost {
       return;
     }
     if (DIRECT_IO && this.hot.size) {
-      const conns: SocketConnection[] = [];
-      for (const c of this.hot) if (c.directReadable) conns.push(c); else this.hot.delete(c);
-      if (conns.length) this.serveDirect(conns, leftUs);
+      this.hot.keepReadable();
+      if (this.hot.size) this.serveDirect(leftUs);
     }
     setImmediate(this.pollStep);
   };
