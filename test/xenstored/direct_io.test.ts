@@ -70,13 +70,20 @@ for (const direct of [true, false]) {
   });
 }
 
-t.test('clients that close at once after their reply: every connection goes away', async (t) => {
-  const exe = build(t, CLOSE_PEER, [], []);
-  if (!exe) return;
+/** Builds one of the raw test peers (test/xenstored/c), runs it against a fresh daemon and checks it ended well. */
+async function runPeer(t: Tap & { match(a: string, re: RegExp): void }, src: string, n: number, done: string) {
+  const exe = build(t, src, [], []);
+  if (!exe) return undefined;
   const xs = await startXenstored(t);
-  const r = spawnSync(exe, [xs.socketPath, '500'], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(r.status, 0, `close_peer: ${r.stdout.trim() || r.stderr.trim()}`);
-  t.match(r.stdout, /closed 500/);
+  const r = spawnSync(exe, [xs.socketPath, String(n)], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, `${src.split('/').pop()}: ${r.stdout.trim() || r.stderr.trim()}`);
+  t.match(r.stdout, new RegExp(`${done} ${n}`));
+  return xs;
+}
+
+t.test('clients that close at once after their reply: every connection goes away', async (t) => {
+  const xs = await runPeer(t, CLOSE_PEER, 500, 'closed');
+  if (!xs) return;
   const c = await xs.connect();
   await waitFor(async () => stats(await c.control('stats')).sockets === 1, 5000, 'all 500 connections closed');
   const s = stats(await c.control('stats'));
@@ -88,12 +95,8 @@ t.test('clients that close at once after their reply: every connection goes away
 });
 
 t.test('requests written in pieces far apart: the spin leaves the rest to libuv and every reply is exact', async (t) => {
-  const exe = build(t, SPLIT_PEER, [], []);
-  if (!exe) return;
-  const xs = await startXenstored(t);
-  const r = spawnSync(exe, [xs.socketPath, '400'], { encoding: 'utf8', timeout: 60_000 });
-  t.equal(r.status, 0, `split_peer: ${r.stdout.trim() || r.stderr.trim()}`);
-  t.match(r.stdout, /split 400/);
+  const xs = await runPeer(t, SPLIT_PEER, 400, 'split');
+  if (!xs) return;
   const c = await xs.connect();
   const s = stats(await c.control('stats'));
   // Gaps of 200 us and 2 ms outlast the spin's 50 us wait for the rest of a
