@@ -8,9 +8,9 @@
 //   h.leftovers() says what would have leaked.
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
-import { isHostProcess, reapHost } from '../shared/host.js';
+import { hostProcessesByScan, reapHost } from '../shared/host.js';
 import type { Child } from './harness.js';
 import type { SuiteContext } from './suite.js';
 
@@ -71,20 +71,11 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
     async stop() {
       await hypervisor.stop();
       // Whatever the hypervisor did not take down with it is a leak: report it, then sweep.
-      const left = { pids: hostProcesses(name), segments: shmList(shmPrefix(name)) };
-      for (const p of left.pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+      const left = { pids: hostProcessesByScan(rundir, name), segments: shmList(shmPrefix(name)) };
       reapHost(rundir, name);
       shmSweep(shmPrefix(name));
       return left;
     },
   };
   return h;
-}
-
-/**
- * Every live process of host `name`, found by `--host <name>` in its argv:
- * host.json lists domains, not a spare guest process (zombies count as gone).
- */
-function hostProcesses(name: string): number[] {
-  return readdirSync('/proc').map(Number).filter((p) => Number.isInteger(p) && p !== process.pid && isHostProcess(p, name));
 }

@@ -165,9 +165,9 @@ class Xm {
   private schedCtx(): SchedCmdContext {
     return {
       call: (m, p) => this.call(m, p), callDom: (m, d, p) => this.callDom(m, d, p),
-      out: (s) => this.out(s), err: (s) => this.err(s), stdin: this.io.stdin,
+      out: (s) => this.out(s), stdin: this.io.stdin,
       isTTY: !!(this.io.stdout as { isTTY?: boolean }).isTTY,
-      usage: (m) => new UsageError(m), fail: (m) => new XmError(m), getopt,
+      usage: (m) => new UsageError(m), getopt,
     };
   }
 

@@ -17,11 +17,9 @@ export interface SchedCmdContext {
   /** A call naming a domain (an unknown one reads as xl says it). */
   callDom(method: string, dom: string, params?: XmlRpcValue[]): Promise<XmlRpcValue>;
   out(s: string): void;
-  err(s: string): void;
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(mode: boolean): unknown };
   isTTY: boolean;
   usage(msg: string): Error;
-  fail(msg: string): Error;
   getopt(args: string[], known: string, cmd: string): { flags: Set<string>; values: Map<string, string>; rest: string[] };
 }
 

@@ -34,13 +34,7 @@ export class SharedInfo {
     return (Atomics.or(this.i32, i, b) & b) !== 0;
   }
 
-  /** xchg(&vcpu->evtchn_pending_sel, 0), as two 32-bit halves [low, high]. */
-  takeSel(vcpu: number): [number, number] {
-    const i = (vcpuInfoOffset(vcpu) + vcpu_info.evtchn_pending_sel) >> 2;
-    return [Atomics.exchange(this.i32, i, 0) >>> 0, Atomics.exchange(this.i32, i + 1, 0) >>> 0];
-  }
-
-  /** One 32-bit half of xchg(&vcpu->evtchn_pending_sel, 0): the scan's allocation-free form. */
+  /** One 32-bit half of xchg(&vcpu->evtchn_pending_sel, 0), allocation-free. */
   takeSelHalf(vcpu: number, half: 0 | 1): number {
     return Atomics.exchange(this.i32, ((vcpuInfoOffset(vcpu) + vcpu_info.evtchn_pending_sel) >> 2) + half, 0) >>> 0;
   }

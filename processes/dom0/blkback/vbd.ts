@@ -46,7 +46,6 @@ interface Connection {
   ringHandle: number;
   port: number;
   grants: VbdGrants;
-  inflight: number;
   /** Every request still being served (mapping, I/O), reads included. */
   pending: Set<Promise<unknown>>;
   inflightWrites: Set<Promise<unknown>>;
@@ -184,7 +183,7 @@ export class Vbd {
     const inflightWrites = new Set<Promise<unknown>>();
     this.conn = {
       ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port, grants,
-      inflight: 0, pending: new Set(), inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
+      pending: new Set(), inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
       req: new Uint8Array(BLKIF_RING_ENTRY_SIZE), segs: new Segments(),
       rctx: {
         disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE),
@@ -276,10 +275,8 @@ export class Vbd {
       }
       return;
     }
-    conn.inflight++;
     conn.pending.add(r);
     void r.then((out) => {
-      conn.inflight--;
       conn.pending.delete(r);
       if (conn.dead) return;
       this.respond(conn, out);

@@ -40,7 +40,7 @@ function ddArgs(argv: string[]): Record<string, string> {
   return o;
 }
 
-const errMsg = (e: unknown) => (e instanceof BlkError || e instanceof FsError || e instanceof RangeError) ? e.message : (e as Error).message;
+const errMsg = (e: unknown) => (e as Error).message;
 
 export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
   const dev = (path: string | undefined, io: CommandIo, cmd: string): Blkfront | null => {

@@ -26,7 +26,7 @@ import {
   decodeResponse, encodeRequest, encodeRequestDiscard,
 } from '../../../shared/abi/io/blkif.js';
 import {
-  XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
+  XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
 import { PAGE_SIZE } from '../../../shared/shm.js';
@@ -447,9 +447,4 @@ export class Blkfront {
     }));
     if (status !== BLKIF_RSP_OKAY) { this.stats.errors++; throw new BlkError(status, 'discard'); }
   }
-}
-
-/** The front end's own state, for block-list style reports. */
-export async function frontendState(xs: XsClient, dir: string): Promise<number | null> {
-  return xenbusReadInt(xs, dir, 'state');
 }
