@@ -130,8 +130,10 @@ export function handleRequest(ctx: RequestContext, bytes: Uint8Array, segs: Segm
       case BLKIF_OP_FLUSH_DISKCACHE: {
         // Linux blkfront sends a REQ_PREFLUSH/REQ_FUA write as a flush that
         // carries segments (Linux blkback: a write with REQ_PREFLUSH); an
-        // empty flush has none. Earlier writes, then this one's data, then
-        // fdatasync, then the reply: what the reply acknowledges is on the disk.
+        // empty flush has none. Earlier writes and this one's data (started
+        // now, while its segments are decoded: like Linux, nothing orders it
+        // against writes still in flight), then fdatasync, then the reply:
+        // what the reply acknowledges is on the disk.
         const nr = d.getUint8(blkif_request.nr_segments);
         if (nr > BLKIF_MAX_SEGMENTS_PER_REQUEST) return fail(BLKIF_RSP_ERROR, `bad number of segments in flush (${nr})`);
         const earlier = [...ctx.inflightWrites];
