@@ -12,7 +12,7 @@
 // `node -e` to its first output, the floor of starting any Node process on
 // this machine at that moment (sampled alternately with the creations).
 import { performance } from 'node:perf_hooks';
-import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { median, percentile, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
 
 /** The issue's target: p50 create-to-prompt. */
@@ -20,11 +20,6 @@ const TARGET_P50_MS = 250;
 const GUESTS = { full: 20, quick: 3 };
 const GUEST_MB = 32;
 const PROMPT_TIMEOUT_MS = 30_000;
-
-export function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
 
 /** Spawns `node -e` and times it to its first byte of output. */
 export async function nodeFloorMs(ctx: SuiteContext): Promise<number> {

@@ -20,7 +20,7 @@ import {
 } from '../shared/abi/domctl.js';
 import { probe, type Probe } from '../test/helpers/probe.js';
 import { procCpuTimes } from './harness.js';
-import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { median, percentile, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
 
 interface Dom { domid: number; p: Probe }
@@ -71,11 +71,6 @@ function jain(xs: number[]): number {
   const s = xs.reduce((a, b) => a + b, 0);
   const q = xs.reduce((a, b) => a + b * b, 0);
   return q === 0 ? 0 : (s * s) / (xs.length * q);
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
 export const scheduler: Suite = {
