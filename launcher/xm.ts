@@ -1,4 +1,4 @@
-// `xm` and `xl`: the management commands, one implementation (DESIGN.md §6:
+// `xm` and `xl`: the management commands, one implementation (docs/design.md §6:
 // command names, flags, `xl list` columns and state flags as Xen's xl).
 // They talk XML-RPC to xend on <root>/<host>/xend.sock; the host is
 // `--host H`, else $XENEMU_HOST, else the only host running under the run

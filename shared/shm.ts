@@ -1,4 +1,4 @@
-// POSIX shared memory segments as SharedArrayBuffers (DESIGN.md, Memory).
+// POSIX shared memory segments as SharedArrayBuffers (docs/design.md §3).
 //
 // The native addon (shared/native/shm.cc) does shm_open + ftruncate + mmap and
 // hands the mapping to V8 as a SharedArrayBuffer whose deleter unmaps it. It is

@@ -1,6 +1,6 @@
 // The hypercall dispatch table: op -> cmd -> {name, handler, flags}.
 //
-// Privilege is decided here and only here (STYLE.md 5):
+// Privilege is decided here and only here (docs/style.md rule 5):
 //   PRIV    only the control domain (Dom0) may call it        -> -EPERM
 //   TARGET  the call names a domain (arg field `target`); it is resolved
 //           (DOMID_SELF -> caller), must exist (-ESRCH), and may differ from

@@ -1,4 +1,4 @@
-// Host memory accounting and the frame ownership table (DESIGN.md §3).
+// Host memory accounting and the frame ownership table (docs/design.md §3).
 //
 // The host has `total` pages. Every domain owns a set of populated pseudo-
 // physical frames (pfns) inside its own `dom<id>.mem` segment; a pfn is owned

@@ -73,7 +73,7 @@ export interface gnttab_query_size { dom: number }
 export interface gnttab_copy_ptr { ref?: number; gmfn?: number; domid: number; offset: number }
 export interface gnttab_copy { source: gnttab_copy_ptr; dest: gnttab_copy_ptr; len: number; flags: number }
 
-/** Reads entry `ref` from a grant table view (one copy, see STYLE 6). */
+/** Reads entry `ref` from a grant table view (one copy, see docs/style.md rule 6). */
 export function readGrantEntry(dv: DataView, ref: number): { flags: number; domid: number; frame: number } {
   const o = ref * grant_entry_v1.SIZE;
   return { flags: dv.getUint16(o, true), domid: dv.getUint16(o + 2, true), frame: dv.getUint32(o + 4, true) };

@@ -2,7 +2,7 @@
 //
 // Why an addon of our own: no npm package maps POSIX shm as a *shared*
 // backing store that worker threads can receive and Atomics can work on
-// (see DESIGN.md, Memory). This one is context-aware (NODE_MODULE_INIT), so
+// (see docs/design.md §3). This one is context-aware (NODE_MODULE_INIT), so
 // it loads in worker threads too.
 //
 //   open(name, size, create[, offset]) -> SharedArrayBuffer

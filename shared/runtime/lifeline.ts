@@ -1,5 +1,5 @@
-// Parent-death watch without timers (DESIGN.md, Processes: "watch the parent,
-// not a timer"). The parent spawns a child with an extra pipe on fd 3 that it
+// Parent-death watch without timers (docs/design.md §1: a lifeline,
+// not a timer). The parent spawns a child with an extra pipe on fd 3 that it
 // never writes to; the kernel closes it when the parent dies, however it dies
 // (SIGKILL included), and the child sees end-of-file at once.
 import { Socket } from 'node:net';

@@ -1,4 +1,4 @@
-// The management surface between `xm`/`xl` and xend (DESIGN.md §2): XML-RPC
+// The management surface between `xm`/`xl` and xend (docs/design.md §2): XML-RPC
 // method names in xend's spelling and the shapes of what they return.
 // Both sides import this file; xend is the only implementation.
 //

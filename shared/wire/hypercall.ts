@@ -1,4 +1,4 @@
-// The channel between a domain process and its hypervisor (DESIGN.md §2).
+// The channel between a domain process and its hypervisor (docs/design.md §2).
 //
 // One ZeroMQ PAIR socket per domain: the hypervisor binds
 // ipc://<rundir>/dom<domid>.hypercall, the domain process connects to it. The

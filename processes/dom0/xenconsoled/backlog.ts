@@ -1,4 +1,4 @@
-// The recent output of one console, bounded (DESIGN.md §7: Xen users lose
+// The recent output of one console, bounded (docs/design.md §7: Xen users lose
 // the first lines of a guest that crashes before they attach; xenemu keeps
 // them). A byte ring of fixed capacity: appending past it drops the oldest.
 export class Backlog {

@@ -1,4 +1,4 @@
-// One pseudo-terminal pair made with node-pty 1.1.0's `open()` (DESIGN.md §7).
+// One pseudo-terminal pair made with node-pty 1.1.0's `open()` (docs/design.md §7).
 //
 // What node-pty gives and what it does not:
 //   - `_fd` is the master descriptor, `_pty` the slave's path (/dev/pts/N);

@@ -1,5 +1,5 @@
 // xenconsoled: every domain's console ring to one real PTY, a log file and a
-// bounded backlog (DESIGN.md §7). The transport to the guest is kept out: a
+// bounded backlog (docs/design.md §7). The transport to the guest is kept out: a
 // console is a ring page plus a notify() to raise the guest's event channel,
 // and whoever receives the guest's notifications calls kick(domid).
 //

@@ -1,4 +1,4 @@
-// xend: the toolstack daemon's XML-RPC server (DESIGN.md §2, management),
+// xend: the toolstack daemon's XML-RPC server (docs/design.md §2, management),
 // HTTP on a Unix socket at <rundir>/xend.sock. Methods are looked up in one
 // table (name -> handler, flags); domain arguments are resolved there, once,
 // from a name or an id, so handlers only see domids.

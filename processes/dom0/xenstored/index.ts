@@ -1,4 +1,4 @@
-// xenstored: Xen's registry, speaking xs_wire byte for byte (DESIGN.md §2,
+// xenstored: Xen's registry, speaking xs_wire byte for byte (docs/design.md §2,
 // docs/misc/xenstore.txt). Runs inside Domain-0 in a virtual host, or alone
 // with `xenemu xenstored --socket PATH`.
 //

@@ -1,4 +1,4 @@
-// Unix socket transport (DESIGN.md: Domain-0 tools and any real Xen client,
+// Unix socket transport (docs/design.md §2: Domain-0 tools and any real Xen client,
 // found through XENSTORED_PATH). Socket clients are Domain-0: privileged.
 import type { Socket } from 'node:net';
 import { sendNow, socketFd } from '../../../shared/sockio.js';

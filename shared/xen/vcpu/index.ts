@@ -1,4 +1,4 @@
-// A domain's vCPUs: one piscina worker thread per vCPU (DESIGN.md §4), each
+// A domain's vCPUs: one piscina worker thread per vCPU (docs/design.md §4), each
 // running guest work only inside slices its hypervisor grants
 // (docs/scheduler.md).
 //

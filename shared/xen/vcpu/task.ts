@@ -1,4 +1,4 @@
-// Messages between a VcpuPool and its vCPU threads (one file, STYLE.md).
+// Messages between a VcpuPool and its vCPU threads (one file per channel, docs/style.md rule 3).
 
 /** Busy CPU work of `ms` milliseconds, run in units inside slices. */
 export interface BurnTask { kind: 'burn'; vcpu: number; ms: number }

@@ -1,4 +1,4 @@
-// A vCPU's thread (one piscina worker per vCPU, DESIGN.md §4). A task names
+// A vCPU's thread (one piscina worker per vCPU, docs/design.md §4). A task names
 // the vCPU it runs as; the thread runs guest work only while that vCPU's
 // grant word holds a generation it has not given back:
 //
