@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
+import { nodeTitleArgs, xenstoredTitle } from '../shared/runtime/title.js';
 import { runXm } from './xm.js';
 import { basename } from 'node:path';
 
@@ -109,8 +110,12 @@ export const commands: Record<string, Command> = {
     summary: 'xenstored --socket PATH [--state DIR]   run xenstored alone, in the foreground',
     run(argv) {
       // The daemon is its own process, as in Domain-0; it dies with this one.
+      // Its title (`ps`): argv[0] from the start, and node's --title puts it
+      // over the whole command line before any module loads.
       const main = fileURLToPath(new URL('../processes/dom0/xenstored/main.js', import.meta.url));
-      const child = spawn(process.execPath, [...XENSTORED_NODE_FLAGS, main, ...argv], { stdio: lifelineStdio('inherit'), env: lifelineEnv() });
+      const title = xenstoredTitle(socketArg(argv) ?? process.env.XENSTORED_PATH);
+      const child = spawn(process.execPath, [...nodeTitleArgs(title), ...XENSTORED_NODE_FLAGS, main, ...argv],
+        { stdio: lifelineStdio('inherit'), env: lifelineEnv(), argv0: title });
       const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
       process.on('SIGTERM', forward('SIGTERM'));
       process.on('SIGINT', forward('SIGINT'));
@@ -118,6 +123,15 @@ export const commands: Record<string, Command> = {
     },
   },
 };
+
+/** The value of `--socket PATH` / `--socket=PATH` in xenstored's arguments. */
+function socketArg(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--socket') return argv[i + 1];
+    if (argv[i]!.startsWith('--socket=')) return argv[i]!.slice('--socket='.length);
+  }
+  return undefined;
+}
 
 function fail(msg: string): number {
   process.stderr.write(`xenemu: ${msg}\n`);

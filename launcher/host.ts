@@ -10,6 +10,7 @@ import {
   reapHost, removeHostFiles, type HostRecord,
 } from '../shared/host.js';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
+import { hypervisorTitle, nodeTitleArgs } from '../shared/runtime/title.js';
 import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -60,14 +61,16 @@ export async function up(o: UpOptions, out: (s: string) => void = (s) => process
   shmSweep(shmPrefix(o.name));
   ensureHostDir(dir);
   const log = openSync(join(dir, hostFiles.logs, 'hypervisor.log'), 'a');
-  const args = hypervisorArgs(o, dir);
+  // Its title from the first instant (it sets it again itself: shared/runtime/title.ts).
+  const argv0 = hypervisorTitle(o.name);
+  const args = [...nodeTitleArgs(argv0), ...hypervisorArgs(o, dir)];
   const child = o.foreground
     ? spawn(process.execPath, args, {
         stdio: [...(lifelineStdio('inherit') as unknown[]), 'pipe'] as never,
-        env: { ...lifelineEnv(), XENEMU_READY_FD: '4' },
+        env: { ...lifelineEnv(), XENEMU_READY_FD: '4' }, argv0,
       })
     : spawn(process.execPath, args, {
-        detached: true, stdio: ['ignore', log, log, 'pipe'], env: { ...process.env, XENEMU_READY_FD: '3' },
+        detached: true, stdio: ['ignore', log, log, 'pipe'], env: { ...process.env, XENEMU_READY_FD: '3' }, argv0,
       });
   closeSync(log);
   const readyPipe = child.stdio[o.foreground ? 4 : 3] as NodeJS.ReadableStream;

@@ -2,7 +2,7 @@
 //
 //   <root>/<name>/            root = $XENEMU_RUN_DIR or /run/xenemu
 //     hypervisor.pid          pid of the hypervisor
-//     host.json               HostRecord: name, memoryMB, pcpus, pids, started
+//     host.json               HostRecord: name, memoryMB, pcpus, pids (spares too), started
 //     ready                   written once Dom0 reported ready
 //     logs/                   hypervisor.log, dom<id>.log
 //     dom<id>.hypercall       ZeroMQ ipc endpoint of each domain
@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shmPrefix, shmSweep } from './shm.js';
+import { titleHost } from './runtime/title.js';
 
 export const DEFAULT_HOST_NAME = 'xenemu';
 export const HOST_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
@@ -22,8 +23,13 @@ export interface HostRecord {
   memoryMB: number;
   pcpus: number;
   started: string; // ISO time
-  /** Every live process of the host: the hypervisor and each domain process. */
-  pids: { hypervisor: number; domains: Record<string, number> };
+  /**
+   * Every live process of the host: the hypervisor, each domain process, and
+   * the spare guest processes that have no domain yet
+   * (processes/hypervisor/spare.ts). `spares` is absent in records of older
+   * hosts.
+   */
+  pids: { hypervisor: number; domains: Record<string, number>; spares?: number[] };
   /** Number of domains (Dom0 included) the hypervisor knows of. */
   domains: number;
 }
@@ -75,12 +81,31 @@ export function readHypervisorPid(dir: string): number | null {
   }
 }
 
-/** True when pid is alive and is a process of host `name` (argv carries `--host <name>`). */
+/**
+ * The host a command line (/proc/<pid>/cmdline, split at NULs) belongs to:
+ * its title (`xenemu-... host=<name>`, shared/runtime/title.ts), or, before
+ * a process set one, its `--host <name>` argument.
+ */
+export function cmdlineHost(argv: string[]): string | null {
+  const fromTitle = titleHost(argv[0] ?? '');
+  if (fromTitle !== null) return fromTitle;
+  const i = argv.indexOf('--host');
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1]! : null;
+}
+
+/** /proc/<pid>/cmdline split at NULs; [] when the process is gone. */
+export function procCmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0');
+  } catch {
+    return [];
+  }
+}
+
+/** True when pid is alive and is a process of host `name` (by its title or its `--host <name>`). */
 export function isHostProcess(pid: number, name: string): boolean {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const i = argv.indexOf('--host');
-    if (i < 0 || argv[i + 1] !== name) return false;
+    if (cmdlineHost(procCmdline(pid)) !== name) return false;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return !/\) Z /.test(stat); // a zombie is gone already
   } catch {
@@ -97,17 +122,18 @@ export function liveHostPids(dir: string, name: string): number[] {
   if (rec) {
     pids.add(rec.pids.hypervisor);
     for (const p of Object.values(rec.pids.domains)) pids.add(p);
+    for (const p of rec.pids.spares ?? []) pids.add(p);
   }
   return [...pids].filter((p) => p !== process.pid && isHostProcess(p, name));
 }
 
 /**
- * Every process of the host, recorded or not: a `--host <name>` argument and
- * XENEMU_HOST_DIR=<dir> in its environment (a host of the same name under
- * another run root is not this one). That finds what host.json does not
- * list, such as a spare guest process (processes/hypervisor/spare.ts) that
- * was still loading its modules, and so not yet watching its lifeline, when
- * the hypervisor was killed.
+ * Every process of the host, recorded or not: a title naming the host (or a
+ * `--host <name>` argument) and XENEMU_HOST_DIR=<dir> in its environment (a
+ * host of the same name under another run root is not this one). That finds
+ * what host.json does not list, such as a spare guest process
+ * (processes/hypervisor/spare.ts) that was still loading its modules, and so
+ * not yet watching its lifeline, when the hypervisor was killed.
  */
 export function hostProcessesByScan(dir: string, name: string): number[] {
   const mark = `XENEMU_HOST_DIR=${dir}`;

@@ -4,11 +4,13 @@
 //   start_info (written by Dom0's builder, address from setvcpucontext)
 //     -> console frontend on start_info.console.domU.{mfn,evtchn}
 //     -> boot banner
-//     -> xenbus on start_info.store_{mfn,evtchn}; read our name
+//     -> xenbus on start_info.store_{mfn,evtchn}; read our name (the process's
+//        title in `ps` follows it, renames included)
 //     -> balloon (memory/target), vCPU hotplug (cpu/), control/shutdown watches
 //     -> control/feature-* advertised
 //     -> shell prompt
 import { XEN_START_INFO_MAGIC, type StartInfo } from '../../shared/abi/xen.js';
+import { domUTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
 import { PAGE_SIZE } from '../../shared/shm.js';
 import type { XenDomain } from '../../shared/xen/index.js';
@@ -75,6 +77,8 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
 
   const xs = connectXenbus(dom, start.store_mfn, start.store_evtchn);
   const hostname = (await xs.tryRead('name')) ?? `domU-${dom.domid}`;
+  const title = (name: string) => setProcessTitle((n) => domUTitle(dom.host, dom.domid, n), name);
+  title(hostname);
   klog.printk(`xenbus: connected to xenstored (ring pfn ${hex(start.store_mfn)}, port ${start.store_evtchn}), home /local/domain/${dom.domid}`);
 
   const floor = Math.max(Math.floor(dom.hello.start_info / PAGE_SIZE), start.store_mfn, start.console_mfn) + 1;
@@ -116,6 +120,12 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
       if (n === vcpus.online) return;
       return vcpus.setOnline(n).then(() => klog.printk(`cpu: ${vcpus.online} vCPU${vcpus.online === 1 ? '' : 's'} online`));
     }).catch((e: Error) => klog.printk(`cpu: hotplug failed: ${e.message}`));
+  });
+  // The toolstack renames a domain in xenstore (xl rename, on_crash =
+  // "rename-restart"): `ps` and `pgrep -f <name>` follow. The shell's host
+  // name stays as booted, as a Linux guest's does.
+  await xs.watch('name', 'proctitle', () => {
+    void xs.tryRead('name').then((n) => { if (n) title(n); }).catch(() => undefined);
   });
   await watchShutdown(xs, klog, (reason) => void k.shutdown(reason));
   for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);

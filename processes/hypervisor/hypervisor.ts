@@ -74,7 +74,8 @@ export class Hypervisor {
     this.defaultDomUProgram = opts.defaultDomUProgram;
     this.console = new ConsoleRing();
     this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
-    this.spares = new SpareDomains(opts.host, opts.rundir, opts.defaultDomUProgram, (m) => this.console.log(m));
+    this.spares = new SpareDomains(opts.host, opts.rundir, opts.defaultDomUProgram, (m) => this.console.log(m),
+                                   () => this.domainsChanged());
     this.scheduler = new SliceScheduler({
       pcpus: opts.pcpus, log: (m) => this.console.log(m),
       policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
@@ -294,7 +295,7 @@ export class Hypervisor {
     for (const d of this.domains.values()) if (d.proc?.pid && d.proc.exitCode === null) domains[d.domid] = d.proc.pid;
     const rec: HostRecord = {
       name: this.host, memoryMB: this.opts.memoryMB, pcpus: this.pcpus, started: this.started,
-      pids: { hypervisor: process.pid, domains }, domains: this.domains.size,
+      pids: { hypervisor: process.pid, domains, spares: this.spares.pids() }, domains: this.domains.size,
     };
     try { writeHostRecord(this.rundir, rec); } catch { /* run dir removed under us */ }
   }

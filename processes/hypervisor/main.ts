@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { watchParent } from '../../shared/runtime/lifeline.js';
+import { hypervisorTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { ensureHostDir, isValidHostName } from '../../shared/host.js';
 import { Hypervisor } from './hypervisor.js';
 
@@ -45,6 +46,7 @@ if (values.sched !== 'credit' && values.sched !== 'rr') {
 const dom0MB = values['dom0-mem'] ? Number(values['dom0-mem']) : Math.min(512, Math.max(64, Math.floor(memoryMB / 4)));
 const readyFd = process.env.XENEMU_READY_FD ? Number(process.env.XENEMU_READY_FD) : undefined;
 
+setProcessTitle(hypervisorTitle(host));
 const rundir = resolve(values.rundir);
 ensureHostDir(rundir);
 const hv = new Hypervisor({

@@ -8,13 +8,17 @@
 // domain, spawned by the hypervisor with its lifeline: it only learns its
 // domid later.
 //
-//   Dom0 ready / a spare taken ──> spawn `node domu/main.js --host H --spare`
+//   Dom0 ready / a spare taken ──> spawn `node --title=... domu/main.js --host H --spare`
+//                                  titled `xenemu-domU spare host=H`
 //                                  (stdout/stderr -> logs/spare-<n>.log)
 //   unpausedomain(d) ──> take(): logs/spare-<n>.log renamed dom<id>.log,
-//                        assignment written on its stdin ──> startDomain() ...
+//                        assignment written on its stdin ──> it titles itself
+//                        `xenemu-domU domid=<id> host=H`, startDomain() ...
 //
-// At most one spare per host: it costs one idle process. Domains with
-// another program or with arguments start as before (spawn.ts).
+// At most one spare per host: it costs one idle process. host.json lists it
+// (pids.spares), so `xenemu down` waits for it as for any process of the
+// host. Domains with another program or with arguments start as before
+// (spawn.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +26,7 @@ import { lifelineEnv } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
 import { DOMU_ENV, DOMU_NODE_FLAGS, domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
 import { SPARE_FLAG, encodeAssign } from '../../shared/wire/spare.js';
+import { nodeTitleArgs, spareTitle } from '../../shared/runtime/title.js';
 import type { SpawnSpec } from './spawn.js';
 
 interface Spare { proc: ChildProcess; log: string }
@@ -31,8 +36,15 @@ export class SpareDomains {
   private seq = 0;
   private closed = false;
 
+  /** `changed` runs when the spare processes change (one started or gone): host.json lists them. */
   constructor(private readonly host: string, private readonly rundir: string, readonly program: string,
-              private readonly log: (m: string) => void) {}
+              private readonly log: (m: string) => void, private readonly changed: () => void = () => undefined) {}
+
+  /** The pids of the spare processes alive now. */
+  pids(): number[] {
+    const p = this.spare?.proc;
+    return p?.pid && p.exitCode === null && p.signalCode === null ? [p.pid] : [];
+  }
 
   /** Starts a spare unless one is there. */
   refill(): void {
@@ -44,18 +56,24 @@ export class SpareDomains {
       delete env.XENEMU_READY_FD;
       delete env.XENEMU_DOMID;
       delete env.XENEMU_HYPERCALL;
-      const proc = spawn(process.execPath, [...DOMU_NODE_FLAGS, ...domainExtraNodeFlags(), this.program, '--host', this.host, SPARE_FLAG], {
-        stdio: ['pipe', fd, fd, 'pipe'], env, cwd: this.rundir,
+      const title = spareTitle(this.host);
+      const proc = spawn(process.execPath, [...nodeTitleArgs(title), ...DOMU_NODE_FLAGS, ...domainExtraNodeFlags(), this.program, '--host', this.host, SPARE_FLAG], {
+        stdio: ['pipe', fd, fd, 'pipe'], env, cwd: this.rundir, argv0: title,
       });
       const s: Spare = { proc, log: logPath };
       this.spare = s;
       proc.stdin!.on('error', () => { /* it died: exit below */ });
       proc.on('error', (err) => this.log(`spare guest process: spawn failed: ${err.message}`));
       // A spare that dies unused is not replaced until one is taken: no respawn loop.
-      proc.on('exit', () => { if (this.spare === s) this.spare = null; });
+      proc.on('exit', () => {
+        if (this.spare !== s) return;
+        this.spare = null;
+        this.changed();
+      });
     } finally {
       closeSync(fd);
     }
+    this.changed();
   }
 
   /**

@@ -1,6 +1,9 @@
 // Starting a domain process.
 //
 //   node <program> --host <name> --domid <id> [args...]
+//   argv[0] and node's --title: the process's title (`xenemu-dom0 host=H`,
+//        `xenemu-domU domid=N host=H`; shared/runtime/title.ts), so `ps`
+//        tells it apart at once
 //   env: XENEMU_HOST, XENEMU_HOST_DIR, XENEMU_DOMID, XENEMU_HYPERCALL (ipc
 //        endpoint), XENEMU_LIFELINE=1 (fd 3 is the lifeline)
 //   stdout/stderr -> <rundir>/logs/dom<id>.log
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
 import { DOMU_ENV, DOMU_NODE_FLAGS, XENSTORED_NODE_FLAGS, domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
+import { domainTitle, nodeTitleArgs } from '../../shared/runtime/title.js';
 
 export interface SpawnSpec {
   host: string;
@@ -37,8 +41,9 @@ export function spawnDomainProcess(s: SpawnSpec): ChildProcess {
     delete env.XENEMU_READY_FD;
     // Domain-0 hosts xenstored: give it xenstored's heap settings; guests theirs.
     const nodeFlags = s.domid === 0 ? XENSTORED_NODE_FLAGS : DOMU_NODE_FLAGS;
-    return spawn(process.execPath, [...nodeFlags, ...domainExtraNodeFlags(), s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
-      stdio: lifelineStdio(log, log), env, cwd: s.rundir,
+    const title = domainTitle(s.host, s.domid);
+    return spawn(process.execPath, [...nodeTitleArgs(title), ...nodeFlags, ...domainExtraNodeFlags(), s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
+      stdio: lifelineStdio(log, log), env, cwd: s.rundir, argv0: title,
     });
   } finally {
     closeSync(log);

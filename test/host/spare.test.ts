@@ -6,21 +6,23 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startHost, waitFor } from '../helpers/host.js';
-import { isHostProcess } from '../../shared/host.js';
+import { isHostProcess, procCmdline } from '../../shared/host.js';
+import { spareTitle } from '../../shared/runtime/title.js';
 import { PtyClient, list, xenstore, xlOk, writeCfg } from './xl.js';
 
-/** Every live process of host `name`, found by its argv (spares are not in host.json). */
+/** Every live process of host `name`, found by its title in /proc (not by host.json). */
 function hostProcesses(name: string): Array<{ pid: number; argv: string[] }> {
   const out: Array<{ pid: number; argv: string[] }> = [];
   for (const e of fs.readdirSync('/proc')) {
     const pid = Number(e);
     if (!Number.isInteger(pid) || !isHostProcess(pid, name)) continue;
-    try { out.push({ pid, argv: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0') }); } catch { /* gone */ }
+    const argv = procCmdline(pid);
+    if (argv.length) out.push({ pid, argv });
   }
   return out;
 }
 
-const spares = (name: string) => hostProcesses(name).filter((p) => p.argv.includes('--spare'));
+const spares = (name: string) => hostProcesses(name).filter((p) => p.argv[0] === spareTitle(name));
 
 t.test('guests start in the spare process; nothing spare outlives the host', async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });
