@@ -4,10 +4,13 @@
 // follow a spare becoming a guest, a rename in xenstore and a
 // rename-restart; host.json lists the spares.
 import t, { type Test } from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { startHost, waitFor, readHostRecord, type TestHost } from '../helpers/host.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DIST, productEnv, startHost, waitFor, readHostRecord, type TestHost } from '../helpers/host.js';
+import { cmdlineHost, procCmdline } from '../../shared/host.js';
 import { dom0Title, domUTitle, hypervisorTitle, spareTitle } from '../../shared/runtime/title.js';
 import { PtyClient, list, onWatch, xenstore, xlOk, writeCfg } from './xl.js';
 
@@ -104,4 +107,21 @@ t.test('ps, /proc/<pid>/cmdline and pgrep -f tell every process of a host apart'
     t.same(await pgrep(c), [pid], `pgrep -f ${c}: the restarted guest alone`);
     t.same(await pgrep(`${c}--`), [], 'no process carries the crashed one\'s new name');
   });
+});
+
+t.test('a name too long for the original command line is cut; domid= and host= stay whole', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'xenemu-title-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'title.mjs');
+  writeFileSync(script, `import { domUTitle, setProcessTitle } from ${JSON.stringify(join(DIST, 'shared', 'runtime', 'title.js'))};\n` +
+    `setProcessTitle((n) => domUTitle(process.env.H, 7, n), 'n'.repeat(400));\nprocess.stdout.write('set\\n');\nsetInterval(() => {}, 1 << 30);\n`);
+  const host = `h${randomBytes(4).toString('hex')}`;
+  const p = spawn(process.execPath, [script, '--host', host], { env: productEnv({ H: host }), stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => { p.kill('SIGKILL'); });
+  await new Promise((resolve) => p.stdout.once('data', resolve));
+  const room = [process.execPath, script, '--host', host].reduce((n, a) => n + Buffer.byteLength(a) + 1, 0) - 1;
+  const [title] = procCmdline(p.pid!);
+  t.match(title, new RegExp(`^xenemu-domU n+~ domid=7 host=${host}$`), `cut to "${title}"`);
+  t.equal(title!.length, room, 'as long as the original command line allows');
+  t.equal(cmdlineHost(procCmdline(p.pid!)), host, 'the host is still read from it');
 });
