@@ -94,7 +94,7 @@ export const commands: Record<string, Command> = {
   xm: xmCommand('xm'),
   xl: xmCommand('xl'),
   demo: {
-    summary: 'demo [--name H]   boot a host with a demo PV guest, list it and attach its console (npm start)',
+    summary: 'demo [--name H]   boot a host with two PV guests (disk, network), list them and attach demo1\'s console (npm start)',
     async run(argv) {
       const { values } = parseArgs({ args: argv, options: {
         name: { type: 'string', default: DEFAULT_HOST_NAME },
