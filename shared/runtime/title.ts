@@ -14,8 +14,10 @@
 //   of the command line follows it.
 // - and node's `--title=<title>` (nodeTitleArgs), which Node applies while
 //   it parses its options, before it loads any module: from then on the
-//   command line is the title alone. (Worker threads inherit the flag;
-//   Node accepts it there.)
+//   command line is the title alone. Worker threads (a guest's vCPUs)
+//   inherit it, which Node accepts; a Worker given `execArgv:
+//   process.execArgv` explicitly would be refused (ERR_WORKER_INVALID_EXEC_ARGV:
+//   --title is a per-process option), so pools leave execArgv unset.
 // - The process sets process.title when it knows more (a guest's domid,
 //   then its name). libuv writes the new title over the
 //   memory of the original argv strings and zeroes the rest, so `ps` shows
