@@ -26,10 +26,9 @@ export interface HostRecord {
   /**
    * Every live process of the host: the hypervisor, each domain process, and
    * the spare guest processes that have no domain yet
-   * (processes/hypervisor/spare.ts). `spares` is absent in records of older
-   * hosts.
+   * (processes/hypervisor/spare.ts).
    */
-  pids: { hypervisor: number; domains: Record<string, number>; spares?: number[] };
+  pids: { hypervisor: number; domains: Record<string, number>; spares: number[] };
   /** Number of domains (Dom0 included) the hypervisor knows of. */
   domains: number;
 }
@@ -122,7 +121,7 @@ export function liveHostPids(dir: string, name: string): number[] {
   if (rec) {
     pids.add(rec.pids.hypervisor);
     for (const p of Object.values(rec.pids.domains)) pids.add(p);
-    for (const p of rec.pids.spares ?? []) pids.add(p);
+    for (const p of rec.pids.spares ?? []) pids.add(p); // a file on disk: trust no field
   }
   return [...pids].filter((p) => p !== process.pid && isHostProcess(p, name));
 }
