@@ -6,9 +6,10 @@ import {
   XENCONS_OUT_OFFSET, XENCONS_IN_CONS_OFFSET, XENCONS_OUT_PROD_OFFSET,
 } from '../../shared/abi/io/console.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 function page(): XenconsInterface {
-  return new XenconsInterface(new Uint8Array(new SharedArrayBuffer(4096)));
+  return new XenconsInterface(new Uint8Array(new SharedArrayBuffer(PAGE_SIZE)));
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
