@@ -117,6 +117,7 @@ t.test('hostile indices are refused, never looped on or read out of bounds', asy
 });
 
 t.test('page checks', async (t) => {
-  t.throws(() => new XenconsInterface(new Uint8Array(100)));
-  t.throws(() => new XenconsInterface(new Uint8Array(new ArrayBuffer(5000), 1)));
+  t.throws(() => new XenconsInterface(new Uint8Array(100)), new RangeError('console page too small: 100 < 3088'));
+  t.throws(() => new XenconsInterface(new Uint8Array(new ArrayBuffer(5000), 1)),
+    new RangeError('console page index fields are not 4-byte aligned'));
 });

@@ -93,9 +93,15 @@ export class FakeToolstack implements Toolstack {
     this.wake();
   }
   private wake(): void { this.shutdownWaiters.splice(0).forEach((w) => w()); }
+  /** waitForShutdown calls so far. */
+  waitCalls = 0;
+  /** Called once a waitForShutdown call is waiting (the domain was not shut down yet). */
+  onWaiting: (domid: number) => void = () => {};
   async waitForShutdown(domid: number, timeoutMs: number): Promise<boolean> {
+    this.waitCalls++;
     const done = () => { const d = this.domains.get(domid); return !d || d.shutdown; };
     if (done()) return true;
+    setImmediate(() => this.onWaiting(domid));
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       const check = () => { if (done()) { clearTimeout(timer); resolve(true); } else this.shutdownWaiters.push(check); };

@@ -205,10 +205,11 @@ t.test('shutdown -w waits for the guest, without polling by time', async (t) => 
   const root = tmpRoot(t);
   const { fake } = await startHost(t, root, 'h1');
   t.equal((await xl(root, ['create', writeCfg(root, 'g.cfg', 'name = "g"\n')])).code, 0);
-  // The guest reacts to control/shutdown only after xl has started waiting.
-  fake.onShutdownRequest = (domid) => setImmediate(() => fake.guestShutdown(domid));
+  // The guest shuts down only once xend is waiting for it: the long poll must be woken, not time out.
+  fake.onWaiting = (domid) => fake.guestShutdown(domid);
   const r = await xl(root, ['shutdown', '-w', 'g']);
   t.same(r, { code: 0, out: '', err: 'Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been shut down, reason code 0\n' });
+  t.equal(fake.waitCalls, 1, 'one long poll, woken by the shutdown: no polling');
   t.match((await xl(root, ['list', 'g'])).out, /     ---s--  /);
   t.same(await xl(root, ['shutdown', 'nosuch']), { code: 1, out: '', err: 'nosuch is an invalid domain identifier (rc=-6)\n' });
   const rb = await xl(root, ['reboot', 'g']);
