@@ -3,6 +3,24 @@
 import * as fs from 'node:fs';
 import * as tty from 'node:tty';
 
+/**
+ * Destroy a tty.ReadStream made on `fd` and close `fd` too, unless the
+ * stream's handle owns it (libuv may re-open the slave for the stream, and
+ * then our descriptor stays ours to close). Resolves once both are closed.
+ */
+export function closeTtyStream(stream: tty.ReadStream, fd: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      const streamFd = (stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (streamFd !== fd) { try { fs.closeSync(fd); } catch { /* closed */ } }
+      resolve();
+    };
+    if (stream.closed) { done(); return; }
+    stream.once('close', done);
+    stream.destroy();
+  });
+}
+
 /** A client on a console PTY's slave (as `screen /dev/pts/N` would be). */
 export class PtyClient {
   text = '';
@@ -50,14 +68,6 @@ export class PtyClient {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.stream.destroyed) { resolve(); return; }
-      this.stream.once('close', () => {
-        const streamFd = (this.stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
-        if (streamFd !== this.fd) { try { fs.closeSync(this.fd); } catch { /* closed */ } }
-        resolve();
-      });
-      this.stream.destroy();
-    });
+    return closeTtyStream(this.stream, this.fd);
   }
 }

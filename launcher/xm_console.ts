@@ -2,6 +2,7 @@
 // domain's console PTY, as xenconsoled gave it out.
 import * as fs from 'node:fs';
 import * as tty from 'node:tty';
+import { closeTtyStream } from './pty_client.js';
 import type { XmContext } from './xm_context.js';
 
 /** The byte that detaches a console, as in xl and xm: Ctrl-]. */
@@ -32,13 +33,7 @@ export async function attachConsole(x: XmContext, dom: string): Promise<number> 
         stdin.pause();
         if (rawSet) stdin.setRawMode!(false);
       }
-      stream.once('close', () => {
-        // libuv re-opened the slave for the stream; our own descriptor stays ours.
-        const streamFd = (stream as unknown as { _handle?: { fd?: number } })._handle?.fd;
-        if (streamFd !== fd) { try { fs.closeSync(fd); } catch { /* gone */ } }
-        resolve(0);
-      });
-      stream.destroy();
+      void closeTtyStream(stream, fd).then(() => resolve(0));
     };
     const onKey = (chunk: Buffer | string) => {
       const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
