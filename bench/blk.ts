@@ -11,7 +11,7 @@
 //   seq read    dd if=/dev/xvda of=/dev/null bs=1M              vs 1 MiB awaited reads
 //   rand read   blkbench randread qd=32 (4 KiB)                 vs 32 concurrent 4 KiB reads
 // and the notifications (sent + received by the front end) per MiB moved.
-import { PtyClient } from '../test/helpers/pty_client.js';
+import { PtyClient } from '../launcher/pty_client.js';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { XsClient } from '../shared/xenstore/client.js';

@@ -7,7 +7,7 @@
 // Baseline: two Node processes on the host's loopback doing the same (1470-byte
 // UDP datagrams as fast as the sender's socket takes them, throughput counted
 // at the receiver), sampled right after the guests' run.
-import { PtyClient } from '../test/helpers/pty_client.js';
+import { PtyClient } from '../launcher/pty_client.js';
 import { join } from 'node:path';
 import { XsClient } from '../shared/xenstore/client.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';

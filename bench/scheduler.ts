@@ -18,7 +18,7 @@ import {
   XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_createdomain, XEN_DOMCTL_pausedomain,
   XEN_DOMCTL_scheduler_op, XEN_DOMCTL_unpausedomain, XEN_SCHEDULER_CREDIT,
 } from '../shared/abi/domctl.js';
-import { probe, type Probe } from '../test/helpers/probe.js';
+import { probe, type Probe } from '../shared/wire/probe.js';
 import { procCpuTimes } from './harness.js';
 import { median, percentile, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';

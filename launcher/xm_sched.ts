@@ -1,38 +1,19 @@
 // The scheduling commands of `xm`/`xl` (tools/xl/xl_sched.c, xl_vcpu.c,
-// xentop): sched-credit, vcpu-list, vcpu-pin and top. Output in xl's
-// formats so that scripts written for Xen read it:
+// xentop): sched-credit, vcpu-list, vcpu-pin and top, handlers of the
+// command table (launcher/xm_cmdtable.ts). Output in xl's formats so that
+// scripts written for Xen read it:
 //
 //   xl sched-credit                      Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us
 //                                        Name                                ID Weight  Cap
 //   xl vcpu-list                         Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)
 //   xm top                               xentop's header and columns, refreshed until `q`
-import type { XmlRpcValue } from '../shared/xmlrpc.js';
-import { XEND_METHODS, type DomainRecord, type NodeInfo } from '../shared/toolstack/xend_api.js';
-import {
-  XEND_SCHED_METHODS, formatCpuList, type SchedCreditGlobals, type SchedCreditRecord, type VcpuRecord,
-} from '../shared/toolstack/xend_sched.js';
+import type { DomainRecord, NodeInfo } from '../shared/toolstack/xend_api.js';
+import { formatCpuList, type SchedCreditGlobals, type SchedCreditRecord, type VcpuRecord } from '../shared/toolstack/xend_sched.js';
+import { UsageError, type Opts, type XmContext } from './xm_context.js';
 
-export interface SchedCmdContext {
-  call(method: string, params?: XmlRpcValue[]): Promise<XmlRpcValue>;
-  /** A call naming a domain (an unknown one reads as xl says it). */
-  callDom(method: string, dom: string, params?: XmlRpcValue[]): Promise<XmlRpcValue>;
-  out(s: string): void;
-  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?(mode: boolean): unknown };
-  isTTY: boolean;
-  usage(msg: string): Error;
-  getopt(args: string[], known: string, cmd: string): { flags: Set<string>; values: Map<string, string>; rest: string[] };
-}
-
-export const SCHED_USAGE: Record<string, string> = {
-  'sched-credit': 'sched-credit [-d <Domain> [-w <Weight>] [-c <Cap>]] [-s [-t <tslice>] [-r <ratelimit>]]',
-  'vcpu-list': 'vcpu-list [Domain ...]',
-  'vcpu-pin': 'vcpu-pin <Domain> <VCPU|all> <CPUs|all>',
-  top: 'top [-d <delay>] [-b] [-i <iterations>]',
-};
-
-function int(ctx: SchedCmdContext, v: string | undefined, what: string): number | undefined {
+function int(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v)) throw ctx.usage(`invalid ${what}: ${v}`);
+  if (!/^[0-9]+$/.test(v)) throw new UsageError(`invalid ${what}: ${v}`);
   return Number(v);
 }
 
@@ -42,42 +23,42 @@ export function formatSchedCreditLine(r: Pick<SchedCreditRecord, 'name' | 'domid
 }
 export const SCHED_CREDIT_HEADER = `${'Name'.padEnd(33)} ${'ID'.padStart(4)} ${'Weight'.padStart(6)} ${'Cap'.padStart(4)}`;
 
-export async function schedCredit(ctx: SchedCmdContext, args: string[]): Promise<number> {
-  const o = ctx.getopt(args, 'd:w:c:t:r:sp:', 'sched-credit');
-  if (o.rest.length) throw ctx.usage(`unexpected argument '${o.rest[0]}'`);
+export async function schedCredit(x: XmContext, o: Opts): Promise<number> {
+  if (o.rest.length) throw new UsageError(`unexpected argument '${o.rest[0]}'`);
   const dom = o.values.get('d');
-  const weight = int(ctx, o.values.get('w'), 'weight');
-  const cap = int(ctx, o.values.get('c'), 'cap');
-  const tslice = int(ctx, o.values.get('t'), 'tslice');
-  const ratelimit = int(ctx, o.values.get('r'), 'ratelimit');
+  const weight = int(o.values.get('w'), 'weight');
+  const cap = int(o.values.get('c'), 'cap');
+  const tslice = int(o.values.get('t'), 'tslice');
+  const ratelimit = int(o.values.get('r'), 'ratelimit');
   const sys = o.flags.has('s') || tslice !== undefined || ratelimit !== undefined;
   if (sys && (dom !== undefined || weight !== undefined || cap !== undefined)) {
-    throw ctx.usage('-s (with -t/-r) and -d (with -w/-c) are mutually exclusive');
+    throw new UsageError('-s (with -t/-r) and -d (with -w/-c) are mutually exclusive');
   }
-  if ((weight !== undefined || cap !== undefined) && dom === undefined) throw ctx.usage('-w and -c need a domain (-d)');
+  if ((weight !== undefined || cap !== undefined) && dom === undefined) throw new UsageError('-w and -c need a domain (-d)');
   if (sys) {
     if (tslice !== undefined || ratelimit !== undefined) {
-      await ctx.call(XEND_SCHED_METHODS.setNodeSchedCredit, [tslice ?? -1, ratelimit ?? -1]);
+      await x.call('xend.node.setSchedCredit', tslice ?? -1, ratelimit ?? -1);
       return 0;
     }
-    ctx.out(`${poolLine((await ctx.call(XEND_SCHED_METHODS.nodeSchedCredit)) as unknown as SchedCreditGlobals)}\n`);
+    x.out(`${poolLine(await x.call('xend.node.schedCredit'))}\n`);
     return 0;
   }
   if (dom !== undefined) {
     if (weight !== undefined || cap !== undefined) {
-      await ctx.callDom(XEND_SCHED_METHODS.setSchedCredit, dom, [weight ?? -1, cap ?? -1]);
+      await x.call('xend.domain.setSchedCredit', dom, weight ?? -1, cap ?? -1);
       return 0;
     }
-    const r = (await ctx.callDom(XEND_SCHED_METHODS.schedCredit, dom)) as unknown as SchedCreditRecord;
-    ctx.out(`${SCHED_CREDIT_HEADER}\n${formatSchedCreditLine(r)}\n`);
+    const r = await x.call('xend.domain.schedCredit', dom);
+    x.out(`${SCHED_CREDIT_HEADER}\n${formatSchedCreditLine(r)}\n`);
     return 0;
   }
-  const g = (await ctx.call(XEND_SCHED_METHODS.nodeSchedCredit)) as unknown as SchedCreditGlobals;
-  const doms = (await ctx.call(XEND_METHODS.domains, [true])) as unknown as DomainRecord[];
-  ctx.out(`${poolLine(g)}\n${SCHED_CREDIT_HEADER}\n`);
+  const g = await x.call('xend.node.schedCredit');
+  const doms = await x.domains();
+  x.out(`${poolLine(g)}\n${SCHED_CREDIT_HEADER}\n`);
   for (const d of doms) {
-    const r = (await ctx.callDom(XEND_SCHED_METHODS.schedCredit, String(d.domid)).catch(() => null)) as unknown as SchedCreditRecord | null;
-    if (r) ctx.out(`${formatSchedCreditLine(r)}\n`);
+    // A domain that went since the list is left out.
+    const r = await x.call('xend.domain.schedCredit', d.domid).catch(() => null);
+    if (r) x.out(`${formatSchedCreditLine(r)}\n`);
   }
   return 0;
 }
@@ -97,25 +78,21 @@ export function formatVcpuLine(v: VcpuRecord): string {
   return `${head}${cpuSta}${v.cpu_time.toFixed(1).padStart(9)}  ${formatCpuList(v.hard, v.pcpus)} / ${formatCpuList(v.soft, v.pcpus)}`;
 }
 
-export async function vcpuList(ctx: SchedCmdContext, args: string[]): Promise<number> {
-  const o = ctx.getopt(args, '', 'vcpu-list');
-  const names = o.rest.length ? o.rest
-    : ((await ctx.call(XEND_METHODS.domains, [true])) as unknown as DomainRecord[]).map((d) => String(d.domid));
-  ctx.out(`${VCPU_LIST_HEADER}\n`);
+export async function vcpuList(x: XmContext, o: Opts): Promise<number> {
+  const names = o.rest.length ? o.rest : (await x.domains()).map((d) => d.domid);
+  x.out(`${VCPU_LIST_HEADER}\n`);
   for (const n of names) {
-    const vs = (await ctx.callDom(XEND_SCHED_METHODS.vcpus, n)) as unknown as VcpuRecord[];
-    for (const v of vs) ctx.out(`${formatVcpuLine(v)}\n`);
+    for (const v of await x.call('xend.domain.vcpus', n)) x.out(`${formatVcpuLine(v)}\n`);
   }
   return 0;
 }
 
-export async function vcpuPin(ctx: SchedCmdContext, args: string[]): Promise<number> {
-  const o = ctx.getopt(args, 'f', 'vcpu-pin');
-  if (o.rest.length < 3 || o.rest.length > 4) throw ctx.usage(`'vcpu-pin' requires a domain, a vCPU (or all) and a CPU list`);
+export async function vcpuPin(x: XmContext, o: Opts): Promise<number> {
+  if (o.rest.length > 4) throw new UsageError(`unexpected argument '${o.rest[4]}'`);
   const [dom, vcpu, hard] = o.rest as [string, string, string];
-  if (vcpu !== 'all' && !/^[0-9]+$/.test(vcpu)) throw ctx.usage(`invalid vCPU '${vcpu}'`);
+  if (vcpu !== 'all' && !/^[0-9]+$/.test(vcpu)) throw new UsageError(`invalid vCPU '${vcpu}'`);
   if (hard === '-') return 0; // only soft affinity given: xenemu keeps soft affinity at all
-  await ctx.callDom(XEND_SCHED_METHODS.pinVcpu, dom, [vcpu === 'all' ? -1 : Number(vcpu), hard]);
+  await x.call('xend.domain.pinVcpu', dom, vcpu === 'all' ? -1 : Number(vcpu), hard);
   return 0;
 }
 
@@ -150,13 +127,12 @@ export function renderTop(doms: DomainRecord[], info: NodeInfo, prev: Sample | n
   return `${lines.join('\n')}\n`;
 }
 
-export async function top(ctx: SchedCmdContext, args: string[]): Promise<number> {
-  const o = ctx.getopt(args, 'd:bi:', 'top');
+export async function top(x: XmContext, o: Opts): Promise<number> {
   const delay = Number(o.values.get('d') ?? 1);
-  if (!(delay > 0)) throw ctx.usage(`invalid delay: ${o.values.get('d')}`);
-  const batch = o.flags.has('b') || !ctx.isTTY;
-  const iterations = o.values.has('i') ? int(ctx, o.values.get('i'), 'iterations')! : batch ? 1 : Infinity;
-  const stdin = ctx.stdin;
+  if (!(delay > 0)) throw new UsageError(`invalid delay: ${o.values.get('d')}`);
+  const batch = o.flags.has('b') || !x.isTTY;
+  const iterations = o.values.has('i') ? int(o.values.get('i'), 'iterations')! : batch ? 1 : Infinity;
+  const stdin = x.io.stdin;
   const raw = !batch && !!(stdin?.isTTY && stdin.setRawMode);
   let quit: (() => void) | null = null;
   let stop = false;
@@ -172,14 +148,11 @@ export async function top(ctx: SchedCmdContext, args: string[]): Promise<number>
   let prev: Sample | null = null;
   try {
     for (let i = 0; i < iterations && !stop; i++) {
-      const [doms, info] = await Promise.all([
-        ctx.call(XEND_METHODS.domains, [true]) as unknown as Promise<DomainRecord[]>,
-        ctx.call(XEND_METHODS.nodeInfo) as unknown as Promise<NodeInfo>,
-      ]);
+      const [doms, info] = await Promise.all([x.domains(), x.call('xend.node.info')]);
       const now: Sample = { t: Date.now(), cpu: new Map(doms.map((d) => [d.domid, d.cpu_time])) };
       const screen = renderTop(doms, info, prev, now);
       // Clear and home the cursor in a terminal; batch mode appends screens like xentop -b.
-      ctx.out(batch ? screen : `\x1b[H\x1b[2J${screen}\nq: quit`);
+      x.out(batch ? screen : `\x1b[H\x1b[2J${screen}\nq: quit`);
       prev = now;
       if (i + 1 >= iterations || stop) break;
       await new Promise<void>((res) => {
@@ -192,7 +165,7 @@ export async function top(ctx: SchedCmdContext, args: string[]): Promise<number>
       stdin.off('data', onKey);
       stdin.pause();
       if (raw) stdin.setRawMode!(false);
-      ctx.out('\n');
+      x.out('\n');
     }
   }
   return 0;

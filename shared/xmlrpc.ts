@@ -22,6 +22,21 @@ export type XmlRpcValue =
   | XmlRpcValue[]
   | { [key: string]: XmlRpcValue };
 
+/**
+ * What the encoder takes: XmlRpcValue's kinds, with read-only arrays and
+ * tuples and with struct members that may be undefined (left out on the
+ * wire). Records of a typed protocol are `type` aliases so that they are
+ * assignable to the struct form (an interface has no index signature).
+ */
+export type XmlRpcEncodable =
+  | null
+  | boolean
+  | number
+  | string
+  | Uint8Array
+  | readonly XmlRpcEncodable[]
+  | { readonly [key: string]: XmlRpcEncodable | undefined };
+
 export const XMLRPC_ERROR_INTERNAL = 1;
 export const XMLRPC_ERROR_GENERIC = 2;
 export const XMLRPC_ERROR_INVALID_DOMAIN = 3;
@@ -56,7 +71,7 @@ function escapeXml(s: string): string {
   return out;
 }
 
-function encodeValue(v: XmlRpcValue | undefined): string {
+function encodeValue(v: XmlRpcEncodable | undefined): string {
   if (v === null || v === undefined) return '<value><nil/></value>';
   if (typeof v === 'boolean') return `<value><boolean>${v ? 1 : 0}</boolean></value>`;
   if (typeof v === 'number') {
@@ -78,12 +93,12 @@ function encodeValue(v: XmlRpcValue | undefined): string {
 
 const XML_DECL = '<?xml version="1.0"?>\n';
 
-export function encodeMethodCall(method: string, params: XmlRpcValue[]): string {
+export function encodeMethodCall(method: string, params: readonly XmlRpcEncodable[]): string {
   const ps = params.map((p) => `<param>${encodeValue(p)}</param>`).join('');
   return `${XML_DECL}<methodCall><methodName>${escapeXml(method)}</methodName><params>${ps}</params></methodCall>\n`;
 }
 
-export function encodeMethodResponse(value: XmlRpcValue): string {
+export function encodeMethodResponse(value: XmlRpcEncodable): string {
   return `${XML_DECL}<methodResponse><params><param>${encodeValue(value)}</param></params></methodResponse>\n`;
 }
 
@@ -256,7 +271,7 @@ function readBody(stream: http.IncomingMessage): Promise<string> {
 }
 
 /** Call one method; resolves to its value, rejects with XmlRpcFault or a transport error. */
-export function xmlrpcCall(endpoint: XmlRpcEndpoint, method: string, params: XmlRpcValue[] = [], path = '/RPC2'): Promise<XmlRpcValue> {
+export function xmlrpcCall(endpoint: XmlRpcEndpoint, method: string, params: readonly XmlRpcEncodable[] = [], path = '/RPC2'): Promise<XmlRpcValue> {
   const body = Buffer.from(encodeMethodCall(method, params), 'utf8');
   return new Promise((resolve, reject) => {
     const req = http.request({
@@ -277,7 +292,7 @@ export function xmlrpcCall(endpoint: XmlRpcEndpoint, method: string, params: Xml
 }
 
 /** A method handler: returns a value, or throws (XmlRpcFault for a chosen code). */
-export type XmlRpcHandler = (method: string, params: XmlRpcValue[]) => XmlRpcValue | Promise<XmlRpcValue>;
+export type XmlRpcHandler = (method: string, params: XmlRpcValue[]) => XmlRpcEncodable | Promise<XmlRpcEncodable>;
 
 /**
  * An http.Server answering XML-RPC POSTs with `handler`. An XmlRpcFault

@@ -9,10 +9,9 @@
 //     -> balloon (memory/target), vCPU hotplug (cpu/), control/shutdown watches
 //     -> control/feature-* advertised
 //     -> shell prompt
-import { XEN_START_INFO_MAGIC, type StartInfo } from '../../shared/abi/xen.js';
+import { XEN_START_INFO_MAGIC, type StartInfo, PAGE_SIZE } from '../../shared/abi/xen.js';
 import { domUTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
-import { PAGE_SIZE } from '../../shared/shm.js';
 import type { XenDomain } from '../../shared/xen/index.js';
 import type { XsClient } from '../../shared/xenstore/client.js';
 import { ConsoleFrontend } from './console.js';

@@ -1,7 +1,7 @@
 // struct domain: what the hypervisor knows of one domain, and the creation
 // and release of its shared memory segments.
 //
-//   /xenemu.<host>.dom<id>.mem          pseudo-physical memory, max_pages * 4096
+//   /xenemu.<host>.dom<id>.mem          pseudo-physical memory, max_pages * PAGE_SIZE
 //   /xenemu.<host>.dom<id>.shared_info  one page, struct shared_info
 //   /xenemu.<host>.dom<id>.gnttab       max_grant_frames pages of grant_entry_v1
 //   /xenemu.<host>.dom<id>.vcpu         one page: per-vCPU runstate + slice grant (shared/abi/vcpu.ts)
@@ -9,9 +9,9 @@
 // Segments are sparse (tmpfs): only touched pages cost host memory; the
 // accounting in memory.ts is what limits domains.
 import type { ChildProcess } from 'node:child_process';
-import { shmCreate, shmUnlink, PAGE_SIZE } from '../../shared/shm.js';
+import { shmCreate, shmUnlink } from '../../shared/shm.js';
 import { domainSegmentNames, type DomainSegmentNames } from '../../shared/wire/hypercall.js';
-import { shared_info, XEN_LEGACY_MAX_VCPUS } from '../../shared/abi/xen.js';
+import { shared_info, XEN_LEGACY_MAX_VCPUS, PAGE_SIZE } from '../../shared/abi/xen.js';
 import { FrameTable } from './memory.js';
 import type { EvtchnChannel } from './event_channel.js';
 import type { ActiveGrant, MaptrackEntry } from './grant_table.js';

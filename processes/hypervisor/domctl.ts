@@ -5,9 +5,8 @@ import {
   XEN_DOMINF_running, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
   type xen_domctl_createdomain, type xen_domctl_getdomaininfo,
 } from '../../shared/abi/domctl.js';
-import { DOMID_FIRST_RESERVED, XEN_LEGACY_MAX_VCPUS } from '../../shared/abi/xen.js';
+import { DOMID_FIRST_RESERVED, XEN_LEGACY_MAX_VCPUS, PAGE_SIZE } from '../../shared/abi/xen.js';
 import { XEN_EEXIST, XEN_EINVAL, XEN_ENOMEM } from '../../shared/abi/errno.js';
-import { PAGE_SIZE } from '../../shared/shm.js';
 import { DEFAULT_MAX_EVTCHN_PORT, DEFAULT_MAX_GRANT_FRAMES, type Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 

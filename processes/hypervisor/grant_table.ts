@@ -18,9 +18,8 @@ import {
   GNTST_permission_denied, GTF_permit_access, GTF_readonly, GTF_reading, GTF_type_mask, GTF_writing,
   type gnttab_copy, type gnttab_copy_ptr,
 } from '../../shared/abi/grant_table.js';
-import { DOMID_SELF } from '../../shared/abi/xen.js';
+import { DOMID_SELF, PAGE_SIZE } from '../../shared/abi/xen.js';
 
-import { PAGE_SIZE } from '../../shared/shm.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 

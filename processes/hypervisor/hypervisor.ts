@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { shmPrefix, shmSweep } from '../../shared/shm.js';
-import { VIRQ_DOM_EXC, DOMID_FIRST_RESERVED } from '../../shared/abi/xen.js';
+import { VIRQ_DOM_EXC, DOMID_FIRST_RESERVED, PAGE_SIZE } from '../../shared/abi/xen.js';
 import { SHUTDOWN_crash } from '../../shared/abi/sched.js';
 import { XEN_EINVAL, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import type { DomainHello, DomainToHypervisor } from '../../shared/wire/hypercall.js';
@@ -261,7 +261,7 @@ export class Hypervisor {
         if (d.domid !== 0) this.spares.refill();
         const hello: DomainHello = {
           domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
-          mem: d.segments.mem, mem_bytes: d.frames.maxPfns * 4096, shared_info: d.segments.shared_info,
+          mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE, shared_info: d.segments.shared_info,
           gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, vcpu: d.segments.vcpu, start_info: d.startInfo,
           privileged: this.isPrivileged(d),
         };

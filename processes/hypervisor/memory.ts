@@ -7,7 +7,8 @@
 // the segment, so the host really gets it back; increase_reservation takes
 // pages from the host's free pool. Anything that does not fit is refused
 // with -ENOMEM and a log line that says what was asked and what is left.
-import { shmRelease, PAGE_SIZE } from '../../shared/shm.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import { shmRelease } from '../../shared/shm.js';
 
 export class HostMemory {
   private free: number;

@@ -98,7 +98,7 @@ export interface xen_domctl_setvcpucontext {
 /** Reply data of XENEMU_DOMCTL_getsegments. */
 export interface xenemu_domain_segments {
   domid: number;
-  mem: string; // dom<id>.mem: pseudo-physical memory, nr_pages * 4096 bytes (max_pages sized)
+  mem: string; // dom<id>.mem: pseudo-physical memory, nr_pages * PAGE_SIZE bytes (max_pages sized)
   mem_bytes: number;
   shared_info: string; // one page
   gnttab: string; // grant table frames

@@ -1,6 +1,7 @@
 // Layouts and constants from xen/include/public/grant_table.h (Xen 4.17).
 // Grant table v1: an array of grant_entry_v1 (8 bytes) in frames shared
 // between the granting domain and the hypervisor.
+import { PAGE_SIZE } from './xen.js';
 
 export type grant_ref_t = number;
 export type grant_handle_t = number;
@@ -19,7 +20,7 @@ export const GNTTABOP_get_version = 10;
 
 // struct grant_entry_v1 { uint16_t flags; domid_t domid; uint32_t frame; }
 export const grant_entry_v1 = { flags: 0, domid: 2, frame: 4, SIZE: 8 } as const;
-export const GRANT_ENTRIES_PER_PAGE = 4096 / grant_entry_v1.SIZE; // 512
+export const GRANT_ENTRIES_PER_PAGE = PAGE_SIZE / grant_entry_v1.SIZE; // 512
 
 // grant_entry_v1.flags
 export const GTF_invalid = 0 << 0;

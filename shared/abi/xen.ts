@@ -3,9 +3,15 @@
 // structs on x86_64 little-endian; xen_ulong_t and unsigned long are 8 bytes.
 // Constants and codecs only: no I/O.
 
-import { PAGE_SIZE } from '../shm.js';
-
-export { PAGE_SIZE };
+// The page, 4 KiB whatever the architecture. xen.h does not define it; the
+// public headers do as XEN_PAGE_SHIFT 12 in io/ring.h ("The PAGE_SIZE for
+// ring protocols and hypercall interfaces is always 4K, regardless of the
+// architecture"), and io/displif.h, io/sndif.h, io/cameraif.h and
+// xengnttab.h count buffers in XEN_PAGE_SIZE. Guest frames, grant frames,
+// ring pages, shared_info, start_info and the offsets of shared memory
+// windows are all counted in these pages.
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
 // Hypercall numbers (xen.h). xenemu's wire protocol names hypercalls by these.
 export const __HYPERVISOR_memory_op = 12;

@@ -1,31 +1,142 @@
-// The management surface between `xm`/`xl` and xend (docs/design.md §2): XML-RPC
-// method names in xend's spelling and the shapes of what they return.
-// Both sides import this file; xend is the only implementation.
-//
-//   xend.domains(detail)                 -> names, or DomainRecord[]
-//   xend.domain(dom)                     -> DomainRecord
-//   xend.domain.create(config)           -> DomainRecord   (config: DomainConfig struct)
-//   xend.domain.destroy(dom)             -> true
-//   xend.domain.pause(dom) / .unpause    -> true
-//   xend.domain.shutdown(dom, reason)    -> true           (reason: poweroff | halt | reboot)
-//   xend.domain.waitForShutdown(dom, s)  -> true when gone or shut down within s seconds
-//   xend.domain.setMemoryTarget(dom, MiB)-> true
-//   xend.domain.setVCpuCount(dom, n)     -> true
-//   xend.domain.console(dom)             -> { ptyPath, backlog: base64 }
-//   xend.domain.networkAttach(dom, spec) -> {devid, mac, ...} (spec: an xl vif spec, may be '')
-//   xend.domain.networkDetach(dom, dev)  -> true           (dev: devid or mac)
-//   xend.domain.networkList(dom)         -> [{devid, backendId, mac, handle, state, evtch, txRingRef, rxRingRef, backend, bridge, ip}]
-//   xend.node.info()                     -> NodeInfo (ordered as `xl info` prints it)
-//   xend.node.dmesg(clear)               -> string
-//   xend.domain.blockAttach(dom, spec)   -> true           (spec: an xl disk spec)
-//   xend.domain.blockDetach(dom, dev)    -> true           (dev: vdev or devid)
-//   xend.domain.blockList(dom)           -> [{vdev, devid, backendId, frontendId, state, evtch, rref, backend}]
+// The management surface between `xm`/`xl` and xend (docs/design.md §2):
+// one method map, XendApi, from xend's XML-RPC method names to their
+// parameters and results. Both sides are typed against it: xend's method
+// table (processes/dom0/xend/server.ts) must have one entry per method,
+// checking that method's parameters and returning its result, and clients
+// call through xendCall(), which takes exactly the method's parameters and
+// gives back its result type. The records are `type` aliases so that
+// XML-RPC's struct type takes them (shared/xmlrpc.ts XmlRpcEncodable).
 //
 // `dom` is a domain name or a domain id (int or decimal string), as in xm.
 // Faults: faultCode 3 (ERROR_INVALID_DOMAIN) for an unknown domain, 2
-// (ERROR_GENERIC) for a refused operation, 1 (ERROR_INTERNAL) otherwise;
-// faultString is the message xl would print.
+// (ERROR_GENERIC) for a refused operation or a parameter of the wrong kind,
+// 1 (ERROR_INTERNAL) otherwise; faultString is the message xl would print.
+import { xmlrpcCall, type XmlRpcEndpoint } from '../xmlrpc.js';
+import type { DomainConfig } from './xlcfg.js';
+import type { SchedCreditGlobals, SchedCreditRecord, VcpuRecord } from './xend_sched.js';
 
+export const XEND_SOCKET = 'xend.sock';
+
+/** Why a domain shut down (libxl_shutdown_reason); xl shows it as the 5th state letter. */
+export type ShutdownReason = 'poweroff' | 'reboot' | 'suspend' | 'crash' | 'watchdog' | 'soft_reset';
+const SHUTDOWN_REASON_LETTERS: Record<ShutdownReason, string> = {
+  poweroff: '-', reboot: 'r', suspend: 's', crash: 'c', watchdog: 'w', soft_reset: 'S',
+};
+
+/** What `xl shutdown` / `xl reboot` ask of a guest (xenstore control/shutdown). */
+export type ShutdownRequest = 'poweroff' | 'halt' | 'reboot';
+
+export interface DomainStateFlags {
+  running: boolean;
+  blocked: boolean;
+  paused: boolean;
+  shutdown: boolean;
+  dying: boolean;
+  shutdown_reason?: ShutdownReason;
+}
+
+/** xl's six state characters `rbpscd` (tools/xl/xl_info.c list_domains): "-b----". */
+export function stateString(s: DomainStateFlags): string {
+  const reason = s.shutdown && s.shutdown_reason ? SHUTDOWN_REASON_LETTERS[s.shutdown_reason] : '-';
+  return (s.running ? 'r' : '-') + (s.blocked ? 'b' : '-') + (s.paused ? 'p' : '-')
+    + (s.shutdown ? 's' : '-') + reason + (s.dying ? 'd' : '-');
+}
+
+/** One domain as xend reports it (the struct of xend.domain). */
+export type DomainRecord = {
+  domid: number;
+  name: string;
+  uuid: string;
+  type: 'pv' | 'hvm' | 'pvh';
+  memory: number;        // MiB, current
+  maxmem: number;        // MiB
+  vcpus: number;         // online
+  maxvcpus: number;
+  state: string;         // "r-----", see stateString
+  shutdown_reason: string; // '' when running
+  cpu_time: number;      // seconds
+  start_time: number;    // seconds since the epoch
+  /** The configuration it was created from (absent for Domain-0). */
+  config?: DomainConfig;
+};
+
+/** `xl info` keys and values, in the order xl prints them. */
+export type NodeInfo = Record<string, string | number>;
+
+/** Where a domain's console is, and its recent output (xenconsoled's backlog). */
+export type ConsoleRecord = { ptyPath: string; backlog: Uint8Array };
+
+/** One row of xl network-list (libxl_nicinfo). */
+export type NetworkDeviceRecord = {
+  devid: number; backendId: number; mac: string; handle: number; state: number; evtch: number;
+  txRingRef: number; rxRingRef: number; backend: string; bridge: string; ip: string;
+};
+
+/** One row of xl block-list. */
+export type BlockDeviceRecord = {
+  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
+  backend: string;
+};
+
+/** A domain as a client names it: its name or its id. */
+export type DomRef = string | number;
+
+/**
+ * xend's methods. `dom: true`: the first parameter on the wire is a domain
+ * (DomRef), which xend resolves before the method runs, and `params` are
+ * the ones after it.
+ */
+export interface XendApi {
+  /** Every domain, ordered by id: names, or records when `detail`. */
+  'xend.domains': { dom: false; params: [detail: boolean]; result: string[] | DomainRecord[] };
+  'xend.domain': { dom: true; params: []; result: DomainRecord };
+  'xend.domain.create': { dom: false; params: [config: DomainConfig]; result: DomainRecord };
+  'xend.domain.destroy': { dom: true; params: []; result: true };
+  'xend.domain.pause': { dom: true; params: []; result: true };
+  'xend.domain.unpause': { dom: true; params: []; result: true };
+  'xend.domain.shutdown': { dom: true; params: [reason: ShutdownRequest]; result: true };
+  /** True once the domain shut down or went, false after `seconds` (a long poll). */
+  'xend.domain.waitForShutdown': { dom: true; params: [seconds: number]; result: boolean };
+  'xend.domain.setMemoryTarget': { dom: true; params: [mib: number]; result: true };
+  'xend.domain.setVCpuCount': { dom: true; params: [vcpus: number]; result: true };
+  'xend.domain.console': { dom: true; params: []; result: ConsoleRecord };
+  /** `spec`: an xl vif spec, may be ''. */
+  'xend.domain.networkAttach': { dom: true; params: [spec: string]; result: NetworkDeviceRecord };
+  /** `dev`: a devid or a MAC. */
+  'xend.domain.networkDetach': { dom: true; params: [dev: string]; result: true };
+  'xend.domain.networkList': { dom: true; params: []; result: NetworkDeviceRecord[] };
+  /** `spec`: an xl disk spec. */
+  'xend.domain.blockAttach': { dom: true; params: [spec: string]; result: true };
+  /** `dev`: a vdev or a devid. */
+  'xend.domain.blockDetach': { dom: true; params: [dev: string]; result: true };
+  'xend.domain.blockList': { dom: true; params: []; result: BlockDeviceRecord[] };
+  'xend.node.info': { dom: false; params: []; result: NodeInfo };
+  /** The hypervisor's console ring; `clear` empties it after reading. */
+  'xend.node.dmesg': { dom: false; params: [clear: boolean]; result: string };
+  'xend.domain.schedCredit': { dom: true; params: []; result: SchedCreditRecord };
+  /** -1 leaves a value unchanged. */
+  'xend.domain.setSchedCredit': { dom: true; params: [weight: number, cap: number]; result: true };
+  'xend.node.schedCredit': { dom: false; params: []; result: SchedCreditGlobals };
+  /** -1 leaves a value unchanged. */
+  'xend.node.setSchedCredit': { dom: false; params: [tslice_ms: number, ratelimit_us: number]; result: true };
+  'xend.domain.vcpus': { dom: true; params: []; result: VcpuRecord[] };
+  /** `vcpu` -1 pins every vCPU; `cpus` in xl syntax ("all", "0-1,^1"). */
+  'xend.domain.pinVcpu': { dom: true; params: [vcpu: number, cpus: string]; result: true };
+}
+
+export type XendMethod = keyof XendApi;
+
+/** The methods of the credit scheduler (xl sched-credit, vcpu-list, vcpu-pin). */
+export type XendSchedMethod = Extract<XendMethod,
+  'xend.domain.schedCredit' | 'xend.domain.setSchedCredit' | 'xend.node.schedCredit' | 'xend.node.setSchedCredit'
+  | 'xend.domain.vcpus' | 'xend.domain.pinVcpu'>;
+
+/** A method's parameters on the wire: the domain first when it names one. */
+export type XendParams<M extends XendMethod> =
+  XendApi[M] extends { dom: true } ? [dom: DomRef, ...XendApi[M]['params']] : XendApi[M]['params'];
+export type XendResult<M extends XendMethod> = XendApi[M]['result'];
+
+/** Short names of the methods, for code that prefers them to xend's spelling. */
 export const XEND_METHODS = {
   domains: 'xend.domains',
   domain: 'xend.domain',
@@ -46,49 +157,13 @@ export const XEND_METHODS = {
   blockAttach: 'xend.domain.blockAttach',
   blockDetach: 'xend.domain.blockDetach',
   blockList: 'xend.domain.blockList',
-} as const;
+} as const satisfies Record<string, XendMethod>;
 
-export const XEND_SOCKET = 'xend.sock';
-
-/** Why a domain shut down (libxl_shutdown_reason); xl shows it as the 5th state letter. */
-export type ShutdownReason = 'poweroff' | 'reboot' | 'suspend' | 'crash' | 'watchdog' | 'soft_reset';
-const SHUTDOWN_REASON_LETTERS: Record<ShutdownReason, string> = {
-  poweroff: '-', reboot: 'r', suspend: 's', crash: 'c', watchdog: 'w', soft_reset: 'S',
-};
-
-export interface DomainStateFlags {
-  running: boolean;
-  blocked: boolean;
-  paused: boolean;
-  shutdown: boolean;
-  dying: boolean;
-  shutdown_reason?: ShutdownReason;
+/**
+ * Call one xend method: exactly its parameters in, its result type out.
+ * Rejects with XmlRpcFault (codes above) or the transport's error.
+ */
+export async function xendCall<M extends XendMethod>(endpoint: XmlRpcEndpoint, method: M, ...params: XendParams<M>): Promise<XendResult<M>> {
+  // xend's table is typed against the same map, so its answer has this type.
+  return (await xmlrpcCall(endpoint, method, params)) as XendResult<M>;
 }
-
-/** xl's six state characters `rbpscd` (tools/xl/xl_info.c list_domains): "-b----". */
-export function stateString(s: DomainStateFlags): string {
-  const reason = s.shutdown && s.shutdown_reason ? SHUTDOWN_REASON_LETTERS[s.shutdown_reason] : '-';
-  return (s.running ? 'r' : '-') + (s.blocked ? 'b' : '-') + (s.paused ? 'p' : '-')
-    + (s.shutdown ? 's' : '-') + reason + (s.dying ? 'd' : '-');
-}
-
-/** One domain as xend reports it (the struct of xend.domain). */
-export interface DomainRecord {
-  domid: number;
-  name: string;
-  uuid: string;
-  type: 'pv' | 'hvm' | 'pvh';
-  memory: number;        // MiB, current
-  maxmem: number;        // MiB
-  vcpus: number;         // online
-  maxvcpus: number;
-  state: string;         // "r-----", see stateString
-  shutdown_reason: string; // '' when running
-  cpu_time: number;      // seconds
-  start_time: number;    // seconds since the epoch
-  /** The configuration it was created from (absent for Domain-0). */
-  config?: Record<string, unknown>;
-}
-
-/** `xl info` keys and values, in the order xl prints them. */
-export type NodeInfo = Record<string, string | number>;

@@ -1,27 +1,12 @@
-// The scheduler part of the management surface between `xm`/`xl` and xend
-// (beside xend_api.ts): XML-RPC method names and the shapes they return.
-//
-//   xend.domain.schedCredit(dom)                      -> SchedCreditRecord
-//   xend.domain.setSchedCredit(dom, weight, cap)      -> true   (-1 = unchanged)
-//   xend.node.schedCredit()                           -> SchedCreditGlobals
-//   xend.node.setSchedCredit(tslice_ms, ratelimit_us) -> true   (-1 = unchanged)
-//   xend.domain.vcpus(dom)                            -> VcpuRecord[]
-//   xend.domain.pinVcpu(dom, vcpu, cpus)              -> true   (vcpu -1 = all; cpus in xl syntax: "all", "0-1,^1")
+// What the scheduler methods of xend (XendApi in xend_api.ts:
+// xend.domain.schedCredit, .vcpus, .pinVcpu, ...) return, and xl's CPU
+// lists. `type` aliases, as every record that crosses XML-RPC.
 
-export const XEND_SCHED_METHODS = {
-  schedCredit: 'xend.domain.schedCredit',
-  setSchedCredit: 'xend.domain.setSchedCredit',
-  nodeSchedCredit: 'xend.node.schedCredit',
-  setNodeSchedCredit: 'xend.node.setSchedCredit',
-  vcpus: 'xend.domain.vcpus',
-  pinVcpu: 'xend.domain.pinVcpu',
-} as const;
-
-export interface SchedCreditRecord { domid: number; name: string; weight: number; cap: number }
-export interface SchedCreditGlobals { tslice_ms: number; ratelimit_us: number; pcpus: number }
+export type SchedCreditRecord = { domid: number; name: string; weight: number; cap: number };
+export type SchedCreditGlobals = { tslice_ms: number; ratelimit_us: number; pcpus: number };
 
 /** One vCPU as `xl vcpu-list` shows it (libxl_vcpuinfo). */
-export interface VcpuRecord {
+export type VcpuRecord = {
   domid: number;
   name: string;
   vcpu: number;
@@ -35,7 +20,7 @@ export interface VcpuRecord {
   hard: number[];
   soft: number[];
   pcpus: number;
-}
+};
 
 /**
  * An xl cpu list ("all", "0-3,^1", "2") as CPU indexes below `nrCpus`

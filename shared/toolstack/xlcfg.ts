@@ -205,8 +205,12 @@ export const ACTIONS_ON_SHUTDOWN: readonly ActionOnShutdown[] = ['destroy', 'res
 
 export type DiskFormat = 'raw' | 'qcow' | 'qcow2' | 'vhd' | 'qed' | 'empty';
 
+// The records below are `type` aliases: they cross XML-RPC in
+// xend.domain.create (shared/toolstack/xend_api.ts), and only aliases are
+// assignable to XML-RPC's struct type.
+
 /** One `disk` entry (docs/misc/xl-disk-configuration.txt). */
-export interface DiskSpec {
+export type DiskSpec = {
   spec: string;          // the text it was parsed from
   target: string;        // backing file or device ('' for an empty cdrom drive)
   format: DiskFormat;
@@ -218,10 +222,10 @@ export interface DiskSpec {
   script?: string;
   discard?: boolean;
   direct_io_safe?: boolean;
-}
+};
 
 /** One `vif` entry (docs/misc/xl-network-configuration.markdown). */
-export interface VifSpec {
+export type VifSpec = {
   spec: string;
   mac?: string;          // lower case, 6 octets
   bridge?: string;
@@ -234,10 +238,10 @@ export interface VifSpec {
   rate?: string;
   mtu?: number;
   devid?: number;
-}
+};
 
 /** One `pci` entry (docs/man/xl-pci-configuration.5.pod): a host BDF to pass through. */
-export interface PciSpec {
+export type PciSpec = {
   spec: string;
   domain: number;        // PCI segment
   bus: number;
@@ -249,9 +253,12 @@ export interface PciSpec {
   seize?: boolean;
   power_mgmt?: boolean;
   rdm_policy?: 'strict' | 'relaxed';
-}
+};
 
-export interface DomainConfig {
+/** A value of a key carried uninterpreted: a string, an integer or a list of them. */
+export type CfgPlain = string | number | CfgPlain[];
+
+export type DomainConfig = {
   name: string;
   type: DomainType;
   memory: number;        // MiB
@@ -278,8 +285,8 @@ export interface DomainConfig {
   sdl?: boolean;
   device_model_version?: 'qemu-xen' | 'qemu-xen-traditional';
   /** Keys xl knows that xenemu accepts but does not interpret, as given. */
-  other: Record<string, string | number | unknown[]>;
-}
+  other: Record<string, CfgPlain>;
+};
 
 // Kinds of keys: how a value is checked before a builder sees it.
 type KeyKind = 'string' | 'int' | 'bool' | 'list' | 'string-or-list' | 'any';
@@ -376,7 +383,7 @@ function parseIntStrict(v: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-function plain(v: CfgValue): string | number | unknown[] {
+function plain(v: CfgValue): CfgPlain {
   if (v.kind === 'list') return v.items.map(plain);
   if (!v.quoted) { const n = parseIntStrict(v.text); if (n !== undefined) return n; }
   return v.text;

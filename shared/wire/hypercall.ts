@@ -60,7 +60,7 @@ export interface DomainHello {
   max_vcpus: number;
   tot_pages: number;
   max_pages: number;
-  /** Pseudo-physical memory: max_pages * 4096 bytes; pfn n at byte n*4096. */
+  /** Pseudo-physical memory: max_pages * PAGE_SIZE bytes; pfn n at byte n * PAGE_SIZE. */
   mem: string;
   mem_bytes: number;
   shared_info: string;

@@ -8,9 +8,9 @@
 //
 // SIGINT is ignored: a Ctrl-C at the launcher's terminal reaches the whole
 // process group, and only the hypervisor decides when domains die.
-import { shmUnlink, PAGE_SIZE } from '../shm.js';
+import { shmUnlink } from '../shm.js';
 import { SCHEDOP_shutdown } from '../abi/sched.js';
-import { CONSOLEIO_write, decodeStartInfo, type StartInfo } from '../abi/xen.js';
+import { CONSOLEIO_write, decodeStartInfo, type StartInfo, PAGE_SIZE } from '../abi/xen.js';
 import type { DomainHello } from '../wire/hypercall.js';
 import { watchParent } from '../runtime/lifeline.js';
 import { reapHost } from '../host.js';

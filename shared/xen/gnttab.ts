@@ -3,7 +3,8 @@
 // others granted to it. Checks happen in the hypervisor (grant_table.ts);
 // this side writes entries in Xen's order (frame and domid, then flags) and
 // refuses to end access while the hypervisor holds GTF_reading/GTF_writing.
-import { shmOpen, PAGE_SIZE } from '../shm.js';
+import { PAGE_SIZE } from '../abi/xen.js';
+import { shmOpen } from '../shm.js';
 import {
   GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, GNTTABOP_copy, GNTTABOP_map_grant_ref, GNTTABOP_query_size,
   GNTTABOP_setup_table, GNTTABOP_unmap_grant_ref, GTF_permit_access, GTF_readonly, GTF_reading, GTF_writing,

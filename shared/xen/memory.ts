@@ -1,6 +1,7 @@
 // Guest memory: a domain's own pseudo-physical frames, and (Dom0 only) the
 // frames of another domain, as xc_map_foreign_range gives them to a builder.
-import { shmOpen, PAGE_SIZE } from '../shm.js';
+import { PAGE_SIZE } from '../abi/xen.js';
+import { shmOpen } from '../shm.js';
 import { XENEMU_DOMCTL_getsegments, type xenemu_domain_segments } from '../abi/domctl.js';
 import { check, type HypervisorClient } from './hypervisor.js';
 import { domainSegmentNames } from '../wire/hypercall.js';

@@ -1,7 +1,7 @@
 // A domain's view of its own shared_info page (xen.h struct shared_info),
 // with the atomic bit operations of the 2-level event ABI.
-import { shmOpen, PAGE_SIZE } from '../shm.js';
-import { bitWord, shared_info, vcpu_info, vcpuInfoOffset } from '../abi/xen.js';
+import { shmOpen } from '../shm.js';
+import { bitWord, shared_info, vcpu_info, vcpuInfoOffset, PAGE_SIZE } from '../abi/xen.js';
 
 export class SharedInfo {
   readonly i32: Int32Array;

@@ -12,6 +12,7 @@ import {
   XENSTORE_SERVER_FEATURES_OFF, XENSTORE_CONNECTION_OFF, XENSTORE_ERROR_OFF,
   MASK_XENSTORE_IDX,
 } from '../abi/io/xs_wire.js';
+import { PAGE_SIZE } from '../abi/xen.js';
 
 export type XsRingSide = 'guest' | 'daemon';
 
@@ -27,9 +28,9 @@ export class XsRing {
   private readonly outProd: number; private readonly outCons: number;
   private readonly inProd: number; private readonly inCons: number;
 
-  /** page: a 4096-byte view of the shared page (its buffer a SharedArrayBuffer). */
+  /** page: a PAGE_SIZE view of the shared page (its buffer a SharedArrayBuffer). */
   constructor(page: Uint8Array, side: XsRingSide) {
-    if (page.byteLength < 4096) throw new RangeError('xenstore ring page must be 4096 bytes');
+    if (page.byteLength < PAGE_SIZE) throw new RangeError(`xenstore ring page must be ${PAGE_SIZE} bytes`);
     this.page = page;
     this.idx = new Int32Array(page.buffer, page.byteOffset + XENSTORE_REQ_CONS_OFF, 7);
     const I = (off: number) => (off - XENSTORE_REQ_CONS_OFF) >> 2;

@@ -8,7 +8,7 @@ import { XEN_EINVAL } from '../../shared/abi/errno.js';
 t.test('2-level event channel semantics between Dom0 and a DomU', async (t) => {
   const { h, d0 } = await probeHost(t, 512);
   const { domid: a, p: da } = await probeDomU(t, h, d0);
-  const { domid: b, p: db } = await probeDomU(t, h, d0);
+  const { p: db } = await probeDomU(t, h, d0);
 
   // Consent: a port Dom0 allocated for `a` cannot be bound by `b`.
   const p0 = await d0.call('allocUnbound', { remoteDom: a });

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost, waitFor, hostGone } from '../helpers/host.js';
 import { shmList, shmPrefix, shmCreate } from '../../shared/shm.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 t.test('two hosts side by side', async (t) => {
   const a = await startHost(t, { memory: 1024, pcpus: 2 });
@@ -40,7 +41,7 @@ t.test('status cleans up after a dead host', async (t) => {
   // Leftovers as a crash could leave them: a stale record and a segment.
   mkdirSync(join(h.rundir, 'logs'), { recursive: true });
   writeFileSync(join(h.rundir, 'hypervisor.pid'), `${h.hypervisorPid}\n`);
-  shmCreate(`${shmPrefix(h.name)}dom9.mem`, 4096);
+  shmCreate(`${shmPrefix(h.name)}dom9.mem`, PAGE_SIZE);
   const out = (await h.xenemu('status')).stdout;
   t.match(out, new RegExp(`cleaned up dead host ${h.name}`));
   t.notOk(existsSync(h.rundir), 'stale run dir removed');

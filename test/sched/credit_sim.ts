@@ -13,6 +13,7 @@ import { SliceScheduler, type SchedTimers } from '../../processes/hypervisor/sch
 import { CreditPolicy } from '../../processes/hypervisor/sched_credit.js';
 import type { Domain } from '../../processes/hypervisor/domain.js';
 import { RUNSTATE_runnable, RUNSTATE_running, vcpuWord } from '../../shared/abi/vcpu.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 const MS = 1e6;
 
@@ -108,7 +109,7 @@ export class SimHost {
   /** A domain with one vCPU, registered for slices, running. */
   domain(): SimGuest {
     const domid = this.guests.length + 1;
-    const d = { domid, maxVcpus: 1, running: true, blocked: false, vcpuArea: new SharedArrayBuffer(4096) } as unknown as Domain;
+    const d = { domid, maxVcpus: 1, running: true, blocked: false, vcpuArea: new SharedArrayBuffer(PAGE_SIZE) } as unknown as Domain;
     const g: SimGuest = { d, busy: false, held: 0 };
     this.guests.push(g);
     this.sched.domainCreated(d);

@@ -6,9 +6,10 @@ import {
   XENCONS_OUT_OFFSET, XENCONS_IN_CONS_OFFSET, XENCONS_OUT_PROD_OFFSET,
 } from '../../shared/abi/io/console.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 function page(): XenconsInterface {
-  return new XenconsInterface(new Uint8Array(new SharedArrayBuffer(4096)));
+  return new XenconsInterface(new Uint8Array(new SharedArrayBuffer(PAGE_SIZE)));
 }
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -116,6 +117,7 @@ t.test('hostile indices are refused, never looped on or read out of bounds', asy
 });
 
 t.test('page checks', async (t) => {
-  t.throws(() => new XenconsInterface(new Uint8Array(100)));
-  t.throws(() => new XenconsInterface(new Uint8Array(new ArrayBuffer(5000), 1)));
+  t.throws(() => new XenconsInterface(new Uint8Array(100)), new RangeError('console page too small: 100 < 3088'));
+  t.throws(() => new XenconsInterface(new Uint8Array(new ArrayBuffer(5000), 1)),
+    new RangeError('console page index fields are not 4-byte aligned'));
 });

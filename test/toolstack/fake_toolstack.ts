@@ -10,6 +10,7 @@ import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } f
 import { XenconsInterface } from '../../shared/abi/io/console.js';
 import type { DomainConfig } from '../../shared/toolstack/xlcfg.js';
 import type { NodeInfo } from '../../shared/toolstack/xend_api.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 export class FakeToolstack implements Toolstack {
   readonly domains = new Map<number, DomainInfo>();
@@ -60,7 +61,7 @@ export class FakeToolstack implements Toolstack {
     const domid = this.nextDomid++;
     const d = this.record(domid, config.name, config.memory, config.vcpus, config);
     this.domains.set(domid, d);
-    const page = new Uint8Array(new SharedArrayBuffer(4096));
+    const page = new Uint8Array(new SharedArrayBuffer(PAGE_SIZE));
     this.rings.set(domid, new XenconsInterface(page));
     this.xenconsoled.addConsole(domid, config.name, page, () => this.onGuestNotify(domid));
     this.onCreate(domid);
@@ -92,9 +93,15 @@ export class FakeToolstack implements Toolstack {
     this.wake();
   }
   private wake(): void { this.shutdownWaiters.splice(0).forEach((w) => w()); }
+  /** waitForShutdown calls so far. */
+  waitCalls = 0;
+  /** Called once a waitForShutdown call is waiting (the domain was not shut down yet). */
+  onWaiting: (domid: number) => void = () => {};
   async waitForShutdown(domid: number, timeoutMs: number): Promise<boolean> {
+    this.waitCalls++;
     const done = () => { const d = this.domains.get(domid); return !d || d.shutdown; };
     if (done()) return true;
+    setImmediate(() => this.onWaiting(domid));
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       const check = () => { if (done()) { clearTimeout(timer); resolve(true); } else this.shutdownWaiters.push(check); };
@@ -118,7 +125,7 @@ export class FakeToolstack implements Toolstack {
       nr_nodes: 1, cores_per_socket: 2, threads_per_core: 1, cpu_mhz: 2000,
       total_memory: this.totalMiB, free_memory: this.totalMiB - used, xen_major: 4, xen_minor: 17,
       xen_extra: '-xenemu', xen_version: '4.17-xenemu', xen_caps: 'xen-3.0-x86_64', xen_scheduler: 'credit',
-      xen_pagesize: 4096, xend_config_format: 4,
+      xen_pagesize: PAGE_SIZE, xend_config_format: 4,
     };
   }
   async dmesg(clear: boolean) {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Xenconsoled } from '../../processes/dom0/xenconsoled/xenconsoled.js';
 import { Backlog } from '../../processes/dom0/xenconsoled/backlog.js';
 import { XenconsInterface } from '../../shared/abi/io/console.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 const enc = (s: string) => Buffer.from(s, 'latin1');
 
@@ -19,7 +20,7 @@ function openFds(): string[] {
 
 /** A guest: its console page and a counter of notifications from xenconsoled. */
 function fakeGuest() {
-  const page = new Uint8Array(new SharedArrayBuffer(4096));
+  const page = new Uint8Array(new SharedArrayBuffer(PAGE_SIZE));
   const ring = new XenconsInterface(page);
   let notified = 0;
   const waiters: Array<() => void> = [];

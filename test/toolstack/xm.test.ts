@@ -7,8 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runXm, formatListLine, formatUptime, parseMemSizeKiB } from '../../launcher/xm.js';
+import { XM_COMMANDS } from '../../launcher/xm_cmdtable.js';
 import { XendServer } from '../../processes/dom0/xend/server.js';
-import { xmlrpcCall, XmlRpcFault } from '../../shared/xmlrpc.js';
+import { xmlrpcCall, XmlRpcFault, type XmlRpcValue } from '../../shared/xmlrpc.js';
+import { PtyClient } from '../helpers/pty_client.js';
 import { FakeToolstack } from './fake_toolstack.js';
 
 const HEADER = 'Name                                        ID   Mem VCPUs\tState\tTime(s)';
@@ -143,11 +145,47 @@ t.test('create errors: config, file, toolstack, duplicate name', async (t) => {
   t.equal(dry.code, 0);
   t.match(JSON.parse(dry.out), { name: 'ok', vcpus: 2 });
   t.equal(fake.domains.size, 2, 'a dry run creates nothing');
-  t.same(await xl(root, ['create']), { code: 2, out: '', err: "xl: 'xl create' requires a config file\nUsage: xl create [-c] [-p] [-n] <ConfigFile> [key=value ...]\n" });
-  t.same(await xl(root, ['create', '-z', ok]), { code: 2, out: '', err: "xl: create: invalid option -- 'z'\nUsage: xl create [-c] [-p] [-n] <ConfigFile> [key=value ...]\n" });
-  const r = await xl(root, ['frobnicate']);
-  t.equal(r.code, 1);
-  t.match(r.err, /^xl: unknown command 'frobnicate'\nUsage: xl \[--host HOST\] <subcommand>/);
+  const none = await xl(root, ['create']);
+  t.same({ code: none.code, err: none.err }, { code: 2, err: "'xl create' requires at least 1 argument.\n\n" });
+  t.match(none.out, /^Usage: xl \[--host HOST\] create <ConfigFile> \[options\] \[vars\]\n\nCreate a domain from config file <filename>\.\n\nOptions:\n\n-h /,
+    'then the command\'s help, as xl');
+  t.same(await xl(root, ['create', '-z', ok]), { code: 2, out: '', err: "option `z' not supported.\n" });
+  t.equal(fake.domains.size, 2, 'bad usage creates nothing');
+});
+
+t.test('help and dispatch come from the command table, in xl\'s format', async (t) => {
+  const root = tmpRoot(t);
+  const { fake } = await startHost(t, root, 'h1');
+  const names = XM_COMMANDS.map((c) => c.name);
+  t.equal(new Set(names).size, names.length, 'each command once');
+  const list = `Usage xl [--host HOST] <subcommand> [args]\n\nxl full list of subcommands:\n\n${
+    XM_COMMANDS.map((c) => ` ${c.name.padEnd(19)} ${c.desc}\n`).join('')}`;
+  t.match(list, /\n create              Create a domain from config file <filename>\n list                List information about all\/some domains\n/);
+  t.match(list, /\n sched-credit        Get\/set credit scheduler parameters\n/, 'the scheduler commands are in the same table');
+  t.same(await xl(root, ['help']), { code: 0, out: list, err: '' });
+  t.same(await xl(root, []), { code: 1, out: list, err: '' }, 'no command: the list, status 1');
+  t.same(await xl(root, ['frobnicate']), { code: 1, out: list, err: 'command not implemented\n' });
+  const xmHelp = await xl(root, ['help'], { prog: 'xm' });
+  t.match(xmHelp.out, /^Usage xm \[--host HOST\] <subcommand> \[args\]\n\nxm full list of subcommands:\n/);
+
+  t.same(await xl(root, ['help', 'pause']), { code: 0, out: 'Usage: xl [--host HOST] pause <Domain>\n\nPause execution of a domain.\n\n', err: '' });
+  t.same(await xl(root, ['help', 'dmesg']), {
+    code: 0, err: '',
+    out: 'Usage: xl [--host HOST] dmesg [-c]\n\nRead and/or clear dmesg buffer.\n\nOptions:\n\n  -c                        Clear dmesg buffer as well as printing it\n',
+  });
+  t.same(await xl(root, ['help', 'frob']), { code: 0, out: 'command "frob" not implemented\n', err: '' });
+  t.same(await xl(root, ['pause', '-h']), await xl(root, ['help', 'pause']), '-h is every command\'s help');
+  t.equal(fake.domains.get(0)!.paused, false, '-h does nothing else');
+
+  for (const c of XM_COMMANDS.filter((x) => x.minArgs > 0)) {
+    const r = await xl(root, [c.name]);
+    const s = c.minArgs > 1 ? 's' : '';
+    t.same({ code: r.code, err: r.err }, { code: 2, err: `'xl ${c.name}' requires at least ${c.minArgs} argument${s}.\n\n` }, `${c.name} without operands`);
+    t.equal(r.out, (await xl(root, ['help', c.name])).out);
+  }
+  t.same(await xl(root, ['vcpu-set', 'Domain-0', 'many']), {
+    code: 2, err: "invalid number of vCPUs: 'many'\n", out: (await xl(root, ['help', 'vcpu-set'])).out,
+  });
 });
 
 t.test('info, dmesg, uptime', async (t) => {
@@ -167,10 +205,11 @@ t.test('shutdown -w waits for the guest, without polling by time', async (t) => 
   const root = tmpRoot(t);
   const { fake } = await startHost(t, root, 'h1');
   t.equal((await xl(root, ['create', writeCfg(root, 'g.cfg', 'name = "g"\n')])).code, 0);
-  // The guest reacts to control/shutdown only after xl has started waiting.
-  fake.onShutdownRequest = (domid) => setImmediate(() => fake.guestShutdown(domid));
+  // The guest shuts down only once xend is waiting for it: the long poll must be woken, not time out.
+  fake.onWaiting = (domid) => fake.guestShutdown(domid);
   const r = await xl(root, ['shutdown', '-w', 'g']);
   t.same(r, { code: 0, out: '', err: 'Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been shut down, reason code 0\n' });
+  t.equal(fake.waitCalls, 1, 'one long poll, woken by the shutdown: no polling');
   t.match((await xl(root, ['list', 'g'])).out, /     ---s--  /);
   t.same(await xl(root, ['shutdown', 'nosuch']), { code: 1, out: '', err: 'nosuch is an invalid domain identifier (rc=-6)\n' });
   const rb = await xl(root, ['reboot', 'g']);
@@ -205,6 +244,27 @@ t.test('xend faults on the wire', async (t) => {
   await t.rejects(xmlrpcCall(ep, 'xend.domain.shutdown', ['Domain-0', 'explode']), new XmlRpcFault(2, 'invalid shutdown reason: "explode"'));
   await t.rejects(xmlrpcCall(ep, 'xend.domain.setMemoryTarget', ['Domain-0', -5]), new XmlRpcFault(2, 'invalid memory target: -5'));
   await t.rejects(xmlrpcCall(ep, 'xend.domain.pause', []), new XmlRpcFault(2, 'a domain name or id is required'));
+  // Every parameter is checked at the edge: a value of the wrong kind is a fault naming it, never a crash.
+  const bad: Array<[string, XmlRpcValue[], string]> = [
+    ['xend.domains', ['yes'], 'invalid detail: "yes"'],
+    ['xend.domain.setMemoryTarget', ['Domain-0', 'lots'], 'invalid memory target: "lots"'],
+    ['xend.domain.setMemoryTarget', ['Domain-0'], 'invalid memory target: nothing'],
+    ['xend.domain.setVCpuCount', ['Domain-0', { n: 1 }], 'invalid vcpu count: {"n":1}'],
+    ['xend.domain.waitForShutdown', ['Domain-0', 1.5], 'invalid timeout: 1.5'],
+    ['xend.node.dmesg', [[1]], 'invalid clear: [1]'],
+    ['xend.domain.blockAttach', ['Domain-0', 5], 'invalid disk spec: 5'],
+    ['xend.domain.networkDetach', ['Domain-0', null], 'invalid network device: null'],
+    ['xend.domain.networkAttach', ['Domain-0', true], 'invalid network spec: true'],
+    ['xend.domain.setSchedCredit', ['Domain-0', 'heavy', -1], 'invalid weight: "heavy"'],
+    ['xend.domain.pinVcpu', ['Domain-0', 0, 7], 'invalid CPU list: 7'],
+    ['xend.node.setSchedCredit', [new Uint8Array(3), -1], 'invalid tslice: 3 bytes of base64'],
+    ['xend.domain.console', [new Uint8Array(2)], 'a domain name or id is required'],
+    ['xend.domain.create', [5], "xend.domain.create: config parsing error near `config': expected a struct"],
+  ];
+  for (const [method, params, msg] of bad) {
+    await t.rejects(xmlrpcCall(ep, method, params), new XmlRpcFault(2, msg), `${method}(${JSON.stringify(params)})`);
+  }
+  t.same(await xmlrpcCall(ep, 'xend.domains', [false]), ['Domain-0'], 'xend still serves');
   const created = await xmlrpcCall(ep, 'xend.domain.create', [{ name: 'wire', memory: 64, disk: ['/a,raw,xvda,w'] }]);
   t.match(created, { domid: 1, name: 'wire', memory: 64, state: '-b----' });
 });
@@ -245,12 +305,16 @@ t.test('console: backlog, live output, typing, Ctrl-] detaches, nothing left ope
   t.equal(await done, 0, 'Ctrl-] detaches with status 0');
   t.equal(err.text, '');
   await gotA;
-  ring.writeOut(Buffer.from('after detach'));
-  fake.xenconsoled.kick(1);
-  t.notOk(out.text.includes('after detach'), 'output after detach is not shown');
   const tail = ring.readIn();
   t.ok(tail.ok && Buffer.from(tail.data).toString() === 'a', 'bytes before Ctrl-] are sent, bytes after it are not');
   t.equal(ptsFds(), before, 'the client closed its PTY descriptors');
+  // Output after the detach reaches the PTY (another client reads it there) and not the detached one.
+  const other = new PtyClient(fake.xenconsoled.attach(1)!.ptyPath);
+  t.teardown(() => other.close());
+  ring.writeOut(Buffer.from('after detach'));
+  fake.xenconsoled.kick(1);
+  await other.until(/after detach/);
+  t.notOk(out.text.includes('after detach'), 'output after detach is not shown');
 
   t.same(await xl(root, ['console', 'nosuch']), { code: 1, out: '', err: 'nosuch is an invalid domain identifier (rc=-6)\n' });
 });

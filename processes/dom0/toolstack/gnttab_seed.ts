@@ -2,7 +2,8 @@
 // builder writes the two reserved grant entries so that the console and
 // xenstore backends can reach the guest's ring pages by grant, as in Xen
 // (grant_table.h GNTTAB_RESERVED_CONSOLE / GNTTAB_RESERVED_XENSTORE).
-import { shmOpen, PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+import { shmOpen } from '../../../shared/shm.js';
 import { GTF_permit_access } from '../../../shared/abi/grant_table.js';
 import { domainSegments, type HypervisorClient } from '../../../shared/xen/index.js';
 

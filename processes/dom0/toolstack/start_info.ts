@@ -15,8 +15,7 @@
 //   above                   free memory (the guest balloons from the top)
 //
 // The order is xc_dom_build_image's: image, start_info, xenstore, console.
-import { PAGE_SIZE } from '../../../shared/shm.js';
-import { encodeStartInfo, XEN_START_INFO_MAGIC, type StartInfo } from '../../../shared/abi/xen.js';
+import { encodeStartInfo, XEN_START_INFO_MAGIC, type StartInfo, PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { GuestMemory } from '../../../shared/xen/index.js';
 
 export const IMAGE_PFNS = 16;

@@ -4,6 +4,7 @@
 import * as os from 'node:os';
 import { XEN_SYSCTL_PHYSCAP_hvm, XEN_SYSCTL_PHYSCAP_pv, type xen_sysctl_physinfo } from '../../../shared/abi/sysctl.js';
 import type { NodeInfo } from '../../../shared/toolstack/xend_api.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 
 /** The Xen interface xenemu mirrors (headers of libxen-dev 4.17). */
 export const XEN_MAJOR = 4;
@@ -46,7 +47,7 @@ export function nodeInfo(p: xen_sysctl_physinfo, dmesg: string): NodeInfo {
     xen_version: `${XEN_MAJOR}.${XEN_MINOR}${XEN_EXTRA}`,
     xen_caps: caps.join(' '),
     xen_scheduler: schedulerFrom(dmesg),
-    xen_pagesize: 4096,
+    xen_pagesize: PAGE_SIZE,
     platform_params: 'virt_start=0xffff800000000000',
     xen_changeset: 'xenemu',
     xen_commandline: '',

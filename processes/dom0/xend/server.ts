@@ -1,25 +1,21 @@
 // xend: the toolstack daemon's XML-RPC server (docs/design.md §2, management),
 // HTTP on a Unix socket at <rundir>/xend.sock. Methods are looked up in one
-// table (name -> handler, flags); domain arguments are resolved there, once,
-// from a name or an id, so handlers only see domids.
+// table typed against the method map XendApi (methods.ts says how): each
+// entry checks its parameters at the edge, a domain argument resolved by
+// resolveDomain() from a name or an id, so handlers see typed values and
+// DomainInfo.
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import {
   createXmlRpcServer, XmlRpcFault, XMLRPC_ERROR_GENERIC, XMLRPC_ERROR_INTERNAL, XMLRPC_ERROR_INVALID_DOMAIN,
-  type XmlRpcValue,
+  type XmlRpcEncodable, type XmlRpcValue,
 } from '../../../shared/xmlrpc.js';
-import { domainConfigFromStruct, XlCfgError, type DomainConfig } from '../../../shared/toolstack/xlcfg.js';
-import { XEND_METHODS, stateString, type DomainRecord } from '../../../shared/toolstack/xend_api.js';
+import { stateString, type DomainRecord, type XendMethod, type XendSchedMethod } from '../../../shared/toolstack/xend_api.js';
 import { ToolstackError, type DomainInfo, type Toolstack } from './toolstack.js';
+import {
+  bool, config, devName, generic, int, oneOf, str, type MethodEntry, type MethodTable, type ResolveDomain,
+} from './methods.js';
 import { SCHED_METHODS } from './sched_methods.js';
-
-type Params = XmlRpcValue[];
-
-interface MethodEntry {
-  /** Number of leading parameters that name a domain (resolved to a DomainInfo). */
-  domainArgs: 0 | 1;
-  handler: (ts: Toolstack, dom: DomainInfo | undefined, params: Params) => Promise<XmlRpcValue>;
-}
 
 function toRecord(d: DomainInfo): DomainRecord {
   const rec: DomainRecord = {
@@ -28,117 +24,97 @@ function toRecord(d: DomainInfo): DomainRecord {
     state: stateString(d), shutdown_reason: d.shutdown && d.shutdown_reason ? d.shutdown_reason : '',
     cpu_time: d.cpu_time_ns / 1e9, start_time: d.start_time,
   };
-  if (d.config) rec.config = d.config as unknown as Record<string, unknown>;
+  if (d.config) rec.config = d.config;
   return rec;
 }
 
-const generic = (msg: string) => new XmlRpcFault(XMLRPC_ERROR_GENERIC, msg);
-
-function intParam(v: XmlRpcValue | undefined, what: string, min: number): number {
-  const n = typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min) throw generic(`invalid ${what}: ${JSON.stringify(v)}`);
-  return n;
+function network(ts: Toolstack): Required<Pick<Toolstack, 'networkAttach' | 'networkDetach' | 'networkList'>> {
+  if (!ts.networkAttach || !ts.networkDetach || !ts.networkList) throw generic('network devices are not supported by this toolstack');
+  return { networkAttach: ts.networkAttach.bind(ts), networkDetach: ts.networkDetach.bind(ts), networkList: ts.networkList.bind(ts) };
 }
 
-const METHODS: Record<string, MethodEntry> = {
-  [XEND_METHODS.domains]: {
-    domainArgs: 0,
-    handler: async (ts, _d, [detail]) => {
+function block(ts: Toolstack): Required<Pick<Toolstack, 'blockAttach' | 'blockDetach' | 'blockList'>> {
+  if (!ts.blockAttach || !ts.blockDetach || !ts.blockList) throw generic('block devices are not supported by this toolstack');
+  return { blockAttach: ts.blockAttach.bind(ts), blockDetach: ts.blockDetach.bind(ts), blockList: ts.blockList.bind(ts) };
+}
+
+const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
+  'xend.domains': {
+    params: (p) => [bool(p[0], 'detail', false)],
+    run: async (ts, [detail]) => {
       const doms = (await ts.list()).sort((a, b) => a.domid - b.domid);
-      return detail === true || detail === 1 ? doms.map(toRecord) as unknown as XmlRpcValue : doms.map((d) => d.name);
+      return detail ? doms.map(toRecord) : doms.map((d) => d.name);
     },
   },
-  [XEND_METHODS.domain]: { domainArgs: 1, handler: async (_ts, d) => toRecord(d!) as unknown as XmlRpcValue },
-  [XEND_METHODS.create]: {
-    domainArgs: 0,
-    handler: async (ts, _d, [cfg]) => {
-      let config: DomainConfig;
-      try {
-        config = domainConfigFromStruct(cfg);
-      } catch (e) {
-        if (e instanceof XlCfgError) throw generic(e.message);
-        throw e;
-      }
-      if ((await ts.list()).some((x) => x.name === config.name)) throw generic(`domain with name "${config.name}" already exists.`);
-      return toRecord(await ts.create(config)) as unknown as XmlRpcValue;
+  'xend.domain': { params: async (p, dom) => [await dom(p[0])], run: async (_ts, [d]) => toRecord(d) },
+  'xend.domain.create': {
+    params: (p) => [config(p[0])],
+    run: async (ts, [cfg]) => {
+      if ((await ts.list()).some((x) => x.name === cfg.name)) throw generic(`domain with name "${cfg.name}" already exists.`);
+      return toRecord(await ts.create(cfg));
     },
   },
-  [XEND_METHODS.destroy]: { domainArgs: 1, handler: async (ts, d) => { await ts.destroy(d!.domid); return true; } },
-  [XEND_METHODS.pause]: { domainArgs: 1, handler: async (ts, d) => { await ts.pause(d!.domid); return true; } },
-  [XEND_METHODS.unpause]: { domainArgs: 1, handler: async (ts, d) => { await ts.unpause(d!.domid); return true; } },
-  [XEND_METHODS.shutdown]: {
-    domainArgs: 1,
-    handler: async (ts, d, [reason]) => {
-      const r = reason ?? 'poweroff';
-      if (r === 'reboot') await ts.reboot(d!.domid);
-      else if (r === 'poweroff' || r === 'halt') await ts.shutdown(d!.domid, r);
-      else throw generic(`invalid shutdown reason: ${JSON.stringify(r)}`);
+  'xend.domain.destroy': { params: async (p, dom) => [await dom(p[0])], run: async (ts, [d]) => { await ts.destroy(d.domid); return true; } },
+  'xend.domain.pause': { params: async (p, dom) => [await dom(p[0])], run: async (ts, [d]) => { await ts.pause(d.domid); return true; } },
+  'xend.domain.unpause': { params: async (p, dom) => [await dom(p[0])], run: async (ts, [d]) => { await ts.unpause(d.domid); return true; } },
+  'xend.domain.shutdown': {
+    params: async (p, dom) => [await dom(p[0]), oneOf(p[1], 'shutdown reason', ['poweroff', 'halt', 'reboot'], 'poweroff')],
+    run: async (ts, [d, reason]) => {
+      if (reason === 'reboot') await ts.reboot(d.domid);
+      else await ts.shutdown(d.domid, reason);
       return true;
     },
   },
-  [XEND_METHODS.waitForShutdown]: {
-    domainArgs: 1,
-    handler: async (ts, d, [seconds]) => ts.waitForShutdown(d!.domid, intParam(seconds ?? 0, 'timeout', 0) * 1000),
+  'xend.domain.waitForShutdown': {
+    params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? 0 : int(p[1], 'timeout', 0)],
+    run: async (ts, [d, seconds]) => ts.waitForShutdown(d.domid, seconds * 1000),
   },
-  [XEND_METHODS.setMemoryTarget]: {
-    domainArgs: 1,
-    handler: async (ts, d, [mib]) => { await ts.memSet(d!.domid, intParam(mib, 'memory target', 1)); return true; },
+  'xend.domain.setMemoryTarget': {
+    params: async (p, dom) => [await dom(p[0]), int(p[1], 'memory target', 1)],
+    run: async (ts, [d, mib]) => { await ts.memSet(d.domid, mib); return true; },
   },
-  [XEND_METHODS.setVCpuCount]: {
-    domainArgs: 1,
-    handler: async (ts, d, [n]) => { await ts.vcpuSet(d!.domid, intParam(n, 'vcpu count', 1)); return true; },
+  'xend.domain.setVCpuCount': {
+    params: async (p, dom) => [await dom(p[0]), int(p[1], 'vcpu count', 1)],
+    run: async (ts, [d, n]) => { await ts.vcpuSet(d.domid, n); return true; },
   },
-  [XEND_METHODS.console]: {
-    domainArgs: 1,
-    handler: async (ts, d) => {
-      const c = await ts.console(d!.domid);
+  'xend.domain.console': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => {
+      const c = await ts.console(d.domid);
       return { ptyPath: c.ptyPath, backlog: c.backlog };
     },
   },
-  [XEND_METHODS.networkAttach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [spec]) => {
-      if (!ts.networkAttach) throw generic('network devices are not supported by this toolstack');
-      return (await ts.networkAttach(d!.domid, typeof spec === 'string' ? spec : '')) as unknown as XmlRpcValue;
-    },
+  'xend.domain.networkAttach': {
+    params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? '' : str(p[1], 'network spec')],
+    run: async (ts, [d, spec]) => network(ts).networkAttach(d.domid, spec),
   },
-  [XEND_METHODS.networkDetach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [dev]) => {
-      if (!ts.networkDetach) throw generic('network devices are not supported by this toolstack');
-      await ts.networkDetach(d!.domid, String(dev));
-      return true;
-    },
+  'xend.domain.networkDetach': {
+    params: async (p, dom) => [await dom(p[0]), devName(p[1], 'network device')],
+    run: async (ts, [d, dev]) => { await network(ts).networkDetach(d.domid, dev); return true; },
   },
-  [XEND_METHODS.networkList]: {
-    domainArgs: 1,
-    handler: async (ts, d) => (ts.networkList ? await ts.networkList(d!.domid) : []) as unknown as XmlRpcValue,
+  'xend.domain.networkList': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => (ts.networkList ? ts.networkList(d.domid) : []),
   },
-  ...SCHED_METHODS,
-  [XEND_METHODS.nodeInfo]: { domainArgs: 0, handler: async (ts) => ts.info() },
-  [XEND_METHODS.dmesg]: { domainArgs: 0, handler: async (ts, _d, [clear]) => ts.dmesg(clear === true || clear === 1) },
-  [XEND_METHODS.blockAttach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [spec]) => {
-      if (!ts.blockAttach) throw generic('block devices are not supported by this toolstack');
-      if (typeof spec !== 'string') throw generic('a disk spec is required');
-      await ts.blockAttach(d!.domid, spec);
-      return true;
-    },
+  'xend.domain.blockAttach': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'disk spec')],
+    run: async (ts, [d, spec]) => { await block(ts).blockAttach(d.domid, spec); return true; },
   },
-  [XEND_METHODS.blockDetach]: {
-    domainArgs: 1,
-    handler: async (ts, d, [dev]) => {
-      if (!ts.blockDetach) throw generic('block devices are not supported by this toolstack');
-      await ts.blockDetach(d!.domid, String(dev));
-      return true;
-    },
+  'xend.domain.blockDetach': {
+    params: async (p, dom) => [await dom(p[0]), devName(p[1], 'block device')],
+    run: async (ts, [d, dev]) => { await block(ts).blockDetach(d.domid, dev); return true; },
   },
-  [XEND_METHODS.blockList]: {
-    domainArgs: 1,
-    handler: async (ts, d) => (ts.blockList ? await ts.blockList(d!.domid) : []) as unknown as XmlRpcValue,
+  'xend.domain.blockList': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => (ts.blockList ? ts.blockList(d.domid) : []),
   },
+  'xend.node.info': { params: () => [], run: async (ts) => ts.info() },
+  'xend.node.dmesg': { params: (p) => [bool(p[0], 'clear', false)], run: async (ts, [clear]) => ts.dmesg(clear) },
 };
+
+const METHODS: MethodTable<XendMethod> = { ...DOMAIN_METHODS, ...SCHED_METHODS };
+
+const isXendMethod = (m: string): m is XendMethod => Object.prototype.hasOwnProperty.call(METHODS, m);
 
 /** Find a domain by name or id, as xm does: a number is an id, anything else a name. */
 async function resolveDomain(ts: Toolstack, dom: XmlRpcValue | undefined): Promise<DomainInfo> {
@@ -150,21 +126,22 @@ async function resolveDomain(ts: Toolstack, dom: XmlRpcValue | undefined): Promi
   return found;
 }
 
-/** The method dispatcher: faults for unknown methods, bad domains and toolstack errors. */
-export async function dispatch(ts: Toolstack, method: string, params: Params): Promise<XmlRpcValue> {
-  const entry = Object.prototype.hasOwnProperty.call(METHODS, method) ? METHODS[method] : undefined;
-  if (!entry) throw new XmlRpcFault(XMLRPC_ERROR_INTERNAL, `method "${method}" is not supported`);
+async function invoke<M extends XendMethod>(ts: Toolstack, entry: MethodEntry<M>, params: XmlRpcValue[]): Promise<XmlRpcEncodable> {
+  const dom: ResolveDomain = (v) => resolveDomain(ts, v);
+  return entry.run(ts, await entry.params(params, dom));
+}
+
+/** The method dispatcher: faults for unknown methods, bad parameters, bad domains and toolstack errors. */
+export async function dispatch(ts: Toolstack, method: string, params: XmlRpcValue[]): Promise<XmlRpcEncodable> {
+  if (!isXendMethod(method)) throw new XmlRpcFault(XMLRPC_ERROR_INTERNAL, `method "${method}" is not supported`);
   try {
-    const dom = entry.domainArgs === 1 ? await resolveDomain(ts, params[0]) : undefined;
-    return await entry.handler(ts, dom, entry.domainArgs === 1 ? params.slice(1) : params);
+    return await invoke(ts, METHODS[method], params);
   } catch (e) {
     if (e instanceof XmlRpcFault) throw e;
     if (e instanceof ToolstackError) throw new XmlRpcFault(e.code === 'ESRCH' ? XMLRPC_ERROR_INVALID_DOMAIN : XMLRPC_ERROR_GENERIC, e.message);
     throw new XmlRpcFault(XMLRPC_ERROR_INTERNAL, (e as Error)?.message ?? String(e));
   }
 }
-
-export const xendMethodNames = (): string[] => Object.keys(METHODS);
 
 export class XendServer {
   private server: http.Server | undefined;

@@ -4,7 +4,9 @@
 // Kept small so that xend's protocol can be tested against an in-process
 // fake, and the real implementation plugged in without touching xend.
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
-import type { DomainStateFlags, NodeInfo, ShutdownReason } from '../../../shared/toolstack/xend_api.js';
+import type {
+  BlockDeviceRecord, DomainStateFlags, NetworkDeviceRecord, NodeInfo, ShutdownReason, ShutdownRequest,
+} from '../../../shared/toolstack/xend_api.js';
 import type { SchedControl } from './sched_control.js';
 
 export interface DomainInfo extends DomainStateFlags {
@@ -39,8 +41,6 @@ export class ToolstackError extends Error {
   }
 }
 
-export type ShutdownRequest = 'poweroff' | 'reboot' | 'halt';
-
 export interface Toolstack {
   /** Scheduler controls (sched-credit, vcpu-list, vcpu-pin); absent in toolstacks without them. */
   readonly sched?: SchedControl;
@@ -61,25 +61,13 @@ export interface Toolstack {
   dmesg(clear: boolean): Promise<string>;
   console(domid: number): Promise<ConsoleAttach>;
   /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */
-  networkAttach?(domid: number, spec: string): Promise<NetworkDeviceInfo>;
+  networkAttach?(domid: number, spec: string): Promise<NetworkDeviceRecord>;
   networkDetach?(domid: number, dev: string): Promise<void>;
-  networkList?(domid: number): Promise<NetworkDeviceInfo[]>;
+  networkList?(domid: number): Promise<NetworkDeviceRecord[]>;
   /** xl block-attach / block-detach / block-list (optional: the test fakes have no disks). */
   blockAttach?(domid: number, spec: string): Promise<void>;
   blockDetach?(domid: number, dev: string): Promise<void>;
-  blockList?(domid: number): Promise<BlockDeviceInfo[]>;
+  blockList?(domid: number): Promise<BlockDeviceRecord[]>;
 }
 
-/** One row of xl block-list. */
-export interface BlockDeviceInfo {
-  vdev: string; devid: number; backendId: number; frontendId: number; state: number; evtch: number; rref: number;
-  backend: string;
-}
-
-export type { ShutdownReason };
-
-/** One row of xl network-list (libxl_nicinfo). */
-export interface NetworkDeviceInfo {
-  devid: number; backendId: number; mac: string; handle: number; state: number; evtch: number;
-  txRingRef: number; rxRingRef: number; backend: string; bridge: string; ip: string;
-}
+export type { BlockDeviceRecord, NetworkDeviceRecord, ShutdownReason, ShutdownRequest };

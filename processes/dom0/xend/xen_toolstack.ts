@@ -48,10 +48,10 @@ import { XenSchedControl } from './sched_control.js';
 import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
 import { removeDomainBackends } from '../toolstack/device.js';
 import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
-import type { NetworkDeviceInfo } from './toolstack.js';
+import type { NetworkDeviceRecord } from './toolstack.js';
 import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
-import type { BlockDeviceInfo } from './toolstack.js';
+import type { BlockDeviceRecord } from './toolstack.js';
 
 export interface XenToolstackOptions {
   dom0: XenDomain;
@@ -325,14 +325,14 @@ export class XenToolstack implements Toolstack {
     await removeVbd(this.ctx, domid, devid);
   }
 
-  async blockList(domid: number): Promise<BlockDeviceInfo[]> {
+  async blockList(domid: number): Promise<BlockDeviceRecord[]> {
     await this.mustExist(domid);
     return listVbds(this.ctx, domid);
   }
 
   // --- network interfaces (xl network-attach / network-detach / network-list)
 
-  async networkAttach(domid: number, spec: string): Promise<NetworkDeviceInfo> {
+  async networkAttach(domid: number, spec: string): Promise<NetworkDeviceRecord> {
     if (domid === 0) throw new ToolstackError('EINVAL', 'network-attach to Domain-0 is not supported in xenemu');
     await this.mustExist(domid);
     let vif;
@@ -348,7 +348,7 @@ export class XenToolstack implements Toolstack {
     await removeVif(this.ctx, domid, devid);
   }
 
-  async networkList(domid: number): Promise<NetworkDeviceInfo[]> {
+  async networkList(domid: number): Promise<NetworkDeviceRecord[]> {
     await this.mustExist(domid);
     return listVifs(this.ctx, domid);
   }

@@ -3,8 +3,8 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import type { Command, CommandIo } from '../services.js';
 import type { BlockDevices } from '../drivers/blkdev.js';
-import { BlkError, type Blkfront } from '../drivers/blkfront.js';
-import { FsError, SimpleFs } from '../drivers/simplefs.js';
+import type { Blkfront } from '../drivers/blkfront.js';
+import { SimpleFs } from '../drivers/simplefs.js';
 
 /** The mounted file system (one, at /). */
 export interface Mounts { root: SimpleFs | null }

@@ -1,6 +1,7 @@
 // The vCPU area as a domain maps it (shared/abi/vcpu.ts has the layout), and
 // the pool's private control block shared with its worker threads.
-import { shmOpen, PAGE_SIZE } from '../../shm.js';
+import { PAGE_SIZE } from '../../abi/xen.js';
+import { shmOpen } from '../../shm.js';
 import { readRunstateConsistent, runstateOffset, vcpuWord, xenemu_vcpu_slot, XENEMU_VCPU_SLOT_SIZE,
          type VcpuRunstateInfo } from '../../abi/vcpu.js';
 

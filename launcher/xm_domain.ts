@@ -1,0 +1,217 @@
+// The domain and host commands of `xm`/`xl` (tools/xl/xl_vmcontrol.c,
+// xl_info.c, xl_mem.c, xl_block.c, xl_nic.c, xl_misc.c): output in xl's
+// formats, so that scripts written for Xen read it. Each is a handler of the
+// command table (launcher/xm_cmdtable.ts), which has parsed the options and
+// checked the operand count already.
+import * as fs from 'node:fs';
+import { parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
+import type { DomainRecord } from '../shared/toolstack/xend_api.js';
+import { attachConsole } from './xm_console.js';
+import { NoSuchDomain, UsageError, XmError, type Opts, type XmContext } from './xm_context.js';
+
+export const LIST_HEADER = 'Name                                        ID   Mem VCPUs\tState\tTime(s)';
+
+/** One `xl list` line: printf("%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f"). */
+export function formatListLine(d: Pick<DomainRecord, 'name' | 'domid' | 'memory' | 'vcpus' | 'state' | 'cpu_time'>): string {
+  return `${d.name.padEnd(40)} ${String(d.domid).padStart(5)} ${String(Math.floor(d.memory)).padStart(5)} ${String(d.vcpus).padStart(5)}     ${d.state}  ${d.cpu_time.toFixed(1).padStart(8)}`;
+}
+
+/** xl's uptime_to_string (long form). */
+export function formatUptime(seconds: number): string {
+  let s = Math.max(0, Math.floor(seconds));
+  const day = Math.floor(s / 86400); s -= day * 86400;
+  const hour = Math.floor(s / 3600); s -= hour * 3600;
+  const min = Math.floor(s / 60); s -= min * 60;
+  const hms = `${String(hour).padStart(2)}:${String(min).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
+  return day > 1 ? `${day} days, ${hms}` : day === 1 ? `${day} day, ${hms}` : hms;
+}
+
+/** xl's parse_mem_size_kb: a number with an optional b/k/m/g/t suffix; `defaultUnit` when bare. */
+export function parseMemSizeKiB(text: string, defaultUnit: 'k' | 'm'): number | undefined {
+  const m = /^([0-9]+)([bBkKmMgGtT]?)$/.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = (m[2] || defaultUnit).toLowerCase();
+  const kib = unit === 'b' ? n / 1024 : unit === 'k' ? n : unit === 'm' ? n * 1024 : unit === 'g' ? n * 1024 ** 2 : n * 1024 ** 3;
+  return Number.isSafeInteger(Math.floor(kib)) ? Math.floor(kib) : undefined;
+}
+
+/** The named domains (all when none is named), each checked. */
+async function select(x: XmContext, names: string[]): Promise<DomainRecord[]> {
+  const all = await x.domains();
+  if (names.length === 0) return all;
+  return names.map((n) => {
+    const d = /^[0-9]+$/.test(n) ? all.find((r) => r.domid === Number(n)) : all.find((r) => r.name === n);
+    if (!d) throw new NoSuchDomain(n);
+    return d;
+  });
+}
+
+export async function create(x: XmContext, o: Opts): Promise<number> {
+  const [file, ...overrides] = o.rest as [string, ...string[]];
+  x.err(`Parsing config from ${file}\n`);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new XmError(`Failed to read config file: ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+  }
+  let cfg: DomainConfig;
+  try {
+    cfg = parseXlCfg(text, { file, overrides });
+  } catch (e) {
+    if (e instanceof XlCfgError) throw new XmError(e.message);
+    throw e;
+  }
+  if (o.flags.has('n')) {
+    x.out(`${JSON.stringify(cfg, null, 4)}\n`);
+    return 0;
+  }
+  const rec = await x.call('xend.domain.create', cfg);
+  if (o.flags.has('p')) await x.call('xend.domain.pause', rec.domid);
+  if (o.flags.has('c')) return attachConsole(x, String(rec.domid));
+  return 0;
+}
+
+export async function list(x: XmContext, o: Opts): Promise<number> {
+  const doms = await select(x, o.rest);
+  if (o.flags.has('l')) {
+    x.out(`${JSON.stringify(doms.map((d) => ({ domid: d.domid, name: d.name, state: d.state, config: d.config ?? null })), null, 4)}\n`);
+    return 0;
+  }
+  x.out(`${LIST_HEADER}\n`);
+  for (const d of doms) x.out(`${formatListLine(d)}\n`);
+  return 0;
+}
+
+export async function console(x: XmContext, o: Opts): Promise<number> {
+  const t = o.values.get('t');
+  if (t !== undefined && t !== 'pv' && t !== 'serial') throw new UsageError(`console: type must be pv or serial, not '${t}'`);
+  return attachConsole(x, o.rest[0]!);
+}
+
+export async function destroy(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.destroy', o.rest[0]!);
+  return 0;
+}
+
+/** shutdown and reboot: -w waits with a long poll on xend (no timers here). */
+export async function shutdown(x: XmContext, o: Opts, cmd: string): Promise<number> {
+  const dom = o.rest[0]!;
+  const rec = await x.call('xend.domain', dom);
+  x.err(`${cmd === 'reboot' ? 'Rebooting' : 'Shutting down'} domain ${rec.domid}\n`);
+  await x.call('xend.domain.shutdown', dom, cmd === 'reboot' ? 'reboot' : 'poweroff');
+  if (o.flags.has('w')) {
+    x.err('Waiting for 1 domains\n');
+    // Each call returns when the domain shut down (or went), or after 60 s.
+    const gone = (e: unknown) => { if (e instanceof NoSuchDomain) return true; throw e; };
+    while (!(await x.call('xend.domain.waitForShutdown', rec.domid, 60).catch(gone))) { /* keep waiting */ }
+    x.err(`Domain ${rec.domid} has been shut down, reason code 0\n`);
+  }
+  return 0;
+}
+
+export async function pause(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.pause', o.rest[0]!);
+  return 0;
+}
+
+export async function unpause(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.unpause', o.rest[0]!);
+  return 0;
+}
+
+/** A bare number is KiB for xl, MiB for xm (their documented defaults). */
+export async function memSet(x: XmContext, o: Opts): Promise<number> {
+  const [dom, size] = o.rest as [string, string];
+  const kib = parseMemSizeKiB(size, x.prog === 'xm' ? 'm' : 'k');
+  if (kib === undefined || kib < 1024) throw new XmError(`invalid memory size: ${size}`);
+  await x.call('xend.domain.setMemoryTarget', dom, Math.floor(kib / 1024));
+  return 0;
+}
+
+export async function vcpuSet(x: XmContext, o: Opts): Promise<number> {
+  const [dom, n] = o.rest as [string, string];
+  if (!/^[0-9]+$/.test(n) || Number(n) < 1) throw new UsageError(`invalid number of vCPUs: '${n}'`);
+  await x.call('xend.domain.setVCpuCount', dom, Number(n));
+  return 0;
+}
+
+export async function info(x: XmContext): Promise<number> {
+  for (const [k, v] of Object.entries(await x.call('xend.node.info'))) x.out(`${k.padEnd(23)}: ${v}\n`);
+  return 0;
+}
+
+export async function dmesg(x: XmContext, o: Opts): Promise<number> {
+  x.out(await x.call('xend.node.dmesg', o.flags.has('c')));
+  return 0;
+}
+
+export async function uptime(x: XmContext, o: Opts): Promise<number> {
+  const doms = await select(x, o.rest);
+  const now = Date.now() / 1000;
+  x.out(`${'Name'.padEnd(33)} ${'ID'.padStart(4)} Uptime\n`);
+  for (const d of doms) x.out(`${d.name.padEnd(33)} ${String(d.domid).padStart(4)} ${formatUptime(now - d.start_time)}\n`);
+  return 0;
+}
+
+export async function domid(x: XmContext, o: Opts): Promise<number> {
+  const name = o.rest[0]!;
+  const d = (await x.domains()).find((r) => r.name === name);
+  if (!d) throw new XmError(`Can't get domid of domain name '${name}', maybe this domain does not exist.`);
+  x.out(`${d.domid}\n`);
+  return 0;
+}
+
+export async function domname(x: XmContext, o: Opts): Promise<number> {
+  const id = o.rest[0]!;
+  const d = /^[0-9]+$/.test(id) ? (await x.domains()).find((r) => r.domid === Number(id)) : undefined;
+  if (!d) throw new XmError(`Can't get domain name of domain id '${id}', maybe this domain does not exist.`);
+  x.out(`${d.name}\n`);
+  return 0;
+}
+
+/** The disk spec may come in pieces, as xl's block-attach takes it. */
+export async function blockAttach(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.blockAttach', o.rest[0]!, o.rest.slice(1).join(','));
+  return 0;
+}
+
+export async function blockDetach(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.blockDetach', o.rest[0]!, o.rest[1]!);
+  return 0;
+}
+
+/** xl's main_blocklist columns. */
+export async function blockList(x: XmContext, o: Opts): Promise<number> {
+  x.out(`${'Vdev'.padEnd(5)} ${'BE'.padEnd(3)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'ring-ref'.padEnd(8)} ${'BE-path'.padEnd(30)}\n`);
+  for (const dom of o.rest) {
+    for (const r of await x.call('xend.domain.blockList', dom)) {
+      x.out(`${String(r.devid).padEnd(5)} ${String(r.backendId).padEnd(3)} ${String(r.frontendId).padEnd(6)} ${String(r.state).padEnd(5)} ` +
+        `${String(r.evtch).padEnd(6)} ${String(r.rref).padEnd(8)} ${r.backend.padEnd(30)}\n`);
+    }
+  }
+  return 0;
+}
+
+export async function networkAttach(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.networkAttach', o.rest[0]!, o.rest.slice(1).join(','));
+  return 0;
+}
+
+export async function networkDetach(x: XmContext, o: Opts): Promise<number> {
+  await x.call('xend.domain.networkDetach', o.rest[0]!, o.rest[1]!);
+  return 0;
+}
+
+/** xl's main_networklist format. */
+export async function networkList(x: XmContext, o: Opts): Promise<number> {
+  x.out(`${'Idx'.padEnd(3)} ${'BE'.padEnd(2)} ${'Mac Addr.'.padEnd(17)} ${'handle'.padEnd(6)} ${'state'.padEnd(5)} ${'evt-ch'.padEnd(6)} ${'tx-'.padStart(5)}/${'rx-ring-ref'.padEnd(5)} ${'BE-path'.padEnd(30)}\n`);
+  for (const dom of o.rest) {
+    for (const r of await x.call('xend.domain.networkList', dom)) {
+      x.out(`${String(r.devid).padEnd(3)} ${String(r.backendId).padEnd(2)} ${r.mac.padEnd(17)} ${String(r.handle).padEnd(6)} ` +
+        `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.txRingRef).padStart(5)}/${String(r.rxRingRef).padEnd(11)} ${r.backend.padEnd(30)}\n`);
+    }
+  }
+  return 0;
+}
