@@ -23,8 +23,7 @@ import * as path from 'node:path';
 import * as tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_HOST_NAME, hostDir, runRoot } from '../shared/host.js';
-import { xmlrpcCall } from '../shared/xmlrpc.js';
-import { XEND_METHODS, XEND_SOCKET, type DomainRecord } from '../shared/toolstack/xend_api.js';
+import { XEND_SOCKET, xendCall } from '../shared/toolstack/xend_api.js';
 import { hostRunning, up } from './host.js';
 import { runXm, type XmIo } from './xm.js';
 
@@ -82,7 +81,7 @@ function shellWord(a: string): string {
  * the backlog xenconsoled kept plus what arrives. Resolves with the text.
  */
 export async function waitForPrompt(socketPath: string, dom: string, timeoutMs: number): Promise<{ text: string; prompt: boolean }> {
-  const att = (await xmlrpcCall({ socketPath }, XEND_METHODS.console, [dom])) as { ptyPath: string; backlog: Uint8Array };
+  const att = await xendCall({ socketPath }, 'xend.domain.console', dom);
   let text = Buffer.from(att.backlog).toString('utf8');
   if (PROMPT_RE.test(text)) return { text, prompt: true };
   const fd = fs.openSync(att.ptyPath, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
@@ -115,9 +114,9 @@ export async function runDemo(o: DemoOptions = {}, io: XmIo = { stdout: process.
   else await up({ root, name, memoryMB: o.memoryMB ?? 2048, pcpus: o.pcpus ?? 2, foreground: false }, out);
 
   const socketPath = path.join(rundir, XEND_SOCKET);
-  const doms = (await xmlrpcCall({ socketPath }, XEND_METHODS.domains, [true])) as unknown as DomainRecord[];
+  const doms = await xendCall({ socketPath }, 'xend.domains', true);
   const t0 = performance.now();
-  const missing = DEMO_GUESTS.filter((g) => !doms.some((d) => d.name === g.name));
+  const missing = DEMO_GUESTS.filter((g) => !doms.some((d) => typeof d !== 'string' && d.name === g.name));
   for (const g of missing) {
     const img = demoImage(rundir, g);
     if (!fs.existsSync(img)) {

@@ -136,29 +136,6 @@ export type XendParams<M extends XendMethod> =
   XendApi[M] extends { dom: true } ? [dom: DomRef, ...XendApi[M]['params']] : XendApi[M]['params'];
 export type XendResult<M extends XendMethod> = XendApi[M]['result'];
 
-/** Short names of the methods, for code that prefers them to xend's spelling. */
-export const XEND_METHODS = {
-  domains: 'xend.domains',
-  domain: 'xend.domain',
-  create: 'xend.domain.create',
-  destroy: 'xend.domain.destroy',
-  pause: 'xend.domain.pause',
-  unpause: 'xend.domain.unpause',
-  shutdown: 'xend.domain.shutdown',
-  waitForShutdown: 'xend.domain.waitForShutdown',
-  setMemoryTarget: 'xend.domain.setMemoryTarget',
-  setVCpuCount: 'xend.domain.setVCpuCount',
-  console: 'xend.domain.console',
-  nodeInfo: 'xend.node.info',
-  networkAttach: 'xend.domain.networkAttach',
-  networkDetach: 'xend.domain.networkDetach',
-  networkList: 'xend.domain.networkList',
-  dmesg: 'xend.node.dmesg',
-  blockAttach: 'xend.domain.blockAttach',
-  blockDetach: 'xend.domain.blockDetach',
-  blockList: 'xend.domain.blockList',
-} as const satisfies Record<string, XendMethod>;
-
 /**
  * Call one xend method: exactly its parameters in, its result type out.
  * Rejects with XmlRpcFault (codes above) or the transport's error.

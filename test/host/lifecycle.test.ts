@@ -5,7 +5,6 @@
 import t from 'tap';
 import { startHost, waitFor, readHostRecord, processAlive } from '../helpers/host.js';
 import { shmList, shmPrefix } from '../../shared/shm.js';
-import { XEND_METHODS } from '../../shared/toolstack/xend_api.js';
 import { XmlRpcFault, XMLRPC_ERROR_INVALID_DOMAIN } from '../../shared/xmlrpc.js';
 import type { TestHost } from '../helpers/host.js';
 import { list, onWatch, xend, xenstore, xl, xlOk, writeCfg } from './xl.js';
@@ -22,7 +21,7 @@ async function guestPid(h: TestHost, id: number): Promise<number> {
 /** xend's long poll: true once the domain shut down or is gone (unknown to xend: gone already). */
 async function waitForShutdown(h: TestHost, id: number, seconds: number): Promise<boolean> {
   try {
-    return (await xend(h, XEND_METHODS.waitForShutdown, [String(id), seconds])) === true;
+    return (await xend(h, 'xend.domain.waitForShutdown', String(id), seconds)) === true;
   } catch (e) {
     if (e instanceof XmlRpcFault && e.faultCode === XMLRPC_ERROR_INVALID_DOMAIN) return true;
     throw e;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DIST, startHost, waitFor } from '../helpers/host.js';
 import { list, xlOk, writeCfg } from './xl.js';
 
-const CRASH_GUEST = join(DIST, 'test', 'host', 'crash_guest.js');
+const CRASH_GUEST = join(DIST, 'test', 'fixtures', 'crash_guest.js');
 
 t.test('more than 5 restarts of one name within 10 s stop the restarting', async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });

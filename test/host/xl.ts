@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { XENEMU_CLI, type TestHost } from '../helpers/host.js';
 import { XsClient } from '../../shared/xenstore/client.js';
-import { xmlrpcCall, type XmlRpcValue } from '../../shared/xmlrpc.js';
+import { XEND_SOCKET, xendCall, type XendMethod, type XendParams, type XendResult } from '../../shared/toolstack/xend_api.js';
 
 interface Tap { teardown(fn: () => unknown): void }
 
@@ -47,8 +47,8 @@ export async function list(h: TestHost): Promise<ListRow[]> {
   return parseList(await xlOk(h, 'list'));
 }
 
-export function xend(h: TestHost, method: string, params: XmlRpcValue[] = []): Promise<XmlRpcValue> {
-  return xmlrpcCall({ socketPath: path.join(h.rundir, 'xend.sock') }, method, params);
+export function xend<M extends XendMethod>(h: TestHost, method: M, ...params: XendParams<M>): Promise<XendResult<M>> {
+  return xendCall({ socketPath: path.join(h.rundir, XEND_SOCKET) }, method, ...params);
 }
 
 /** A privileged xenstore connection (the host's socket), closed at teardown. */
