@@ -1,0 +1,214 @@
+// PCI: configuration space of type-0 functions, BARs, and the bus they sit on
+// (PCI Local Bus Specification 3.0, chapter 6). The host bridge
+// (shared/hw/i440fx.ts) reaches the bus through configuration mechanism #1
+// (ports 0xCF8/0xCFC); Xen's ioreq servers may also receive
+// IOREQ_TYPE_PCI_CONFIG accesses, which go to PciBus.configRead/Write too.
+//
+// A BAR's region lives in the machine's IoSpace only while its decode is on:
+// the command register's I/O or memory space bit is set and the guest has
+// placed it (an address other than the sizing probe's). Moving a BAR moves
+// the region, as a real bridge's decoders follow the programmed address.
+import type { AccessSize, IoHandler, IoRegion, IoSpace } from './machine.js';
+
+export const PCI_VENDOR_ID = 0x00;
+export const PCI_DEVICE_ID = 0x02;
+export const PCI_COMMAND = 0x04;
+export const PCI_STATUS = 0x06;
+export const PCI_REVISION_ID = 0x08;
+export const PCI_CLASS_PROG = 0x09;
+export const PCI_CLASS_DEVICE = 0x0a;
+export const PCI_HEADER_TYPE = 0x0e;
+export const PCI_BASE_ADDRESS_0 = 0x10;
+export const PCI_SUBSYSTEM_VENDOR_ID = 0x2c;
+export const PCI_SUBSYSTEM_ID = 0x2e;
+export const PCI_ROM_ADDRESS = 0x30;
+export const PCI_CAPABILITY_LIST = 0x34;
+export const PCI_INTERRUPT_LINE = 0x3c;
+export const PCI_INTERRUPT_PIN = 0x3d;
+
+export const PCI_COMMAND_IO = 0x1;
+export const PCI_COMMAND_MEMORY = 0x2;
+export const PCI_COMMAND_MASTER = 0x4;
+export const PCI_COMMAND_INTX_DISABLE = 0x400;
+export const PCI_STATUS_INTERRUPT = 0x08;
+
+export const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
+export const PCI_BASE_ADDRESS_MEM_PREFETCH = 0x8;
+
+export interface BarSpec {
+  kind: 'io' | 'mem';
+  /** A power of two: 16 or more for I/O... 4 is allowed by the spec, 16 keeps things simple; 4096+ for memory. */
+  size: number;
+  prefetchable?: boolean;
+  handler: IoHandler;
+  name: string;
+}
+
+interface Bar extends BarSpec { addr: number; region: IoRegion | null }
+
+/** The two spaces a function's BARs decode in. */
+export interface PciSpaces { ports: IoSpace; mmio: IoSpace }
+
+/**
+ * One PCI function with a type-0 header. Subclasses set identity in the
+ * constructor, add BARs with addBar(), and override configWriteHook for
+ * device-specific registers (the base class keeps the standard ones).
+ */
+export class PciFunction {
+  readonly config = new Uint8Array(256);
+  private readonly view = new DataView(this.config.buffer);
+  /** Bits the guest may write, per byte of config space. */
+  protected readonly writable = new Uint8Array(256);
+  private readonly bars: (Bar | undefined)[] = [];
+  private spaces: PciSpaces | null = null;
+  /** Set by PciBus.plug: device number 0-31 and function 0-7. */
+  device = -1;
+  fn = 0;
+
+  constructor(readonly name: string, ids: { vendor: number; device: number; classCode: number; revision?: number;
+    subVendor?: number; subDevice?: number; headerType?: number; interruptPin?: number }) {
+    this.view.setUint16(PCI_VENDOR_ID, ids.vendor, true);
+    this.view.setUint16(PCI_DEVICE_ID, ids.device, true);
+    this.config[PCI_REVISION_ID] = ids.revision ?? 0;
+    this.config[PCI_CLASS_PROG] = ids.classCode & 0xff;
+    this.view.setUint16(PCI_CLASS_DEVICE, ids.classCode >>> 8, true);
+    this.config[PCI_HEADER_TYPE] = ids.headerType ?? 0;
+    this.view.setUint16(PCI_SUBSYSTEM_VENDOR_ID, ids.subVendor ?? 0, true);
+    this.view.setUint16(PCI_SUBSYSTEM_ID, ids.subDevice ?? 0, true);
+    this.config[PCI_INTERRUPT_PIN] = ids.interruptPin ?? 0;
+    // Command: I/O, memory, bus master, INTx disable; the interrupt line is scratch for the OS.
+    this.writable[PCI_COMMAND] = PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+    this.writable[PCI_COMMAND + 1] = PCI_COMMAND_INTX_DISABLE >> 8;
+    this.writable[PCI_INTERRUPT_LINE] = 0xff;
+  }
+
+  /** Declares BAR `index` (0-5). Its region appears once the guest enables decoding. */
+  protected addBar(index: number, spec: BarSpec): void {
+    if (index < 0 || index > 5 || this.bars[index]) throw new RangeError(`${this.name}: BAR ${index} taken or out of range`);
+    const min = spec.kind === 'io' ? 4 : 16;
+    if (spec.size < min || (spec.size & (spec.size - 1)) !== 0) throw new RangeError(`${this.name}: BAR size ${spec.size}`);
+    this.bars[index] = { ...spec, addr: 0, region: null };
+    const low = spec.kind === 'io' ? PCI_BASE_ADDRESS_SPACE_IO : (spec.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
+    this.view.setUint32(PCI_BASE_ADDRESS_0 + 4 * index, low, true);
+  }
+
+  get command(): number { return this.view.getUint16(PCI_COMMAND, true); }
+
+  /** The current address of BAR `index` as the guest programmed it (0: not placed). */
+  barAddress(index: number): number { return this.bars[index]?.addr ?? 0; }
+
+  /** Called by the bus when plugged in. */
+  attach(spaces: PciSpaces): void { this.spaces = spaces; }
+
+  configRead(offset: number, size: AccessSize): number {
+    if (offset < 0 || offset + size > 256) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    if (size === 1) return this.config[offset]!;
+    if (size === 2) return this.view.getUint16(offset, true);
+    return this.view.getUint32(offset, true);
+  }
+
+  configWrite(offset: number, size: AccessSize, value: number): void {
+    if (offset < 0 || offset + size > 256) return;
+    for (let i = 0; i < size; i++) {
+      const at = offset + i;
+      const byte = (value >>> (8 * i)) & 0xff;
+      if (at >= PCI_BASE_ADDRESS_0 && at < PCI_BASE_ADDRESS_0 + 24) continue; // below
+      if (at === PCI_STATUS + 1 || at === PCI_STATUS) {
+        // Write-1-to-clear error bits (15:11, 8); the rest is read-only.
+        const w1c = at === PCI_STATUS ? 0x00 : 0xf9;
+        this.config[at] = this.config[at]! & ~(byte & w1c);
+        continue;
+      }
+      const mask = this.writable[at]!;
+      this.config[at] = (this.config[at]! & ~mask) | (byte & mask);
+    }
+    // BARs: the address bits above the size are writable; the rest read as the type.
+    for (let b = 0; b < 6; b++) {
+      const reg = PCI_BASE_ADDRESS_0 + 4 * b;
+      if (offset + size <= reg || offset >= reg + 4) continue;
+      const bar = this.bars[b];
+      if (!bar) continue;
+      const old = this.view.getUint32(reg, true);
+      let v = old;
+      for (let i = 0; i < size; i++) {
+        const at = offset + i;
+        if (at < reg || at >= reg + 4) continue;
+        const shift = 8 * (at - reg);
+        v = (v & ~(0xff << shift)) | (((value >>> (8 * i)) & 0xff) << shift);
+      }
+      const typeBits = bar.kind === 'io' ? PCI_BASE_ADDRESS_SPACE_IO : (bar.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
+      const addr = (v >>> 0) & ~(bar.size - 1) & (bar.kind === 'io' ? 0xffff : 0xffffffff);
+      this.view.setUint32(reg, (addr | typeBits) >>> 0, true);
+    }
+    this.configWriteHook(offset, size, value);
+    this.updateDecode();
+  }
+
+  /** Device-specific registers; the base class has already stored writable bits. */
+  protected configWriteHook(_offset: number, _size: AccessSize, _value: number): void { /* none */ }
+
+  /** Sets or clears the interrupt status bit (and the caller drives the INTx line). */
+  protected setInterruptStatus(on: boolean): void {
+    const s = this.view.getUint16(PCI_STATUS, true);
+    this.view.setUint16(PCI_STATUS, on ? s | PCI_STATUS_INTERRUPT : s & ~PCI_STATUS_INTERRUPT, true);
+  }
+
+  /** Brings each BAR's region in line with the command register and its programmed address. */
+  private updateDecode(): void {
+    if (!this.spaces) return;
+    const cmd = this.command;
+    for (let b = 0; b < 6; b++) {
+      const bar = this.bars[b];
+      if (!bar) continue;
+      const reg = this.view.getUint32(PCI_BASE_ADDRESS_0 + 4 * b, true);
+      const addr = bar.kind === 'io' ? reg & ~0x3 & 0xffff : (reg & ~0xf) >>> 0;
+      const on = (bar.kind === 'io' ? cmd & PCI_COMMAND_IO : cmd & PCI_COMMAND_MEMORY) !== 0;
+      // The sizing probe writes all-ones: the address then is the size mask, not a placement.
+      const placed = addr !== 0 && addr !== ((bar.kind === 'io' ? 0xffff : 0xffffffff) & ~(bar.size - 1)) >>> 0;
+      const want = on && placed ? addr : -1;
+      bar.addr = placed ? addr : 0;
+      const space = bar.kind === 'io' ? this.spaces.ports : this.spaces.mmio;
+      if (want < 0) {
+        if (bar.region) { bar.region.unregister(); bar.region = null; }
+      } else if (!bar.region) {
+        bar.region = space.register(want, bar.size, bar.handler, `${this.name} BAR${b}`);
+      } else if (bar.region.base !== want) {
+        bar.region.move(want);
+      }
+    }
+  }
+}
+
+/** Bus 0: up to 32 devices of up to 8 functions. */
+export class PciBus {
+  private readonly fns = new Map<number, PciFunction>();
+
+  constructor(private readonly spaces: PciSpaces) {}
+
+  /** Plugs `f` in at device `device`, function `fn`. */
+  plug(f: PciFunction, device: number, fn = 0): void {
+    const devfn = (device << 3) | fn;
+    if (device < 0 || device > 31 || fn < 0 || fn > 7 || this.fns.has(devfn)) {
+      throw new RangeError(`PCI 00:${device.toString(16).padStart(2, '0')}.${fn} taken or out of range`);
+    }
+    f.device = device;
+    f.fn = fn;
+    this.fns.set(devfn, f);
+    f.attach(this.spaces);
+  }
+
+  get(device: number, fn = 0): PciFunction | undefined { return this.fns.get((device << 3) | fn); }
+
+  functions(): PciFunction[] { return [...this.fns.values()]; }
+
+  /** A configuration read of bus 0; an absent function reads all-ones (master abort). */
+  configRead(devfn: number, offset: number, size: AccessSize): number {
+    const f = this.fns.get(devfn);
+    if (!f) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    return f.configRead(offset, size);
+  }
+
+  configWrite(devfn: number, offset: number, size: AccessSize, value: number): void {
+    this.fns.get(devfn)?.configWrite(offset, size, value);
+  }
+}
