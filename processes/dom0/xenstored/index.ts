@@ -449,12 +449,20 @@ export class Xenstored implements ConnectionHost {
 
   // ---- introspection and shutdown -----------------------------------------
 
+  /** What an introduced domain's ring connection holds, or undefined. */
+  connectionUse(domid: number): { watches: number; transactions: number; outstanding: number } | undefined {
+    const d = this.rings.get(domid);
+    if (!d) return undefined;
+    return { watches: d.conn.watchCount, transactions: d.conn.transactions.size, outstanding: d.conn.pendingOut };
+  }
+
   stats(): Record<string, number> {
     return {
       nodes: this.tree.size,
       watches: this.watches.size,
       transactions: this.core.transactionCount,
       sockets: this.sockets.size,
+      'held-sockets': [...this.sockets].filter((s) => s.held).length,
       domains: this.rings.size,
       'direct-reads': directIo.reads,
       'direct-partial': directIo.partial,
