@@ -15,7 +15,7 @@ import {
 } from '../../../shared/abi/io/xs_wire.js';
 import type { Connection, Frame } from './connection.js';
 import { type View, type XsNode, type Tree, type XsValue, EMPTY, valueFromBytes, valueToBytes } from './store.js';
-import { Transaction } from './transaction.js';
+import { Transaction, TransactionFull } from './transaction.js';
 import type { WatchTable, Audience } from './watch.js';
 import type { Domains } from './domain.js';
 import { type Perms, intern, parsePerms, permFor, formatPerm } from './permissions.js';
@@ -78,9 +78,12 @@ export class XenstoreCore {
       try {
         result = f.fn(this, req);
       } catch (e) {
-        // A bug must not take the daemon down with it; the caller gets EIO.
-        conn.reply(XS_ERROR, frame.reqId, frame.txId, Buffer.from('EIO\0'));
-        throw e;
+        if (!(e instanceof TransactionFull)) {
+          // A bug must not take the daemon down with it; the caller gets EIO.
+          conn.reply(XS_ERROR, frame.reqId, frame.txId, Buffer.from('EIO\0'));
+          throw e;
+        }
+        result = 'ENOSPC';
       }
     }
     if (typeof result === 'string') {
@@ -174,7 +177,7 @@ export class XenstoreCore {
     let id = conn.nextTxId;
     while (id === 0 || conn.transactions.has(id)) id = (id + 1) >>> 0;
     conn.nextTxId = (id + 1) >>> 0;
-    conn.transactions.set(id, new Transaction(id, this.tree));
+    conn.transactions.set(id, new Transaction(id, this.tree, conn.privileged ? Infinity : this.domains.quotas.transactionNodes));
     this.txTotal++;
     return Buffer.from(`${id}\0`);
   }
@@ -183,6 +186,7 @@ export class XenstoreCore {
     conn.transactions.delete(tx.id);
     this.txTotal--;
     if (!commit) return OK;
+    if (tx.failed) return 'ENOMEM'; // went past its node quota (Xen's trans->fail)
     if (!tx.isCurrent()) return 'EAGAIN';
     if (!conn.privileged) {
       for (const [owner, d] of tx.ownerDelta) {

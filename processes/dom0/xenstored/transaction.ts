@@ -29,6 +29,11 @@
 // changes the parent's list of children, so two transactions adding
 // different children to one directory conflict, as in Xen.
 //
+// A guest's transaction may touch at most 1024 nodes (Xen's transaction-nodes
+// quota): the request that would touch one more fails with ENOSPC, and the
+// transaction can then only fail (its commit answers ENOMEM, as in Xen),
+// since part of that request may have been done.
+//
 // Watches. A change inside a transaction fires nothing until the commit, and
 // then one event per node changed, however often it was written, in the
 // order the transaction first touched them (Xen's queue_watches and
@@ -46,9 +51,18 @@ type Op =
 /** A watch event owed on commit: exact (this node only) or for the node and its ancestors' watches. */
 export interface Fire { exact: boolean }
 
+/** Thrown by a transaction asked to touch a node past its quota; the request answers ENOSPC. */
+export class TransactionFull extends Error {
+  constructor() { super('transaction node quota'); this.name = 'TransactionFull'; }
+}
+
 export class Transaction implements View {
   readonly id: number;
   private readonly tree: Tree;
+  /** Nodes it may touch (Infinity for Domain-0). */
+  private readonly nodeLimit: number;
+  /** A request went past the node quota: the commit must fail. */
+  failed = false;
   /**
    * This transaction's view of every node it touched: its copy, or null for
    * absent (at first sight, or removed here). Insertion order is the order
@@ -65,14 +79,19 @@ export class Transaction implements View {
   /** Node count changes per owner, for quota checks before commit. */
   readonly ownerDelta = new Map<number, number>();
 
-  constructor(id: number, tree: Tree) {
+  constructor(id: number, tree: Tree, nodeLimit = Infinity) {
     this.id = id;
     this.tree = tree;
+    this.nodeLimit = nodeLimit;
   }
 
   get(path: string): XsNode | undefined {
     const mine = this.seen.get(path);
     if (mine !== undefined) return mine ?? undefined;
+    if (this.accessed.size >= this.nodeLimit) {
+      this.failed = true;
+      throw new TransactionFull();
+    }
     const n = this.tree.get(path);
     this.accessed.set(path, n ? n.gen : 0);
     if (!n) {

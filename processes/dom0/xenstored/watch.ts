@@ -132,12 +132,15 @@ export class WatchTable {
     }
     if (!hits) return;
     if (hits.length > 1) hits = [...hits].sort((a, b) => a.seq! - b.seq!);
-    const allowed = new Map<Watcher, boolean>();
+    let allowed: Map<Watcher, boolean> | undefined; // guests' verdicts, one per connection
     for (const w of hits) {
       const c = w.conn;
-      let ok = allowed.get(c);
-      if (ok === undefined) allowed.set(c, (ok = c.privileged || this.permitted(c, path, who)));
-      if (ok) c.sendEvent(w.relative ? relativeTo(c.domid, path) : path, w.token);
+      if (!c.privileged) {
+        let ok = (allowed ??= new Map()).get(c);
+        if (ok === undefined) allowed.set(c, (ok = this.permitted(c, path, who)));
+        if (!ok) continue;
+      }
+      c.sendEvent(w.relative ? relativeTo(c.domid, path) : path, w.token);
     }
   }
 
