@@ -139,7 +139,7 @@ class XenstoredBench {
       // rest comes), so measured here, not asserted in a test.
       const partial: Metric = {
         name: `direct reads ending inside a frame${p.suffix}`,
-        value: direct.reads ? Math.round((direct.partial / direct.reads) * 1000) / 10 : 0,
+        value: direct.reads ? Math.round((direct.partial / direct.reads) * 10000) / 100 : 0,
         unit: '%',
         ...(p.targets ? { target: { cmp: '<=' as const, value: 25 } } : {}),
         details: { directReads: direct.reads, directPartial: direct.partial },
