@@ -156,7 +156,13 @@ export function fetchXenUtils(): string | null {
   mkdirSync(cache, { recursive: true });
   const tmp = mkdtempSync(join(cache, 'dl-'));
   try {
-    const dl = spawnSync('apt-get', ['download', 'xen-utils-4.17'], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+    const download = () => spawnSync('apt-get', ['download', 'xen-utils-4.17'], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+    let dl = download();
+    // A fresh machine may have no package lists yet (.ci/setup updates them only when it installs).
+    if (dl.status !== 0 && process.getuid?.() === 0) {
+      spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8', timeout: 300_000 });
+      dl = download();
+    }
     const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
     if (!deb) return `apt-get download xen-utils-4.17 failed: ${(dl.stderr || dl.error?.message || '').trim().split('\n').pop()}`;
     const unpacked = join(tmp, 'root');

@@ -9,6 +9,8 @@
 // req_id of its own) and the transcript takes everything it received before
 // the ping's answer: what a request caused anywhere is complete and ordered,
 // without any wait on time.
+//
+// XS_LOCKSTEP_DUMP=1 prints the C daemon's transcript of each script.
 import t from 'tap';
 import {
   XS_READ, XS_WRITE, XS_DIRECTORY, XS_DIRECTORY_PART, XS_GET_PERMS, XS_SET_PERMS, XS_MKDIR, XS_RM,
