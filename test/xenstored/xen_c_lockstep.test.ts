@@ -5,17 +5,20 @@
 // payload) must be the same bytes. The C daemon is the reference: where the
 // two differ, xenemu is wrong.
 //
-// After each request every connection sends a ping (GET_DOMAIN_PATH 0 with a
-// req_id of its own) and the transcript takes everything it received before
-// the ping's answer: what a request caused anywhere is complete and ordered,
-// without any wait on time.
+// After each request, once its answer is in, every connection sends a ping
+// (GET_DOMAIN_PATH 0 with a req_id of its own) and the transcript takes
+// everything it received before the ping's answer: a daemon queues the
+// events a request causes before it answers it, so what a request caused
+// anywhere is complete and ordered, without any wait on time. (Pinging
+// before the answer is in would race: the C daemon serves its connections
+// in its own order, not in the order requests arrived on different sockets.)
 //
 // XS_LOCKSTEP_DUMP=1 prints the C daemon's transcript of each script.
 import t from 'tap';
 import {
   XS_READ, XS_WRITE, XS_DIRECTORY, XS_DIRECTORY_PART, XS_GET_PERMS, XS_SET_PERMS, XS_MKDIR, XS_RM,
   XS_WATCH, XS_UNWATCH, XS_TRANSACTION_START, XS_TRANSACTION_END, XS_GET_DOMAIN_PATH, XS_SET_TARGET,
-  XS_RELEASE, XS_RESUME, XS_IS_DOMAIN_INTRODUCED, XS_RESET_WATCHES, XS_TYPE_NAMES,
+  XS_RELEASE, XS_RESUME, XS_IS_DOMAIN_INTRODUCED, XS_RESET_WATCHES, XS_TYPE_NAMES, XS_WATCH_EVENT,
 } from '../../shared/abi/io/xs_wire.js';
 import { startXenstored, startXenC, xenCMissing } from '../helpers/xenstored.js';
 import { RawXs, type RawMsg } from '../helpers/xs_raw.js';
@@ -63,15 +66,22 @@ async function transcript(socketPath: string, script: Script): Promise<string[]>
       const reqId = i + 1;
       conns[s.c]!.send(s.type, s.payload, reqId, s.tx ? txs.get(s.tx) ?? 0 : 0);
       out.push(`> c${s.c} ${XS_TYPE_NAMES[s.type]} ${bytes(s.payload)}${s.tx ? ` in ${s.tx}` : ''}`);
+      // Its answer first: by then everything it caused is queued everywhere.
+      for (;;) {
+        const m = await conns[s.c]!.next();
+        if (!m) { out.push(`c${s.c} closed`); break; }
+        out.push(show(s.c, m, gens));
+        if (m.reqId !== reqId || m.type === XS_WATCH_EVENT) continue;
+        if (s.save && m.type === s.type) txs.set(s.save, Number(m.payload.toString('latin1').replace(/\0$/, '')));
+        break;
+      }
       for (const [ci, conn] of conns.entries()) {
+        if (conn.closed) continue;
         conn.send(XS_GET_DOMAIN_PATH, PING, PING_REQ);
         for (;;) {
           const m = await conn.next();
           if (!m) { out.push(`c${ci} closed`); break; }
           if (m.reqId === PING_REQ && m.type === XS_GET_DOMAIN_PATH) break;
-          if (s.save && ci === s.c && m.reqId === reqId && m.type === s.type) {
-            txs.set(s.save, Number(m.payload.toString('latin1').replace(/\0$/, '')));
-          }
           out.push(show(ci, m, gens));
         }
       }
@@ -343,6 +353,76 @@ export const SCRIPTS: Script[] = [
       S(0, XS_RESUME, z('0')),
       S(0, XS_IS_DOMAIN_INTRODUCED, z('0')),
       S(0, XS_RESET_WATCHES, ''),
+    ],
+  },
+  {
+    name: 'reads, writes, mkdir and rm, and their errors',
+    conns: 1,
+    steps: [
+      S(0, XS_WRITE, '/m/a/b\0' + 'v'),
+      S(0, XS_READ, z('/m/a')),
+      S(0, XS_MKDIR, z('/m/a')),
+      S(0, XS_MKDIR, z('/m/c/d')),
+      S(0, XS_DIRECTORY, z('/m')),
+      S(0, XS_WRITE, '/m/a/b\0'),
+      S(0, XS_READ, z('/m/a/b')),
+      S(0, XS_RM, z('/m/none')),
+      S(0, XS_RM, z('/m/none/deeper')),
+      S(0, XS_RM, z('/')),
+      S(0, XS_WRITE, '/\0' + 'root'),
+      S(0, XS_READ, z('/')),
+      S(0, XS_READ, z('/m/')),
+      S(0, XS_READ, z('//m')),
+      S(0, XS_READ, z('')),
+      S(0, XS_READ, '/m'),
+      S(0, XS_READ, z('/m', '/m')),
+      S(0, XS_WRITE, '/m/novalue'),
+      S(0, XS_DIRECTORY, z('/none')),
+      S(0, XS_GET_PERMS, z('/none')),
+      S(0, XS_SET_PERMS, z('/none', 'n0')),
+      S(0, XS_SET_PERMS, z('/m', 'x0')),
+      S(0, XS_SET_PERMS, z('/m')),
+      S(0, XS_SET_PERMS, z('/m', 'r0', 'w1', 'b2', 'n3')),
+      S(0, XS_GET_PERMS, z('/m')),
+      S(0, XS_GET_PERMS, z('/m/a/b')),
+      S(0, XS_WRITE, '/m/inherit\0' + 'x'),
+      S(0, XS_GET_PERMS, z('/m/inherit')),
+    ],
+  },
+  {
+    name: 'relative paths, domain paths, watches on them',
+    conns: 2,
+    steps: [
+      S(0, XS_WRITE, 'rel/x\0' + '1'),
+      S(0, XS_READ, z('/local/domain/0/rel/x')),
+      S(0, XS_DIRECTORY, z('rel')),
+      S(1, XS_WATCH, z('rel', 'r')),
+      S(0, XS_WRITE, '/local/domain/0/rel/y\0' + '2'),
+      S(0, XS_RM, z('/local/domain/0')),
+      S(1, XS_WATCH, z('rel', 'r')),
+      S(1, XS_UNWATCH, z('rel', 'other')),
+      S(1, XS_UNWATCH, z('/local/domain/0/rel', 'r')),
+      S(1, XS_WATCH, z('/bad//path', 'x')),
+      S(1, XS_WATCH, z('/only-one-arg')),
+      S(0, XS_GET_DOMAIN_PATH, z('7')),
+      S(0, XS_GET_DOMAIN_PATH, z('')),
+      S(0, XS_GET_DOMAIN_PATH, z('12abc')),
+      S(0, XS_IS_DOMAIN_INTRODUCED, z('junk')),
+      S(0, XS_IS_DOMAIN_INTRODUCED, z('7')),
+      S(1, XS_RESET_WATCHES, ''),
+      S(0, XS_WRITE, 'rel/z\0' + '3'),
+    ],
+  },
+  {
+    name: 'big values and directories',
+    conns: 1,
+    steps: [
+      S(0, XS_WRITE, '/big/v\0' + 'x'.repeat(4096 - 7)),
+      S(0, XS_READ, z('/big/v')),
+      ...Array.from({ length: 40 }, (_, i) => S(0, XS_WRITE, `/big/d/${'n'.repeat(100)}${i}\0`)),
+      S(0, XS_DIRECTORY, z('/big/d')),
+      S(0, XS_DIRECTORY_PART, z('/big/d', '0')),
+      S(0, XS_DIRECTORY_PART, z('/big/d', '3979')),
     ],
   },
   {

@@ -48,6 +48,7 @@ export interface DomainEvents {
 }
 
 const OK = Buffer.from('OK\0');
+const DOMID_SELF = 0x7ff0; // xen.h
 const MAX_TX_PER_CONN = 256; // even Domain-0 cannot pile up without bound
 
 export class XenstoreCore {
@@ -482,16 +483,18 @@ function doRelease(core: XenstoreCore, req: Req): Result {
   return core.events.release(domid) ?? OK;
 }
 
+/** Xen reads the domid with atoi: no digits is domain 0. */
 function doIsDomainIntroduced(core: XenstoreCore, req: Req): Result {
-  const domid = domidArg(onearg(req.frame.payload));
-  if (domid === undefined) return 'EINVAL';
-  return Buffer.from(domid === 0 || core.domains.introduced.has(domid) ? 'T\0' : 'F\0');
+  const arg = onearg(req.frame.payload);
+  if (arg === undefined) return 'EINVAL';
+  const domid = atoiU32(arg);
+  return Buffer.from(domid === 0 || domid === DOMID_SELF || core.domains.introduced.has(domid) ? 'T\0' : 'F\0');
 }
 
 function doGetDomainPath(_core: XenstoreCore, req: Req): Result {
-  const domid = domidArg(onearg(req.frame.payload));
-  if (domid === undefined) return 'EINVAL';
-  return Buffer.from(domainPath(domid) + '\0');
+  const arg = onearg(req.frame.payload);
+  if (arg === undefined) return 'EINVAL';
+  return Buffer.from(domainPath(atoiU32(arg)) + '\0');
 }
 
 function doResume(core: XenstoreCore, req: Req): Result {
