@@ -11,7 +11,8 @@
 // change in place. Only the set of children would be expensive to copy, so
 // the copy shares it and marks it shared (shareChildren); the tree replaces a
 // shared set with a copy of its own before it adds or removes a child. A
-// directory is copied only when it changes while some transaction holds it.
+// directory is copied only by the first change to it after some transaction
+// took a copy of it.
 import type { Perms } from './permissions.js';
 import { permsKey } from './permissions.js';
 import { parentOf, baseName, childPath } from './path.js';

@@ -13,9 +13,10 @@
 // What a copy costs. A node is a small object whose value string and perm
 // list never change in place; the copy is a new small object pointing at
 // them. Its set of children is shared with the tree, which replaces a shared
-// set instead of changing it (store.ts, shareChildren): copying a large
-// directory happens only when it changes while a transaction holds it, or
-// when the transaction itself adds or removes one of its children.
+// set instead of changing it (store.ts, shareChildren): a large directory is
+// copied only by the tree's first change to it after a transaction took a
+// copy of it (the mark is not taken back when the transaction ends), or when
+// the transaction itself adds or removes one of its children.
 //
 // How conflicts are found. The transaction is optimistic: for every node it
 // touched it remembers the generation the node had at first sight (0 for
