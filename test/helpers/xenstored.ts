@@ -1,8 +1,8 @@
 // Starts a standalone xenstored process in a private directory for one test,
 // and guarantees it is gone (and its shm segments unlinked) at teardown.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { tmpdir, homedir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +11,7 @@ import { shmCreate, shmSweep } from '../../shared/shm.js';
 import { XsClient, XsError, XsRingTransport } from '../../shared/xenstore/client.js';
 import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
 import { productEnv } from './host.js';
+import { ccMissing } from './cc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DIST = join(here, '..', '..');
@@ -136,4 +137,87 @@ export async function code(p: Promise<unknown>): Promise<string> {
 export async function home(dom0: XsClient, domid: number): Promise<void> {
   await dom0.mkdir(`/local/domain/${domid}`);
   await dom0.setPerms(`/local/domain/${domid}`, [`n${domid}`, 'r0']);
+}
+
+// ---- Xen's own C xenstored, as a reference ----------------------------------
+
+/** Where the unpacked Debian xen-utils-4.17 lives (shared with other users of the reference). */
+export const XEN_UTILS_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'xenemu', 'xen-utils');
+export const XEN_C_XENSTORED = join(XEN_UTILS_DIR, 'usr', 'lib', 'xen-4.17', 'bin', 'xenstored');
+const SHIM_SRC = join(DIST, '..', 'test', 'xenstored', 'c', 'xen_c_shim.c');
+
+/**
+ * Debian's xen-utils-4.17, downloaded (apt-get download: it is not installed,
+ * as installing it pulls in udev and a systemd upgrade) and unpacked once
+ * into XEN_UTILS_DIR. Returns why it cannot be had, or null.
+ */
+export function fetchXenUtils(): string | null {
+  if (existsSync(XEN_C_XENSTORED)) return null;
+  const cache = dirname(XEN_UTILS_DIR);
+  mkdirSync(cache, { recursive: true });
+  const tmp = mkdtempSync(join(cache, 'dl-'));
+  try {
+    const download = () => spawnSync('apt-get', ['download', 'xen-utils-4.17'], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+    let dl = download();
+    // A fresh machine may have no package lists yet (.ci/setup updates them only when it installs).
+    if (dl.status !== 0 && process.getuid?.() === 0) {
+      spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8', timeout: 300_000 });
+      dl = download();
+    }
+    const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+    if (!deb) return `apt-get download xen-utils-4.17 failed: ${(dl.stderr || dl.error?.message || '').trim().split('\n').pop()}`;
+    const unpacked = join(tmp, 'root');
+    const x = spawnSync('dpkg', ['-x', join(tmp, deb), unpacked], { encoding: 'utf8' });
+    if (x.status !== 0) return `dpkg -x ${deb} failed: ${x.stderr.trim()}`;
+    // Another test run may have won the race: keep theirs.
+    try { renameSync(unpacked, XEN_UTILS_DIR); } catch { /* already there */ }
+    return existsSync(XEN_C_XENSTORED) ? null : `${deb} has no usr/lib/xen-4.17/bin/xenstored`;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+export interface XenCHandle { socketPath: string; proc: ChildProcess; output(): string }
+
+/** Why Xen's C xenstored cannot run here, or null (then startXenC works). */
+export function xenCMissing(): string | null {
+  const why = ccMissing(['xenctrl.h']) ?? fetchXenUtils();
+  if (why) return why;
+  const ldd = spawnSync('ldd', [XEN_C_XENSTORED], { encoding: 'utf8' });
+  const missing = /(\S+) => not found/.exec(ldd.stdout ?? '');
+  if (missing) return `${missing[1]} not found for Xen's xenstored: install the Debian package libxen-dev (.ci/setup does)`;
+  return null;
+}
+
+/**
+ * Xen 4.17's C xenstored on a private Unix socket, its hypervisor interfaces
+ * stubbed out by test/xenstored/c/xen_c_shim.c (LD_PRELOAD), killed at
+ * teardown. Call xenCMissing() first.
+ */
+export async function startXenC(t: Tap): Promise<XenCHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'xenemu-xenc-'));
+  const shim = join(dir, 'xen_c_shim.so');
+  const cc = spawnSync('cc', ['-shared', '-fPIC', '-Wall', '-O2', '-o', shim, SHIM_SRC, '-ldl'], { encoding: 'utf8' });
+  if (cc.status !== 0) { rmSync(dir, { recursive: true, force: true }); throw new Error(`cc xen_c_shim.c: ${cc.stderr}`); }
+  const socketPath = join(dir, 'socket');
+  let out = '';
+  // -N: stay in the foreground; the database is in memory (4.17's default).
+  const proc = spawn(XEN_C_XENSTORED, ['-N'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, LD_PRELOAD: shim, XENSTORED_RUNDIR: dir, XENSTORED_PATH: socketPath },
+  });
+  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) { proc.kill('SIGKILL'); await exited; }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socketPath)) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`Xen's xenstored exited: ${out}`);
+    if (Date.now() > deadline) throw new Error(`Xen's xenstored made no socket: ${out}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { socketPath, proc, output: () => out };
 }

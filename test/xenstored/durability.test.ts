@@ -4,6 +4,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startXenstored, code } from '../helpers/xenstored.js';
+import { waitFor } from '../helpers/host.js';
 
 
 t.test('tree, perms, transactions and domains survive SIGKILL', async (t) => {
@@ -54,11 +55,12 @@ t.test('every acknowledged write of a busy writer survives a kill', async (t) =>
       try { await w.write(p, String(i)); acked.push(p); } catch { return; }
     }
   });
-  await new Promise((r) => setTimeout(r, 300));
+  // Kill in the middle of the stream: once a few hundred writes were acknowledged.
+  await waitFor(() => acked.length >= 300, 20_000, '300 acknowledged writes');
   await xs.kill();
   stop = true;
   await Promise.all(loops);
-  t.ok(acked.length > 100, `${acked.length} writes acknowledged before the kill`);
+  t.ok(acked.length >= 300, `${acked.length} writes acknowledged before the kill`);
   await xs.restart();
   const c = await xs.connect();
   const missing: string[] = [];

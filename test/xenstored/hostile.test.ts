@@ -2,10 +2,19 @@
 // keep being served and the tree stays consistent (CONTROL check).
 import { waitFor } from '../helpers/host.js';
 import t from 'tap';
+import type { XsClient } from '../../shared/xenstore/client.js';
 import { startXenstored, code } from '../helpers/xenstored.js';
 import { RawXs } from '../helpers/xs_raw.js';
-import { XS_READ, XS_WATCH, XS_WRITE, encodeMsg, XENSTORE_ERROR_RINGIDX, XENSTORE_ERROR_OFF, XENSTORE_REQ_PROD_OFF } from '../../shared/abi/io/xs_wire.js';
+import {
+  XS_READ, XS_WATCH, XS_WRITE, encodeMsg, XENSTORE_ERROR_RINGIDX, XENSTORE_ERROR_OFF, XENSTORE_REQ_PROD_OFF,
+  XENSTORE_REQ_CONS_OFF, XENSTORE_RSP_PROD_OFF, XENSTORE_RING_SIZE, XSD_SOCKMSG_SIZE,
+} from '../../shared/abi/io/xs_wire.js';
 import { XsRing } from '../../shared/xenstore/ring.js';
+
+/** CONTROL output of "key value" lines as numbers (stats, quota). */
+async function controlNumbers(c: XsClient, ...args: string[]): Promise<Record<string, number>> {
+  return Object.fromEntries((await c.control(...args)).split('\n').map((l) => l.split(' ')).map(([k, v]) => [k!, parseInt(v!, 10)]));
+}
 
 
 t.test('deep and long paths', async (t) => {
@@ -35,7 +44,8 @@ t.test('responses piling up unread: reading stops, memory bounded, others served
   const req = encodeMsg(XS_READ, 1, 0, Buffer.from('/v\0'));
   const burst = Buffer.concat(Array.from({ length: 2000 }, () => req));
   for (let i = 0; i < 50; i++) hog.sendBytes(burst); // 100,000 requests of 3 KB replies = 300 MB unread
-  await new Promise((r) => setTimeout(r, 500));
+  // The daemon stops reading the hog once a megabyte of replies waits.
+  await waitFor(async () => (await controlNumbers(c, 'stats'))['held-sockets'] === 1, 10_000, 'the hog held');
   const t0 = Date.now();
   t.equal(await c.readString('/v'), 'x'.repeat(3000), 'another client is served');
   t.ok(Date.now() - t0 < 2000, 'promptly');
@@ -58,6 +68,8 @@ t.test('watch flood to a client that does not read', async (t) => {
   }
   const grew = xs.rssKb() - before;
   t.ok(grew < 96 * 1024, `daemon RSS grew ${grew} kB for 500,000 events to a deaf client`);
+  // The log line comes over the daemon's stderr, not the socket: wait for it.
+  await waitFor(() => /watch events dropped/.test(xs.output()), 5000, 'the drop logged');
   t.match(xs.output(), /watch events dropped/, 'the drop is logged');
   const other = await xs.connect();
   t.equal((await other.directory('/flood')).length, 500);
@@ -79,8 +91,8 @@ t.test('transaction floods', async (t) => {
   t.equal(gr.filter((r) => r === 'OK').length, 10, 'a guest has ten');
   c.close();
   const c2 = await xs.connect();
-  await waitFor(async () => /transactions 10\b/.test(await c2.control('stats')), 5000, 'transactions of a closed connection dropped');
-  t.pass('a closed connection\'s transactions are gone');
+  await waitFor(async () => (await controlNumbers(c2, 'stats')).transactions === 10, 5000, 'transactions of a closed connection dropped');
+  t.equal((await controlNumbers(c2, 'stats')).transactions, 10, 'a closed connection\'s transactions are gone, the guest\'s stay');
 });
 
 t.test('a guest breaking its ring indices is cut off alone', async (t) => {
@@ -122,12 +134,28 @@ t.test('a guest that never consumes responses holds at most its outstanding quot
   const g = await xs.guest(8);
   g.close(); // nobody reads the response ring now
   const ring = new XsRing(g.page, 'guest');
+  const idx = (off: number): number => new DataView(g.page.buffer, g.page.byteOffset).getUint32(off, true);
   const req = encodeMsg(XS_READ, 1, 0, Buffer.from('/nonexistent-path-for-errors\0'));
+  const reply = XSD_SOCKMSG_SIZE + 'ENOENT\0'.length;
+  const outstanding = async (): Promise<number> => (await controlNumbers(c, 'quota', '8')).outstanding!;
+  // Requests go in as fast as the daemon takes them, until it holds its
+  // quota of replies: then it reads no more (req_cons stops), for good.
+  const total = 400;
   let sent = 0;
-  for (let i = 0; i < 2000; i++) {
-    if (ring.space() >= req.length) { ring.write(req); sent++; }
-    await new Promise((r) => setImmediate(r));
+  while (sent < total) {
+    if (ring.space() >= req.length) { ring.write(req); sent++; continue; }
+    await waitFor(async () => ring.space() >= req.length || (await outstanding()) >= 20, 10_000, 'room in the ring or the quota reached');
+    if (ring.space() < req.length) break;
   }
-  t.ok(sent < 200, `the daemon stopped taking requests after ${sent}`);
+  const held = await outstanding();
+  t.equal(held, 20, 'replies the daemon holds for the guest: its outstanding quota');
+  // What the daemon took: the replies in the response ring, the ones it
+  // holds, and at most one ring's worth of requests read but not handled.
+  const answered = Math.floor(idx(XENSTORE_RSP_PROD_OFF) / reply);
+  const consumed = idx(XENSTORE_REQ_CONS_OFF) / req.length;
+  t.equal(answered, Math.floor(XENSTORE_RING_SIZE / reply), 'the response ring is full');
+  t.ok(consumed <= answered + held + Math.ceil(XENSTORE_RING_SIZE / req.length),
+    `requests consumed from the ring: ${consumed} (${answered} answered, ${held} held)`);
+  t.ok(sent < total, `the guest could put ${sent} of ${total} requests in`);
   t.equal(await c.control('check'), 'OK', 'Domain-0 still served');
 });

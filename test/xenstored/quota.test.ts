@@ -56,6 +56,28 @@ t.test('value size, permissions, watches, transactions', async (t) => {
   for (let i = 0; i < 200; i++) await dom0.watch(`/dw${i}`, 't', () => undefined);
 });
 
+t.test('a guest\'s transaction touches at most 1024 nodes (transaction-nodes): ENOSPC, then its commit fails', async (t) => {
+  const xs = await startXenstored(t);
+  const dom0 = await xs.connect();
+  await home(dom0, 5);
+  const g = (await xs.guest(5)).client;
+  await Promise.all(Array.from({ length: 1100 }, (_, i) => dom0.write(`/local/domain/5/q/n${i}`, 'v')));
+  const tx = await g.transactionStart();
+  // A READ of a node that exists touches that node alone.
+  let ok = 0;
+  let err = 'OK';
+  for (let i = 0; i < 1100 && err === 'OK'; i++) {
+    err = await code(g.read(`q/n${i}`, tx));
+    if (err === 'OK') ok++;
+  }
+  t.equal(err, 'ENOSPC', 'past the quota');
+  t.equal(ok, 1024, '1024 nodes touched');
+  t.equal(await code(g.transactionEnd(tx, true)), 'ENOMEM', 'the commit fails (Xen\'s trans->fail)');
+  const tx0 = await dom0.transactionStart();
+  for (let i = 0; i < 1100; i++) await dom0.read(`/local/domain/5/q/n${i}`, tx0);
+  t.equal(await code(dom0.transactionEnd(tx0, true)), 'OK', 'Domain-0 is exempt');
+});
+
 t.test('quota counts transactions\' creations', async (t) => {
   const xs = await startXenstored(t, []);
   const dom0 = await xs.connect();

@@ -129,7 +129,8 @@ export abstract class Connection implements Watcher {
       return;
     }
     this.queuedEvents++;
-    const msg = encodeMsg(XS_WATCH_EVENT, 0, 0, Buffer.from(`${path}\0${token}\0`, 'utf8'));
+    // Both are bytes held as latin1: a token comes back exactly as it was sent.
+    const msg = encodeMsg(XS_WATCH_EVENT, 0, 0, Buffer.from(`${path}\0${token}\0`, 'latin1'));
     if (this.host.trace) this.host.trace(this, 'OUT', msg);
     this.out.push(msg);
     this.host.markDirty(this);

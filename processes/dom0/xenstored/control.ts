@@ -10,8 +10,8 @@ const HELP = [
   'memreport      memory used by the daemon',
   'print <text>   write text to the daemon log',
   'quota          per-domain quota values',
-  'quota <domid>  quota use of one domain',
-  'stats          nodes, watches, transactions, connections, direct socket I/O',
+  'quota <domid>  quota use of one domain (nodes; for an introduced domain watches, transactions, outstanding)',
+  'stats          nodes, watches, transactions, connections (held: not read from, replies unread), direct socket I/O',
 ];
 
 export function runControl(xs: Xenstored, args: string[]): Buffer | XsdError {
@@ -30,7 +30,13 @@ export function runControl(xs: Xenstored, args: string[]): Buffer | XsdError {
       if (rest.length === 0) return text(Object.entries(q).map(([k, v]) => `${k} ${v}`).join('\n'));
       const domid = Number(rest[0]);
       if (!/^\d+$/.test(rest[0]!)) return 'EINVAL';
-      return text(`nodes ${xs.domains.nodesOwned(domid)}/${q.nodes}`);
+      const lines = [`nodes ${xs.domains.nodesOwned(domid)}/${q.nodes}`];
+      const use = xs.connectionUse(domid);
+      if (use) {
+        lines.push(`watches ${use.watches}/${q.watches}`, `transactions ${use.transactions}/${q.transactions}`,
+          `outstanding ${use.outstanding}/${q.outstanding}`);
+      }
+      return text(lines.join('\n'));
     }
     default: return 'EINVAL';
   }

@@ -15,6 +15,8 @@ export interface Quotas {
   outstanding: number;
   /** Entries in one node's permission list. */
   perms: number;
+  /** Nodes one transaction may touch (Xen's transaction-nodes quota): what its copies can cost. */
+  transactionNodes: number;
 }
 
 export const DEFAULT_QUOTAS: Quotas = {
@@ -24,6 +26,7 @@ export const DEFAULT_QUOTAS: Quotas = {
   valueSize: 2048,
   outstanding: 20,
   perms: 5,
+  transactionNodes: 1024,
 };
 
 export interface DomainInfo {

@@ -105,7 +105,7 @@ function traceTo(file: string): NonNullable<ConnectionHost['trace']> {
 
 export class Xenstored implements ConnectionHost {
   readonly tree: Tree;
-  readonly watches = new WatchTable();
+  readonly watches: WatchTable;
   readonly domains: Domains;
   readonly core: XenstoreCore;
   private readonly opts: XenstoredOptions;
@@ -130,12 +130,14 @@ export class Xenstored implements ConnectionHost {
     this.log = opts.log ?? ((m) => process.stderr.write(`xenstored: ${m}\n`));
     this.domains = new Domains(opts.quotas);
     this.tree = new Tree(ownerPerms(0));
+    this.watches = new WatchTable((path) => this.tree.get(path)?.perms);
     this.tree.onOwner = (owner, d) => this.domains.countOwner(owner, d);
     this.core = new XenstoreCore(this.tree, this.watches, this.domains, {
       introduce: (domid, mfn, port) => this.introduce(domid, mfn, port, true),
       release: (domid) => this.release(domid),
       setTarget: (domid, target) => this.setTarget(domid, target),
       control: (args) => runControl(this, args),
+      specialPerms: (name, perms) => this.pending.push({ t: 'sp', p: name, perms: permsKey(perms) }),
     });
     this.persist = new Persistence(opts.stateDir, opts.compactBytes);
     if (opts.traceFile) this.trace = traceTo(opts.traceFile);
@@ -319,7 +321,7 @@ export class Xenstored implements ConnectionHost {
     this.domains.introduced.set(domid, info);
     if (record) {
       this.pending.push({ t: 'intro', domid, mfn, port });
-      this.watches.fire('@introduceDomain', false, undefined);
+      this.watches.fireSpecial('@introduceDomain');
     }
     this.updatePoller();
     conn.kick(); // requests may be waiting already (e.g. after a restart)
@@ -340,14 +342,16 @@ export class Xenstored implements ConnectionHost {
     this.rings.delete(domid);
     this.domains.introduced.delete(domid);
     this.pending.push({ t: 'rel', domid });
-    this.watches.fire('@releaseDomain', false, undefined);
+    this.watches.fireSpecial('@releaseDomain');
     this.updatePoller();
     return undefined;
   }
 
+  /** Domain-0 counts as a connected domain, as in Xen (where it has its ring); it needs no target. */
   private setTarget(domid: number, target: number): XsdError | undefined {
     const d = this.domains.introduced.get(domid);
-    if (!d || !this.domains.introduced.has(target)) return 'ENOENT';
+    if ((!d && domid !== 0) || (target !== 0 && !this.domains.introduced.has(target))) return 'ENOENT';
+    if (!d) return undefined;
     d.target = target;
     this.pending.push({ t: 'tgt', domid, target });
     return undefined;
@@ -381,6 +385,7 @@ export class Xenstored implements ConnectionHost {
     if (snapshot) {
       for (const [p, v, perms] of snapshot.nodes) this.restoreNode(p, v, perms);
       for (const d of snapshot.domains) doms.set(d.domid, { ...d });
+      for (const [name, perms] of snapshot.special ?? []) this.restoreSpecial(name, perms);
     }
     for (const batch of batches) {
       for (const r of batch) {
@@ -390,10 +395,13 @@ export class Xenstored implements ConnectionHost {
           case 'intro': doms.set(r.domid, { ...doms.get(r.domid), mfn: r.mfn, port: r.port }); break;
           case 'rel': doms.delete(r.domid); break;
           case 'tgt': { const d = doms.get(r.domid); if (d) d.target = r.target; break; }
+          case 'sp': this.restoreSpecial(r.p, r.perms); break;
         }
       }
     }
     this.tree.recordEffects = true;
+    // Xen's setup_structure: /tool/xenstored, Domain-0's, from the start.
+    for (const p of ['/tool', '/tool/xenstored']) if (!this.tree.get(p)) this.tree.create(p, EMPTY, ownerPerms(0));
     for (const [domid, d] of doms) {
       const err = this.introduce(domid, d.mfn, d.port, false);
       if (err) { this.log(`restore: domain ${domid} ring not mapped (${err}); dropped`); continue; }
@@ -401,6 +409,11 @@ export class Xenstored implements ConnectionHost {
     }
     this.commit(); // replies to requests the guests queued while we were down
     if (snapshot || batches.length) this.log(`restored ${this.tree.size} nodes, ${this.rings.size} domains`);
+  }
+
+  private restoreSpecial(name: string, perms: string): void {
+    const p = parsePerms(perms.split(','));
+    if (p && this.watches.specialPerms.has(name)) this.watches.specialPerms.set(name, p);
   }
 
   private restoreNode(path: string, value: XsValue, permsStr: string): void {
@@ -430,10 +443,18 @@ export class Xenstored implements ConnectionHost {
     const domains = [...this.domains.introduced.values()].map((d) => ({
       domid: d.domid, mfn: d.mfn, port: d.port, ...(d.target !== undefined ? { target: d.target } : {}),
     }));
-    return { version: 1, nodes, domains };
+    const special = [...this.watches.specialPerms].map(([name, p]): [string, string] => [name, permsKey(p)]);
+    return { version: 1, nodes, domains, special };
   }
 
   // ---- introspection and shutdown -----------------------------------------
+
+  /** What an introduced domain's ring connection holds, or undefined. */
+  connectionUse(domid: number): { watches: number; transactions: number; outstanding: number } | undefined {
+    const d = this.rings.get(domid);
+    if (!d) return undefined;
+    return { watches: d.conn.watchCount, transactions: d.conn.transactions.size, outstanding: d.conn.pendingOut };
+  }
 
   stats(): Record<string, number> {
     return {
@@ -441,6 +462,7 @@ export class Xenstored implements ConnectionHost {
       watches: this.watches.size,
       transactions: this.core.transactionCount,
       sockets: this.sockets.size,
+      'held-sockets': [...this.sockets].filter((s) => s.held).length,
       domains: this.rings.size,
       'direct-reads': directIo.reads,
       'direct-partial': directIo.partial,

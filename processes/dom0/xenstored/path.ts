@@ -50,12 +50,6 @@ export function childPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
 }
 
-/** True when `path` is `ancestor` or below it. */
-export function isChildOrSelf(path: string, ancestor: string): boolean {
-  if (ancestor === '/') return path.startsWith('/');
-  return path === ancestor || (path.startsWith(ancestor) && path.charCodeAt(ancestor.length) === 47 /* / */);
-}
-
 /** How a watch on a relative path reports an absolute node name. */
 export function relativeTo(domid: number, path: string): string {
   const home = domainPath(domid) + '/';

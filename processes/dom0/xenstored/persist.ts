@@ -21,7 +21,9 @@ import type { Effect } from './store.js';
 export type DomainRecord =
   | { t: 'intro'; domid: number; mfn: number; port: number }
   | { t: 'rel'; domid: number }
-  | { t: 'tgt'; domid: number; target: number };
+  | { t: 'tgt'; domid: number; target: number }
+  /** SET_PERMS on @introduceDomain or @releaseDomain. */
+  | { t: 'sp'; p: string; perms: string };
 
 export type LogRecord = Effect | DomainRecord;
 
@@ -30,6 +32,8 @@ export interface Snapshot {
   /** [path, value, perms] with every parent before its children. */
   nodes: Array<[string, string, string]>;
   domains: Array<{ domid: number; mfn: number; port: number; target?: number }>;
+  /** Perms of the special nodes, where SET_PERMS changed them: [name, perms]. */
+  special?: Array<[string, string]>;
 }
 
 const MIN_COMPACT = 8 << 20;

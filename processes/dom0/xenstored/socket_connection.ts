@@ -42,6 +42,11 @@ export class SocketConnection extends Connection {
     return `socket connection ${this.id}`;
   }
 
+  /** Reading stopped: the client does not read its replies (CONTROL stats, held-sockets). */
+  get held(): boolean {
+    return this.paused;
+  }
+
   protected canTakeRequest(): boolean {
     return this.sock.writableLength + this.out.length * 64 < HIGH_WATER;
   }

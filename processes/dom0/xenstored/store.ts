@@ -5,6 +5,14 @@
 // A node's `gen` changes whenever the node or its list of children changes;
 // transactions use it to detect conflicts and DIRECTORY_PART reports it as
 // the generation count clients compare between calls.
+//
+// A transaction keeps its own copy of each node it touched (transaction.ts),
+// a small object holding the same value string and perm list, which never
+// change in place. Only the set of children would be expensive to copy, so
+// the copy shares it and marks it shared (shareChildren); the tree replaces a
+// shared set with a copy of its own before it adds or removes a child. A
+// directory is copied only by the first change to it after some transaction
+// took a copy of it.
 import type { Perms } from './permissions.js';
 import { permsKey } from './permissions.js';
 import { parentOf, baseName, childPath } from './path.js';
@@ -38,6 +46,22 @@ export interface XsNode {
 export type Effect =
   | { t: 'n'; p: string; v: XsValue; perms: string }
   | { t: 'd'; p: string };
+
+/** Children sets that a transaction's copy of a node holds too: never changed in place. */
+const sharedChildren = new WeakSet<Set<string>>();
+
+/** Marks a node's children set as held by a copy; returns it. */
+export function shareChildren(kids: Set<string> | null): Set<string> | null {
+  if (kids) sharedChildren.add(kids);
+  return kids;
+}
+
+/** The node's children set, made its own (not shared) first, for a change. */
+function ownChildren(n: XsNode): Set<string> {
+  if (!n.children) return (n.children = new Set());
+  if (sharedChildren.has(n.children)) n.children = new Set(n.children);
+  return n.children;
+}
 
 export interface View {
   get(path: string): XsNode | undefined;
@@ -79,7 +103,7 @@ export class Tree implements View {
   create(path: string, value: XsValue, perms: Perms): void {
     const parent = this.nodes.get(parentOf(path));
     if (!parent) throw new Error(`xenstored: create ${path} without parent`);
-    (parent.children ??= new Set()).add(baseName(path));
+    ownChildren(parent).add(baseName(path));
     parent.gen = this.nextGen();
     this.nodes.set(path, { value, perms, children: null, gen: this.nextGen() });
     this.onOwner(perms[0]!.id, 1);
@@ -118,8 +142,9 @@ export class Tree implements View {
     }
     const parent = this.nodes.get(parentOf(path));
     if (parent?.children) {
-      parent.children.delete(baseName(path));
-      if (parent.children.size === 0) parent.children = null;
+      const kids = ownChildren(parent);
+      kids.delete(baseName(path));
+      if (kids.size === 0) parent.children = null;
       parent.gen = this.nextGen();
     }
     if (this.recordEffects) this.effects.push({ t: 'd', p: path });
