@@ -5,7 +5,7 @@ import t from 'tap';
 import { startXenstored } from '../helpers/xenstored.js';
 import { RawXs, text } from '../helpers/xs_raw.js';
 import {
-  XS_READ, XS_WRITE, XS_ERROR, XS_DIRECTORY, XS_TRANSACTION_START, XS_CONTROL, XS_TYPE_COUNT,
+  XS_READ, XS_WRITE, XS_ERROR, XS_DIRECTORY, XS_CONTROL, XS_TYPE_COUNT,
   XS_WATCH_EVENT, XS_INVALID, XENSTORE_PAYLOAD_MAX, encodeMsg,
 } from '../../shared/abi/io/xs_wire.js';
 
