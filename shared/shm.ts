@@ -17,7 +17,12 @@ interface ShmAddon {
   unlink(name: string): boolean;
   release?(sab: SharedArrayBuffer, offset: number, length: number): boolean;
   punchHole?(fd: number, offset: number, length: number): boolean;
+  mapInto(buf: ArrayBuffer, offset: number, name: string, length: number, segOffset?: number): true;
+  futexWait(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): FutexWaitResult;
+  futexWake(sab: SharedArrayBuffer, byteOffset: number, count: number): number;
 }
+
+export type FutexWaitResult = 'ok' | 'not-equal' | 'timed-out';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/shared/shm.js -> <root>/shared/native/build/Release
@@ -61,6 +66,32 @@ export function shmRelease(sab: SharedArrayBuffer, offset: number, length: numbe
  */
 export function punchHole(fd: number, offset: number, length: number): boolean {
   return addon.punchHole ? addon.punchHole(fd, offset, length) : false;
+}
+
+/**
+ * Maps [segOffset, segOffset+length) of segment `name` over [offset,
+ * offset+length) of `buf`'s memory (MAP_FIXED|MAP_SHARED): from then on those
+ * bytes of the buffer are the segment's, for this process and every other
+ * one mapping it. This is how an HVM guest's RAM inside v86's
+ * WebAssembly.Memory is the domain's segment (docs/hvm.md). Page-aligned.
+ */
+export function shmMapInto(buf: ArrayBuffer, offset: number, name: string, length: number, segOffset = 0): void {
+  addon.mapInto(buf, offset, name, length, segOffset);
+}
+
+/**
+ * FUTEX_WAIT on the 32-bit word at `byteOffset` of a shared segment: sleeps
+ * while the word holds `expected`, until a futexWake from any process that
+ * maps the segment, or `timeoutMs` (negative: no limit). Blocks the calling
+ * thread: for worker threads, never for an event loop's thread.
+ */
+export function futexWait(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): FutexWaitResult {
+  return addon.futexWait(sab, byteOffset, expected, timeoutMs);
+}
+
+/** FUTEX_WAKE: wakes up to `count` waiters on the word, in any process. Returns how many. */
+export function futexWake(sab: SharedArrayBuffer, byteOffset: number, count = 1): number {
+  return addon.futexWake(sab, byteOffset, count);
 }
 
 /** The segment name prefix of one virtual host. */

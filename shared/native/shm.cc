@@ -13,6 +13,19 @@
 //   release(sab, off, len)   -> boolean             madvise(MADV_REMOVE): give pages back
 //   punchHole(fd, off, len)  -> boolean             fallocate(PUNCH_HOLE|KEEP_SIZE) on a file
 //                            (blkback's BLKIF_OP_DISCARD; Node has no fallocate)
+//   mapInto(ab, off, name, len[, segOff])
+//                            -> true               mmap(MAP_FIXED|MAP_SHARED) a segment window
+//                            over [off, off+len) of an ArrayBuffer's memory: an HVM guest's
+//                            RAM inside v86's WebAssembly.Memory *is* the domain's segment
+//   futexWait(sab, byteOff, expected, timeoutMs)
+//                            -> 'ok' | 'not-equal' | 'timed-out'   FUTEX_WAIT on a shared
+//                            (not private) word, so another process's futexWake reaches it
+//   futexWake(sab, byteOff, count) -> woken
+//
+// Atomics.wait/notify cannot do the last two: V8 keeps its own wait lists per
+// process, so a notify never crosses into another process mapping the same
+// segment. The ioreq path between an HVM vCPU and its qemu-dm needs exactly
+// that, in microseconds.
 //
 // The mapping lives as long as the SharedArrayBuffer's backing store: V8 calls
 // the deleter when the last reference (in any thread) goes, and it unmaps.
@@ -20,6 +33,9 @@
 #include <v8.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <ctime>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -164,6 +180,100 @@ void PunchHole(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(rc == 0);
 }
 
+// mapInto(buf: ArrayBuffer, offset: number, name: string, length: number, segOffset?: number): true
+// The ArrayBuffer must outlive the use of the mapping; replacing its pages
+// is safe because the range stays mapped (now to the segment) at the same
+// addresses, so code holding pointers into it (wasm, typed arrays) sees the
+// segment's bytes from then on.
+void MapInto(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  if (args.Length() < 4 || !args[0]->IsArrayBuffer() || !args[1]->IsNumber() || !args[2]->IsString() ||
+      !args[3]->IsNumber()) {
+    isolate->ThrowException(Exception::TypeError(
+        String::NewFromUtf8(isolate, "mapInto(arrayBuffer, offset, name, length[, segOffset])").ToLocalChecked()));
+    return;
+  }
+  std::shared_ptr<BackingStore> store = args[0].As<ArrayBuffer>()->GetBackingStore();
+  double off = args[1]->NumberValue(ctx).FromJust();
+  String::Utf8Value name(isolate, args[2]);
+  double len = args[3]->NumberValue(ctx).FromJust();
+  double segOff = args.Length() > 4 && args[4]->IsNumber() ? args[4]->NumberValue(ctx).FromJust() : 0;
+  long page = sysconf(_SC_PAGESIZE);
+  if (off < 0 || len <= 0 || segOff < 0 || off + len > static_cast<double>(store->ByteLength()) ||
+      static_cast<size_t>(off) % page != 0 || static_cast<size_t>(len) % page != 0 ||
+      static_cast<size_t>(segOff) % page != 0) {
+    isolate->ThrowException(Exception::RangeError(
+        String::NewFromUtf8(isolate, "mapInto: page-aligned range inside the buffer").ToLocalChecked()));
+    return;
+  }
+  int fd = shm_open(*name, O_RDWR, 0600);
+  if (fd < 0) { Throw(isolate, std::string("shm_open ") + *name, errno); return; }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || static_cast<double>(st.st_size) < segOff + len) {
+    close(fd);
+    Throw(isolate, std::string("shm segment smaller than asked: ") + *name, EINVAL);
+    return;
+  }
+  void* want = static_cast<char*>(store->Data()) + static_cast<size_t>(off);
+  void* p = mmap(want, static_cast<size_t>(len), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                 static_cast<off_t>(segOff));
+  int err = errno;
+  close(fd);
+  if (p != want) { Throw(isolate, std::string("mmap over buffer ") + *name, p == MAP_FAILED ? err : EFAULT); return; }
+  args.GetReturnValue().Set(true);
+}
+
+int* FutexWord(Isolate* isolate, const FunctionCallbackInfo<Value>& args) {
+  Local<Context> ctx = isolate->GetCurrentContext();
+  if (args.Length() < 2 || !args[0]->IsSharedArrayBuffer() || !args[1]->IsNumber()) {
+    isolate->ThrowException(Exception::TypeError(
+        String::NewFromUtf8(isolate, "futex(sab, byteOffset, ...)").ToLocalChecked()));
+    return nullptr;
+  }
+  std::shared_ptr<BackingStore> store = args[0].As<SharedArrayBuffer>()->GetBackingStore();
+  double off = args[1]->NumberValue(ctx).FromJust();
+  if (off < 0 || static_cast<size_t>(off) % 4 != 0 || off + 4 > static_cast<double>(store->ByteLength())) {
+    isolate->ThrowException(Exception::RangeError(
+        String::NewFromUtf8(isolate, "futex: aligned word inside the buffer").ToLocalChecked()));
+    return nullptr;
+  }
+  return reinterpret_cast<int*>(static_cast<char*>(store->Data()) + static_cast<size_t>(off));
+}
+
+// futexWait(sab, byteOffset, expected, timeoutMs): 'ok' | 'not-equal' | 'timed-out'
+// A negative timeout waits for ever. EINTR counts as 'ok' (a spurious wake:
+// callers re-check their condition in a loop anyway).
+void FutexWait(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  int* word = FutexWord(isolate, args);
+  if (!word) return;
+  int expected = args.Length() > 2 ? args[2]->Int32Value(ctx).FromMaybe(0) : 0;
+  double ms = args.Length() > 3 && args[3]->IsNumber() ? args[3]->NumberValue(ctx).FromJust() : -1;
+  struct timespec ts;
+  struct timespec* tp = nullptr;
+  if (ms >= 0) {
+    ts.tv_sec = static_cast<time_t>(ms / 1000);
+    ts.tv_nsec = static_cast<long>((ms - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
+    tp = &ts;
+  }
+  long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tp, nullptr, 0);
+  const char* out = r == 0 || errno == EINTR ? "ok" : errno == EAGAIN ? "not-equal" : errno == ETIMEDOUT ? "timed-out" : "ok";
+  args.GetReturnValue().Set(String::NewFromUtf8(isolate, out).ToLocalChecked());
+}
+
+// futexWake(sab, byteOffset, count): number of waiters woken
+void FutexWake(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  int* word = FutexWord(isolate, args);
+  if (!word) return;
+  int count = args.Length() > 2 ? args[2]->Int32Value(ctx).FromMaybe(1) : 1;
+  long r = syscall(SYS_futex, word, FUTEX_WAKE, count < 1 ? 1 : count, nullptr, nullptr, 0);
+  args.GetReturnValue().Set(v8::Number::New(isolate, r < 0 ? 0 : static_cast<double>(r)));
+}
+
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
@@ -176,4 +286,10 @@ NODE_MODULE_INIT(/* exports, module, context */) {
                v8::FunctionTemplate::New(isolate, Release)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "punchHole").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, PunchHole)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "mapInto").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, MapInto)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "futexWait").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, FutexWait)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "futexWake").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, FutexWake)->GetFunction(context).ToLocalChecked()).Check();
 }
