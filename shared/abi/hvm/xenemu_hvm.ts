@@ -1,0 +1,104 @@
+// xenemu's HVM segment, /xenemu.<host>.dom<id>.hvm: what Xen keeps inside
+// the hypervisor for an HVM domain and its ioreq servers, in pages that the
+// domain process (whose vCPU plays the hypervisor's part in routing I/O),
+// the hypervisor and the device models map. xenemu's own layout (no Xen
+// header has it); Xen's pages inside it are byte for byte Xen's.
+//
+//   page 0                  the control page (below)
+//   page 1 + 2*s            ioreq server s's shared_iopage_t   (hvm/ioreq.h)
+//   page 2 + 2*s            ioreq server s's buffered_iopage_t (hvm/ioreq.h)
+//
+// XENMEM_acquire_resource(XENMEM_resource_ioreq_server, s) hands out server
+// s's two pages: frame 0 the buffered page, frame 1 + v the synchronous page
+// of vCPU v's slot (one page holds every vCPU's ioreq_t).
+//
+// Control page (little-endian 32-bit words unless said):
+//   0x000  vcpu_doorbell      futex word: bumped by whoever wants the vCPU
+//                             thread to look again (an interrupt level changed,
+//                             a stop); it sleeps on it while halted (HLT)
+//   0x040  dm_doorbell[s]     futex word per server: bumped when a vCPU posts
+//                             an ioreq or a buffered ioreq to server s
+//   0x080  server_state[s]    bit 0 enabled, bit 1 takes buffered ioreqs,
+//                             bit 2 exists; byte 1 the server's emulator domid
+//   0x0c0  irq_gen            bumped after any change below
+//   0x0c4  isa_irq_level      bit n: ISA IRQ n asserted (XEN_DMOP_set_isa_irq_level)
+//   0x0c8  pci_intx_level[4]  bit (dev*4 + intx) % 32 of word (dev*4 + intx) / 32
+//   0x0d8  pci_link_route[4]  PCI link A-D -> ISA IRQ (0 none), XEN_DMOP_set_pci_link_route
+//   0x0f8  shutdown_req       the vCPU's request to the hypervisor (reserved)
+//   0x100  ranges_gen         bumped after the range table changed
+//   0x104  nr_ranges
+//   0x110  ranges[nr_ranges]  16 bytes each: u8 server, u8 type (XEN_DMOP_IO_RANGE_*),
+//                             u16 pad, u32 pad, ... see below
+//
+// A range is { server, type, start, end } with start/end inclusive 64-bit;
+// the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
+// and type; xenemu's device models claim a few dozen).
+export const XENEMU_HVM_MAX_IOREQ_SERVERS = 8;
+export const XENEMU_HVM_SEGMENT_PAGES = 1 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
+
+export const hvm_ctl = {
+  vcpu_doorbell: 0x000,
+  dm_doorbell: 0x040,
+  server_state: 0x080,
+  irq_gen: 0x0c0,
+  isa_irq_level: 0x0c4,
+  pci_intx_level: 0x0c8,
+  pci_link_route: 0x0d8,
+  shutdown_req: 0x0f8,
+  ranges_gen: 0x100,
+  nr_ranges: 0x104,
+  ranges: 0x110,
+} as const;
+
+export const HVM_RANGE_SIZE = 24;
+export const MAX_IO_RANGES = Math.floor((4096 - hvm_ctl.ranges) / HVM_RANGE_SIZE);
+//   range: u8 server, u8 type, u16 pad, u32 pad, u64 start, u64 end   (24 bytes)
+export const hvm_range = { server: 0, type: 1, start: 8, end: 16 } as const;
+
+export const SERVER_EXISTS = 1 << 2;
+export const SERVER_ENABLED = 1 << 0;
+export const SERVER_BUFIOREQ = 1 << 1;
+
+/** Byte offset in the segment of server s's synchronous page. */
+export const ioreqPageOffset = (s: number): number => (1 + 2 * s) * 4096;
+/** Byte offset in the segment of server s's buffered page. */
+export const bufioreqPageOffset = (s: number): number => (2 + 2 * s) * 4096;
+
+/** Xen's hvm_pci_intx_link(dev, intx): which of PIRQ A-D an INTx pin drives. */
+export const pciIntxLink = (device: number, intx: number): number => (device + intx) & 3;
+
+export interface IoRange { server: number; type: number; start: bigint; end: bigint }
+
+// The range table is a seqlock: the writer (the hypervisor) makes ranges_gen
+// odd, writes, makes it even; a reader that saw an odd or changed generation
+// reads again. Returns the table and the generation it belongs to.
+export function readRanges(i32: Int32Array, dv: DataView): { gen: number; ranges: IoRange[] } {
+  for (;;) {
+    const g1 = Atomics.load(i32, hvm_ctl.ranges_gen >> 2);
+    if (g1 & 1) continue;
+    const n = Math.min(dv.getUint32(hvm_ctl.nr_ranges, true), MAX_IO_RANGES);
+    const ranges: IoRange[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = hvm_ctl.ranges + i * HVM_RANGE_SIZE;
+      ranges.push({
+        server: dv.getUint8(at + hvm_range.server), type: dv.getUint8(at + hvm_range.type),
+        start: dv.getBigUint64(at + hvm_range.start, true), end: dv.getBigUint64(at + hvm_range.end, true),
+      });
+    }
+    if (Atomics.load(i32, hvm_ctl.ranges_gen >> 2) === g1) return { gen: g1, ranges };
+  }
+}
+
+export function writeRanges(i32: Int32Array, dv: DataView, ranges: readonly IoRange[]): void {
+  if (ranges.length > MAX_IO_RANGES) throw new RangeError('too many ioreq ranges');
+  Atomics.add(i32, hvm_ctl.ranges_gen >> 2, 1);
+  ranges.forEach((r, i) => {
+    const at = hvm_ctl.ranges + i * HVM_RANGE_SIZE;
+    dv.setUint8(at + hvm_range.server, r.server);
+    dv.setUint8(at + hvm_range.type, r.type);
+    dv.setBigUint64(at + hvm_range.start, r.start, true);
+    dv.setBigUint64(at + hvm_range.end, r.end, true);
+  });
+  dv.setUint32(hvm_ctl.nr_ranges, ranges.length, true);
+  Atomics.add(i32, hvm_ctl.ranges_gen >> 2, 1);
+}
