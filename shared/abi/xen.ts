@@ -3,9 +3,8 @@
 // structs on x86_64 little-endian; xen_ulong_t and unsigned long are 8 bytes.
 // Constants and codecs only: no I/O.
 
-import { PAGE_SIZE } from '../shm.js';
-
-export { PAGE_SIZE };
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
 
 // Hypercall numbers (xen.h). xenemu's wire protocol names hypercalls by these.
 export const __HYPERVISOR_memory_op = 12;

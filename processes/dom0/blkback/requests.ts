@@ -23,6 +23,7 @@ import {
   BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, INDIRECT_GREFS, SECTORS_PER_PAGE, SEGS_PER_INDIRECT_FRAME,
   XEN_BLKIF_SECTOR_SIZE, blkif_request, blkif_request_indirect, blkif_request_segment, decodeRequestDiscard,
 } from '../../../shared/abi/io/blkif.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { DiskImage } from './disk.js';
 import type { MappedGrant, VbdGrants } from './grants.js';
 
@@ -52,7 +53,7 @@ export class Segments {
   readonly last = new Uint8Array(MAX_INDIRECT_SEGMENTS);
   n = 0;
   /** Where the indirect pages' descriptors are copied to before decoding. */
-  readonly descriptors = new Uint8Array(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * 4096);
+  readonly descriptors = new Uint8Array(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * PAGE_SIZE);
   /** The iovec of the request's one preadv/pwritev. */
   readonly iov: Uint8Array[] = [];
 }
@@ -185,14 +186,14 @@ function decodeSegments(d: DataView, at: number, n: number, segs: Segments, into
 /** Copies indirect page `p`'s descriptors once (the page stays guest-writable). */
 function copyDescriptors(page: Uint8Array, p: number, nr: number, segs: Segments): void {
   const n = Math.min(SEGS_PER_INDIRECT_FRAME, nr - p * SEGS_PER_INDIRECT_FRAME);
-  segs.descriptors.set(page.subarray(0, n * blkif_request_segment.SIZE), p * 4096);
+  segs.descriptors.set(page.subarray(0, n * blkif_request_segment.SIZE), p * PAGE_SIZE);
 }
 
 function decodeIndirect(segs: Segments, nr: number): void {
   const d = new DataView(segs.descriptors.buffer);
   for (let p = 0; p * SEGS_PER_INDIRECT_FRAME < nr; p++) {
     const n = Math.min(SEGS_PER_INDIRECT_FRAME, nr - p * SEGS_PER_INDIRECT_FRAME);
-    decodeSegments(d, p * 4096, n, segs, p * SEGS_PER_INDIRECT_FRAME);
+    decodeSegments(d, p * PAGE_SIZE, n, segs, p * SEGS_PER_INDIRECT_FRAME);
   }
   segs.n = nr;
 }

@@ -27,6 +27,7 @@ import { BackRing } from '../../../shared/abi/io/ring.js';
 import {
   BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, blkif_response, XEN_IO_PROTO_ABI_X86_64,
 } from '../../../shared/abi/io/blkif.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import {
   XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatchState, xenbusWriteKeys, type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
@@ -107,7 +108,7 @@ export class Vbd {
       [BLKIF_XS.featureFlushCache]: 1,
       [BLKIF_XS.featureBarrier]: 0,
       [BLKIF_XS.featureDiscard]: readonly ? 0 : 1,
-      [BLKIF_XS.discardGranularity]: 4096,
+      [BLKIF_XS.discardGranularity]: PAGE_SIZE,
       [BLKIF_XS.discardAlignment]: 0,
       [BLKIF_XS.discardSecure]: 0,
       [BLKIF_XS.featurePersistent]: 1,

@@ -7,7 +7,7 @@
 //
 // The frames are the top `count` pfns of Dom0's memory, which nothing else
 // in Domain-0 uses (its services live in the process heap).
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { GuestMemory } from '../../../shared/xen/index.js';
 
 export class FramePool {

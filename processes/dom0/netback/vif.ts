@@ -25,8 +25,7 @@ import {
   readRxRequest, readTxRequest, writeRxResponse, writeTxResponse, type NetifTxRequest,
 } from '../../../shared/abi/io/netif.js';
 import { GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, type gnttab_copy } from '../../../shared/abi/grant_table.js';
-import { DOMID_SELF } from '../../../shared/abi/xen.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { DOMID_SELF, PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { GrantMapping, XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {

@@ -29,7 +29,7 @@ import {
   XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 
 /**
  * Data pages granted to the back end: 8 MiB, the most a sequential stream
@@ -42,7 +42,7 @@ import { PAGE_SIZE } from '../../../shared/shm.js';
  */
 export const BLKFRONT_POOL_PAGES = 2048;
 export const BLKFRONT_POOL_PAGES_SMALL = 1024;
-const POOL_FULL_FROM_FRAMES = (64 << 20) / 4096;
+const POOL_FULL_FROM_FRAMES = (64 << 20) / PAGE_SIZE;
 /** Segments per indirect request we use (Linux xen_blkif_max_segments = 256 with 1 MiB requests in mind). */
 export const BLKFRONT_MAX_INDIRECT = 256;
 const SECT_PER_PAGE = PAGE_SIZE / XEN_BLKIF_SECTOR_SIZE;

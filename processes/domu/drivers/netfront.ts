@@ -20,7 +20,7 @@ import {
   NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NET_RX_RING_SIZE, NET_TX_RING_SIZE,
   readRxResponse, readTxResponse, writeRxRequest, writeTxRequest,
 } from '../../../shared/abi/io/netif.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {

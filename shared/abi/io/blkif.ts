@@ -21,6 +21,7 @@
 // 112-byte union entries, 32 in a page. Sectors are 512 bytes whatever the
 // disk's sector-size says ("sector_number" and first/last_sect count 512).
 // Codecs only; decoding takes a private copy (RING_COPY_REQUEST's result).
+import { PAGE_SIZE } from '../xen.js';
 import { __RING_SIZE } from './ring.js';
 
 export const BLKIF_OP_READ = 0;
@@ -45,7 +46,7 @@ export const VDISK_READONLY = 0x4;
 
 /** 512: the unit of sector_number, first_sect and last_sect. */
 export const XEN_BLKIF_SECTOR_SIZE = 512;
-export const SECTORS_PER_PAGE = 4096 / XEN_BLKIF_SECTOR_SIZE;
+export const SECTORS_PER_PAGE = PAGE_SIZE / XEN_BLKIF_SECTOR_SIZE;
 
 export const blkif_request_segment = { gref: 0, first_sect: 4, last_sect: 5, SIZE: 8 } as const;
 export const blkif_request = { operation: 0, nr_segments: 1, handle: 2, id: 8, sector_number: 16, seg: 24, SIZE: 112 } as const;
@@ -57,10 +58,10 @@ export const blkif_response = { id: 0, operation: 8, status: 10, SIZE: 16 } as c
 
 /** sizeof(union blkif_sring_entry) */
 export const BLKIF_RING_ENTRY_SIZE = Math.max(blkif_request.SIZE, blkif_response.SIZE);
-/** __CONST_RING_SIZE(blkif, 4096) = 32 */
+/** __CONST_RING_SIZE(blkif, PAGE_SIZE) = 32 */
 export const BLK_RING_SIZE = __RING_SIZE(BLKIF_RING_ENTRY_SIZE);
-/** Segments described by one indirect page (4096 / 8). */
-export const SEGS_PER_INDIRECT_FRAME = 4096 / blkif_request_segment.SIZE;
+/** Segments described by one indirect page (PAGE_SIZE / 8 = 512). */
+export const SEGS_PER_INDIRECT_FRAME = PAGE_SIZE / blkif_request_segment.SIZE;
 
 /** Xenstore keys of the protocol (blkif.h "Backend/Frontend XenBus Nodes"). */
 export const BLKIF_XS = {

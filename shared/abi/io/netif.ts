@@ -6,8 +6,9 @@
 //   tx ring: slot = union { netif_tx_request (12 bytes), netif_tx_response (4) }  -> 12 bytes
 //   rx ring: slot = union { netif_rx_request (8 bytes),  netif_rx_response (8) }  -> 8 bytes
 //
-// __RING_SIZE rounds (4096 - 64) / slot down to a power of two: 256 for both.
+// __RING_SIZE rounds (PAGE_SIZE - 64) / slot down to a power of two: 256 for both.
 // Little-endian as on x86. Codecs only; no I/O.
+import { __RING_SIZE } from './ring.js';
 
 /** Bytes of io/ring.h's sring header before ring[0]. */
 export const NETIF_SRING_HEADER = 64;
@@ -62,9 +63,9 @@ export const netif_rx_response = { id: 0, offset: 2, flags: 4, status: 6, SIZE: 
 export const NETIF_TX_SLOT = netif_tx_request.SIZE;
 export const NETIF_RX_SLOT = netif_rx_request.SIZE;
 
-/** __CONST_RING_SIZE(netif_tx, 4096) and (netif_rx, 4096). */
-export const NET_TX_RING_SIZE = 256;
-export const NET_RX_RING_SIZE = 256;
+/** __CONST_RING_SIZE(netif_tx, PAGE_SIZE) and (netif_rx, PAGE_SIZE): 256 each. */
+export const NET_TX_RING_SIZE = __RING_SIZE(NETIF_TX_SLOT);
+export const NET_RX_RING_SIZE = __RING_SIZE(NETIF_RX_SLOT);
 
 export interface NetifTxRequest { gref: number; offset: number; flags: number; id: number; size: number }
 export interface NetifTxResponse { id: number; status: number }

@@ -34,6 +34,7 @@
 //
 // This file is an ABI mirror: layout and index arithmetic on a Uint8Array
 // view of the shared page, no I/O (notifying is the caller's job).
+import { PAGE_SIZE } from '../xen.js';
 
 export type RING_IDX = number;
 
@@ -42,7 +43,6 @@ export const sring = {
   req_prod: 0, req_event: 4, rsp_prod: 8, rsp_event: 12, pvt: 16, __pad: 20, ring: 64,
 } as const;
 export const RING_HEADER_SIZE = 64;
-export const XEN_PAGE_SIZE = 4096;
 
 // Word indices of the header in an Int32Array over the page.
 const W_REQ_PROD = 0;
@@ -57,7 +57,7 @@ export function __RD32(x: number): number {
 }
 
 /** __CONST_RING_SIZE / __RING_SIZE: slots for an entry of `entrySize` bytes in `size` bytes of ring page. */
-export function __RING_SIZE(entrySize: number, size = XEN_PAGE_SIZE): number {
+export function __RING_SIZE(entrySize: number, size = PAGE_SIZE): number {
   return __RD32(Math.floor((size - RING_HEADER_SIZE) / entrySize));
 }
 
