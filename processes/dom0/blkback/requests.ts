@@ -70,7 +70,7 @@ export interface Outcome { idLo: number; idHi: number; operation: number; status
 export function handleRequest(ctx: RequestContext, bytes: Uint8Array, segs: Segments): Outcome | Promise<Outcome> {
   const d = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const operation = bytes[0]!;
-  const out: Outcome = { idLo: d.getUint32(8, true), idHi: d.getUint32(12, true), operation, status: BLKIF_RSP_OKAY };
+  const out: Outcome = { idLo: d.getUint32(blkif_request.id, true), idHi: d.getUint32(blkif_request.id + 4, true), operation, status: BLKIF_RSP_OKAY };
   const fail = (status: number, why: string): Outcome => {
     ctx.stats.errors++;
     ctx.log(why);

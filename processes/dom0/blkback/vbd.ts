@@ -25,7 +25,7 @@ import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { BackRing } from '../../../shared/abi/io/ring.js';
 import {
-  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, blkif_response, XEN_IO_PROTO_ABI_X86_64,
+  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, writeResponse,
 } from '../../../shared/abi/io/blkif.js';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import {
@@ -291,13 +291,7 @@ export class Vbd {
 
   /** Writes a blkif_response into the next response slot (not yet pushed). */
   private respond(conn: Connection, out: Outcome): void {
-    const o = conn.ring.slotOffset(conn.ring.rsp_prod_pvt);
-    const v = conn.view;
-    v.setUint32(o + blkif_response.id, out.idLo, true);
-    v.setUint32(o + blkif_response.id + 4, out.idHi, true);
-    v.setUint32(o + blkif_response.operation, out.operation, true); // operation, pad, then status below
-    v.setInt16(o + blkif_response.status, out.status, true);
-    v.setUint32(o + 12, 0, true);
+    writeResponse(conn.view, conn.ring.slotOffset(conn.ring.rsp_prod_pvt), out.idLo, out.idHi, out.operation, out.status);
     conn.ring.produce();
   }
 

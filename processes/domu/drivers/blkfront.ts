@@ -20,10 +20,11 @@ import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { FrontRing } from '../../../shared/abi/io/ring.js';
 import {
-  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
   BLKIF_OP_WRITE, BLKIF_RING_ENTRY_SIZE, BLKIF_RSP_OKAY, BLK_RING_SIZE, SEGS_PER_INDIRECT_FRAME, VDISK_READONLY,
-  XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request, blkif_request_indirect, blkif_request_segment,
-  decodeResponse, encodeRequest, encodeRequestDiscard,
+  XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request, blkif_request_segment,
+  decodeResponse, encodeRequest, encodeRequestDiscard, writeIndirectGref, writeRequestHead, writeRequestIndirectHead,
+  writeSegment,
 } from '../../../shared/abi/io/blkif.js';
 import {
   XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
@@ -338,11 +339,8 @@ export class Blkfront {
   /** Writes the segment descriptors of `pages` at `at` in `dv` (a ring slot or an indirect page). */
   private encodeSegments(dv: DataView, at: number, pages: number[], nsect: number): void {
     for (let i = 0; i < pages.length; i++) {
-      const o = at + i * blkif_request_segment.SIZE;
-      dv.setUint32(o, this.grefs[pages[i]!]! >>> 0, true);
-      dv.setUint8(o + 4, 0);
-      dv.setUint8(o + 5, i === pages.length - 1 ? ((nsect - 1) % SECT_PER_PAGE) : SECT_PER_PAGE - 1);
-      dv.setUint16(o + 6, 0, true);
+      writeSegment(dv, at + i * blkif_request_segment.SIZE, this.grefs[pages[i]!]!, 0,
+        i === pages.length - 1 ? ((nsect - 1) % SECT_PER_PAGE) : SECT_PER_PAGE - 1);
     }
   }
 
@@ -363,21 +361,10 @@ export class Blkfront {
       const status = await this.submit(id, (slot) => {
         const dv = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
         if (indirect) {
-          dv.setUint8(blkif_request_indirect.operation, BLKIF_OP_INDIRECT);
-          dv.setUint8(blkif_request_indirect.indirect_op, op);
-          dv.setUint16(blkif_request_indirect.nr_segments, npages, true);
-          dv.setUint32(blkif_request_indirect.id, rid, true);
-          dv.setUint32(blkif_request_indirect.sector_number, sector % 0x100000000, true);
-          dv.setUint32(blkif_request_indirect.sector_number + 4, Math.floor(sector / 0x100000000), true);
-          dv.setUint16(blkif_request_indirect.handle, this.devid & 0xffff, true);
-          dv.setUint32(blkif_request_indirect.indirect_grefs, this.grefs[this.indirectFirst + rid]! >>> 0, true);
+          writeRequestIndirectHead(dv, 0, op, npages, this.devid & 0xffff, rid, sector);
+          writeIndirectGref(dv, 0, 0, this.grefs[this.indirectFirst + rid]!);
         } else {
-          dv.setUint8(blkif_request.operation, op);
-          dv.setUint8(blkif_request.nr_segments, npages);
-          dv.setUint16(blkif_request.handle, this.devid & 0xffff, true);
-          dv.setUint32(blkif_request.id, rid, true);
-          dv.setUint32(blkif_request.sector_number, sector % 0x100000000, true);
-          dv.setUint32(blkif_request.sector_number + 4, Math.floor(sector / 0x100000000), true);
+          writeRequestHead(dv, 0, op, npages, this.devid & 0xffff, rid, sector);
           this.encodeSegments(dv, blkif_request.seg, pages, nsect);
         }
       });
