@@ -412,6 +412,25 @@ export class Blkfront {
     await Promise.all(parts);
   }
 
+  /**
+   * One READ or WRITE request exactly as given, without this driver's own
+   * checks (range, read-only), so that the back end's checks are what answer:
+   * the shell's `blkreq`, for seeing blkback refuse what Linux's block layer
+   * would never send. Resolves with the response's status.
+   */
+  async request(op: typeof BLKIF_OP_READ | typeof BLKIF_OP_WRITE, sector: number, data: Uint8Array): Promise<number> {
+    if (data.byteLength % XEN_BLKIF_SECTOR_SIZE !== 0 || data.byteLength === 0 || data.byteLength > this.maxRequestBytes) {
+      throw new RangeError(`length must be 512 to ${this.maxRequestBytes} bytes, a multiple of 512`);
+    }
+    try {
+      await this.rw1(op, sector, data);
+      return BLKIF_RSP_OKAY;
+    } catch (e) {
+      if (e instanceof BlkError) return e.status;
+      throw e;
+    }
+  }
+
   /** BLKIF_OP_FLUSH_DISKCACHE: resolves once what was written is on the back end's disk. */
   async flush(): Promise<void> {
     if (!this.features.flush) return;
