@@ -135,10 +135,10 @@ export class BackendDriver<R extends string> {
     this.failed = writeSafely(this.path, text, this.failed, this.o.log);
   }
 
-  /** Writes what changed (the once-a-second refresh). */
+  /** Writes what changed (the once-a-second refresh); the total first, as sync() does. */
   refresh(): void {
-    for (const d of this.devices) d.refresh();
     this.write();
+    for (const d of this.devices) d.refresh();
   }
 
   close(): void {
@@ -208,11 +208,15 @@ export class BackendDevice<R extends string> {
     this.held = 0;
   }
 
-  /** Writes the device's and the driver's files now if a rejection came since they were written. */
+  /**
+   * Writes the driver's and the device's files now if a rejection came since
+   * they were written. The driver's first: whoever sees the device's count
+   * finds the total already holding it.
+   */
   sync(): void {
     if (!this.dirty) return;
-    this.write();
     this.driver.write();
+    this.write();
   }
 
   /** @internal The once-a-second refresh. */

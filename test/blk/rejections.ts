@@ -2,6 +2,7 @@
 // rejections a back end counted, read from the statistics files Domain-0
 // writes in the run directory (processes/dom0/backend_stats.ts), and an
 // assertion that one step made exactly the expected ones.
+import { waitFor } from '../helpers/host.js';
 import {
   deviceStatisticsPath, driverStatisticsPath, readStatistics, type BackendType, type Counters,
 } from '../../processes/dom0/backend_stats.js';
@@ -27,14 +28,22 @@ export function rejections(rundir: string, type: BackendType, domid: number) {
   });
   return {
     device: (devid: number) => readStatistics(deviceStatisticsPath(rundir, type, domid, devid)),
+    driver: () => readStatistics(driverStatisticsPath(rundir, type)),
     /**
      * Runs `step` and asserts that the device counted exactly `n` rejections,
      * all of them `reason` (or none, for reason null), and the driver's
-     * total the same.
+     * total the same. The back ends write the files before they answer a
+     * refused request; a rejection no answer follows (a dropped packet) is
+     * in the file within a second: `settle` waits for the count to get there.
      */
-    async expect<T>(t: Tap, what: string, devid: number, reason: string | null, step: () => Promise<T>, n = 1): Promise<T> {
+    async expect<T>(t: Tap, what: string, devid: number, reason: string | null, step: () => Promise<T>, n = 1,
+                    settle = false): Promise<T> {
       const before = read(devid);
       const r = await step();
+      if (settle && reason !== null) {
+        await waitFor(() => (read(devid).device.rejected ?? 0) - (before.device.rejected ?? 0) >= n, 10_000,
+          `${n} rejections counted for ${what}`).catch(() => undefined);
+      }
       const after = read(devid);
       const want = reason === null ? {} : { rejected: n, [`rejected.${reason}`]: n };
       t.same(rejectedDelta(before.device, after.device), want,

@@ -24,6 +24,14 @@ export class FramePool {
 
   get available(): number { return this.free.length; }
 
+  /**
+   * Frames kept for packets on their way (a quarter of the pool): a vif
+   * whose guest is behind on rx buffers gets no new frame once fewer than
+   * this are free, so that receivers that do not keep up cannot hold every
+   * frame and stop everyone's transmit path.
+   */
+  get reserve(): number { return this.count >> 2; }
+
   /** A frame with one reference, or -1 when all are in flight. */
   alloc(): number {
     const pfn = this.free.pop();
