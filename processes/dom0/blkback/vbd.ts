@@ -231,7 +231,7 @@ export class Vbd {
       view: new DataView(map.page.buffer, map.page.byteOffset, map.page.byteLength),
     };
     const conn = this.conn;
-    if (this.ctx.hooks) conn.rctx.descriptorsCopied = (lo, hi) => this.hold(conn, lo, hi, 'descriptors');
+    if (this.ctx.hooks) conn.rctx.descriptorsCopied = (lo, hi) => this.holdAfterDescriptors(conn, lo, hi);
     dom0.evtchn.on(port, () => { this.notifies.received++; this.kick(conn); });
     await xenbusSwitchState(xs, this.dir, XenbusState.Connected);
     this.log(`connected: ring-ref ${ringRef}, event-channel ${evtchn} (local ${port}), persistent grants ${persistent ? 'on' : 'off'}`);
@@ -325,8 +325,8 @@ export class Vbd {
   }
 
   /** Test hook: holds the ring loop while an indirect request's copied descriptors wait for the test. */
-  private hold(conn: Connection, lo: number, hi: number, at: 'descriptors'): Promise<void> | undefined {
-    const gate = this.ctx.hooks!.pause(this.domid, this.devid, lo, hi, at);
+  private holdAfterDescriptors(conn: Connection, lo: number, hi: number): Promise<void> | undefined {
+    const gate = this.ctx.hooks!.pause(this.domid, this.devid, lo, hi, 'descriptors');
     if (!gate) return undefined;
     conn.paused = true;
     // The request goes on (its .then runs first, from the copy); the loop at the next turn.
