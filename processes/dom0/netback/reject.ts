@@ -29,7 +29,7 @@ export const NETIF_REJECT_REASONS = {
   /** The packet is dropped, NETIF_RSP_ERROR in the rx response. */
   bad_rx_gref: 'an rx request whose gref the hypervisor refused to copy into (not granted to Domain-0 writable, or outside the grant table)',
   /** The packet is dropped (Linux: the rx queue is full, rx_dropped). */
-  no_rx_buffers: 'a packet for the guest dropped: it posted no rx buffers for the packets queued before it (512), or for any while Domain-0\'s packet frames run short',
+  no_rx_buffers: 'a packet for the guest dropped: it posted no rx buffers for the packets queued before it (512), or for any while Domain-0\'s packet frames run short (a guest too slow for a flood of traffic too)',
   /** The vif does not connect. Linux connect_data_rings: "reading %s/tx-ring-ref", mapping failing. */
   bad_ring_ref: 'a tx-ring-ref or rx-ring-ref missing, not a number, or refused by the hypervisor: the vif does not connect',
   /** The vif does not connect. */
