@@ -33,7 +33,6 @@ const addon = createRequire(import.meta.url)(
 
 // Segments are mapped in whole pages of Xen's size (shared/abi/xen.ts),
 // which callers sizing a mapping may take from here too.
-export { PAGE_SIZE, PAGE_SHIFT } from './abi/xen.js';
 
 /** Creates a new segment (fails with EEXIST if it is there already). */
 export function shmCreate(name: string, size: number): SharedArrayBuffer {

@@ -1,14 +1,16 @@
 // The block split driver through a real host (hypervisor, Domain-0 with
 // blkback, a PV guest with blkfront): the xenbus handshake and its keys,
-// dd writes and reads, the file system across a reboot, flush reaching the
-// image, discard, block-attach/-detach/-list, durability after SIGKILL of
-// the guest, of Domain-0 and of the hypervisor.
+// dd writes and reads, a request past the end refused by blkback (by name),
+// the file system across a reboot, flush reaching the image, discard,
+// block-attach/-detach/-list, durability after SIGKILL of the guest, of
+// Domain-0 and of the hypervisor.
 import t from 'tap';
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { startHost, waitFor, readHostRecord, type TestHost } from '../helpers/host.js';
 import { PtyClient, xl, xlOk, xenstore, writeCfg } from '../host/xl.js';
+import { rejections } from './rejections.js';
 
 const MiB = 1 << 20;
 
@@ -87,7 +89,21 @@ t.test('blkfront/blkback on a real host', async (t) => {
 
   await t.test('errors are responses: beyond the end', async (t) => {
     const r = await g.run('dd if=/dev/zero of=/dev/xvda bs=1M count=2 seek=31');
-    t.match(r, /1\+0 records out/, 'dd stops at the end of the device');
+    t.match(r, /1\+0 records out/, 'dd stops at the end of the device (it never asks blkback past it)');
+    // blkreq sends one request as given, past blkfront's own range check: blkback's answers.
+    const sectors = 32 * MiB / 512;
+    const rej = rejections(h.rundir, 'vbd', domid);
+    const tail = () => fs.readFileSync(img).subarray(-8 * 512);
+    const w = await rej.expect(t, 'a write of 8 sectors from 4 before the end', 51712, 'sector_out_of_range',
+      () => g.run(`blkreq write /dev/xvda ${sectors - 4} 8`));
+    t.equal(w, `blkreq: write of 8 sectors at ${sectors - 4} on xvda: BLKIF_RSP_ERROR (-1)\n`, 'the guest gets BLKIF_RSP_ERROR');
+    t.ok(tail().every((b) => b === 0), 'nothing of it was written');
+    const rd = await rej.expect(t, 'a read of 1 sector at the end', 51712, 'sector_out_of_range',
+      () => g.run(`blkreq read /dev/xvda ${sectors} 1`));
+    t.match(rd, /BLKIF_RSP_ERROR \(-1\)/, 'a read at the end: BLKIF_RSP_ERROR');
+    const ok = await rej.expect(t, 'the last 8 sectors', 51712, null, () => g.run(`blkreq write /dev/xvda ${sectors - 8} 8`));
+    t.match(ok, /BLKIF_RSP_OKAY \(0\)/, 'the same write ending at the end is served');
+    t.ok(tail().every((b) => b === 0xa5), 'and is in the image');
   });
 
   await t.test('file system, discard, survives a reboot', async (t) => {

@@ -22,9 +22,10 @@ const HOSTILE = join(DIST, 'test', 'fixtures', 'hostile_blkfront.js');
 const SOURCE = join(DIST, '..', 'test', 'blk', 'blkif_peer.c');
 const SECTOR = 96;
 
-t.test('a C front end built on Xen\'s blkif.h and ring.h is served by blkback', async (t) => {
-  const why = ccMissing(['xen/io/blkif.h', 'xen/io/ring.h']);
-  if (why) { t.comment(`SKIP: ${why}`); t.pass(`skipped: ${why}`); return; }
+// Without cc or libxen-dev's headers this is a tap skip saying which is missing (.ci/setup installs both).
+const missing = ccMissing(['xen/io/blkif.h', 'xen/io/ring.h']);
+
+t.test('a C front end built on Xen\'s blkif.h and ring.h is served by blkback', { skip: missing ?? false }, async (t) => {
   const h = await startHost(t, { memory: 256, pcpus: 2 });
   const exe = join(h.root, 'blkif_peer');
   if (!ccBuild(t, SOURCE, exe, ['-Wall', '-Werror', '-O1'], ['-lrt'])) return;

@@ -1,8 +1,9 @@
 // io/ring.h semantics of shared/abi/io/ring.ts, table-driven where the macros are.
 import t from 'tap';
 import { BackRing, FrontRing, __RING_SIZE, __RD32, RING_HEADER_SIZE, sring } from '../../shared/abi/io/ring.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
-const page = () => new Uint8Array(new SharedArrayBuffer(4096));
+const page = () => new Uint8Array(new SharedArrayBuffer(PAGE_SIZE));
 
 t.test('__RING_SIZE as __CONST_RING_SIZE computes it', async (t) => {
   const cases: Array<[string, number, number]> = [

@@ -24,6 +24,7 @@ t.test('two guests ping each other and exchange UDP through xenbr0', async (t) =
     t.equal(await xs.readString(`${be}/bridge`), 'xenbr0');
     t.equal(await xs.readString(`${be}/handle`), '0');
     t.equal(await xs.readString(`${be}/feature-rx-copy`), '1');
+    t.equal(await xs.readString(`${be}/feature-sg`), '0', 'no scatter-gather: a packet is one slot');
     t.match(await xs.readString(`${be}/script`), /vif-bridge$/);
     t.equal(await xs.readString(`${fe}/backend`), be);
     t.equal(await xs.readString(`${fe}/backend-id`), '0');

@@ -2,10 +2,14 @@
 // /local/domain/0/backend/vbd and runs one Vbd (vbd.ts) per
 // <domid>/<devid> directory the toolstack writes, until that directory is
 // removed (xl block-detach, destroy). Devices are independent: one front end
-// that misbehaves is disconnected alone.
+// that misbehaves is disconnected alone. Their statistics and the refusals of
+// their front ends' input are in <rundir>/xen-backend/ (../backend_stats.ts).
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import { xenbusWatch, type XenbusWatch } from '../../../shared/xen/xenbus.js';
+import { BackendDriver } from '../backend_stats.js';
+import { BLKIF_REJECTS, type BlkifReject } from './reject.js';
+import { blkbackHooks, type BlkbackHooks } from './test_hooks.js';
 import { Vbd } from './vbd.js';
 
 export const VBD_BACKEND_ROOT = '/local/domain/0/backend/vbd';
@@ -17,8 +21,14 @@ export class Blkback {
   private watch: XenbusWatch | undefined;
   private readonly busy = new Map<string, Promise<void>>();
   private closed = false;
+  readonly driver: BackendDriver<BlkifReject>;
+  private readonly hooks: BlkbackHooks | null;
 
-  private constructor(private readonly o: BlkbackOptions) {}
+  private constructor(private readonly o: BlkbackOptions) {
+    this.driver = new BackendDriver({ rundir: o.dom0.rundir, type: 'vbd', reasons: BLKIF_REJECTS, log: (m) => o.log(`blkback: ${m}`) });
+    this.hooks = blkbackHooks(o.dom0.rundir);
+    if (this.hooks) o.log('blkback: test hooks on (XENEMU_TEST_HOOKS)');
+  }
 
   static async start(o: BlkbackOptions): Promise<Blkback> {
     const b = new Blkback(o);
@@ -56,7 +66,8 @@ export class Blkback {
     const present = (await this.o.xs.tryRead(`${dir}/frontend`).catch(() => null)) !== null;
     const have = this.vbds.get(key);
     if (present && !have) {
-      const v = new Vbd({ dom0: this.o.dom0, xs: this.o.xs, log: this.o.log }, dir, Number(dom), Number(dev));
+      const v = new Vbd({ dom0: this.o.dom0, xs: this.o.xs, log: this.o.log, driver: this.driver, hooks: this.hooks },
+        dir, Number(dom), Number(dev));
       this.vbds.set(key, v);
       try { await v.start(); } catch (e) { this.o.log(`blkback: ${key}: ${(e as Error).message}`); }
     } else if (!present && have) {
@@ -66,12 +77,11 @@ export class Blkback {
     }
   }
 
-  info(): Record<string, unknown>[] { return [...this.vbds.values()].map((v) => v.info()); }
-
   async close(): Promise<void> {
     this.closed = true;
     await this.watch?.close();
     await Promise.all([...this.vbds.values()].map((v) => v.close()));
     this.vbds.clear();
+    this.driver.close();
   }
 }

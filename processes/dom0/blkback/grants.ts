@@ -56,6 +56,22 @@ export class VbdGrants {
   }
 
   /**
+   * Why a map of `gref` was refused, for the count and the log: the
+   * hypervisor answers GNTST_general_error both for a grant that is not
+   * Domain-0's and for a writable map of a page granted read-only, as Xen
+   * does. A read-only map that works tells them apart (and is undone at once).
+   */
+  async refusal(gref: number): Promise<'readonly_gref' | 'bad_gref'> {
+    try {
+      const m = await this.gnttab.mapGrant(this.domid, gref, true);
+      await this.gnttab.unmapGrant(m.handle);
+      return 'readonly_gref';
+    } catch {
+      return 'bad_gref';
+    }
+  }
+
+  /**
    * The page of a persistent grant already mapped, or undefined (then map()
    * it). The hypervisor checked the grant when it was mapped; the front end
    * cannot revoke it while it is (GTF_reading/GTF_writing).

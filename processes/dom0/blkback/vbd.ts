@@ -21,25 +21,45 @@
 // pushed together at the end of a turn. RING_PUSH_RESPONSES_AND_CHECK_NOTIFY
 // notifies the front end only when it asked to be. A front end that pushes more requests than the ring
 // holds is disconnected (Closing, then Closed); others are not affected.
+//
+// Refusals of the front end's input are counted and logged under their names
+// (reject.ts, ../backend_stats.ts); the statistics file is written before
+// the responses that follow a refusal are pushed, so whoever sees the error
+// response finds the refusal counted. Error responses wait for the end of the
+// pass (or the next push) rather than being pushed one by one: a front end
+// that sends nothing but bad requests costs one file write per pass.
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { BackRing } from '../../../shared/abi/io/ring.js';
 import {
-  BLKIF_RING_ENTRY_SIZE, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, blkif_response, XEN_IO_PROTO_ABI_X86_64,
+  BLKIF_RING_ENTRY_SIZE, BLKIF_RSP_OKAY, BLKIF_XS, VDISK_READONLY, XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request,
+  writeResponse,
 } from '../../../shared/abi/io/blkif.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import {
   XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatchState, xenbusWriteKeys, type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
+import type { BackendDevice, BackendDriver } from '../backend_stats.js';
 import { DiskImage } from './disk.js';
 import { VbdGrants } from './grants.js';
+import { BlkifReject } from './reject.js';
 import {
   MAX_INDIRECT_SEGMENTS, Segments, handleRequest, type BlkStats, type Outcome, type RequestContext,
 } from './requests.js';
+import type { BlkbackHooks } from './test_hooks.js';
 
 /** Bytes of I/O one turn of the ring loop does before letting the event loop run. */
 const TURN_BYTES = 8 << 20;
 
-export interface VbdContext { dom0: XenDomain; xs: XsClient; log(msg: string): void }
+export interface VbdContext {
+  dom0: XenDomain;
+  xs: XsClient;
+  log(msg: string): void;
+  /** Statistics and rejections of every vbd. */
+  driver: BackendDriver<BlkifReject>;
+  /** Test hooks (XENEMU_TEST_HOOKS), null outside tests. */
+  hooks: BlkbackHooks | null;
+}
 
 interface Connection {
   ring: BackRing;
@@ -65,12 +85,16 @@ interface Connection {
   view: DataView;
   again: boolean;
   dead: boolean;
+  /** The test hook holds the ring loop (test_hooks.ts). */
+  paused: boolean;
 }
 
 export class Vbd {
-  readonly stats: BlkStats = { reads: 0, writes: 0, flushes: 0, discards: 0, errors: 0, bytes: 0 };
+  readonly stats: BlkStats = { rd_req: 0, wr_req: 0, f_req: 0, ds_req: 0, rd_sect: 0, wr_sect: 0, io_errors: 0 };
   /** Event channel notifications sent to the front end, and received from it. */
   notifies = { sent: 0, received: 0 };
+  /** Refusals of this front end's input, and the statistics file. */
+  readonly dev: BackendDevice<BlkifReject>;
   private disk: DiskImage | undefined;
   private conn: Connection | undefined;
   private feWatch: XenbusWatch | undefined;
@@ -79,9 +103,19 @@ export class Vbd {
   private closed = false;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly ctx: VbdContext, readonly dir: string, readonly domid: number, readonly devid: number) {}
+  constructor(private readonly ctx: VbdContext, readonly dir: string, readonly domid: number, readonly devid: number) {
+    this.dev = ctx.driver.device(domid, devid, () => this.counters(), (m) => this.log(m));
+  }
 
   private log(m: string): void { this.ctx.log(`blkback: vbd d${this.domid}/${this.devid}: ${m}`); }
+
+  /** The statistics file's counters (Linux's names where it has them). */
+  private counters(): Record<string, number> {
+    return {
+      ...this.stats, notify_sent: this.notifies.sent, notify_received: this.notifies.received,
+      persistent_grants: this.conn?.grants.persistentCount ?? 0, grant_maps: this.conn?.grants.mapsDone ?? 0,
+    };
+  }
 
   /** Opens the image, advertises the features, InitWait, and follows the front end. */
   async start(): Promise<void> {
@@ -107,7 +141,7 @@ export class Vbd {
       [BLKIF_XS.featureFlushCache]: 1,
       [BLKIF_XS.featureBarrier]: 0,
       [BLKIF_XS.featureDiscard]: readonly ? 0 : 1,
-      [BLKIF_XS.discardGranularity]: 4096,
+      [BLKIF_XS.discardGranularity]: PAGE_SIZE,
       [BLKIF_XS.discardAlignment]: 0,
       [BLKIF_XS.discardSecure]: 0,
       [BLKIF_XS.featurePersistent]: 1,
@@ -155,19 +189,23 @@ export class Vbd {
       ['ring-ref', 'event-channel', 'protocol', 'feature-persistent'] as const);
     const ringRef = Number(k['ring-ref']);
     const evtchn = Number(k['event-channel']);
-    if (!Number.isInteger(ringRef) || !Number.isInteger(evtchn) || k['ring-ref'] === null || k['event-channel'] === null) {
-      await this.fatal(`front end gave no usable ring-ref/event-channel (${k['ring-ref']}, ${k['event-channel']})`);
+    if (!Number.isInteger(ringRef) || k['ring-ref'] === null) {
+      await this.fatal(BlkifReject.bad_ring_ref, `front end gave no usable ring-ref (${k['ring-ref']})`);
+      return;
+    }
+    if (!Number.isInteger(evtchn) || k['event-channel'] === null) {
+      await this.fatal(BlkifReject.bad_event_channel, `front end gave no usable event-channel (${k['event-channel']})`);
       return;
     }
     if (k.protocol !== null && k.protocol !== XEN_IO_PROTO_ABI_X86_64) {
-      await this.fatal(`unsupported protocol ${k.protocol}`);
+      await this.fatal(BlkifReject.bad_protocol, `unsupported protocol ${k.protocol}`);
       return;
     }
     let map;
     try {
       map = await dom0.gnttab.mapGrant(this.frontendId, ringRef, false);
     } catch (e) {
-      await this.fatal(`mapping ring-ref ${ringRef}: ${(e as Error).message}`);
+      await this.fatal(BlkifReject.bad_ring_ref, `mapping ring-ref ${ringRef}: ${(e as Error).message}`);
       return;
     }
     let port: number;
@@ -175,7 +213,7 @@ export class Vbd {
       port = await dom0.evtchn.bindInterdomain(this.frontendId, evtchn);
     } catch (e) {
       await dom0.gnttab.unmapGrant(map.handle);
-      await this.fatal(`binding event-channel ${evtchn}: ${(e as Error).message}`);
+      await this.fatal(BlkifReject.bad_event_channel, `binding event-channel ${evtchn}: ${(e as Error).message}`);
       return;
     }
     const persistent = k['feature-persistent'] === '1';
@@ -183,15 +221,17 @@ export class Vbd {
     const inflightWrites = new Set<Promise<unknown>>();
     this.conn = {
       ring: BackRing.attach(map.page, BLKIF_RING_ENTRY_SIZE), ringHandle: map.handle, port, grants,
-      pending: new Set(), inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false, again: false, dead: false,
+      pending: new Set(), inflightWrites, pendingPush: false, resume: false, passNotified: false, owed: false, processing: false,
+      again: false, dead: false, paused: false,
       req: new Uint8Array(BLKIF_RING_ENTRY_SIZE), segs: new Segments(),
       rctx: {
-        disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE),
-        discard: true, stats: this.stats, inflightWrites, log: (m) => this.log(m),
+        disk: this.disk!, grants, sectors: Math.floor(this.disk!.bytes / XEN_BLKIF_SECTOR_SIZE), stats: this.stats, inflightWrites,
+        reject: (reason, detail) => this.dev.reject(reason, detail), log: (m) => this.dev.limitedLog(m),
       },
       view: new DataView(map.page.buffer, map.page.byteOffset, map.page.byteLength),
     };
     const conn = this.conn;
+    if (this.ctx.hooks) conn.rctx.descriptorsCopied = (lo, hi) => this.holdAfterDescriptors(conn, lo, hi);
     dom0.evtchn.on(port, () => { this.notifies.received++; this.kick(conn); });
     await xenbusSwitchState(xs, this.dir, XenbusState.Connected);
     this.log(`connected: ring-ref ${ringRef}, event-channel ${evtchn} (local ${port}), persistent grants ${persistent ? 'on' : 'off'}`);
@@ -199,8 +239,10 @@ export class Vbd {
   }
 
   /** A front end that broke the protocol: Closing, unmapped, Closed. Others keep their service. */
-  private async fatal(why: string): Promise<void> {
-    this.log(`disconnecting the front end: ${why}`);
+  private async fatal(reason: BlkifReject, why: string): Promise<void> {
+    this.dev.reject(reason, why);
+    this.dev.sync();
+    this.log(`disconnecting the front end (${reason}): ${why}`);
     await this.ctx.xs.write(`${this.dir}/error`, why).catch(() => undefined);
     await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closing).catch(() => undefined);
     await this.disconnect();
@@ -220,10 +262,10 @@ export class Vbd {
    */
   private kick(conn: Connection): void {
     if (conn.dead) return;
-    if (conn.processing) { conn.again = true; return; }
+    if (conn.processing || conn.paused) { conn.again = true; return; }
     conn.processing = true;
     const ring = conn.ring;
-    const bytes0 = this.stats.bytes;
+    const sect0 = this.stats.rd_sect + this.stats.wr_sect;
     try {
       do {
         conn.again = false;
@@ -231,16 +273,18 @@ export class Vbd {
           const rp = ring.req_prod;
           if (ring.requestProdOverflow(rp)) {
             conn.dead = true;
-            void this.serial(() => this.fatal(
+            void this.serial(() => this.fatal(BlkifReject.req_prod_overflow,
               `front end provided bogus ring requests (req_prod ${rp}, rsp_prod_pvt ${ring.rsp_prod_pvt})`));
             return;
           }
           conn.passNotified = false;
           while (ring.req_cons !== rp && !ring.requestConsOverflow(ring.req_cons)) {
-            if (this.stats.bytes - bytes0 >= TURN_BYTES) { this.later(conn); return; }
+            if ((this.stats.rd_sect + this.stats.wr_sect - sect0) * XEN_BLKIF_SECTOR_SIZE >= TURN_BYTES) { this.later(conn); return; }
             ring.copyRequestTo(ring.req_cons, conn.req);
             ring.req_cons = (ring.req_cons + 1) >>> 0;
+            if (this.ctx.hooks && this.holdAfterCopy(conn)) { this.pushNow(conn); return; }
             this.start1(conn);
+            if (conn.paused) { this.pushNow(conn); return; }
           }
           this.pushNow(conn);
           if (conn.owed) this.notify(conn);
@@ -261,15 +305,48 @@ export class Vbd {
     setImmediate(() => { conn.resume = false; this.kick(conn); });
   }
 
+  /**
+   * Test hook: the request just copied is the one a test armed the pause
+   * for. The loop stops here, before handling it; once the test lets go, the
+   * copy is handled and the loop goes on.
+   */
+  private holdAfterCopy(conn: Connection): boolean {
+    const d = new DataView(conn.req.buffer, conn.req.byteOffset, conn.req.byteLength);
+    const gate = this.ctx.hooks!.pause(this.domid, this.devid, d.getUint32(blkif_request.id, true), d.getUint32(blkif_request.id + 4, true), 'request');
+    if (!gate) return false;
+    conn.paused = true;
+    void gate.then(() => {
+      conn.paused = false;
+      if (conn.dead) return;
+      this.start1(conn);
+      if (!conn.paused) this.kick(conn);
+    });
+    return true;
+  }
+
+  /** Test hook: holds the ring loop while an indirect request's copied descriptors wait for the test. */
+  private holdAfterDescriptors(conn: Connection, lo: number, hi: number): Promise<void> | undefined {
+    const gate = this.ctx.hooks!.pause(this.domid, this.devid, lo, hi, 'descriptors');
+    if (!gate) return undefined;
+    conn.paused = true;
+    // The request goes on (its .then runs first, from the copy); the loop at the next turn.
+    void gate.then(() => setImmediate(() => { conn.paused = false; this.kick(conn); }));
+    return gate;
+  }
+
   private start1(conn: Connection): void {
     const r = handleRequest(conn.rctx, conn.req, conn.segs);
     if (!(r instanceof Promise)) {
+      this.respond(conn, r);
+      // An error response waits for the end of the pass (pushNow), when the
+      // statistics are written once for every refusal of the pass.
+      if (r.status !== BLKIF_RSP_OKAY) return;
       // Pushed at once, as make_response does. The first event of a pass goes
       // now, so that the front end refills the ring while this pass goes on;
       // any other it asks for meanwhile waits for the end of the pass (one
       // event instead of one per request: an event costs Domain-0 a message
       // to the hypervisor, about what a 1 MiB preadv costs).
-      this.respond(conn, r);
+      this.dev.sync();
       if (conn.ring.pushResponsesAndCheckNotify()) {
         if (conn.passNotified) conn.owed = true; else { conn.passNotified = true; this.notify(conn); }
       }
@@ -290,18 +367,13 @@ export class Vbd {
 
   /** Writes a blkif_response into the next response slot (not yet pushed). */
   private respond(conn: Connection, out: Outcome): void {
-    const o = conn.ring.slotOffset(conn.ring.rsp_prod_pvt);
-    const v = conn.view;
-    v.setUint32(o + blkif_response.id, out.idLo, true);
-    v.setUint32(o + blkif_response.id + 4, out.idHi, true);
-    v.setUint32(o + blkif_response.operation, out.operation, true); // operation, pad, then status below
-    v.setInt16(o + blkif_response.status, out.status, true);
-    v.setUint32(o + 12, 0, true);
+    writeResponse(conn.view, conn.ring.slotOffset(conn.ring.rsp_prod_pvt), out.idLo, out.idHi, out.operation, out.status);
     conn.ring.produce();
   }
 
   private pushNow(conn: Connection): void {
     if (conn.dead) return;
+    this.dev.sync();
     if (conn.ring.pushResponsesAndCheckNotify()) this.notify(conn);
   }
 
@@ -346,13 +418,6 @@ export class Vbd {
     await this.disconnect();
     await this.disk?.close();
     this.disk = undefined;
-  }
-
-  info(): Record<string, unknown> {
-    return {
-      domid: this.domid, devid: this.devid, connected: !!this.conn && !this.conn.dead, stats: { ...this.stats },
-      notifies: { ...this.notifies }, persistentGrants: this.conn?.grants.persistentCount ?? 0,
-      grantMaps: this.conn?.grants.mapsDone ?? 0,
-    };
+    this.dev.remove();
   }
 }

@@ -9,12 +9,16 @@
 // InitWait), `online` = 0 asks it to close (network-detach), a vanished
 // directory removes it (detach done, or the domain destroyed). Each vif's
 // packets go through the learning bridge named by its `bridge` key
-// (xenbr0 by default); bridges are made on first use.
+// (xenbr0 by default); bridges are made on first use. The vifs' statistics
+// and the refusals of their front ends' input are in <rundir>/xen-backend/
+// (../backend_stats.ts).
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { xenbusWatch, type XenbusWatch } from '../../../shared/xen/xenbus.js';
+import { BackendDriver } from '../backend_stats.js';
 import { Bridge } from './bridge.js';
 import { FramePool } from './pool.js';
+import { NETIF_REJECTS, type NetifReject } from './reject.js';
 import { Vif } from './vif.js';
 
 export const VIF_BACKEND_ROOT = '/local/domain/0/backend/vif';
@@ -31,9 +35,11 @@ export class Netback {
   private watch: XenbusWatch | null = null;
   private readonly sweep: NodeJS.Timeout;
   private closed = false;
+  readonly driver: BackendDriver<NetifReject>;
 
   private constructor(private readonly o: NetbackOptions) {
     this.pool = new FramePool(o.dom0.memory, o.poolFrames ?? POOL_FRAMES);
+    this.driver = new BackendDriver({ rundir: o.dom0.rundir, type: 'vif', reasons: NETIF_REJECTS, log: o.log });
     this.sweep = setInterval(() => { for (const b of this.bridges.values()) b.age(); }, AGEING_SWEEP_MS);
     this.sweep.unref();
   }
@@ -71,7 +77,7 @@ export class Netback {
         seen.add(key);
         let vif = this.vifs.get(key);
         if (!vif) {
-          vif = new Vif({ dom0: this.o.dom0, xs, pool: this.pool, bridge: (n) => this.bridge(n), log: this.o.log },
+          vif = new Vif({ dom0: this.o.dom0, xs, pool: this.pool, bridge: (n) => this.bridge(n), log: this.o.log, driver: this.driver },
                         Number(d), Number(v), dir);
           this.vifs.set(key, vif);
           try {
@@ -96,5 +102,6 @@ export class Netback {
     await this.watch?.close();
     for (const v of this.vifs.values()) await v.remove();
     this.vifs.clear();
+    this.driver.close();
   }
 }

@@ -7,7 +7,7 @@
 //
 // The frames are the top `count` pfns of Dom0's memory, which nothing else
 // in Domain-0 uses (its services live in the process heap).
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { GuestMemory } from '../../../shared/xen/index.js';
 
 export class FramePool {
@@ -23,6 +23,14 @@ export class FramePool {
   }
 
   get available(): number { return this.free.length; }
+
+  /**
+   * Frames kept for packets on their way (a quarter of the pool): a vif
+   * whose guest is behind on rx buffers gets no new frame once fewer than
+   * this are free, so that receivers that do not keep up cannot hold every
+   * frame and stop everyone's transmit path.
+   */
+  get reserve(): number { return this.count >> 2; }
 
   /** A frame with one reference, or -1 when all are in flight. */
   alloc(): number {

@@ -14,27 +14,42 @@
 // to notify, RING_FINAL_CHECK_FOR_REQUESTS before going idle.
 //
 // A hostile front end: a bad gref, another domain's gref, a request smaller
-// than an Ethernet header or larger than a frame gets NETIF_RSP_ERROR and
-// the vif goes on; a request crossing its page or a req_prod that runs ahead
-// of the ring (RING_REQUEST_PROD_OVERFLOW) is fatal, as xenvif_fatal_tx_err:
-// the vif is disconnected and its state set to Closed. Other vifs are not
-// affected: each vif's work is its own, and a copy failure is per op.
+// than an Ethernet header or larger than a frame, a packet of several slots
+// (NETTXF_more_data: feature-sg=0) or with extra info slots (none offered)
+// gets NETIF_RSP_ERROR (NETIF_RSP_NULL for each extra slot, as Linux's
+// make_tx_response) and the vif goes on; a request crossing its page, an
+// extra info of no known type, or a req_prod that runs ahead of the ring
+// (RING_REQUEST_PROD_OVERFLOW) is fatal, as xenvif_fatal_tx_err: the vif is
+// disconnected and its state set to Closed. An rx buffer whose gref cannot be
+// copied into loses its packet. Each refusal is counted and logged under its
+// name (reject.ts: NetifReject), once per packet. Other vifs are not
+// affected: each vif's work is its own, a copy failure is per op, and a guest
+// that posts no rx buffers holds at most RX_QUEUE_MAX of Domain-0's packet
+// frames, and none of the pool's reserve.
+//
+// A tx packet's slots, as io/netif.h lays them out (the parse state is kept
+// across batches, so a packet may straddle two):
+//
+//   [req flags=more_data|extra_info] [extra flags=MORE] [extra] [req more_data] [req]
+//    head                             extra info slots            continuation slots
 import { BackRing } from '../../../shared/abi/io/ring.js';
 import {
-  NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETRXF_data_validated, NETTXF_extra_info, NETTXF_more_data, NETIF_TX_SLOT, NETIF_RX_SLOT,
-  readRxRequest, readTxRequest, writeRxResponse, writeTxResponse, type NetifTxRequest,
+  NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETRXF_data_validated, NETTXF_extra_info, NETTXF_more_data,
+  NETIF_TX_SLOT, NETIF_RX_SLOT, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_NONE,
+  readExtraInfo, readRxRequest, readTxRequest, writeRxResponse, writeTxResponse,
 } from '../../../shared/abi/io/netif.js';
 import { GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, type gnttab_copy } from '../../../shared/abi/grant_table.js';
-import { DOMID_SELF } from '../../../shared/abi/xen.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { DOMID_SELF, PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { GrantMapping, XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {
   XenbusState, xenbusGather, xenbusReadState, xenbusStateName, xenbusSwitchState, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
+import type { BackendDevice, BackendDriver } from '../backend_stats.js';
 import type { Bridge, BridgePort } from './bridge.js';
 import type { FramePool } from './pool.js';
+import { NetifReject } from './reject.js';
 
 const ETH_HLEN = 14;
 /** Largest frame on a vif without feature-sg: MTU 1500 + Ethernet header. */
@@ -42,13 +57,14 @@ export const VIF_MAX_FRAME = 1514;
 /** Requests per batched copy. */
 const BATCH = 64;
 /** Packets waiting for the guest's rx buffers before the bridge's are dropped (txqueuelen). */
-const RX_QUEUE_MAX = 512;
+export const RX_QUEUE_MAX = 512;
 
+/** A vif's counters, as its statistics file names them (tx, rx: the rings of io/netif.h). */
 export interface VifStats {
-  txPackets: number; txBytes: number; txErrors: number;
-  rxPackets: number; rxBytes: number; rxDropped: number;
+  tx_packets: number; tx_bytes: number; tx_errors: number;
+  rx_packets: number; rx_bytes: number; rx_dropped: number;
   /** Events from the front end, notifications sent to it. */
-  eventsIn: number; notifiesOut: number;
+  events_in: number; notifies_out: number;
 }
 
 export interface VifContext {
@@ -57,6 +73,8 @@ export interface VifContext {
   pool: FramePool;
   bridge(name: string): Bridge;
   log(msg: string): void;
+  /** Statistics and rejections of every vif. */
+  driver: BackendDriver<NetifReject>;
 }
 
 interface Connection {
@@ -65,6 +83,17 @@ interface Connection {
   txMap: GrantMapping;
   rxMap: GrantMapping;
   port: number;
+  /** The tx packet being parsed: its continuation slots come next (NETTXF_more_data). */
+  txChain: boolean;
+  /** Extra info slots come next (NETTXF_extra_info, XEN_NETIF_EXTRA_FLAG_MORE). */
+  txExtras: boolean;
+  /** The refusal of the packet whose extra info slots are being read, counted once they are all valid. */
+  txRefusal: [NetifReject, string] | null;
+}
+
+/** A front end that cannot be connected, and why. */
+class ConnectRefused extends Error {
+  constructor(readonly reason: NetifReject, message: string) { super(message); }
 }
 
 /** Runs `fn` so that calls never overlap; a call while it runs makes it run once more. */
@@ -82,7 +111,9 @@ function serial(fn: () => Promise<void>, onError: (e: Error) => void): () => voi
 
 export class Vif implements BridgePort {
   readonly name: string;
-  readonly stats: VifStats = { txPackets: 0, txBytes: 0, txErrors: 0, rxPackets: 0, rxBytes: 0, rxDropped: 0, eventsIn: 0, notifiesOut: 0 };
+  readonly stats: VifStats = { tx_packets: 0, tx_bytes: 0, tx_errors: 0, rx_packets: 0, rx_bytes: 0, rx_dropped: 0, events_in: 0, notifies_out: 0 };
+  /** Refusals of this front end's input, and the statistics file. */
+  readonly dev: BackendDevice<NetifReject>;
   frontendDir = '';
   bridgeName = 'xenbr0';
   private conn: Connection | null = null;
@@ -94,11 +125,14 @@ export class Vif implements BridgePort {
   private readonly kickTx: () => void;
   private readonly kickRx: () => void;
   private txRetry: NodeJS.Timeout | null = null;
+  private syncQueued = false;
 
   constructor(private readonly ctx: VifContext, readonly domid: number, readonly devid: number, readonly dir: string) {
     this.name = `vif${domid}.${devid}`;
     this.kickTx = serial(() => this.txWork(), (e) => this.ctx.log(`${this.name}: tx: ${e.message}`));
     this.kickRx = serial(() => this.rxWork(), (e) => this.ctx.log(`${this.name}: rx: ${e.message}`));
+    this.dev = ctx.driver.device(domid, devid, () => ({ ...this.stats, rx_queue: this.rxQueue.length }),
+      (m) => ctx.log(`${this.name}: ${m}`));
   }
 
   get connected(): boolean { return this.conn !== null; }
@@ -122,6 +156,11 @@ export class Vif implements BridgePort {
       case XenbusState.Connected:
         if (!this.conn && !this.connecting) {
           this.connecting = this.connect().catch(async (e: Error) => {
+            if (e instanceof ConnectRefused) {
+              this.dev.reject(e.reason, e.message);
+              this.dev.sync();
+              await this.ctx.xs.write(`${this.dir}/error`, e.message).catch(() => undefined);
+            }
             this.ctx.log(`${this.name}: connect failed: ${e.message}`);
             await this.release();
             await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
@@ -156,12 +195,22 @@ export class Vif implements BridgePort {
     const txRef = num(f['tx-ring-ref']);
     const rxRef = num(f['rx-ring-ref']);
     const evtchn = num(f['event-channel']);
-    if (![txRef, rxRef, evtchn].every(Number.isSafeInteger)) throw new Error('frontend did not give tx-ring-ref, rx-ring-ref and event-channel');
-    if (f['request-rx-copy'] !== '1') throw new Error('frontend does not do rx-copy (rx-flip is not supported)');
-    const txMap = await dom0.gnttab.mapGrant(this.domid, txRef, false);
+    if (!Number.isSafeInteger(txRef) || !Number.isSafeInteger(rxRef)) {
+      throw new ConnectRefused(NetifReject.bad_ring_ref, `front end gave no usable tx-ring-ref/rx-ring-ref (${f['tx-ring-ref']}, ${f['rx-ring-ref']})`);
+    }
+    if (!Number.isSafeInteger(evtchn)) throw new ConnectRefused(NetifReject.bad_event_channel, `front end gave no usable event-channel (${f['event-channel']})`);
+    if (f['request-rx-copy'] !== '1') throw new ConnectRefused(NetifReject.no_rx_copy, 'front end does not do rx-copy (rx-flip is not supported)');
+    const map = async (ref: number, which: string) => {
+      try {
+        return await dom0.gnttab.mapGrant(this.domid, ref, false);
+      } catch (e) {
+        throw new ConnectRefused(NetifReject.bad_ring_ref, `mapping ${which}-ring-ref ${ref}: ${(e as Error).message}`);
+      }
+    };
+    const txMap = await map(txRef, 'tx');
     let rxMap: GrantMapping;
     try {
-      rxMap = await dom0.gnttab.mapGrant(this.domid, rxRef, false);
+      rxMap = await map(rxRef, 'rx');
     } catch (e) {
       await dom0.gnttab.unmapGrant(txMap.handle);
       throw e;
@@ -172,14 +221,15 @@ export class Vif implements BridgePort {
     } catch (e) {
       await dom0.gnttab.unmapGrant(txMap.handle);
       await dom0.gnttab.unmapGrant(rxMap.handle);
-      throw e;
+      throw new ConnectRefused(NetifReject.bad_event_channel, `binding event-channel ${evtchn}: ${(e as Error).message}`);
     }
     this.conn = {
       tx: BackRing.attach(txMap.page, NETIF_TX_SLOT), rx: BackRing.attach(rxMap.page, NETIF_RX_SLOT), txMap, rxMap, port,
+      txChain: false, txExtras: false, txRefusal: null,
     };
     this.bridge = this.ctx.bridge(this.bridgeName);
     this.bridge.addPort(this);
-    dom0.evtchn.on(port, () => { this.stats.eventsIn++; this.kickTx(); this.kickRx(); });
+    dom0.evtchn.on(port, () => { this.stats.events_in++; this.kickTx(); this.kickRx(); });
     await xenbusSwitchState(xs, this.dir, XenbusState.Connected);
     this.ctx.log(`${this.name}: connected (tx-ring-ref ${txRef}, rx-ring-ref ${rxRef}, evtchn ${evtchn} -> Dom0 port ${port}, bridge ${this.bridgeName})`);
     this.kickTx();
@@ -210,12 +260,14 @@ export class Vif implements BridgePort {
     await dom0.gnttab.unmapGrant(c.txMap.handle).catch(() => undefined);
     await dom0.gnttab.unmapGrant(c.rxMap.handle).catch(() => undefined);
     const s = this.stats;
-    this.ctx.log(`${this.name}: disconnected (tx ${s.txPackets} pkts ${s.txBytes} B, ${s.txErrors} errors; rx ${s.rxPackets} pkts ${s.rxBytes} B, ${s.rxDropped} dropped)`);
+    this.ctx.log(`${this.name}: disconnected (tx ${s.tx_packets} pkts ${s.tx_bytes} B, ${s.tx_errors} errors; rx ${s.rx_packets} pkts ${s.rx_bytes} B, ${s.rx_dropped} dropped; ${this.dev.rejected} rejected)`);
   }
 
   /** xenvif_fatal_tx_err: the front end broke the protocol; it is cut off. */
-  private async fatal(why: string): Promise<void> {
-    this.ctx.log(`${this.name}: fatal error from d${this.domid}: ${why}; disconnecting`);
+  private async fatal(reason: NetifReject, why: string): Promise<void> {
+    this.dev.reject(reason, why);
+    this.dev.sync();
+    this.ctx.log(`${this.name}: fatal error from d${this.domid} (${reason}): ${why}; disconnecting`);
     await this.release();
     await this.ctx.xs.write(`${this.dir}/error`, why).catch(() => undefined);
     await xenbusSwitchState(this.ctx.xs, this.dir, XenbusState.Closed).catch(() => undefined);
@@ -240,16 +292,15 @@ export class Vif implements BridgePort {
     await this.watch?.close();
     this.watch = null;
     await this.disconnect();
+    this.dev.remove();
   }
 
   private notify(c: Connection): void {
-    this.stats.notifiesOut++;
+    this.stats.notifies_out++;
     this.ctx.dom0.evtchn.notify(c.port);
   }
 
   // --- tx: guest -> bridge ---------------------------------------------
-
-  private inChain = false;
 
   private async txWork(): Promise<void> {
     const { pool, dom0 } = this.ctx;
@@ -263,69 +314,120 @@ export class Vif implements BridgePort {
         return;
       }
       const { requests, overflow } = c.tx.takeRequests(max);
-      if (overflow) { await this.fatal(`tx req_prod ${c.tx.req_prod} is ahead of the ring (rsp_prod_pvt ${c.tx.rsp_prod_pvt})`); return; }
+      if (overflow) {
+        await this.fatal(NetifReject.tx_req_prod_overflow, `tx req_prod ${c.tx.req_prod} is ahead of the ring (rsp_prod_pvt ${c.tx.rsp_prod_pvt})`);
+        return;
+      }
       if (requests.length === 0) {
         if (c.tx.finalCheckForRequests()) continue;
         return;
       }
-      const reqs: NetifTxRequest[] = requests.map((r) => readTxRequest(new DataView(r.buffer, r.byteOffset, r.byteLength)));
-      const status = new Array<number>(reqs.length).fill(NETIF_RSP_ERROR);
+      const n = requests.length;
+      const status = new Array<number>(n).fill(NETIF_RSP_ERROR);
+      const ids = new Array<number>(n).fill(0);
+      const sizes = new Array<number>(n).fill(0);
+      const frames: Array<number | undefined> = [];
       const ops: gnttab_copy[] = [];
-      const opReq: number[] = [];
-      const frames: number[] = [];
-      let fatal = '';
-      for (let i = 0; i < reqs.length; i++) {
-        const r = reqs[i]!;
-        const chained = this.inChain;
-        this.inChain = (r.flags & NETTXF_more_data) !== 0;
-        if (r.offset + r.size > PAGE_SIZE) { fatal = `tx request id ${r.id} crosses its page (offset ${r.offset} size ${r.size})`; break; }
-        // No feature-sg, no extra info: such requests (and the rest of their chain) are refused.
-        if (chained || (r.flags & (NETTXF_more_data | NETTXF_extra_info)) || r.size < ETH_HLEN || r.size > VIF_MAX_FRAME) continue;
+      const opSlot: number[] = [];
+      let fatal: [NetifReject, string] | null = null;
+      for (let i = 0; i < n && !fatal; i++) {
+        const dv = new DataView(requests[i]!.buffer, requests[i]!.byteOffset, requests[i]!.byteLength);
+        if (c.txExtras) {
+          // An extra info slot: no response of its own (NETIF_RSP_NULL); its packet is refused at its head,
+          // and counted once its extra infos are read (unless one of them is fatal).
+          const e = readExtraInfo(dv);
+          status[i] = NETIF_RSP_NULL;
+          if (e.type === XEN_NETIF_EXTRA_TYPE_NONE || e.type >= XEN_NETIF_EXTRA_TYPE_MAX) {
+            fatal = [NetifReject.bad_extra_type, `extra info type ${e.type}`];
+            continue;
+          }
+          c.txExtras = (e.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
+          if (!c.txExtras && c.txRefusal) { this.dev.reject(...c.txRefusal); c.txRefusal = null; }
+          continue;
+        }
+        const r = readTxRequest(dv);
+        ids[i] = r.id;
+        const continuation = c.txChain;
+        const more = (r.flags & NETTXF_more_data) !== 0;
+        c.txChain = more;
+        if (!continuation) c.txExtras = (r.flags & NETTXF_extra_info) !== 0;
+        // A packet's first slot gives the whole packet's size; every other slot, its own.
+        if ((continuation || !more) && r.offset + r.size > PAGE_SIZE) {
+          fatal = [NetifReject.page_crossing, `tx request id ${r.id} crosses its page (offset ${r.offset} size ${r.size})`];
+          continue;
+        }
+        if (continuation) continue; // refused with its first slot
+        const why = `tx request id ${r.id} (gref ${r.gref} offset ${r.offset} flags ${r.flags} size ${r.size})`;
+        if (more || c.txExtras) {
+          const refusal: [NetifReject, string] = [more ? NetifReject.more_data_unsupported : NetifReject.extra_info_unsupported, why];
+          if (c.txExtras) c.txRefusal = refusal; else this.dev.reject(...refusal);
+          continue;
+        }
+        if (r.size < ETH_HLEN) { this.dev.reject(NetifReject.runt_frame, why); continue; }
+        if (r.size > VIF_MAX_FRAME) { this.dev.reject(NetifReject.oversized_frame, why); continue; }
         const pfn = pool.alloc();
         if (pfn < 0) continue;
         frames[i] = pfn;
+        sizes[i] = r.size;
         ops.push({ source: { ref: r.gref, domid: this.domid, offset: r.offset },
                    dest: { gmfn: pfn, domid: DOMID_SELF, offset: 0 }, len: r.size, flags: GNTCOPY_source_gref });
-        opReq.push(i);
+        opSlot.push(i);
       }
       const st = await dom0.gnttab.copyBatch(ops);
-      for (let j = 0; j < opReq.length; j++) if (st[j] === GNTST_okay) status[opReq[j]!] = NETIF_RSP_OKAY;
+      for (let j = 0; j < opSlot.length; j++) {
+        const i = opSlot[j]!;
+        if (st[j] === GNTST_okay) status[i] = NETIF_RSP_OKAY;
+        else if (!fatal) this.dev.reject(NetifReject.bad_gref, `tx request id ${ids[i]} (gref ${ops[j]!.source.ref}): GNTTABOP_copy status ${st[j]}`);
+      }
       if (fatal) {
         for (const f of frames) if (f !== undefined) pool.unref(f);
-        await this.fatal(fatal);
+        await this.fatal(...fatal);
         return;
       }
       if (this.conn !== c) { for (const f of frames) if (f !== undefined) pool.unref(f); return; }
-      for (let i = 0; i < reqs.length; i++) {
-        writeTxResponse(new DataView(c.tx.page.buffer, c.tx.page.byteOffset + c.tx.slotOffset(c.tx.rsp_prod_pvt)), { id: reqs[i]!.id, status: status[i]! });
+      for (let i = 0; i < n; i++) {
+        writeTxResponse(new DataView(c.tx.page.buffer, c.tx.page.byteOffset + c.tx.slotOffset(c.tx.rsp_prod_pvt)), { id: ids[i]!, status: status[i]! });
         c.tx.produce();
+        if (status[i] === NETIF_RSP_ERROR) this.stats.tx_errors++;
       }
+      this.dev.sync();
       if (c.tx.pushResponsesAndCheckNotify()) this.notify(c);
-      for (let i = 0; i < reqs.length; i++) {
+      for (let i = 0; i < n; i++) {
         const pfn = frames[i];
         if (pfn === undefined) continue;
         if (status[i] === NETIF_RSP_OKAY) {
-          this.stats.txPackets++;
-          this.stats.txBytes += reqs[i]!.size;
-          this.bridge?.input(this, pool.view(pfn, reqs[i]!.size));
-        } else this.stats.txErrors++;
+          this.stats.tx_packets++;
+          this.stats.tx_bytes += sizes[i]!;
+          this.bridge?.input(this, pool.view(pfn, sizes[i]!));
+        }
         pool.unref(pfn);
       }
-      for (let i = 0; i < reqs.length; i++) if (frames[i] === undefined) this.stats.txErrors++;
     }
   }
 
   // --- rx: bridge -> guest ---------------------------------------------
 
-  /** BridgePort.deliver: queue the frame for the guest (a reference to its pool frame). */
+  /**
+   * BridgePort.deliver: queue the frame for the guest (a reference to its
+   * pool frame). A guest that posts no rx buffers keeps at most
+   * RX_QUEUE_MAX frames waiting, and gets no new one while the pool is
+   * down to its reserve: the frames it holds are not the other vifs'.
+   */
   deliver(frame: Uint8Array): void {
     if (!this.conn) return;
-    if (this.rxQueue.length >= RX_QUEUE_MAX) { this.stats.rxDropped++; return; }
     const { pool } = this.ctx;
+    if (this.rxQueue.length >= RX_QUEUE_MAX || (this.rxQueue.length > 0 && pool.available < pool.reserve)) {
+      this.stats.rx_dropped++;
+      this.dev.reject(NetifReject.no_rx_buffers,
+        `${frame.length}-byte packet dropped: ${this.rxQueue.length} waiting for rx buffers, ${pool.available} of ${pool.count} packet frames free`);
+      // No response follows a drop: the statistics are written once this turn's packets are through.
+      if (!this.syncQueued) { this.syncQueued = true; setImmediate(() => { this.syncQueued = false; this.dev.sync(); }); }
+      return;
+    }
     let pfn = pool.pfnOf(frame);
     if (pfn < 0) {
       pfn = pool.alloc();
-      if (pfn < 0) { this.stats.rxDropped++; return; }
+      if (pfn < 0) { this.stats.rx_dropped++; return; }
       pool.view(pfn, frame.length).set(frame);
     } else pool.ref(pfn);
     this.rxQueue.push({ pfn, len: frame.length });
@@ -334,11 +436,20 @@ export class Vif implements BridgePort {
 
   private async rxWork(): Promise<void> {
     const { pool, dom0 } = this.ctx;
-    while (this.rxQueue.length > 0) {
+    for (;;) {
       const c = this.conn;
       if (!c) return;
+      // Checked on every event, packets waiting or not.
+      if (c.rx.requestProdOverflow(c.rx.req_prod)) {
+        await this.fatal(NetifReject.rx_req_prod_overflow, `rx req_prod ${c.rx.req_prod} is ahead of the ring (rsp_prod_pvt ${c.rx.rsp_prod_pvt})`);
+        return;
+      }
+      if (this.rxQueue.length === 0) return;
       const { requests, overflow } = c.rx.takeRequests(Math.min(BATCH, this.rxQueue.length));
-      if (overflow) { await this.fatal(`rx req_prod ${c.rx.req_prod} is ahead of the ring`); return; }
+      if (overflow) {
+        await this.fatal(NetifReject.rx_req_prod_overflow, `rx req_prod ${c.rx.req_prod} is ahead of the ring (rsp_prod_pvt ${c.rx.rsp_prod_pvt})`);
+        return;
+      }
       if (requests.length === 0) {
         if (c.rx.finalCheckForRequests()) continue;
         return; // no buffers posted: the front end's next push notifies us
@@ -357,8 +468,11 @@ export class Vif implements BridgePort {
         writeRxResponse(new DataView(c.rx.page.buffer, c.rx.page.byteOffset + c.rx.slotOffset(c.rx.rsp_prod_pvt)),
           { id: reqs[i]!.id, offset: 0, flags: NETRXF_data_validated, status: ok ? pkts[i]!.len : NETIF_RSP_ERROR });
         c.rx.produce();
-        if (ok) { this.stats.rxPackets++; this.stats.rxBytes += pkts[i]!.len; } else this.stats.rxDropped++;
+        if (ok) { this.stats.rx_packets++; this.stats.rx_bytes += pkts[i]!.len; continue; }
+        this.stats.rx_dropped++;
+        this.dev.reject(NetifReject.bad_rx_gref, `rx request id ${reqs[i]!.id} (gref ${reqs[i]!.gref}): GNTTABOP_copy status ${st[i]}`);
       }
+      this.dev.sync();
       if (c.rx.pushResponsesAndCheckNotify()) this.notify(c);
     }
   }

@@ -2,7 +2,8 @@
 // daemon alone, in the foreground, until SIGTERM or SIGINT.
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { shmOpen, PAGE_SIZE } from '../../../shared/shm.js';
+import { shmOpen } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import { watchParent } from '../../../shared/runtime/lifeline.js';
 import { Xenstored } from './index.js';
 

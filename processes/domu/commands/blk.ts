@@ -1,9 +1,10 @@
-// Shell commands on block devices: dd, md5sum, lsblk, blkstat, blkbench,
+// Shell commands on block devices: dd, md5sum, lsblk, blkstat, blkreq, blkbench,
 // and the small file system (mkfs, mount, ls, cat, write, rm, df).
 import { createHash, randomFillSync } from 'node:crypto';
 import type { Command, CommandIo } from '../services.js';
 import type { BlockDevices } from '../drivers/blkdev.js';
 import type { Blkfront } from '../drivers/blkfront.js';
+import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } from '../../../shared/abi/io/blkif.js';
 import { SimpleFs } from '../drivers/simplefs.js';
 
 /** The mounted file system (one, at /). */
@@ -167,6 +168,29 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
     },
   };
 
+  const blkreq: Command = {
+    name: 'blkreq', help: 'blkreq read|write /dev/xvdX SECTOR COUNT: one raw request, unchecked by blkfront; prints the back end\'s status',
+    async run(argv, io) {
+      const op = argv[1] === 'write' ? BLKIF_OP_WRITE : BLKIF_OP_READ;
+      const d = dev(argv[2], io, 'blkreq');
+      if (!d) return 1;
+      const sector = Number(argv[3]);
+      const count = Number(argv[4]);
+      if ((argv[1] !== 'read' && argv[1] !== 'write') || !Number.isSafeInteger(sector) || sector < 0 || !Number.isInteger(count) || count < 1 ||
+          count * 512 > d.maxRequestBytes) {
+        io.out(`blkreq: usage: blkreq read|write /dev/xvdX SECTOR COUNT (COUNT 1..${d.maxRequestBytes / 512})\n`);
+        return 2;
+      }
+      // A write carries 0xa5 bytes, so that a partial write would show in the image.
+      const data = new Uint8Array(count * 512).fill(op === BLKIF_OP_WRITE ? 0xa5 : 0);
+      let status: number;
+      try { status = await d.request(op, sector, data); } catch (e) { io.out(`blkreq: ${errMsg(e)}\n`); return 1; }
+      const name = status === BLKIF_RSP_OKAY ? 'BLKIF_RSP_OKAY' : status === BLKIF_RSP_EOPNOTSUPP ? 'BLKIF_RSP_EOPNOTSUPP' : 'BLKIF_RSP_ERROR';
+      io.out(`blkreq: ${argv[1]} of ${count} sectors at ${sector} on ${d.name}: ${name} (${status})\n`);
+      return status === BLKIF_RSP_OKAY ? 0 : 1;
+    },
+  };
+
   const blkbench: Command = {
     name: 'blkbench', help: 'blkbench randread|seqread|seqwrite /dev/xvdX [count=N bs=N qd=N]',
     async run(argv, io) {
@@ -299,5 +323,5 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
     },
   };
 
-  return [dd, md5sum, lsblk, blkstat, blkbench, mkfs, mount, ls, cat, write, rm, df, sync];
+  return [dd, md5sum, lsblk, blkstat, blkreq, blkbench, mkfs, mount, ls, cat, write, rm, df, sync];
 }

@@ -20,16 +20,17 @@ import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { FrontRing } from '../../../shared/abi/io/ring.js';
 import {
-  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
   BLKIF_OP_WRITE, BLKIF_RING_ENTRY_SIZE, BLKIF_RSP_OKAY, BLK_RING_SIZE, SEGS_PER_INDIRECT_FRAME, VDISK_READONLY,
-  XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request, blkif_request_indirect, blkif_request_segment,
-  decodeResponse, encodeRequest, encodeRequestDiscard,
+  XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request, blkif_request_segment,
+  decodeResponse, encodeRequest, encodeRequestDiscard, writeIndirectGref, writeRequestHead, writeRequestIndirectHead,
+  writeSegment,
 } from '../../../shared/abi/io/blkif.js';
 import {
   XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 
 /**
  * Data pages granted to the back end: 8 MiB, the most a sequential stream
@@ -42,7 +43,7 @@ import { PAGE_SIZE } from '../../../shared/shm.js';
  */
 export const BLKFRONT_POOL_PAGES = 2048;
 export const BLKFRONT_POOL_PAGES_SMALL = 1024;
-const POOL_FULL_FROM_FRAMES = (64 << 20) / 4096;
+const POOL_FULL_FROM_FRAMES = (64 << 20) / PAGE_SIZE;
 /** Segments per indirect request we use (Linux xen_blkif_max_segments = 256 with 1 MiB requests in mind). */
 export const BLKFRONT_MAX_INDIRECT = 256;
 const SECT_PER_PAGE = PAGE_SIZE / XEN_BLKIF_SECTOR_SIZE;
@@ -338,11 +339,8 @@ export class Blkfront {
   /** Writes the segment descriptors of `pages` at `at` in `dv` (a ring slot or an indirect page). */
   private encodeSegments(dv: DataView, at: number, pages: number[], nsect: number): void {
     for (let i = 0; i < pages.length; i++) {
-      const o = at + i * blkif_request_segment.SIZE;
-      dv.setUint32(o, this.grefs[pages[i]!]! >>> 0, true);
-      dv.setUint8(o + 4, 0);
-      dv.setUint8(o + 5, i === pages.length - 1 ? ((nsect - 1) % SECT_PER_PAGE) : SECT_PER_PAGE - 1);
-      dv.setUint16(o + 6, 0, true);
+      writeSegment(dv, at + i * blkif_request_segment.SIZE, this.grefs[pages[i]!]!, 0,
+        i === pages.length - 1 ? ((nsect - 1) % SECT_PER_PAGE) : SECT_PER_PAGE - 1);
     }
   }
 
@@ -363,21 +361,10 @@ export class Blkfront {
       const status = await this.submit(id, (slot) => {
         const dv = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
         if (indirect) {
-          dv.setUint8(blkif_request_indirect.operation, BLKIF_OP_INDIRECT);
-          dv.setUint8(blkif_request_indirect.indirect_op, op);
-          dv.setUint16(blkif_request_indirect.nr_segments, npages, true);
-          dv.setUint32(blkif_request_indirect.id, rid, true);
-          dv.setUint32(blkif_request_indirect.sector_number, sector % 0x100000000, true);
-          dv.setUint32(blkif_request_indirect.sector_number + 4, Math.floor(sector / 0x100000000), true);
-          dv.setUint16(blkif_request_indirect.handle, this.devid & 0xffff, true);
-          dv.setUint32(blkif_request_indirect.indirect_grefs, this.grefs[this.indirectFirst + rid]! >>> 0, true);
+          writeRequestIndirectHead(dv, 0, op, npages, this.devid & 0xffff, rid, sector);
+          writeIndirectGref(dv, 0, 0, this.grefs[this.indirectFirst + rid]!);
         } else {
-          dv.setUint8(blkif_request.operation, op);
-          dv.setUint8(blkif_request.nr_segments, npages);
-          dv.setUint16(blkif_request.handle, this.devid & 0xffff, true);
-          dv.setUint32(blkif_request.id, rid, true);
-          dv.setUint32(blkif_request.sector_number, sector % 0x100000000, true);
-          dv.setUint32(blkif_request.sector_number + 4, Math.floor(sector / 0x100000000), true);
+          writeRequestHead(dv, 0, op, npages, this.devid & 0xffff, rid, sector);
           this.encodeSegments(dv, blkif_request.seg, pages, nsect);
         }
       });
@@ -423,6 +410,25 @@ export class Blkfront {
       parts.push(this.rw1(BLKIF_OP_WRITE, sector + off / 512, data.subarray(off, Math.min(data.byteLength, off + max))));
     }
     await Promise.all(parts);
+  }
+
+  /**
+   * One READ or WRITE request exactly as given, without this driver's own
+   * checks (range, read-only), so that the back end's checks are what answer:
+   * the shell's `blkreq`, for seeing blkback refuse what Linux's block layer
+   * would never send. Resolves with the response's status.
+   */
+  async request(op: typeof BLKIF_OP_READ | typeof BLKIF_OP_WRITE, sector: number, data: Uint8Array): Promise<number> {
+    if (data.byteLength % XEN_BLKIF_SECTOR_SIZE !== 0 || data.byteLength === 0 || data.byteLength > this.maxRequestBytes) {
+      throw new RangeError(`length must be 512 to ${this.maxRequestBytes} bytes, a multiple of 512`);
+    }
+    try {
+      await this.rw1(op, sector, data);
+      return BLKIF_RSP_OKAY;
+    } catch (e) {
+      if (e instanceof BlkError) return e.status;
+      throw e;
+    }
   }
 
   /** BLKIF_OP_FLUSH_DISKCACHE: resolves once what was written is on the back end's disk. */

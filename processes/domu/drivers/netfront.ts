@@ -17,10 +17,10 @@
 // posted to the back end, or the guest's.
 import { FrontRing } from '../../../shared/abi/io/ring.js';
 import {
-  NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NET_RX_RING_SIZE, NET_TX_RING_SIZE,
+  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NET_RX_RING_SIZE, NET_TX_RING_SIZE,
   readRxResponse, readTxResponse, writeRxRequest, writeTxRequest,
 } from '../../../shared/abi/io/netif.js';
-import { PAGE_SIZE } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {
@@ -168,7 +168,8 @@ export class NetFront implements NetDevice {
       if (t.overflow) { this.log(`${this.name}: back end's tx rsp_prod ran ahead; closing`); void this.close(); return; }
       for (const r of t.responses) {
         const rsp = readTxResponse(new DataView(r.buffer, r.byteOffset, r.byteLength));
-        if (rsp.id >= NET_TX_RING_SIZE || this.txFree.includes(rsp.id)) continue;
+        // NETIF_RSP_NULL: the slot of an extra info (we send none); its id means nothing.
+        if (rsp.status === NETIF_RSP_NULL || rsp.id >= NET_TX_RING_SIZE || this.txFree.includes(rsp.id)) continue;
         if (rsp.status !== NETIF_RSP_OKAY) this.stats.txDropped++;
         this.txFree.push(rsp.id);
       }

@@ -21,8 +21,8 @@
 // 112-byte union entries, 32 in a page. Sectors are 512 bytes whatever the
 // disk's sector-size says ("sector_number" and first/last_sect count 512).
 // Codecs only; decoding takes a private copy (RING_COPY_REQUEST's result).
-import { __RING_SIZE } from './ring.js';
 import { PAGE_SIZE } from '../xen.js';
+import { __RING_SIZE } from './ring.js';
 
 export const BLKIF_OP_READ = 0;
 export const BLKIF_OP_WRITE = 1;
@@ -99,13 +99,71 @@ export interface BlkifResponse { id: bigint; operation: number; status: number }
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
 export function decodeSegment(d: DataView, o: number): BlkifSegment {
-  return { gref: d.getUint32(o, true), first_sect: d.getUint8(o + 4), last_sect: d.getUint8(o + 5) };
+  return {
+    gref: d.getUint32(o + blkif_request_segment.gref, true),
+    first_sect: d.getUint8(o + blkif_request_segment.first_sect),
+    last_sect: d.getUint8(o + blkif_request_segment.last_sect),
+  };
+}
+
+// Encoders without an object per request or segment, for a front end's data
+// path (blkfront) and for the object encoders below: the one place that
+// writes io/blkif.h's request layout. Numbers for id and sector_number must be
+// safe integers (below 2^53); the bigint forms take any u64.
+
+/** A u64 at `o`, from a safe integer or a bigint. */
+function setU64(d: DataView, o: number, v: number | bigint): void {
+  if (typeof v === 'bigint') { d.setBigUint64(o, v, true); return; }
+  d.setUint32(o, v % 0x100000000, true);
+  d.setUint32(o + 4, Math.floor(v / 0x100000000), true);
+}
+
+/** struct blkif_request_segment at `o`: gref, first_sect, last_sect (and the padding zeroed). */
+export function writeSegment(d: DataView, o: number, gref: number, first_sect: number, last_sect: number): void {
+  d.setUint32(o + blkif_request_segment.gref, gref >>> 0, true);
+  d.setUint8(o + blkif_request_segment.first_sect, first_sect);
+  d.setUint8(o + blkif_request_segment.last_sect, last_sect);
+  d.setUint16(o + 6, 0, true);
 }
 export function encodeSegment(d: DataView, o: number, s: BlkifSegment): void {
-  d.setUint32(o, s.gref >>> 0, true);
-  d.setUint8(o + 4, s.first_sect);
-  d.setUint8(o + 5, s.last_sect);
-  d.setUint16(o + 6, 0, true);
+  writeSegment(d, o, s.gref, s.first_sect, s.last_sect);
+}
+
+/**
+ * struct blkif_request's fields before seg[] in the slot at `o` (READ, WRITE,
+ * FLUSH_DISKCACHE, WRITE_BARRIER); segment i goes at
+ * `o + blkif_request.seg + i * blkif_request_segment.SIZE` (writeSegment).
+ */
+export function writeRequestHead(d: DataView, o: number, operation: number, nr_segments: number, handle: number,
+                                 id: number | bigint, sector_number: number | bigint): void {
+  d.setUint8(o + blkif_request.operation, operation);
+  d.setUint8(o + blkif_request.nr_segments, nr_segments);
+  d.setUint16(o + blkif_request.handle, handle, true);
+  d.setUint32(o + 4, 0, true); // the padding before the u64 id
+  setU64(d, o + blkif_request.id, id);
+  setU64(d, o + blkif_request.sector_number, sector_number);
+}
+
+/**
+ * struct blkif_request_indirect in the slot at `o`, without its
+ * indirect_grefs (writeIndirectGref): BLKIF_OP_INDIRECT, the operation it
+ * carries, a 16-bit segment count.
+ */
+export function writeRequestIndirectHead(d: DataView, o: number, indirect_op: number, nr_segments: number, handle: number,
+                                         id: number | bigint, sector_number: number | bigint): void {
+  d.setUint8(o + blkif_request_indirect.operation, BLKIF_OP_INDIRECT);
+  d.setUint8(o + blkif_request_indirect.indirect_op, indirect_op);
+  d.setUint16(o + blkif_request_indirect.nr_segments, nr_segments, true);
+  d.setUint32(o + 4, 0, true);
+  setU64(d, o + blkif_request_indirect.id, id);
+  setU64(d, o + blkif_request_indirect.sector_number, sector_number);
+  d.setUint16(o + blkif_request_indirect.handle, handle, true);
+  d.setUint16(o + blkif_request_indirect.handle + 2, 0, true);
+}
+
+/** indirect_grefs[i] of the indirect request in the slot at `o`. */
+export function writeIndirectGref(d: DataView, o: number, i: number, gref: number): void {
+  d.setUint32(o + blkif_request_indirect.indirect_grefs + i * 4, gref >>> 0, true);
 }
 
 /** Decodes a copied request; segments beyond the maximum are not read (the caller refuses nr_segments > 11). */
@@ -117,48 +175,57 @@ export function decodeRequest(b: Uint8Array): BlkifRequest {
     seg.push(decodeSegment(d, blkif_request.seg + i * blkif_request_segment.SIZE));
   }
   return {
-    operation: d.getUint8(0), nr_segments: nr, handle: d.getUint16(2, true),
-    id: d.getBigUint64(8, true), sector_number: d.getBigUint64(16, true), seg,
+    operation: d.getUint8(blkif_request.operation), nr_segments: nr, handle: d.getUint16(blkif_request.handle, true),
+    id: d.getBigUint64(blkif_request.id, true), sector_number: d.getBigUint64(blkif_request.sector_number, true), seg,
   };
 }
 
+/** Encodes `r` into a slot; at most 11 descriptors fit it (nr_segments may claim more: a hostile front end's). */
 export function encodeRequest(b: Uint8Array, r: BlkifRequest): void {
   const d = dv(b);
-  d.setUint8(0, r.operation);
-  d.setUint8(1, r.nr_segments);
-  d.setUint16(2, r.handle, true);
-  d.setBigUint64(8, r.id, true);
-  d.setBigUint64(16, r.sector_number, true);
-  r.seg.forEach((s, i) => encodeSegment(d, blkif_request.seg + i * blkif_request_segment.SIZE, s));
+  writeRequestHead(d, 0, r.operation, r.nr_segments, r.handle, r.id, r.sector_number);
+  r.seg.slice(0, BLKIF_MAX_SEGMENTS_PER_REQUEST)
+    .forEach((s, i) => encodeSegment(d, blkif_request.seg + i * blkif_request_segment.SIZE, s));
 }
 
 export function decodeRequestDiscard(b: Uint8Array): BlkifRequestDiscard {
   const d = dv(b);
   return {
-    operation: d.getUint8(0), flag: d.getUint8(1), handle: d.getUint16(2, true), id: d.getBigUint64(8, true),
-    sector_number: d.getBigUint64(16, true), nr_sectors: d.getBigUint64(24, true),
+    operation: d.getUint8(blkif_request_discard.operation), flag: d.getUint8(blkif_request_discard.flag),
+    handle: d.getUint16(blkif_request_discard.handle, true), id: d.getBigUint64(blkif_request_discard.id, true),
+    sector_number: d.getBigUint64(blkif_request_discard.sector_number, true),
+    nr_sectors: d.getBigUint64(blkif_request_discard.nr_sectors, true),
   };
 }
 export function encodeRequestDiscard(b: Uint8Array, r: BlkifRequestDiscard): void {
   const d = dv(b);
-  d.setUint8(0, r.operation); d.setUint8(1, r.flag); d.setUint16(2, r.handle, true);
-  d.setBigUint64(8, r.id, true); d.setBigUint64(16, r.sector_number, true); d.setBigUint64(24, r.nr_sectors, true);
+  d.setUint8(blkif_request_discard.operation, r.operation);
+  d.setUint8(blkif_request_discard.flag, r.flag);
+  d.setUint16(blkif_request_discard.handle, r.handle, true);
+  d.setUint32(4, 0, true);
+  d.setBigUint64(blkif_request_discard.id, r.id, true);
+  d.setBigUint64(blkif_request_discard.sector_number, r.sector_number, true);
+  d.setBigUint64(blkif_request_discard.nr_sectors, r.nr_sectors, true);
 }
 
 export function decodeRequestIndirect(b: Uint8Array): BlkifRequestIndirect {
   const d = dv(b);
   const indirect_grefs: number[] = [];
-  for (let i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++) indirect_grefs.push(d.getUint32(28 + i * 4, true));
+  for (let i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++) {
+    indirect_grefs.push(d.getUint32(blkif_request_indirect.indirect_grefs + i * 4, true));
+  }
   return {
-    operation: d.getUint8(0), indirect_op: d.getUint8(1), nr_segments: d.getUint16(2, true),
-    id: d.getBigUint64(8, true), sector_number: d.getBigUint64(16, true), handle: d.getUint16(24, true), indirect_grefs,
+    operation: d.getUint8(blkif_request_indirect.operation), indirect_op: d.getUint8(blkif_request_indirect.indirect_op),
+    nr_segments: d.getUint16(blkif_request_indirect.nr_segments, true), id: d.getBigUint64(blkif_request_indirect.id, true),
+    sector_number: d.getBigUint64(blkif_request_indirect.sector_number, true),
+    handle: d.getUint16(blkif_request_indirect.handle, true), indirect_grefs,
   };
 }
+/** Encodes `r` (its operation is BLKIF_OP_INDIRECT whatever r.operation says); up to 8 indirect_grefs. */
 export function encodeRequestIndirect(b: Uint8Array, r: BlkifRequestIndirect): void {
   const d = dv(b);
-  d.setUint8(0, r.operation); d.setUint8(1, r.indirect_op); d.setUint16(2, r.nr_segments, true);
-  d.setBigUint64(8, r.id, true); d.setBigUint64(16, r.sector_number, true); d.setUint16(24, r.handle, true);
-  r.indirect_grefs.forEach((g, i) => d.setUint32(28 + i * 4, g >>> 0, true));
+  writeRequestIndirectHead(d, 0, r.indirect_op, r.nr_segments, r.handle, r.id, r.sector_number);
+  r.indirect_grefs.slice(0, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST).forEach((g, i) => writeIndirectGref(d, 0, i, g));
 }
 
 /** Indirect pages needed for `segs` segments (INDIRECT_GREFS). */
@@ -168,12 +235,28 @@ export function INDIRECT_GREFS(segs: number): number {
 
 export function decodeResponse(b: Uint8Array): BlkifResponse {
   const d = dv(b);
-  return { id: d.getBigUint64(0, true), operation: d.getUint8(8), status: d.getInt16(10, true) };
+  return {
+    id: d.getBigUint64(blkif_response.id, true), operation: d.getUint8(blkif_response.operation),
+    status: d.getInt16(blkif_response.status, true),
+  };
+}
+/**
+ * struct blkif_response in the slot at `o`, the u64 id as the two u32 halves
+ * the request carried (a back end echoes it without decoding it).
+ */
+export function writeResponse(d: DataView, o: number, idLo: number, idHi: number, operation: number, status: number): void {
+  d.setUint32(o + blkif_response.id, idLo, true);
+  d.setUint32(o + blkif_response.id + 4, idHi, true);
+  d.setUint8(o + blkif_response.operation, operation);
+  d.setUint8(o + blkif_response.operation + 1, 0);
+  d.setInt16(o + blkif_response.status, status, true);
+  d.setUint32(o + 12, 0, true);
 }
 export function encodeResponse(b: Uint8Array, r: BlkifResponse): void {
   const d = dv(b);
-  d.setBigUint64(0, r.id, true);
-  d.setUint8(8, r.operation);
-  d.setUint8(9, 0);
-  d.setInt16(10, r.status, true);
+  d.setBigUint64(blkif_response.id, r.id, true);
+  d.setUint8(blkif_response.operation, r.operation);
+  d.setUint8(blkif_response.operation + 1, 0);
+  d.setInt16(blkif_response.status, r.status, true);
+  d.setUint32(12, 0, true);
 }

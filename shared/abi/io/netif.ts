@@ -8,6 +8,7 @@
 //
 // __RING_SIZE rounds (PAGE_SIZE - 64) / slot down to a power of two: 256 for both.
 // Little-endian as on x86. Codecs only; no I/O.
+import { __RING_SIZE } from './ring.js';
 
 /** Bytes of io/ring.h's sring header before ring[0]. */
 export const NETIF_SRING_HEADER = 64;
@@ -58,18 +59,29 @@ export const netif_rx_request = { id: 0, gref: 4, SIZE: 8 } as const;
 // struct netif_rx_response { uint16_t id, offset, flags; int16_t status; }
 export const netif_rx_response = { id: 0, offset: 2, flags: 4, status: 6, SIZE: 8 } as const;
 
+// struct netif_extra_info { uint8_t type; uint8_t flags; union { gso { uint16_t size; uint8_t type;
+//   uint8_t pad; uint16_t features; }; mcast { uint8_t addr[6]; }; hash { uint8_t type; uint8_t pad;
+//   uint8_t value[4]; }; uint16_t pad[3]; } u; }  (8 bytes: a tx request slot that follows one with
+// NETTXF_extra_info, or an rx response slot after NETRXF_extra_info)
+export const netif_extra_info = { type: 0, flags: 1, u: 2, gso_size: 2, gso_type: 4, gso_features: 6, SIZE: 8 } as const;
+export const XEN_NETIF_GSO_TYPE_NONE = 0;
+export const XEN_NETIF_GSO_TYPE_TCPV4 = 1;
+export const XEN_NETIF_GSO_TYPE_TCPV6 = 2;
+
 /** Slot size of each ring: the larger of its request and response. */
 export const NETIF_TX_SLOT = netif_tx_request.SIZE;
 export const NETIF_RX_SLOT = netif_rx_request.SIZE;
 
-/** __CONST_RING_SIZE(netif_tx, PAGE_SIZE) and (netif_rx, PAGE_SIZE). */
-export const NET_TX_RING_SIZE = 256;
-export const NET_RX_RING_SIZE = 256;
+/** __CONST_RING_SIZE(netif_tx, PAGE_SIZE) and (netif_rx, PAGE_SIZE): 256 each. */
+export const NET_TX_RING_SIZE = __RING_SIZE(NETIF_TX_SLOT);
+export const NET_RX_RING_SIZE = __RING_SIZE(NETIF_RX_SLOT);
 
 export interface NetifTxRequest { gref: number; offset: number; flags: number; id: number; size: number }
 export interface NetifTxResponse { id: number; status: number }
 export interface NetifRxRequest { id: number; gref: number }
 export interface NetifRxResponse { id: number; offset: number; flags: number; status: number }
+/** netif_extra_info's header, and the union's six bytes as they are (read as gso: size, type, features). */
+export interface NetifExtraInfo { type: number; flags: number; u: Uint8Array }
 
 // Each codec takes a DataView over one slot (or the whole page and a byte
 // offset), so the same functions serve both ends and either ring library.
@@ -125,4 +137,24 @@ export function writeRxResponse(dv: DataView, r: NetifRxResponse, o = 0): void {
   dv.setUint16(o + netif_rx_response.offset, r.offset, true);
   dv.setUint16(o + netif_rx_response.flags, r.flags, true);
   dv.setInt16(o + netif_rx_response.status, r.status, true);
+}
+
+/** Reads a netif_extra_info (the union's bytes copied). */
+export function readExtraInfo(dv: DataView, o = 0): NetifExtraInfo {
+  return {
+    type: dv.getUint8(o + netif_extra_info.type), flags: dv.getUint8(o + netif_extra_info.flags),
+    u: new Uint8Array(dv.buffer.slice(dv.byteOffset + o + netif_extra_info.u, dv.byteOffset + o + netif_extra_info.SIZE)),
+  };
+}
+
+export function writeExtraInfo(dv: DataView, e: NetifExtraInfo, o = 0): void {
+  dv.setUint8(o + netif_extra_info.type, e.type);
+  dv.setUint8(o + netif_extra_info.flags, e.flags);
+  for (let i = 0; i < netif_extra_info.SIZE - netif_extra_info.u; i++) dv.setUint8(o + netif_extra_info.u + i, e.u[i] ?? 0);
+}
+
+/** The union as u.gso: size, type, features. */
+export function extraGso(e: NetifExtraInfo): { size: number; type: number; features: number } {
+  const d = new DataView(e.u.buffer, e.u.byteOffset, e.u.byteLength);
+  return { size: d.getUint16(0, true), type: d.getUint8(2), features: d.getUint16(4, true) };
 }
