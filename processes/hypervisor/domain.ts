@@ -5,6 +5,8 @@
 //   /xenemu.<host>.dom<id>.shared_info  one page, struct shared_info
 //   /xenemu.<host>.dom<id>.gnttab       max_grant_frames pages of grant_entry_v1
 //   /xenemu.<host>.dom<id>.vcpu         one page: per-vCPU runstate + slice grant (shared/abi/vcpu.ts)
+//   /xenemu.<host>.dom<id>.hvm          HVM only: ioreq servers' pages and interrupt lines
+//                                       (shared/abi/hvm/xenemu_hvm.ts, hvm.ts)
 //
 // Segments are sparse (tmpfs): only touched pages cost host memory; the
 // accounting in memory.ts is what limits domains.
@@ -13,6 +15,7 @@ import { shmCreate, shmUnlink } from '../../shared/shm.js';
 import { domainSegmentNames, type DomainSegmentNames } from '../../shared/wire/hypercall.js';
 import { shared_info, XEN_LEGACY_MAX_VCPUS, PAGE_SIZE } from '../../shared/abi/xen.js';
 import { FrameTable } from './memory.js';
+import { HvmState } from './hvm.js';
 import type { EvtchnChannel } from './event_channel.js';
 import type { ActiveGrant, MaptrackEntry } from './grant_table.js';
 import type { DomainChannel } from './transport.js';
@@ -71,6 +74,10 @@ export class Domain {
   sched: { cpuTimeNs(d: Domain): number; onlineVcpus(d: Domain): number } | null = null;
   channel: DomainChannel | null = null;
   startInfo = 0;
+  /** XEN_DOMCTL_set_target: the domain this one is the device model of (stub domains), or null. */
+  target: number | null = null;
+  /** HVM parameters, ioreq servers and interrupt lines (hvm.ts); null for PV. */
+  hvmState: HvmState | null = null;
   readonly created = process.hrtime.bigint();
 
   /** Event channel ports; index = port. Port 0 is reserved, as in Xen. */
@@ -101,6 +108,7 @@ export class Domain {
       this.sharedInfo = shmCreate(this.segments.shared_info, PAGE_SIZE);
       this.gnttab = shmCreate(this.segments.gnttab, cfg.maxGrantFrames * PAGE_SIZE);
       this.vcpuArea = shmCreate(this.segments.vcpu, PAGE_SIZE);
+      if (cfg.hvm) this.hvmState = new HvmState(this.segments.hvm);
     } catch (e) {
       for (const s of Object.values(this.segments)) shmUnlink(s);
       throw e;
@@ -136,6 +144,7 @@ export class Domain {
     this.sharedInfo = null;
     this.gnttab = null;
     this.vcpuArea = null;
+    this.hvmState = null;
     this.si32 = new Int32Array(0);
     this.si8 = new Uint8Array(0);
     this.gnttab32 = new Int32Array(0);

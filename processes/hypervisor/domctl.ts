@@ -6,7 +6,7 @@ import {
   type xen_domctl_createdomain, type xen_domctl_getdomaininfo,
 } from '../../shared/abi/domctl.js';
 import { DOMID_FIRST_RESERVED, XEN_LEGACY_MAX_VCPUS, PAGE_SIZE } from '../../shared/abi/xen.js';
-import { XEN_EEXIST, XEN_EINVAL, XEN_ENOMEM } from '../../shared/abi/errno.js';
+import { XEN_EEXIST, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH } from '../../shared/abi/errno.js';
 import { DEFAULT_MAX_EVTCHN_PORT, DEFAULT_MAX_GRANT_FRAMES, type Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -111,8 +111,22 @@ export function domctlGetsegments(_hv: Hypervisor, _caller: Domain, d: Domain): 
   return { ret: 0, data: {
     domid: d.domid, mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE,
     shared_info: d.segments.shared_info, gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames,
-    vcpu: d.segments.vcpu,
+    vcpu: d.segments.vcpu, ...(d.hvm ? { hvm: d.segments.hvm } : {}),
   } };
 }
 
 
+
+/**
+ * XEN_DOMCTL_set_target: `d` becomes the device model of `target`, with
+ * XSM_TARGET and XSM_DM_PRIV rights over it and no other domain. Xen refuses
+ * a target that is itself, Dom0, or one with a target of its own.
+ */
+export function domctlSetTarget(hv: Hypervisor, _caller: Domain, d: Domain, arg: { target?: number }): HcResult {
+  const t = hv.domains.get(Number(arg.target));
+  if (!t) return -XEN_ESRCH;
+  if (t === d || d.domid === 0 || t.domid === 0 || t.target !== null) return -XEN_EINVAL;
+  d.target = t.domid;
+  hv.console.log(`d${d.domid}: device model of d${t.domid}`);
+  return 0;
+}

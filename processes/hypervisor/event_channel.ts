@@ -93,6 +93,18 @@ export function evtchnAllocUnbound(hv: Hypervisor, _caller: Domain, d: Domain, a
   return { ret: 0, data: { port } };
 }
 
+/**
+ * A port of `d` left unbound for `remote`, notifying vCPU `vcpu`: how Xen
+ * makes the per-vCPU ports an ioreq server's emulator binds
+ * (alloc_unbound_xen_event_channel). A port number, or -ENOSPC.
+ */
+export function evtchnAllocUnboundFor(d: Domain, remote: number, vcpu: number): number {
+  const port = getFreePort(d);
+  if (port < 0) return port;
+  d.ports[port] = { state: 'unbound', remoteDom: remote, remotePort: 0, virq: -1, notifyVcpu: vcpu };
+  return port;
+}
+
 export function evtchnBindInterdomain(hv: Hypervisor, caller: Domain, _t: Domain | null,
                                       arg: { remote_dom?: number; remote_port?: number }): HcResult {
   let rdom = Number(arg.remote_dom);

@@ -85,11 +85,6 @@ export class HvmState {
   }
 }
 
-export function createHvmState(d: Domain): void {
-  if (!d.hvm || d.hvmState || !d.segments.hvm) return;
-  d.hvmState = new HvmState(d.segments.hvm);
-}
-
 function hvmOf(d: Domain): HvmState | null {
   return d.hvm && d.hvmState ? d.hvmState : null;
 }
@@ -277,9 +272,4 @@ export function acquireIoreqServer(d: Domain, a: { id?: number; frame?: number; 
     frames: Array.from({ length: nr }, (_, k) => (frame + k === 0 ? bufioreqPageOffset(s.id) : ioreqPageOffset(s.id))),
     ctl: 0, slot_size: IOREQ_SIZE,
   } };
-}
-
-/** The domain goes: its servers' ports close with the rest; the segment goes with the others. */
-export function hvmDestroy(d: Domain): void {
-  d.hvmState = null;
 }

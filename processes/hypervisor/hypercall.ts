@@ -4,13 +4,17 @@
 //   PRIV    only the control domain (Dom0) may call it        -> -EPERM
 //   TARGET  the call names a domain (arg field `target`); it is resolved
 //           (DOMID_SELF -> caller), must exist (-ESRCH), and may differ from
-//           the caller only for Dom0 (-EPERM)
+//           the caller only for Dom0 or the target's device model, a domain
+//           given it by XEN_DOMCTL_set_target (XSM_TARGET; else -EPERM)
+//   DM      with TARGET: the target may not be the caller itself; only Dom0
+//           or the target's device model (XSM_DM_PRIV: dm_op, ioreq pages)
 // Handlers receive (hv, caller, target, arg) and return a Xen errno as data:
 // a number (ret) or {ret, data}. A handler that throws is a hypervisor bug;
 // the dispatcher logs it and answers -EFAULT rather than dying.
 import {
   __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
-  __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, __HYPERVISOR_vcpu_op, CONSOLEIO_read,
+  __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, __HYPERVISOR_vcpu_op, __HYPERVISOR_hvm_op,
+  __HYPERVISOR_dm_op, CONSOLEIO_read,
   CONSOLEIO_write, DOMID_SELF,
 } from '../../shared/abi/xen.js';
 import * as V from '../../shared/abi/vcpu.js';
@@ -32,9 +36,12 @@ import * as sched from './sched.js';
 import * as vcpuop from './sched_vcpu.js';
 import * as schedctl from './sched_ctl.js';
 import * as consoleio from './console_io.js';
+import * as hvm from './hvm.js';
+import * as HP from '../../shared/abi/hvm/params.js';
 
 export const PRIV = 1 << 0;
 export const TARGET = 1 << 1;
+export const DM = 1 << 2;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handler = (hv: Hypervisor, caller: Domain, target: Domain, arg: any) => HcResult;
@@ -63,6 +70,7 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_scheduler_op]: { name: 'scheduler_op', handler: schedctl.domctlSchedulerOp, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_setvcpuaffinity]: { name: 'setvcpuaffinity', handler: schedctl.domctlSetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
     [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
   },
   [__HYPERVISOR_sysctl]: {
@@ -78,6 +86,15 @@ export const hypercallTable: Table = {
     [M.XENMEM_decrease_reservation]: { name: 'decrease_reservation', handler: memory.memoryDecrease, flags: TARGET, target: 'domid' },
     [M.XENMEM_current_reservation]: { name: 'current_reservation', handler: memory.memoryCurrent, flags: TARGET, target: 'domid' },
     [M.XENMEM_maximum_reservation]: { name: 'maximum_reservation', handler: memory.memoryMaximum, flags: TARGET, target: 'domid' },
+    [M.XENMEM_acquire_resource]: { name: 'acquire_resource', handler: memory.memoryAcquireResource, flags: TARGET | DM, target: 'domid' },
+  },
+  [__HYPERVISOR_hvm_op]: {
+    [HP.HVMOP_set_param]: { name: 'hvm_set_param', handler: hvm.hvmopSetParam, flags: TARGET, target: 'domid' },
+    [HP.HVMOP_get_param]: { name: 'hvm_get_param', handler: hvm.hvmopGetParam, flags: TARGET, target: 'domid' },
+  },
+  // One entry: the dm_op's own `op` field picks the operation (hvm.ts dmOp), as Xen's dm.c does.
+  [__HYPERVISOR_dm_op]: {
+    0: { name: 'dm_op', handler: hvm.dmOp, flags: TARGET | DM, target: 'domid' },
   },
   [__HYPERVISOR_event_channel_op]: {
     [E.EVTCHNOP_alloc_unbound]: { name: 'alloc_unbound', handler: evtchn.evtchnAllocUnbound, flags: TARGET, target: 'dom' },
@@ -129,7 +146,9 @@ export function dispatch(hv: Hypervisor, caller: Domain, op: number, cmd: number
     // of a crafted object could even throw out of here).
     if (raw !== undefined && !Number.isInteger(raw)) return { ret: -XEN_EINVAL };
     const domid = raw === undefined || raw === DOMID_SELF ? caller.domid : (raw as number);
-    if (domid !== caller.domid && !privileged) return deny(hv, caller, entry, `acting on d${domid}`);
+    const dmOf = caller.target === domid;
+    if (domid !== caller.domid && !privileged && !dmOf) return deny(hv, caller, entry, `acting on d${domid}`);
+    if ((entry.flags & DM) && domid === caller.domid && !privileged) return deny(hv, caller, entry, 'a device model operation on itself');
     target = hv.domains.get(domid) ?? null;
     if (!target) return { ret: -XEN_ESRCH };
   }

@@ -29,6 +29,7 @@ import { gnttabDestroy } from './grant_table.js';
 import { DomainChannel } from './transport.js';
 import { spawnDomainProcess } from './spawn.js';
 import { SpareDomains } from './spare.js';
+import { Privcmd } from './privcmd.js';
 
 export type HcResult = number | { ret: number; data?: unknown };
 
@@ -65,6 +66,7 @@ export class Hypervisor {
   private readonly started = new Date().toISOString();
   private notifyErrors = 0;
   private readonly spares: SpareDomains;
+  private readonly privcmd: Privcmd;
 
   constructor(opts: HypervisorOptions) {
     this.opts = opts;
@@ -76,6 +78,10 @@ export class Hypervisor {
     this.memory = new HostMemory(mbToPages(opts.memoryMB), (m) => this.console.log(m));
     this.spares = new SpareDomains(opts.host, opts.rundir, opts.defaultDomUProgram, (m) => this.console.log(m),
                                    () => this.domainsChanged());
+    this.privcmd = new Privcmd(this, () => {
+      const d0 = this.domains.get(0);
+      return d0 ? this.helloOf(d0) : null;
+    });
     this.scheduler = new SliceScheduler({
       pcpus: opts.pcpus, log: (m) => this.console.log(m),
       policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
@@ -101,6 +107,7 @@ export class Hypervisor {
       handle: new Array(16).fill(0), program: this.opts.dom0Program, args: [], maxGrantFrames: 64, maxEvtchnPort: 4095,
     });
     if (!d0) throw new Error(`cannot create Domain-0 with ${this.opts.dom0MB} MB`);
+    await this.privcmd.start();
     const rc = this.unpauseDomain(d0);
     if (rc < 0) throw new Error(`cannot start Domain-0: ${rc}`);
     this.writeRecord();
@@ -259,13 +266,7 @@ export class Hypervisor {
       case 'hello': {
         // A guest is starting: make the next one's process meanwhile (spare.ts).
         if (d.domid !== 0) this.spares.refill();
-        const hello: DomainHello = {
-          domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
-          mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE, shared_info: d.segments.shared_info,
-          gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, vcpu: d.segments.vcpu, start_info: d.startInfo,
-          privileged: this.isPrivileged(d),
-        };
-        d.channel?.send({ type: 'reply', id: m.id, ret: 0, data: hello });
+        d.channel?.send({ type: 'reply', id: m.id, ret: 0, data: this.helloOf(d) });
         return;
       }
       case 'ready': {
@@ -275,6 +276,15 @@ export class Hypervisor {
         return;
       }
     }
+  }
+
+  helloOf(d: Domain): DomainHello {
+    return {
+      domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
+      mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE, shared_info: d.segments.shared_info,
+      gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames, vcpu: d.segments.vcpu, start_info: d.startInfo,
+      privileged: this.isPrivileged(d), ...(d.hvm ? { hvm: d.segments.hvm } : {}),
+    };
   }
 
   private markReady(): void {
@@ -313,6 +323,7 @@ export class Hypervisor {
       this.console.log(`host going down: ${why}`);
       this.scheduler.close();
       this.spares.close();
+      this.privcmd.close();
       const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
       const exited = procs.map((p) => new Promise<void>((res) => {
         if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());

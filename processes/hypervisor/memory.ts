@@ -100,7 +100,9 @@ export class FrameTable {
 }
 
 // --- memory_op (xen/common/memory.c) ---
-import { XEN_EINVAL, XEN_ENOMEM } from '../../shared/abi/errno.js';
+import { XEN_EINVAL, XEN_ENOMEM, XEN_EOPNOTSUPP } from '../../shared/abi/errno.js';
+import { XENMEM_resource_ioreq_server } from '../../shared/abi/memory.js';
+import { acquireIoreqServer } from './hvm.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -160,3 +162,10 @@ export function memoryMaximum(_hv: Hypervisor, _caller: Domain, d: Domain): HcRe
 }
 
 
+
+/** XENMEM_acquire_resource (memory.h): where a resource's frames are, for the caller to map. */
+export function memoryAcquireResource(_hv: Hypervisor, _caller: Domain, d: Domain,
+                                      arg: { type?: number; id?: number; frame?: number; nr_frames?: number }): HcResult {
+  if (arg.type === XENMEM_resource_ioreq_server) return acquireIoreqServer(d, arg);
+  return -XEN_EOPNOTSUPP;
+}

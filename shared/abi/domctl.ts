@@ -16,6 +16,7 @@ export const XEN_DOMCTL_max_vcpus = 15;
 export const XEN_DOMCTL_scheduler_op = 16;
 export const XEN_DOMCTL_setdomainhandle = 17;
 export const XEN_DOMCTL_getvcpuaffinity = 25;
+export const XEN_DOMCTL_set_target = 46;
 
 /**
  * xenemu's own domctl (Xen leaves numbers above its range free): tells Dom0

@@ -6,6 +6,16 @@ export const XENMEM_maximum_ram_page = 2;
 export const XENMEM_current_reservation = 3;
 export const XENMEM_maximum_reservation = 4;
 export const XENMEM_populate_physmap = 6;
+export const XENMEM_acquire_resource = 28;
+
+// struct xen_mem_acquire_resource: type, id, frame, nr_frames. xenemu answers
+// with where the frames are (a segment and page offsets to map), since it
+// cannot place frames in another process's address space.
+export const XENMEM_resource_ioreq_server = 0;
+export const XENMEM_resource_grant_table = 1;
+export const XENMEM_resource_vmtrace_buf = 2;
+export const XENMEM_resource_ioreq_server_frame_bufioreq = 0;
+export const XENMEM_resource_ioreq_server_frame_ioreq = (n: number): number => 1 + n;
 
 /**
  * struct xen_memory_reservation. extent_start is the list of guest frames

@@ -21,8 +21,10 @@ export const __HYPERVISOR_grant_table_op = 20;
 export const __HYPERVISOR_vcpu_op = 24;
 export const __HYPERVISOR_sched_op = 29;
 export const __HYPERVISOR_event_channel_op = 32;
+export const __HYPERVISOR_hvm_op = 34;
 export const __HYPERVISOR_sysctl = 35;
 export const __HYPERVISOR_domctl = 36;
+export const __HYPERVISOR_dm_op = 41;
 
 // Virtual interrupts (xen.h).
 export const VIRQ_TIMER = 0;

@@ -71,6 +71,8 @@ export interface DomainHello {
   /** start_info's pseudo-physical address set by the builder (XEN_DOMCTL_setvcpucontext rsi), 0 if none. */
   start_info: number;
   privileged: boolean;
+  /** An HVM guest: its HVM segment (shared/abi/hvm/xenemu_hvm.ts); absent for PV. */
+  hvm?: string;
 }
 
 export function encodeMessage(msg: DomainToHypervisor | HypervisorToDomain): Buffer {
@@ -115,14 +117,20 @@ export function decodeToDomain(buf: Buffer): HypervisorToDomain | null {
 }
 
 /** ipc endpoint file of a domain's hypercall socket inside a host run dir. */
+/** Domain-0's programs' hypercall endpoint (processes/hypervisor/privcmd.ts): a ROUTER, one DEALER per client. */
+export function privcmdEndpoint(rundir: string): string {
+  return `ipc://${rundir}/privcmd`;
+}
+
 export function hypercallEndpoint(rundir: string, domid: number): string {
   return `ipc://${rundir}/dom${domid}.hypercall`;
 }
 
 /** A domain's shm segments (docs/hypervisor.md): full names with the host prefix. */
-export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string; vcpu: string }
+export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string; vcpu: string; hvm: string }
 
+/** `hvm` exists for HVM domains only (shared/abi/hvm/xenemu_hvm.ts). */
 export function domainSegmentNames(host: string, domid: number): DomainSegmentNames {
   const p = `/xenemu.${host}.dom${domid}`; // shmPrefix(host) + dom<id>
-  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab`, vcpu: `${p}.vcpu` };
+  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab`, vcpu: `${p}.vcpu`, hvm: `${p}.hvm` };
 }

@@ -29,7 +29,7 @@ export function check<T>(op: string, r: HypercallResult<T>): HypercallResult<T> 
 }
 
 export class HypervisorClient {
-  private readonly sock: zmq.Pair;
+  private readonly sock: zmq.Pair | zmq.Dealer;
   private readonly outbox: ZmqOutbox;
   private readonly pending = new Map<number, (r: HypercallResult) => void>();
   private nextId = 1;
@@ -38,9 +38,22 @@ export class HypervisorClient {
   private closed = false;
   private readonly notifyMsgs = new Map<number, Buffer>();
 
-  private constructor(readonly endpoint: string) {
-    this.sock = new zmq.Pair({ linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 });
+  private constructor(readonly endpoint: string, privcmd = false) {
+    const opts = { linger: 0, sendHighWaterMark: 100_000, receiveHighWaterMark: 100_000 };
+    this.sock = privcmd ? new zmq.Dealer(opts) : new zmq.Pair(opts);
     this.outbox = new ZmqOutbox(this.sock);
+  }
+
+  /**
+   * A privcmd handle: hypercalls as Domain-0 from a program of Domain-0's
+   * (qemu-dm), through the host's privcmd endpoint (privcmdEndpoint()).
+   * No upcalls or slices arrive on it.
+   */
+  static privcmd(endpoint: string): HypervisorClient {
+    const c = new HypervisorClient(endpoint, true);
+    c.sock.connect(endpoint);
+    void c.receive();
+    return c;
   }
 
   /** Connects to the domain's hypercall endpoint (env XENEMU_HYPERCALL by default). */
