@@ -5,8 +5,9 @@
 // header has it); Xen's pages inside it are byte for byte Xen's.
 //
 //   page 0                  the control page (below)
-//   page 1 + 2*s            ioreq server s's shared_iopage_t   (hvm/ioreq.h)
-//   page 2 + 2*s            ioreq server s's buffered_iopage_t (hvm/ioreq.h)
+//   page 1                  the modified-memory ring (below)
+//   page 2 + 2*s            ioreq server s's shared_iopage_t   (hvm/ioreq.h)
+//   page 3 + 2*s            ioreq server s's buffered_iopage_t (hvm/ioreq.h)
 //
 // XENMEM_acquire_resource(XENMEM_resource_ioreq_server, s) hands out server
 // s's two pages: frame 0 the buffered page, frame 1 + v the synchronous page
@@ -30,11 +31,23 @@
 //   0x110  ranges[nr_ranges]  16 bytes each: u8 server, u8 type (XEN_DMOP_IO_RANGE_*),
 //                             u16 pad, u32 pad, ... see below
 //
+// Modified-memory ring (page 1): guest frames a device model wrote behind
+// the vCPU's back (DMA), which the vCPU must forget any code it translated
+// from (v86's JIT): Xen's XEN_DMOP_modified_memory, as a ring the device
+// model fills without a hypercall.
+//   0x000  prod               bumped by device models after writing an entry
+//   0x004  cons               the vCPU's
+//   0x008  overflow           set when a writer found the ring full: forget everything
+//   0x010  entries[MODIFIED_RING_SLOTS]   u32 first_pfn, u32 nr_pages
+//
 // A range is { server, type, start, end } with start/end inclusive 64-bit;
 // the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
 // and type; xenemu's device models claim a few dozen).
 export const XENEMU_HVM_MAX_IOREQ_SERVERS = 8;
-export const XENEMU_HVM_SEGMENT_PAGES = 1 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
+export const XENEMU_HVM_SEGMENT_PAGES = 2 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
+export const MODIFIED_RING_OFFSET = 4096;
+export const modified_ring = { prod: 0, cons: 4, overflow: 8, entries: 16 } as const;
+export const MODIFIED_RING_SLOTS = (4096 - modified_ring.entries) / 8;
 
 export const hvm_ctl = {
   vcpu_doorbell: 0x000,
@@ -60,9 +73,38 @@ export const SERVER_ENABLED = 1 << 0;
 export const SERVER_BUFIOREQ = 1 << 1;
 
 /** Byte offset in the segment of server s's synchronous page. */
-export const ioreqPageOffset = (s: number): number => (1 + 2 * s) * 4096;
+export const ioreqPageOffset = (s: number): number => (2 + 2 * s) * 4096;
 /** Byte offset in the segment of server s's buffered page. */
-export const bufioreqPageOffset = (s: number): number => (2 + 2 * s) * 4096;
+export const bufioreqPageOffset = (s: number): number => (3 + 2 * s) * 4096;
+
+/**
+ * A device model records that it wrote guest frames [pfn, pfn+n) (one
+ * producer per ring position: callers serialise; qemu-dm has one ioreq thread).
+ */
+export function recordModified(i32: Int32Array, dv: DataView, pfn: number, n: number): void {
+  const base = MODIFIED_RING_OFFSET;
+  const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
+  const cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
+  if (((prod - cons) >>> 0) >= MODIFIED_RING_SLOTS) { Atomics.store(i32, (base + modified_ring.overflow) >> 2, 1); return; }
+  const at = base + modified_ring.entries + (prod % MODIFIED_RING_SLOTS) * 8;
+  dv.setUint32(at, pfn >>> 0, true);
+  dv.setUint32(at + 4, n >>> 0, true);
+  Atomics.store(i32, (base + modified_ring.prod) >> 2, (prod + 1) | 0);
+}
+
+/** The vCPU takes what was recorded: calls fn per range, or everything() after an overflow. */
+export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n: number) => void, everything: () => void): void {
+  const base = MODIFIED_RING_OFFSET;
+  if (Atomics.exchange(i32, (base + modified_ring.overflow) >> 2, 0)) everything();
+  let cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
+  const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
+  while (cons !== prod) {
+    const at = base + modified_ring.entries + (cons % MODIFIED_RING_SLOTS) * 8;
+    fn(dv.getUint32(at, true), dv.getUint32(at + 4, true));
+    cons = (cons + 1) >>> 0;
+  }
+  Atomics.store(i32, (base + modified_ring.cons) >> 2, cons | 0);
+}
 
 /** Xen's hvm_pci_intx_link(dev, intx): which of PIRQ A-D an INTx pin drives. */
 export const pciIntxLink = (device: number, intx: number): number => (device + intx) & 3;
