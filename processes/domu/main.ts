@@ -11,6 +11,7 @@ import { startDomain } from '../../shared/xen/index.js';
 import { SPARE_FLAG, awaitAssignment } from '../../shared/wire/spare.js';
 import { domUTitle, setProcessTitle, spareTitle } from '../../shared/runtime/title.js';
 import { bootKernel } from './kernel.js';
+import { bootHvm } from './hvm/index.js';
 
 async function main(): Promise<void> {
   const host = process.env.XENEMU_HOST ?? '';
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   setProcessTitle(domUTitle(host, Number(process.env.XENEMU_DOMID)));
   const dom = await startDomain();
   process.on('SIGTERM', () => { dom.close(); process.exit(0); });
-  await bootKernel(dom);
+  if (dom.hello.hvm) await bootHvm(dom);
+  else await bootKernel(dom);
 }
 
 main().catch((err: Error) => {

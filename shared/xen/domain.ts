@@ -59,7 +59,7 @@ export async function startDomain(opts: StartDomainOptions = {}): Promise<XenDom
     // The hypervisor is gone (maybe SIGKILLed): nothing else will clean up.
     const h = known;
     if (h) {
-      for (const s of [h.mem, h.shared_info, h.gnttab, h.vcpu]) {
+      for (const s of [h.mem, h.shared_info, h.gnttab, h.vcpu, h.hvm]) {
         if (s) { try { shmUnlink(s); } catch { /* gone */ } }
       }
       if (h.privileged && host) { try { reapHost(rundir, host, { keepLogs: true }); } catch { /* best effort */ } }

@@ -19,6 +19,10 @@
 //                             a stop); it sleeps on it while halted (HLT)
 //   0x040  dm_doorbell[s]     futex word per server: bumped when a vCPU posts
 //                             an ioreq or a buffered ioreq to server s
+//   0x060  dm_sleeping[s]     1 while server s's device model is about to sleep
+//                             on its doorbell: only then does a poster futexWake it
+//                             (the device model sets it, then looks for work once
+//                             more, then sleeps: no wake-up is lost)
 //   0x080  server_state[s]    bit 0 enabled, bit 1 takes buffered ioreqs,
 //                             bit 2 exists; byte 1 the server's emulator domid
 //   0x0c0  irq_gen            bumped after any change below
@@ -52,6 +56,7 @@ export const MODIFIED_RING_SLOTS = (4096 - modified_ring.entries) / 8;
 export const hvm_ctl = {
   vcpu_doorbell: 0x000,
   dm_doorbell: 0x040,
+  dm_sleeping: 0x060,
   server_state: 0x080,
   irq_gen: 0x0c0,
   isa_irq_level: 0x0c4,

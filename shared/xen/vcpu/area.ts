@@ -39,4 +39,6 @@ const CTL_VCPU_BASE = 8;
 const CTL_VCPU_WORDS = 4;
 /** Generation the vCPU's thread holds now (0 none). */
 export const ctlHeld = (v: number) => CTL_VCPU_BASE + v * CTL_VCPU_WORDS;
+/** 1 while the vCPU's thread blocks inside its work (VcpuContext.block): the main thread says SCHEDOP_block. */
+export const ctlBlocked = (v: number) => CTL_VCPU_BASE + v * CTL_VCPU_WORDS + 1;
 export const CTL_WORDS = CTL_VCPU_BASE + 32 * CTL_VCPU_WORDS;

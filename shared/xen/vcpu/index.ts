@@ -20,7 +20,7 @@ import {
 } from '../../abi/vcpu.js';
 import { XenError } from '../hypervisor.js';
 import type { XenDomain } from '../domain.js';
-import { VcpuArea, CTL_CLOSED, CTL_DOORBELL, CTL_WORDS, ctlHeld } from './area.js';
+import { VcpuArea, CTL_CLOSED, CTL_DOORBELL, CTL_WORDS, ctlBlocked, ctlHeld } from './area.js';
 import type { BurnTask, RunTask, VcpuTask, VcpuTaskResult } from './task.js';
 
 export type { VcpuContext, VcpuTask, VcpuTaskResult } from './task.js';
@@ -66,12 +66,14 @@ export interface PoolStats { online: number; max: number; queued: number; vcpus:
 
 type TaskSpec = Omit<BurnTask, 'vcpu'> | Omit<RunTask, 'vcpu'>;
 
-interface Job { task: TaskSpec; resolve: (r: VcpuTaskResult) => void; reject: (e: unknown) => void }
+interface Job { task: TaskSpec; transferList?: Transferable[]; resolve: (r: VcpuTaskResult) => void; reject: (e: unknown) => void }
 
 interface VcpuState {
   online: boolean;
   /** Told the hypervisor it has work (wake) and not yet block. */
   awake: boolean;
+  /** Its work blocked itself (VcpuContext.block) and the hypervisor was told. */
+  blockedInWork: boolean;
   busy: Promise<void> | null;
   reported: number;
   workNs: number;
@@ -89,7 +91,7 @@ export class VcpuPool {
   private constructor(private readonly dom: XenDomain, readonly area: VcpuArea, private readonly ctl: Int32Array,
                       private readonly ctlSab: SharedArrayBuffer, readonly maxVcpus: number) {
     for (let v = 0; v < maxVcpus; v++) {
-      this.vcpus.push({ online: false, awake: false, busy: null, reported: area.released(v), workNs: 0, tasks: 0 });
+      this.vcpus.push({ online: false, awake: false, blockedInWork: false, busy: null, reported: area.released(v), workNs: 0, tasks: 0 });
     }
   }
 
@@ -135,8 +137,8 @@ export class VcpuPool {
    * General guest work on some online vCPU: `module` exports `name`, called
    * as fn(arg, ctx) once the vCPU holds a slice (see task.ts RunTask).
    */
-  async run<T = unknown>(task: { module: string; name?: string; arg?: unknown }): Promise<T> {
-    const r = await this.submit({ kind: 'run', ...task });
+  async run<T = unknown>(task: { module: string; name?: string; arg?: unknown }, transferList?: Transferable[]): Promise<T> {
+    const r = await this.submit({ kind: 'run', ...task }, transferList);
     return r.value as T;
   }
 
@@ -218,10 +220,10 @@ export class VcpuPool {
     return this.piscina;
   }
 
-  private submit(task: TaskSpec): Promise<VcpuTaskResult> {
+  private submit(task: TaskSpec, transferList?: Transferable[]): Promise<VcpuTaskResult> {
     if (this.closed) return Promise.reject(new Error('vCPU pool closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ task, resolve, reject });
+      this.queue.push({ task, transferList, resolve, reject });
       this.pump();
     });
   }
@@ -249,7 +251,8 @@ export class VcpuPool {
           s.awake = true;
           this.dom.hv.sched('wake', v);
         }
-        const r = await threads.run({ ...job.task, vcpu: v } as VcpuTask) as VcpuTaskResult;
+        const r = await threads.run({ ...job.task, vcpu: v } as VcpuTask,
+          job.transferList ? { transferList: job.transferList as never } : {}) as VcpuTaskResult;
         s.workNs += r.workNs;
         s.tasks++;
         job.resolve(r);
@@ -287,6 +290,17 @@ export class VcpuPool {
         if (rel !== 0 && rel !== s.reported) {
           s.reported = rel;
           this.dom.hv.sched('release', v, rel);
+        }
+        // Work that blocks inside itself (VcpuContext.block): blocked while
+        // it sleeps, runnable again when it wakes.
+        const blocked = Atomics.load(this.ctl, ctlBlocked(v)) === 1;
+        if (blocked && s.awake && s.busy) {
+          s.awake = false;
+          s.blockedInWork = true;
+          this.dom.hv.sched('block', v, 0);
+        } else if (!blocked && s.blockedInWork) {
+          s.blockedInWork = false;
+          if (s.busy && !s.awake) { s.awake = true; this.dom.hv.sched('wake', v); }
         }
       }
     }

@@ -19,4 +19,14 @@ export interface VcpuTaskResult { workNs: number; waitNs: number; value: unknown
 export interface VcpuContext {
   vcpu: number;
   preemptionPoint(): void;
+  /**
+   * SCHEDOP_block from inside the work: the vCPU gives its slice back and is
+   * blocked (no CPU, no credits) until the 32-bit word at `byteOffset` of
+   * `sab` (shared memory, possibly mapped by other processes) no longer
+   * holds `expected` and someone futexWakes it, or `timeoutMs` passes; then
+   * it is runnable again and returns once it holds a new slice. An HVM
+   * vCPU blocks like this in HLT and while a device model works on its
+   * ioreq, as Xen blocks it.
+   */
+  block(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): void;
 }

@@ -12,7 +12,8 @@
 import { workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { vcpuWord } from '../../abi/vcpu.js';
-import { VcpuArea, CTL_CLOSED, CTL_DOORBELL, ctlHeld } from './area.js';
+import { VcpuArea, CTL_CLOSED, CTL_DOORBELL, ctlBlocked, ctlHeld } from './area.js';
+import { futexWait } from '../../shm.js';
 import type { VcpuTask, VcpuTaskResult, VcpuContext } from './task.js';
 
 const area = new VcpuArea(workerData.area as SharedArrayBuffer);
@@ -44,6 +45,22 @@ function preemptionPoint(v: number, stats: { waitNs: number }): void {
     Atomics.wait(area.i32, vcpuWord(v, 'grant'), g);
   }
   stats.waitNs += Number(process.hrtime.bigint() - t0);
+}
+
+/** VcpuContext.block: give the slice back, sleep on the word, then wait for a new slice. */
+function block(v: number, sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number,
+               stats: { waitNs: number }): void {
+  release(v);
+  Atomics.store(ctl, ctlBlocked(v), 1);
+  Atomics.add(ctl, CTL_DOORBELL, 1);
+  Atomics.notify(ctl, CTL_DOORBELL);
+  const t0 = process.hrtime.bigint();
+  if (!Atomics.load(ctl, CTL_CLOSED)) futexWait(sab, byteOffset, expected, timeoutMs);
+  stats.waitNs += Number(process.hrtime.bigint() - t0);
+  Atomics.store(ctl, ctlBlocked(v), 0);
+  Atomics.add(ctl, CTL_DOORBELL, 1);
+  Atomics.notify(ctl, CTL_DOORBELL);
+  preemptionPoint(v, stats);
 }
 
 /** Busy work of `ms`, in units, each inside a slice. Returns the time spent computing. */
@@ -91,7 +108,11 @@ async function runTask(t: VcpuTask): Promise<VcpuTaskResult> {
     Record<string, (arg: unknown, ctx: VcpuContext) => unknown>;
   const fn = mod[t.name ?? 'default'];
   if (typeof fn !== 'function') throw new Error(`${t.module}: no export ${t.name ?? 'default'}`);
-  const ctx: VcpuContext = { vcpu: v, preemptionPoint: () => preemptionPoint(v, stats) };
+  const ctx: VcpuContext = {
+    vcpu: v,
+    preemptionPoint: () => preemptionPoint(v, stats),
+    block: (sab, off, expected, timeoutMs) => block(v, sab, off, expected, timeoutMs, stats),
+  };
   const t0 = process.hrtime.bigint();
   const value = await fn(t.arg, ctx);
   return { workNs: Number(process.hrtime.bigint() - t0) - stats.waitNs, waitNs: stats.waitNs, value };

@@ -1,0 +1,52 @@
+// An HVM guest's domain process: the guest does not know it is
+// virtualised, so there is no kernel of ours here, only its vCPU
+// (vcpu_thread.ts: v86 on a worker thread, inside the scheduler's slices)
+// and what Xen would do for it in the hypervisor on the way out: print its
+// debug port's lines on the console, and end the domain the way its
+// processor ended (a reset is SHUTDOWN_reboot, a v86 failure SHUTDOWN_crash).
+import { MessageChannel } from 'node:worker_threads';
+import { SHUTDOWN_crash, SHUTDOWN_reboot } from '../../../shared/abi/sched.js';
+import { HVM_INFO_PADDR, checkHvmInfoTable, HVM_INFO_TABLE_SIZE } from '../../../shared/abi/hvm/hvm_info_table.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+import { VcpuPool } from '../../../shared/xen/vcpu/index.js';
+import type { XenDomain } from '../../../shared/xen/index.js';
+import type { HvmVcpuArg, HvmVcpuExit, HvmVcpuMessage } from './vcpu_thread.js';
+
+/**
+ * The builder leaves the firmware ending at 1 MiB (hvmloader's place for
+ * SeaBIOS; up to 256 KiB). v86 is handed that whole window as its "BIOS":
+ * it copies it where it already is and aliases it below 4 GiB, where the
+ * processor's reset vector fetches from.
+ */
+export const FIRMWARE_WINDOW = 0x40000;
+
+export async function bootHvm(dom: XenDomain): Promise<never> {
+  const h = dom.hello;
+  if (!h.hvm) throw new Error('bootHvm: not an HVM domain');
+  const mem = dom.memory.bytes;
+  // The builder's hvm_info_table says how much is RAM and how many vCPUs.
+  const info = mem.subarray(HVM_INFO_PADDR, HVM_INFO_PADDR + HVM_INFO_TABLE_SIZE);
+  if (!checkHvmInfoTable(info)) return dom.shutdown(SHUTDOWN_crash, 1);
+  const dv = new DataView(info.buffer, info.byteOffset, info.byteLength);
+  const lowMemPgend = dv.getUint32(20, true);
+  const ramBytes = Math.min(lowMemPgend * PAGE_SIZE, h.mem_bytes);
+  const pool = await VcpuPool.start(dom, 1);
+  const { port1, port2 } = new MessageChannel();
+  port1.on('message', (m: HvmVcpuMessage) => {
+    if (m.type === 'console') dom.log(m.line);
+  });
+  const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, ramBytes, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
+  let exit: HvmVcpuExit;
+  try {
+    exit = await pool.run<HvmVcpuExit>({ module: new URL('./vcpu_thread.js', import.meta.url).href, arg }, [port2]);
+  } catch (err) {
+    exit = { reason: 'crash', message: (err as Error).stack ?? String(err) };
+  }
+  port1.close();
+  if (exit.reason === 'crash') {
+    process.stderr.write(`hvm: vCPU 0 failed: ${exit.message}\n`);
+    dom.log(`vCPU 0 failed: ${exit.message.split('\n')[0]}`);
+    return dom.shutdown(SHUTDOWN_crash, 1);
+  }
+  return dom.shutdown(SHUTDOWN_reboot);
+}

@@ -1,0 +1,134 @@
+// Which ioreq server an access goes to: the part of Xen's hvm_io_intercept
+// and ioreq_server_select (xen/arch/x86/hvm/ioreq.c) that xenemu runs in
+// the guest's own process, next to the vCPU that trapped the access.
+//
+// - Ports: the server whose XEN_DMOP_IO_RANGE_PORT range holds the port.
+// - PCI configuration through 0xCF8/0xCFC: a dword written to 0xCF8 is the
+//   address latch (kept here, as Xen keeps d->arch.hvm.pci_cf8); an access to
+//   0xCFC-0xCFF with the enable bit set goes, as IOREQ_TYPE_PCI_CONFIG with
+//   addr = sbdf << 32 | register, to the server whose XEN_DMOP_IO_RANGE_PCI
+//   range holds the SBDF.
+// - MMIO: the server whose XEN_DMOP_IO_RANGE_MEMORY range holds the address
+//   (IOREQ_TYPE_COPY); writes to the legacy VGA window go to the buffered
+//   ring when the server takes it (hvm_buffered_io_intercept).
+// - Nobody: reads are all-ones, writes are dropped, as under Xen.
+import { IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PCI_CONFIG, IOREQ_TYPE_PIO, IOREQ_WRITE } from '../../../shared/abi/hvm/ioreq.js';
+import { XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PCI, XEN_DMOP_IO_RANGE_PORT } from '../../../shared/abi/hvm/dm_op.js';
+import { SERVER_BUFIOREQ, hvm_ctl, readRanges, type IoRange } from '../../../shared/abi/hvm/xenemu_hvm.js';
+import { VGA_HOLE_END, VGA_HOLE_START } from '../../../shared/abi/hvm/e820.js';
+import { isPlatformPort, MMAP_BLOCK_BITS, type MmioHandler, type PortHandler, type V86Machine } from './v86.js';
+import type { IoreqClient } from './ioreq.js';
+
+const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+
+export class IoRouter {
+  /** port -> server + 1 (0: nobody). */
+  private readonly portServer = new Uint8Array(0x10000);
+  private pci: Array<{ server: number; start: number; end: number }> = [];
+  private mmio: Array<{ server: number; start: number; end: number }> = [];
+  private gen = -1;
+  private cf8 = 0;
+  /** MMIO blocks handed to the router, with what v86 had there before. */
+  private readonly blocks = new Map<number, MmioHandler | null>();
+  private readonly dv: DataView;
+
+  constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
+              seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>) {
+    this.dv = new DataView(seg);
+    const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
+    for (let p = 0; p < 0x10000; p++) if (!isPlatformPort(p)) m.setPort(p, local.get(p) ?? port);
+    // The VGA window is never RAM in an HVM guest (libxl leaves it out of the physmap).
+    this.claimBlocks(VGA_HOLE_START, VGA_HOLE_END - VGA_HOLE_START);
+    this.refresh();
+  }
+
+  /** Re-reads the servers' ranges when the hypervisor changed them (a generation in the control page). */
+  refresh(): void {
+    if (Atomics.load(this.i32, hvm_ctl.ranges_gen >> 2) === this.gen) return;
+    const { gen, ranges } = readRanges(this.i32, this.dv);
+    this.gen = gen;
+    this.portServer.fill(0);
+    for (const r of ranges) {
+      if (r.type !== XEN_DMOP_IO_RANGE_PORT) continue;
+      for (let p = Number(r.start); p <= Number(r.end) && p < 0x10000; p++) if (this.portServer[p] === 0) this.portServer[p] = r.server + 1;
+    }
+    // Below 4 GiB only: v86 is a 32-bit processor without PAE's wider addresses.
+    const below4g = (r: IoRange) => ({ server: r.server, start: Number(r.start), end: Number(r.end < 0xffffffffn ? r.end : 0xffffffffn) });
+    this.pci = ranges.filter((r) => r.type === XEN_DMOP_IO_RANGE_PCI).map(below4g);
+    this.mmio = ranges.filter((r) => r.type === XEN_DMOP_IO_RANGE_MEMORY && r.start <= 0xffffffffn).map(below4g);
+    for (const r of this.mmio) this.claimBlocks(r.start, r.end - r.start + 1);
+  }
+
+  private claimBlocks(addr: number, len: number): void {
+    const first = addr >>> MMAP_BLOCK_BITS;
+    const last = (addr + len - 1) >>> MMAP_BLOCK_BITS;
+    for (let b = first; b <= last; b++) {
+      if (this.blocks.has(b)) continue;
+      const base = b << MMAP_BLOCK_BITS >>> 0;
+      // RAM below ramBytes stays RAM unless it is the VGA window.
+      if (base < this.m.ramBytes && !(base >= VGA_HOLE_START && base < VGA_HOLE_END)) continue;
+      this.blocks.set(b, this.m.mmioOf(base));
+      this.m.setMmio(base, 1 << MMAP_BLOCK_BITS, { read: (a, s) => this.mmioRead(a, s), write: (a, s, v) => this.mmioWrite(a, s, v) });
+    }
+  }
+
+  private serverOf(ranges: ReadonlyArray<{ server: number; start: number; end: number }>, at: number): number {
+    for (const r of ranges) if (at >= r.start && at <= r.end) return r.server;
+    return -1;
+  }
+
+  private portRead(p: number, size: 1 | 2 | 4): number {
+    this.refresh();
+    if (p >= 0xcf8 && p <= 0xcff) {
+      if (p === 0xcf8 && size === 4) return this.cf8 >>> 0;
+      if (p >= 0xcfc && (this.cf8 & 0x80000000)) return this.pciConfig(IOREQ_READ, p, size, 0);
+    }
+    const s = this.portServer[p]! - 1;
+    if (s < 0) return ONES[size];
+    return (this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+  }
+
+  private portWrite(p: number, size: 1 | 2 | 4, v: number): void {
+    this.refresh();
+    if (p >= 0xcf8 && p <= 0xcff) {
+      if (p === 0xcf8 && size === 4) { this.cf8 = v >>> 0; return; }
+      if (p >= 0xcfc && (this.cf8 & 0x80000000)) { this.pciConfig(IOREQ_WRITE, p, size, v); return; }
+    }
+    const s = this.portServer[p]! - 1;
+    if (s >= 0) this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_WRITE, v >>> 0);
+  }
+
+  /** CF8: enable(31) bus(23:16) device(15:11) function(10:8) register(7:2); extended register bits 27:24 (AMD). */
+  private pciConfig(dir: number, port: number, size: 1 | 2 | 4, v: number): number {
+    const cf8 = this.cf8;
+    const sbdf = (cf8 >>> 8) & 0xffff; // segment 0: bus, device, function
+    const reg = (cf8 & 0xfc) | (port & 3);
+    const s = this.serverOf(this.pci, sbdf);
+    if (s < 0) return dir === IOREQ_READ ? ONES[size] : 0;
+    const r = this.io.send(s, IOREQ_TYPE_PCI_CONFIG, reg, sbdf, size, dir, dir === IOREQ_WRITE ? v >>> 0 : 0);
+    return (r & ONES[size]) >>> 0;
+  }
+
+  private mmioRead(a: number, size: 1 | 4): number {
+    this.refresh();
+    const s = this.serverOf(this.mmio, a);
+    if (s < 0) {
+      const fallback = this.blocks.get(a >>> MMAP_BLOCK_BITS);
+      return fallback ? fallback.read(a, size) : ONES[size];
+    }
+    return (this.io.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+  }
+
+  private mmioWrite(a: number, size: 1 | 4, v: number): void {
+    this.refresh();
+    const s = this.serverOf(this.mmio, a);
+    if (s < 0) {
+      this.blocks.get(a >>> MMAP_BLOCK_BITS)?.write(a, size, v);
+      return;
+    }
+    const buffered = a >= VGA_HOLE_START && a < VGA_HOLE_END &&
+      (Atomics.load(this.i32, (hvm_ctl.server_state >> 2) + s) & SERVER_BUFIOREQ) !== 0;
+    if (buffered && this.io.buffered(s, a, size, v)) return;
+    this.io.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_WRITE, v >>> 0);
+  }
+}

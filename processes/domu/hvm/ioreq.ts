@@ -1,0 +1,112 @@
+// The vCPU's end of the ioreq protocol (hvm/ioreq.h): an access no platform
+// device takes is written into the vCPU's ioreq_t of the server that claimed
+// it, the server is woken, and the vCPU waits for STATE_IORESP_READY; writes
+// to the VGA window go to the buffered ring when the server takes buffered
+// ioreqs, without waiting.
+//
+//   vCPU                                      device model (qemu-dm)
+//   body, state=READY, dm_doorbell++ ─futex─>  READY -> INPROCESS, emulate,
+//   spin, then block on the state word         data, state=IORESP_READY ─futex─> vCPU
+//   read data, state=NONE
+//
+// Xen notifies through the vCPU's event channel (vp_eport, in the ioreq_t);
+// xenemu's device models and vCPUs share the pages, so a futex on the
+// state word does the same in microseconds, and vp_eport is still allocated
+// and written for a device model that binds it.
+import { futexWake } from '../../../shared/shm.js';
+import {
+  IOREQ_READ, IOREQ_STATE_WORD, IOREQ_TYPE_COPY, STATE_IOREQ_NONE, STATE_IOREQ_READY, STATE_IORESP_READY,
+  BUF_IOREQ_SIZE, IOREQ_BUFFER_SLOT_NUM, buffered_iopage, bufIoreqWord, ioreq, ioreqBits, sharedIopageSlot,
+} from '../../../shared/abi/hvm/ioreq.js';
+import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../../shared/abi/hvm/xenemu_hvm.js';
+
+/** How the vCPU waits for an answer: spin this long, then block (VcpuContext.block). */
+const SPIN_NS = 30_000;
+
+export type BlockOn = (sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number) => void;
+
+export class IoreqClient {
+  private readonly i32: Int32Array;
+  private readonly dv: DataView;
+  /** Requests sent, answered by spinning, answered after blocking: for stats. */
+  readonly stats = { sync: 0, spun: 0, blocked: 0, buffered: 0 };
+
+  constructor(private readonly seg: SharedArrayBuffer, private readonly vcpu: number, private readonly block: BlockOn) {
+    this.i32 = new Int32Array(seg);
+    this.dv = new DataView(seg);
+  }
+
+  /**
+   * One synchronous ioreq to server `s`; returns the low 32 bits of a read's
+   * data (0 for a write). `addrHi` is the address's upper half (a PCI
+   * configuration access's SBDF). `data` is the value of a write, or with
+   * dataIsPtr the guest address of the buffer. Numbers, not BigInts: this is
+   * every port access of the guest.
+   */
+  send(s: number, type: number, addr: number, addrHi: number, size: number, dir: number, data: number,
+       count = 1, dataIsPtr = false, df = false): number {
+    const at = ioreqPageOffset(s) + sharedIopageSlot(this.vcpu);
+    const word = (at + IOREQ_STATE_WORD) >> 2;
+    const dv = this.dv;
+    dv.setUint32(at + ioreq.addr, addr >>> 0, true);
+    dv.setUint32(at + ioreq.addr + 4, addrHi >>> 0, true);
+    dv.setUint32(at + ioreq.data, data >>> 0, true);
+    dv.setUint32(at + ioreq.data + 4, 0, true);
+    dv.setUint32(at + ioreq.count, count, true);
+    dv.setUint32(at + ioreq.size, size, true);
+    dv.setUint8(at + ioreq.type, type);
+    // Publish: state READY with the flags, in one store of the word that also
+    // holds _pad0 and type (the word the device model and the futex watch).
+    const ready = (ioreqBits(STATE_IOREQ_READY, dataIsPtr, dir, df) << 16) | (type << 24);
+    Atomics.store(this.i32, word, ready);
+    this.ring(s);
+    this.stats.sync++;
+    this.wait(at + IOREQ_STATE_WORD, word);
+    const out = dir === IOREQ_READ ? dv.getUint32(at + ioreq.data, true) : 0;
+    Atomics.store(this.i32, word, (type << 24) | (ioreqBits(STATE_IOREQ_NONE, false, 0, false) << 16));
+    return out;
+  }
+
+  private wait(byteOffset: number, word: number): void {
+    const t0 = process.hrtime.bigint();
+    for (;;) {
+      const w = Atomics.load(this.i32, word);
+      if (((w >>> 16) & 0xf) === STATE_IORESP_READY) {
+        this.stats.spun++;
+        return;
+      }
+      if (process.hrtime.bigint() - t0 > SPIN_NS) break;
+    }
+    for (;;) {
+      const w = Atomics.load(this.i32, word);
+      if (((w >>> 16) & 0xf) === STATE_IORESP_READY) { this.stats.blocked++; return; }
+      this.block(this.seg, byteOffset, w, 100);
+    }
+  }
+
+  /**
+   * A write to server `s`'s buffered ring (buf_ioreq_t, 8 bytes; 20 bits of
+   * address, so offsets in the VGA window). False when the ring is full: the
+   * caller sends it synchronously instead, which also orders it after
+   * everything buffered before (the device model drains the ring first).
+   */
+  buffered(s: number, addr: number, size: 1 | 2 | 4, value: number): boolean {
+    const base = bufioreqPageOffset(s);
+    const rp = Atomics.load(this.i32, (base + buffered_iopage.read_pointer) >> 2) >>> 0;
+    const wp = Atomics.load(this.i32, (base + buffered_iopage.write_pointer) >> 2) >>> 0;
+    if (((wp - rp) >>> 0) >= IOREQ_BUFFER_SLOT_NUM) return false;
+    const at = base + buffered_iopage.buf_ioreq + (wp % IOREQ_BUFFER_SLOT_NUM) * BUF_IOREQ_SIZE;
+    this.dv.setUint32(at, bufIoreqWord(IOREQ_TYPE_COPY, 0, size, addr), true);
+    this.dv.setUint32(at + 4, value >>> 0, true);
+    Atomics.store(this.i32, (base + buffered_iopage.write_pointer) >> 2, (wp + 1) | 0);
+    this.stats.buffered++;
+    this.ring(s);
+    return true;
+  }
+
+  /** Tells server s there is work: its doorbell, and a futex wake only if it sleeps. */
+  private ring(s: number): void {
+    Atomics.add(this.i32, (hvm_ctl.dm_doorbell >> 2) + s, 1);
+    if (Atomics.load(this.i32, (hvm_ctl.dm_sleeping >> 2) + s)) futexWake(this.seg, hvm_ctl.dm_doorbell + 4 * s, 1);
+  }
+}

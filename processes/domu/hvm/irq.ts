@@ -1,0 +1,44 @@
+// The guest's interrupt lines, as Xen's hvm/irq.c keeps them: ISA IRQs a
+// device model asserts (XEN_DMOP_set_isa_irq_level), and PCI INTx pins
+// (set_pci_intx_level) reaching an ISA IRQ through the PCI link their pin
+// swizzles to (hvm_pci_intx_link) and the link's route (set_pci_link_route,
+// which qemu-dm derives from PIIX3's PIRQ registers). An ISA IRQ is asserted
+// while any of its sources is; its edges go to the vCPU's 8259 PIC.
+import { hvm_ctl, pciIntxLink } from '../../../shared/abi/hvm/xenemu_hvm.js';
+
+export class IrqLines {
+  private gen = -1;
+  /** What the PIC was last told, bit per ISA IRQ. */
+  private asserted = 0;
+
+  constructor(private readonly i32: Int32Array, private readonly raise: (irq: number) => void,
+              private readonly lower: (irq: number) => void) {}
+
+  /** True when a device model changed a level since the last sync(). */
+  get changed(): boolean { return Atomics.load(this.i32, hvm_ctl.irq_gen >> 2) !== this.gen; }
+
+  /** Applies the control page's levels to the PIC. */
+  sync(): void {
+    const g = Atomics.load(this.i32, hvm_ctl.irq_gen >> 2);
+    if (g === this.gen) return;
+    this.gen = g;
+    let want = Atomics.load(this.i32, hvm_ctl.isa_irq_level >> 2) & 0xffff;
+    const routes = [0, 1, 2, 3].map((l) => Atomics.load(this.i32, (hvm_ctl.pci_link_route >> 2) + l) & 0xf);
+    for (let w = 0; w < 4; w++) {
+      let bits = Atomics.load(this.i32, (hvm_ctl.pci_intx_level >> 2) + w) >>> 0;
+      while (bits) {
+        const b = 31 - Math.clz32(bits);
+        bits &= ~(1 << b);
+        const n = w * 32 + b;
+        const irq = routes[pciIntxLink(n >> 2, n & 3)]!;
+        if (irq) want |= 1 << irq;
+      }
+    }
+    const diff = want ^ this.asserted;
+    for (let irq = 0; irq < 16; irq++) {
+      if (!(diff & (1 << irq))) continue;
+      if (want & (1 << irq)) this.raise(irq); else this.lower(irq);
+    }
+    this.asserted = want;
+  }
+}

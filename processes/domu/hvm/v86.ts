@@ -1,0 +1,216 @@
+// The one module that knows v86's internals (npm v86 0.5.462, pinned): an
+// x86 processor with the platform devices Xen emulates inside the
+// hypervisor, whose RAM is the domain's memory segment and whose other
+// devices are taken away, so that every other access can be handed to a
+// device model as an ioreq (docs/hvm.md).
+//
+// v86 is written for a browser tab: it builds a whole PC (PCI, IDE, VGA,
+// UART, ...) and runs it from its own event loop. Here it is a processor
+// only: the domain's vCPU thread calls main_loop() itself, inside the
+// scheduler's slices, and every I/O port and MMIO block handler can be
+// replaced (io.ports[p], memory_map_*[block]; the last writer wins). The
+// APIs used are internal to v86; if a v86 upgrade moves one, this file is
+// where it breaks, and test/hvm/v86.test.ts says so.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { shmMapInto } from '../../../shared/shm.js';
+
+/** What v86's CPU object offers that this module uses. */
+interface V86Cpu {
+  main_loop(): number;
+  device_raise_irq(irq: number): void;
+  device_lower_irq(irq: number): void;
+  jit_dirty_cache(start: number, end: number): void;
+  jit_clear_cache(): void;
+  reboot_internal(): void;
+  mem8: Uint8Array;
+  wasm_memory: WebAssembly.Memory;
+  in_hlt: Uint8Array;
+  reg32: Int32Array;
+  io: {
+    ports: PortEntry[];
+    mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void,
+                  r32?: (a: number) => number, w32?: (a: number, v: number) => void): void;
+  };
+  memory_map_read8: (((a: number) => number) | undefined)[];
+  memory_map_write8: (((a: number, v: number) => void) | undefined)[];
+  memory_map_read32: (((a: number) => number) | undefined)[];
+  memory_map_write32: (((a: number, v: number) => void) | undefined)[];
+}
+
+interface PortEntry {
+  read8(port: number): number;
+  read16(port: number): number;
+  read32(port: number): number;
+  write8(v: number): void;
+  write16(v: number): void;
+  write32(v: number): void;
+  device: unknown;
+}
+
+interface V86Emulator {
+  v86: { cpu: V86Cpu };
+  add_listener(ev: string, fn: () => void): void;
+  destroy(): void;
+}
+
+/** v86's MMIO granularity (const.js MMAP_BLOCK_BITS = 17). */
+export const MMAP_BLOCK_BITS = 17;
+export const MMAP_BLOCK_SIZE = 1 << MMAP_BLOCK_BITS;
+
+/**
+ * Ports whose v86 devices stay: what Xen emulates in the hypervisor (PIC,
+ * PIT and the speaker gate on 0x61, RTC/CMOS, ELCR) and the legacy platform
+ * xenemu keeps beside the processor rather than in qemu-dm: the 8237 DMA
+ * controllers and their page registers, the 8042 keyboard controller, port
+ * 0x92's A20 gate, and QEMU's fw_cfg, which SeaBIOS reads for the memory
+ * size. Everything else is routed by the ioreq servers' ranges.
+ */
+export const PLATFORM_PORTS: ReadonlyArray<readonly [number, number]> = [
+  [0x00, 0x0f], [0x20, 0x21], [0x40, 0x43], [0x60, 0x60], [0x61, 0x61], [0x64, 0x64], [0x70, 0x71],
+  [0x80, 0x8f], [0x92, 0x92], [0xa0, 0xa1], [0xc0, 0xdf], [0x4d0, 0x4d1], [0x510, 0x511],
+];
+
+export function isPlatformPort(p: number): boolean {
+  for (const [a, b] of PLATFORM_PORTS) if (p >= a && p <= b) return true;
+  return false;
+}
+
+/** A replacement for one port: sizes 1, 2, 4; reads return the value (unsigned). */
+export interface PortHandler {
+  read(port: number, size: 1 | 2 | 4): number;
+  write(port: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** A replacement for one MMIO block: addresses are absolute. */
+export interface MmioHandler {
+  read(addr: number, size: 1 | 4): number;
+  write(addr: number, size: 1 | 4, value: number): void;
+}
+
+export interface V86Options {
+  /** Bytes of RAM (a multiple of 128 KiB). */
+  ramBytes: number;
+  /** The domain's memory segment and how many of its bytes are RAM. */
+  memSegment: string;
+  /** SeaBIOS (or another firmware) as the builder left it, ending at 1 MiB. */
+  bios: Uint8Array;
+  /** The guest asked for a reset (PS/2 0xFE, 0xCF9): the caller decides what that means. */
+  onReset: () => void;
+}
+
+const require = createRequire(import.meta.url);
+
+function v86Dir(): string {
+  return dirname(require.resolve('v86'));
+}
+
+export class V86Machine {
+  private constructor(private readonly emu: V86Emulator, readonly cpu: V86Cpu, readonly ramBytes: number) {}
+
+  /**
+   * Builds the processor in this thread, maps the segment over its RAM and
+   * takes every non-platform port and the VGA window away from v86's devices
+   * (they read as all-ones until setPort/setMmio give them a handler).
+   */
+  static async create(o: V86Options): Promise<V86Machine> {
+    const { V86 } = await import('v86') as unknown as { V86: new (s: object) => V86Emulator };
+    const bios = o.bios.slice().buffer;
+    const emu = new V86({
+      wasm_path: join(v86Dir(), 'v86.wasm'),
+      bios: { buffer: bios },
+      memory_size: o.ramBytes,
+      vga_memory_size: 2 * 1024 * 1024,
+      autostart: false,
+      disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+      acpi: false,
+      screen: { disabled: true },
+    });
+    await new Promise<void>((res) => emu.add_listener('emulator-ready', res));
+    const cpu = emu.v86.cpu;
+    if (cpu.mem8.length !== o.ramBytes || cpu.mem8.byteOffset % 4096 !== 0) {
+      emu.destroy();
+      throw new Error(`v86 placed ${cpu.mem8.length} bytes of RAM at offset ${cpu.mem8.byteOffset}: cannot map the segment over it`);
+    }
+    // From here the guest's RAM *is* the domain's segment (the builder's
+    // SeaBIOS at 0xE0000 included), for v86's JIT, for this thread, and for
+    // every process that maps the segment.
+    shmMapInto(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, o.memSegment, o.ramBytes);
+    const m = new V86Machine(emu, cpu, o.ramBytes);
+    m.stripDevices(o.onReset);
+    return m;
+  }
+
+  private stripDevices(onReset: () => void): void {
+    const empty = this.entry({ read: (_p, s) => (s === 4 ? 0xffffffff : (1 << (8 * s)) - 1), write: () => {} });
+    for (let p = 0; p < 0x10000; p++) if (!isPlatformPort(p)) this.cpu.io.ports[p] = empty;
+    // v86 resets itself in place (PS/2 0xFE, PCI 0xCF9); under Xen a reset
+    // is the domain's to decide (SHUTDOWN_reboot).
+    this.cpu.reboot_internal = onReset;
+  }
+
+  private entry(h: PortHandler, port = 0): PortEntry {
+    return {
+      read8: () => h.read(port, 1) & 0xff,
+      read16: () => h.read(port, 2) & 0xffff,
+      read32: () => h.read(port, 4) | 0,
+      write8: (v: number) => h.write(port, 1, v & 0xff),
+      write16: (v: number) => h.write(port, 2, v & 0xffff),
+      write32: (v: number) => h.write(port, 4, v >>> 0),
+      device: h,
+    };
+  }
+
+  /** Hands port `port` to `h` (v86 calls entries without the port number: it is bound here). */
+  setPort(port: number, h: PortHandler): void {
+    this.cpu.io.ports[port] = this.entry(h, port);
+  }
+
+  /** Hands the 128 KiB MMIO blocks covering [addr, addr+len) to `h`. */
+  setMmio(addr: number, len: number, h: MmioHandler): void {
+    const first = addr >>> MMAP_BLOCK_BITS;
+    const last = (addr + len - 1) >>> MMAP_BLOCK_BITS;
+    for (let b = first; b <= last; b++) {
+      this.cpu.memory_map_read8[b] = (a: number) => h.read(a >>> 0, 1) & 0xff;
+      this.cpu.memory_map_write8[b] = (a: number, v: number) => h.write(a >>> 0, 1, v & 0xff);
+      this.cpu.memory_map_read32[b] = (a: number) => h.read(a >>> 0, 4) | 0;
+      this.cpu.memory_map_write32[b] = (a: number, v: number) => h.write(a >>> 0, 4, v >>> 0);
+    }
+  }
+
+  /** The handlers of the block holding `addr`, as v86 has them (to fall back on). */
+  mmioOf(addr: number): MmioHandler | null {
+    const b = addr >>> MMAP_BLOCK_BITS;
+    const r8 = this.cpu.memory_map_read8[b];
+    const w8 = this.cpu.memory_map_write8[b];
+    const r32 = this.cpu.memory_map_read32[b];
+    const w32 = this.cpu.memory_map_write32[b];
+    if (!r8 || !w8) return null;
+    return {
+      read: (a, s) => (s === 1 || !r32 ? r8(a) : r32(a) >>> 0),
+      write: (a, s, v) => { if (s === 1 || !w32) w8(a, v); else w32(a, v); },
+    };
+  }
+
+  /** Runs the processor for up to about a millisecond; returns ms until its next timer when it halted. */
+  run(): number {
+    return this.cpu.main_loop();
+  }
+
+  get halted(): boolean { return this.cpu.in_hlt[0] !== 0; }
+
+  raiseIrq(irq: number): void { this.cpu.device_raise_irq(irq); }
+  lowerIrq(irq: number): void { this.cpu.device_lower_irq(irq); }
+
+  /** Guest frames written by someone else (DMA): forget code translated from them. */
+  modified(start: number, end: number): void { this.cpu.jit_dirty_cache(start, end); }
+  modifiedAll(): void { this.cpu.jit_clear_cache(); }
+
+  destroy(): void { this.emu.destroy(); }
+}
+
+/** Debian's SeaBIOS, read by tests and tools that run v86 without a builder. */
+export function seabiosImage(path = '/usr/share/seabios/bios.bin'): Uint8Array {
+  return new Uint8Array(readFileSync(path));
+}

@@ -1,0 +1,75 @@
+// An HVM guest's vCPU: v86 running the guest's x86 code on this worker
+// thread, only inside the scheduler's slices (shared/xen/vcpu), blocked in
+// HLT until an interrupt is due, handing every access to a device that is
+// not the processor's own to the ioreq servers (io_router.ts).
+//
+// Each turn: take the slice (or wait for it), forget translated code that
+// device models overwrote by DMA, bring the PIC's lines up to date, run v86
+// for up to about a millisecond. A halted processor with nothing pending
+// blocks on the vCPU doorbell of the HVM segment until its next timer, or
+// until a device model changes an interrupt line and wakes it.
+import type { MessagePort } from 'node:worker_threads';
+import { shmOpen } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+import { XENEMU_HVM_SEGMENT_PAGES, drainModified, hvm_ctl } from '../../../shared/abi/hvm/xenemu_hvm.js';
+import type { VcpuContext } from '../../../shared/xen/vcpu/index.js';
+import { V86Machine } from './v86.js';
+import { IoreqClient } from './ioreq.js';
+import { IoRouter } from './io_router.js';
+import { IrqLines } from './irq.js';
+import { DebugPort, XEN_HVM_DEBUGCONS_IOPORT } from './debug_port.js';
+
+export interface HvmVcpuArg {
+  /** The domain's memory and HVM segments. */
+  mem: string;
+  hvm: string;
+  /** RAM bytes (below the VGA hole and above it, contiguous in the segment). */
+  ramBytes: number;
+  /** Bytes of firmware the builder left below 1 MiB. */
+  firmwareBytes: number;
+  /** Messages to the domain's main thread (HvmVcpuMessage). */
+  port: MessagePort;
+}
+
+export type HvmVcpuMessage =
+  | { type: 'console'; line: string }
+  | { type: 'ready'; ramOffset: number };
+
+/** Why the vCPU stopped. */
+export type HvmVcpuExit = { reason: 'reboot' } | { reason: 'crash'; message: string };
+
+export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promise<HvmVcpuExit> {
+  const seg = shmOpen(arg.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
+  const i32 = new Int32Array(seg);
+  const dv = new DataView(seg);
+  const low = new Uint8Array(shmOpen(arg.mem, 0x100000));
+  const firmware = low.slice(0x100000 - arg.firmwareBytes);
+  let reset = false;
+  const m = await V86Machine.create({ ramBytes: arg.ramBytes, memSegment: arg.mem, bios: firmware, onReset: () => { reset = true; } });
+  const io = new IoreqClient(seg, ctx.vcpu, ctx.block);
+  const debug = new DebugPort((line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage));
+  const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n));
+  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]));
+  arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
+  const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
+  const forgetAll = () => m.modifiedAll();
+  for (;;) {
+    ctx.preemptionPoint();
+    drainModified(i32, dv, forget, forgetAll);
+    irq.sync();
+    router.refresh();
+    let t: number;
+    try {
+      t = m.run();
+    } catch (err) {
+      return { reason: 'crash', message: (err as Error).stack ?? String(err) };
+    }
+    if (reset) return { reason: 'reboot' };
+    if (!m.halted) continue;
+    // Halted: sleep until the next timer of the processor's own devices, or
+    // an interrupt from a device model (the doorbell), whichever is first.
+    const bell = Atomics.load(i32, hvm_ctl.vcpu_doorbell >> 2);
+    if (irq.changed) continue;
+    ctx.block(seg, hvm_ctl.vcpu_doorbell, bell, Math.max(0.05, Math.min(t, 100)));
+  }
+}

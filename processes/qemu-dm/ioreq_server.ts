@@ -1,0 +1,202 @@
+// The device model's end of an ioreq server (hvm/ioreq.h, qemu-xen's
+// xen-hvm.c cpu_handle_ioreq / handle_buffered_iopage): take what the vCPUs
+// posted in the server's pages, emulate it, answer.
+//
+//   for each turn:  drain the buffered ring (VGA writes, in order), then
+//                   each vCPU's ioreq_t in STATE_IOREQ_READY: INPROCESS,
+//                   emulate (rep: `count` times, data in guest memory when
+//                   data_is_ptr), data, STATE_IORESP_READY, wake the vCPU
+//   when idle:      dm_sleeping = 1, look once more, sleep on the doorbell
+//
+// Everything here is synchronous and runs on the one thread that owns the
+// devices (qemu-dm's ioreq thread): a device's state is never touched by two
+// threads.
+import { futexWait, futexWake } from '../../shared/shm.js';
+import {
+  BUF_IOREQ_SIZE, IOREQ_BUFFER_SLOT_NUM, IOREQ_READ, IOREQ_STATE_WORD, IOREQ_TYPE_COPY, IOREQ_TYPE_PCI_CONFIG,
+  IOREQ_TYPE_PIO, STATE_IOREQ_INPROCESS, STATE_IOREQ_READY, STATE_IORESP_READY, buffered_iopage, ioreq,
+  sharedIopageSlot,
+} from '../../shared/abi/hvm/ioreq.js';
+import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../shared/abi/hvm/xenemu_hvm.js';
+import type { AccessSize, GuestMemory } from '../../shared/hw/machine.js';
+
+/** What the server hands each access to. Values are unsigned 32-bit; 8-byte MMIO comes as two halves. */
+export interface IoreqHandler {
+  pio(dir: number, port: number, size: AccessSize, value: number): number;
+  mmio(dir: number, addr: number, size: AccessSize, value: number): number;
+  /** `sbdf` as XEN_DMOP_PCI_SBDF; `reg` the configuration register (0-4095). */
+  pciConfig(dir: number, sbdf: number, reg: number, size: AccessSize, value: number): number;
+}
+
+export interface IoreqServerStats { sync: number; buffered: number; rep: number; bad: number }
+
+const MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+
+export class IoreqServerPages {
+  private readonly i32: Int32Array;
+  private readonly dv: DataView;
+  readonly stats: IoreqServerStats = { sync: 0, buffered: 0, rep: 0, bad: 0 };
+  private readonly scratch = new Uint8Array(8);
+
+  constructor(private readonly seg: SharedArrayBuffer, readonly id: number, readonly nrVcpus: number,
+              private readonly h: IoreqHandler, private readonly mem: GuestMemory,
+              private readonly log: (m: string) => void = () => {}) {
+    this.i32 = new Int32Array(seg);
+    this.dv = new DataView(seg);
+  }
+
+  /** Handles everything posted; returns how many requests that was. */
+  serve(): number {
+    let n = this.drainBuffered();
+    const base = ioreqPageOffset(this.id);
+    for (let v = 0; v < this.nrVcpus; v++) {
+      const at = base + sharedIopageSlot(v);
+      const word = (at + IOREQ_STATE_WORD) >> 2;
+      const w = Atomics.load(this.i32, word);
+      if (((w >>> 16) & 0xf) !== STATE_IOREQ_READY) continue;
+      // A sync request is answered only after everything buffered before it.
+      n += this.drainBuffered();
+      Atomics.store(this.i32, word, (w & ~0xf0000) | (STATE_IOREQ_INPROCESS << 16));
+      this.handle(at, w);
+      Atomics.store(this.i32, word, (Atomics.load(this.i32, word) & ~0xf0000) | (STATE_IORESP_READY << 16));
+      futexWake(this.seg, at + IOREQ_STATE_WORD, 1);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Sleeps until a vCPU posts something or `timeoutMs` passes (negative:
+   * no limit). The sleeping flag first, then one more look, then the
+   * futex: a post that lands in between is seen, never lost.
+   */
+  wait(timeoutMs: number): void {
+    const sleeping = (hvm_ctl.dm_sleeping >> 2) + this.id;
+    const bell = Atomics.load(this.i32, (hvm_ctl.dm_doorbell >> 2) + this.id);
+    Atomics.store(this.i32, sleeping, 1);
+    if (!this.pending()) futexWait(this.seg, hvm_ctl.dm_doorbell + 4 * this.id, bell, timeoutMs);
+    Atomics.store(this.i32, sleeping, 0);
+  }
+
+  /** Anything posted and not yet taken. */
+  pending(): boolean {
+    const b = bufioreqPageOffset(this.id);
+    if (Atomics.load(this.i32, (b + buffered_iopage.read_pointer) >> 2) !== Atomics.load(this.i32, (b + buffered_iopage.write_pointer) >> 2)) return true;
+    const base = ioreqPageOffset(this.id);
+    for (let v = 0; v < this.nrVcpus; v++) {
+      const w = Atomics.load(this.i32, (base + sharedIopageSlot(v) + IOREQ_STATE_WORD) >> 2);
+      if (((w >>> 16) & 0xf) === STATE_IOREQ_READY) return true;
+    }
+    return false;
+  }
+
+  private handle(at: number, w: number): void {
+    const dv = this.dv;
+    const bits = (w >>> 16) & 0xff;
+    const type = (w >>> 24) & 0xff;
+    const dir = (bits >> 5) & 1;
+    const dataIsPtr = (bits & 0x10) !== 0;
+    const df = (bits & 0x40) !== 0;
+    const size = dv.getUint32(at + ioreq.size, true);
+    const count = dv.getUint32(at + ioreq.count, true);
+    const addrLo = dv.getUint32(at + ioreq.addr, true);
+    const addrHi = dv.getUint32(at + ioreq.addr + 4, true);
+    const data = dv.getUint32(at + ioreq.data, true);
+    this.stats.sync++;
+    // Validate at the edge: a vCPU is not trusted any more than a ring is.
+    if ((size !== 1 && size !== 2 && size !== 4 && size !== 8) || count === 0 || count > 0x10000) {
+      this.stats.bad++;
+      this.log(`ioreq: refused type ${type} size ${size} count ${count}`);
+      if (dir === IOREQ_READ) { dv.setUint32(at + ioreq.data, 0xffffffff, true); dv.setUint32(at + ioreq.data + 4, 0xffffffff, true); }
+      return;
+    }
+    if (!dataIsPtr && count === 1) {
+      const r = this.access(type, dir, addrLo, addrHi, size, data, dv.getUint32(at + ioreq.data + 4, true));
+      if (dir === IOREQ_READ) { dv.setUint32(at + ioreq.data, r.lo, true); dv.setUint32(at + ioreq.data + 4, r.hi, true); }
+      return;
+    }
+    // rep ins/outs/movs: `count` accesses, the data in guest memory at `data`,
+    // stepping by size (backwards with df); the address steps too for MMIO.
+    this.stats.rep++;
+    const step = df ? -size : size;
+    const buf = this.scratch.subarray(0, size);
+    const bv = new DataView(buf.buffer, buf.byteOffset, size);
+    for (let i = 0; i < count; i++) {
+      const gpa = data + i * step;
+      const a = type === IOREQ_TYPE_COPY ? addrLo + i * step : addrLo;
+      try {
+        if (dir === IOREQ_READ) {
+          const r = this.access(type, dir, a, addrHi, size, 0, 0);
+          bv.setUint32(0, r.lo, true);
+          if (size === 8) bv.setUint32(4, r.hi, true);
+          this.mem.write(gpa, buf);
+        } else {
+          this.mem.read(gpa, buf);
+          this.access(type, dir, a, addrHi, size, size >= 4 ? bv.getUint32(0, true) : size === 2 ? bv.getUint16(0, true) : buf[0]!,
+            size === 8 ? bv.getUint32(4, true) : 0);
+        }
+      } catch (err) {
+        this.stats.bad++;
+        this.log(`ioreq: rep access at guest 0x${gpa.toString(16)} failed: ${(err as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  private access(type: number, dir: number, a: number, aHi: number, size: number, lo: number, hi: number): { lo: number; hi: number } {
+    const h = this.h;
+    if (size === 8) {
+      // Two halves, as QEMU's memory core splits an access wider than the device's.
+      const l = this.access(type, dir, a, aHi, 4, lo, 0).lo;
+      const u = this.access(type, dir, type === IOREQ_TYPE_COPY ? a + 4 : a, aHi, 4, hi, 0).lo;
+      return { lo: l, hi: u };
+    }
+    const s = size as AccessSize;
+    let v = 0;
+    switch (type) {
+      case IOREQ_TYPE_PIO: v = h.pio(dir, a & 0xffff, s, lo & MASK[s]); break;
+      case IOREQ_TYPE_COPY: v = h.mmio(dir, a >>> 0, s, lo & MASK[s]); break;
+      case IOREQ_TYPE_PCI_CONFIG: v = h.pciConfig(dir, aHi, a & 0xfff, s, lo & MASK[s]); break;
+      default:
+        this.stats.bad++;
+        v = 0xffffffff;
+    }
+    return { lo: dir === IOREQ_READ ? (v & MASK[s]) >>> 0 : 0, hi: 0 };
+  }
+
+  /** Buffered writes (buf_ioreq_t), in order; an 8-byte one takes two slots. */
+  private drainBuffered(): number {
+    const b = bufioreqPageOffset(this.id);
+    const rpIdx = (b + buffered_iopage.read_pointer) >> 2;
+    let rp = Atomics.load(this.i32, rpIdx) >>> 0;
+    const wp = Atomics.load(this.i32, (b + buffered_iopage.write_pointer) >> 2) >>> 0;
+    let n = 0;
+    if (((wp - rp) >>> 0) > IOREQ_BUFFER_SLOT_NUM) {
+      // A writer that is not xenemu's vCPU: refuse the whole ring.
+      this.stats.bad++;
+      Atomics.store(this.i32, rpIdx, wp | 0);
+      return 0;
+    }
+    while (rp !== wp) {
+      const at = b + buffered_iopage.buf_ioreq + (rp % IOREQ_BUFFER_SLOT_NUM) * BUF_IOREQ_SIZE;
+      const w = this.dv.getUint32(at, true);
+      const type = w & 0xff;
+      const sz = [1, 2, 4, 8][(w >> 10) & 3]!;
+      const addr = (w >>> 12) & 0xfffff;
+      let lo = this.dv.getUint32(at + 4, true);
+      let hi = 0;
+      if (sz === 8) {
+        rp = (rp + 1) >>> 0;
+        if (rp === wp) break;
+        hi = this.dv.getUint32(b + buffered_iopage.buf_ioreq + (rp % IOREQ_BUFFER_SLOT_NUM) * BUF_IOREQ_SIZE + 4, true);
+      }
+      if (((w >> 9) & 1) === 0) this.access(type, 0, addr, 0, sz, lo, hi);
+      lo = 0;
+      rp = (rp + 1) >>> 0;
+      n++;
+    }
+    Atomics.store(this.i32, rpIdx, rp | 0);
+    this.stats.buffered += n;
+    return n;
+  }
+}

@@ -1,0 +1,75 @@
+// An HVM domain boots Debian's SeaBIOS: the firmware and hvm_info_table
+// placed in guest RAM as the HVM builder places them, the vCPU (v86 in the
+// domain process, inside the scheduler's slices) fetching its first
+// instruction from that RAM, and SeaBIOS's log on port 0x402 reaching a
+// device model through a real ioreq server: the whole ioreq path, with a
+// device model of one device (test/fixtures/debugcon_dm.ts).
+import t from 'tap';
+import { Worker } from 'node:worker_threads';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DIST, startHost, waitFor } from '../helpers/host.js';
+import { HypervisorClient } from '../../shared/xen/hypervisor.js';
+import { privcmdEndpoint } from '../../shared/wire/hypercall.js';
+import { shmOpen } from '../../shared/shm.js';
+import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
+import {
+  XEN_DOMCTL_CDF_hap, XEN_DOMCTL_CDF_hvm, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain, XEN_DOMCTL_getdomaininfo,
+  XEN_DOMCTL_unpausedomain, XENEMU_DOMCTL_getsegments,
+} from '../../shared/abi/domctl.js';
+import * as DM from '../../shared/abi/hvm/dm_op.js';
+import { HVM_IOREQSRV_BUFIOREQ_ATOMIC } from '../../shared/abi/hvm/params.js';
+import { HVM_INFO_PADDR, encodeHvmInfoTable } from '../../shared/abi/hvm/hvm_info_table.js';
+
+const SEABIOS = '/usr/share/seabios/bios.bin';
+const DOMU = join(DIST, 'processes', 'domu', 'main.js');
+const DM_WORKER = join(DIST, 'test', 'fixtures', 'debugcon_dm.js');
+
+t.test('SeaBIOS boots in an HVM domain and logs through an ioreq server', { skip: existsSync(SEABIOS) ? false : `${SEABIOS} missing: apt-get install seabios` }, async (t) => {
+  const h = await startHost(t, { memory: 512, pcpus: 2 });
+  const pc = HypervisorClient.privcmd(privcmdEndpoint(h.rundir));
+  t.teardown(() => pc.close());
+  const MiB = 32;
+  const c = await pc.hypercall<{ domain: number }>(__HYPERVISOR_domctl, XEN_DOMCTL_createdomain,
+    { max_vcpus: 1, memory_kb: MiB * 1024, flags: XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap, xenemu: { program: DOMU } });
+  t.equal(c.ret, 0, 'an HVM domain');
+  const domid = c.data!.domain;
+  t.teardown(() => pc.hypercall(__HYPERVISOR_domctl, XEN_DOMCTL_destroydomain, { domain: domid }));
+  const seg = (await pc.hypercall<{ mem: string; mem_bytes: number; hvm: string }>(__HYPERVISOR_domctl, XENEMU_DOMCTL_getsegments, { domain: domid })).data!;
+  const mem = new Uint8Array(shmOpen(seg.mem, seg.mem_bytes));
+  const bios = readFileSync(SEABIOS);
+  mem.set(bios, 0x100000 - bios.length);
+  mem.set(encodeHvmInfoTable({ apicMode: 1, nrVcpus: 1, lowMemPgend: (MiB << 20) >> 12, reservedMemPgstart: 0xfeff0, highMemPgend: 0 }), HVM_INFO_PADDR);
+
+  const dm = (op: number, arg: object) => pc.hypercall(__HYPERVISOR_dm_op, 0, { domid, op, ...arg });
+  const srv = await dm(DM.XEN_DMOP_create_ioreq_server, { handle_bufioreq: HVM_IOREQSRV_BUFIOREQ_ATOMIC }) as { ret: number; data: { id: number } };
+  t.equal(srv.ret, 0);
+  t.equal((await dm(DM.XEN_DMOP_map_io_range_to_ioreq_server, { id: srv.data.id, type: DM.XEN_DMOP_IO_RANGE_PORT, start: 0x402, end: 0x402 })).ret, 0);
+  t.equal((await dm(DM.XEN_DMOP_set_ioreq_server_state, { id: srv.data.id, enabled: 1 })).ret, 0);
+
+  const stop = new SharedArrayBuffer(4);
+  const lines: string[] = [];
+  const w = new Worker(DM_WORKER, { workerData: { hvm: seg.hvm, id: srv.data.id, stop } });
+  const done = new Promise<{ stats: { sync: number; bad: number }; other: number }>((res) => {
+    w.on('message', (m: { text?: string; done?: boolean; stats?: { sync: number; bad: number }; other?: number }) => {
+      if (m.text !== undefined) lines.push(m.text);
+      if (m.done) res({ stats: m.stats!, other: m.other! });
+    });
+  });
+  t.teardown(async () => { Atomics.store(new Int32Array(stop), 0, 1); await w.terminate(); });
+
+  const t0 = Date.now();
+  t.equal((await pc.hypercall(__HYPERVISOR_domctl, XEN_DOMCTL_unpausedomain, { domain: domid })).ret, 0);
+  await waitFor(() => lines.some((l) => /^SeaBIOS \(version /.test(l)), 30_000, 'the SeaBIOS banner on port 0x402');
+  t.pass(`SeaBIOS's banner after ${Date.now() - t0} ms: ${lines.find((l) => l.startsWith('SeaBIOS'))!.trim()}`);
+  await waitFor(() => lines.some((l) => /No bootable device|Booting from|Boot failed/.test(l)), 60_000, 'SeaBIOS looking for something to boot');
+  t.ok(lines.some((l) => /Found \d+ cpu\(s\)|ram size|RamSize|e820/i.test(l)), 'it sized RAM and CPUs');
+  const info = await pc.hypercall<{ flags: number; cpu_time: number }>(__HYPERVISOR_domctl, XEN_DOMCTL_getdomaininfo, { domain: domid });
+  t.ok(info.data!.cpu_time > 0, 'the vCPU was charged for its running time');
+  Atomics.store(new Int32Array(stop), 0, 1);
+  const r = await done;
+  t.ok(r.stats.sync > 100, `${r.stats.sync} ioreqs answered`);
+  t.equal(r.stats.bad, 0, 'none malformed');
+  t.equal(r.other, 0, 'the server got only what it claimed');
+  t.comment(lines.join('').slice(0, 3000));
+});
