@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { XenconsInterface, XENCONS_OUT_SIZE } from '../../../shared/abi/io/console.js';
 import { Backlog } from './backlog.js';
-import { ConsolePty } from './pty.js';
+import { ConsolePty } from '../../../shared/runtime/pty.js';
 
 export interface XenconsoledOptions {
   /** Logs go to `<logDir>/console/<name-or-domid>.log`. */

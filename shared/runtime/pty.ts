@@ -1,4 +1,5 @@
-// One pseudo-terminal pair made with node-pty 1.1.0's `open()` (docs/design.md §7).
+// One pseudo-terminal pair made with node-pty 1.1.0's `open()` (docs/design.md §7): xenconsoled's
+// consoles and qemu-dm's emulated serial ports.
 //
 // What node-pty gives and what it does not:
 //   - `_fd` is the master descriptor, `_pty` the slave's path (/dev/pts/N);
