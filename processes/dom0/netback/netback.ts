@@ -20,6 +20,7 @@ import { Bridge } from './bridge.js';
 import { FramePool } from './pool.js';
 import { NETIF_REJECTS, type NetifReject } from './reject.js';
 import { Vif } from './vif.js';
+import { TapPort } from './tap.js';
 
 export const VIF_BACKEND_ROOT = '/local/domain/0/backend/vif';
 /** Dom0 frames for packets in flight (4 MiB). */
@@ -31,6 +32,8 @@ export interface NetbackOptions { dom0: XenDomain; xs: XsClient; log: (m: string
 export class Netback {
   readonly vifs = new Map<string, Vif>();
   readonly bridges = new Map<string, Bridge>();
+  /** Emulated NICs' ports (tap.ts), by name (vif<domid>.<n>-emu). */
+  readonly taps = new Map<string, TapPort>();
   private readonly pool: FramePool;
   private watch: XenbusWatch | null = null;
   private readonly sweep: NodeJS.Timeout;
@@ -49,6 +52,27 @@ export class Netback {
     nb.bridge('xenbr0');
     nb.watch = await xenbusWatch(o.xs, VIF_BACKEND_ROOT, () => nb.rescan(), 'netback');
     return nb;
+  }
+
+  /**
+   * A port on bridge `bridge` for an HVM guest's emulated NIC: what
+   * vif-bridge does with qemu's tap. Returns the endpoint the device model
+   * connects to. A second call with the same name gives the same port.
+   */
+  async addTap(name: string, bridge: string): Promise<string> {
+    if (!/^vif\d+\.\d+-emu$/.test(name)) throw new Error(`tap name ${name}: vif<domid>.<n>-emu`);
+    const had = this.taps.get(name);
+    if (had) return had.endpoint;
+    const t = await TapPort.open(name, this.o.dom0.rundir, this.bridge(bridge));
+    this.taps.set(name, t);
+    return t.endpoint;
+  }
+
+  /** Takes away every tap port of domain `domid`. */
+  removeTaps(domid: number): void {
+    for (const [name, t] of this.taps) {
+      if (name.startsWith(`vif${domid}.`)) { t.close(); this.taps.delete(name); }
+    }
   }
 
   bridge(name: string): Bridge {
@@ -102,6 +126,8 @@ export class Netback {
     await this.watch?.close();
     for (const v of this.vifs.values()) await v.remove();
     this.vifs.clear();
+    for (const t of this.taps.values()) t.close();
+    this.taps.clear();
     this.driver.close();
   }
 }
