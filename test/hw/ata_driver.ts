@@ -14,6 +14,8 @@ export class AtaDriver {
   constructor(readonly m: TestMachine, readonly ch: Chan = PRI) {}
 
   get status(): number { return this.m.inb(this.ch.base + 7); }
+  /** Reads the status register for its side effect: INTRQ is acknowledged. */
+  ack(): void { this.m.inb(this.ch.base + 7); }
   get altStatus(): number { return this.m.inb(this.ch.ctl); }
   get error(): number { return this.m.inb(this.ch.base + 1); }
   get irqLevel(): number { return this.m.irq.isa[this.ch.irq]!; }

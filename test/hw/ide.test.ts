@@ -85,7 +85,7 @@ t.test('PIO READ/WRITE SECTORS, MULTIPLE and EXT, with the interrupt protocol', 
   t.equal(ata.irqLevel, 0, 'status read clears INTRQ');
   const got = new Uint8Array(3 * 512);
   for (let s = 0; s < 3; s++) {
-    if (s > 0) { t.equal(ata.irqLevel, 1, `INTRQ for block ${s}`); ata.status; }
+    if (s > 0) { t.equal(ata.irqLevel, 1, `INTRQ for block ${s}`); ata.ack(); }
     got.set(ata.insw(512), s * 512);
   }
   t.same(got, img.data.subarray(100 * 512, 103 * 512), 'data');
@@ -96,7 +96,7 @@ t.test('PIO READ/WRITE SECTORS, MULTIPLE and EXT, with the interrupt protocol', 
 
   // 32-bit PIO (rep insl), as Linux's ata_sff_data_xfer32.
   ata.lba28(0x20, 0, 7, 1);
-  ata.status;
+  ata.ack();
   t.same(ata.insl(512), img.data.subarray(7 * 512, 8 * 512), 'dword data port');
 
   // WRITE SECTORS: the first block without INTRQ, the end with it.
@@ -117,10 +117,10 @@ t.test('PIO READ/WRITE SECTORS, MULTIPLE and EXT, with the interrupt protocol', 
   t.equal(ata.status & STAT.ERR, 0, 'SET MULTIPLE 4');
   t.equal(ata.identify(0)![59], 0x104, 'IDENTIFY word 59 shows it');
   ata.lba28(0xc4, 0, 200, 6);
-  ata.status;
+  ata.ack();
   const b1 = ata.insw(4 * 512);
   t.equal(ata.irqLevel, 1, 'one INTRQ per multiple block');
-  ata.status;
+  ata.ack();
   const b2 = ata.insw(2 * 512);
   t.equal(ata.status & STAT.DRQ, 0);
   t.same([...b1, ...b2], [...img.data.subarray(200 * 512, 206 * 512)], 'READ MULTIPLE data');
@@ -129,7 +129,7 @@ t.test('PIO READ/WRITE SECTORS, MULTIPLE and EXT, with the interrupt protocol', 
   t.equal(ata.error, 0x04, 'ABRT');
   ata.lba28(0xc5, 0, 300, 5); // WRITE MULTIPLE, 4 + 1
   ata.outsw(new Uint8Array(4 * 512).fill(0xee));
-  ata.status;
+  ata.ack();
   ata.outsw(new Uint8Array(512).fill(0xdd));
   t.equal(ata.status, STAT.DRDY | STAT.DSC);
   t.equal(img.data[303 * 512], 0xee);
@@ -140,9 +140,9 @@ t.test('PIO READ/WRITE SECTORS, MULTIPLE and EXT, with the interrupt protocol', 
 
   // READ SECTORS EXT at LBA 4000, and the HOB bytes read back.
   ata.lba48(0x24, 0, 4000, 2);
-  ata.status;
+  ata.ack();
   t.same(ata.insw(512), img.data.subarray(4000 * 512, 4001 * 512));
-  ata.status;
+  ata.ack();
   t.same(ata.insw(512), img.data.subarray(4001 * 512, 4002 * 512));
   t.same([ata.reg(3), ata.reg(4)], [4002 & 0xff, 4002 >> 8]);
   m.outb(PRI.ctl, 0x80); // HOB
@@ -171,7 +171,7 @@ t.test('CHS addressing with INITIALIZE DEVICE PARAMETERS, as an old BIOS', async
   m.outb(PRI.base + 4, 2);
   m.outb(PRI.base + 5, 0);
   ata.command(0x20);
-  ata.status;
+  ata.ack();
   t.same(ata.insw(512), img.data.subarray(612 * 512, 613 * 512), 'CHS 2/3/5 is LBA 612');
   t.same([ata.reg(3), ata.reg(4), ata.reg(6) & 0x0f], [6, 2, 3], 'registers advance in CHS form');
   // Sector 0 does not exist in CHS.
@@ -248,7 +248,7 @@ t.test('errors: past the end, read-only back end, nIEN, SET FEATURES, verify, fl
   t.equal(ata.irqLevel, 0, 'nIEN keeps the line low');
   m.outb(PRI.ctl, 0x00);
   t.equal(ata.irqLevel, 1, 'pending INTRQ shows once nIEN clears');
-  ata.status;
+  ata.ack();
   ata.insw(512);
   // Writes to the command block are ignored while DRQ is set (QEMU).
   ata.lba28(0x20, 0, 5, 1);
@@ -292,7 +292,7 @@ t.test('bus-master DMA: scatter/gather, Active and Interrupt bits, both directio
   ata.lba48(0x35, 0, 8000, 3);
   t.equal(ata.irqLevel, 1);
   t.same(img.data.subarray(8000 * 512, 8003 * 512), new Uint8Array(3 * 512).fill(0x5c), 'written through DMA');
-  ata.status;
+  ata.ack();
   m.outb(BMIBA, 0x00);
 
   // PRDs longer than the transfer: Active stays set with Interrupt (SFF-8038i table 2).
@@ -301,7 +301,7 @@ t.test('bus-master DMA: scatter/gather, Active and Interrupt bits, both directio
   m.outb(BMIBA, 0x09);
   ata.lba28(0xc8, 0, 0, 1);
   t.equal(m.inb(BMIBA + 2) & 7, 0x05, 'Active and Interrupt: the PRDs were longer');
-  ata.status;
+  ata.ack();
   m.outb(BMIBA, 0x08);
   t.equal(m.inb(BMIBA + 2) & 1, 0, 'clearing Start clears Active');
 });
@@ -390,7 +390,7 @@ t.test('hostile DMA programming: short and endless PRD tables, memory outside RA
   reset();
   m.outb(PRI.ctl, 0);
   ata.lba28(0x20, 0, 3, 1);
-  ata.status;
+  ata.ack();
   t.same(ata.insw(512), img.data.subarray(3 * 512, 4 * 512), 'the disk still reads correctly');
 });
 
@@ -430,7 +430,7 @@ t.test('a real image file through fs: DMA writes, FLUSH CACHE, PIO reads', async
   const onDisk = fs.readFileSync(file);
   t.same(new Uint8Array(onDisk.subarray(100 * 512, 108 * 512)), payload, 'the file holds the sectors');
   ata.lba28(0x20, 0, 100, 1);
-  ata.status;
+  ata.ack();
   t.same(ata.insw(512), payload.subarray(0, 512), 'and reads them back');
   ata.lba28(0x20, 0, 2047, 2);
   t.equal(ata.error, 0x10, 'IDNF past the end of the file');
