@@ -133,7 +133,7 @@ export class IdeDrive {
   mwdmaMode = -1; udmaMode = -1;
 
   /** The PIO/DMA staging buffer: one DRQ block, one DMA chunk, or an ATAPI reply. */
-  readonly buf = new Uint8Array(DMA_CHUNK_SECTORS * SECTOR_SIZE);
+  readonly buf: Uint8Array;
   pos = 0; end = 0; dataIn = false; endAction = End.None;
   /** The command in progress: next sector, sectors left, sectors per DRQ block, 48-bit addressing. */
   lba = 0; remaining = 0; blockSectors = 1; lba48 = false;
@@ -141,7 +141,8 @@ export class IdeDrive {
   /** The ATAPI side of a CD-ROM. */
   readonly atapi: AtapiDevice | null;
 
-  constructor(readonly unit: number, spec: IdeDriveSpec) {
+  constructor(readonly unit: number, spec: IdeDriveSpec, bufBytes = DMA_CHUNK_SECTORS * SECTOR_SIZE) {
+    this.buf = new Uint8Array(bufBytes);
     this.kind = spec.kind;
     this.backend = spec.backend;
     this.model = spec.model ?? (spec.kind === 'cdrom' ? 'QEMU DVD-ROM' : 'QEMU HARDDISK');
@@ -192,7 +193,12 @@ function resetDrive(d: IdeDrive): void {
   d.multSectors = MAX_MULT_SECTORS;
   d.stopTransfer();
   d.dma = DmaKind.None;
-  d.atapi?.reset();
+  if (d.atapi) {
+    // A power-on or controller reset also unlocks and closes the tray (QEMU's ide_reset).
+    d.atapi.reset();
+    d.atapi.locked = false;
+    d.atapi.trayOpen = false;
+  }
   d.setSignature();
 }
 
@@ -405,7 +411,7 @@ export class IdeChannel {
   }
 
   /** Register copies of an absent device, written like a present one's (QEMU keeps both IDEStates). */
-  private readonly shadows = [new IdeDrive(0, { kind: 'disk', backend: null }), new IdeDrive(1, { kind: 'disk', backend: null })];
+  private readonly shadows = [new IdeDrive(0, { kind: 'disk', backend: null }, 0), new IdeDrive(1, { kind: 'disk', backend: null }, 0)];
   private shadowFor(unit: number): IdeDrive { return this.shadows[unit]!; }
 
   private writeRegister(reg: number, v: number): void {
