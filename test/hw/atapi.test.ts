@@ -278,3 +278,31 @@ t.test('no disc at all', async (t) => {
   const g = cd.packet([0x46, 0, 0, 0, 0, 0, 0, 0, 64, 0]);
   t.equal(g.data[7], 0, 'GET CONFIGURATION: no current profile');
 });
+
+t.test('random packets with random byte count limits: no exception, no stuck device', async (t) => {
+  const { cd, img, m } = setup();
+  let seed = 7;
+  const rnd = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed >> 8; };
+  const ops = [0x00, 0x03, 0x12, 0x1b, 0x1e, 0x25, 0x28, 0x2b, 0x43, 0x46, 0x4a, 0x51, 0x5a, 0xa8, 0xbb, 0xbd, 0xff];
+  let transfers = 0;
+  let stuck = 0;
+  t.doesNotThrow(() => {
+    for (let i = 0; i < 2000; i++) {
+      const cdb = Array.from({ length: 12 }, () => rnd() & 0xff);
+      cdb[0] = ops[rnd() % ops.length]!;
+      if (cdb[0] === 0x28 || cdb[0] === 0xa8) { cdb[2] = 0; cdb[3] = 0; cdb[6] = 0; cdb[7] = 0; } // keep reads short
+      if (cdb[0] === 0x1b) cdb[4] = 0x03; // keep the tray closed
+      const r = cd.packet(cdb, rnd() & 0xffff);
+      transfers += r.blocks.length;
+      if (r.status & (STAT.BSY | STAT.DRQ)) stuck++;
+    }
+  }, 'no exception escapes');
+  t.equal(stuck, 0, 'every command ended without BSY or DRQ');
+  t.ok(transfers > 100, `data moved in ${transfers} DRQ blocks`);
+  cd.packet([0x1e, 0, 0, 0, 0, 0]);
+  cd.packet([0x1b, 0, 0, 0, 0x03, 0]);
+  cd.sense();
+  const r = cd.packet(read10(5, 1), 2048);
+  t.same(r.data, img.subarray(5 * 2048, 6 * 2048), 'the drive still reads correctly');
+  t.equal(m.irq.isa[15], 0, 'the line is low when the host has acknowledged everything');
+});
