@@ -160,12 +160,19 @@ export class IdeDrive {
     }
   }
 
-  /** ATA-6 9.12: the signature a device leaves in its registers after a reset or EXECUTE DEVICE DIAGNOSTIC. */
+  /**
+   * ATA-6 9.12: the signature a device leaves in its registers after a reset
+   * or EXECUTE DEVICE DIAGNOSTIC. The register copies of an absent device get
+   * 0xFF in LBA mid/high, as QEMU's ide_set_signature gives a drive without
+   * a block device (libata then classifies it as no device).
+   */
   setSignature(): void {
     this.select &= 0xf0;
     this.nsector = 1;
     this.sector = 1;
-    if (this.kind === 'cdrom') { this.lcyl = 0x14; this.hcyl = 0xeb; } else { this.lcyl = 0; this.hcyl = 0; }
+    if (this.kind === 'cdrom') { this.lcyl = 0x14; this.hcyl = 0xeb; }
+    else if (this.backend) { this.lcyl = 0; this.hcyl = 0; }
+    else { this.lcyl = 0xff; this.hcyl = 0xff; }
   }
 
   /** Sets PIO transfer state for buf[start, end). */
@@ -323,8 +330,9 @@ export class IdeChannel {
     /** Whether the PCI function may master the bus (command register bit 2). */
     private readonly busMasterEnabled: () => boolean = () => true) {
     this.drives = [master ? new IdeDrive(0, master) : null, slave ? new IdeDrive(1, slave) : null];
-    for (const d of this.drives) {
-      if (!d) continue;
+    for (let unit = 0; unit < 2; unit++) {
+      const d = this.drives[unit];
+      if (!d) { this.shadowFor(unit).setSignature(); continue; }
       d.atapi?.attach(this);
       resetDrive(d);
     }
@@ -457,8 +465,9 @@ export class IdeChannel {
       this.bmStatus &= ~BM_STATUS_ACTIVE;
     } else if ((was & ATA_CTL_SRST) && !(v & ATA_CTL_SRST)) {
       // Released: each device shows its signature; ATAPI devices do not set DRDY (ATA-6 9.2).
-      for (const d of this.drives) {
-        if (!d) continue;
+      for (let unit = 0; unit < 2; unit++) {
+        const d = this.drives[unit];
+        if (!d) { this.shadowFor(unit).setSignature(); continue; }
         d.status = d.kind === 'cdrom' ? 0 : ATA_STAT_DRDY | ATA_STAT_DSC;
         d.error = 0x01;
         d.atapi?.reset();
@@ -1014,7 +1023,10 @@ export class IdeChannel {
 
   /** Power-on or PCI reset of the channel. */
   reset(): void {
-    for (const d of this.drives) if (d) resetDrive(d);
+    for (let unit = 0; unit < 2; unit++) {
+      const d = this.drives[unit];
+      if (d) resetDrive(d); else this.shadowFor(unit).setSignature();
+    }
     this.unit = 0;
     this.ctl = 0;
     this.bmCmd = 0;

@@ -68,6 +68,9 @@ t.test('reset, signature and IDENTIFY DEVICE as SeaBIOS probes a disk', async (t
   t.equal(ata.status, 0, 'absent device 1 status');
   ata.command(0xec);
   t.equal(ata.status, 0, 'command to an absent device ignored');
+  ata.softReset();
+  ata.select(1);
+  t.same([ata.reg(2), ata.reg(3), ata.reg(4), ata.reg(5)], [1, 1, 0xff, 0xff], 'absent device 1 after SRST: 0xFF signature (libata: no device)');
   // A channel with no drive at all reads 0.
   const sec = new AtaDriver(m, SEC);
   t.equal(sec.status, 0, 'empty channel');
