@@ -1,6 +1,6 @@
 // The i440FX host bridge (82441FX PMC, 8086:1237 revision 2, at 00.0; Intel
 // 82441FX/82442FX datasheet 290549) and PCI configuration mechanism #1 (PCI
-// Local Bus Specification 3.0, 3.2.2.3.2) on ports 0xCF8-0xCFF.
+// Local Bus Specification 3.0, configuration mechanism #1) on ports 0xCF8-0xCFF.
 //
 //   0xCF8  CONFIG_ADDRESS, dword only: bit 31 enable, 23:16 bus, 15:11 device,
 //          10:8 function, 7:2 register

@@ -19,7 +19,7 @@
 //
 // INTRQ is a pending flag per channel: the line (an ISA IRQ, edge-triggered
 // at the 8259) is high while it is pending and nIEN is clear, and a read of
-// the status register clears it (ATA-6 5.2.13; QEMU's ide_ioport_read lowers
+// the status register clears it (ATA-6, INTRQ; QEMU's ide_ioport_read lowers
 // its irq there). A write of the command register clears it too.
 //
 // Hostile input: every count and address is checked before any data moves:
@@ -31,18 +31,18 @@ import type { AccessSize, GuestMemory, IoHandler, IrqLines } from './machine.js'
 import type { BlockBackend } from './backend.js';
 import { AtapiDevice } from './ide_atapi.js';
 
-// Status register (ATA-6 7.15.6).
+// Status register (ATA-6, Status register).
 export const ATA_STAT_ERR = 0x01;
 export const ATA_STAT_DRQ = 0x08;
 export const ATA_STAT_DSC = 0x10;
 export const ATA_STAT_DF = 0x20;
 export const ATA_STAT_DRDY = 0x40;
 export const ATA_STAT_BSY = 0x80;
-// Error register (ATA-6 7.11.6).
+// Error register (ATA-6, Error register).
 export const ATA_ERR_ABRT = 0x04;
 export const ATA_ERR_IDNF = 0x10;
 export const ATA_ERR_UNC = 0x40;
-// Device control register (ATA-6 7.9).
+// Device control register (ATA-6, Device Control register).
 export const ATA_CTL_NIEN = 0x02;
 export const ATA_CTL_SRST = 0x04;
 export const ATA_CTL_HOB = 0x80;
@@ -50,7 +50,7 @@ export const ATA_CTL_HOB = 0x80;
 export const ATA_DEV_LBA = 0x40;
 export const ATA_DEV_DEV = 0x10;
 
-// Bus-master IDE registers per channel (SFF-8038i 1.0, PIIX3 datasheet 2.7).
+// Bus-master IDE registers per channel (SFF-8038i 1.0; the PIIX3 datasheet's BMIBA registers).
 export const BM_CMD = 0;
 export const BM_STATUS = 2;
 export const BM_PRD = 4;
@@ -108,7 +108,7 @@ export const enum DmaKind { None, AtaRead, AtaWrite, AtapiIn }
 
 /**
  * One device's registers and transfer state. The command block registers
- * are written to both devices of the channel (ATA-6 5.2), so each keeps its
+ * are written to both devices of the channel (ATA-6), so each keeps its
  * own copy: after a reset each holds its own signature.
  */
 export class IdeDrive {
@@ -152,7 +152,7 @@ export class IdeDrive {
     if (spec.kind === 'disk' && spec.backend) {
       this.totalSectors = Math.floor(spec.backend.size / SECTOR_SIZE);
       // The BIOS geometry QEMU guesses for a blank disk (hw/block/hd-geometry.c):
-      // 16 heads, 63 sectors, cylinders capped at 16383 (ATA-6 6.2.1).
+      // 16 heads, 63 sectors, cylinders capped at 16383 (ATA-6, CHS translation).
       this.heads = 16;
       this.sectorsPerTrack = 63;
       this.cylinders = Math.max(1, Math.min(16383, Math.floor(this.totalSectors / (16 * 63))));
@@ -161,7 +161,7 @@ export class IdeDrive {
   }
 
   /**
-   * ATA-6 9.12: the signature a device leaves in its registers after a reset
+   * ATA-6, signature and persistence: the signature a device leaves in its registers after a reset
    * or EXECUTE DEVICE DIAGNOSTIC. The register copies of an absent device get
    * 0xFF in LBA mid/high, as QEMU's ide_set_signature gives a drive without
    * a block device (libata then classifies it as no device).
@@ -209,7 +209,7 @@ function resetDrive(d: IdeDrive): void {
   d.setSignature();
 }
 
-/** Copies an ATA string (two characters per word, first in the high byte; ATA-6 3.2.9) padded with spaces. */
+/** Copies an ATA string (two characters per word, first in the high byte, as ATA-6 orders them) padded with spaces. */
 function putString(id: Uint8Array, word: number, words: number, s: string): void {
   for (let i = 0; i < words * 2; i++) {
     const c = i < s.length ? s.charCodeAt(i) & 0x7f : 0x20;
@@ -222,7 +222,7 @@ function putWord(id: Uint8Array, word: number, v: number): void {
   id[word * 2 + 1] = (v >>> 8) & 0xff;
 }
 
-/** Word 255: signature 0xA5 and the checksum that makes the 512 bytes sum to 0 (ATA-6 8.15.9). */
+/** Word 255: signature 0xA5 and the checksum that makes the 512 bytes sum to 0 (ATA-6, IDENTIFY DEVICE word 255). */
 function putChecksum(id: Uint8Array): void {
   id[510] = 0xa5;
   let sum = 0;
@@ -230,7 +230,7 @@ function putChecksum(id: Uint8Array): void {
   id[511] = (-sum) & 0xff;
 }
 
-/** IDENTIFY DEVICE data of an ATA disk (ATA-6 8.15, table 27), words as QEMU's ide_identify sets them where it matters. */
+/** IDENTIFY DEVICE data of an ATA disk (ATA-6, IDENTIFY DEVICE), words as QEMU's ide_identify sets them where it matters. */
 function identifyDisk(d: IdeDrive, id: Uint8Array): void {
   id.fill(0, 0, 512);
   const n = d.totalSectors;
@@ -271,7 +271,7 @@ function identifyDisk(d: IdeDrive, id: Uint8Array): void {
   putChecksum(id);
 }
 
-/** IDENTIFY PACKET DEVICE data of an ATAPI CD-ROM (ATA-6 8.16, table 30; QEMU's ide_atapi_identify with DMA). */
+/** IDENTIFY PACKET DEVICE data of an ATAPI CD-ROM (ATA-6, IDENTIFY PACKET DEVICE; QEMU's ide_atapi_identify with DMA). */
 function identifyCdrom(d: IdeDrive, id: Uint8Array): void {
   id.fill(0, 0, 512);
   // ATAPI (10b), CD-ROM (05h), removable, DRQ within 50 us (10b), 12-byte packets.
@@ -427,7 +427,7 @@ export class IdeChannel {
     // QEMU ignores command block writes while the selected device is BSY or has DRQ.
     const cur = this.current;
     if (cur && (cur.status & (ATA_STAT_BSY | ATA_STAT_DRQ))) return;
-    // Any write to the command block clears HOB (ATA-6 7.9).
+    // Any write to the command block clears HOB (ATA-6, Device Control register).
     this.ctl &= ~ATA_CTL_HOB;
     switch (reg) {
       case 1: this.each((d) => { d.hobFeature = d.feature; d.feature = v; }); break;
@@ -448,7 +448,7 @@ export class IdeChannel {
     return d.status;
   }
 
-  /** Device control (ATA-6 7.9): SRST on its edges, nIEN gating the line, HOB for reads. */
+  /** Device control (ATA-6): SRST on its edges, nIEN gating the line, HOB for reads. */
   private writeControl(v: number): void {
     const was = this.ctl;
     this.ctl = v;
@@ -464,7 +464,7 @@ export class IdeChannel {
       this.irqPending = false;
       this.bmStatus &= ~BM_STATUS_ACTIVE;
     } else if ((was & ATA_CTL_SRST) && !(v & ATA_CTL_SRST)) {
-      // Released: each device shows its signature; ATAPI devices do not set DRDY (ATA-6 9.2).
+      // Released: each device shows its signature; ATAPI devices do not set DRDY (ATA-6, software reset protocol).
       for (let unit = 0; unit < 2; unit++) {
         const d = this.drives[unit];
         if (!d) { this.shadowFor(unit).setSignature(); continue; }
@@ -578,7 +578,7 @@ export class IdeChannel {
       case C.IDENTIFY:
       case C.READ_SECTORS:
       case C.READ_SECTORS_NORETRY:
-        // ATA-6 8.15.5/8.27.5: a packet device aborts these and shows its signature.
+        // A packet device aborts these and shows its signature (QEMU cites ATA-4 8.27.5.2).
         d.setSignature();
         this.abort(d);
         return;
@@ -637,7 +637,7 @@ export class IdeChannel {
         return;
       }
       case C.SET_MULTIPLE: {
-        // ATA-6 8.39: 0 disables multiple mode; otherwise a power of two up to word 47.
+        // SET MULTIPLE MODE: 0 disables multiple mode; otherwise a power of two up to word 47.
         const n = d.nsector & 0xff;
         if (n > MAX_MULT_SECTORS || (n & (n - 1)) !== 0) { this.abort(d); return; }
         d.multSectors = n;
@@ -645,7 +645,7 @@ export class IdeChannel {
         return;
       }
       case C.INITIALIZE_DEVICE_PARAMETERS: {
-        // ATA-6 8.16: the CHS translation of old BIOSes: heads = DEV/HEAD[3:0] + 1, sectors from the count.
+        // INITIALIZE DEVICE PARAMETERS: the CHS translation of old BIOSes: heads = DEV/HEAD[3:0] + 1, sectors from the count.
         const spt = d.nsector & 0xff;
         const heads = (d.select & 0x0f) + 1;
         if (spt === 0) { this.abort(d); return; }
@@ -690,12 +690,12 @@ export class IdeChannel {
         this.raiseIrq();
         return;
       default:
-        // NOP, SMART (not advertised), the rest: ABRT (ATA-6 8.x "error outputs").
+        // NOP, SMART (not advertised), the rest: ABRT (the error outputs of ATA-6's command descriptions).
         this.abort(d);
     }
   }
 
-  /** SET FEATURES (ATA-6 8.38): transfer mode, write cache, and the harmless rest. */
+  /** SET FEATURES (ATA-6): transfer mode, write cache, and the harmless rest. */
   private setFeatures(d: IdeDrive): void {
     switch (d.feature) {
       case 0x03: {
@@ -724,7 +724,7 @@ export class IdeChannel {
   }
 
   /**
-   * The address in the registers: LBA28, LBA48 or CHS (ATA-6 6.2). -1 for a
+   * The address in the registers: LBA28, LBA48 or CHS (ATA-6 addressing). -1 for a
    * CHS address outside the current translation.
    */
   private address(d: IdeDrive, ext: boolean): number {
@@ -742,7 +742,7 @@ export class IdeChannel {
 
   /**
    * Reads address and count for a transfer command into d.lba/d.remaining;
-   * on a bad range fails the command with IDNF (ATA-6 7.11.6) and returns -1.
+   * on a bad range fails the command with IDNF (ATA-6, Error register) and returns -1.
    */
   private decode(d: IdeDrive, ext: boolean): number {
     d.lba48 = ext;
@@ -789,7 +789,7 @@ export class IdeChannel {
     if (write && d.backend!.readOnly) { this.abort(d); return; }
     d.blockSectors = blockSectors;
     if (write) {
-      // The first block is requested without an interrupt (ATA-6 9.8, PIO data-out).
+      // The first block is requested without an interrupt (ATA-6, PIO data-out protocol).
       d.status = ATA_STAT_DRDY | ATA_STAT_DSC;
       d.startTransfer(0, Math.min(d.remaining, blockSectors) * SECTOR_SIZE, false, End.WriteBlock);
     } else {
@@ -800,7 +800,7 @@ export class IdeChannel {
   /** Loads the next DRQ block of a PIO read, or ends the command. */
   private pioReadNext(d: IdeDrive): void {
     if (d.remaining === 0) {
-      // The last block was read: no interrupt (ATA-6 9.7, PIO data-in).
+      // The last block was read: no interrupt (ATA-6, PIO data-in protocol).
       d.status = ATA_STAT_DRDY | ATA_STAT_DSC;
       return;
     }
@@ -907,7 +907,7 @@ export class IdeChannel {
       this.bmStatus |= BM_STATUS_ACTIVE;
       this.runDma();
     } else if ((was & BM_CMD_START) && !(v & BM_CMD_START)) {
-      // Stopping the engine aborts a transfer that has not finished (SFF-8038i 3.1).
+      // Stopping the engine aborts a transfer that has not finished (SFF-8038i, Bus Master IDE Command register).
       this.bmStatus &= ~BM_STATUS_ACTIVE;
       for (const d of this.drives) if (d && d.dma !== DmaKind.None) d.dma = DmaKind.None;
     }
@@ -999,7 +999,7 @@ export class IdeChannel {
       this.lastDmaResult = 'short-prd';
       return;
     }
-    // Active stays set when the PRDs describe more than the device moved (SFF-8038i 3.2, table 2).
+    // Active stays set when the PRDs describe more than the device moved (SFF-8038i, the Interrupt/Active table of the Status register).
     if (prds.bytes <= need) this.bmStatus &= ~BM_STATUS_ACTIVE;
     this.lastDmaResult = 'ok';
     if (kind === DmaKind.AtapiIn) d.atapi!.dmaDone();

@@ -1,5 +1,5 @@
-// The ATAPI side of an IDE CD-ROM: the PACKET protocol (ATA-6 9.10-9.11,
-// SFF-8020i) and the SCSI/MMC commands that Linux's sr driver, udev's
+// The ATAPI side of an IDE CD-ROM: the PACKET protocol (ATA-6's
+// PACKET protocol, SFF-8020i) and the SCSI/MMC commands that Linux's sr driver, udev's
 // cdrom_id, SeaBIOS's El Torito boot and isolinux send (SPC-3, MMC-3).
 //
 //   PACKET (A0h) -> DRQ, reason C/D=1: the host writes 12 bytes of CDB
@@ -28,7 +28,7 @@ const CD_MAX_SECTORS = 80 * 60 * 75;
 const REASON_COD = 0x01;
 const REASON_IO = 0x02;
 
-// Sense keys (SPC-3 4.5.6) and additional sense codes.
+// Sense keys (SPC-3) and additional sense codes.
 export const SENSE = { NONE: 0, NOT_READY: 2, MEDIUM_ERROR: 3, ILLEGAL_REQUEST: 5, UNIT_ATTENTION: 6, ABORTED_COMMAND: 0x0b } as const;
 export const ASC = {
   UNRECOVERED_READ_ERROR: 0x11, INVALID_OPCODE: 0x20, LBA_OUT_OF_RANGE: 0x21, INVALID_FIELD: 0x24,
@@ -63,7 +63,7 @@ function putAscii(b: Uint8Array, o: number, len: number, s: string): void {
   for (let i = 0; i < len; i++) b[o + i] = i < s.length ? s.charCodeAt(i) & 0x7f : 0x20;
 }
 
-/** A CD/DVD address: an LBA, or MSF (minute, second, frame) counted from the 2-second pregap (MMC-3 4.2.3.7). */
+/** A CD/DVD address: an LBA, or MSF (minute, second, frame) counted from the 2-second pregap (MMC-3). */
 function putAddress(b: Uint8Array, o: number, lba: number, msf: boolean): void {
   if (!msf) { put32(b, o, lba); return; }
   const f = lba + 150;
@@ -80,7 +80,7 @@ export class AtapiDevice {
   ascq = 0;
   /** A new disc went in: the next command (but those of ALLOW_UA) gets UNIT ATTENTION. */
   unitAttention = false;
-  /** Media event for GET EVENT STATUS NOTIFICATION: 0 none, 2 new media, 3 media removal (MMC-3 table 304). */
+  /** Media event for GET EVENT STATUS NOTIFICATION: 0 none, 2 new media, 3 media removal (MMC-3, media event codes). */
   mediaEvent = 0;
   trayOpen = false;
   locked = false;
@@ -192,7 +192,7 @@ export class AtapiDevice {
     this.nextBlock();
   }
 
-  /** The next PIO DRQ block, of at most the byte count limit (even when it is cut: ATA-6 9.10). */
+  /** The next PIO DRQ block, of at most the byte count limit (even when it is cut: ATA-6, PACKET protocol). */
   nextBlock(): void {
     const d = this.d;
     if (this.source === Source.None || this.done >= this.total) { this.ok(); return; }
@@ -270,7 +270,7 @@ export class AtapiDevice {
     switch (op) {
       case GPCMD.TEST_UNIT_READY: this.ok(); return;
       case GPCMD.REQUEST_SENSE: {
-        // Fixed format sense data (SPC-3 4.5.3).
+        // Fixed format sense data (SPC-3).
         if (this.unitAttention) {
           this.unitAttention = false;
           this.senseKey = SENSE.UNIT_ATTENTION; this.asc = ASC.MEDIUM_MAY_HAVE_CHANGED; this.ascq = 0;
@@ -287,7 +287,7 @@ export class AtapiDevice {
       }
       case GPCMD.INQUIRY: {
         if (c[1]! & 1) { this.error(SENSE.ILLEGAL_REQUEST, ASC.INVALID_FIELD); return; } // no VPD pages
-        // Standard INQUIRY data (SPC-3 6.4.2): CD/DVD, removable, as QEMU's.
+        // Standard INQUIRY data (SPC-3): CD/DVD, removable, as QEMU's.
         b.fill(0, 0, 36);
         b[0] = 0x05;
         b[1] = 0x80;
@@ -334,7 +334,7 @@ export class AtapiDevice {
       case GPCMD.GET_EVENT_STATUS_NOTIFICATION: this.getEventStatus(); return;
       case GPCMD.READ_DISC_INFORMATION: {
         if (c[1]! & 7) { this.error(SENSE.ILLEGAL_REQUEST, ASC.INVALID_FIELD); return; }
-        // Disc information (MMC-3 6.22.3): a complete disc of one session with one track.
+        // Disc information (MMC-3 READ DISC INFORMATION): a complete disc of one session with one track.
         b.fill(0, 0, 34);
         put16(b, 0, 32);
         b[2] = 0x0e; // last session complete, disc complete
@@ -352,7 +352,7 @@ export class AtapiDevice {
       case GPCMD.MODE_SENSE_10: this.modeSense(); return;
       case GPCMD.SET_CD_SPEED: this.ok(); return;
       case GPCMD.MECHANISM_STATUS:
-        // MMC-3 6.10: no changer, idle, the tray's state.
+        // MMC-3 MECHANISM STATUS: no changer, idle, the tray's state.
         b.fill(0, 0, 8);
         b[1] = this.trayOpen ? 0x10 : 0;
         this.reply(8, be16(c, 8));
@@ -362,7 +362,7 @@ export class AtapiDevice {
     }
   }
 
-  /** READ TOC/PMA/ATIP (MMC-3 6.26) formats 0 (TOC) and 1 (session info); one data track from block 0. */
+  /** READ TOC/PMA/ATIP (MMC-3) formats 0 (TOC) and 1 (session info); one data track from block 0. */
   private readToc(): void {
     const c = this.cdb;
     const b = this.d.buf;
@@ -398,7 +398,7 @@ export class AtapiDevice {
     this.error(SENSE.ILLEGAL_REQUEST, ASC.INVALID_FIELD);
   }
 
-  /** GET CONFIGURATION (MMC-3 5.2, 6.6): the profile list and the features a read-only drive has. */
+  /** GET CONFIGURATION (MMC-3, features and profiles): the profile list and the features a read-only drive has. */
   private getConfiguration(): void {
     const c = this.cdb;
     const b = this.d.buf;
@@ -433,7 +433,7 @@ export class AtapiDevice {
     this.reply(o, alloc);
   }
 
-  /** GET EVENT STATUS NOTIFICATION (MMC-3 6.7), polled, media class only. */
+  /** GET EVENT STATUS NOTIFICATION (MMC-3), polled, media class only. */
   private getEventStatus(): void {
     const c = this.cdb;
     const b = this.d.buf;
@@ -455,7 +455,7 @@ export class AtapiDevice {
     this.reply(8, alloc);
   }
 
-  /** MODE SENSE(10) (SPC-3 6.10): read error recovery (01h) and CD capabilities (2Ah), changeable values all 0. */
+  /** MODE SENSE(10) (SPC-3, MMC-3 mode pages): read error recovery (01h) and CD capabilities (2Ah), changeable values all 0. */
   private modeSense(): void {
     const c = this.cdb;
     const b = this.d.buf;

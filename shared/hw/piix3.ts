@@ -1,5 +1,5 @@
 // The PIIX3 PCI-to-ISA bridge (82371SB function 0, 8086:7000, at 01.0,
-// multi-function; Intel 82371FB/SB datasheet 290550, section 2.2).
+// multi-function; Intel 82371FB/SB datasheet 290550).
 //
 // What matters to an HVM guest is the PIRQ route control registers
 // PIRQRC[A:D] at 0x60-0x63: bits 3:0 name an ISA IRQ, bit 7 disables the
@@ -52,7 +52,7 @@ export class Piix3Isa extends PciFunction {
     for (let r = 0x40; r < 0x100; r++) this.writable[r] = 0xff;
     // PIRQRC: bits 6:4 are reserved.
     for (let i = 0; i < 4; i++) this.writable[PIIX_PIRQRC + i] = 0x8f;
-    // Reset values (datasheet 2.2; QEMU's piix3_reset).
+    // Reset values (the datasheet's defaults; QEMU's piix3_reset).
     const c = this.config;
     c[PCI_COMMAND] = 0x07;
     c[PCI_STATUS + 1] = 0x02;

@@ -1,5 +1,5 @@
 // PIIX3 IDE (82371SB function 1, 8086:7010; Intel 82371FB/SB datasheet
-// 290550, section 2.7): an IDE controller in compatibility ("legacy") mode,
+// 290550): an IDE controller in compatibility ("legacy") mode,
 // programming interface 0x80: both channels at the ISA addresses and IRQs of
 // a PC/AT, and bus-master DMA registers (SFF-8038i) in BAR4.
 //
