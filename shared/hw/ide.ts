@@ -184,6 +184,15 @@ export class IdeDrive {
     this.status |= ATA_STAT_DRQ;
   }
 
+  /** buf[0, n sectors) as a view made once, so a PIO block costs no allocation. */
+  sectorsView(n: number): Uint8Array {
+    let v = this.views[n];
+    if (!v) { v = this.buf.subarray(0, n * SECTOR_SIZE); this.views[n] = v; }
+    return v;
+  }
+
+  private readonly views: Uint8Array[] = [];
+
   stopTransfer(): void {
     this.pos = 0; this.end = 0; this.endAction = End.None;
     this.status &= ~ATA_STAT_DRQ;
@@ -806,7 +815,7 @@ export class IdeChannel {
     }
     const n = Math.min(d.remaining, d.blockSectors);
     try {
-      d.backend!.read(d.lba * SECTOR_SIZE, d.buf.subarray(0, n * SECTOR_SIZE));
+      d.backend!.read(d.lba * SECTOR_SIZE, d.sectorsView(n));
     } catch {
       this.setSector(d, d.lba);
       this.abort(d, ATA_ERR_UNC | ATA_ERR_ABRT);
@@ -825,7 +834,7 @@ export class IdeChannel {
   private pioWriteBlock(d: IdeDrive): void {
     const n = Math.min(d.remaining, d.blockSectors);
     try {
-      d.backend!.write(d.lba * SECTOR_SIZE, d.buf.subarray(0, n * SECTOR_SIZE));
+      d.backend!.write(d.lba * SECTOR_SIZE, d.sectorsView(n));
     } catch {
       this.setSector(d, d.lba);
       this.abort(d);
