@@ -363,6 +363,8 @@ export class IdeChannel {
   /** Asserts INTRQ (QEMU's ide_set_irq): the bus master's interrupt bit follows the line. */
   raiseIrq(): void {
     this.irqPending = true;
+    // Every assertion sets Interrupt, even while the line is still high from the last one.
+    if (!(this.ctl & ATA_CTL_NIEN)) this.bmStatus |= BM_STATUS_INT;
     this.updateLine();
   }
 
