@@ -100,6 +100,17 @@ export class PciFunction {
   /** Called by the bus when plugged in. */
   attach(spaces: PciSpaces): void { this.spaces = spaces; }
 
+  /**
+   * Called by the bus when unplugged: the BARs stop decoding. A subclass with
+   * regions or timers of its own overrides this and calls super.detach().
+   */
+  detach(): void {
+    for (const bar of this.bars) {
+      if (bar?.region) { bar.region.unregister(); bar.region = null; }
+    }
+    this.spaces = null;
+  }
+
   configRead(offset: number, size: AccessSize): number {
     if (offset < 0 || offset + size > 256) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     if (size === 1) return this.config[offset]!;
@@ -198,6 +209,20 @@ export class PciBus {
   }
 
   get(device: number, fn = 0): PciFunction | undefined { return this.fns.get((device << 3) | fn); }
+
+  /**
+   * Removes a function (Xen's platform device unplugging emulated NICs, as
+   * qemu-xen's object_unparent does): its BARs stop decoding and its slot
+   * reads all-ones from then on.
+   */
+  unplug(device: number, fn = 0): PciFunction | undefined {
+    const devfn = (device << 3) | fn;
+    const f = this.fns.get(devfn);
+    if (!f) return undefined;
+    this.fns.delete(devfn);
+    f.detach();
+    return f;
+  }
 
   functions(): PciFunction[] { return [...this.fns.values()]; }
 
