@@ -15,7 +15,8 @@
 // The device model may also write interrupt levels into the segment itself
 // (its fast path); dm_op set_isa_irq_level and friends do the same through
 // the hypervisor, for callers that map nothing.
-import { futexWake, shmCreate } from '../../shared/shm.js';
+import { shmCreate } from '../../shared/shm.js';
+import { HvmIrqLines } from '../../shared/xen/hvm_ctl.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_EOPNOTSUPP, XEN_EPERM } from '../../shared/abi/errno.js';
 import * as P from '../../shared/abi/hvm/params.js';
@@ -50,11 +51,13 @@ export class HvmState {
   readonly dv: DataView;
   readonly params: bigint[] = new Array<bigint>(P.HVM_NR_PARAMS).fill(0n);
   readonly servers: (IoreqServer | undefined)[] = new Array(XENEMU_HVM_MAX_IOREQ_SERVERS);
+  readonly irq: HvmIrqLines;
 
   constructor(readonly name: string) {
     this.seg = shmCreate(name, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
     this.i32 = new Int32Array(this.seg);
     this.dv = new DataView(this.seg);
+    this.irq = new HvmIrqLines(this.seg);
   }
 
   /** Publishes every enabled server's ranges to the vCPU (seqlock, then a doorbell). */
@@ -70,19 +73,7 @@ export class HvmState {
     this.kickVcpu();
   }
 
-  kickVcpu(): void {
-    Atomics.add(this.i32, hvm_ctl.vcpu_doorbell >> 2, 1);
-    futexWake(this.seg, hvm_ctl.vcpu_doorbell, 64);
-  }
-
-  setIrqBit(wordOffset: number, bit: number, level: number): void {
-    const idx = (wordOffset >> 2) + (bit >> 5);
-    const b = 1 << (bit & 31);
-    const old = level ? Atomics.or(this.i32, idx, b) : Atomics.and(this.i32, idx, ~b);
-    if (((old & b) !== 0) === (level !== 0)) return;
-    Atomics.add(this.i32, hvm_ctl.irq_gen >> 2, 1);
-    this.kickVcpu();
-  }
+  kickVcpu(): void { this.irq.kickVcpu(); }
 }
 
 function hvmOf(d: Domain): HvmState | null {
@@ -211,7 +202,7 @@ export function dmOp(hv: Hypervisor, caller: Domain, d: Domain, a: DmArg): HcRes
       const irq = num(a, 'isa_irq');
       const level = num(a, 'level');
       if (!(irq >= 0 && irq < 16) || (level !== 0 && level !== 1)) return -XEN_EINVAL;
-      h.setIrqBit(hvm_ctl.isa_irq_level, irq, level);
+      h.irq.setIsaIrq(irq, level);
       return 0;
     }
     case DM.XEN_DMOP_set_pci_intx_level: {
@@ -220,16 +211,14 @@ export function dmOp(hv: Hypervisor, caller: Domain, d: Domain, a: DmArg): HcRes
       const level = num(a, 'level');
       if (num(a, 'domain') !== 0 || num(a, 'bus') !== 0 || !(dev >= 0 && dev < 32) || !(intx >= 0 && intx < 4) ||
           (level !== 0 && level !== 1)) return -XEN_EINVAL;
-      h.setIrqBit(hvm_ctl.pci_intx_level, dev * 4 + intx, level);
+      h.irq.setPciIntx(dev, intx, level);
       return 0;
     }
     case DM.XEN_DMOP_set_pci_link_route: {
       const link = num(a, 'link');
       const irq = num(a, 'isa_irq');
       if (!(link >= 0 && link < 4) || !(irq >= 0 && irq < 16)) return -XEN_EINVAL;
-      Atomics.store(h.i32, (hvm_ctl.pci_link_route >> 2) + link, irq);
-      Atomics.add(h.i32, hvm_ctl.irq_gen >> 2, 1);
-      h.kickVcpu();
+      h.irq.setPciLinkRoute(link, irq);
       return 0;
     }
     case DM.XEN_DMOP_remote_shutdown: {

@@ -20,6 +20,13 @@ import {
 import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../shared/abi/hvm/xenemu_hvm.js';
 import type { AccessSize, GuestMemory } from '../../shared/hw/machine.js';
 
+/** Wakes server `id`'s thread if it sleeps in wait(), from any thread or process that maps the segment. */
+export function ringServer(seg: SharedArrayBuffer, id: number): void {
+  const i32 = new Int32Array(seg, 0, 64);
+  Atomics.add(i32, (hvm_ctl.dm_doorbell >> 2) + id, 1);
+  if (Atomics.load(i32, (hvm_ctl.dm_sleeping >> 2) + id)) futexWake(seg, hvm_ctl.dm_doorbell + 4 * id, 1);
+}
+
 /** What the server hands each access to. Values are unsigned 32-bit; 8-byte MMIO comes as two halves. */
 export interface IoreqHandler {
   pio(dir: number, port: number, size: AccessSize, value: number): number;
@@ -66,17 +73,21 @@ export class IoreqServerPages {
   }
 
   /**
-   * Sleeps until a vCPU posts something or `timeoutMs` passes (negative:
-   * no limit). The sleeping flag first, then one more look, then the
-   * futex: a post that lands in between is seen, never lost.
+   * Sleeps until a vCPU posts something, someone ring()s, or `timeoutMs`
+   * passes (negative: no limit). The sleeping flag first, then one more look
+   * (at the pages and at `otherWork`), then the futex: a post that lands in
+   * between is seen, never lost.
    */
-  wait(timeoutMs: number): void {
+  wait(timeoutMs: number, otherWork: () => boolean = () => false): void {
     const sleeping = (hvm_ctl.dm_sleeping >> 2) + this.id;
     const bell = Atomics.load(this.i32, (hvm_ctl.dm_doorbell >> 2) + this.id);
     Atomics.store(this.i32, sleeping, 1);
-    if (!this.pending()) futexWait(this.seg, hvm_ctl.dm_doorbell + 4 * this.id, bell, timeoutMs);
+    if (!this.pending() && !otherWork()) futexWait(this.seg, hvm_ctl.dm_doorbell + 4 * this.id, bell, timeoutMs);
     Atomics.store(this.i32, sleeping, 0);
   }
+
+  /** Wakes the thread sleeping in wait(): work that is not an ioreq (ringServer). */
+  ring(): void { ringServer(this.seg, this.id); }
 
   /** Anything posted and not yet taken. */
   pending(): boolean {

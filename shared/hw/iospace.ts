@@ -6,11 +6,21 @@ import type { AccessSize, IoHandler, IoRegion, IoSpace } from './machine.js';
 
 interface Range { base: number; length: number; handler: IoHandler; name: string }
 
+/**
+ * Told of every range that comes or goes, as QEMU's memory listeners are:
+ * how a device model under Xen claims its ranges from its ioreq server
+ * (XEN_DMOP_map_io_range_to_ioreq_server) when a guest moves a BAR.
+ */
+export interface AddressSpaceListener {
+  added(base: number, length: number, name: string): void;
+  removed(base: number, length: number, name: string): void;
+}
+
 export class AddressSpace implements IoSpace {
   /** Sorted by base, never overlapping. */
   private ranges: Range[] = [];
 
-  constructor(readonly name: string, private readonly limit: number) {}
+  constructor(readonly name: string, private readonly limit: number, private readonly listener?: AddressSpaceListener) {}
 
   register(base: number, length: number, handler: IoHandler, name: string): IoRegion {
     const r: Range = { base, length, handler, name };
@@ -68,10 +78,13 @@ export class AddressSpace implements IoSpace {
     if (clash) throw new RangeError(`${this.name}: ${r.name} at 0x${r.base.toString(16)} overlaps ${clash.name}`);
     this.ranges.push(r);
     this.ranges.sort((a, b) => a.base - b.base);
+    this.listener?.added(r.base, r.length, r.name);
   }
 
   private remove(r: Range): void {
     const i = this.ranges.indexOf(r);
-    if (i >= 0) this.ranges.splice(i, 1);
+    if (i < 0) return;
+    this.ranges.splice(i, 1);
+    this.listener?.removed(r.base, r.length, r.name);
   }
 }

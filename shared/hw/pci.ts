@@ -60,6 +60,8 @@ export class PciFunction {
   /** Bits the guest may write, per byte of config space. */
   protected readonly writable = new Uint8Array(256);
   private readonly bars: (Bar | undefined)[] = [];
+  /** The expansion ROM (PCI_ROM_ADDRESS), when the function has one. */
+  private rom: { bytes: Uint8Array; size: number; region: IoRegion | null } | null = null;
   private spaces: PciSpaces | null = null;
   /** Set by PciBus.plug: device number 0-31 and function 0-7. */
   device = -1;
@@ -108,7 +110,20 @@ export class PciFunction {
     for (const bar of this.bars) {
       if (bar?.region) { bar.region.unregister(); bar.region = null; }
     }
+    if (this.rom?.region) { this.rom.region.unregister(); this.rom.region = null; }
     this.spaces = null;
+  }
+
+  /**
+   * An expansion ROM behind PCI_ROM_ADDRESS (PCI 3.0 6.2.5.2): sized to a
+   * power of two of at least 2 KiB, decoding when its enable bit (0) and the
+   * command register's memory bit are set. Firmware copies option ROMs (a
+   * VGA BIOS) from there, as SeaBIOS does under QEMU.
+   */
+  setRom(bytes: Uint8Array): void {
+    let size = 2048;
+    while (size < bytes.length) size *= 2;
+    this.rom = { bytes: Uint8Array.from(bytes), size, region: null };
   }
 
   configRead(offset: number, size: AccessSize): number {
@@ -151,6 +166,16 @@ export class PciFunction {
       const addr = (v >>> 0) & ~(bar.size - 1) & (bar.kind === 'io' ? 0xffff : 0xffffffff);
       this.view.setUint32(reg, (addr | typeBits) >>> 0, true);
     }
+    if (this.rom && offset < PCI_ROM_ADDRESS + 4 && offset + size > PCI_ROM_ADDRESS) {
+      let v = this.view.getUint32(PCI_ROM_ADDRESS, true);
+      for (let i = 0; i < size; i++) {
+        const at = offset + i;
+        if (at < PCI_ROM_ADDRESS || at >= PCI_ROM_ADDRESS + 4) continue;
+        const shift = 8 * (at - PCI_ROM_ADDRESS);
+        v = (v & ~(0xff << shift)) | (((value >>> (8 * i)) & 0xff) << shift);
+      }
+      this.view.setUint32(PCI_ROM_ADDRESS, ((v & ~(this.rom.size - 1) & 0xfffff800) | (v & 1)) >>> 0, true);
+    }
     this.configWriteHook(offset, size, value);
     this.updateDecode();
   }
@@ -185,6 +210,27 @@ export class PciFunction {
         bar.region = space.register(want, bar.size, bar.handler, `${this.name} BAR${b}`);
       } else if (bar.region.base !== want) {
         bar.region.move(want);
+      }
+    }
+    if (this.rom) {
+      const rom = this.rom;
+      const reg = this.view.getUint32(PCI_ROM_ADDRESS, true);
+      const addr = (reg & 0xfffff800) >>> 0;
+      const placed = addr !== 0 && addr !== ((0xfffff800 & ~(rom.size - 1)) >>> 0);
+      const want = (cmd & PCI_COMMAND_MEMORY) && (reg & 1) && placed ? addr : -1;
+      if (want < 0) {
+        if (rom.region) { rom.region.unregister(); rom.region = null; }
+      } else if (!rom.region) {
+        rom.region = this.spaces.mmio.register(want, rom.size, {
+          read: (o, s) => {
+            let v = 0;
+            for (let i = 0; i < s; i++) v |= (rom.bytes[o + i] ?? 0) << (8 * i);
+            return v >>> 0;
+          },
+          write: () => { /* a ROM */ },
+        }, `${this.name} ROM`);
+      } else if (rom.region.base !== want) {
+        rom.region.move(want);
       }
     }
   }

@@ -13,15 +13,12 @@
 import * as zmq from 'zeromq';
 import { unlinkSync } from 'node:fs';
 import type { Bridge, BridgePort } from './bridge.js';
+import { tapEndpoint } from '../../../shared/wire/tap.js';
 
 /** Frames the bridge may queue for a slow device model before dropping. */
 const TAP_QUEUE = 1024;
 /** Largest frame a port takes from its device model (a jumbo-less Ethernet frame with a VLAN tag). */
 const FRAME_MAX = 1522;
-
-export function tapEndpoint(rundir: string, name: string): string {
-  return `ipc://${rundir}/${name}.tap`;
-}
 
 export class TapPort implements BridgePort {
   private readonly sock = new zmq.Pair({ linger: 0, sendHighWaterMark: TAP_QUEUE, receiveHighWaterMark: TAP_QUEUE });

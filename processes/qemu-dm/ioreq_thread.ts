@@ -1,0 +1,159 @@
+// qemu-dm's ioreq thread: owns every device of the guest's PC and answers
+// its vCPU's ioreqs, synchronously, as QEMU's main loop does for Xen
+// (xen-hvm.c). It sleeps on its server's doorbell in the HVM segment, which
+// the vCPU rings with a request and qemu-dm's main thread rings with input
+// (serial keystrokes, network frames) it queued on this thread's port.
+//
+//   main thread                          ioreq thread (this)
+//   PTY, tap sockets, xenstore,   <──>   devices (shared/hw), timers,
+//   privcmd (dm_op, range claims)        IoreqServerPages (the pages)
+//
+// A device claiming or moving a range (a BAR the guest programmed) must be
+// routed to this server before the guest's next access, as QEMU's memory
+// listener does with a hypercall: the claim goes to the main thread, which
+// makes the dm_op, and this thread waits for it (a few hundred µs, a few
+// times per boot).
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { shmOpen } from '../../shared/shm.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import { IOREQ_READ } from '../../shared/abi/hvm/ioreq.js';
+import { XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PCI, XEN_DMOP_IO_RANGE_PORT, XEN_DMOP_PCI_SBDF } from '../../shared/abi/hvm/dm_op.js';
+import { XENEMU_HVM_SEGMENT_PAGES } from '../../shared/abi/hvm/xenemu_hvm.js';
+import { HvmIrqLines } from '../../shared/xen/hvm_ctl.js';
+import { FileBlockBackend } from '../../shared/hw/block.js';
+import type { AccessSize } from '../../shared/hw/machine.js';
+import type { AddressSpaceListener } from '../../shared/hw/iospace.js';
+import type { BlockBackend } from '../../shared/hw/backend.js';
+import { IoreqServerPages } from './ioreq_server.js';
+import { DmGuestMemory } from './guest_memory.js';
+import { TimerClock } from './clock.js';
+import { buildDmMachine } from './machine.js';
+import type { QemuDmArgs } from './args.js';
+
+export interface IoreqThreadData {
+  args: QemuDmArgs;
+  hvm: string;
+  mem: string;
+  ramBytes: number;
+  server: number;
+  /** Messages from the main thread (ToIoreqThread), read with receiveMessageOnPort. */
+  port: MessagePort;
+  /** Word 0: the last claim the main thread has made; word 1: messages it posted on `port`. */
+  acks: SharedArrayBuffer;
+}
+
+export type ToIoreqThread =
+  | { type: 'serial-in'; data: Uint8Array }
+  | { type: 'net-in'; nic: number; frame: Uint8Array }
+  | { type: 'stop' };
+
+export type FromIoreqThread =
+  | { type: 'claim'; seq: number; add: boolean; kind: number; start: number; end: number; name: string }
+  | { type: 'serial-out'; data: Uint8Array }
+  | { type: 'net-out'; nic: number; frame: Uint8Array }
+  | { type: 'debugcon'; line: string }
+  | { type: 'log'; line: string }
+  | { type: 'pirq-route'; link: number; irq: number }
+  | { type: 'reset' }
+  | { type: 'ready'; stats?: undefined }
+  | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } };
+
+const d = workerData as IoreqThreadData;
+const post = (m: FromIoreqThread) => parentPort!.postMessage(m);
+const acks = new Int32Array(d.acks);
+let seq = 0;
+
+/** A claim the hypervisor must know before the guest's next access: wait for the main thread's dm_op. */
+function claim(add: boolean, kind: number, start: number, end: number, name: string): void {
+  const s = ++seq;
+  post({ type: 'claim', seq: s, add, kind, start, end, name });
+  while (Atomics.load(acks, 0) < s) Atomics.wait(acks, 0, Atomics.load(acks, 0), 1000);
+}
+
+const listener = (kind: number): AddressSpaceListener => ({
+  added: (base, length, name) => claim(true, kind, base, base + length - 1, name),
+  removed: (base, length, name) => claim(false, kind, base, base + length - 1, name),
+});
+
+const hvm = shmOpen(d.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
+const mem = new DmGuestMemory(shmOpen(d.mem, d.ramBytes), d.ramBytes, hvm);
+const irq = new HvmIrqLines(hvm);
+const clock = new TimerClock();
+const serialIn: Array<(b: Uint8Array) => void> = [];
+const netIn = new Map<number, (f: Uint8Array) => void>();
+const drives: BlockBackend[] = [];
+
+const dm = buildDmMachine(d.args, { mem, irq, clock }, {
+  drive: (index) => {
+    const a = d.args.drives.find((x) => x.index === index);
+    if (!a || !a.file) return null;
+    const b = new FileBlockBackend(a.file, a.readOnly);
+    drives.push(b);
+    return b;
+  },
+  serial: d.args.serial === 'pty' ? {
+    write: (bytes) => post({ type: 'serial-out', data: Uint8Array.from(bytes) }),
+    onInput: (fn) => { serialIn.push(fn); },
+  } : null,
+  nic: (n) => ({
+    send: (frame) => post({ type: 'net-out', nic: n, frame: Uint8Array.from(frame) }),
+    onReceive: (fn) => { netIn.set(n, fn); },
+  }),
+  debugcon: (line) => post({ type: 'debugcon', line }),
+}, {
+  // PIIX3's PIRQ registers: qemu-xen calls xen_set_pci_link_route; the segment takes it directly.
+  onPirqRoute: (link, isaIrq) => { irq.setPciLinkRoute(link, isaIrq); post({ type: 'pirq-route', link, irq: isaIrq }); },
+  onReset: () => post({ type: 'reset' }),
+  log: (line) => post({ type: 'log', line }),
+}, { ports: listener(XEN_DMOP_IO_RANGE_PORT), mmio: listener(XEN_DMOP_IO_RANGE_MEMORY) });
+
+// Every PCI function is this server's, by SBDF (xen_map_pcidev).
+for (const f of dm.pc.bus.functions()) {
+  const sbdf = XEN_DMOP_PCI_SBDF(0, 0, f.device, f.fn);
+  claim(true, XEN_DMOP_IO_RANGE_PCI, sbdf, sbdf, `pci 00:${f.device.toString(16).padStart(2, '0')}.${f.fn} ${f.name}`);
+}
+
+const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+const server = new IoreqServerPages(hvm, d.server, 1, {
+  pio: (dir, port, size, value) => {
+    if (dir === IOREQ_READ) return dm.ports.read(port, size) & MASKS[size];
+    dm.ports.write(port, size, value);
+    return 0;
+  },
+  mmio: (dir, addr, size, value) => {
+    if (dir === IOREQ_READ) return dm.mmio.read(addr, size) >>> 0;
+    dm.mmio.write(addr, size, value);
+    return 0;
+  },
+  pciConfig: (dir, sbdf, reg, size: AccessSize, value) => {
+    const devfn = sbdf & 0xff;
+    if ((sbdf >>> 8) !== 0) return dir === IOREQ_READ ? MASKS[size] : 0; // bus 0 only
+    if (dir === IOREQ_READ) return dm.pc.bus.configRead(devfn, reg, size) >>> 0;
+    dm.pc.bus.configWrite(devfn, reg, size, value);
+    return 0;
+  },
+}, mem, (line) => post({ type: 'log', line }));
+
+post({ type: 'ready' });
+
+let stopping = false;
+let hostSeen = 0;
+function drainHost(): void {
+  hostSeen = Atomics.load(acks, 1);
+  for (;;) {
+    const m = receiveMessageOnPort(d.port)?.message as ToIoreqThread | undefined;
+    if (!m) return;
+    if (m.type === 'serial-in') for (const fn of serialIn) fn(m.data);
+    else if (m.type === 'net-in') netIn.get(m.nic)?.(m.frame);
+    else if (m.type === 'stop') stopping = true;
+  }
+}
+
+while (!stopping) {
+  drainHost();
+  const next = clock.run();
+  if (server.serve() > 0) continue;
+  server.wait(next < 0 ? 1000 : Math.min(next, 1000), () => Atomics.load(acks, 1) !== hostSeen);
+}
+for (const b of drives) (b as FileBlockBackend).close();
+post({ type: 'stopped', stats: server.stats });
