@@ -212,11 +212,20 @@ export class E1000 {
 
   mmioWrite(offset: number, size: AccessSize, value: number): void {
     if (size === 4 && (offset & 3) === 0) { this.writeReg(offset, value >>> 0); return; }
-    // A narrow write changes its bytes of the register; the others keep their stored value.
+    // A narrow write changes its bytes of the register; the others keep their value.
     const aligned = offset & ~3;
     const shift = (offset & 3) * 8;
     const mask = ((size === 4 ? 0xffffffff : (1 << (8 * size)) - 1) << shift) >>> 0;
-    this.writeReg(aligned, ((this.r[aligned >> 2]! & ~mask) | ((value << shift) & mask)) >>> 0);
+    this.writeReg(aligned, ((this.mergeBase(aligned) & ~mask) | ((value << shift) & mask)) >>> 0);
+  }
+
+  /** What the bytes a narrow write leaves alone contribute: nothing for the set/clear strobes, the pins for EECD. */
+  private mergeBase(off: number): number {
+    switch (off) {
+      case R.E1000_ICR: case R.E1000_ICS: case R.E1000_IMS: case R.E1000_IMC: return 0;
+      case R.E1000_EECD: return this.eeprom.readEecd() & ~(R.E1000_EECD_DO | R.E1000_EECD_GNT | R.E1000_EECD_PRES);
+      default: return this.r[off >> 2]!;
+    }
   }
 
   /** BAR1: IOADDR at 0 selects a register, IODATA at 4 reads or writes it (SDM 13.2.2); Linux resets the 82540 through it. */

@@ -442,6 +442,7 @@ export class Vga {
       case VBE_DISPI_INDEX_VIRT_WIDTH: case VBE_DISPI_INDEX_X_OFFSET: case VBE_DISPI_INDEX_Y_OFFSET:
         r[index] = v;
         this.vbeFixup();
+        if (this.vbeEnabled) this.vbeSetVgaRegs();
         return;
       case VBE_DISPI_INDEX_BANK: {
         const bankMask = (this.vram.length >>> 16) - 1;

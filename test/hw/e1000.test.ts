@@ -706,5 +706,8 @@ t.test('the controller stands alone: a host-side NIC without PCI', async (t) => 
   t.equal(nic.mmioRead(R.E1000_STATUS, 2) & R.E1000_STATUS_LU, 0, 'a narrow read');
   nic.mmioWrite(R.E1000_RAL(0) + 2, 2, 0xbeef);
   t.equal(nic.mmioRead(R.E1000_RAL(0), 4), 0xbeef5452, 'a narrow write changes its bytes only');
+  nic.mmioWrite(R.E1000_ICS, 4, R.E1000_ICR_RXT0 | R.E1000_ICR_MDAC);
+  nic.mmioWrite(R.E1000_ICR + 1, 1, R.E1000_ICR_MDAC >> 8);
+  t.equal(nic.peek(R.E1000_ICR), R.E1000_ICR_RXT0, 'a byte written to ICR clears only its own bits');
   t.throws(() => new E1000(m, net, () => {}, { mac: '52:54:00' }), /bad MAC/);
 });

@@ -482,6 +482,12 @@ t.test('Bochs VBE as bochsvga_set_mode sets it: LFB at 8/16/24/32 bpp, banks, of
   io.dacW(9, [0x80, 0x40, 0xff]);
   lfbW(320 * 7 + 7, 1, 9);
   t.same(pixel(s.vga.screenshot(), 7, 7), [0x80, 0x40, 0xff, 255], '8 bpp through an 8-bit DAC');
+  t.equal(io.crtcR(0x13), 320 / 8, 'CR13 from the VBE line length');
+  io.dispiW(VBE_DISPI_INDEX_VIRT_WIDTH, 640);
+  t.equal(io.crtcR(0x13), 640 / 8, 'and follows it while VBE is on');
+  lfbW(640 * 3 + 7, 1, 9);
+  t.same(pixel(s.vga.screenshot(), 7, 3), [0x80, 0x40, 0xff, 255], 'lines of 640 bytes');
+  io.dispiW(VBE_DISPI_INDEX_VIRT_WIDTH, 320);
   // Banked access through A0000 (VBE windows of 64 KiB).
   io.dispiW(VBE_DISPI_INDEX_BANK, 1);
   s.memW(0xa0000 + 4, 1, 0x77);
