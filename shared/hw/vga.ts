@@ -20,6 +20,7 @@
 //   MMIO 0xA0000-0xBFFFF                      the legacy window, placed by GR06's memory map select
 //   BAR0 (prefetchable, 16 MiB)               VRAM, linear (the VBE LFB)
 //   BAR2 (4 KiB)                              QEMU's stdvga MMIO: EDID, VGA ports, VBE registers
+//   expansion ROM BAR (optional)              the VGA BIOS, as QEMU offers vgabios-stdvga.bin
 //
 // textScreen() and screenshot() (vga_display.ts) show what is on the screen.
 import type { AccessSize, IoHandler, IoRegion, IoSpace } from './machine.js';
@@ -94,6 +95,8 @@ export interface VgaOptions {
   vramSize?: number;
   /** Use this buffer as VRAM (shared memory a later mapping hands the guest directly). */
   vram?: Uint8Array;
+  /** The VGA BIOS (vgabios-stdvga.bin) behind the PCI expansion ROM BAR, where SeaBIOS looks for it. */
+  rom?: Uint8Array;
 }
 
 export class Vga {
@@ -552,6 +555,7 @@ export class VgaPci extends PciFunction {
       kind: 'mem', size: PCI_VGA_MMIO_SIZE, name: 'vga mmio',
       handler: { read: (o, s) => this.mmioRead(o, s), write: (o, s, v) => this.mmioWrite(o, s, v) },
     });
+    if (opts.rom) this.addRomBar(opts.rom);
   }
 
   override attach(spaces: PciSpaces): void {
