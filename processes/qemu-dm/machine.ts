@@ -60,8 +60,7 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
   });
   let vga: VgaPci | null = null;
   if (a.vga === 'std') {
-    vga = new VgaPci({ vramSize: a.vgaMemMiB << 20 });
-    vga.setRom(readFileSync(VGABIOS_STDVGA));
+    vga = new VgaPci({ vramSize: a.vgaMemMiB << 20, rom: readFileSync(VGABIOS_STDVGA) });
     pc.bus.plug(vga, pc.freeSlot());
   }
   const nics = a.nics.map((n, i) => {

@@ -34,6 +34,8 @@ export const PCI_STATUS_INTERRUPT = 0x08;
 
 export const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
 export const PCI_BASE_ADDRESS_MEM_PREFETCH = 0x8;
+export const PCI_ROM_ADDRESS_ENABLE = 0x1;
+export const PCI_ROM_ADDRESS_MASK = 0xfffff800;
 
 export interface BarSpec {
   kind: 'io' | 'mem';
@@ -45,6 +47,8 @@ export interface BarSpec {
 }
 
 interface Bar extends BarSpec { addr: number; region: IoRegion | null }
+
+interface Rom { image: Uint8Array; size: number; region: IoRegion | null }
 
 /** The two spaces a function's BARs decode in. */
 export interface PciSpaces { ports: IoSpace; mmio: IoSpace }
@@ -60,8 +64,7 @@ export class PciFunction {
   /** Bits the guest may write, per byte of config space. */
   protected readonly writable = new Uint8Array(256);
   private readonly bars: (Bar | undefined)[] = [];
-  /** The expansion ROM (PCI_ROM_ADDRESS), when the function has one. */
-  private rom: { bytes: Uint8Array; size: number; region: IoRegion | null } | null = null;
+  private rom: Rom | null = null;
   private spaces: PciSpaces | null = null;
   /** Set by PciBus.plug: device number 0-31 and function 0-7. */
   device = -1;
@@ -94,6 +97,19 @@ export class PciFunction {
     this.view.setUint32(PCI_BASE_ADDRESS_0 + 4 * index, low, true);
   }
 
+  /**
+   * Declares the expansion ROM BAR (PCI 3.0 6.2.5.2) holding `image`: read-only
+   * memory of the next power of two (2 KiB at least) that decodes while its
+   * enable bit (bit 0) and the command register's memory space bit are set,
+   * where firmware finds option ROMs such as a VGA BIOS.
+   */
+  protected addRomBar(image: Uint8Array): void {
+    if (this.rom) throw new RangeError(`${this.name}: ROM BAR taken`);
+    let size = 2048;
+    while (size < image.length) size *= 2;
+    this.rom = { image, size, region: null };
+  }
+
   get command(): number { return this.view.getUint16(PCI_COMMAND, true); }
 
   /** The current address of BAR `index` as the guest programmed it (0: not placed). */
@@ -103,8 +119,9 @@ export class PciFunction {
   attach(spaces: PciSpaces): void { this.spaces = spaces; }
 
   /**
-   * Called by the bus when unplugged: the BARs stop decoding. A subclass with
-   * regions or timers of its own overrides this and calls super.detach().
+   * Called by the bus when unplugged: the BARs (and the ROM) stop decoding.
+   * A subclass with regions or timers of its own overrides this and calls
+   * super.detach().
    */
   detach(): void {
     for (const bar of this.bars) {
@@ -112,18 +129,6 @@ export class PciFunction {
     }
     if (this.rom?.region) { this.rom.region.unregister(); this.rom.region = null; }
     this.spaces = null;
-  }
-
-  /**
-   * An expansion ROM behind PCI_ROM_ADDRESS (PCI 3.0 6.2.5.2): sized to a
-   * power of two of at least 2 KiB, decoding when its enable bit (0) and the
-   * command register's memory bit are set. Firmware copies option ROMs (a
-   * VGA BIOS) from there, as SeaBIOS does under QEMU.
-   */
-  setRom(bytes: Uint8Array): void {
-    let size = 2048;
-    while (size < bytes.length) size *= 2;
-    this.rom = { bytes: Uint8Array.from(bytes), size, region: null };
   }
 
   configRead(offset: number, size: AccessSize): number {
@@ -166,6 +171,7 @@ export class PciFunction {
       const addr = (v >>> 0) & ~(bar.size - 1) & (bar.kind === 'io' ? 0xffff : 0xffffffff);
       this.view.setUint32(reg, (addr | typeBits) >>> 0, true);
     }
+    // The ROM BAR: address bits above its size and the enable bit are writable.
     if (this.rom && offset < PCI_ROM_ADDRESS + 4 && offset + size > PCI_ROM_ADDRESS) {
       let v = this.view.getUint32(PCI_ROM_ADDRESS, true);
       for (let i = 0; i < size; i++) {
@@ -174,7 +180,8 @@ export class PciFunction {
         const shift = 8 * (at - PCI_ROM_ADDRESS);
         v = (v & ~(0xff << shift)) | (((value >>> (8 * i)) & 0xff) << shift);
       }
-      this.view.setUint32(PCI_ROM_ADDRESS, ((v & ~(this.rom.size - 1) & 0xfffff800) | (v & 1)) >>> 0, true);
+      const keep = (PCI_ROM_ADDRESS_MASK & ~(this.rom.size - 1)) | PCI_ROM_ADDRESS_ENABLE;
+      this.view.setUint32(PCI_ROM_ADDRESS, (v & keep) >>> 0, true);
     }
     this.configWriteHook(offset, size, value);
     this.updateDecode();
@@ -212,23 +219,24 @@ export class PciFunction {
         bar.region.move(want);
       }
     }
-    if (this.rom) {
-      const rom = this.rom;
+    const rom = this.rom;
+    if (rom) {
       const reg = this.view.getUint32(PCI_ROM_ADDRESS, true);
-      const addr = (reg & 0xfffff800) >>> 0;
-      const placed = addr !== 0 && addr !== ((0xfffff800 & ~(rom.size - 1)) >>> 0);
-      const want = (cmd & PCI_COMMAND_MEMORY) && (reg & 1) && placed ? addr : -1;
+      const addr = (reg & PCI_ROM_ADDRESS_MASK) >>> 0;
+      const placed = addr !== 0 && addr !== ((PCI_ROM_ADDRESS_MASK & ~(rom.size - 1)) >>> 0);
+      const want = cmd & PCI_COMMAND_MEMORY && reg & PCI_ROM_ADDRESS_ENABLE && placed ? addr : -1;
       if (want < 0) {
         if (rom.region) { rom.region.unregister(); rom.region = null; }
       } else if (!rom.region) {
-        rom.region = this.spaces.mmio.register(want, rom.size, {
-          read: (o, s) => {
+        const handler: IoHandler = {
+          read: (o, size) => {
             let v = 0;
-            for (let i = 0; i < s; i++) v |= (rom.bytes[o + i] ?? 0) << (8 * i);
+            for (let i = 0; i < size; i++) v |= (rom.image[o + i] ?? 0) << (8 * i);
             return v >>> 0;
           },
-          write: () => { /* a ROM */ },
-        }, `${this.name} ROM`);
+          write: () => { /* read-only */ },
+        };
+        rom.region = this.spaces.mmio.register(want, rom.size, handler, `${this.name} ROM`);
       } else if (rom.region.base !== want) {
         rom.region.move(want);
       }
