@@ -114,8 +114,11 @@ for (const f of dm.pc.bus.functions()) {
 }
 
 const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+const TRACE = process.env.XENEMU_QEMU_TRACE === '1';
+const trace = (m: string) => { if (TRACE) post({ type: 'log', line: m }); };
 const server = new IoreqServerPages(hvm, d.server, 1, {
   pio: (dir, port, size, value) => {
+    if (port !== 0x402) trace(`pio ${dir ? 'r' : 'w'} ${port.toString(16)} ${size} ${value.toString(16)}`);
     if (dir === IOREQ_READ) return dm.ports.read(port, size) & MASKS[size];
     dm.ports.write(port, size, value);
     return 0;
@@ -126,6 +129,7 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
     return 0;
   },
   pciConfig: (dir, sbdf, reg, size: AccessSize, value) => {
+    trace(`pcicfg ${dir ? 'r' : 'w'} ${sbdf.toString(16)} ${reg.toString(16)} ${size} ${value.toString(16)}`);
     const devfn = sbdf & 0xff;
     if ((sbdf >>> 8) !== 0) return dir === IOREQ_READ ? MASKS[size] : 0; // bus 0 only
     if (dir === IOREQ_READ) return dm.pc.bus.configRead(devfn, reg, size) >>> 0;

@@ -2,8 +2,8 @@
 // libxl's arguments builds it (shared/hw/pc.ts has the slot layout):
 // i440FX, PIIX3 with IDE (hda-hdd from -drive), the Xen platform device,
 // VGA (-vga std / -device VGA, its BIOS in its PCI ROM, where SeaBIOS looks),
-// an e1000 per -device e1000, COM1 (-serial pty), and QEMU's isa-debugcon on
-// 0x402, where SeaBIOS logs.
+// an e1000 per -device e1000, COM1 (-serial pty), QEMU's fw_cfg (RAM, CPUs,
+// boot order) and QEMU's isa-debugcon on 0x402, where SeaBIOS logs.
 import { readFileSync } from 'node:fs';
 import { AddressSpace, type AddressSpaceListener } from '../../shared/hw/iospace.js';
 import type { Clock, GuestMemory, IrqLines, Machine } from '../../shared/hw/machine.js';
@@ -13,6 +13,7 @@ import type { IdeDriveSpec } from '../../shared/hw/ide.js';
 import { Uart16550 } from '../../shared/hw/uart16550.js';
 import { VgaPci } from '../../shared/hw/vga.js';
 import { E1000Pci } from '../../shared/hw/e1000.js';
+import { FwCfg, bootorderFile } from '../../shared/hw/fw_cfg.js';
 import type { QemuDmArgs } from './args.js';
 
 export const VGABIOS_STDVGA = '/usr/share/seabios/vgabios-stdvga.bin';
@@ -68,6 +69,8 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
     pc.bus.plug(nic, pc.freeSlot());
     return nic;
   });
+  // QEMU's fw_cfg, where SeaBIOS reads the machine's RAM, CPUs and boot order.
+  new FwCfg(ports, { ramBytes: a.memoryMiB << 20, cpus: 1, files: { bootorder: bootorderFile(a.bootOrder, a.drives) } });
   const uart = be.serial ? new Uart16550({ ports, irq: env.irq, clock: env.clock }, be.serial, { base: 0x3f8, irq: 4 }) : null;
   let line = '';
   ports.register(DEBUGCON_PORT, 1, {

@@ -15,7 +15,12 @@
 // IOREQ_TYPE_PCI_CONFIG; those come to PciBus.configRead/Write directly.
 //
 // The PAM registers (0x59-0x5F) and SMRAM (0x72) are stored and read back,
-// as QEMU's i440fx does; the memory they describe belongs to Xen under HVM.
+// as QEMU's i440fx does; the memory they describe belongs to Xen under HVM,
+// where 0xC0000-0xFFFFF is always RAM, readable and writable, whatever PAM
+// says. So PAM starts by saying so (0x33: read and write to DRAM, 0x30 for
+// PAM0's 0xF0000 segment): firmware that checks it (SeaBIOS's
+// make_bios_writable) then finds its code in RAM, as it is, instead of
+// jumping to a flash alias to copy itself.
 import type { AccessSize, IoHandler, IoSpace } from './machine.js';
 import { PciBus, PciFunction } from './pci.js';
 
@@ -46,6 +51,8 @@ export class I440fx extends PciFunction {
     for (let r = 0x40; r < 0x100; r++) this.writable[r] = 0xff;
     this.writable[I440FX_SMRAM] = SMRAM_D_OPEN | SMRAM_D_CLS | SMRAM_D_LCK | SMRAM_G_SMRAME;
     this.config[I440FX_SMRAM] = SMRAM_C_BASE_SEG;
+    this.config.fill(0x33, I440FX_PAM + 1, I440FX_PAM + I440FX_PAM_SIZE);
+    this.config[I440FX_PAM] = 0x30;
   }
 
   /** PAM0-PAM6 as the guest programmed them (read/write enables for the BIOS and option ROM areas). */

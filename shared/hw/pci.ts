@@ -168,7 +168,10 @@ export class PciFunction {
         v = (v & ~(0xff << shift)) | (((value >>> (8 * i)) & 0xff) << shift);
       }
       const typeBits = bar.kind === 'io' ? PCI_BASE_ADDRESS_SPACE_IO : (bar.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
-      const addr = (v >>> 0) & ~(bar.size - 1) & (bar.kind === 'io' ? 0xffff : 0xffffffff);
+      // All 32 bits above the size are writable for I/O BARs too (as QEMU's
+      // wmask): a sizing probe reads back 0xffffff01 for 256 ports, which is
+      // what firmware computes the size from; only the decode is 16-bit.
+      const addr = (v >>> 0) & ~(bar.size - 1);
       this.view.setUint32(reg, (addr | typeBits) >>> 0, true);
     }
     // The ROM BAR: address bits above its size and the enable bit are writable.
@@ -204,10 +207,12 @@ export class PciFunction {
       const bar = this.bars[b];
       if (!bar) continue;
       const reg = this.view.getUint32(PCI_BASE_ADDRESS_0 + 4 * b, true);
-      const addr = bar.kind === 'io' ? reg & ~0x3 & 0xffff : (reg & ~0xf) >>> 0;
+      const addr = (bar.kind === 'io' ? reg & ~0x3 : reg & ~0xf) >>> 0;
       const on = (bar.kind === 'io' ? cmd & PCI_COMMAND_IO : cmd & PCI_COMMAND_MEMORY) !== 0;
-      // The sizing probe writes all-ones: the address then is the size mask, not a placement.
-      const placed = addr !== 0 && addr !== ((bar.kind === 'io' ? 0xffff : 0xffffffff) & ~(bar.size - 1)) >>> 0;
+      // The sizing probe writes all-ones: the address then is the size mask,
+      // not a placement; an I/O BAR past the 64 KiB of ports decodes nothing.
+      const placed = addr !== 0 && addr !== (0xffffffff & ~(bar.size - 1) & (bar.kind === 'io' ? ~0x3 : ~0xf)) >>> 0 &&
+        (bar.kind === 'mem' || addr + bar.size <= 0x10000);
       const want = on && placed ? addr : -1;
       bar.addr = placed ? addr : 0;
       const space = bar.kind === 'io' ? this.spaces.ports : this.spaces.mmio;

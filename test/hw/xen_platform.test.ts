@@ -25,7 +25,7 @@ t.test('PCI identity and BARs as qemu-xen\'s xen-platform', async (t) => {
   t.equal(m.cfgRead(2, 0, 0x3d, 1), 1, 'INTA#');
   t.equal(m.cfgRead(2, 0, 0x04, 2) & 3, 3, 'I/O and memory decode on from the start');
   m.cfgWrite(2, 0, 0x10, 4, 0xffffffff);
-  t.equal(m.cfgRead(2, 0, 0x10, 4), 0xff01, 'BAR0: 256 ports');
+  t.equal(m.cfgRead(2, 0, 0x10, 4), 0xffffff01, 'BAR0: 256 ports');
   m.cfgWrite(2, 0, 0x14, 4, 0xffffffff);
   t.equal(m.cfgRead(2, 0, 0x14, 4), 0xff000008, 'BAR1: 16 MiB prefetchable memory');
   m.cfgWrite(2, 0, 0x10, 4, 0xc100);
