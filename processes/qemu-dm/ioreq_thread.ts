@@ -29,6 +29,7 @@ import { DmGuestMemory } from './guest_memory.js';
 import { TimerClock } from './clock.js';
 import { buildDmMachine } from './machine.js';
 import type { QemuDmArgs } from './args.js';
+import type { ScreenState } from './qmp.js';
 
 export interface IoreqThreadData {
   args: QemuDmArgs;
@@ -45,6 +46,7 @@ export interface IoreqThreadData {
 export type ToIoreqThread =
   | { type: 'serial-in'; data: Uint8Array }
   | { type: 'net-in'; nic: number; frame: Uint8Array }
+  | { type: 'screen'; req: number }
   | { type: 'stop' };
 
 export type FromIoreqThread =
@@ -55,6 +57,7 @@ export type FromIoreqThread =
   | { type: 'log'; line: string }
   | { type: 'pirq-route'; link: number; irq: number }
   | { type: 'reset' }
+  | { type: 'screen'; req: number; state: ScreenState }
   | { type: 'ready'; stats?: undefined }
   | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } };
 
@@ -140,6 +143,17 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
 
 post({ type: 'ready' });
 
+function screen(): ScreenState {
+  const vga = dm.vga?.vga;
+  if (!vga) return { text: null, width: 0, height: 0, rgba: new Uint8Array(0), mode: 'none' };
+  const t = vga.textScreen();
+  const shot = vga.screenshot();
+  return {
+    text: t ? { cols: t.cols, rows: t.rows, lines: t.lines, cursor: t.cursor } : null,
+    width: shot.width, height: shot.height, rgba: shot.rgba, mode: shot.mode,
+  };
+}
+
 let stopping = false;
 let hostSeen = 0;
 function drainHost(): void {
@@ -149,6 +163,7 @@ function drainHost(): void {
     if (!m) return;
     if (m.type === 'serial-in') for (const fn of serialIn) fn(m.data);
     else if (m.type === 'net-in') netIn.get(m.nic)?.(m.frame);
+    else if (m.type === 'screen') post({ type: 'screen', req: m.req, state: screen() });
     else if (m.type === 'stop') stopping = true;
   }
 }

@@ -17,7 +17,7 @@
 // It exits when Domain-0 (its parent) dies, on SIGTERM, and when its guest
 // is destroyed (@releaseDomain).
 import { Worker, MessageChannel } from 'node:worker_threads';
-import { appendFileSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync, writeSync, closeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
 import { HypervisorClient } from '../../shared/xen/hypervisor.js';
@@ -38,6 +38,7 @@ import { watchParent } from '../../shared/runtime/lifeline.js';
 import { setProcessTitle } from '../../shared/runtime/title.js';
 import { parseQemuDmArgs, ArgError, type QemuDmArgs } from './args.js';
 import { ringServer } from './ioreq_server.js';
+import { qmpSocketPath, startQmp, type ScreenState } from './qmp.js';
 import type { FromIoreqThread, IoreqThreadData, ToIoreqThread } from './ioreq_thread.js';
 
 const log = (m: string) => process.stderr.write(`${new Date().toISOString()} qemu-dm: ${m}\n`);
@@ -119,6 +120,18 @@ async function main(): Promise<void> {
     return sock;
   });
 
+  const screens = new Map<number, (s: ScreenState) => void>();
+  let nextScreen = 1;
+  const qmp = startQmp(qmpSocketPath(rundir, a.domid), {
+    screen: () => new Promise<ScreenState>((res) => {
+      const req = nextScreen++;
+      screens.set(req, res);
+      send({ type: 'screen', req });
+    }),
+    quit: () => exit(0),
+  }, log);
+  cleanups.push(() => { qmp.close(); try { unlinkSync(qmpSocketPath(rundir, a.domid)); } catch { /* gone */ } });
+
   const ready = new Promise<void>((resolve, reject) => {
     worker.on('error', (err) => { log(`ioreq thread failed: ${err.stack ?? err.message}`); reject(err); exit(1); });
     worker.on('exit', (code) => { if (code !== 0) { log(`ioreq thread exited with ${code}`); exit(1); } });
@@ -146,6 +159,7 @@ async function main(): Promise<void> {
           log('the guest reset its machine: SHUTDOWN_reboot');
           void dm(DM.XEN_DMOP_remote_shutdown, { reason: SHUTDOWN_reboot });
           return;
+        case 'screen': screens.get(m.req)?.(m.state); screens.delete(m.req); return;
         case 'ready': resolve(); return;
         case 'stopped': return;
       }
