@@ -138,7 +138,9 @@ export class IoreqServerPages {
       try {
         if (dir === IOREQ_READ) {
           const r = this.access(type, dir, a, addrHi, size, 0, 0);
-          bv.setUint32(0, r.lo, true);
+          if (size === 1) bv.setUint8(0, r.lo);
+          else if (size === 2) bv.setUint16(0, r.lo, true);
+          else bv.setUint32(0, r.lo, true);
           if (size === 8) bv.setUint32(4, r.hi, true);
           this.mem.write(gpa, buf);
         } else {

@@ -6,40 +6,22 @@
 // device model of one device (test/fixtures/debugcon_dm.ts).
 import t from 'tap';
 import { Worker } from 'node:worker_threads';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, startHost, waitFor } from '../helpers/host.js';
-import { HypervisorClient } from '../../shared/xen/hypervisor.js';
-import { privcmdEndpoint } from '../../shared/wire/hypercall.js';
-import { shmOpen } from '../../shared/shm.js';
+import { hvmDomain, seabiosMissing } from '../helpers/hvm.js';
 import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
-import {
-  XEN_DOMCTL_CDF_hap, XEN_DOMCTL_CDF_hvm, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain, XEN_DOMCTL_getdomaininfo,
-  XEN_DOMCTL_unpausedomain, XENEMU_DOMCTL_getsegments,
-} from '../../shared/abi/domctl.js';
+import { XEN_DOMCTL_getdomaininfo, XENEMU_DOMCTL_getsegments } from '../../shared/abi/domctl.js';
 import * as DM from '../../shared/abi/hvm/dm_op.js';
 import { HVM_IOREQSRV_BUFIOREQ_ATOMIC } from '../../shared/abi/hvm/params.js';
-import { HVM_INFO_PADDR, encodeHvmInfoTable } from '../../shared/abi/hvm/hvm_info_table.js';
 
-const SEABIOS = '/usr/share/seabios/bios.bin';
-const DOMU = join(DIST, 'processes', 'domu', 'main.js');
 const DM_WORKER = join(DIST, 'test', 'fixtures', 'debugcon_dm.js');
 
-t.test('SeaBIOS boots in an HVM domain and logs through an ioreq server', { skip: existsSync(SEABIOS) ? false : `${SEABIOS} missing: apt-get install seabios` }, async (t) => {
+t.test('SeaBIOS boots in an HVM domain and logs through an ioreq server', { skip: seabiosMissing() ?? false }, async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });
-  const pc = HypervisorClient.privcmd(privcmdEndpoint(h.rundir));
-  t.teardown(() => pc.close());
-  const MiB = 32;
-  const c = await pc.hypercall<{ domain: number }>(__HYPERVISOR_domctl, XEN_DOMCTL_createdomain,
-    { max_vcpus: 1, memory_kb: MiB * 1024, flags: XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap, xenemu: { program: DOMU } });
-  t.equal(c.ret, 0, 'an HVM domain');
-  const domid = c.data!.domain;
-  t.teardown(() => pc.hypercall(__HYPERVISOR_domctl, XEN_DOMCTL_destroydomain, { domain: domid }));
-  const seg = (await pc.hypercall<{ mem: string; mem_bytes: number; hvm: string }>(__HYPERVISOR_domctl, XENEMU_DOMCTL_getsegments, { domain: domid })).data!;
-  const mem = new Uint8Array(shmOpen(seg.mem, seg.mem_bytes));
-  const bios = readFileSync(SEABIOS);
-  mem.set(bios, 0x100000 - bios.length);
-  mem.set(encodeHvmInfoTable({ apicMode: 1, nrVcpus: 1, lowMemPgend: (MiB << 20) >> 12, reservedMemPgstart: 0xfeff0, highMemPgend: 0 }), HVM_INFO_PADDR);
+  const d = await hvmDomain(t, h, 32);
+  const { domid, pc } = d;
+  const seg = (await pc.hypercall<{ hvm: string }>(__HYPERVISOR_domctl, XENEMU_DOMCTL_getsegments, { domain: domid })).data!;
+  t.ok(seg.hvm, 'an HVM domain, with its HVM segment');
 
   const dm = (op: number, arg: object) => pc.hypercall(__HYPERVISOR_dm_op, 0, { domid, op, ...arg });
   const srv = await dm(DM.XEN_DMOP_create_ioreq_server, { handle_bufioreq: HVM_IOREQSRV_BUFIOREQ_ATOMIC }) as { ret: number; data: { id: number } };
@@ -59,7 +41,7 @@ t.test('SeaBIOS boots in an HVM domain and logs through an ioreq server', { skip
   t.teardown(async () => { Atomics.store(new Int32Array(stop), 0, 1); await w.terminate(); });
 
   const t0 = Date.now();
-  t.equal((await pc.hypercall(__HYPERVISOR_domctl, XEN_DOMCTL_unpausedomain, { domain: domid })).ret, 0);
+  t.equal(await d.unpause(), 0);
   await waitFor(() => lines.some((l) => /^SeaBIOS \(version /.test(l)), 30_000, 'the SeaBIOS banner on port 0x402');
   t.pass(`SeaBIOS's banner after ${Date.now() - t0} ms: ${lines.find((l) => l.startsWith('SeaBIOS'))!.trim()}`);
   await waitFor(() => lines.some((l) => /No bootable device|Booting from|Boot failed/.test(l)), 60_000, 'SeaBIOS looking for something to boot');

@@ -20,6 +20,7 @@ import { isPlatformPort, MMAP_BLOCK_BITS, type MmioHandler, type PortHandler, ty
 import type { IoreqClient } from './ioreq.js';
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+const PAGE = 4096;
 
 export class IoRouter {
   /** port -> server + 1 (0: nobody). */
@@ -31,10 +32,19 @@ export class IoRouter {
   /** MMIO blocks handed to the router, with what v86 had there before. */
   private readonly blocks = new Map<number, MmioHandler | null>();
   private readonly dv: DataView;
+  /**
+   * A `rep ins` answered ahead: the elements one ioreq fetched (count N,
+   * data_is_ptr, written by the device model straight into guest RAM where
+   * the instruction puts them), handed out one by one as v86 asks for each,
+   * as long as it is the same instruction on the same port.
+   */
+  private rep: { port: number; size: number; ip: number; vals: Uint32Array; pos: number } | null = null;
+  private readonly ram: Uint8Array;
 
   constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
               seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>) {
     this.dv = new DataView(seg);
+    this.ram = m.cpu.mem8;
     const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
     for (let p = 0; p < 0x10000; p++) if (!isPlatformPort(p)) m.setPort(p, local.get(p) ?? port);
     // The VGA window is never RAM in an HVM guest (libxl leaves it out of the physmap).
@@ -85,7 +95,38 @@ export class IoRouter {
     }
     const s = this.portServer[p]! - 1;
     if (s < 0) return ONES[size];
+    const r = this.rep;
+    if (r) {
+      if (r.port === p && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) return r.vals[r.pos++]!;
+      this.rep = null;
+    }
+    const batch = this.repIns(s, p, size);
+    if (batch !== null) return batch;
     return (this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+  }
+
+  /**
+   * `rep insw` from an IDE data port is how firmware reads a disk by PIO:
+   * one ioreq per word would be a round trip per two bytes. Xen hands the
+   * whole string to the device model as one ioreq (count, data_is_ptr, df),
+   * and so does this: the elements left in the current page (without
+   * crossing a 16-bit DI wrap) in one request, the device model writing them
+   * where the instruction will. Returns the first element, or null when this
+   * is not such an instruction.
+   */
+  private repIns(s: number, p: number, size: 1 | 2 | 4): number | null {
+    const info = this.m.repIns(p, size);
+    if (!info || info.count < 2 || info.backwards) return null;
+    let n = Math.min(info.count, Math.floor((PAGE - (info.dest & (PAGE - 1))) / size));
+    if (!info.addr32) n = Math.min(n, Math.floor((0x10000 - (info.dest & 0xffff)) / size));
+    const end = info.dest + n * size;
+    if (n < 2 || end > this.m.ramBytes || (end > VGA_HOLE_START && info.dest < VGA_HOLE_END)) return null;
+    this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, info.dest, n, true);
+    const vals = new Uint32Array(n);
+    const dv = new DataView(this.ram.buffer, this.ram.byteOffset + info.dest, n * size);
+    for (let i = 0; i < n; i++) vals[i] = size === 1 ? dv.getUint8(i) : size === 2 ? dv.getUint16(i * 2, true) : dv.getUint32(i * 4, true);
+    this.rep = { port: p, size, ip: this.m.cpu.previous_ip[0]!, vals, pos: 1 };
+    return vals[0]!;
   }
 
   private portWrite(p: number, size: 1 | 2 | 4, v: number): void {

@@ -28,6 +28,11 @@ interface V86Cpu {
   wasm_memory: WebAssembly.Memory;
   in_hlt: Uint8Array;
   reg32: Int32Array;
+  previous_ip: Int32Array;
+  segment_offsets: Int32Array;
+  is_32: Int32Array;
+  flags: Int32Array;
+  cr: Int32Array;
   io: {
     ports: PortEntry[];
     mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void,
@@ -208,6 +213,39 @@ export class V86Machine {
   modifiedAll(): void { this.cpu.jit_clear_cache(); }
 
   destroy(): void { this.emu.destroy(); }
+
+  /**
+   * When the instruction being executed is `rep ins` from `port` with
+   * elements of `size` bytes: where its data goes (a physical address; only
+   * without paging, where ES's base plus (E)DI is one) and how many
+   * elements are left (ECX or CX). Null for anything else. The bytes at the
+   * instruction's start (previous_ip, linear) are decoded here rather than
+   * trusting v86's prefix state, which its JIT does not keep.
+   */
+  repIns(port: number, size: 1 | 2 | 4): { dest: number; count: number; backwards: boolean; addr32: boolean } | null {
+    const cpu = this.cpu;
+    if (cpu.cr[0]! & 0x80000000) return null;
+    let ip = cpu.previous_ip[0]! >>> 0;
+    let op32 = cpu.is_32[0] !== 0;
+    let addr32 = op32;
+    let rep = false;
+    for (let n = 0; n < 15; n++, ip++) {
+      if (ip >= this.ramBytes) return null;
+      const b = cpu.mem8[ip]!;
+      if (b === 0x66) { op32 = !op32; continue; }
+      if (b === 0x67) { addr32 = !addr32; continue; }
+      if (b === 0xf3 || b === 0xf2) { rep = true; continue; }
+      if (b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65) continue;
+      const elem = b === 0x6c ? 1 : b === 0x6d ? (op32 ? 4 : 2) : 0;
+      if (!rep || elem !== size) return null;
+      const regs = cpu.reg32;
+      if ((regs[2]! & 0xffff) !== port) return null; // DX
+      const count = addr32 ? regs[1]! >>> 0 : regs[1]! & 0xffff;
+      const di = addr32 ? regs[7]! >>> 0 : regs[7]! & 0xffff;
+      return { dest: (cpu.segment_offsets[0]! + di) >>> 0, count, backwards: (cpu.flags[0]! & 0x400) !== 0, addr32 };
+    }
+    return null;
+  }
 }
 
 /** Debian's SeaBIOS, read by tests and tools that run v86 without a builder. */
