@@ -28,8 +28,13 @@ export class HvmIrqLines {
     this.kickVcpu();
   }
 
-  /** XEN_DMOP_set_isa_irq_level: ISA IRQ 0-15. */
-  setIsaIrq(irq: number, level: 0 | 1): void { this.setBit(hvm_ctl.isa_irq_level, irq, level); }
+  /** XEN_DMOP_set_isa_irq_level: ISA IRQ 0-15. A rising edge is latched for the vCPU too. */
+  setIsaIrq(irq: number, level: 0 | 1): void {
+    if (level && !(Atomics.load(this.i32, hvm_ctl.isa_irq_level >> 2) & (1 << irq))) {
+      Atomics.or(this.i32, hvm_ctl.isa_irq_raised >> 2, 1 << irq);
+    }
+    this.setBit(hvm_ctl.isa_irq_level, irq, level);
+  }
 
   /** XEN_DMOP_set_pci_intx_level on bus 0: device 0-31, intx 0-3. */
   setPciIntx(device: number, intx: number, level: 0 | 1): void { this.setBit(hvm_ctl.pci_intx_level, device * 4 + intx, level); }

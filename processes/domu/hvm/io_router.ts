@@ -42,7 +42,8 @@ export class IoRouter {
   private readonly ram: Uint8Array;
 
   constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
-              seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>) {
+              seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>,
+              private readonly afterIo: () => void = () => {}) {
     this.dv = new DataView(seg);
     this.ram = m.cpu.mem8;
     const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
@@ -50,6 +51,14 @@ export class IoRouter {
     // The VGA window is never RAM in an HVM guest (libxl leaves it out of the physmap).
     this.claimBlocks(VGA_HOLE_START, VGA_HOLE_END - VGA_HOLE_START);
     this.refresh();
+  }
+
+  /** An ioreq, then whatever the device model did to the interrupt lines meanwhile reaches the PIC at once. */
+  private send(s: number, type: number, addr: number, addrHi: number, size: number, dir: number, data: number,
+               count = 1, dataIsPtr = false): number {
+    const r = this.io.send(s, type, addr, addrHi, size, dir, data, count, dataIsPtr);
+    this.afterIo();
+    return r;
   }
 
   /** Re-reads the servers' ranges when the hypervisor changed them (a generation in the control page). */
@@ -102,7 +111,7 @@ export class IoRouter {
     }
     const batch = this.repIns(s, p, size);
     if (batch !== null) return batch;
-    return (this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+    return (this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
   }
 
   /**
@@ -121,7 +130,7 @@ export class IoRouter {
     if (!info.addr32) n = Math.min(n, Math.floor((0x10000 - (info.dest & 0xffff)) / size));
     const end = info.dest + n * size;
     if (n < 2 || end > this.m.ramBytes || (end > VGA_HOLE_START && info.dest < VGA_HOLE_END)) return null;
-    this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, info.dest, n, true);
+    this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, info.dest, n, true);
     const vals = new Uint32Array(n);
     const dv = new DataView(this.ram.buffer, this.ram.byteOffset + info.dest, n * size);
     for (let i = 0; i < n; i++) vals[i] = size === 1 ? dv.getUint8(i) : size === 2 ? dv.getUint16(i * 2, true) : dv.getUint32(i * 4, true);
@@ -136,7 +145,7 @@ export class IoRouter {
       if (p >= 0xcfc && (this.cf8 & 0x80000000)) { this.pciConfig(IOREQ_WRITE, p, size, v); return; }
     }
     const s = this.portServer[p]! - 1;
-    if (s >= 0) this.io.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_WRITE, v >>> 0);
+    if (s >= 0) this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_WRITE, v >>> 0);
   }
 
   /** CF8: enable(31) bus(23:16) device(15:11) function(10:8) register(7:2); extended register bits 27:24 (AMD). */
@@ -146,7 +155,7 @@ export class IoRouter {
     const reg = (cf8 & 0xfc) | (port & 3);
     const s = this.serverOf(this.pci, sbdf);
     if (s < 0) return dir === IOREQ_READ ? ONES[size] : 0;
-    const r = this.io.send(s, IOREQ_TYPE_PCI_CONFIG, reg, sbdf, size, dir, dir === IOREQ_WRITE ? v >>> 0 : 0);
+    const r = this.send(s, IOREQ_TYPE_PCI_CONFIG, reg, sbdf, size, dir, dir === IOREQ_WRITE ? v >>> 0 : 0);
     return (r & ONES[size]) >>> 0;
   }
 
@@ -157,7 +166,7 @@ export class IoRouter {
       const fallback = this.blocks.get(a >>> MMAP_BLOCK_BITS);
       return fallback ? fallback.read(a, size) : ONES[size];
     }
-    return (this.io.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+    return (this.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
   }
 
   private mmioWrite(a: number, size: 1 | 4, v: number): void {
@@ -170,6 +179,6 @@ export class IoRouter {
     const buffered = a >= VGA_HOLE_START && a < VGA_HOLE_END &&
       (Atomics.load(this.i32, (hvm_ctl.server_state >> 2) + s) & SERVER_BUFIOREQ) !== 0;
     if (buffered && this.io.buffered(s, a, size, v)) return;
-    this.io.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_WRITE, v >>> 0);
+    this.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_WRITE, v >>> 0);
   }
 }

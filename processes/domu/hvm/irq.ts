@@ -34,10 +34,15 @@ export class IrqLines {
         if (irq) want |= 1 << irq;
       }
     }
+    // An edge that came and went since the last look: raise and lower, so
+    // an edge-triggered line's PIC latches it as Xen's vPIC would have.
+    const pulsed = Atomics.exchange(this.i32, hvm_ctl.isa_irq_raised >> 2, 0) & ~this.asserted & ~want & 0xffff;
     const diff = want ^ this.asserted;
     for (let irq = 0; irq < 16; irq++) {
-      if (!(diff & (1 << irq))) continue;
-      if (want & (1 << irq)) this.raise(irq); else this.lower(irq);
+      const b = 1 << irq;
+      if (pulsed & b) { this.raise(irq); this.lower(irq); continue; }
+      if (!(diff & b)) continue;
+      if (want & b) this.raise(irq); else this.lower(irq);
     }
     this.asserted = want;
   }

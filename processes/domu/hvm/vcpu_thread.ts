@@ -3,7 +3,8 @@
 // HLT until an interrupt is due, handing every access to a device that is
 // not the processor's own to the ioreq servers (io_router.ts).
 //
-// Each turn: take the slice (or wait for it), forget translated code that
+// Each turn: let v86's JIT install what it compiled (its event loop turns),
+// take the slice (or wait for it), forget translated code that
 // device models overwrote by DMA, bring the PIC's lines up to date, run v86
 // for up to about a millisecond. A halted processor with nothing pending
 // blocks on the vCPU doorbell of the HVM segment until its next timer, or
@@ -49,11 +50,26 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const io = new IoreqClient(seg, ctx.vcpu, ctx.block);
   const debug = new DebugPort((line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage));
   const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n));
-  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]));
+  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), () => { if (irq.changed) irq.sync(); });
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
   const forgetAll = () => m.modifiedAll();
+  let turns = 0;
+  let lastT = Date.now();
+  const ic = () => (m.cpu as unknown as { instruction_counter: Uint32Array }).instruction_counter[0]!;
+  let lastI = ic();
   for (;;) {
+    if (process.env.XENEMU_HVM_RATE && ++turns % 2000 === 0) {
+      const now = Date.now();
+      const i = ic();
+      arg.port.postMessage({ type: 'console', line: `rate ${(((i - lastI) >>> 0) / (now - lastT) / 1000).toFixed(1)} MIPS, turns 2000 in ${now - lastT} ms eip ${((m.cpu as unknown as { instruction_pointer: Int32Array }).instruction_pointer[0]! >>> 0).toString(16)} halted ${m.halted}` } satisfies HvmVcpuMessage);
+      lastT = now; lastI = i;
+    }
+    // v86 compiles the guest code it translates asynchronously
+    // (WebAssembly.instantiate): its JIT only ever runs code whose promise
+    // this thread's event loop has seen resolve. One turn of the loop per
+    // ~millisecond of guest time, as v86's own scheduler gives it.
+    await new Promise<void>((res) => setImmediate(res));
     ctx.preemptionPoint();
     drainModified(i32, dv, forget, forgetAll);
     irq.sync();

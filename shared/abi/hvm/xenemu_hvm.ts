@@ -29,6 +29,11 @@
 //   0x0c4  isa_irq_level      bit n: ISA IRQ n asserted (XEN_DMOP_set_isa_irq_level)
 //   0x0c8  pci_intx_level[4]  bit (dev*4 + intx) % 32 of word (dev*4 + intx) / 32
 //   0x0d8  pci_link_route[4]  PCI link A-D -> ISA IRQ (0 none), XEN_DMOP_set_pci_link_route
+//   0x0f0  isa_irq_raised     latch: bit n set when ISA IRQ n went from low to
+//                             high, taken (exchanged with 0) by the vCPU, so an
+//                             edge the device dropped again before the vCPU
+//                             looked still reaches the PIC, as Xen's vPIC
+//                             latches a rising edge in IRR
 //   0x0f8  shutdown_req       the vCPU's request to the hypervisor (reserved)
 //   0x100  ranges_gen         bumped after the range table changed
 //   0x104  nr_ranges
@@ -62,6 +67,7 @@ export const hvm_ctl = {
   isa_irq_level: 0x0c4,
   pci_intx_level: 0x0c8,
   pci_link_route: 0x0d8,
+  isa_irq_raised: 0x0f0,
   shutdown_req: 0x0f8,
   ranges_gen: 0x100,
   nr_ranges: 0x104,
