@@ -191,6 +191,15 @@ t.test('HVM guests on a real host', { skip: fs.existsSync(SEABIOS) ? false : `${
     t.match(pv.stderr, /Unable to read console tty path `\/local\/domain\/\d+\/console\/tty'/);
   });
 
+  await t.test('xl shutdown without PV drivers is refused, as xl does', async (t) => {
+    for (const cmd of ['shutdown', 'reboot']) {
+      const r = await xl(h, [cmd, 'h1']);
+      t.equal(r.code, 1, `xl ${cmd}: exit 1`);
+      t.match(r.stderr, `PV control interface not available: external graceful ${cmd} not possible.`);
+    }
+    t.ok(await domid(h, 'h1'), 'the guest is still there');
+  });
+
   await t.test('destroy stops the device model and leaves nothing', async (t) => {
     const id = (await domid(h, 'h1'))!;
     const pid = Number(await xs.readString(`/local/domain/${id}/image/device-model-pid`));

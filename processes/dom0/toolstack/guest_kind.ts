@@ -50,6 +50,11 @@ export interface Guest {
    */
   release(): Promise<void>;
   /**
+   * Why xl shutdown / reboot cannot ask this guest (libxl's ERROR_NOPARAVIRT:
+   * no PV control interface), or undefined when control/shutdown will be heard.
+   */
+  refuseShutdown?(what: 'shutdown' | 'reboot'): Promise<string | undefined>;
+  /**
    * Domain-0's toolstack is stopping (the host goes down): end the processes
    * it started for the guest, and nothing else.
    */

@@ -272,6 +272,8 @@ export class XenToolstack implements Toolstack {
     if (domid === 0) throw new ToolstackError('EPERM', 'Domain-0 cannot be shut down from xend: use `xenemu down`');
     const d = await this.mustExist(domid);
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is already shut down`);
+    const refused = await this.managed.get(domid)?.guest.refuseShutdown?.(request === 'reboot' ? 'reboot' : 'shutdown');
+    if (refused) throw new ToolstackError('EINVAL', refused);
     await this.lib(() => shutdownDomain(this.ctx, domid, request));
   }
 

@@ -20,6 +20,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { HvmDomainConfig } from '../../../../shared/toolstack/xlcfg.js';
 import { SCHEDOP_remote_shutdown, SHUTDOWN_crash } from '../../../../shared/abi/sched.js';
+import { __HYPERVISOR_hvm_op } from '../../../../shared/abi/xen.js';
+import { HVMOP_get_param, HVM_PARAM_CALLBACK_IRQ } from '../../../../shared/abi/hvm/params.js';
 import { consoleLogFile, hostFiles } from '../../../../shared/host.js';
 import { BuildError } from '../builder.js';
 import { destroyDomain } from '../lifecycle.js';
@@ -73,6 +75,18 @@ class HvmGuest implements Guest {
     this.ctx.log(`hvm: d${this.domid} '${this.name}': device model [${this.dm?.pid}] died (${how}): crashing the guest`);
     void this.ctx.dom0.hv.sched_op(SCHEDOP_remote_shutdown, { domain_id: this.domid, reason: SHUTDOWN_crash })
       .catch((err: Error) => this.ctx.log(`hvm: d${this.domid}: SCHEDOP_remote_shutdown failed: ${err.message}`));
+  }
+
+  /**
+   * libxl__domain_pvcontrol_available: an HVM guest hears control/shutdown
+   * only through PV drivers, which set HVM_PARAM_CALLBACK_IRQ.
+   */
+  async refuseShutdown(what: 'shutdown' | 'reboot'): Promise<string | undefined> {
+    const r = await this.ctx.dom0.hv.hypercall<{ value: bigint }>(__HYPERVISOR_hvm_op, HVMOP_get_param,
+      { domid: this.domid, index: HVM_PARAM_CALLBACK_IRQ });
+    if (r.ret < 0 || (r.data?.value ?? 0n) !== 0n) return undefined;
+    return `PV control interface not available: external graceful ${what} not possible.\n` +
+      '(xl\'s -F fallback, an ACPI power button event, is not there yet: use xl destroy)';
   }
 
   async close(): Promise<void> {
