@@ -84,6 +84,8 @@ t.test('HVM guests on a real host', { skip: fs.existsSync(SEABIOS) ? false : `${
     const row = (await list(h)).find((r) => r.name === 'h1')!;
     t.match(row, { mem: 64, state: '--p---' }, 'listed, paused');
     const id = row.id;
+    t.notMatch(fs.readFileSync(join(h.rundir, 'logs', 'hypervisor.log'), 'utf8'), new RegExp(`d${id}: started`),
+      '-p: built paused, never run (no domain process started)');
     const info = (await pc.hypercall<xen_domctl_getdomaininfo>(__HYPERVISOR_domctl, XEN_DOMCTL_getdomaininfo, { domain: id })).data!;
     t.ok(info.flags & XEN_DOMINF_hvm_guest, 'XEN_DOMCTL_CDF_hvm: the hypervisor has an HVM guest');
     t.equal(info.max_vcpu_id, 0, 'one vCPU');
