@@ -275,6 +275,8 @@ t.test('HVM guests on a real host', { skip: fs.existsSync(SEABIOS) ? false : `${
       ['no BIOS file', ['name=r3', 'bios_path_override="/nonexistent/bios.bin"'], /libxl: error: domain "r3": failed to read BIOS file \/nonexistent\/bios\.bin: No such file or directory/],
       ['a BIOS of 100 KiB', ['name=r4', `bios="${small}"`], /BIOS file \S+small\.bin is 102400 bytes: a BIOS image ends at 1 MiB and must be a non-empty multiple of 64 KiB, at most 256 KiB/],
       ['no device model', ['name=r5', 'device_model_override="/nonexistent/qemu-dm.js"'], /device model \/nonexistent\/qemu-dm\.js is not there/],
+      ['a kind without a builder', ['name=r6', 'type=pvh'],
+        /domain "r6": type pvh guests are not supported yet \(pv, hvm are\)/],
     ];
     for (const [what, over, msg] of cases) {
       const r = await xl(h, ['create', '-p', plain, ...over]);

@@ -112,8 +112,11 @@ export class DeviceModel {
   get pid(): number { return this.proc.pid ?? 0; }
   get running(): boolean { return this.exit === undefined; }
 
-  /** Called once if the process ends without stop() (a crash, a SIGKILL). */
-  onUnexpectedExit(fn: (e: DeviceModelExit) => void): void { this.exitListeners.push(fn); }
+  /** Called once if the process ends without stop() (a crash, a SIGKILL), at once if it already did. */
+  onUnexpectedExit(fn: (e: DeviceModelExit) => void): void {
+    if (this.exit && !this.stopping) fn(this.exit);
+    else this.exitListeners.push(fn);
+  }
 
   /**
    * Spawns the device model and waits (a xenstore watch, bounded) for it to
