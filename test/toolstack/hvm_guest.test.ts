@@ -188,6 +188,24 @@ t.test('HVM guests on a real host', { skip: fs.existsSync(SEABIOS) ? false : `${
     child.stdin.write('\x1d');
     t.equal(await exited, 0, 'Ctrl-] detaches with status 0');
 
+    // xl create -c attaches the same console to the new guest.
+    const c = spawn(process.execPath, [XENEMU_CLI, 'xl', 'create', '-c', '-p', plain, 'name=c1'],
+      { env: { ...h.env, XENEMU_HOST: h.name }, stdio: ['pipe', 'pipe', 'pipe'] });
+    t.teardown(() => { if (c.exitCode === null) c.kill('SIGKILL'); });
+    let cout = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner from xl create -c: ${JSON.stringify(cout)}`)), 15_000);
+      c.stdout.on('data', (d: Buffer) => {
+        cout += d.toString();
+        if (/fake SeaBIOS for c1/.test(cout)) { clearTimeout(timer); resolve(); }
+      });
+    });
+    t.pass('xl create -c: the new guest\'s serial port');
+    const cExit = new Promise<number | null>((resolve) => c.on('exit', (code) => resolve(code)));
+    c.stdin.write('\x1d');
+    t.equal(await cExit, 0, 'Ctrl-] detaches');
+    await xlOk(h, 'destroy', 'c1');
+
     const pv = await xl(h, ['console', '-t', 'pv', 'h1']);
     t.equal(pv.code, 1, 'xl console -t pv: an HVM guest has no PV console served');
     t.match(pv.stderr, /Unable to read console tty path `\/local\/domain\/\d+\/console\/tty'/);
