@@ -81,7 +81,7 @@ function shellWord(a: string): string {
  * the backlog xenconsoled kept plus what arrives. Resolves with the text.
  */
 export async function waitForPrompt(socketPath: string, dom: string, timeoutMs: number): Promise<{ text: string; prompt: boolean }> {
-  const att = await xendCall({ socketPath }, 'xend.domain.console', dom);
+  const att = await xendCall({ socketPath }, 'xend.domain.console', dom, '', 0);
   let text = Buffer.from(att.backlog).toString('utf8');
   if (PROMPT_RE.test(text)) return { text, prompt: true };
   const fd = fs.openSync(att.ptyPath, fs.constants.O_RDWR | fs.constants.O_NOCTTY);

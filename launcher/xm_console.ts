@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as tty from 'node:tty';
 import { closeTtyStream } from './pty_client.js';
 import type { XmContext } from './xm_context.js';
+import type { ConsoleKind } from '../shared/toolstack/xend_api.js';
 
 /** The byte that detaches a console, as in xl and xm: Ctrl-]. */
 export const CONSOLE_ESCAPE = 0x1d;
@@ -14,8 +15,8 @@ export const CONSOLE_ESCAPE = 0x1d;
  * (xenconsoled set it); a TTY on our stdin is made raw too, and restored on
  * detach.
  */
-export async function attachConsole(x: XmContext, dom: string): Promise<number> {
-  const att = await x.call('xend.domain.console', dom);
+export async function attachConsole(x: XmContext, dom: string, type: ConsoleKind = '', num = 0): Promise<number> {
+  const att = await x.call('xend.domain.console', dom, type, num);
   if (att.backlog.byteLength > 0) x.out(att.backlog);
   const fd = fs.openSync(att.ptyPath, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
   const stream = new tty.ReadStream(fd);

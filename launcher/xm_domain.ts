@@ -67,8 +67,8 @@ export async function create(x: XmContext, o: Opts): Promise<number> {
     x.out(`${JSON.stringify(cfg, null, 4)}\n`);
     return 0;
   }
-  const rec = await x.call('xend.domain.create', cfg);
-  if (o.flags.has('p')) await x.call('xend.domain.pause', rec.domid);
+  // -p: the domain is built and left paused, never run (libxl leaves it so).
+  const rec = await x.call('xend.domain.create', cfg, o.flags.has('p'));
   if (o.flags.has('c')) return attachConsole(x, String(rec.domid));
   return 0;
 }
@@ -84,10 +84,13 @@ export async function list(x: XmContext, o: Opts): Promise<number> {
   return 0;
 }
 
+/** xl console [-t pv|serial] [-n N]: without -t, the primary console (an HVM guest's is serial port 0). */
 export async function console(x: XmContext, o: Opts): Promise<number> {
   const t = o.values.get('t');
-  if (t !== undefined && t !== 'pv' && t !== 'serial') throw new UsageError(`console: type must be pv or serial, not '${t}'`);
-  return attachConsole(x, o.rest[0]!);
+  if (t !== undefined && t !== 'pv' && t !== 'serial') throw new XmError('console type supported are: pv, serial');
+  const n = o.values.get('n');
+  if (n !== undefined && !/^[0-9]+$/.test(n)) throw new UsageError(`console: invalid console number '${n}'`);
+  return attachConsole(x, o.rest[0]!, t ?? '', n === undefined ? 0 : Number(n));
 }
 
 export async function destroy(x: XmContext, o: Opts): Promise<number> {

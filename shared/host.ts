@@ -4,7 +4,9 @@
 //     hypervisor.pid          pid of the hypervisor
 //     host.json               HostRecord: name, memoryMB, pcpus, pids (spares too), started
 //     ready                   written once Dom0 reported ready
-//     logs/                   hypervisor.log, dom<id>.log
+//     logs/                   hypervisor.log, dom<id>.log, qemu-dm-<name>.log
+//     logs/console/<name>.log a guest's console: xenconsoled's PV console, or
+//                             qemu-dm's first serial port for an HVM guest
 //     dom<id>.hypercall       ZeroMQ ipc endpoint of each domain
 //     xenstored.sock, xend.sock   created by Dom0 services
 //
@@ -47,6 +49,23 @@ export const hostFiles = {
   ready: 'ready',
   logs: 'logs',
 } as const;
+
+/**
+ * A guest's console log, `<logDir>/console/<name>.log`: written by
+ * xenconsoled for a PV console and by qemu-dm for an HVM guest's first serial
+ * port; the toolstack replays its tail on `xl console`. The name is the
+ * domain's with every byte outside [A-Za-z0-9_.-] made `_` (the domid when
+ * nothing is left).
+ */
+export function consoleLogFile(logDir: string, name: string, domid: number): string {
+  const safe = name.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return join(logDir, 'console', `${safe.length > 0 && safe !== '.' && safe !== '..' ? safe : String(domid)}.log`);
+}
+
+/** An HVM guest's device model log (libxl's qemu-dm-<name>.log): its stdout and stderr. */
+export function deviceModelLogFile(rundir: string, name: string): string {
+  return join(rundir, hostFiles.logs, `qemu-dm-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`);
+}
 
 export function isValidHostName(name: string): boolean {
   return HOST_NAME_RE.test(name);

@@ -46,6 +46,7 @@ export interface RunningDom0Services {
 /** What earlier services hand to later ones. */
 interface Dom0Started {
   xenconsoled?: Xenconsoled;
+  netback?: Netback;
 }
 
 type ServiceStarter = (ctx: Dom0Context, started: Dom0Started) => Promise<Dom0Service>;
@@ -79,7 +80,7 @@ const starters: ServiceStarter[] = [
     }
     return { name: 'blkback', async stop() { await bb.close(); xs.close(); } };
   },
-  async (ctx) => {
+  async (ctx, started) => {
     const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
     let nb: Netback;
     try {
@@ -88,6 +89,7 @@ const starters: ServiceStarter[] = [
       xs.close();
       throw e;
     }
+    started.netback = nb;
     return { name: 'netback', async stop() { await nb.close(); xs.close(); } };
   },
   async (ctx, started) => {
@@ -95,7 +97,7 @@ const starters: ServiceStarter[] = [
     const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
     let toolstack: XenToolstack;
     try {
-      toolstack = await XenToolstack.start({ dom0: ctx.hypervisor, xs, consoled: started.xenconsoled!, log: ctx.log });
+      toolstack = await XenToolstack.start({ dom0: ctx.hypervisor, xs, consoled: started.xenconsoled!, log: ctx.log, hotplug: started.netback });
     } catch (e) {
       xs.close();
       throw e;

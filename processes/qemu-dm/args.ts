@@ -9,11 +9,14 @@
 //   -xen-domid 5 -name g -m 64 -boot order=cd -serial pty -vga std
 //   -device VGA,vgamem_mb=16  -device e1000,id=nic0,netdev=net0,mac=00:16:3e:..
 //   -netdev type=bridge,id=net0,br=xenbr0      (xenemu: netback's software bridge, not a tap)
-//   -drive file=/x.img,if=ide,index=0,media=disk,format=raw[,readonly=on]
-//   -machine xenfv
+//   -drive file=/x.img,if=ide,index=0,media=disk,format=raw,cache=writeback
+//   -drive if=none,readonly=on,id=ide-5632[,file=/x.iso,format=raw]
+//   -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0      (libxl 4.17's CD-ROMs)
+//   -machine xenfv,suppress-vmdesc=on  [-no-acpi]  [-net none]
 
 export interface DriveArg { file: string; index: number; media: 'disk' | 'cdrom'; readOnly: boolean }
-export interface NicArg { id: string; mac: string; bridge: string; model: 'e1000' }
+/** `devid` from libxl's id=nic<devid>: the NIC's tap is vif<domid>.<devid>-emu. */
+export interface NicArg { id: string; devid: number; mac: string; bridge: string; model: 'e1000' }
 
 export interface QemuDmArgs {
   domid: number;
@@ -25,10 +28,12 @@ export interface QemuDmArgs {
   vgaMemMiB: number;
   drives: DriveArg[];
   nics: NicArg[];
+  /** -machine xenfv: the Xen platform device at 00:02.0 (pc,accel=xen: none). */
+  xenPlatform: boolean;
 }
 
 /** Ignored because they change nothing a guest of xenemu sees. */
-const NO_VALUE_IGNORED = new Set(['-nodefaults', '-no-user-config', '-no-shutdown', '-S', '-daemonize']);
+const NO_VALUE_IGNORED = new Set(['-nodefaults', '-no-user-config', '-no-shutdown', '-S', '-daemonize', '-no-acpi']);
 const VALUE_IGNORED = new Set(['-display', '-vnc', '-chardev', '-mon', '-pidfile', '-xen-attach', '-runas', '-smp', '-global', '-trace']);
 
 /** `a=1,b=2` (with an implied first key) as QEMU's option parser reads it. */
@@ -50,9 +55,12 @@ export class ArgError extends Error {
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
-  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [] };
+  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [], xenPlatform: true };
   const netdevs = new Map<string, string>();
   const devices: Array<Map<string, string>> = [];
+  /** -drive if=none, by id, for a -device ide-cd to name. */
+  const backends = new Map<string, { file: string; readOnly: boolean }>();
+  let serials = 0;
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     const value = (): string => {
@@ -70,7 +78,13 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
       case '-serial': {
         const v = value();
         if (v !== 'pty' && v !== 'none') throw new ArgError(`-serial ${v}: only pty and none are emulated`);
-        a.serial = v;
+        if (serials++ === 0) a.serial = v;
+        else if (v !== 'none') throw new ArgError(`-serial ${v}: only COM1 is emulated`);
+        break;
+      }
+      case '-net': {
+        const v = value();
+        if (v !== 'none') throw new ArgError(`-net ${v}: NICs are -device e1000 with -netdev type=bridge`);
         break;
       }
       case '-vga': {
@@ -80,8 +94,10 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
         break;
       }
       case '-machine': {
-        const t = parseOpts(value(), 'type').get('type');
-        if (t !== 'xenfv' && t !== 'pc') throw new ArgError(`-machine ${t}: only xenfv is emulated`);
+        const o = parseOpts(value(), 'type');
+        const t = o.get('type');
+        if (t !== 'xenfv' && !(t === 'pc' && o.get('accel') === 'xen')) throw new ArgError(`-machine ${t}: only xenfv (or pc,accel=xen) is emulated`);
+        a.xenPlatform = t === 'xenfv';
         break;
       }
       case '-device': devices.push(parseOpts(value(), 'driver')); break;
@@ -96,6 +112,13 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
       case '-drive': {
         const o = parseOpts(value());
         const file = o.get('file') ?? '';
+        if (o.get('if') === 'none') {
+          const id = o.get('id');
+          if (!id) throw new ArgError('-drive if=none needs id=');
+          if ((o.get('format') ?? 'raw') !== 'raw') throw new ArgError(`-drive format=${o.get('format')}: only raw images`);
+          backends.set(id, { file, readOnly: o.get('readonly') === 'on' });
+          break;
+        }
         const media = o.get('media') ?? 'disk';
         if (o.get('if') !== 'ide') throw new ArgError(`-drive if=${o.get('if')}: only IDE drives are emulated`);
         if ((o.get('format') ?? 'raw') !== 'raw') throw new ArgError(`-drive format=${o.get('format')}: only raw images`);
@@ -114,13 +137,27 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
   for (const d of devices) {
     const drv = d.get('driver');
     if (drv === 'VGA') { a.vga = 'std'; a.vgaMemMiB = Number(d.get('vgamem_mb') ?? 16); continue; }
+    if (drv === 'ide-cd' || drv === 'ide-hd') {
+      const be = backends.get(d.get('drive') ?? '');
+      if (!be) throw new ArgError(`-device ${drv}: drive=${d.get('drive')} is not defined`);
+      const bus = /^ide\.([01])$/.exec(d.get('bus') ?? '');
+      const unit = Number(d.get('unit') ?? 0);
+      if (!bus || (unit !== 0 && unit !== 1)) throw new ArgError(`-device ${drv}: bus=ide.0|ide.1 and unit=0|1`);
+      const index = Number(bus[1]) * 2 + unit;
+      if (a.drives.some((x) => x.index === index)) throw new ArgError(`-device ${drv}: IDE ${index} given twice`);
+      if (drv === 'ide-hd' && !be.file) throw new ArgError('-device ide-hd needs a drive with file=');
+      a.drives.push({ file: be.file, index, media: drv === 'ide-cd' ? 'cdrom' : 'disk', readOnly: be.readOnly || drv === 'ide-cd' });
+      continue;
+    }
     if (drv === 'e1000') {
       const netdev = d.get('netdev') ?? '';
       const bridge = netdevs.get(netdev);
       if (bridge === undefined) throw new ArgError(`-device e1000: netdev=${netdev} is not defined`);
       const mac = d.get('mac') ?? '';
       if (!MAC_RE.test(mac)) throw new ArgError(`-device e1000: mac=${mac} is not a MAC address`);
-      a.nics.push({ id: d.get('id') ?? `nic${a.nics.length}`, mac: mac.toLowerCase(), bridge, model: 'e1000' });
+      const id = d.get('id') ?? `nic${a.nics.length}`;
+      const devid = /^nic(\d+)$/.exec(id) ? Number(/^nic(\d+)$/.exec(id)![1]) : a.nics.length;
+      a.nics.push({ id, devid, mac: mac.toLowerCase(), bridge, model: 'e1000' });
       continue;
     }
     throw new ArgError(`-device ${drv}: not emulated (VGA and e1000 are)`);

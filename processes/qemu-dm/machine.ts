@@ -57,7 +57,7 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
     ide: { primaryMaster: spec(0), primarySlave: spec(1), secondaryMaster: spec(2), secondarySlave: spec(3) },
     onPirqRoute: hooks.onPirqRoute,
     onReset: () => hooks.onReset(),
-    xenPlatform: { onLog: (l) => hooks.log(`xen-platform: ${l}`) },
+    xenPlatform: a.xenPlatform ? { onLog: (l) => hooks.log(`xen-platform: ${l}`) } : false,
   });
   let vga: VgaPci | null = null;
   if (a.vga === 'std') {

@@ -110,9 +110,9 @@ async function main(): Promise<void> {
     cleanups.push(() => closeSync(serialLog));
   }
 
-  const taps = a.nics.map((_n, i) => {
+  const taps = a.nics.map((n, i) => {
     const sock = new zmq.Pair({ linger: 0, sendHighWaterMark: 1024, receiveHighWaterMark: 1024 });
-    sock.connect(tapEndpoint(rundir, tapName(a.domid, i)));
+    sock.connect(tapEndpoint(rundir, tapName(a.domid, n.devid)));
     void (async () => {
       try { for await (const [frame] of sock) if (frame) send({ type: 'net-in', nic: i, frame: Uint8Array.from(frame) }); } catch { /* closed */ }
     })();

@@ -5,6 +5,7 @@
 //   xenemu-domU <name> domid=<id> host=H      a guest (its name once it read it from xenstore)
 //   xenemu-domU domid=<id> host=H             a guest before that
 //   xenemu-domU spare host=H                  a process started ahead of need, no domain yet
+//   xenemu-qemu-dm <name> domid=<id> host=H   an HVM guest's device model, started by Domain-0
 //   xenemu-xenstored socket=<path>            `xenemu xenstored`, not part of a host
 //
 // Three steps make it true from exec to exit on Linux:
@@ -42,6 +43,11 @@ export function nodeTitleArgs(title: string): string[] {
   return [`--title=${title}`];
 }
 
+/** An HVM guest's device model (processes/qemu-dm), as Domain-0's toolstack starts it. */
+export function qemuDmTitle(host: string, domid: number, name: string): string {
+  return `${TITLE_PREFIX}qemu-dm ${name} domid=${domid} host=${host}`;
+}
+
 /** A guest's title; `name` once known (xenstore's /local/domain/<id>/name). */
 export function domUTitle(host: string, domid: number, name?: string): string {
   return `${TITLE_PREFIX}domU ${name ? `${name} ` : ''}domid=${domid} host=${host}`;
@@ -52,7 +58,8 @@ export function domainTitle(host: string, domid: number): string {
   return domid === 0 ? dom0Title(host) : domUTitle(host, domid);
 }
 
-const TITLE_HOST_RE = /^xenemu-[A-Za-z0-9]+ (?:.* )?host=([A-Za-z0-9_-]{1,32})$/;
+// The word after `xenemu-` may have dashes (`qemu-dm`).
+const TITLE_HOST_RE = /^xenemu-[A-Za-z0-9]+(?:-[A-Za-z0-9]+)* (?:.* )?host=([A-Za-z0-9_-]{1,32})$/;
 
 /** The host a title names (`... host=H` at its end), or null when argv0 is no xenemu title. */
 export function titleHost(argv0: string): string | null {

@@ -63,8 +63,11 @@ export type DomainRecord = {
 /** `xl info` keys and values, in the order xl prints them. */
 export type NodeInfo = Record<string, string | number>;
 
-/** Where a domain's console is, and its recent output (xenconsoled's backlog). */
+/** Where a domain's console is, and its recent output (xenconsoled's backlog, or an HVM guest's serial log). */
 export type ConsoleRecord = { ptyPath: string; backlog: Uint8Array };
+
+/** `xl console -t`: a PV console or an emulated serial port; '' for the domain's primary console. */
+export type ConsoleKind = '' | 'pv' | 'serial';
 
 /** One row of xl network-list (libxl_nicinfo). */
 export type NetworkDeviceRecord = {
@@ -90,7 +93,8 @@ export interface XendApi {
   /** Every domain, ordered by id: names, or records when `detail`. */
   'xend.domains': { dom: false; params: [detail: boolean]; result: string[] | DomainRecord[] };
   'xend.domain': { dom: true; params: []; result: DomainRecord };
-  'xend.domain.create': { dom: false; params: [config: DomainConfig]; result: DomainRecord };
+  /** `paused`: leave it paused once built (xl create -p); absent is false. */
+  'xend.domain.create': { dom: false; params: [config: DomainConfig, paused: boolean]; result: DomainRecord };
   'xend.domain.destroy': { dom: true; params: []; result: true };
   'xend.domain.pause': { dom: true; params: []; result: true };
   'xend.domain.unpause': { dom: true; params: []; result: true };
@@ -99,7 +103,8 @@ export interface XendApi {
   'xend.domain.waitForShutdown': { dom: true; params: [seconds: number]; result: boolean };
   'xend.domain.setMemoryTarget': { dom: true; params: [mib: number]; result: true };
   'xend.domain.setVCpuCount': { dom: true; params: [vcpus: number]; result: true };
-  'xend.domain.console': { dom: true; params: []; result: ConsoleRecord };
+  /** `type` '' (absent): the primary console (PV: its PV console; HVM: serial port 0); `num`: which one (xl console -n). */
+  'xend.domain.console': { dom: true; params: [type: ConsoleKind, num: number]; result: ConsoleRecord };
   /** `spec`: an xl vif spec, may be ''. */
   'xend.domain.networkAttach': { dom: true; params: [spec: string]; result: NetworkDeviceRecord };
   /** `dev`: a devid or a MAC. */

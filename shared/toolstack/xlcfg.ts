@@ -20,6 +20,10 @@
 // Unlike xl, an unknown key is an error, not silently ignored: a typo in a
 // key would otherwise quietly give a different domain.
 
+import { checkBootOrder, interpretHvm, type TimerMode } from './xlcfg_hvm.js';
+
+export { TIMER_MODES, type TimerMode } from './xlcfg_hvm.js';
+
 // ---------------------------------------------------------------- values
 
 export type CfgValue =
@@ -258,9 +262,9 @@ export type PciSpec = {
 /** A value of a key carried uninterpreted: a string, an integer or a list of them. */
 export type CfgPlain = string | number | CfgPlain[];
 
-export type DomainConfig = {
+/** What every kind of guest has: xl.cfg(5)'s general keys. */
+export type DomainConfigCommon = {
   name: string;
-  type: DomainType;
   memory: number;        // MiB
   maxmem: number;        // MiB
   vcpus: number;
@@ -274,19 +278,66 @@ export type DomainConfig = {
   on_poweroff: ActionOnShutdown;
   on_reboot: ActionOnShutdown;
   on_crash: ActionOnShutdown;
+  uuid?: string;
+  /** Keys xl knows that xenemu accepts but does not interpret, as given. */
+  other: Record<string, CfgPlain>;
+};
+
+/** A guest whose kernel the toolstack is given (PV, PVH): xl.cfg's "Direct Kernel Boot" keys and the rest PV had. */
+export type KernelGuestKeys = {
   kernel?: string;
   ramdisk?: string;
   cmdline?: string;      // cmdline, or root= and extra= combined as xl does
   bootloader?: string;
-  uuid?: string;
   boot?: string;
   serial?: string[];
   vnc?: boolean;
   sdl?: boolean;
   device_model_version?: 'qemu-xen' | 'qemu-xen-traditional';
-  /** Keys xl knows that xenemu accepts but does not interpret, as given. */
-  other: Record<string, CfgPlain>;
 };
+
+export type PvDomainConfig = DomainConfigCommon & KernelGuestKeys & { type: 'pv' };
+/** Parsed, not built yet: no builder is registered for PVH (processes/dom0/toolstack/kinds.ts). */
+export type PvhDomainConfig = DomainConfigCommon & KernelGuestKeys & { type: 'pvh' };
+
+/**
+ * An HVM guest (xl.cfg(5) "Fully-virtualised (HVM) Guest Specific Options"),
+ * with libxl's defaults filled in where xenemu keeps them and xenemu's where
+ * it has only one device (shared/toolstack/xlcfg_hvm.ts says which).
+ */
+export type HvmDomainConfig = DomainConfigCommon & {
+  type: 'hvm';
+  bios: 'seabios';
+  /** The firmware file instead of Debian's SeaBIOS (xl's bios_path_override=, or a path in bios=). */
+  bios_path_override?: string;
+  /** qemu's -boot order: letters from a (floppy), c (disk), d (CD-ROM), n (network). */
+  boot: string;
+  /** qemu -serial devices, COM1 first: 'pty' or 'none'. */
+  serial: string[];
+  vga: 'stdvga';
+  videoram: number;      // MiB
+  acpi: boolean;
+  acpi_s3: boolean;
+  acpi_s4: boolean;
+  apic: boolean;
+  hap: boolean;
+  /** HVM_PARAM_VPT_ALIGN: align the virtual platform timers' ticks. */
+  vpt_align: boolean;
+  xen_platform_pci: boolean;
+  timer_mode: TimerMode;
+  localtime: boolean;
+  rtc_timeoffset: number;
+  device_model_version: 'qemu-xen';
+  /** Path of the device model program (a .js file runs under node). */
+  device_model_override?: string;
+  /** Extra device-model arguments (libxl appends these before -machine). */
+  device_model_args: string[];
+  /** Extra device-model arguments for HVM guests (after -machine). */
+  device_model_args_hvm: string[];
+};
+
+/** A parsed xl.cfg: one member per kind of guest, told apart by `type`. */
+export type DomainConfig = PvDomainConfig | PvhDomainConfig | HvmDomainConfig;
 
 // Kinds of keys: how a value is checked before a builder sees it.
 type KeyKind = 'string' | 'int' | 'bool' | 'list' | 'string-or-list' | 'any';
@@ -319,11 +370,26 @@ const PASSTHROUGH_KEYS: Record<string, KeyKind> = {
   on_watchdog: 'string', on_soft_reset: 'string', vnuma: 'list', cpuid: 'any', max_event_channels: 'int',
   device_tree: 'string', gic_version: 'string', vuart: 'string', passthrough: 'string',
   altp2m: 'any', smbios: 'list', vcpu_hard_affinity: 'any', vcpu_soft_affinity: 'any',
+  bios_path_override: 'string', hdtype: 'string', device_model_args_pv: 'list', device_model_args_hvm: 'list',
+  vpt_align: 'bool', acpi_s3: 'bool', acpi_s4: 'bool', nographic: 'bool',
 };
 
 interface Slot { value: CfgValue; line: number; source: string }
 
-class Ctx {
+/** How a kind's interpreter reads the merged settings (shared/toolstack/xlcfg_hvm.ts). */
+export interface CfgReader {
+  /** Throws the XlCfgError of `key` (its file and line) with `detail`. */
+  err(key: string, detail: string): never;
+  has(key: string): boolean;
+  str(key: string): string | undefined;
+  int(key: string, min?: number, max?: number): number | undefined;
+  bool(key: string): boolean | undefined;
+  oneOf<T extends string>(key: string, allowed: readonly T[]): T | undefined;
+  strings(key: string): string[] | undefined;
+  stringOrList(key: string): string[] | undefined;
+}
+
+class Ctx implements CfgReader {
   constructor(readonly map: Map<string, Slot>) {}
   err(key: string, detail: string): never {
     const s = this.map.get(key);
@@ -443,6 +509,13 @@ export function buildDomainConfig(settings: CfgSetting[], file = 'config'): Doma
   if (t) type = t;
   else if (builder === 'hvm') type = 'hvm';
 
+  const common = commonConfig(ctx, map, name);
+  if (type === 'hvm') return interpretHvm(ctx, common);
+  return kernelGuestConfig(ctx, common, type);
+}
+
+/** The general keys, every kind alike; `other` gets every passthrough key set. */
+function commonConfig(ctx: Ctx, map: Map<string, Slot>, name: string): DomainConfigCommon {
   // libxl's default is 32 MiB when memory= is absent.
   const memory = ctx.int('memory', 1) ?? ctx.int('maxmem', 1) ?? 32;
   const maxmem = ctx.int('maxmem', 1) ?? memory;
@@ -451,8 +524,8 @@ export function buildDomainConfig(settings: CfgSetting[], file = 'config'): Doma
   const maxvcpus = ctx.int('maxvcpus', 1, 128) ?? vcpus;
   if (maxvcpus < vcpus) ctx.err('maxvcpus', `maxvcpus (${maxvcpus}) must not be less than vcpus (${vcpus})`);
 
-  const cfg: DomainConfig = {
-    name, type, memory, maxmem, vcpus, maxvcpus,
+  const cfg: DomainConfigCommon = {
+    name, memory, maxmem, vcpus, maxvcpus,
     disk: [], vif: [], pci: [],
     on_poweroff: ctx.oneOf('on_poweroff', ACTIONS_ON_SHUTDOWN) ?? 'destroy',
     on_reboot: ctx.oneOf('on_reboot', ACTIONS_ON_SHUTDOWN) ?? 'restart',
@@ -471,36 +544,11 @@ export function buildDomainConfig(settings: CfgSetting[], file = 'config'): Doma
   const cap = ctx.int('cap', 0, 100 * 128);
   if (cap !== undefined) cfg.cap = cap;
 
-  for (const k of ['kernel', 'ramdisk', 'bootloader'] as const) {
-    const v = ctx.str(k);
-    if (v !== undefined) cfg[k] = v;
-  }
-  const cmdline = ctx.str('cmdline');
-  const root = ctx.str('root');
-  const extra = ctx.str('extra');
-  if (cmdline !== undefined) cfg.cmdline = cmdline;
-  else if (root !== undefined || extra !== undefined) {
-    cfg.cmdline = [root !== undefined ? `root=${root}` : undefined, extra].filter((x) => x !== undefined).join(' ');
-  }
-
   const uuid = ctx.str('uuid');
   if (uuid !== undefined) {
     if (!UUID_RE.test(uuid)) ctx.err('uuid', `invalid uuid \`${uuid}'`);
     cfg.uuid = uuid.toLowerCase();
   }
-  const boot = ctx.str('boot');
-  if (boot !== undefined) {
-    if (!/^[acdn]{1,4}$/.test(boot)) ctx.err('boot', `invalid boot order \`${boot}', expected letters from a, c, d, n`);
-    cfg.boot = boot;
-  }
-  const serial = ctx.stringOrList('serial');
-  if (serial) cfg.serial = serial;
-  const vnc = ctx.bool('vnc');
-  if (vnc !== undefined) cfg.vnc = vnc;
-  const sdl = ctx.bool('sdl');
-  if (sdl !== undefined) cfg.sdl = sdl;
-  const dmv = ctx.oneOf('device_model_version', ['qemu-xen', 'qemu-xen-traditional'] as const);
-  if (dmv) cfg.device_model_version = dmv;
 
   const each = <T>(key: string, parse: (s: string) => T): T[] =>
     (ctx.strings(key) ?? []).map((s) => {
@@ -518,6 +566,35 @@ export function buildDomainConfig(settings: CfgSetting[], file = 'config'): Doma
 
   for (const [key, slot] of map) if (key in PASSTHROUGH_KEYS) cfg.other[key] = plain(slot.value);
   return cfg;
+}
+
+/** PV and PVH: the kernel, its command line, and what PV configs have always carried. */
+function kernelGuestConfig(ctx: Ctx, common: DomainConfigCommon, type: 'pv' | 'pvh'): PvDomainConfig | PvhDomainConfig {
+  const keys: KernelGuestKeys = {};
+  for (const k of ['kernel', 'ramdisk', 'bootloader'] as const) {
+    const v = ctx.str(k);
+    if (v !== undefined) keys[k] = v;
+  }
+  const cmdline = ctx.str('cmdline');
+  const root = ctx.str('root');
+  const extra = ctx.str('extra');
+  if (cmdline !== undefined) keys.cmdline = cmdline;
+  else if (root !== undefined || extra !== undefined) {
+    keys.cmdline = [root !== undefined ? `root=${root}` : undefined, extra].filter((x) => x !== undefined).join(' ');
+  }
+  const boot = ctx.str('boot');
+  if (boot !== undefined) keys.boot = checkBootOrder(ctx, boot);
+  const serial = ctx.stringOrList('serial');
+  if (serial) keys.serial = serial;
+  const vnc = ctx.bool('vnc');
+  if (vnc !== undefined) keys.vnc = vnc;
+  const sdl = ctx.bool('sdl');
+  if (sdl !== undefined) keys.sdl = sdl;
+  const dmv = ctx.oneOf('device_model_version', ['qemu-xen', 'qemu-xen-traditional'] as const);
+  if (dmv) keys.device_model_version = dmv;
+  // Key order as before: the general keys, then these, then `other`.
+  const { other, ...rest } = common;
+  return type === 'pv' ? { ...rest, type, ...keys, other } : { ...rest, type, ...keys, other };
 }
 
 export interface ParseXlCfgOptions {

@@ -3,14 +3,16 @@
 // does not list (a spare guest process still loading when its hypervisor was
 // SIGKILLed once stayed behind), whether its command line still has
 // `--host <name>` or only its title (`xenemu-domU spare host=<name>`), and
-// nothing of a host of the same name under another run root.
+// nothing of a host of the same name under another run root. An HVM guest's
+// device model (`xenemu-qemu-dm <name> domid=<id> host=<name>`) is found by
+// its title too.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostProcessesByScan, procCmdline, reapHost } from '../../shared/host.js';
-import { spareTitle } from '../../shared/runtime/title.js';
+import { nodeTitleArgs, qemuDmTitle, spareTitle } from '../../shared/runtime/title.js';
 import { SPARE_FLAG } from '../../shared/wire/spare.js';
 import { DIST, processAlive, productEnv, randomHostName, waitFor } from '../helpers/host.js';
 
@@ -60,5 +62,25 @@ t.test('reapHost kills a spare guest process that only its title names', async (
 
   reapHost(dir, name);
   await waitFor(() => !processAlive(spare.pid!), 5000, 'the spare to die');
+  t.pass('reapHost killed it');
+});
+
+t.test('reapHost kills a device model that only its title names', async (t) => {
+  const name = randomHostName();
+  const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, name);
+  mkdirSync(dir);
+  // Started as Domain-0's toolstack starts qemu-dm (node's --title, argv0), without a lifeline.
+  const title = qemuDmTitle(name, 3, 'hvm1');
+  const dm = spawn(process.execPath, [...nodeTitleArgs(title), '-e', 'setInterval(() => {}, 1 << 30)'], {
+    stdio: 'ignore', argv0: title, env: productEnv({ XENEMU_HOST: name, XENEMU_HOST_DIR: dir }),
+  });
+  t.teardown(() => { dm.kill('SIGKILL'); });
+  await waitFor(() => procCmdline(dm.pid!).join(' ') === title, 10_000, 'the device model to have its title');
+  t.same(hostProcessesByScan(dir, name), [dm.pid], `the scan finds "${title}"`);
+
+  reapHost(dir, name);
+  await waitFor(() => !processAlive(dm.pid!), 5000, 'the device model to die');
   t.pass('reapHost killed it');
 });

@@ -53,13 +53,14 @@ export class FakeToolstack implements Toolstack {
   async list() { return [...this.domains.values()].map((d) => ({ ...d })); }
   async get(domid: number) { return { ...this.must(domid) }; }
 
-  async create(config: DomainConfig) {
+  async create(config: DomainConfig, paused = false) {
     const used = [...this.domains.values()].reduce((s, d) => s + d.memory_mib, 0);
     if (used + config.memory > this.totalMiB) {
       throw new ToolstackError('ENOMEM', `failed to create domain "${config.name}": not enough memory (${config.memory} MiB asked, ${this.totalMiB - used} MiB free)`);
     }
     const domid = this.nextDomid++;
     const d = this.record(domid, config.name, config.memory, config.vcpus, config);
+    d.paused = paused;
     this.domains.set(domid, d);
     const page = new Uint8Array(new SharedArrayBuffer(PAGE_SIZE));
     this.rings.set(domid, new XenconsInterface(page));

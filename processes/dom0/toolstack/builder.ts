@@ -70,7 +70,7 @@ export interface PvDomain {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function uuidBytes(uuid: string): number[] {
+export function uuidBytes(uuid: string): number[] {
   return Array.from(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
 }
 

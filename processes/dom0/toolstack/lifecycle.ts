@@ -53,10 +53,12 @@ export async function setVcpus(ctx: BuilderContext, domid: number, count: number
 }
 
 /**
- * xl destroy: kill the domain (destroydomain ends its process and frees its
- * memory and segments), tell xenstored it is gone, remove its nodes.
+ * xl destroy, for every kind of guest once its kind let go of what it
+ * started (guest_kind.ts): kill the domain (destroydomain ends its process
+ * and frees its memory and segments), tell xenstored it is gone, remove its
+ * nodes and back end directories.
  */
-export async function destroyPvDomain(ctx: BuilderContext, domid: number): Promise<void> {
+export async function destroyDomain(ctx: BuilderContext, domid: number): Promise<void> {
   if (domid === 0) throw new BuildError('EINVAL', 'cannot destroy Domain-0');
   const r = await ctx.dom0.hv.domctl(XEN_DOMCTL_destroydomain, { domain: domid });
   if (r.ret < 0 && r.ret !== -XEN_ESRCH) throw new BuildError('EIO', `destroydomain d${domid} failed: ${r.ret}`);
@@ -65,3 +67,6 @@ export async function destroyPvDomain(ctx: BuilderContext, domid: number): Promi
   await removeDomainBackends(ctx, domid); // back ends see their directories go and let go
   ctx.log(`lifecycle: d${domid} destroyed`);
 }
+
+/** The name PV callers know destroyDomain by. */
+export const destroyPvDomain = destroyDomain;

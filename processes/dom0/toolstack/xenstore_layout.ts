@@ -57,7 +57,7 @@ export function consoleBackendPath(domid: number, backend = 0): string {
 export const CONTROL_NODES_GUEST_WRITES = [
   'shutdown', 'feature-poweroff', 'feature-reboot', 'feature-suspend', 'feature-s3', 'feature-s4', 'sysrq',
 ];
-const GUEST_DIRS = ['device', 'data', 'drivers', 'feature', 'attr', 'error'];
+export const GUEST_DIRS = ['device', 'data', 'drivers', 'feature', 'attr', 'error'];
 
 /** Writes every node of a new domain in one transaction (retried on EAGAIN). */
 export async function writeDomainNodes(xs: XsClient, n: DomainNodes): Promise<void> {

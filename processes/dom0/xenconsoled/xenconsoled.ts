@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { XenconsInterface, XENCONS_OUT_SIZE } from '../../../shared/abi/io/console.js';
 import { Backlog } from './backlog.js';
 import { ConsolePty } from '../../../shared/runtime/pty.js';
+import { consoleLogFile } from '../../../shared/host.js';
 
 export interface XenconsoledOptions {
   /** Logs go to `<logDir>/console/<name-or-domid>.log`. */
@@ -62,9 +63,8 @@ class Console {
               logDir: string, backlogBytes: number, private readonly inputQueueBytes: number) {
     this.ring = new XenconsInterface(page);
     this.backlog = new Backlog(backlogBytes);
-    const dir = path.join(logDir, 'console');
-    fs.mkdirSync(dir, { recursive: true });
-    this.logPath = path.join(dir, `${logName(name, domid)}.log`);
+    this.logPath = consoleLogFile(logDir, name, domid);
+    fs.mkdirSync(path.dirname(this.logPath), { recursive: true });
     this.logFd = fs.openSync(this.logPath, 'a');
     try {
       this.pty = new ConsolePty((d) => this.onInput(d));
@@ -153,11 +153,6 @@ class Console {
     }
     await this.pty.close();
   }
-}
-
-function logName(name: string, domid: number): string {
-  const safe = name.replace(/[^A-Za-z0-9_.-]/g, '_');
-  return safe.length > 0 && safe !== '.' && safe !== '..' ? safe : String(domid);
 }
 
 /** Per-console log file cap (xenconsoled's log rotation is not emulated). */

@@ -48,10 +48,10 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
   },
   'xend.domain': { params: async (p, dom) => [await dom(p[0])], run: async (_ts, [d]) => toRecord(d) },
   'xend.domain.create': {
-    params: (p) => [config(p[0])],
-    run: async (ts, [cfg]) => {
+    params: (p) => [config(p[0]), bool(p[1], 'paused', false)],
+    run: async (ts, [cfg, paused]) => {
       if ((await ts.list()).some((x) => x.name === cfg.name)) throw generic(`domain with name "${cfg.name}" already exists.`);
-      return toRecord(await ts.create(cfg));
+      return toRecord(await ts.create(cfg, paused));
     },
   },
   'xend.domain.destroy': { params: async (p, dom) => [await dom(p[0])], run: async (ts, [d]) => { await ts.destroy(d.domid); return true; } },
@@ -78,9 +78,10 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
     run: async (ts, [d, n]) => { await ts.vcpuSet(d.domid, n); return true; },
   },
   'xend.domain.console': {
-    params: async (p, dom) => [await dom(p[0])],
-    run: async (ts, [d]) => {
-      const c = await ts.console(d.domid);
+    params: async (p, dom) => [await dom(p[0]), oneOf(p[1], 'console type', ['', 'pv', 'serial'] as const, ''),
+      p[2] === undefined ? 0 : int(p[2], 'console number', 0)],
+    run: async (ts, [d, type, num]) => {
+      const c = await ts.console(d.domid, type || undefined, num);
       return { ptyPath: c.ptyPath, backlog: c.backlog };
     },
   },

@@ -46,7 +46,8 @@ export interface Toolstack {
   readonly sched?: SchedControl;
   list(): Promise<DomainInfo[]>;
   get(domid: number): Promise<DomainInfo>;
-  create(config: DomainConfig): Promise<DomainInfo>;
+  /** Builds and starts a domain; `paused` leaves it paused (xl create -p). */
+  create(config: DomainConfig, paused?: boolean): Promise<DomainInfo>;
   destroy(domid: number): Promise<void>;
   pause(domid: number): Promise<void>;
   unpause(domid: number): Promise<void>;
@@ -59,7 +60,8 @@ export interface Toolstack {
   vcpuSet(domid: number, count: number): Promise<void>;
   info(): Promise<NodeInfo>;
   dmesg(clear: boolean): Promise<string>;
-  console(domid: number): Promise<ConsoleAttach>;
+  /** `type` undefined: the domain's primary console (PV console, or an HVM guest's serial port 0). */
+  console(domid: number, type?: 'pv' | 'serial', num?: number): Promise<ConsoleAttach>;
   /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */
   networkAttach?(domid: number, spec: string): Promise<NetworkDeviceRecord>;
   networkDetach?(domid: number, dev: string): Promise<void>;

@@ -1,17 +1,21 @@
 // The Toolstack xend drives, done for real: hypercalls through Domain-0's
 // connection (shared/xen), xenstore through a privileged socket connection
-// to xenstored, consoles through xenconsoled, PV guests built by
-// processes/dom0/toolstack (buildPvDomain). libxl's jobs, in libxl's order.
+// to xenstored, consoles through xenconsoled, guests built by their kind's
+// builder in processes/dom0/toolstack (kinds.ts: PV, HVM). libxl's jobs, in
+// libxl's order.
 //
-//   create:  checks (name, memory, vcpus) -> buildPvDomain(paused)
-//            -> wire the console (domain_console.ts) -> unpause
+//   create:  checks (name, memory, the kind's refusals) -> createGuest: the
+//            kind builds the domain paused, with its devices and its console
+//            or device model -> scheduler parameters -> unpause
 //            any failure: teardown(), nothing half-created is left
 //   list:    XEN_SYSCTL_getdomaininfolist + names from xenstore (dominfo.ts)
 //   death:   VIRQ_DOM_EXC -> scan (lifecycle below) -> on_poweroff /
 //            on_reboot / on_crash of the domain's config
-//   teardown: console + its event channel, destroydomain (the hypervisor
-//            frees ports, grants, segments, kills the process), XS_RELEASE
-//            (fires @releaseDomain), the domain's xenstore nodes
+//   teardown: the kind's release (PV: console + its event channel, vif back
+//            ends; HVM: the device model, stopped and waited for), then
+//            destroydomain (the hypervisor frees ports, grants, segments,
+//            kills the process), XS_RELEASE (fires @releaseDomain), the
+//            domain's xenstore nodes
 //
 // Lifecycle: Xen raises VIRQ_DOM_EXC to Dom0 when a domain shuts down (its
 // SCHEDOP_shutdown, or the hypervisor marking it crashed when its process
@@ -20,8 +24,6 @@
 // Scans never overlap: an event during a scan asks for one more scan.
 // VIRQ_DOM_EXC is bound once, by processes/dom0/toolstack's
 // DomainExceptions, which also serves waitForShutdown.
-import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
 import {
   XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain, type xen_domctl_getdomaininfo,
 } from '../../../shared/abi/domctl.js';
@@ -29,20 +31,19 @@ import {
   XEN_SYSCTL_getdomaininfolist, XEN_SYSCTL_physinfo, XEN_SYSCTL_readconsole,
   type xen_sysctl_physinfo,
 } from '../../../shared/abi/sysctl.js';
-import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
 import { XEN_ESRCH, errnoName } from '../../../shared/abi/errno.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import type { ActionOnShutdown, DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type { NodeInfo } from '../../../shared/toolstack/xend_api.js';
 import type { Xenconsoled } from '../xenconsoled/xenconsoled.js';
+import type { NicHotplug } from '../toolstack/guest_kind.js';
 import {
-  buildPvDomain, BuildError, destroyPvDomain, DomainExceptions, setMemoryTarget, setVcpus, shutdownDomain,
-  type BuilderContext,
+  BuildError, createGuest, destroyDomain, DomainExceptions, refuseGuest, setMemoryTarget, setVcpus, shutdownDomain,
+  type ConsoleType, type Guest, type GuestContext,
 } from '../toolstack/index.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
-import { connectConsole, disconnectConsole, type WiredConsole } from './domain_console.js';
 import { nodeInfo } from './nodeinfo.js';
 import { XenSchedControl } from './sched_control.js';
 import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
@@ -58,13 +59,15 @@ export interface XenToolstackOptions {
   xs: XsClient;
   consoled: Xenconsoled;
   log: (msg: string) => void;
+  /** Emulated NICs' bridge ports (netback). */
+  hotplug?: NicHotplug;
 }
 
-/** A domain this toolstack created: its config and its console. */
+/** A domain this toolstack created: its config and what its kind keeps of it. */
 interface Managed extends DomainMeta {
   domid: number;
   config: DomainConfig;
-  console: WiredConsole | undefined;
+  guest: Guest;
   /** Its shutdown has been acted upon (preserve keeps it, handled). */
   handled: boolean;
 }
@@ -89,7 +92,7 @@ export class XenToolstack implements Toolstack {
   /** Restart times per domain name (the restart guard). */
   private readonly restarts = new Map<string, number[]>();
   private readonly dom0Start = nowS() - Math.floor(process.uptime());
-  private readonly ctx: BuilderContext;
+  private readonly ctx: GuestContext;
   /** sched-credit, vcpu-list, vcpu-pin; cpu_weight, cap and cpus at create. */
   readonly sched: XenSchedControl;
   private exc: DomainExceptions | undefined;
@@ -102,7 +105,7 @@ export class XenToolstack implements Toolstack {
     this.xs = o.xs;
     this.consoled = o.consoled;
     this.log = o.log;
-    this.ctx = { dom0: o.dom0, xs: o.xs, log: o.log };
+    this.ctx = { dom0: o.dom0, xs: o.xs, log: o.log, consoled: o.consoled, rundir: o.dom0.rundir, host: o.dom0.host, hotplug: o.hotplug };
     this.sched = new XenSchedControl(o.dom0);
   }
 
@@ -118,6 +121,8 @@ export class XenToolstack implements Toolstack {
     this.closed = true;
     this.exc?.close();
     await this.scanning?.catch(() => undefined);
+    // The device models are Domain-0's processes: they go before it does.
+    await Promise.all([...this.managed.values()].map((m) => m.guest.close?.().catch(() => undefined)));
   }
 
   /** processes/dom0/toolstack's errors, as xl would print them. */
@@ -178,8 +183,10 @@ export class XenToolstack implements Toolstack {
     return r.data?.text ?? '';
   }
 
-  async console(domid: number): Promise<ConsoleAttach> {
+  async console(domid: number, type?: ConsoleType, num = 0): Promise<ConsoleAttach> {
     if (domid === 0) throw new ToolstackError('EINVAL', "Domain-0's console is the hypervisor's: see `xl dmesg`");
+    const m = this.managed.get(domid);
+    if (m) return this.lib(() => m.guest.console(type, num));
     const a = this.consoled.attach(domid);
     if (!a) throw new ToolstackError('EINVAL', `Domain ${domid} has no console`);
     return a;
@@ -187,14 +194,10 @@ export class XenToolstack implements Toolstack {
 
   // --- create ----------------------------------------------------------
 
-  async create(config: DomainConfig): Promise<DomainInfo> {
+  async create(config: DomainConfig, paused = false): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
-    if (config.type !== 'pv') {
-      throw new ToolstackError('EINVAL', `domain "${config.name}": type ${config.type} guests are not supported yet (only pv)`);
-    }
-    if (config.maxvcpus > XEN_LEGACY_MAX_VCPUS) {
-      throw new ToolstackError('EINVAL', `domain "${config.name}": ${config.maxvcpus} vCPUs asked, a PV guest has at most ${XEN_LEGACY_MAX_VCPUS}`);
-    }
+    const refused = refuseGuest(config);
+    if (refused) throw new ToolstackError('EINVAL', refused);
     const names = (await this.list()).map((d) => d.name);
     if (names.includes(config.name) || this.creating.has(config.name)) {
       throw new ToolstackError('EEXIST', `domain with name "${config.name}" already exists.`);
@@ -204,19 +207,16 @@ export class XenToolstack implements Toolstack {
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
-      return await this.build(config);
+      return await this.build(config, config.name, paused);
     } finally {
       this.creating.delete(config.name);
     }
   }
 
-  private async build(config: DomainConfig, name = config.name): Promise<DomainInfo> {
-    let built;
+  private async build(config: DomainConfig, name = config.name, paused = false): Promise<DomainInfo> {
+    let guest: Guest;
     try {
-      built = await buildPvDomain(this.ctx, {
-        name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
-        uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
-      });
+      guest = await createGuest(this.ctx, config, name);
     } catch (e) {
       if (e instanceof BuildError && e.code === 'ENOMEM') {
         const phys = await this.physinfo().catch(() => undefined);
@@ -225,26 +225,21 @@ export class XenToolstack implements Toolstack {
       if (e instanceof BuildError) throw new ToolstackError(e.code, `libxl: error: domain "${name}": ${e.message}`);
       throw e;
     }
-    const m: Managed = { domid: built.domid, name, startTime: nowS(), config, console: undefined, handled: false };
-    this.managed.set(built.domid, m);
+    const m: Managed = { domid: guest.domid, name, startTime: nowS(), config, guest, handled: false };
+    this.managed.set(guest.domid, m);
     try {
-      // libxl adds the devices before the guest runs; its front ends find them at boot.
-      for (const disk of config.disk) await this.lib(() => addVbd(this.ctx, built.domid, disk));
-      // vifs before the guest runs, as libxl; a generated MAC is kept in the config so a restart keeps it.
-      for (const vif of config.vif) vif.mac = (await this.lib(() => addVif(this.ctx, built.domid, vif))).mac;
-      m.console = await connectConsole(this.dom0, this.consoled, this.xs, {
-        domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
-      });
-      await this.sched.applyConfig(built.domid, config);
-      const r = await this.dom0.hv.domctl(XEN_DOMCTL_unpausedomain, { domain: built.domid });
-      if (r.ret < 0) throw new ToolstackError('EIO', `unpausing domain ${built.domid} failed: ${errnoName(r.ret)}`);
+      await this.sched.applyConfig(guest.domid, config);
+      if (!paused) {
+        const r = await this.dom0.hv.domctl(XEN_DOMCTL_unpausedomain, { domain: guest.domid });
+        if (r.ret < 0) throw new ToolstackError('EIO', `unpausing domain ${guest.domid} failed: ${errnoName(r.ret)}`);
+      }
     } catch (e) {
-      this.log(`xend: d${built.domid} '${name}' failed after the build, destroying it: ${(e as Error).message}`);
-      await this.teardown(built.domid);
+      this.log(`xend: d${guest.domid} '${name}' failed after the build, destroying it: ${(e as Error).message}`);
+      await this.teardown(guest.domid);
       throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: domain "${name}": ${(e as Error).message}`);
     }
-    this.log(`xend: d${built.domid} '${name}' created (${config.memory} MiB, ${config.vcpus} vCPUs, console ${m.console.ptyPath})`);
-    return this.get(built.domid);
+    this.log(`xend: d${guest.domid} '${name}' created (${config.type}, ${config.memory} MiB, ${config.vcpus} vCPUs${paused ? ', paused' : ''})`);
+    return this.get(guest.domid);
   }
 
   // --- control ---------------------------------------------------------
@@ -280,6 +275,8 @@ export class XenToolstack implements Toolstack {
     if (domid === 0) throw new ToolstackError('EPERM', 'Domain-0 cannot be shut down from xend: use `xenemu down`');
     const d = await this.mustExist(domid);
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is already shut down`);
+    const refused = await this.managed.get(domid)?.guest.refuseShutdown?.(request === 'reboot' ? 'reboot' : 'shutdown');
+    if (refused) throw new ToolstackError('EINVAL', refused);
     await this.lib(() => shutdownDomain(this.ctx, domid, request));
   }
 
@@ -367,12 +364,15 @@ export class XenToolstack implements Toolstack {
     if (running) return running;
     const p = (async () => {
       const m = this.managed.get(domid);
-      if (m?.console) await disconnectConsole(this.dom0, this.consoled, m.console).catch(() => undefined);
-      else await this.consoled.removeConsole(domid).catch(() => undefined);
-      // netback lets go of the rings before the domain's memory goes.
-      await removeDomainBackends(this.ctx, domid, ['vif']);
+      if (m) {
+        await m.guest.release().catch((e: Error) => this.log(`xend: releasing d${domid}: ${e.message}`));
+      } else {
+        await this.consoled.removeConsole(domid).catch(() => undefined);
+        // netback lets go of the rings before the domain's memory goes.
+        await removeDomainBackends(this.ctx, domid, ['vif']);
+      }
       // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
-      await destroyPvDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
+      await destroyDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
       this.managed.delete(domid);
     })().finally(() => {
       this.tearing.delete(domid);
@@ -470,16 +470,4 @@ function enomem(config: DomainConfig, freeMiB: number | undefined): ToolstackErr
 /** xl's preserve_domain suffix: the time, "%Y%m%dT%H%MZ". */
 function preserveSuffix(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\d\d\.\d+Z$/, 'Z');
-}
-
-/**
- * The domain's program: in xenemu a guest kernel is a program run in the
- * domain process. `kernel` names one when it is a JavaScript file that
- * exists; any other kernel (a vmlinuz from a real xl.cfg) gives the default
- * PV kernel (processes/domu).
- */
-function guestProgram(config: DomainConfig): string | undefined {
-  const k = config.kernel;
-  if (k && isAbsolute(k) && /\.m?js$/.test(k) && existsSync(k)) return k;
-  return undefined;
 }

@@ -17,16 +17,30 @@ export const HVM_PARAM_BUFIOREQ_PFN = 6;
 export const HVM_PARAM_VIRIDIAN = 9;
 export const HVM_PARAM_TIMER_MODE = 10;
 export const HVM_PARAM_HPET_ENABLED = 11;
+export const HVM_PARAM_IDENT_PT = 12;
 export const HVM_PARAM_DM_DOMAIN = 13;
 export const HVM_PARAM_ACPI_S_STATE = 14;
+export const HVM_PARAM_VPT_ALIGN = 16;
 export const HVM_PARAM_CONSOLE_PFN = 17;
 export const HVM_PARAM_CONSOLE_EVTCHN = 18;
 export const HVM_PARAM_ACPI_IOPORTS_LOCATION = 19;
+export const HVM_PARAM_NESTEDHVM = 24;
 export const HVM_PARAM_BUFIOREQ_EVTCHN = 26;
+export const HVM_PARAM_PAGING_RING_PFN = 27;
+export const HVM_PARAM_MONITOR_RING_PFN = 28;
+export const HVM_PARAM_SHARING_RING_PFN = 29;
 export const HVM_PARAM_TRIPLE_FAULT_REASON = 31;
 export const HVM_PARAM_IOREQ_SERVER_PFN = 32;
 export const HVM_PARAM_NR_IOREQ_SERVER_PAGES = 33;
+export const HVM_PARAM_ALTP2M = 35;
+export const HVM_PARAM_MCA_CAP = 38;
 export const HVM_NR_PARAMS = 39;
+
+// HVM_PARAM_TIMER_MODE's values.
+export const HVMPTM_delay_for_missed_ticks = 0;
+export const HVMPTM_no_delay_for_missed_ticks = 1;
+export const HVMPTM_no_missed_ticks_pending = 2;
+export const HVMPTM_one_missed_tick_pending = 3;
 
 /** Params a guest may not write itself (hvm.c's hvm_allow_set_param: the toolstack's). */
 export const HVM_PARAMS_TOOLSTACK_ONLY: ReadonlySet<number> = new Set([

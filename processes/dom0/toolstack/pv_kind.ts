@@ -1,0 +1,87 @@
+// PV guests (libxl__build_pv and what libxl's domain create adds around it):
+// the PV builder (builder.ts), then the guest's vbds and vifs before it runs
+// (its front ends find them at boot), then its console wired to
+// xenconsoled (pv_console.ts). The guest's program is xenemu's PV kernel
+// (processes/domu), or a JavaScript file named by kernel=.
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import type { PvDomainConfig } from '../../../shared/toolstack/xlcfg.js';
+import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
+import { BuildError, buildPvDomain } from './builder.js';
+import { destroyDomain } from './lifecycle.js';
+import { removeDomainBackends } from './device.js';
+import { addVbd } from './vbd.js';
+import { addVif } from './vif.js';
+import { connectConsole, disconnectConsole, type WiredConsole } from './pv_console.js';
+import type { ConsoleType, Guest, GuestConsole, GuestContext, GuestKind } from './guest_kind.js';
+
+class PvGuest implements Guest {
+  console_: WiredConsole | undefined;
+  private released: Promise<void> | undefined;
+
+  constructor(private readonly ctx: GuestContext, readonly domid: number) {}
+
+  async console(type: ConsoleType | undefined, num: number): Promise<GuestConsole> {
+    if (type === 'serial' || num !== 0) {
+      throw new BuildError('EINVAL', `Domain ${this.domid}:Unable to read console tty path \`/local/domain/${this.domid}/${type === 'serial' ? `serial/${num}/tty` : `device/console/${num}/tty`}'`);
+    }
+    const a = this.ctx.consoled.attach(this.domid);
+    if (!a) throw new BuildError('EINVAL', `Domain ${this.domid} has no console`);
+    return a;
+  }
+
+  /** The console (its PTY closes) and the vif back ends, so netback lets go of the rings before the memory goes. */
+  release(): Promise<void> {
+    this.released ??= (async () => {
+      if (this.console_) await disconnectConsole(this.ctx.dom0, this.ctx.consoled, this.console_).catch(() => undefined);
+      else await this.ctx.consoled.removeConsole(this.domid).catch(() => undefined);
+      await removeDomainBackends(this.ctx, this.domid, ['vif']);
+    })();
+    return this.released;
+  }
+}
+
+export const PV_GUEST: GuestKind<PvDomainConfig> = {
+  type: 'pv',
+
+  refuse(config) {
+    if (config.maxvcpus > XEN_LEGACY_MAX_VCPUS) {
+      return `domain "${config.name}": ${config.maxvcpus} vCPUs asked, a PV guest has at most ${XEN_LEGACY_MAX_VCPUS}`;
+    }
+    return undefined;
+  },
+
+  async create(ctx, config, name) {
+    const built = await buildPvDomain(ctx, {
+      name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
+      uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
+    });
+    const guest = new PvGuest(ctx, built.domid);
+    try {
+      for (const disk of config.disk) await addVbd(ctx, built.domid, disk);
+      // A generated MAC is kept in the config so a restart keeps it.
+      for (const vif of config.vif) vif.mac = (await addVif(ctx, built.domid, vif)).mac;
+      guest.console_ = await connectConsole(ctx.dom0, ctx.consoled, ctx.xs, {
+        domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
+      });
+      return guest;
+    } catch (e) {
+      ctx.log(`pv: d${built.domid} '${name}' failed after the build, destroying it: ${(e as Error).message}`);
+      await guest.release();
+      await destroyDomain(ctx, built.domid).catch(() => undefined);
+      throw e instanceof BuildError ? e : new BuildError('EIO', (e as Error).message);
+    }
+  },
+};
+
+/**
+ * The domain's program: in xenemu a guest kernel is a program run in the
+ * domain process. `kernel` names one when it is a JavaScript file that
+ * exists; any other kernel (a vmlinuz from a real xl.cfg) gives the default
+ * PV kernel (processes/domu).
+ */
+function guestProgram(config: PvDomainConfig): string | undefined {
+  const k = config.kernel;
+  if (k && isAbsolute(k) && /\.m?js$/.test(k) && existsSync(k)) return k;
+  return undefined;
+}
