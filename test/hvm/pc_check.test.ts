@@ -4,13 +4,15 @@
 // a known pattern, int 15h E820, int 16h), protected mode with paging, the
 // PIT's IRQ0 counted through the PIC, an ATA read by `rep insw`, and a PCI
 // scan that finds the i440FX, PIIX3, IDE, the Xen platform device, VGA and
-// an e1000. Each result comes back on COM1 (the serial log).
+// an e1000. Each result comes back on COM1 (the serial log). The guest is an
+// `xl create` of an HVM config: the whole toolstack path.
 import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, startHost, waitFor } from '../helpers/host.js';
 import { nasmBuild, nasmMissing } from '../helpers/nasm.js';
-import { hvmDomain, seabiosMissing, startQemuDm } from '../helpers/hvm.js';
+import { seabiosMissing } from '../helpers/hvm.js';
+import { writeCfg, xl, xlOk } from '../host/xl.js';
 
 const ASM = join(DIST, '..', 'test', 'hvm', 'asm', 'pc_check.asm');
 const PATTERN_LBA = 100;
@@ -27,12 +29,17 @@ t.test('a nasm program checks the PC an HVM guest sees', { skip: seabiosMissing(
   const disk = join(h.root, 'hda.img');
   writeFileSync(disk, img);
 
+  // Through the toolstack, as a user would: xl create of an HVM config, the
+  // HVM builder, qemu-dm with libxl's arguments, netback's tap for the NIC.
   const MiB = 32;
-  const d = await hvmDomain(t, h, MiB);
-  const dm = await startQemuDm(t, h, d.domid, ['-name', 'pccheck', '-nodefaults', '-serial', 'pty', '-device', 'VGA,vgamem_mb=16',
-    '-device', 'e1000,id=nic0,netdev=net0,mac=00:16:3e:00:00:42', '-netdev', 'type=bridge,id=net0,br=xenbr0',
-    '-boot', 'order=c', '-machine', 'xenfv', '-m', String(MiB), '-drive', `file=${disk},if=ide,index=0,media=disk,format=raw`]);
-  t.equal(await d.unpause(), 0);
+  const cfg = writeCfg(h, 'pccheck.cfg', [
+    'type = "hvm"', 'name = "pccheck"', `memory = ${MiB + 16}`, 'videoram = 16', 'serial = "pty"', 'boot = "c"',
+    `disk = [ 'file:${disk},hda,w' ]`, "vif = [ 'bridge=xenbr0,model=e1000,mac=00:16:3e:00:00:42' ]", 'on_crash = "preserve"',
+  ].join('\n'));
+  await xlOk(h, 'create', cfg);
+  t.teardown(() => xl(h, ['destroy', 'pccheck']));
+  const dmLog = join(h.rundir, 'logs', 'qemu-dm-pccheck.log');
+  const dm = { output: () => (existsSync(dmLog) ? readFileSync(dmLog, 'utf8') : '') };
   const serial = join(h.rundir, 'logs', 'console', 'pccheck.log');
   const log = await waitFor(() => (existsSync(serial) && readFileSync(serial, 'utf8').includes('PCCHECK done') ? readFileSync(serial, 'utf8') : null),
     90_000, `pc_check to finish\n${dm.output()}`);
