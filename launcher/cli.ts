@@ -106,6 +106,16 @@ export const commands: Record<string, Command> = {
       return runDemo({ name: values.name!, memoryMB: Number(values.memory), pcpus: Number(values.pcpus) }).finally(releaseStdin);
     },
   },
+  'hvm-image': {
+    summary: 'hvm-image [--rebuild]   build (once) a CD image of Debian\'s i386 Linux with busybox on the serial console, for HVM guests; prints its path',
+    async run(argv) {
+      const { values } = parseArgs({ args: argv, options: { rebuild: { type: 'boolean', default: false } }, strict: true });
+      const { buildHvmImage } = await import('./hvm_image.js');
+      const img = await buildHvmImage({ rebuild: values.rebuild! });
+      process.stdout.write(`${img.iso}\n`);
+      return 0;
+    },
+  },
   xenstored: {
     summary: 'xenstored --socket PATH [--state DIR]   run xenstored alone, in the foreground',
     run(argv) {

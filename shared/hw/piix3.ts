@@ -12,13 +12,15 @@
 // PIRQRC (qemu-xen's piix3_write_config_xen -> xen_set_pci_link_route, with
 // a disabled route passed as IRQ 0). So this model reports each write of
 // 0x60-0x63 through `onPirqRoute(link, irq)`, and offers `isaIrqFor` with the
-// same swizzle for hosts that route without Xen. QEMU's own (non-Xen) PIIX3
-// swizzles with the slot minus one; Xen's hvmloader and ACPI _PRT use
-// Xen's, and so does this.
+// platform's swizzle for hosts that route without Xen. That swizzle is QEMU's
+// PIIX3's, the slot minus one (shared/abi/hvm/xenemu_hvm.ts pciIntxLink):
+// xenemu boots SeaBIOS without hvmloader, and SeaBIOS describes the
+// interrupts with it.
 //
 // The reset control register (0xCF9, the datasheet's RC register) is here too:
 // writing bit 2 resets the system (bit 1 says hard or soft), as QEMU's
 // rcr_write; `onReset` is called.
+import { pciIntxLink } from '../abi/hvm/xenemu_hvm.js';
 import type { IoHandler } from './machine.js';
 import { PCI_COMMAND, PCI_STATUS, PciFunction } from './pci.js';
 
@@ -33,7 +35,7 @@ export interface Piix3Options {
 }
 
 /** Xen's PCI INTx to link swizzle (hvm_pci_intx_link). */
-export function pciIntxLink(device: number, intx: number): number { return (device + intx) & 3; }
+export { pciIntxLink };
 
 export class Piix3Isa extends PciFunction {
   private rcr = 0;

@@ -106,10 +106,10 @@ t.test('PIIX3: PIRQ routes reported as xen_set_pci_link_route, the swizzle, rese
   t.same(routes, [[0, 9], [1, 0], [2, 5], [3, 0]], 'a dword write reports all four; a disabled route is IRQ 0 for Xen');
   t.equal(m.cfgRead(1, 0, 0x60, 1), 0x09, 'reserved bits 6:4 read as 0');
   t.equal(pc.piix3.linkIrq(1), null, 'disabled');
-  t.equal(pciIntxLink(3, 0), 3, 'Xen: (device + INTx) & 3');
-  t.equal(pciIntxLink(4, 1), 1);
-  t.equal(pc.piix3.isaIrqFor(2, 0), 5, '02.0 INTA# is link C -> IRQ 5');
-  t.equal(pc.piix3.isaIrqFor(4, 1), null, '04.0 INTB# is link B, disabled');
+  t.equal(pciIntxLink(3, 0), 2, 'as SeaBIOS routes it for QEMU\'s PIIX3: (device - 1 + INTx) & 3');
+  t.equal(pciIntxLink(4, 1), 0);
+  t.equal(pc.piix3.isaIrqFor(3, 0), 5, '03.0 INTA# is link C -> IRQ 5');
+  t.equal(pc.piix3.isaIrqFor(3, 3), null, '03.0 INTD# is link B, disabled');
   t.equal(m.cfgRead(1, 0, 0x0e, 1), 0x80, 'multi-function header');
 
   m.outb(0xcf9, 0x02);

@@ -117,8 +117,16 @@ export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n
   Atomics.store(i32, (base + modified_ring.cons) >> 2, cons | 0);
 }
 
-/** Xen's hvm_pci_intx_link(dev, intx): which of PIRQ A-D an INTx pin drives. */
-export const pciIntxLink = (device: number, intx: number): number => (device + intx) & 3;
+/**
+ * Which of PIRQ A-D an INTx pin of bus-0 device `device` drives. Xen's
+ * hvm_pci_intx_link is (dev + intx) & 3, matched by hvmloader's tables; but
+ * xenemu boots SeaBIOS without hvmloader, as on QEMU, and SeaBIOS routes the
+ * links, fills PCI_INTERRUPT_LINE and its $PIR table with QEMU's PIIX3
+ * swizzle, (dev - 1 + intx) & 3 (piix_pci_slot_get_irq). The platform
+ * follows the firmware it runs, so that what the firmware tells the guest
+ * is true.
+ */
+export const pciIntxLink = (device: number, intx: number): number => (device - 1 + intx) & 3;
 
 export interface IoRange { server: number; type: number; start: bigint; end: bigint }
 
