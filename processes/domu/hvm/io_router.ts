@@ -12,6 +12,7 @@
 //   (IOREQ_TYPE_COPY); writes to the legacy VGA window go to the buffered
 //   ring when the server takes it (hvm_buffered_io_intercept).
 // - Nobody: reads are all-ones, writes are dropped, as under Xen.
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import { IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PCI_CONFIG, IOREQ_TYPE_PIO, IOREQ_WRITE } from '../../../shared/abi/hvm/ioreq.js';
 import { XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PCI, XEN_DMOP_IO_RANGE_PORT } from '../../../shared/abi/hvm/dm_op.js';
 import { SERVER_BUFIOREQ, hvm_ctl, readRanges, type IoRange } from '../../../shared/abi/hvm/xenemu_hvm.js';
@@ -20,7 +21,6 @@ import { isPlatformPort, MMAP_BLOCK_BITS, type MmioHandler, type PortHandler, ty
 import type { IoreqClient } from './ioreq.js';
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
-const PAGE = 4096;
 
 export class IoRouter {
   /** port -> server + 1 (0: nobody). */
@@ -126,7 +126,7 @@ export class IoRouter {
   private repIns(s: number, p: number, size: 1 | 2 | 4): number | null {
     const info = this.m.repIns(p, size);
     if (!info || info.count < 2 || info.backwards) return null;
-    let n = Math.min(info.count, Math.floor((PAGE - (info.dest & (PAGE - 1))) / size));
+    let n = Math.min(info.count, Math.floor((PAGE_SIZE - (info.dest & (PAGE_SIZE - 1))) / size));
     if (!info.addr32) n = Math.min(n, Math.floor((0x10000 - (info.dest & 0xffff)) / size));
     const end = info.dest + n * size;
     if (n < 2 || end > this.m.ramBytes || (end > VGA_HOLE_START && info.dest < VGA_HOLE_END)) return null;

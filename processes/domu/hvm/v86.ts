@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { shmMapInto } from '../../../shared/shm.js';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 
 /** What v86's CPU object offers that this module uses. */
 interface V86Cpu {
@@ -134,7 +135,7 @@ export class V86Machine {
     });
     await new Promise<void>((res) => emu.add_listener('emulator-ready', res));
     const cpu = emu.v86.cpu;
-    if (cpu.mem8.length !== o.ramBytes || cpu.mem8.byteOffset % 4096 !== 0) {
+    if (cpu.mem8.length !== o.ramBytes || cpu.mem8.byteOffset % PAGE_SIZE !== 0) {
       emu.destroy();
       throw new Error(`v86 placed ${cpu.mem8.length} bytes of RAM at offset ${cpu.mem8.byteOffset}: cannot map the segment over it`);
     }

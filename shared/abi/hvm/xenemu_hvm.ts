@@ -52,11 +52,13 @@
 // A range is { server, type, start, end } with start/end inclusive 64-bit;
 // the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
 // and type; xenemu's device models claim a few dozen).
+import { PAGE_SIZE } from '../xen.js';
+
 export const XENEMU_HVM_MAX_IOREQ_SERVERS = 8;
 export const XENEMU_HVM_SEGMENT_PAGES = 2 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
-export const MODIFIED_RING_OFFSET = 4096;
+export const MODIFIED_RING_OFFSET = PAGE_SIZE;
 export const modified_ring = { prod: 0, cons: 4, overflow: 8, entries: 16 } as const;
-export const MODIFIED_RING_SLOTS = (4096 - modified_ring.entries) / 8;
+export const MODIFIED_RING_SLOTS = (PAGE_SIZE - modified_ring.entries) / 8;
 
 export const hvm_ctl = {
   vcpu_doorbell: 0x000,
@@ -75,7 +77,7 @@ export const hvm_ctl = {
 } as const;
 
 export const HVM_RANGE_SIZE = 24;
-export const MAX_IO_RANGES = Math.floor((4096 - hvm_ctl.ranges) / HVM_RANGE_SIZE);
+export const MAX_IO_RANGES = Math.floor((PAGE_SIZE - hvm_ctl.ranges) / HVM_RANGE_SIZE);
 //   range: u8 server, u8 type, u16 pad, u32 pad, u64 start, u64 end   (24 bytes)
 export const hvm_range = { server: 0, type: 1, start: 8, end: 16 } as const;
 
@@ -84,9 +86,9 @@ export const SERVER_ENABLED = 1 << 0;
 export const SERVER_BUFIOREQ = 1 << 1;
 
 /** Byte offset in the segment of server s's synchronous page. */
-export const ioreqPageOffset = (s: number): number => (2 + 2 * s) * 4096;
+export const ioreqPageOffset = (s: number): number => (2 + 2 * s) * PAGE_SIZE;
 /** Byte offset in the segment of server s's buffered page. */
-export const bufioreqPageOffset = (s: number): number => (3 + 2 * s) * 4096;
+export const bufioreqPageOffset = (s: number): number => (3 + 2 * s) * PAGE_SIZE;
 
 /**
  * A device model records that it wrote guest frames [pfn, pfn+n) (one
