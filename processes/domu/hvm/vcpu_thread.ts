@@ -38,7 +38,7 @@ export type HvmVcpuMessage =
   | { type: 'ready'; ramOffset: number };
 
 /** Why the vCPU stopped. */
-export type HvmVcpuExit = { reason: 'reboot' } | { reason: 'crash'; message: string };
+export type HvmVcpuExit = { reason: 'reboot' } | { reason: 'triple-fault' } | { reason: 'crash'; message: string };
 
 export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promise<HvmVcpuExit> {
   const seg = shmOpen(arg.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
@@ -81,6 +81,7 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     try {
       t = m.run();
     } catch (err) {
+      if (m.tripleFaulted) return { reason: 'triple-fault' };
       return { reason: 'crash', message: (err as Error).stack ?? String(err) };
     }
     if (reset) return { reason: 'reboot' };
