@@ -13,7 +13,7 @@ import { DIST, processAlive, readHostRecord, startHost, waitFor, type TestHost }
 import { nasmBuild, nasmMissing } from '../helpers/nasm.js';
 import { seabiosMissing } from '../helpers/hvm.js';
 import { shmList, shmPrefix } from '../../shared/shm.js';
-import { list, onWatch, writeCfg, xenstore, xl, xlOk, type ListRow } from '../host/xl.js';
+import { list, onWatch, writeCfg, xenstore, xlOk, type ListRow } from '../host/xl.js';
 
 const ASM = join(DIST, '..', 'test', 'hvm', 'asm', 'lifecycle_boot.asm');
 

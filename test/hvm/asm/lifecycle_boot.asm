@@ -11,6 +11,9 @@
 ;                 (which says so on COM1); v86 gives up, and the domain crashes
 ;   RESET_KBD     the 8042's pulse-reset command (0xFE to port 0x64)
 ;   RESET_CF9     a hard reset through the PIIX3's reset control (0xCF9)
+;   PWRBTN        waits for the ACPI power button: PWRBTN_EN set in PM1a_EN
+;                 (0xb002), the SCI (IRQ 9, vector 0x71 behind SeaBIOS's
+;                 slave PIC) unmasked; its handler says so and enters S5
 bits 16
 org 0x7c00
 start:
@@ -53,6 +56,36 @@ start:
     mov dx, 0xb004
     mov ax, 0x2000              ; SLP_EN, SLP_TYP 0 (\_S5 on QEMU's PIIX4)
     out dx, ax
+%elifdef PWRBTN
+    mov word [0x71 * 4], .sci_handler
+    mov word [0x71 * 4 + 2], 0
+    mov dx, 0xb002
+    mov ax, 0x0100              ; PWRBTN_EN
+    out dx, ax
+    in al, 0xa1
+    and al, ~0x02               ; IRQ 9 on the slave
+    out 0xa1, al
+    in al, 0x21
+    and al, ~0x04               ; the cascade on the master
+    out 0x21, al
+    mov si, say_wait
+    call serial
+    jmp .halt
+.sci_handler:
+    mov dx, 0xb000
+    in ax, dx
+    test ax, 0x0100
+    jz .spurious
+    mov si, say_sci
+    call serial
+    mov dx, 0xb004
+    mov ax, 0x2000              ; S5
+    out dx, ax
+.spurious:
+    mov al, 0x20
+    out 0xa0, al
+    out 0x20, al
+    iret
 %elifdef RESET_KBD
     mov si, say_reset
     call serial
@@ -142,6 +175,10 @@ pmt_same:   db "PM timer stuck", 13, 10, 0
 screen:     db "XENEMU HVM BOOT SECTOR", 0
 %ifdef S5
 say_s5:     db "ACPI S5", 13, 10, 0
+%endif
+%ifdef PWRBTN
+say_wait:   db "waiting for the power button", 13, 10, 0
+say_sci:    db "SCI: power button", 13, 10, 0
 %endif
 %ifdef RESET_KBD
 say_reset:  db "reset", 13, 10, 0
