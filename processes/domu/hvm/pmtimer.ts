@@ -24,10 +24,14 @@ export class PmTimer implements PortHandler {
 
   constructor(private readonly i32: Int32Array, setSci: (level: 0 | 1) => void) {
     this.pm1 = new AcpiPm1(() => Number(process.hrtime.bigint()), setSci);
+    this.locate();
   }
 
-  get base(): number {
-    return Atomics.load(this.i32, hvm_ctl.acpi_ioports >> 2) === 1 ? ACPI_PM1A_EVT_BLK_ADDRESS_V1 : ACPI_PM1A_EVT_BLK_ADDRESS_V0;
+  /** The block's base, re-read from the control page each turn (poll): every port access asks handles(). */
+  base = ACPI_PM1A_EVT_BLK_ADDRESS_V0;
+
+  private locate(): void {
+    this.base = Atomics.load(this.i32, hvm_ctl.acpi_ioports >> 2) === 1 ? ACPI_PM1A_EVT_BLK_ADDRESS_V1 : ACPI_PM1A_EVT_BLK_ADDRESS_V0;
   }
 
   /** Whether port `p` is one of the eight this answers. */
@@ -49,8 +53,9 @@ export class PmTimer implements PortHandler {
     if (o < 4) this.pm1.writeEvt(o, Math.min(size, 4 - o), v);
   }
 
-  /** Each turn of the vCPU: take the buttons the hypervisor pressed, and let TMR_STS raise the SCI. */
+  /** Each turn of the vCPU: follow the block, take the buttons the hypervisor pressed, let TMR_STS raise the SCI. */
   poll(): void {
+    this.locate();
     const raised = Atomics.exchange(this.i32, hvm_ctl.pm1a_raise >> 2, 0);
     if (raised) this.pm1.raise(raised);
     else this.pm1.update();
