@@ -11,6 +11,8 @@
 ;                 (which says so on COM1); v86 gives up, and the domain crashes
 ;   RESET_KBD     the 8042's pulse-reset command (0xFE to port 0x64)
 ;   RESET_CF9     a hard reset through the PIIX3's reset control (0xCF9)
+;                 (both once a byte arrives on COM1, so that a test decides
+;                 which boot resets and the restarted guest stays up)
 ;   PWRBTN        waits for the ACPI power button: PWRBTN_EN set in PM1a_EN
 ;                 (0xb002), the SCI (IRQ 9, vector 0x71 behind SeaBIOS's
 ;                 slave PIC) unmasked; its handler says so and enters S5
@@ -87,11 +89,13 @@ start:
     out 0x20, al
     iret
 %elifdef RESET_KBD
+    call wait_key
     mov si, say_reset
     call serial
     mov al, 0xfe
     out 0x64, al
 %elifdef RESET_CF9
+    call wait_key
     mov si, say_reset
     call serial
     mov dx, 0xcf9
@@ -157,6 +161,25 @@ bits 16
     sti
     hlt
     jmp .halt
+
+%ifdef RESET_KBD
+%define WAIT_KEY
+%endif
+%ifdef RESET_CF9
+%define WAIT_KEY
+%endif
+%ifdef WAIT_KEY
+wait_key:                       ; until COM1 has a byte (LSR data ready)
+    mov si, say_key
+    call serial
+    mov dx, 0x3fd
+.poll:
+    in al, dx
+    test al, 1
+    jz .poll
+    ret
+say_key:    db "a key resets", 13, 10, 0
+%endif
 
 serial:                         ; COM1, one byte at a time, SI = string
     mov dx, 0x3f8
