@@ -47,14 +47,14 @@ export const XM_COMMANDS: readonly XmCommand[] = [
   {
     name: 'shutdown', desc: 'Issue a shutdown signal to a domain', usage: '[options] <Domain>',
     options: '-h                      Print this help.\n'
-      + '-F                      Accepted (a fallback for HVM guests; PV guests need none).\n'
+      + '-F                      Fallback to ACPI power event for HVM guests with no PV drivers.\n'
       + '-w                      Wait for guest(s) to shutdown.',
     opts: 'wF', minArgs: 1, run: dom.shutdown,
   },
   {
     name: 'reboot', desc: 'Issue a reboot signal to a domain', usage: '[options] <Domain>',
     options: '-h                      Print this help.\n'
-      + '-F                      Accepted (a fallback for HVM guests; PV guests need none).\n'
+      + '-F                      Accepted (xenemu has no ACPI reset event to fall back to).\n'
       + '-w                      Wait for guest(s) to reboot.',
     opts: 'wF', minArgs: 1, run: dom.shutdown,
   },
@@ -115,6 +115,14 @@ export const XM_COMMANDS: readonly XmCommand[] = [
   { name: 'block-attach', desc: 'Create a new virtual block device', usage: '<Domain> <disk-spec-component(s)>...', opts: '', minArgs: 2, run: dom.blockAttach },
   { name: 'block-list', desc: 'List virtual block devices for a domain', usage: '<Domain(s)>', opts: '', minArgs: 1, run: dom.blockList },
   { name: 'block-detach', desc: "Destroy a domain's virtual block device", usage: '<Domain> <DevId>', opts: 'f', minArgs: 2, run: dom.blockDetach },
+  {
+    name: 'trigger', desc: 'Send a trigger to a domain', usage: '<Domain> <power|sleep> [<VCPU>]',
+    opts: '', minArgs: 2, run: dom.trigger,
+  },
+  {
+    name: 'screenshot', desc: "Print an HVM domain's VGA text screen, and save its display as PNG",
+    usage: '<Domain> [<File.png>]', opts: '', minArgs: 1, run: dom.screenshot,
+  },
   { name: 'uptime', desc: 'Print uptime for all/some domains', usage: '[-s] [Domain]', opts: 's', minArgs: 0, run: dom.uptime },
 ];
 

@@ -4,9 +4,11 @@
 // command table (launcher/xm_cmdtable.ts), which has parsed the options and
 // checked the operand count already.
 import * as fs from 'node:fs';
+import { resolve } from 'node:path';
 import { parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
 import type { DomainRecord } from '../shared/toolstack/xend_api.js';
 import { attachConsole } from './xm_console.js';
+import { XmlRpcFault } from '../shared/xmlrpc.js';
 import { NoSuchDomain, UsageError, XmError, type Opts, type XmContext } from './xm_context.js';
 
 export const LIST_HEADER = 'Name                                        ID   Mem VCPUs\tState\tTime(s)';
@@ -98,12 +100,25 @@ export async function destroy(x: XmContext, o: Opts): Promise<number> {
   return 0;
 }
 
-/** shutdown and reboot: -w waits with a long poll on xend (no timers here). */
+/** libxl's ERROR_NOPARAVIRT, as xend words it (processes/dom0/toolstack/hvm/hvm_kind.ts refuseShutdown). */
+const NOPARAVIRT = 'PV control interface not available: external graceful';
+
+/**
+ * shutdown and reboot: -w waits with a long poll on xend (no timers here).
+ * -F: a guest without PV drivers gets the ACPI power button instead
+ * (xl_vmcontrol.c shutdown_domain: libxl_send_trigger LIBXL_TRIGGER_POWER).
+ */
 export async function shutdown(x: XmContext, o: Opts, cmd: string): Promise<number> {
   const dom = o.rest[0]!;
   const rec = await x.call('xend.domain', dom);
   x.err(`${cmd === 'reboot' ? 'Rebooting' : 'Shutting down'} domain ${rec.domid}\n`);
-  await x.call('xend.domain.shutdown', dom, cmd === 'reboot' ? 'reboot' : 'poweroff');
+  try {
+    await x.call('xend.domain.shutdown', dom, cmd === 'reboot' ? 'reboot' : 'poweroff');
+  } catch (e) {
+    if (!(e instanceof XmlRpcFault) || !e.faultString.startsWith(NOPARAVIRT) || !o.flags.has('F') || cmd === 'reboot') throw e;
+    x.err('PV control interface not available: sending ACPI power button event.\n');
+    await x.call('xend.domain.trigger', dom, 'power');
+  }
   if (o.flags.has('w')) {
     x.err('Waiting for 1 domains\n');
     // Each call returns when the domain shut down (or went), or after 60 s.
@@ -216,5 +231,36 @@ export async function networkList(x: XmContext, o: Opts): Promise<number> {
         `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.txRingRef).padStart(5)}/${String(r.rxRingRef).padEnd(11)} ${r.backend.padEnd(30)}\n`);
     }
   }
+  return 0;
+}
+
+/** xl trigger <Domain> <power|sleep> [<VCPU>]: XEN_DOMCTL_sendtrigger. */
+export async function trigger(x: XmContext, o: Opts): Promise<number> {
+  const [dom, what, vcpu] = o.rest as [string, string, string | undefined];
+  if (what !== 'power' && what !== 'sleep') {
+    throw new XmError(`Invalid trigger "${what}" (xenemu sends power and sleep: the ACPI buttons of an HVM guest)`);
+  }
+  if (vcpu !== undefined && vcpu !== '0') throw new XmError(`Invalid vcpu ${vcpu}: an HVM guest here has vCPU 0 only`);
+  await x.call('xend.domain.trigger', dom, what);
+  return 0;
+}
+
+/**
+ * xl screenshot <Domain> [<File.png>] (xenemu's; QEMU's QMP screendump): the
+ * emulated VGA's text screen on stdout (rows without trailing blanks, the
+ * blank rows at the bottom left out), and with a file its PNG.
+ */
+export async function screenshot(x: XmContext, o: Opts): Promise<number> {
+  const [dom, file] = o.rest as [string, string | undefined];
+  const png = file === undefined ? '' : resolve(file);
+  const r = await x.call('xend.domain.screenshot', dom, png);
+  if (r.text) {
+    const lines = r.text.lines.map((l) => l.replace(/\s+$/, ''));
+    while (lines.length && lines[lines.length - 1] === '') lines.pop();
+    x.out(lines.map((l) => `${l}\n`).join(''));
+  } else {
+    x.err(`The display is in a graphics mode (${r.mode}, ${r.width}x${r.height}): no text to print.\n`);
+  }
+  if (png) x.err(`Wrote ${png} (${r.width}x${r.height} PNG)\n`);
   return 0;
 }

@@ -18,7 +18,10 @@
 import { shmCreate } from '../../shared/shm.js';
 import { HvmIrqLines } from '../../shared/xen/hvm_ctl.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
-import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_EOPNOTSUPP, XEN_EPERM } from '../../shared/abi/errno.js';
+import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_ENOSYS, XEN_EOPNOTSUPP, XEN_EPERM, XEN_ESRCH } from '../../shared/abi/errno.js';
+import { SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { XEN_DOMCTL_SENDTRIGGER_POWER, XEN_DOMCTL_SENDTRIGGER_SLEEP } from '../../shared/abi/domctl.js';
+import { PM1_PWRBTN_STS, PM1_SLPBTN_STS } from '../../shared/hw/acpi_pm.js';
 import * as P from '../../shared/abi/hvm/params.js';
 import * as DM from '../../shared/abi/hvm/dm_op.js';
 import { IOREQ_SIZE, ioreq, sharedIopageSlot } from '../../shared/abi/hvm/ioreq.js';
@@ -58,6 +61,8 @@ export class HvmState {
     this.i32 = new Int32Array(this.seg);
     this.dv = new DataView(this.seg);
     this.irq = new HvmIrqLines(this.seg);
+    // hvm_domain_initialise: a triple fault resets the guest unless the toolstack says otherwise.
+    this.params[P.HVM_PARAM_TRIPLE_FAULT_REASON] = BigInt(SHUTDOWN_reboot);
   }
 
   /** Publishes every enabled server's ranges to the vCPU (seqlock, then a doorbell). */
@@ -92,7 +97,33 @@ export function hvmopSetParam(_hv: Hypervisor, caller: Domain, d: Domain, arg: {
   let v: bigint;
   try { v = BigInt(arg.value ?? 0); } catch { return -XEN_EINVAL; }
   if (v < 0n || v >= 1n << 64n) return -XEN_EINVAL;
+  if (i === P.HVM_PARAM_ACPI_IOPORTS_LOCATION) {
+    // pmtimer_change_ioport: the PM registers the vCPU answers move with it.
+    if (v > 1n) return -XEN_EINVAL;
+    Atomics.store(h.i32, hvm_ctl.acpi_ioports >> 2, Number(v));
+    h.kickVcpu();
+  }
   h.params[i] = v;
+  return 0;
+}
+
+/**
+ * XEN_DOMCTL_sendtrigger (xen/arch/x86/domctl.c): the ACPI power and sleep
+ * buttons of an HVM guest (hvm_acpi_power_button / _sleep_button set
+ * PWRBTN_STS / SLPBTN_STS in the PM1a status its vCPU answers, which raises
+ * the SCI when the guest enabled the event). NMI is not emulated (-ENOSYS,
+ * as the triggers Xen has no handler for).
+ */
+export function domctlSendtrigger(_hv: Hypervisor, _caller: Domain, d: Domain, arg: { trigger?: number; vcpu?: number }): HcResult {
+  const vcpu = Number(arg.vcpu ?? 0);
+  if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= d.maxVcpus) return -XEN_ESRCH;
+  const bits = arg.trigger === XEN_DOMCTL_SENDTRIGGER_POWER ? PM1_PWRBTN_STS
+    : arg.trigger === XEN_DOMCTL_SENDTRIGGER_SLEEP ? PM1_SLPBTN_STS : 0;
+  if (!bits) return -XEN_ENOSYS;
+  const h = hvmOf(d);
+  if (!h) return -XEN_EINVAL;
+  Atomics.or(h.i32, hvm_ctl.pm1a_raise >> 2, bits);
+  h.kickVcpu();
   return 0;
 }
 

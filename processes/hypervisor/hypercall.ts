@@ -70,6 +70,7 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_scheduler_op]: { name: 'scheduler_op', handler: schedctl.domctlSchedulerOp, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_setvcpuaffinity]: { name: 'setvcpuaffinity', handler: schedctl.domctlSetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_sendtrigger]: { name: 'sendtrigger', handler: hvm.domctlSendtrigger, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
     [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
   },

@@ -30,10 +30,12 @@ export interface QemuDmArgs {
   nics: NicArg[];
   /** -machine xenfv: the Xen platform device at 00:02.0 (pc,accel=xen: none). */
   xenPlatform: boolean;
+  /** ACPI (the PIIX4 power management function at 00:01.3); -no-acpi turns it off. */
+  acpi: boolean;
 }
 
 /** Ignored because they change nothing a guest of xenemu sees. */
-const NO_VALUE_IGNORED = new Set(['-nodefaults', '-no-user-config', '-no-shutdown', '-S', '-daemonize', '-no-acpi']);
+const NO_VALUE_IGNORED = new Set(['-nodefaults', '-no-user-config', '-no-shutdown', '-S', '-daemonize']);
 const VALUE_IGNORED = new Set(['-display', '-vnc', '-chardev', '-mon', '-pidfile', '-xen-attach', '-runas', '-smp', '-global', '-trace']);
 
 /** `a=1,b=2` (with an implied first key) as QEMU's option parser reads it. */
@@ -55,7 +57,7 @@ export class ArgError extends Error {
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
-  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [], xenPlatform: true };
+  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [], xenPlatform: true, acpi: true };
   const netdevs = new Map<string, string>();
   const devices: Array<Map<string, string>> = [];
   /** -drive if=none, by id, for a -device ide-cd to name. */
@@ -72,6 +74,7 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
     if (VALUE_IGNORED.has(opt)) { value(); continue; }
     switch (opt) {
       case '-xen-domid': a.domid = Number(value()); break;
+      case '-no-acpi': a.acpi = false; break;
       case '-name': a.name = parseOpts(value(), 'guest').get('guest') ?? ''; break;
       case '-m': a.memoryMiB = Number(parseOpts(value(), 'size').get('size')?.replace(/M$/i, '')); break;
       case '-boot': a.bootOrder = parseOpts(value(), 'order').get('order') ?? 'cd'; break;

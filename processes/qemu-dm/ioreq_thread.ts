@@ -57,6 +57,7 @@ export type FromIoreqThread =
   | { type: 'log'; line: string }
   | { type: 'pirq-route'; link: number; irq: number }
   | { type: 'reset' }
+  | { type: 'sleep'; typ: number }
   | { type: 'screen'; req: number; state: ScreenState }
   | { type: 'ready'; stats?: undefined }
   | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } };
@@ -107,6 +108,7 @@ const dm = buildDmMachine(d.args, { mem, irq, clock }, {
   // PIIX3's PIRQ registers: qemu-xen calls xen_set_pci_link_route; the segment takes it directly.
   onPirqRoute: (link, isaIrq) => { irq.setPciLinkRoute(link, isaIrq); post({ type: 'pirq-route', link, irq: isaIrq }); },
   onReset: () => post({ type: 'reset' }),
+  onSleep: (typ) => post({ type: 'sleep', typ }),
   log: (line) => post({ type: 'log', line }),
 }, { ports: listener(XEN_DMOP_IO_RANGE_PORT), mmio: listener(XEN_DMOP_IO_RANGE_MEMORY) });
 

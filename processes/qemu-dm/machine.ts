@@ -1,6 +1,7 @@
 // The PC qemu-dm emulates for one HVM guest, as qemu-xen's xenfv machine with
 // libxl's arguments builds it (shared/hw/pc.ts has the slot layout):
-// i440FX, PIIX3 with IDE (hda-hdd from -drive), the Xen platform device,
+// i440FX, PIIX3 with IDE (hda-hdd from -drive), the PIIX4 power management
+// function at 01.3 (unless -no-acpi), the Xen platform device,
 // VGA (-vga std / -device VGA, its BIOS in its PCI ROM, where SeaBIOS looks),
 // an e1000 per -device e1000, COM1 (-serial pty), QEMU's fw_cfg (RAM, CPUs,
 // boot order) and QEMU's isa-debugcon on 0x402, where SeaBIOS logs.
@@ -30,6 +31,8 @@ export interface DmBackends {
 export interface DmHooks {
   onPirqRoute(link: number, irq: number): void;
   onReset(): void;
+  /** The guest wrote SLP_EN to PM1a_CNT with SLP_TYP `typ` (0: S5, soft off). */
+  onSleep(typ: number): void;
   log(line: string): void;
 }
 
@@ -57,6 +60,7 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
     ide: { primaryMaster: spec(0), primarySlave: spec(1), secondaryMaster: spec(2), secondarySlave: spec(3) },
     onPirqRoute: hooks.onPirqRoute,
     onReset: () => hooks.onReset(),
+    ...(a.acpi ? { acpiPm: { onSleep: (typ: number) => hooks.onSleep(typ) } } : {}),
     xenPlatform: a.xenPlatform ? { onLog: (l) => hooks.log(`xen-platform: ${l}`) } : false,
   });
   let vga: VgaPci | null = null;

@@ -30,12 +30,13 @@ import { XENMEM_acquire_resource, XENMEM_resource_ioreq_server } from '../../sha
 import * as DM from '../../shared/abi/hvm/dm_op.js';
 import { HVM_IOREQSRV_BUFIOREQ_ATOMIC } from '../../shared/abi/hvm/params.js';
 import { XENEMU_HVM_SEGMENT_PAGES } from '../../shared/abi/hvm/xenemu_hvm.js';
-import { SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
 import { errnoName } from '../../shared/abi/errno.js';
 import { XsClient } from '../../shared/xenstore/client.js';
 import { ConsolePty } from '../../shared/runtime/pty.js';
 import { watchParent } from '../../shared/runtime/lifeline.js';
 import { setProcessTitle } from '../../shared/runtime/title.js';
+import { PIIX4_SLP_TYP_S5 } from '../../shared/hw/piix4_pm.js';
 import { parseQemuDmArgs, ArgError, type QemuDmArgs } from './args.js';
 import { ringServer } from './ioreq_server.js';
 import { qmpSocketPath, startQmp, type ScreenState } from './qmp.js';
@@ -158,6 +159,16 @@ async function main(): Promise<void> {
         case 'reset':
           log('the guest reset its machine: SHUTDOWN_reboot');
           void dm(DM.XEN_DMOP_remote_shutdown, { reason: SHUTDOWN_reboot });
+          return;
+        case 'sleep':
+          // qemu-xen: a guest's ACPI soft off is qemu_system_shutdown_request,
+          // which destroy_hvm_domain turns into SHUTDOWN_poweroff.
+          if (m.typ === PIIX4_SLP_TYP_S5) {
+            log('the guest entered ACPI S5 (soft off): SHUTDOWN_poweroff');
+            void dm(DM.XEN_DMOP_remote_shutdown, { reason: SHUTDOWN_poweroff });
+          } else {
+            log(`the guest asked for ACPI sleep type ${m.typ}: not emulated, ignored`);
+          }
           return;
         case 'screen': screens.get(m.req)?.(m.state); screens.delete(m.req); return;
         case 'ready': resolve(); return;

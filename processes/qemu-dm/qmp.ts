@@ -7,12 +7,14 @@
 //   query-status                           {status: "running", running: true}
 //   screendump {filename, format?}         the screen as PPM (QEMU's default) or PNG
 //   x-xenemu-text-screen                   the VGA text screen: {cols, rows, lines, cursor}
+//   x-xenemu-display                       the display's mode and size: {mode, width, height}
 //   quit                                   the device model exits
 //
 // Anything else is GenericError, as QEMU answers a command it lacks.
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, unlinkSync, writeFileSync } from 'node:fs';
 import { encodePng } from '../../shared/hw/png.js';
+import { qmpSocketPath } from '../../shared/wire/qmp.js';
 
 export interface ScreenState {
   text: { cols: number; rows: number; lines: string[]; cursor: { row: number; col: number; visible: boolean } } | null;
@@ -28,9 +30,7 @@ export interface QmpBackend {
   quit(): void;
 }
 
-export function qmpSocketPath(rundir: string, domid: number): string {
-  return `${rundir}/qmp-libxl-${domid}`;
-}
+export { qmpSocketPath };
 
 type QmpReply = { return: unknown; id?: unknown } | { error: { class: string; desc: string }; id?: unknown };
 
@@ -64,6 +64,11 @@ export function startQmp(path: string, be: QmpBackend, log: (m: string) => void)
         case 'x-xenemu-text-screen': {
           const s = await be.screen();
           reply(s.text ? ok(s.text) : error(`the display is not in a text mode (${s.mode})`, id));
+          return;
+        }
+        case 'x-xenemu-display': {
+          const s = await be.screen();
+          reply(ok({ mode: s.mode, width: s.width, height: s.height }));
           return;
         }
         case 'screendump': {

@@ -16,7 +16,15 @@ export const XEN_DOMCTL_max_vcpus = 15;
 export const XEN_DOMCTL_scheduler_op = 16;
 export const XEN_DOMCTL_setdomainhandle = 17;
 export const XEN_DOMCTL_getvcpuaffinity = 25;
+export const XEN_DOMCTL_sendtrigger = 28;
 export const XEN_DOMCTL_set_target = 46;
+
+// XEN_DOMCTL_sendtrigger's triggers.
+export const XEN_DOMCTL_SENDTRIGGER_NMI = 0;
+export const XEN_DOMCTL_SENDTRIGGER_RESET = 1;
+export const XEN_DOMCTL_SENDTRIGGER_INIT = 2;
+export const XEN_DOMCTL_SENDTRIGGER_POWER = 3;
+export const XEN_DOMCTL_SENDTRIGGER_SLEEP = 4;
 
 /**
  * xenemu's own domctl (Xen leaves numbers above its range free): tells Dom0

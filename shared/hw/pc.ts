@@ -7,7 +7,7 @@
 //   01.0  PIIX3 ISA bridge                (shared/hw/piix3.ts)
 //   01.1  PIIX3 IDE                       (shared/hw/piix_ide.ts)
 //   01.2  PIIX3 USB UHCI                  only with usb=1 (not modelled)
-//   01.3  PIIX4 ACPI power management     (not modelled here)
+//   01.3  PIIX4 ACPI power management     (shared/hw/piix4_pm.ts), absent with -no-acpi
 //   02.0  Xen platform device             (shared/hw/xen_platform.ts), absent with xen_platform_pci=0
 //   03.0  VGA: cirrus-vga by default, VGA with stdvga=1 (02.0 without the platform device)
 //   04.0  first NIC, then 05.0, ...       (one slot per vif, in order)
@@ -21,6 +21,7 @@ import type { Machine } from './machine.js';
 import { I440fx, PciConfigMech1 } from './i440fx.js';
 import { Piix3Isa, type Piix3Options } from './piix3.js';
 import { PiixIde, type PiixIdeDrives } from './piix_ide.js';
+import { Piix4Pm, type Piix4PmOptions } from './piix4_pm.js';
 import { PCI_CLASS_DEVICE, PciBus, type PciFunction } from './pci.js';
 import {
   UNPLUG_ALL_IDE_DISKS, UNPLUG_ALL_NICS, UNPLUG_AUX_IDE_DISKS, UNPLUG_NVME_DISKS, XenPlatform, type XenPlatformOptions,
@@ -37,6 +38,8 @@ export interface PcOptions extends Piix3Options {
   ide?: PiixIdeDrives;
   /** The Xen platform device at 02.0 (xl.cfg xen_platform_pci, default on), with its callbacks. */
   xenPlatform?: false | XenPlatformOptions;
+  /** The PIIX4 power management function at 01.3 (QEMU's pc machine plugs it unless -no-acpi). */
+  acpiPm?: Piix4PmOptions;
 }
 
 export interface Pc {
@@ -45,6 +48,7 @@ export interface Pc {
   i440fx: I440fx;
   piix3: Piix3Isa;
   ide: PiixIde;
+  pm: Piix4Pm | null;
   platform: XenPlatform | null;
   /** The first free device number (the slot QEMU gives a -device without addr=). */
   freeSlot(): number;
@@ -60,6 +64,8 @@ export function buildPc(machine: Machine, opts: PcOptions = {}): Pc {
   bus.plug(piix3, PC_SLOT_PIIX3, 0);
   bus.plug(ide, PC_SLOT_PIIX3, 1);
   config.resetControl = piix3.resetControl;
+  const pm = opts.acpiPm ? new Piix4Pm(machine, opts.acpiPm) : null;
+  if (pm) bus.plug(pm, PC_SLOT_PIIX3, 3);
 
   let platform: XenPlatform | null = null;
   if (opts.xenPlatform !== false) {
@@ -78,7 +84,7 @@ export function buildPc(machine: Machine, opts: PcOptions = {}): Pc {
     for (let dev = 0; dev < 32; dev++) if (!bus.get(dev, 0)) return dev;
     throw new RangeError('PCI bus 0 is full');
   };
-  return { bus, config, i440fx, piix3, ide, platform, freeSlot };
+  return { bus, config, i440fx, piix3, ide, pm, platform, freeSlot };
 }
 
 /** What qemu-xen's unplug_disks/unplug_nic do with the mask (passthrough devices are not ours to keep). */

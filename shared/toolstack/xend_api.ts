@@ -81,6 +81,20 @@ export type BlockDeviceRecord = {
   backend: string;
 };
 
+/** `xl trigger`'s events xenemu sends (libxl_trigger: power and sleep are ACPI buttons of an HVM guest). */
+export type DomainTrigger = 'power' | 'sleep';
+
+/**
+ * `xl screenshot`: the emulated display's text screen (null in a graphics
+ * mode), its mode and size, and the PNG's path when one was written ('' when
+ * none was asked for).
+ */
+export type ScreenshotRecord = {
+  mode: string; width: number; height: number;
+  text: { cols: number; rows: number; lines: string[]; cursorRow: number; cursorCol: number } | null;
+  png: string;
+};
+
 /** A domain as a client names it: its name or its id. */
 export type DomRef = string | number;
 
@@ -99,6 +113,10 @@ export interface XendApi {
   'xend.domain.pause': { dom: true; params: []; result: true };
   'xend.domain.unpause': { dom: true; params: []; result: true };
   'xend.domain.shutdown': { dom: true; params: [reason: ShutdownRequest]; result: true };
+  /** XEN_DOMCTL_sendtrigger (xl trigger; xl shutdown -F's ACPI power button). */
+  'xend.domain.trigger': { dom: true; params: [trigger: DomainTrigger]; result: true };
+  /** The emulated display (QMP x-xenemu-text-screen, and screendump to `png`, an absolute path, unless ''). */
+  'xend.domain.screenshot': { dom: true; params: [png: string]; result: ScreenshotRecord };
   /** True once the domain shut down or went, false after `seconds` (a long poll). */
   'xend.domain.waitForShutdown': { dom: true; params: [seconds: number]; result: boolean };
   'xend.domain.setMemoryTarget': { dom: true; params: [mib: number]; result: true };

@@ -10,9 +10,9 @@ export function nasmMissing(): string | null {
 
 interface Tap { equal(a: unknown, b: unknown, m: string): void }
 
-/** `nasm -f bin src -o out`, asserted to succeed; the binary, or null. */
-export function nasmBuild(t: Tap, src: string, out: string): Uint8Array | null {
-  const r = spawnSync('nasm', ['-f', 'bin', src, '-o', out], { encoding: 'utf8' });
+/** `nasm -f bin [-Dname...] src -o out`, asserted to succeed; the binary, or null. */
+export function nasmBuild(t: Tap, src: string, out: string, defines: string[] = []): Uint8Array | null {
+  const r = spawnSync('nasm', ['-f', 'bin', ...defines.map((d) => `-D${d}`), src, '-o', out], { encoding: 'utf8' });
   t.equal(r.status, 0, `nasm assembles ${src}${r.stderr ? `: ${r.stderr}` : ''}`);
   return r.status === 0 ? new Uint8Array(readFileSync(out)) : null;
 }

@@ -3,17 +3,23 @@
 // caches it), SeaBIOS, isolinux, the kernel, ata_piix and e1000 on
 // qemu-dm's PC, a busybox shell on COM1 reached through its PTY. Then:
 // uname, the hard disk read by the guest (IDE with bus-master DMA) matching
-// the host's md5, and the emulated NIC pinging a PV guest across xenbr0.
+// the host's md5, the emulated NIC pinging a PV guest across xenbr0, the
+// ACPI tables SeaBIOS built around qemu-dm's PIIX4 (Linux finds them, takes
+// its SCI and the PM timer's port), and busybox's poweroff -f
+// ending the domain by ACPI S5 (on_poweroff destroy).
 // The one long boot of the suite.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHost } from '../helpers/host.js';
+import { startHost, waitFor } from '../helpers/host.js';
 import { seabiosMissing } from '../helpers/hvm.js';
 import { list, PtyClient, writeCfg, xenstore, xl, xlOk } from '../host/xl.js';
 import { netGuest } from '../net/guests.js';
 import { buildHvmImage } from '../../launcher/hvm_image.js';
+
+// The suite's one Linux boot: longer than tap's default per-file bound on a loaded 2-CPU machine.
+t.setTimeout(300_000);
 
 let image: string | null = null;
 let why: string | false = seabiosMissing() ?? false;
@@ -71,4 +77,21 @@ t.test('Debian i386 Linux boots as an HVM guest, reads its disk by DMA and pings
   }
   t.match(ping, /3 packets transmitted, 3 packets received/, 'eth0 (e1000) pings the PV guest across xenbr0');
   t.match(await pv.run('ping -c 2 10.0.0.9'), /2 received|2 packets received/, 'and the PV guest pings back');
+
+  const acpi = await run('dmesg | grep -i -E "ACPI|RSDP"');
+  t.notMatch(acpi, /A valid RSDP was not found/, 'Linux found an RSDP');
+  t.match(acpi, /ACPI: RSDP 0x[0-9A-F]+ .*\(v00 BOCHS \)/, "it is SeaBIOS's (BOCHS)");
+  t.match(acpi, /ACPI: FACP 0x/, 'with a FADT');
+  t.match(acpi, /ACPI: DSDT 0x/, 'and a DSDT');
+  t.match(await run('cat /proc/interrupts'), /^\s*9:.*acpi/m, 'the SCI is IRQ 9, requested by the ACPI core');
+  t.match(acpi, /ACPI: PM-Timer IO Port: 0xb008/, "the FADT's PM timer block, which the vCPU answers");
+  // acpi_pm registers only if its rate, checked against the PIT over 50 ms at
+  // boot, is within 5%: a vCPU descheduled in that window (a loaded host) fails it.
+  t.comment(`clocksources: ${(await run('cat /sys/devices/system/clocksource/clocksource0/available_clocksource')).trim()}; ` +
+    `${(await run('dmesg | grep -i pm-timer')).trim()}`);
+  const id2 = (await list(h)).find((r) => r.name === 'linux')!.id;
+  pty.write('poweroff -f\r');
+  await waitFor(async () => !(await list(h)).some((r) => r.id === id2), 60_000, 'poweroff -f ended the domain (ACPI S5, on_poweroff destroy)');
+  t.match(readFileSync(join(h.rundir, 'logs', 'qemu-dm-linux.log'), 'utf8'), /ACPI S5 \(soft off\): SHUTDOWN_poweroff/,
+    'through the PIIX4: SLP_TYP 0 with SLP_EN');
 });

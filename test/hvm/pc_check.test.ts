@@ -57,6 +57,6 @@ t.test('a nasm program checks the PC an HVM guest sees', { skip: seabiosMissing(
   t.equal(line('IRQ0 ticks'), '00000064', 'the PIT at 1 kHz: 100 IRQ0s counted through the PIC');
   t.equal(line('PIO rep insw'), 'ok', 'ATA READ SECTORS answered by rep insw with the right sector');
   const pci = log.split(/\r?\n/).filter((l) => l.startsWith('PCI ')).map((l) => l.slice(4));
-  t.same(pci, ['00 12378086', '08 70008086', '09 70108086', '10 00015853', '18 11111234', '20 100e8086'],
-    'PCI bus 0: i440FX 00.0, PIIX3 01.0, IDE 01.1, Xen platform 02.0, VGA 03.0, e1000 04.0');
+  t.same(pci, ['00 12378086', '08 70008086', '09 70108086', '0b 71138086', '10 00015853', '18 11111234', '20 100e8086'],
+    'PCI bus 0: i440FX 00.0, PIIX3 01.0, IDE 01.1, PIIX4 PM 01.3, Xen platform 02.0, VGA 03.0, e1000 04.0');
 });

@@ -47,7 +47,7 @@ t.test('qemu-dm serves SeaBIOS a PC that boots a disk', { skip }, async (t) => {
   await waitFor(() => existsSync(serialLog) && readFileSync(serialLog, 'utf8').includes('hello from an HVM boot sector'), 60_000,
     `the boot sector's line on COM1\n${dm.output()}`);
   t.pass(`the boot sector ran ${Date.now() - t0} ms after unpause`);
-  t.match(dm.output(), /Found 5 PCI devices/, 'SeaBIOS found i440FX, PIIX3, IDE, the platform device and VGA');
+  t.match(dm.output(), /Found 6 PCI devices/, 'SeaBIOS found i440FX, PIIX3, IDE, the PIIX4 PM, the platform device and VGA');
   t.match(dm.output(), /Running option rom at c000:0003/, "SeaBIOS ran the VGA BIOS from the VGA's ROM BAR");
   t.match(dm.output(), /Booting from Hard Disk/, 'and booted the disk');
 

@@ -14,6 +14,7 @@
 //   toolstack.teardown(domid)
 //     guest.release()                           console, device model, back ends
 //     destroyDomain()                           lifecycle.ts, every kind alike
+import type { ScreenshotRecord } from '../../../shared/toolstack/xend_api.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type { Xenconsoled } from '../xenconsoled/xenconsoled.js';
 import type { BuilderContext } from './builder.js';
@@ -67,6 +68,11 @@ export interface Guest {
    * no PV control interface), or undefined when control/shutdown will be heard.
    */
   refuseShutdown?(what: 'shutdown' | 'reboot'): Promise<string | undefined>;
+  /**
+   * The emulated display (xl screenshot): its text screen, and a PNG written
+   * to `png` unless ''. Absent for kinds without one (PV). Throws BuildError.
+   */
+  screenshot?(png: string): Promise<ScreenshotRecord>;
   /**
    * Domain-0's toolstack is stopping (the host goes down): end the processes
    * it started for the guest, and nothing else.

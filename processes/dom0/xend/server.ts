@@ -65,6 +65,22 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return true;
     },
   },
+  'xend.domain.trigger': {
+    params: async (p, dom) => [await dom(p[0]), oneOf(p[1], 'trigger', ['power', 'sleep'] as const, 'power')],
+    run: async (ts, [d, trigger]) => {
+      if (!ts.trigger) throw generic('triggers are not supported by this toolstack');
+      await ts.trigger(d.domid, trigger);
+      return true;
+    },
+  },
+  'xend.domain.screenshot': {
+    params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? '' : str(p[1], 'screenshot file')],
+    run: async (ts, [d, png]) => {
+      if (!ts.screenshot) throw generic('screenshots are not supported by this toolstack');
+      if (png !== '' && !png.startsWith('/')) throw generic(`screenshot file must be an absolute path: ${png}`);
+      return ts.screenshot(d.domid, png);
+    },
+  },
   'xend.domain.waitForShutdown': {
     params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? 0 : int(p[1], 'timeout', 0)],
     run: async (ts, [d, seconds]) => ts.waitForShutdown(d.domid, seconds * 1000),

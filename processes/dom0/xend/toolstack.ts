@@ -5,7 +5,7 @@
 // fake, and the real implementation plugged in without touching xend.
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type {
-  BlockDeviceRecord, DomainStateFlags, NetworkDeviceRecord, NodeInfo, ShutdownReason, ShutdownRequest,
+  BlockDeviceRecord, DomainStateFlags, DomainTrigger, NetworkDeviceRecord, NodeInfo, ScreenshotRecord, ShutdownReason, ShutdownRequest,
 } from '../../../shared/toolstack/xend_api.js';
 import type { SchedControl } from './sched_control.js';
 
@@ -62,6 +62,10 @@ export interface Toolstack {
   dmesg(clear: boolean): Promise<string>;
   /** `type` undefined: the domain's primary console (PV console, or an HVM guest's serial port 0). */
   console(domid: number, type?: 'pv' | 'serial', num?: number): Promise<ConsoleAttach>;
+  /** XEN_DOMCTL_sendtrigger: an HVM guest's ACPI power or sleep button (optional: the test fakes have none). */
+  trigger?(domid: number, trigger: DomainTrigger): Promise<void>;
+  /** The guest's emulated display, and its PNG written to `png` unless '' (optional: PV-only toolstacks have none). */
+  screenshot?(domid: number, png: string): Promise<ScreenshotRecord>;
   /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */
   networkAttach?(domid: number, spec: string): Promise<NetworkDeviceRecord>;
   networkDetach?(domid: number, dev: string): Promise<void>;

@@ -25,7 +25,8 @@
 // VIRQ_DOM_EXC is bound once, by processes/dom0/toolstack's
 // DomainExceptions, which also serves waitForShutdown.
 import {
-  XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain, type xen_domctl_getdomaininfo,
+  XEN_DOMCTL_SENDTRIGGER_POWER, XEN_DOMCTL_SENDTRIGGER_SLEEP, XEN_DOMCTL_pausedomain, XEN_DOMCTL_sendtrigger,
+  XEN_DOMCTL_unpausedomain, type xen_domctl_getdomaininfo,
 } from '../../../shared/abi/domctl.js';
 import {
   XEN_SYSCTL_getdomaininfolist, XEN_SYSCTL_physinfo, XEN_SYSCTL_readconsole,
@@ -35,7 +36,7 @@ import { XEN_ESRCH, errnoName } from '../../../shared/abi/errno.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import type { ActionOnShutdown, DomainConfig } from '../../../shared/toolstack/xlcfg.js';
-import type { NodeInfo } from '../../../shared/toolstack/xend_api.js';
+import type { DomainTrigger, NodeInfo, ScreenshotRecord } from '../../../shared/toolstack/xend_api.js';
 import type { Xenconsoled } from '../xenconsoled/xenconsoled.js';
 import type { NicHotplug } from '../toolstack/guest_kind.js';
 import {
@@ -262,6 +263,21 @@ export class XenToolstack implements Toolstack {
   async unpause(domid: number): Promise<void> {
     if (domid === 0) return;
     await this.domctl(XEN_DOMCTL_unpausedomain, domid, 'unpause');
+  }
+
+  /** libxl_send_trigger: XEN_DOMCTL_sendtrigger on vCPU 0. */
+  async trigger(domid: number, trigger: DomainTrigger): Promise<void> {
+    const code = trigger === 'power' ? XEN_DOMCTL_SENDTRIGGER_POWER : XEN_DOMCTL_SENDTRIGGER_SLEEP;
+    const r = await this.dom0.hv.domctl(XEN_DOMCTL_sendtrigger, { domain: domid, trigger: code, vcpu: 0 });
+    if (r.ret === -XEN_ESRCH) throw new ToolstackError('ESRCH', `Domain ${domid} does not exist.`);
+    if (r.ret < 0) throw new ToolstackError('EINVAL', `libxl: error: Send trigger '${trigger}' failed: ${errnoName(r.ret)}`);
+  }
+
+  async screenshot(domid: number, png: string): Promise<ScreenshotRecord> {
+    await this.mustExist(domid);
+    const g = this.managed.get(domid)?.guest;
+    if (!g?.screenshot) throw new ToolstackError('EINVAL', `Domain ${domid} has no emulated display: it is not an HVM guest`);
+    return this.lib(() => g.screenshot!(png));
   }
 
   private async domctl(cmd: number, domid: number, what: string): Promise<void> {

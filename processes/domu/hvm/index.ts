@@ -3,11 +3,15 @@
 // (vcpu_thread.ts: v86 on a worker thread, inside the scheduler's slices)
 // and what Xen would do for it in the hypervisor on the way out: print its
 // debug port's lines on the console, and end the domain the way its
-// processor ended (a reset is SHUTDOWN_reboot, a v86 failure SHUTDOWN_crash).
+// processor ended: a reset is SHUTDOWN_reboot; a triple fault is what
+// HVM_PARAM_TRIPLE_FAULT_REASON says (Xen's hvm_triple_fault; SHUTDOWN_reboot
+// unless the toolstack changed it); an exception out of v86 (a processor
+// state it cannot emulate) is SHUTDOWN_crash.
 import { MessageChannel } from 'node:worker_threads';
 import { SHUTDOWN_crash, SHUTDOWN_reboot } from '../../../shared/abi/sched.js';
 import { HVM_INFO_PADDR, checkHvmInfoTable, HVM_INFO_TABLE_SIZE } from '../../../shared/abi/hvm/hvm_info_table.js';
-import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+import { PAGE_SIZE, __HYPERVISOR_hvm_op } from '../../../shared/abi/xen.js';
+import { HVMOP_get_param, HVM_PARAM_TRIPLE_FAULT_REASON } from '../../../shared/abi/hvm/params.js';
 import { VcpuPool } from '../../../shared/xen/vcpu/index.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { HvmVcpuArg, HvmVcpuExit, HvmVcpuMessage } from './vcpu_thread.js';
@@ -47,6 +51,13 @@ export async function bootHvm(dom: XenDomain): Promise<never> {
     process.stderr.write(`hvm: vCPU 0 failed: ${exit.message}\n`);
     dom.log(`vCPU 0 failed: ${exit.message.split('\n')[0]}`);
     return dom.shutdown(SHUTDOWN_crash, 1);
+  }
+  if (exit.reason === 'triple-fault') {
+    const r = await dom.hv.hypercall<{ value: bigint | number }>(__HYPERVISOR_hvm_op, HVMOP_get_param,
+      { domid: dom.domid, index: HVM_PARAM_TRIPLE_FAULT_REASON });
+    const reason = r.ret < 0 ? SHUTDOWN_reboot : Number(r.data?.value ?? SHUTDOWN_reboot);
+    dom.log(`Triple fault - invoking HVM shutdown action ${reason}`);
+    return dom.shutdown(reason);
   }
   return dom.shutdown(SHUTDOWN_reboot);
 }

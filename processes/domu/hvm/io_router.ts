@@ -11,6 +11,8 @@
 // - MMIO: the server whose XEN_DMOP_IO_RANGE_MEMORY range holds the address
 //   (IOREQ_TYPE_COPY); writes to the legacy VGA window go to the buffered
 //   ring when the server takes it (hvm_buffered_io_intercept).
+// - Before any of that, the ports the hypervisor answers itself (Xen's
+//   hvm_io_intercept handlers: here the PM timer, pmtimer.ts).
 // - Nobody: reads are all-ones, writes are dropped, as under Xen.
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import { IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PCI_CONFIG, IOREQ_TYPE_PIO, IOREQ_WRITE } from '../../../shared/abi/hvm/ioreq.js';
@@ -43,7 +45,8 @@ export class IoRouter {
 
   constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
               seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>,
-              private readonly afterIo: () => void = () => {}) {
+              private readonly afterIo: () => void = () => {},
+              private readonly intercept: (PortHandler & { handles(p: number): boolean }) | null = null) {
     this.dv = new DataView(seg);
     this.ram = m.cpu.mem8;
     const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
@@ -97,6 +100,7 @@ export class IoRouter {
   }
 
   private portRead(p: number, size: 1 | 2 | 4): number {
+    if (this.intercept?.handles(p)) return this.intercept.read(p, size);
     this.refresh();
     if (p >= 0xcf8 && p <= 0xcff) {
       if (p === 0xcf8 && size === 4) return this.cf8 >>> 0;
@@ -139,6 +143,7 @@ export class IoRouter {
   }
 
   private portWrite(p: number, size: 1 | 2 | 4, v: number): void {
+    if (this.intercept?.handles(p)) { this.intercept.write(p, size, v); return; }
     this.refresh();
     if (p >= 0xcf8 && p <= 0xcff) {
       if (p === 0xcf8 && size === 4) { this.cf8 = v >>> 0; return; }

@@ -10,6 +10,8 @@ export class IrqLines {
   private gen = -1;
   /** What the PIC was last told, bit per ISA IRQ. */
   private asserted = 0;
+  /** Lines the vCPU's own devices hold (the SCI of the PM registers it answers). */
+  private local = 0;
 
   constructor(private readonly i32: Int32Array, private readonly raise: (irq: number) => void,
               private readonly lower: (irq: number) => void) {}
@@ -17,12 +19,19 @@ export class IrqLines {
   /** True when a device model changed a level since the last sync(). */
   get changed(): boolean { return Atomics.load(this.i32, hvm_ctl.irq_gen >> 2) !== this.gen; }
 
+  /** A line of the hypervisor's own (Xen's hvm_isa_irq_assert/deassert): applied at the next sync(). */
+  setLocal(irq: number, level: 0 | 1): void {
+    const was = this.local;
+    this.local = level ? this.local | (1 << irq) : this.local & ~(1 << irq);
+    if (was !== this.local) this.gen = -1;
+  }
+
   /** Applies the control page's levels to the PIC. */
   sync(): void {
     const g = Atomics.load(this.i32, hvm_ctl.irq_gen >> 2);
     if (g === this.gen) return;
     this.gen = g;
-    let want = Atomics.load(this.i32, hvm_ctl.isa_irq_level >> 2) & 0xffff;
+    let want = (Atomics.load(this.i32, hvm_ctl.isa_irq_level >> 2) | this.local) & 0xffff;
     const routes = [0, 1, 2, 3].map((l) => Atomics.load(this.i32, (hvm_ctl.pci_link_route >> 2) + l) & 0xf);
     for (let w = 0; w < 4; w++) {
       let bits = Atomics.load(this.i32, (hvm_ctl.pci_intx_level >> 2) + w) >>> 0;

@@ -28,6 +28,9 @@ interface V86Cpu {
   mem8: Uint8Array;
   wasm_memory: WebAssembly.Memory;
   in_hlt: Uint8Array;
+  protected_mode: Int32Array;
+  idtr_size: Int32Array;
+  idtr_offset: Int32Array;
   reg32: Int32Array;
   previous_ip: Int32Array;
   segment_offsets: Int32Array;
@@ -205,6 +208,24 @@ export class V86Machine {
   }
 
   get halted(): boolean { return this.cpu.in_hlt[0] !== 0; }
+
+  /**
+   * After v86 failed delivering an interrupt: whether a real processor would
+   * have shut down (a triple fault). v86 does not emulate #GP, #DF and
+   * shutdown for a vector past the IDT's limit; it gives up (a WebAssembly
+   * trap). A processor in protected mode whose IDT has no present
+   * double-fault gate (vector 8: past the limit, or its P bit clear, read
+   * where paging does not hide it) turns any such exception into a triple
+   * fault; anything else v86 gave up on is its own limit, not the guest's.
+   */
+  get tripleFaulted(): boolean {
+    const cpu = this.cpu;
+    if (cpu.protected_mode[0] === 0) return false;
+    if (cpu.idtr_size[0]! < 8 * 8 + 7) return true;
+    if (cpu.cr[0]! & 0x80000000) return false;
+    const gate = (cpu.idtr_offset[0]! >>> 0) + 8 * 8;
+    return gate + 8 <= this.ramBytes && (cpu.mem8[gate + 5]! & 0x80) === 0;
+  }
 
   raiseIrq(irq: number): void { this.cpu.device_raise_irq(irq); }
   lowerIrq(irq: number): void { this.cpu.device_lower_irq(irq); }

@@ -19,6 +19,7 @@ import { IoreqClient } from './ioreq.js';
 import { IoRouter } from './io_router.js';
 import { IrqLines } from './irq.js';
 import { DebugPort, XEN_HVM_DEBUGCONS_IOPORT } from './debug_port.js';
+import { PmTimer, SCI_IRQ } from './pmtimer.js';
 
 export interface HvmVcpuArg {
   /** The domain's memory and HVM segments. */
@@ -37,7 +38,7 @@ export type HvmVcpuMessage =
   | { type: 'ready'; ramOffset: number };
 
 /** Why the vCPU stopped. */
-export type HvmVcpuExit = { reason: 'reboot' } | { reason: 'crash'; message: string };
+export type HvmVcpuExit = { reason: 'reboot' } | { reason: 'triple-fault' } | { reason: 'crash'; message: string };
 
 export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promise<HvmVcpuExit> {
   const seg = shmOpen(arg.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
@@ -50,7 +51,8 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const io = new IoreqClient(seg, ctx.vcpu, ctx.block);
   const debug = new DebugPort((line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage));
   const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n));
-  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), () => { if (irq.changed) irq.sync(); });
+  const pmt = new PmTimer(i32, (level) => irq.setLocal(SCI_IRQ, level));
+  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), () => { if (irq.changed) irq.sync(); }, pmt);
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
   const forgetAll = () => m.modifiedAll();
@@ -72,12 +74,14 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     await new Promise<void>((res) => setImmediate(res));
     ctx.preemptionPoint();
     drainModified(i32, dv, forget, forgetAll);
+    pmt.poll();
     irq.sync();
     router.refresh();
     let t: number;
     try {
       t = m.run();
     } catch (err) {
+      if (m.tripleFaulted) return { reason: 'triple-fault' };
       return { reason: 'crash', message: (err as Error).stack ?? String(err) };
     }
     if (reset) return { reason: 'reboot' };

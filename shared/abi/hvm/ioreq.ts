@@ -112,3 +112,15 @@ export function decodeBufIoreq(dv: DataView, at: number): BufIoreq {
     data: dv.getUint32(at + 4, true),
   };
 }
+
+// ACPI register locations, chosen by HVM_PARAM_ACPI_IOPORTS_LOCATION (0: V0, 1: V1).
+export const ACPI_PM1A_EVT_BLK_ADDRESS_V0 = 0x1f40;
+export const ACPI_PM1A_CNT_BLK_ADDRESS_V0 = ACPI_PM1A_EVT_BLK_ADDRESS_V0 + 0x04;
+export const ACPI_PM_TMR_BLK_ADDRESS_V0 = ACPI_PM1A_EVT_BLK_ADDRESS_V0 + 0x08;
+export const ACPI_GPE0_BLK_ADDRESS_V0 = ACPI_PM_TMR_BLK_ADDRESS_V0 + 0x20;
+export const ACPI_GPE0_BLK_LEN_V0 = 0x08;
+export const ACPI_PM1A_EVT_BLK_ADDRESS_V1 = 0xb000;
+export const ACPI_PM1A_CNT_BLK_ADDRESS_V1 = ACPI_PM1A_EVT_BLK_ADDRESS_V1 + 0x04;
+export const ACPI_PM_TMR_BLK_ADDRESS_V1 = ACPI_PM1A_EVT_BLK_ADDRESS_V1 + 0x08;
+export const ACPI_GPE0_BLK_ADDRESS_V1 = 0xafe0;
+export const ACPI_GPE0_BLK_LEN_V1 = 0x04;

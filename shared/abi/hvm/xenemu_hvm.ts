@@ -34,7 +34,13 @@
 //                             edge the device dropped again before the vCPU
 //                             looked still reaches the PIC, as Xen's vPIC
 //                             latches a rising edge in IRR
+//   0x0f4  pm1a_raise         PM1a status bits the hypervisor raised for the
+//                             vCPU's ACPI PM registers (XEN_DOMCTL_sendtrigger:
+//                             PWRBTN_STS, SLPBTN_STS), taken (exchanged with 0)
+//                             by the vCPU
 //   0x0f8  shutdown_req       the vCPU's request to the hypervisor (reserved)
+//   0x0fc  acpi_ioports       HVM_PARAM_ACPI_IOPORTS_LOCATION: 0 the PM block at
+//                             0x1f40 (Xen's original), 1 at 0xb000 (QEMU's PIIX4)
 //   0x100  ranges_gen         bumped after the range table changed
 //   0x104  nr_ranges
 //   0x110  ranges[nr_ranges]  16 bytes each: u8 server, u8 type (XEN_DMOP_IO_RANGE_*),
@@ -70,7 +76,9 @@ export const hvm_ctl = {
   pci_intx_level: 0x0c8,
   pci_link_route: 0x0d8,
   isa_irq_raised: 0x0f0,
+  pm1a_raise: 0x0f4,
   shutdown_req: 0x0f8,
+  acpi_ioports: 0x0fc,
   ranges_gen: 0x100,
   nr_ranges: 0x104,
   ranges: 0x110,

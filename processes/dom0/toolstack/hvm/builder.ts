@@ -138,6 +138,9 @@ export async function buildHvmDomain(ctx: BuilderContext, cfg: HvmBuildConfig): 
     await setHvmParam(hv, domid, P.HVM_PARAM_VPT_ALIGN, cfg.vptAlign ? 1 : 0);
     await setHvmParam(hv, domid, P.HVM_PARAM_TIMER_MODE, TIMER_MODES.indexOf(cfg.timerMode));
     await setHvmParam(hv, domid, P.HVM_PARAM_ALTP2M, 0);
+    // hvmloader's part for qemu-xen (xenemu has no hvmloader): the ACPI PM
+    // registers Xen answers sit where SeaBIOS puts QEMU's PIIX4 block, 0xb000.
+    if (cfg.acpi) await setHvmParam(hv, domid, P.HVM_PARAM_ACPI_IOPORTS_LOCATION, 1);
 
     await writeHvmDomainNodes(ctx.xs, {
       domid, name: cfg.name, uuid, maxKb: cfg.memoryMB * 1024, targetKb: cfg.memoryMB * 1024,

@@ -23,6 +23,8 @@ import { SCHEDOP_remote_shutdown, SHUTDOWN_crash } from '../../../../shared/abi/
 import { __HYPERVISOR_hvm_op } from '../../../../shared/abi/xen.js';
 import { HVMOP_get_param, HVM_PARAM_CALLBACK_IRQ } from '../../../../shared/abi/hvm/params.js';
 import { consoleLogFile, hostFiles } from '../../../../shared/host.js';
+import { QmpError, qmpCommand, qmpSocketPath } from '../../../../shared/wire/qmp.js';
+import type { ScreenshotRecord } from '../../../../shared/toolstack/xend_api.js';
 import { BuildError } from '../builder.js';
 import { destroyDomain } from '../lifecycle.js';
 import { generateMac } from '../vif.js';
@@ -87,7 +89,29 @@ class HvmGuest implements Guest {
       { domid: this.domid, index: HVM_PARAM_CALLBACK_IRQ });
     if (r.ret < 0 || (r.data?.value ?? 0n) !== 0n) return undefined;
     return `PV control interface not available: external graceful ${what} not possible.\n` +
-      '(xl\'s -F fallback, an ACPI power button event, is not there yet: use xl destroy)';
+      `Use "-F" to fallback to ACPI ${what === 'reboot' ? 'reset' : 'power'} event.`;
+  }
+
+  /**
+   * xl screenshot: the device model's display through its QMP socket, as
+   * libxl talks to qemu-xen (x-xenemu-text-screen, and screendump as PNG).
+   */
+  async screenshot(png: string): Promise<ScreenshotRecord> {
+    const path = qmpSocketPath(this.ctx.rundir, this.domid);
+    const qmp = <T>(cmd: string, args?: Record<string, unknown>) => qmpCommand<T>(path, cmd, args).catch((e: Error) => {
+      throw new BuildError('EIO', `domain ${this.domid}: device model: ${e.message}`);
+    });
+    type Text = { cols: number; rows: number; lines: string[]; cursor: { row: number; col: number } };
+    const text = await qmpCommand<Text>(path, 'x-xenemu-text-screen').catch((e: Error) => {
+      if (e instanceof QmpError && e.errorClass === 'GenericError') return null; // a graphics mode
+      throw new BuildError('EIO', `domain ${this.domid}: device model: ${e.message}`);
+    });
+    const st = await qmp<{ mode: string; width: number; height: number }>('x-xenemu-display');
+    if (png) await qmp('screendump', { filename: png, format: 'png' });
+    return {
+      mode: st.mode, width: st.width, height: st.height, png,
+      text: text ? { cols: text.cols, rows: text.rows, lines: text.lines, cursorRow: text.cursor.row, cursorCol: text.cursor.col } : null,
+    };
   }
 
   async close(): Promise<void> {
