@@ -45,6 +45,7 @@ import {
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { nodeInfo } from './nodeinfo.js';
+import { libxlDomainConfig, removeUserdata, storeLibxlJson } from '../toolstack/libxl_json.js';
 import { XenSchedControl } from './sched_control.js';
 import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
 import { removeDomainBackends } from '../toolstack/device.js';
@@ -228,6 +229,9 @@ export class XenToolstack implements Toolstack {
     const m: Managed = { domid: guest.domid, name, startTime: nowS(), config, guest, handled: false };
     this.managed.set(guest.domid, m);
     try {
+      // libxl's record of the config, for Xen's own tools (xl list -l, mem-set).
+      const uuid = (await this.get(guest.domid)).uuid;
+      storeLibxlJson(this.ctx.rundir, guest.domid, uuid, libxlDomainConfig({ ...config, name }, uuid));
       await this.sched.applyConfig(guest.domid, config);
       if (!paused) {
         const r = await this.dom0.hv.domctl(XEN_DOMCTL_unpausedomain, { domain: guest.domid });
@@ -373,6 +377,7 @@ export class XenToolstack implements Toolstack {
       }
       // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
       await destroyDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
+      removeUserdata(this.ctx.rundir, domid);
       this.managed.delete(domid);
     })().finally(() => {
       this.tearing.delete(domid);
