@@ -82,9 +82,25 @@ export class PrivcmdSocket {
         const port = this.xenstorePort();
         return port < 0 ? port : Buffer.from(`${port}`);
       }
+      case '/proc/uptime':
+        return this.uptime();
       default:
         return -XEN_ENOENT;
     }
+  }
+
+  /**
+   * Domain-0's /proc/uptime: seconds since Domain-0 was made (the host's
+   * boot, which `xl uptime` shows for Domain-0), and the pCPUs' idle
+   * seconds (their time less every domain's CPU time).
+   */
+  private uptime(): Buffer | number {
+    const d0 = this.hv.domains.get(0);
+    if (!d0) return -XEN_ESRCH;
+    const up = Number(process.hrtime.bigint() - d0.created) / 1e9;
+    let busy = 0;
+    for (const d of this.hv.domains.values()) busy += (d.sched ? d.sched.cpuTimeNs(d) : d.cpuTimeNs()) / 1e9;
+    return Buffer.from(`${up.toFixed(2)} ${Math.max(0, up * this.hv.pcpus - busy).toFixed(2)}\n`);
   }
 
   /**
@@ -251,6 +267,7 @@ class Conn {
           this.flush(readFrame(addr, len));
         });
       },
+      tell: (text) => { this.out.push(frame(PC_MESSAGE, Buffer.from(text))); },
       write: (addr, data) => {
         this.out.push(writeFrame(addr, data));
         // Later reads of the same bytes see what was written.
@@ -303,10 +320,5 @@ class Conn {
       default:
         return -LINUX_ENOTTY;
     }
-  }
-
-  /** Text for the caller's stderr, sent ahead of the call's RET. */
-  message(text: string): void {
-    this.out.push(frame(PC_MESSAGE, Buffer.from(text)));
   }
 }

@@ -24,19 +24,21 @@ import * as M from '../../shared/abi/memory.js';
 import * as V from '../../shared/abi/version.js';
 import {
   __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_memory_op, __HYPERVISOR_multicall,
-  __HYPERVISOR_sysctl, __HYPERVISOR_xen_version, multicall_entry, xenctl_bitmap, XEN_DOMAIN_HANDLE_SIZE,
+  __HYPERVISOR_sysctl, __HYPERVISOR_xen_version, __HYPERVISOR_xsm_op, multicall_entry, xenctl_bitmap, XEN_DOMAIN_HANDLE_SIZE,
 } from '../../shared/abi/xen.js';
-import { XEN_EACCES, XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, errnoName } from '../../shared/abi/errno.js';
+import { XEN_EACCES, XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EOPNOTSUPP, errnoName } from '../../shared/abi/errno.js';
 import { dispatch } from './hypercall.js';
 import type { Domain } from './domain.js';
 import type { Hypervisor } from './hypervisor.js';
 
-/** The caller's memory, as the privcmd transport reaches it. */
+/** The calling program, as the privcmd transport reaches it: its memory, and its stderr. */
 export interface GuestMemory {
   /** copy_from_guest: `len` bytes at `addr`, or null when they fault. */
   read(addr: bigint, len: number): Promise<Buffer | null>;
   /** copy_to_guest: done in order before the call returns; a fault makes its result -EFAULT. */
   write(addr: bigint, data: Uint8Array): void;
+  /** A line for the program's stderr, saying why a call is refused. */
+  tell(text: string): void;
 }
 
 interface Ctx { hv: Hypervisor; caller: Domain; mem: GuestMemory }
@@ -119,6 +121,16 @@ const U = DC.xen_domctl.u;
 const none: DomctlCodec = { decode: () => ({}) };
 
 const DOMCTL: Record<number, DomctlCodec> = {
+  // Guests are xenemu's to build (its kernel or v86 in a domain process): Xen's
+  // domain builder, which would load a real kernel into the domain's memory,
+  // is refused at once with a word on why.
+  [DC.XEN_DOMCTL_createdomain]: {
+    decode: (_u, c) => {
+      c.mem.tell('xenemu: Xen\'s domain builder cannot run guests on a xenemu host (XEN_DOMCTL_createdomain refused); ' +
+                 'create guests with `xenemu xl create`');
+      return -XEN_EOPNOTSUPP;
+    },
+  },
   [DC.XEN_DOMCTL_pausedomain]: none,
   [DC.XEN_DOMCTL_unpausedomain]: none,
   [DC.XEN_DOMCTL_destroydomain]: none,
@@ -510,7 +522,13 @@ async function multicall(c: Ctx, args: readonly bigint[]): Promise<number> {
   return 0;
 }
 
+/** HYPERVISOR_xsm_op: as Xen built without XSM (flask), -ENOSYS; libxl takes that as no security labels. */
+async function xsmOp(): Promise<number> {
+  return -XEN_ENOSYS;
+}
+
 const BINARY_OPS: Record<number, BinaryOp> = {
+  [__HYPERVISOR_xsm_op]: xsmOp,
   [__HYPERVISOR_domctl]: domctl,
   [__HYPERVISOR_sysctl]: sysctl,
   [__HYPERVISOR_xen_version]: xenVersion,

@@ -13,13 +13,17 @@
  *   /dev/xen/hypercall, xenbus, gntalloc  absent (ENOENT): hypercall buffers are the caller's
  *                                         memory, xenstore is XENSTORED_PATH's socket
  *   /proc/xen/{capabilities,xsd_port}     what the hypervisor says they hold
+ *   /proc/uptime                          Domain-0's: since the host's boot
  *   /proc/xen/xsd_kva                     a page of memory (Domain-0's xenstore ring: xenemu's
  *                                         Domain-0 talks to its xenstored over the socket)
  *   /sys/bus/xen-backend/devices          the host's <rundir>/xen-backend/devices; each
  *                                         .../statistics/<name> is that line of the device's
  *                                         statistics file
- *   /etc/xen/xl.conf, /var/lib/xen, /var/log/xen, /var/run/xen, /run/xen, /var/lock/xl
- *                                         <rundir>/dom0/<the same path>
+ *   /etc/xen/xl.conf, /etc/xen/scripts, /var/lib/xen, /var/log/xen, /var/run/xen, /run/xen,
+ *   /var/lock/xl                          <rundir>/dom0/<the same path> (open, stat, mkdir,
+ *                                         rename, unlink, opendir, glob, connect, exec, ...)
+ *   /var/run/xen/qmp-libxl-<domid>        <rundir>/qmp-libxl-<domid>, where an HVM guest's
+ *                                         qemu-dm listens
  *
  * The library knows no hypercall layout. A hypercall goes to the hypervisor
  * as its number and five arguments, with the bytes the hypervisor's hints
@@ -42,8 +46,10 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -133,6 +139,12 @@ REAL(rmdir, int, const char *)
 REAL(rename, int, const char *, const char *)
 REAL(chmod, int, const char *, mode_t)
 REAL(readlink, ssize_t, const char *, char *, size_t)
+REAL(connect, int, int, const struct sockaddr *, socklen_t)
+REAL(execve, int, const char *, char *const[], char *const[])
+REAL(execv, int, const char *, char *const[])
+REAL(execvp, int, const char *, char *const[])
+REAL(glob, int, const char *, int, int (*)(const char *, int), glob_t *)
+REAL(glob64, int, const char *, int, int (*)(const char *, int), glob64_t *)
 
 static void say(const char *fmt, ...)
 {
@@ -617,6 +629,7 @@ static int open_statistic(const char *dev, const char *name, int cloexec)
 
 static const struct { const char *from, *to; } redirects[] = {
 	{ "/etc/xen/xl.conf", "/dom0/etc/xen/xl.conf" },
+	{ "/etc/xen/scripts", "/dom0/etc/xen/scripts" },
 	{ "/var/lib/xen", "/dom0/var/lib/xen" },
 	{ "/var/log/xen", "/dom0/var/log/xen" },
 	{ "/var/run/xen", "/dom0/var/run/xen" },
@@ -638,8 +651,14 @@ static const char *under(const char *path, const char *prefix)
 /* The host's file for a redirected path (in `out`), or `path` itself. */
 static const char *redirect(const char *path, char *out, size_t size)
 {
+	static const char *qmp[] = { "/var/run/xen/qmp-libxl-", "/run/xen/qmp-libxl-" };
+
 	if (!active || !path || path[0] != '/')
 		return path;
+	for (size_t i = 0; i < 2; i++)
+		if (!strncmp(path, qmp[i], strlen(qmp[i])) &&
+		    snprintf(out, size, "%s/qmp-libxl-%s", rundir, path + strlen(qmp[i])) < (int)size)
+			return out;
 	for (size_t i = 0; i < sizeof(redirects) / sizeof(redirects[0]); i++) {
 		const char *rest = under(path, redirects[i].from);
 		if (rest && snprintf(out, size, "%s%s%s", rundir, redirects[i].to, rest) < (int)size)
@@ -670,7 +689,8 @@ static int virtual_open(const char *path, int flags)
 		errno = ENOENT;
 		return -1;
 	}
-	if (!strcmp(path, "/proc/xen/capabilities") || !strcmp(path, "/proc/xen/xsd_port"))
+	if (!strcmp(path, "/proc/xen/capabilities") || !strcmp(path, "/proc/xen/xsd_port") ||
+	    !strcmp(path, "/proc/uptime"))
 		return file_from_host(path, cloexec);
 	if (!strcmp(path, "/proc/xen/xsd_kva")) {
 		int fd = memfd_create("xenemu-xsd_kva", cloexec ? MFD_CLOEXEC : 0);
@@ -873,6 +893,70 @@ int faccessat(int dirfd, const char *path, int how, int flags)
 
 	resolve_faccessat();
 	return real_faccessat(dirfd, redirect(path, buf, sizeof(buf)), how, flags);
+}
+
+/* A Unix socket's path is a path too: libxl reaches qemu's QMP socket by it. */
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)addr;
+	struct sockaddr_un moved;
+	char buf[PATH_MAX], path[sizeof(un->sun_path) + 1];
+	const char *to;
+
+	resolve_connect();
+	if (!active || !addr || addr->sa_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path) ||
+	    !un->sun_path[0])
+		return real_connect(fd, addr, len);
+	memcpy(path, un->sun_path, len - offsetof(struct sockaddr_un, sun_path));
+	path[len - offsetof(struct sockaddr_un, sun_path)] = 0;
+	to = redirect(path, buf, sizeof(buf));
+	if (to == path || strlen(to) >= sizeof(moved.sun_path))
+		return real_connect(fd, addr, len);
+	moved.sun_family = AF_UNIX;
+	memcpy(moved.sun_path, to, strlen(to) + 1);
+	return real_connect(fd, (struct sockaddr *)&moved, sizeof(moved));
+}
+
+/* libxl runs its hotplug scripts (/etc/xen/scripts/vif-bridge, block) by path. */
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+	char buf[PATH_MAX];
+
+	resolve_execve();
+	return real_execve(redirect(path, buf, sizeof(buf)), argv, envp);
+}
+
+int execv(const char *path, char *const argv[])
+{
+	char buf[PATH_MAX];
+
+	resolve_execv();
+	return real_execv(redirect(path, buf, sizeof(buf)), argv);
+}
+
+int execvp(const char *file, char *const argv[])
+{
+	char buf[PATH_MAX];
+
+	resolve_execvp();
+	return real_execvp(redirect(file, buf, sizeof(buf)), argv);
+}
+
+/* glob reads directories with glibc's own opendir: the pattern itself is moved (libxl's userdata). */
+int glob(const char *pattern, int flags, int (*err)(const char *, int), glob_t *g)
+{
+	char buf[PATH_MAX];
+
+	resolve_glob();
+	return real_glob(redirect(pattern, buf, sizeof(buf)), flags, err, g);
+}
+
+int glob64(const char *pattern, int flags, int (*err)(const char *, int), glob64_t *g)
+{
+	char buf[PATH_MAX];
+
+	resolve_glob64();
+	return real_glob64(redirect(pattern, buf, sizeof(buf)), flags, err, g);
 }
 
 /* ---- ioctl and close ---------------------------------------------------------- */
