@@ -2,7 +2,7 @@
 // and guarantees it is gone (and its shm segments unlinked) at teardown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { tmpdir, homedir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { XsClient, XsError, XsRingTransport } from '../../shared/xenstore/client
 import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
 import { productEnv } from './host.js';
 import { ccMissing } from './cc.js';
+import { XEN_UTILS_DIR } from '../../shared/xenctrl.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DIST = join(here, '..', '..');
@@ -141,8 +142,8 @@ export async function home(dom0: XsClient, domid: number): Promise<void> {
 
 // ---- Xen's own C xenstored, as a reference ----------------------------------
 
-/** Where the unpacked Debian xen-utils-4.17 lives (shared with other users of the reference). */
-export const XEN_UTILS_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'xenemu', 'xen-utils');
+/** Where the unpacked Debian xen-utils-4.17 lives (shared with `xenemu run`, shared/xenctrl.ts). */
+export { XEN_UTILS_DIR };
 export const XEN_C_XENSTORED = join(XEN_UTILS_DIR, 'usr', 'lib', 'xen-4.17', 'bin', 'xenstored');
 const SHIM_SRC = join(DIST, '..', 'test', 'xenstored', 'c', 'xen_c_shim.c');
 
