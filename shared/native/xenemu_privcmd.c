@@ -102,9 +102,19 @@ static char sockpath[PATH_MAX];
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int conn = -1;
+/* getpid() is a system call each time: this process's, kept (a forked child sets its own). */
+static pid_t self;
 static struct hint hints[MAX_HINTS];
 static unsigned nhints;
 static struct vfd vfds[MAX_VFD];
+/*
+ * What arrived on the process's connection past the frames taken so far:
+ * the hypervisor sends a call's WRITEs and its RET together, and one recv
+ * takes them all.
+ */
+static char rbuf[64 << 10];
+static size_t rhead, rtail;
+
 
 /* ---- the real functions ------------------------------------------------- */
 
@@ -167,6 +177,8 @@ static void after_fork_child(void)
 		real_close(conn);
 		conn = -1;
 	}
+	rhead = rtail = 0;
+	self = getpid();
 	pthread_mutex_init(&lock, NULL);
 }
 
@@ -179,6 +191,7 @@ __attribute__((constructor)) static void init(void)
 	snprintf(rundir, sizeof(rundir), "%s", dir);
 	snprintf(sockpath, sizeof(sockpath), "%s/privcmd.sock", dir);
 	active = 1;
+	self = getpid();
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
 
@@ -222,13 +235,32 @@ static int recv_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-/* One frame: its type and body (malloc'd, *len bytes), or -1. */
-static int recv_frame(int fd, uint32_t *type, char **body, uint32_t *len)
+/* One frame: its type and body (malloc'd, *len bytes), or -1. `buffered`: the process's connection. */
+static int recv_frame_from(int fd, int buffered, uint32_t *type, char **body, uint32_t *len)
 {
 	uint32_t hdr[2];
 
-	if (recv_all(fd, hdr, sizeof(hdr)))
-		return -1;
+	if (!buffered) {
+		if (recv_all(fd, hdr, sizeof(hdr)))
+			return -1;
+	} else {
+		while (rtail - rhead < sizeof(hdr)) {
+			ssize_t n;
+
+			if (rhead == rtail)
+				rhead = rtail = 0;
+			n = recv(fd, rbuf + rtail, sizeof(rbuf) - rtail, 0);
+			if (n == 0)
+				errno = ECONNRESET;
+			if (n <= 0) {
+				if (n < 0 && errno == EINTR)
+					continue;
+				return -1;
+			}
+			rtail += (size_t)n;
+		}
+		memcpy(hdr, rbuf + rhead, sizeof(hdr));
+	}
 	if (hdr[0] < sizeof(hdr) || hdr[0] > FRAME_MAX) {
 		errno = EPROTO;
 		return -1;
@@ -238,6 +270,20 @@ static int recv_frame(int fd, uint32_t *type, char **body, uint32_t *len)
 	*body = malloc(*len ? *len : 1);
 	if (!*body)
 		return -1;
+	if (buffered) {
+		size_t have = rtail - rhead - sizeof(hdr);
+		size_t take = have < *len ? have : *len;
+
+		memcpy(*body, rbuf + rhead + sizeof(hdr), take);
+		rhead += sizeof(hdr) + take;
+		if (rhead == rtail)
+			rhead = rtail = 0;
+		if (take < *len && recv_all(fd, *body + take, *len - take)) {
+			free(*body);
+			return -1;
+		}
+		return 0;
+	}
 	if (recv_all(fd, *body, *len)) {
 		free(*body);
 		return -1;
@@ -245,11 +291,16 @@ static int recv_frame(int fd, uint32_t *type, char **body, uint32_t *len)
 	return 0;
 }
 
+static int recv_frame(int fd, uint32_t *type, char **body, uint32_t *len)
+{
+	return recv_frame_from(fd, fd == conn, type, body, len);
+}
+
 /* A connected socket that said HELLO as `kind`; its id in *id. */
 static int hello(int kind, int cloexec, uint32_t *id)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	uint32_t msg[5] = { sizeof(msg), PC_HELLO, PC_PROTO_VERSION, (uint32_t)kind, (uint32_t)getpid() };
+	uint32_t msg[5] = { sizeof(msg), PC_HELLO, PC_PROTO_VERSION, (uint32_t)kind, (uint32_t)self };
 	uint32_t type, len;
 	char *body;
 	int fd, e;
@@ -307,14 +358,14 @@ static ssize_t self_read(void *dst, uint64_t addr, size_t len)
 {
 	struct iovec l = { dst, len }, r = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+	return process_vm_readv(self, &l, 1, &r, 1, 0);
 }
 
 static ssize_t self_write(uint64_t addr, const void *src, size_t len)
 {
 	struct iovec l = { (void *)src, len }, r = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_writev(getpid(), &l, 1, &r, 1, 0);
+	return process_vm_writev(self, &l, 1, &r, 1, 0);
 }
 
 /* A growing frame under construction. */
@@ -437,6 +488,7 @@ broken:
 	resolve_close();
 	real_close(conn);
 	conn = -1;
+	rhead = rtail = 0;
 	return -EIO;
 }
 
@@ -1013,8 +1065,10 @@ int close(int fd)
 	if (fd >= 0 && fd < MAX_VFD)
 		vfds[fd].kind = V_NONE;
 	/* A program that closes every descriptor (before an exec) closes ours too: make another next time. */
-	if (fd >= 0 && fd == conn)
+	if (fd >= 0 && fd == conn) {
 		conn = -1;
+		rhead = rtail = 0;
+	}
 	resolve_close();
 	return real_close(fd);
 }
