@@ -47,7 +47,8 @@ function layouts(): Layout[] {
   const out: Layout[] = [];
   for (const [module, ns] of Object.entries(MODULES)) {
     for (const [name, v] of Object.entries(ns)) {
-      if (typeof v !== 'object' || v === null || typeof (v as { SIZE?: unknown }).SIZE !== 'number') continue;
+      // xenemu_* layouts are xenemu's own (the vCPU area): no C struct to compare with.
+      if (typeof v !== 'object' || v === null || typeof (v as { SIZE?: unknown }).SIZE !== 'number' || name.startsWith('xenemu_')) continue;
       const fields = Object.entries(v as Record<string, number>).filter(([k, off]) => k !== 'SIZE' && typeof off === 'number');
       out.push({ module, struct: name, fields, size: (v as { SIZE: number }).SIZE });
     }
