@@ -254,10 +254,11 @@ class Conn {
   private memory(blocks: MemBlock[]): GuestMemory {
     return {
       read: (addr, len) => {
+        // The blocks are this call's own copy (its frame): the decoders may write into what they get.
         for (const b of blocks) {
           const start = addr - b.addr;
           if (start >= 0n && start + BigInt(len) <= BigInt(b.data.length)) {
-            return Promise.resolve(Buffer.from(b.data.subarray(Number(start), Number(start) + len)));
+            return Promise.resolve(b.data.subarray(Number(start), Number(start) + len));
           }
         }
         if (this.gone) return Promise.resolve(null);
@@ -292,7 +293,7 @@ class Conn {
     if (!blocks) return -XEN_EINVAL;
     const d0 = this.pc.hv.domains.get(0);
     if (!d0) return -XEN_ESRCH;
-    return xenHypercall(this.pc.hv, d0, op, args, this.memory(blocks.map((b) => ({ addr: b.addr, data: Buffer.from(b.data) }))));
+    return xenHypercall(this.pc.hv, d0, op, args, this.memory(blocks));
   }
 
   private async ioctl(body: Buffer): Promise<number> {
