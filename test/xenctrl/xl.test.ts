@@ -119,6 +119,13 @@ t.test("Xen's xl and xentop on a xenemu host agree with xenemu's xl", { skip: mi
     t.equal(await xenOk(h, 'xl', 'info'), await xlOk(h, 'info'), 'line for line');
   });
 
+  await t.test("xl dmesg reads the hypervisor's console ring as xm dmesg does", async (t) => {
+    const theirs = await xenOk(h, 'xl', 'dmesg');
+    const ours = await xlOk(h, 'dmesg');
+    t.match(theirs, /^\(XEN\) xenemu hypervisor: host /, 'from its first line');
+    t.ok(ours.startsWith(theirs), 'what xm dmesg prints (which may have a line more, written since)');
+  });
+
   await t.test('xl pause and unpause', async (t) => {
     await xenOk(h, 'xl', 'pause', 'g2');
     t.match((await xend(h, 'xend.domain', 'g2')).state, /^..p/, 'xend sees g2 paused');
