@@ -23,18 +23,28 @@
 // costs, steadier, and what optimising xenstored moves).
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { buildC } from './cbuild.js';
 import { procCpuTimes, procStatusKb, type Child } from './harness.js';
 import { newestProfile, summarizeProfile, formatProfile, summarizeHeapSnapshot, formatHeap } from './profile.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 import { XsClient } from '../shared/xenstore/client.js';
+import { XEN_C_XENSTORED, fetchXenUtils, privcmdEnv } from '../shared/xenctrl.js';
+import { startBenchHost, type BenchHost } from './xen_host.js';
 
 /** The issue's targets. */
 const TARGET = { rw: 20_000, tx: 5_000, watch: 15_000, memMB: 100 };
 /** Debian's C xenstored (4.17) with the same client on a 2-core machine, for context. */
 const REFERENCE_C_XENSTORED = { rw: 13_000, tx: 3_300, watch: 11_000 };
+/**
+ * xenemu's rate over Xen's C xenstored's in the same run: with the daemons
+ * on one CPU and the client on another, and with all on one CPU (the CPU
+ * cost of a request).
+ */
+const VS_C_TARGET = { cross: 1.5, oneCpu: 1.0 };
+/** Rounds of xenemu-then-C (or C-then-xenemu), each one xs_bench sample per daemon. */
+const VS_C_ROUNDS = { full: 5, quick: 1 };
 
 interface Timing { warmupMs: number; sampleMs: number; samples: number }
 const FULL: Timing = { warmupMs: 500, sampleMs: 500, samples: 5 };
@@ -109,7 +119,90 @@ class XenstoredBench {
     }
     const metrics: Metric[] = [];
     for (const p of placements) metrics.push(...(await this.throughput(p)));
+    metrics.push(...(await this.againstXenC()));
     return [...metrics, ...(await this.memory())];
+  }
+
+  /**
+   * xenemu's xenstored against Debian's C xenstored (xen-utils-4.17), the
+   * same libxenstore client, in the same run. The C daemon runs as a
+   * Domain-0 program of a xenemu host through xenemu's privcmd library
+   * (docs/xenctrl.md), as it needs a hypervisor to start. Rounds alternate
+   * which daemon goes first; each round is one xs_bench sample (after its
+   * warm-up) per daemon; medians are reported, xenemu's as the value and the
+   * C daemon's as the baseline. Placements: daemons on CPU 1 and the client
+   * on CPU 0, then all three on CPU 1.
+   */
+  private async againstXenC(): Promise<Metric[]> {
+    const why = fetchXenUtils();
+    if (why) {
+      this.ctx.note(`xenstored vs Xen's C xenstored: not measured: ${why}`);
+      return [];
+    }
+    if (this.ctx.opts.cpu !== undefined || cpus().length < 2) {
+      this.ctx.note("xenstored vs Xen's C xenstored: not measured: needs two CPUs and no --pin (it places the processes itself)");
+      return [];
+    }
+    const h = await startBenchHost(this.ctx, { memoryMB: 512, pcpus: 2 });
+    const metrics: Metric[] = [];
+    try {
+      for (const p of [{ suffix: ', daemons on CPU 1, client on CPU 0', daemon: 1, client: 0, target: VS_C_TARGET.cross },
+                       { suffix: ', all on CPU 1', daemon: 1, client: 1, target: VS_C_TARGET.oneCpu }]) {
+        const ours = await this.startDaemon(`vs-c-cpu${p.client}`, p.daemon);
+        const theirs = await this.startXenC(h, p.daemon);
+        try {
+          for (const b of OPS) metrics.push(await this.versus(b, ours.socket, theirs.socket, p));
+        } finally {
+          await this.stopDaemon(ours);
+          await theirs.child.stop();
+        }
+      }
+    } finally {
+      const left = await h.stop();
+      if (left.pids.length || left.segments.length) this.ctx.note(`xenstored: the host left ${left.pids.length} processes, ${left.segments.length} segments`);
+    }
+    return metrics;
+  }
+
+  /** Xen's C xenstored (-N: foreground) on its own socket, under the privcmd library, on `cpu`. */
+  private async startXenC(h: BenchHost, cpu: number): Promise<{ child: Child; socket: string }> {
+    const dir = this.ctx.scope.tmpdir();
+    const socket = join(dir, 'socket');
+    const env = { ...privcmdEnv(h.rundir), XENSTORED_RUNDIR: dir, XENSTORED_PATH: socket };
+    const child = this.ctx.scope.spawn("Xen's C xenstored", XEN_C_XENSTORED, ['-N'], { env, cpu });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!existsSync(socket)) {
+      if (child.proc.exitCode !== null || child.proc.signalCode !== null) throw new Error(child.describeExit({ code: child.proc.exitCode, signal: child.proc.signalCode }));
+      if (Date.now() > deadline) throw new Error(`Xen's C xenstored made no socket in ${START_TIMEOUT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { child, socket };
+  }
+
+  private async versus(b: OpsBench, ours: string, theirs: string, p: { suffix: string; client: number; target: number }): Promise<Metric> {
+    this.ctx.log(`xenstored: ${b.name} vs Xen's C xenstored${p.suffix}`);
+    const rounds = this.ctx.opts.quick ? VS_C_ROUNDS.quick : VS_C_ROUNDS.full;
+    const t = this.timing;
+    const args = [b.mode, String(t.warmupMs), String(t.sampleMs), '1'];
+    const rate = async (socket: string) => {
+      const r = await this.client(args, { ...process.env, XENSTORED_PATH: socket }, p.client);
+      const [ops, secs] = r.samples[0]!;
+      return ops / secs;
+    };
+    const a: number[] = [];
+    const c: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      if (i % 2 === 0) { a.push(await rate(ours)); c.push(await rate(theirs)); } else { c.push(await rate(theirs)); a.push(await rate(ours)); }
+    }
+    return {
+      name: `${b.name} vs Xen's C xenstored${p.suffix}`,
+      value: median(a),
+      unit: 'ops/s',
+      baseline: median(c),
+      target: { cmp: '>=', value: p.target, ratio: true },
+      samples: a,
+      details: { cXenstoredSamples: c.map((x) => Math.round(x)).join(' '), rounds },
+    };
   }
 
   private async throughput(p: Placement): Promise<Metric[]> {
@@ -340,7 +433,7 @@ function pct(x: number): string {
 
 export const xenstored: Suite = {
   name: 'xenstored',
-  baseline: 'the same operation through a Node echo server (no work, same round trips)',
+  baseline: "the same operation through a Node echo server (no work, same round trips); for the \"vs Xen's C xenstored\" rows, Debian's C xenstored with the same client in the same run",
   description: 'xs_wire throughput (libxenstore C client) and memory of the Node xenstored',
   run: (ctx) => new XenstoredBench(ctx).run(),
 };

@@ -8,6 +8,8 @@
 //   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
 //   xenemu demo [--name H]             (launcher/demo.ts; `npm start`)
 //   xenemu xenstored --socket PATH
+//   xenemu run [--host H] -- CMD...    Xen's C tools against the host (launcher/xenctrl.ts)
+//   xenemu env [--host H]              their environment, for a shell
 //
 // Installed as `xm` or `xl` (package.json bin), the program is that command.
 import { parseArgs } from 'node:util';
@@ -115,6 +117,14 @@ export const commands: Record<string, Command> = {
       process.stdout.write(`${img.iso}\n`);
       return 0;
     },
+  },
+  run: {
+    summary: 'run [--host H] -- CMD [ARGS...]   run a program of Xen\'s (xl, xentop, ...) as a Domain-0 program of the host (docs/xenctrl.md)',
+    async run(argv) { return (await import('./xenctrl.js')).runCommand(argv); },
+  },
+  env: {
+    summary: 'env [--host H]   print the environment of `xenemu run` for a shell: eval "$(xenemu env)"',
+    async run(argv) { return (await import('./xenctrl.js')).envCommand(argv); },
   },
   xenstored: {
     summary: 'xenstored --socket PATH [--state DIR]   run xenstored alone, in the foreground',

@@ -101,6 +101,18 @@ export async function vcpuPin(x: XmContext, o: Opts): Promise<number> {
 interface Sample { t: number; cpu: Map<number, number> }
 
 /** xentop's screen: a header and one line per domain, CPU(%) from the cpu_time deltas since the last sample. */
+/**
+ * xentop's STATE (tools/xentop/xentop.c state_funcs): dying, shutdown (for
+ * any reason but a crash), blocked, crashed, paused, running, from xl list's
+ * letters (r b p s <reason> d).
+ */
+export function xentopState(state: string): string {
+  const crashed = state[3] === 's' && state[4] === 'c';
+  return (state[5] === 'd' ? 'd' : '-') + (state[3] === 's' && !crashed ? 's' : '-') + (state[1] === 'b' ? 'b' : '-') +
+    (crashed ? 'c' : '-') + (state[2] === 'p' ? 'p' : '-') + (state[0] === 'r' ? 'r' : '-');
+}
+
+/** One screen of `xl top`, as xentop prints it: VCPUS counts every vCPU, online or not (max_vcpu_id + 1). */
 export function renderTop(doms: DomainRecord[], info: NodeInfo, prev: Sample | null, now: Sample): string {
   const totalK = Number(info.total_memory ?? 0) * 1024;
   const freeK = Number(info.free_memory ?? 0) * 1024;
@@ -121,8 +133,8 @@ export function renderTop(doms: DomainRecord[], info: NodeInfo, prev: Sample | n
     const memK = Math.round(d.memory * 1024);
     const maxK = Math.round(d.maxmem * 1024);
     const share = (k: number) => (totalK ? (k / totalK) * 100 : 0).toFixed(1).padStart(6);
-    lines.push(`${d.name.slice(0, 10).padStart(10)} ${d.state.padStart(7)} ${Math.floor(d.cpu_time).toString().padStart(10)} ${pct.toFixed(1).padStart(6)} ` +
-               `${String(memK).padStart(10)} ${share(memK)} ${String(maxK).padStart(10)} ${share(maxK).padStart(9)} ${String(d.vcpus).padStart(5)}`);
+    lines.push(`${d.name.slice(0, 10).padStart(10)} ${xentopState(d.state).padStart(7)} ${Math.floor(d.cpu_time).toString().padStart(10)} ${pct.toFixed(1).padStart(6)} ` +
+               `${String(memK).padStart(10)} ${share(memK)} ${String(maxK).padStart(10)} ${share(maxK).padStart(9)} ${String(d.maxvcpus).padStart(5)}`);
   }
   return `${lines.join('\n')}\n`;
 }

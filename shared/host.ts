@@ -48,7 +48,26 @@ export const hostFiles = {
   record: 'host.json',
   ready: 'ready',
   logs: 'logs',
+  /** Domain-0's system paths for Xen's C tools (dom0SystemPath). */
+  dom0: 'dom0',
+  /** The hypercall socket of xenemu's privcmd library (shared/wire/privcmd.ts). */
+  privcmdSock: 'privcmd.sock',
 } as const;
+
+/**
+ * The paths Xen's C tools write in Domain-0 (libxl's /var/lib/xen userdata,
+ * /var/run/xen, /var/log/xen, xl's /var/lock/xl and /etc/xen/xl.conf) are,
+ * for a xenemu host, under <rundir>/dom0/: xenemu's privcmd library
+ * (shared/native/xenemu_privcmd.c) sends them there, and Domain-0's
+ * toolstack writes what libxl would (processes/dom0/toolstack/init_dom0.ts,
+ * libxl_json.ts).
+ */
+export const DOM0_SYSTEM_DIRS = ['/etc/xen', '/var/lib/xen', '/var/log/xen', '/var/run/xen', '/var/lock'] as const;
+
+/** Where Domain-0's `path` (absolute) is kept for host `rundir`. */
+export function dom0SystemPath(rundir: string, path: string): string {
+  return join(rundir, hostFiles.dom0, path);
+}
 
 /**
  * A guest's console log, `<logDir>/console/<name>.log`: written by

@@ -2,6 +2,7 @@
 // startDom0Services(ctx), in this order:
 //
 //   xenstored    <rundir>/xenstored.sock, state in <rundir>/xenstored/
+//   init-dom0    xen-init-dom0's nodes and files, once (toolstack/init_dom0.ts)
 //   xenconsoled  console rings -> PTYs, logs in <rundir>/logs/console/
 //   blkback      vbd back ends over raw image files (processes/dom0/blkback/)
 //   netback      vif back ends + the xenbr0 bridge (processes/dom0/netback/)
@@ -23,6 +24,7 @@ import { XendServer } from './xend/server.js';
 import { XenToolstack } from './xend/xen_toolstack.js';
 import { Blkback } from './blkback/blkback.js';
 import { Netback } from './netback/netback.js';
+import { initDom0 } from './toolstack/init_dom0.js';
 
 export interface Dom0Context {
   /** The host run directory (<root>/<name>). */
@@ -62,6 +64,11 @@ const starters: ServiceStarter[] = [
       evtchn: xenstoredEvtchn(ctx.hypervisor.evtchn, (m) => ctx.log(`xenstored: ${m}`)),
     });
     return { name: 'xenstored', stop: () => xs.close() };
+  },
+  async (ctx) => {
+    const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
+    try { await initDom0(xs, ctx.rundir); } finally { xs.close(); }
+    return { name: 'init-dom0', stop: async () => undefined };
   },
   async (ctx, started) => {
     const consoled = new Xenconsoled({ logDir: join(ctx.rundir, 'logs') });

@@ -11,6 +11,8 @@ const GUEST_BURST_BYTES = 64 * 1024;
 
 export class ConsoleRing {
   private text = '';
+  /** Characters ever appended: the ring's producer index (Xen's conringp); `text` ends there. */
+  private produced = 0;
   private readonly buckets = new Map<number, { tokens: number; at: number; dropped: number }>();
 
   constructor(private readonly sink: (line: string) => void = (l) => process.stdout.write(l)) {}
@@ -47,12 +49,27 @@ export class ConsoleRing {
     return this.text.slice(index, index + count);
   }
 
+  /**
+   * read_console_ring (xen/drivers/char/console.c): up to `count` characters
+   * from the oldest the ring holds, or, `incremental`, from ring position
+   * `index` when that is still in the ring; and the position after them,
+   * which the next incremental read passes back (libxl's `xl dmesg` reads
+   * that way until it gets nothing).
+   */
+  readRing(index: number, count: number, incremental: boolean): { text: string; index: number } {
+    const oldest = this.produced - this.text.length;
+    const from = incremental && index > oldest && index <= this.produced ? index : oldest;
+    const text = this.text.slice(from - oldest, from - oldest + Math.max(0, count));
+    return { text, index: from + text.length };
+  }
+
   clear(): void { this.text = ''; }
 
   private append(line: string): void {
     const stamped = `[${new Date().toISOString()}] ${line}`;
     this.sink(stamped);
     this.text += line;
+    this.produced += line.length;
     if (this.text.length > CONRING_SIZE) this.text = this.text.slice(this.text.length - CONRING_SIZE);
   }
 }

@@ -83,6 +83,8 @@ export class Domain {
   /** Event channel ports; index = port. Port 0 is reserved, as in Xen. */
   readonly ports: (EvtchnChannel | undefined)[] = [];
   readonly virqToPort = new Map<number, number>();
+  /** More ports of a global VIRQ (XENEMU_EVTCHNOP_bind_virq_listener): virq -> ports. */
+  readonly virqListeners = new Map<number, Set<number>>();
   /** Grants of this domain currently mapped by someone: ref -> pins. */
   readonly activeGrants = new Map<number, ActiveGrant>();
   /** Grants this domain has mapped: handle -> entry. */

@@ -73,8 +73,18 @@ export function domctlUnpausedomain(hv: Hypervisor, _caller: Domain, d: Domain):
   return hv.unpauseDomain(d);
 }
 
-export function domctlGetdomaininfo(_hv: Hypervisor, _caller: Domain, d: Domain): HcResult {
-  return { ret: 0, data: domainInfo(d) };
+/**
+ * XEN_DOMCTL_getdomaininfo {domain}: the first domain whose id is at least
+ * `domain` (xenconsoled and libxc walk the domains this way; a caller that
+ * wants one domain compares the answer's id), -ESRCH past the last, -EINVAL
+ * for a reserved id.
+ */
+export function domctlGetdomaininfo(hv: Hypervisor, _caller: Domain, _t: Domain | null, arg: { domain?: number }): HcResult {
+  const want = Number(arg.domain ?? 0);
+  if (!Number.isInteger(want) || want < 0 || want >= DOMID_FIRST_RESERVED) return -XEN_EINVAL;
+  let found: Domain | null = null;
+  for (const d of hv.domains.values()) if (d.domid >= want && (!found || d.domid < found.domid)) found = d;
+  return found ? { ret: 0, data: domainInfo(found) } : -XEN_ESRCH;
 }
 
 /** XEN_DOMCTL_max_mem: a new ceiling; ballooning above the segment size is impossible. */

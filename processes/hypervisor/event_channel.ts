@@ -31,7 +31,16 @@ export interface EvtchnChannel {
   remotePort: number;
   virq: number;
   notifyVcpu: number;
+  /**
+   * A Domain-0 program's /dev/xen/evtchn file holds this port (evtchn_dev.ts):
+   * its events go to that file, never into Domain-0's shared_info, as Linux's
+   * evtchn driver takes the events of the ports bound through it.
+   */
+  user?: EvtchnUser;
 }
+
+/** Who takes a port's events instead of its domain's shared_info. */
+export interface EvtchnUser { deliver(port: number): void }
 
 const ECS: Record<EvtchnState, number> = {
   free: ECS_FREE, reserved: ECS_RESERVED, unbound: ECS_UNBOUND, interdomain: ECS_INTERDOMAIN, virq: ECS_VIRQ,
@@ -59,6 +68,8 @@ const MASK_WORD = shared_info.evtchn_mask >> 2;
 
 export function setPending(hv: Hypervisor, d: Domain, port: number, vcpu: number): void {
   if (d.dying || d.si32.length === 0) return;
+  const user = d.ports[port]?.user;
+  if (user) { user.deliver(port); return; }
   const si = d.si32;
   const w = port >>> 5;
   const b = 1 << (port & 31);
@@ -75,6 +86,20 @@ function markSelector(hv: Hypervisor, d: Domain, port: number, vcpu: number): vo
   if (Atomics.or(d.si32, si, sb) & sb) return;
   if (Atomics.exchange(d.si8, vi + vcpu_info.evtchn_upcall_pending, 1) !== 0) return;
   hv.kick(d, vcpu);
+}
+
+/** Clears the port's pending bit; true when it was set (an event nobody took yet). */
+export function takePending(d: Domain, port: number): boolean {
+  if (d.si32.length === 0) return false;
+  const [pi, pb] = bitWord(shared_info.evtchn_pending, port);
+  return (Atomics.and(d.si32, pi, ~pb) & pb) !== 0;
+}
+
+/** Clears the port's mask bit (a port going back to the domain's own use starts unmasked). */
+export function clearMask(d: Domain, port: number): void {
+  if (d.si32.length === 0) return;
+  const [mi, mb] = bitWord(shared_info.evtchn_mask, port);
+  Atomics.and(d.si32, mi, ~mb);
 }
 
 function clearPending(d: Domain, port: number): void {
@@ -147,7 +172,10 @@ export function closePort(hv: Hypervisor, d: Domain, port: number): number {
   if (!validPort(d, port)) return -XEN_EINVAL;
   const chn = d.ports[port]!;
   if (chn.state === 'reserved') return -XEN_EINVAL;
-  if (chn.state === 'virq') d.virqToPort.delete(chn.virq);
+  if (chn.state === 'virq') {
+    if (d.virqToPort.get(chn.virq) === port) d.virqToPort.delete(chn.virq);
+    d.virqListeners.get(chn.virq)?.delete(port);
+  }
   if (chn.state === 'interdomain') {
     const rd = hv.domains.get(chn.remoteDom);
     const rchn = rd?.ports[chn.remotePort];
@@ -216,11 +244,31 @@ export function evtchnUnmask(hv: Hypervisor, caller: Domain, _t: Domain | null, 
   return 0;
 }
 
-/** send_guest_vcpu_virq / send_guest_global_virq. */
+/**
+ * XENEMU_EVTCHNOP_bind_virq_listener {virq}: one more port of the caller
+ * for a global VIRQ, fired with the VIRQ's port. In xenemu Domain-0's own
+ * process holds VIRQ_DOM_EXC (xend acts on it), and a Domain-0 program that
+ * binds it too (Xen's xenstored does, through /dev/xen/evtchn) gets a port
+ * of its own this way where Xen would answer -EEXIST to the second binder.
+ */
+export function evtchnBindVirqListener(_hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { virq?: number }): HcResult {
+  const virq = Number(arg.virq);
+  if (!Number.isInteger(virq) || !GLOBAL_VIRQS.has(virq)) return -XEN_EINVAL;
+  const port = getFreePort(caller);
+  if (port < 0) return port;
+  caller.ports[port] = { state: 'virq', remoteDom: 0, remotePort: 0, virq, notifyVcpu: 0 };
+  let set = caller.virqListeners.get(virq);
+  if (!set) caller.virqListeners.set(virq, set = new Set());
+  set.add(port);
+  return { ret: 0, data: { port } };
+}
+
+/** send_guest_vcpu_virq / send_guest_global_virq (and the VIRQ's listener ports). */
 export function sendVirq(hv: Hypervisor, d: Domain, virq: number): void {
   const port = d.virqToPort.get(virq);
-  if (port === undefined) return;
-  setPending(hv, d, port, d.ports[port]?.notifyVcpu ?? 0);
+  if (port !== undefined) setPending(hv, d, port, d.ports[port]?.notifyVcpu ?? 0);
+  const more = d.virqListeners.get(virq);
+  if (more) for (const p of more) setPending(hv, d, p, 0);
 }
 
 /** On destroy: close every port, so peers see their end go unbound. */

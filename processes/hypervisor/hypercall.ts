@@ -14,9 +14,10 @@
 import {
   __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
   __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, __HYPERVISOR_vcpu_op, __HYPERVISOR_hvm_op,
-  __HYPERVISOR_dm_op, CONSOLEIO_read,
+  __HYPERVISOR_dm_op, __HYPERVISOR_xen_version, CONSOLEIO_read,
   CONSOLEIO_write, DOMID_SELF,
 } from '../../shared/abi/xen.js';
+import * as XV from '../../shared/abi/version.js';
 import * as V from '../../shared/abi/vcpu.js';
 import * as E from '../../shared/abi/event_channel.js';
 import * as G from '../../shared/abi/grant_table.js';
@@ -37,6 +38,7 @@ import * as vcpuop from './sched_vcpu.js';
 import * as schedctl from './sched_ctl.js';
 import * as consoleio from './console_io.js';
 import * as hvm from './hvm.js';
+import * as xenver from './xen_version.js';
 import * as HP from '../../shared/abi/hvm/params.js';
 
 export const PRIV = 1 << 0;
@@ -62,7 +64,8 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_destroydomain]: { name: 'destroydomain', handler: domctl.domctlDestroydomain, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_pausedomain]: { name: 'pausedomain', handler: domctl.domctlPausedomain, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_unpausedomain]: { name: 'unpausedomain', handler: domctl.domctlUnpausedomain, flags: PRIV | TARGET, target: 'domain' },
-    [DC.XEN_DOMCTL_getdomaininfo]: { name: 'getdomaininfo', handler: domctl.domctlGetdomaininfo, flags: PRIV | TARGET, target: 'domain' },
+    // Not TARGET: it answers the first domain whose id is at least the one asked (Xen's domctl.c).
+    [DC.XEN_DOMCTL_getdomaininfo]: { name: 'getdomaininfo', handler: domctl.domctlGetdomaininfo, flags: PRIV },
     [DC.XEN_DOMCTL_max_mem]: { name: 'max_mem', handler: domctl.domctlMaxMem, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_max_vcpus]: { name: 'max_vcpus', handler: domctl.domctlMaxVcpus, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_setvcpucontext]: { name: 'setvcpucontext', handler: domctl.domctlSetvcpucontext, flags: PRIV | TARGET, target: 'domain' },
@@ -80,6 +83,20 @@ export const hypercallTable: Table = {
     [SC.XEN_SYSCTL_readconsole]: { name: 'readconsole', handler: sysctl.sysctlReadconsole, flags: PRIV },
     [SC.XEN_SYSCTL_scheduler_op]: { name: 'scheduler_op', handler: schedctl.sysctlSchedulerOp, flags: PRIV },
     [SC.XEN_SYSCTL_sched_id]: { name: 'sched_id', handler: schedctl.sysctlSchedId, flags: PRIV },
+    [SC.XEN_SYSCTL_cpupool_op]: { name: 'cpupool_op', handler: schedctl.sysctlCpupoolOp, flags: PRIV },
+  },
+  [__HYPERVISOR_xen_version]: {
+    [XV.XENVER_version]: { name: 'xenver_version', handler: xenver.xenverVersion, flags: 0 },
+    [XV.XENVER_extraversion]: { name: 'xenver_extraversion', handler: xenver.xenverExtraversion, flags: 0 },
+    [XV.XENVER_compile_info]: { name: 'xenver_compile_info', handler: xenver.xenverCompileInfo, flags: 0 },
+    [XV.XENVER_capabilities]: { name: 'xenver_capabilities', handler: xenver.xenverCapabilities, flags: 0 },
+    [XV.XENVER_changeset]: { name: 'xenver_changeset', handler: xenver.xenverChangeset, flags: 0 },
+    [XV.XENVER_platform_parameters]: { name: 'xenver_platform_parameters', handler: xenver.xenverPlatformParameters, flags: 0 },
+    [XV.XENVER_get_features]: { name: 'xenver_get_features', handler: xenver.xenverGetFeatures, flags: 0 },
+    [XV.XENVER_pagesize]: { name: 'xenver_pagesize', handler: xenver.xenverPagesize, flags: 0 },
+    [XV.XENVER_guest_handle]: { name: 'xenver_guest_handle', handler: xenver.xenverGuestHandle, flags: 0 },
+    [XV.XENVER_commandline]: { name: 'xenver_commandline', handler: xenver.xenverCommandline, flags: PRIV },
+    [XV.XENVER_build_id]: { name: 'xenver_build_id', handler: xenver.xenverBuildId, flags: PRIV },
   },
   [__HYPERVISOR_memory_op]: {
     [M.XENMEM_increase_reservation]: { name: 'increase_reservation', handler: memory.memoryIncrease, flags: TARGET, target: 'domid' },
@@ -88,6 +105,8 @@ export const hypercallTable: Table = {
     [M.XENMEM_current_reservation]: { name: 'current_reservation', handler: memory.memoryCurrent, flags: TARGET, target: 'domid' },
     [M.XENMEM_maximum_reservation]: { name: 'maximum_reservation', handler: memory.memoryMaximum, flags: TARGET, target: 'domid' },
     [M.XENMEM_acquire_resource]: { name: 'acquire_resource', handler: memory.memoryAcquireResource, flags: TARGET | DM, target: 'domid' },
+    [M.XENMEM_get_sharing_freed_pages]: { name: 'get_sharing_freed_pages', handler: memory.memorySharingPages, flags: 0 },
+    [M.XENMEM_get_sharing_shared_pages]: { name: 'get_sharing_shared_pages', handler: memory.memorySharingPages, flags: 0 },
   },
   [__HYPERVISOR_hvm_op]: {
     [HP.HVMOP_set_param]: { name: 'hvm_set_param', handler: hvm.hvmopSetParam, flags: TARGET, target: 'domid' },
@@ -105,6 +124,7 @@ export const hypercallTable: Table = {
     [E.EVTCHNOP_close]: { name: 'close', handler: evtchn.evtchnClose, flags: 0 },
     [E.EVTCHNOP_status]: { name: 'status', handler: evtchn.evtchnStatus, flags: TARGET, target: 'dom' },
     [E.EVTCHNOP_unmask]: { name: 'unmask', handler: evtchn.evtchnUnmask, flags: 0 },
+    [E.XENEMU_EVTCHNOP_bind_virq_listener]: { name: 'xenemu_bind_virq_listener', handler: evtchn.evtchnBindVirqListener, flags: PRIV },
   },
   [__HYPERVISOR_grant_table_op]: {
     [G.GNTTABOP_setup_table]: { name: 'setup_table', handler: gnttab.gnttabSetupTable, flags: TARGET, target: 'dom' },

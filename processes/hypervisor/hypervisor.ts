@@ -30,6 +30,7 @@ import { DomainChannel } from './transport.js';
 import { spawnDomainProcess } from './spawn.js';
 import { SpareDomains } from './spare.js';
 import { Privcmd } from './privcmd.js';
+import { PrivcmdSocket } from './privcmd_sock.js';
 
 export type HcResult = number | { ret: number; data?: unknown };
 
@@ -67,6 +68,7 @@ export class Hypervisor {
   private notifyErrors = 0;
   private readonly spares: SpareDomains;
   private readonly privcmd: Privcmd;
+  private readonly privcmdSock: PrivcmdSocket;
 
   constructor(opts: HypervisorOptions) {
     this.opts = opts;
@@ -82,6 +84,7 @@ export class Hypervisor {
       const d0 = this.domains.get(0);
       return d0 ? this.helloOf(d0) : null;
     });
+    this.privcmdSock = new PrivcmdSocket(this);
     this.scheduler = new SliceScheduler({
       pcpus: opts.pcpus, log: (m) => this.console.log(m),
       policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
@@ -96,6 +99,11 @@ export class Hypervisor {
 
   isPrivileged(d: Domain): boolean { return d.domid === 0; }
 
+  /** Xen's boot command line, as this host's options would spell it (XENVER_commandline). */
+  get commandline(): string {
+    return `dom0_mem=${this.opts.dom0MB}M,max:${this.opts.dom0MB}M sched=${this.scheduler.name} maxcpus=${this.pcpus}`;
+  }
+
   /** Boots Domain-0. Resolves once its process is spawned (readiness comes later by `ready`). */
   async boot(): Promise<void> {
     writeFileSync(join(this.rundir, hostFiles.pid), `${process.pid}\n`);
@@ -108,6 +116,7 @@ export class Hypervisor {
     });
     if (!d0) throw new Error(`cannot create Domain-0 with ${this.opts.dom0MB} MB`);
     await this.privcmd.start();
+    await this.privcmdSock.start();
     const rc = this.unpauseDomain(d0);
     if (rc < 0) throw new Error(`cannot start Domain-0: ${rc}`);
     this.writeRecord();
@@ -324,6 +333,7 @@ export class Hypervisor {
       this.scheduler.close();
       this.spares.close();
       this.privcmd.close();
+      this.privcmdSock.close();
       const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
       const exited = procs.map((p) => new Promise<void>((res) => {
         if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());

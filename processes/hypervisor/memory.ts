@@ -161,6 +161,11 @@ export function memoryMaximum(_hv: Hypervisor, _caller: Domain, d: Domain): HcRe
   return d.maxPages;
 }
 
+/** XENMEM_get_sharing_freed_pages / _shared_pages: xenemu shares no pages. */
+export function memorySharingPages(): HcResult {
+  return 0;
+}
+
 
 
 /** XENMEM_acquire_resource (memory.h): where a resource's frames are, for the caller to map. */

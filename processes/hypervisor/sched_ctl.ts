@@ -5,6 +5,7 @@
 //       getinfo -> u.credit; putinfo sets weight (0 = unchanged) and cap
 //   XEN_SYSCTL_scheduler_op {cpupool_id, sched_id, cmd, u.sched_credit {tslice_ms, ratelimit_us}}
 //   XEN_SYSCTL_sched_id -> {sched_id}
+//   XEN_SYSCTL_cpupool_op {op, cpupool_id} -> Pool-0 (INFO), no free CPUs (FREEINFO)
 //   XEN_DOMCTL_setvcpuaffinity / getvcpuaffinity {domain, vcpu, flags, cpumap_hard, cpumap_soft}
 //
 // As in Xen, a sched_id that is not the running scheduler's is -EINVAL, and
@@ -14,8 +15,12 @@ import {
   XEN_DOMCTL_SCHEDOP_getinfo, XEN_DOMCTL_SCHEDOP_putinfo, XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT,
   bitmapToCpumask, cpumaskToBitmap, type xen_domctl_scheduler_op, type xen_domctl_vcpuaffinity,
 } from '../../shared/abi/domctl.js';
-import { XEN_SYSCTL_SCHEDOP_getinfo, XEN_SYSCTL_SCHEDOP_putinfo, type xen_sysctl_scheduler_op } from '../../shared/abi/sysctl.js';
-import { XEN_EINVAL, XEN_ENOENT } from '../../shared/abi/errno.js';
+import {
+  XEN_SYSCTL_CPUPOOL_OP_ADDCPU, XEN_SYSCTL_CPUPOOL_OP_CREATE, XEN_SYSCTL_CPUPOOL_OP_DESTROY, XEN_SYSCTL_CPUPOOL_OP_FREEINFO,
+  XEN_SYSCTL_CPUPOOL_OP_INFO, XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN, XEN_SYSCTL_CPUPOOL_OP_RMCPU,
+  XEN_SYSCTL_SCHEDOP_getinfo, XEN_SYSCTL_SCHEDOP_putinfo, type xen_sysctl_cpupool_op, type xen_sysctl_scheduler_op,
+} from '../../shared/abi/sysctl.js';
+import { XEN_EINVAL, XEN_ENOENT, XEN_EOPNOTSUPP } from '../../shared/abi/errno.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -130,4 +135,29 @@ export function cpuList(mask: bigint, n: number): string {
     i = j;
   }
   return parts.join(',') || 'none';
+}
+
+/**
+ * XEN_SYSCTL_cpupool_op (xen/common/sched/cpupool.c): one pool, Pool-0,
+ * with every pCPU and every domain. INFO answers the first pool whose id is
+ * at least the one asked (-ENOENT past it), FREEINFO an empty map (no CPU is
+ * outside a pool). Making and changing pools is not supported (-EOPNOTSUPP).
+ */
+export function sysctlCpupoolOp(hv: Hypervisor, _caller: Domain, _t: Domain | null, arg: Partial2<xen_sysctl_cpupool_op>): HcResult {
+  const all = (1n << BigInt(hv.pcpus)) - 1n;
+  switch (Number(arg.op)) {
+    case XEN_SYSCTL_CPUPOOL_OP_INFO: {
+      if (Number(arg.cpupool_id ?? 0) !== 0) return -XEN_ENOENT;
+      return { ret: 0, data: { op: XEN_SYSCTL_CPUPOOL_OP_INFO, cpupool_id: 0, sched_id: hv.scheduler.schedId,
+                               n_dom: hv.domains.size, cpumap: cpumaskToBitmap(all, hv.pcpus) } };
+    }
+    case XEN_SYSCTL_CPUPOOL_OP_FREEINFO:
+      return { ret: 0, data: { op: XEN_SYSCTL_CPUPOOL_OP_FREEINFO, cpupool_id: Number(arg.cpupool_id ?? 0),
+                               cpumap: cpumaskToBitmap(0n, hv.pcpus) } };
+    case XEN_SYSCTL_CPUPOOL_OP_CREATE: case XEN_SYSCTL_CPUPOOL_OP_DESTROY: case XEN_SYSCTL_CPUPOOL_OP_ADDCPU:
+    case XEN_SYSCTL_CPUPOOL_OP_RMCPU: case XEN_SYSCTL_CPUPOOL_OP_MOVEDOMAIN:
+      return -XEN_EOPNOTSUPP;
+    default:
+      return -XEN_EINVAL;
+  }
 }

@@ -25,9 +25,10 @@ export function sysctlGetdomaininfolist(hv: Hypervisor, _caller: Domain, _t: Dom
   return { ret: buffer.length, data: { num_domains: buffer.length, buffer } };
 }
 
+/** XEN_SYSCTL_readconsole {clear, incremental, index, count}: text, count and the next index (console_io.ts readRing). */
 export function sysctlReadconsole(hv: Hypervisor, _caller: Domain, _t: Domain | null,
-                                  arg: { clear?: number; index?: number; count?: number }): HcResult {
-  const text = hv.console.read(Number(arg.index ?? 0), Number(arg.count ?? 16384));
+                                  arg: { clear?: number; incremental?: number; index?: number; count?: number }): HcResult {
+  const r = hv.console.readRing(Number(arg.index ?? 0) || 0, Number(arg.count ?? 16384) || 0, !!arg.incremental);
   if (arg.clear) hv.console.clear();
-  return { ret: 0, data: { text, count: text.length } };
+  return { ret: 0, data: { text: r.text, count: r.text.length, index: r.index } };
 }

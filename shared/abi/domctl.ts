@@ -94,6 +94,10 @@ export interface xen_domctl_getdomaininfo {
   ssidref: number;
   handle: number[];
   cpupool: number;
+  /** Guest physical address bits (0: the default). */
+  gpaddr_bits?: number;
+  /** arch_config.emulation_flags (XEN_X86_EMU_*): what Xen emulates for an HVM guest. */
+  emulation_flags?: number;
   /** xenemu: the domain process's pid (0 before first unpause). */
   pid?: number;
 }
@@ -186,4 +190,75 @@ export interface xen_domctl_scheduler_op {
   sched_id: number;
   cmd: number;
   u: { credit: xen_domctl_sched_credit };
+}
+
+// ---------------------------------------------------------------------------
+// Byte layouts (x86_64), for Xen's C tools, which pass `struct xen_domctl`
+// through privcmd (processes/hypervisor/xen_hypercall.ts decodes them).
+// test/hypervisor/xen_layouts.test.ts checks every offset against
+// libxen-dev's domctl.h with a C offset dump.
+
+/** struct xen_domctl: the header; `u` holds the sub-op's struct (a 128-byte union). */
+export const xen_domctl = { cmd: 0, interface_version: 4, domain: 8, u: 16, SIZE: 144 } as const;
+
+/** struct xen_domctl_getdomaininfo (all OUT). */
+export const xen_domctl_getdomaininfo = {
+  domain: 0, flags: 4, tot_pages: 8, max_pages: 16, outstanding_pages: 24, shr_pages: 32, paged_pages: 40,
+  shared_info_frame: 48, cpu_time: 56, nr_online_vcpus: 64, max_vcpu_id: 68, ssidref: 72, handle: 76,
+  cpupool: 92, gpaddr_bits: 96, arch_config: 104, SIZE: 112,
+} as const;
+
+/** struct xen_arch_domainconfig (arch-x86/xen.h): emulation_flags, misc_flags. */
+export const xen_arch_domainconfig = { emulation_flags: 0, misc_flags: 4, SIZE: 8 } as const;
+
+/** struct xen_domctl_max_mem: IN max_memkb. */
+export const xen_domctl_max_mem = { max_memkb: 0, SIZE: 8 } as const;
+/** struct xen_domctl_max_vcpus: IN max. */
+export const xen_domctl_max_vcpus = { max: 0, SIZE: 4 } as const;
+/** struct xen_domctl_getvcpuinfo: IN vcpu; OUT online, blocked, running (u8), cpu_time (ns), cpu. */
+export const xen_domctl_getvcpuinfo = { vcpu: 0, online: 4, blocked: 5, running: 6, cpu_time: 8, cpu: 16, SIZE: 24 } as const;
+/** struct xen_domctl_vcpuaffinity: vcpu, flags, then two xenctl_bitmap (xen.h). */
+export const xen_domctl_vcpuaffinity = { vcpu: 0, flags: 4, cpumap_hard: 8, cpumap_soft: 24, SIZE: 40 } as const;
+/** struct xen_domctl_scheduler_op: sched_id, cmd, then the union `u`. */
+export const xen_domctl_scheduler_op = { sched_id: 0, cmd: 4, u: 8, SIZE: 24 } as const;
+/** struct xen_domctl_sched_credit: weight, cap (u16 each). */
+export const xen_domctl_sched_credit = { weight: 0, cap: 2, SIZE: 4 } as const;
+
+/** Writes a getdomaininfo record at `off` (xen_domctl_getdomaininfo). */
+export function encodeGetdomaininfo(dv: DataView, off: number, i: xen_domctl_getdomaininfo): void {
+  const L = xen_domctl_getdomaininfo;
+  for (let b = 0; b < L.SIZE; b++) dv.setUint8(off + b, 0);
+  dv.setUint16(off + L.domain, i.domain, true);
+  dv.setUint32(off + L.flags, i.flags >>> 0, true);
+  dv.setBigUint64(off + L.tot_pages, BigInt(i.tot_pages), true);
+  dv.setBigUint64(off + L.max_pages, BigInt(i.max_pages), true);
+  dv.setBigUint64(off + L.outstanding_pages, BigInt(i.outstanding_pages), true);
+  dv.setBigUint64(off + L.shr_pages, BigInt(i.shr_pages), true);
+  dv.setBigUint64(off + L.paged_pages, BigInt(i.paged_pages), true);
+  dv.setBigUint64(off + L.shared_info_frame, BigInt(i.shared_info_frame), true);
+  dv.setBigUint64(off + L.cpu_time, BigInt(Math.max(0, Math.floor(i.cpu_time))), true);
+  dv.setUint32(off + L.nr_online_vcpus, i.nr_online_vcpus, true);
+  dv.setUint32(off + L.max_vcpu_id, i.max_vcpu_id >>> 0, true);
+  dv.setUint32(off + L.ssidref, i.ssidref, true);
+  for (let b = 0; b < 16; b++) dv.setUint8(off + L.handle + b, Number(i.handle[b] ?? 0) & 0xff);
+  dv.setUint32(off + L.cpupool, i.cpupool, true);
+  dv.setUint8(off + L.gpaddr_bits, i.gpaddr_bits ?? 0);
+  dv.setUint32(off + L.arch_config + xen_arch_domainconfig.emulation_flags, i.emulation_flags ?? 0, true);
+}
+
+/** Reads a getdomaininfo record (the inverse of encodeGetdomaininfo; `pid` is not in it). */
+export function decodeGetdomaininfo(dv: DataView, off: number): xen_domctl_getdomaininfo {
+  const L = xen_domctl_getdomaininfo;
+  const u64 = (o: number) => Number(dv.getBigUint64(off + o, true));
+  const handle: number[] = [];
+  for (let b = 0; b < 16; b++) handle.push(dv.getUint8(off + L.handle + b));
+  return {
+    domain: dv.getUint16(off + L.domain, true), flags: dv.getUint32(off + L.flags, true),
+    tot_pages: u64(L.tot_pages), max_pages: u64(L.max_pages), outstanding_pages: u64(L.outstanding_pages),
+    shr_pages: u64(L.shr_pages), paged_pages: u64(L.paged_pages), shared_info_frame: u64(L.shared_info_frame),
+    cpu_time: u64(L.cpu_time), nr_online_vcpus: dv.getUint32(off + L.nr_online_vcpus, true),
+    max_vcpu_id: dv.getUint32(off + L.max_vcpu_id, true), ssidref: dv.getUint32(off + L.ssidref, true), handle,
+    cpupool: dv.getUint32(off + L.cpupool, true), gpaddr_bits: dv.getUint8(off + L.gpaddr_bits),
+    emulation_flags: dv.getUint32(off + L.arch_config + xen_arch_domainconfig.emulation_flags, true),
+  };
 }

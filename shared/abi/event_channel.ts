@@ -19,6 +19,12 @@ export const EVTCHNOP_init_control = 11;
 export const EVTCHNOP_expand_array = 12;
 export const EVTCHNOP_set_priority = 13;
 
+/**
+ * xenemu's own (above Xen's numbers): one more port for a global VIRQ the
+ * caller has bound already (processes/hypervisor/event_channel.ts).
+ */
+export const XENEMU_EVTCHNOP_bind_virq_listener = 0x1000;
+
 // evtchn_status.status
 export const EVTCHNSTAT_closed = 0;
 export const EVTCHNSTAT_unbound = 1;
@@ -51,3 +57,15 @@ export interface evtchn_status {
   interdomain?: { dom: number; port: number };
   virq?: number;
 }
+
+// Byte layouts (x86_64) of the structs above, for Xen's C tools
+// (xc_evtchn_alloc_unbound, xc_evtchn_status through privcmd);
+// test/hypervisor/xen_layouts.test.ts checks them against event_channel.h.
+export const evtchn_alloc_unbound = { dom: 0, remote_dom: 2, port: 4, SIZE: 8 } as const;
+export const evtchn_bind_interdomain = { remote_dom: 0, remote_port: 4, local_port: 8, SIZE: 12 } as const;
+export const evtchn_bind_virq = { virq: 0, vcpu: 4, port: 8, SIZE: 12 } as const;
+export const evtchn_close = { port: 0, SIZE: 4 } as const;
+export const evtchn_send = { port: 0, SIZE: 4 } as const;
+export const evtchn_unmask = { port: 0, SIZE: 4 } as const;
+/** `u` is unbound.dom (u16), interdomain.{dom u16, port u32 at +4}, or virq (u32). */
+export const evtchn_status = { dom: 0, port: 4, status: 8, vcpu: 12, u: 16, SIZE: 24 } as const;

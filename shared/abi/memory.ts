@@ -31,3 +31,16 @@ export interface xen_memory_reservation {
 
 /** Argument of current/maximum_reservation: a domid (DOMID_SELF allowed). */
 export interface xen_memory_domid { domid: number }
+
+/**
+ * memory_op's cmd carries a continuation's start extent above its low bits
+ * (xen/include/xen/hypercall.h MEMOP_EXTENT_SHIFT, MEMOP_CMD_MASK).
+ */
+export const MEMOP_EXTENT_SHIFT = 6;
+export const MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1;
+
+export const XENMEM_set_pod_target = 16;
+export const XENMEM_get_pod_target = 17;
+/** Pages freed by sharing, and pages shared: no argument, the count is the return value. */
+export const XENMEM_get_sharing_freed_pages = 18;
+export const XENMEM_get_sharing_shared_pages = 19;

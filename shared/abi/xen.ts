@@ -212,3 +212,18 @@ export function decodeStartInfo(view: DataView): StartInfo {
 export function bitWord(byteOffset: number, n: number): [index: number, mask: number] {
   return [(byteOffset >> 2) + (n >>> 5), 1 << (n & 31)];
 }
+
+// More hypercall numbers (xen.h) that Xen's C tools make through privcmd.
+export const __HYPERVISOR_multicall = 13;
+export const __HYPERVISOR_xsm_op = 27;
+export const __HYPERVISOR_physdev_op = 33;
+export const __HYPERVISOR_hypfs_op = 42;
+
+/** struct multicall_entry (xen.h, x86_64): op, result, args[6], each an xen_ulong_t. */
+export const multicall_entry = { op: 0, result: 8, args: 16, SIZE: 64 } as const;
+
+/** struct xenctl_bitmap (xen.h): XEN_GUEST_HANDLE_64(uint8) bitmap; uint32_t nr_bits. */
+export const xenctl_bitmap = { bitmap: 0, nr_bits: 8, SIZE: 16 } as const;
+
+/** xen_domain_handle_t (xen.h): the domain's 16-byte UUID. */
+export const XEN_DOMAIN_HANDLE_SIZE = 16;

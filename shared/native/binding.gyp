@@ -10,6 +10,15 @@
       "target_name": "xenemu_sock",
       "sources": ["sock.cc"],
       "cflags_cc": ["-O2", "-std=c++17"]
+    },
+    {
+      "target_name": "xenemu_privcmd",
+      "type": "shared_library",
+      "product_extension": "so",
+      "sources": ["xenemu_privcmd.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-fvisibility=default"],
+      "ldflags": ["-Wl,--no-undefined"],
+      "libraries": ["-ldl", "-lpthread"]
     }
   ]
 }

@@ -1,8 +1,8 @@
 // Starts a standalone xenstored process in a private directory for one test,
 // and guarantees it is gone (and its shm segments unlinked) at teardown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { tmpdir, homedir } from 'node:os';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { XsClient, XsError, XsRingTransport } from '../../shared/xenstore/client
 import { lifelineStdio, lifelineEnv } from '../../shared/runtime/lifeline.js';
 import { productEnv } from './host.js';
 import { ccMissing } from './cc.js';
+import { XEN_UTILS_DIR, XEN_C_XENSTORED, fetchXenUtils } from '../../shared/xenctrl.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const DIST = join(here, '..', '..');
@@ -141,41 +142,9 @@ export async function home(dom0: XsClient, domid: number): Promise<void> {
 
 // ---- Xen's own C xenstored, as a reference ----------------------------------
 
-/** Where the unpacked Debian xen-utils-4.17 lives (shared with other users of the reference). */
-export const XEN_UTILS_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'xenemu', 'xen-utils');
-export const XEN_C_XENSTORED = join(XEN_UTILS_DIR, 'usr', 'lib', 'xen-4.17', 'bin', 'xenstored');
+/** Debian's xen-utils-4.17, fetched and unpacked by fetchXenUtils (shared/xenctrl.ts). */
+export { XEN_UTILS_DIR, XEN_C_XENSTORED, fetchXenUtils };
 const SHIM_SRC = join(DIST, '..', 'test', 'xenstored', 'c', 'xen_c_shim.c');
-
-/**
- * Debian's xen-utils-4.17, downloaded (apt-get download: it is not installed,
- * as installing it pulls in udev and a systemd upgrade) and unpacked once
- * into XEN_UTILS_DIR. Returns why it cannot be had, or null.
- */
-export function fetchXenUtils(): string | null {
-  if (existsSync(XEN_C_XENSTORED)) return null;
-  const cache = dirname(XEN_UTILS_DIR);
-  mkdirSync(cache, { recursive: true });
-  const tmp = mkdtempSync(join(cache, 'dl-'));
-  try {
-    const download = () => spawnSync('apt-get', ['download', 'xen-utils-4.17'], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
-    let dl = download();
-    // A fresh machine may have no package lists yet (.ci/setup updates them only when it installs).
-    if (dl.status !== 0 && process.getuid?.() === 0) {
-      spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8', timeout: 300_000 });
-      dl = download();
-    }
-    const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-    if (!deb) return `apt-get download xen-utils-4.17 failed: ${(dl.stderr || dl.error?.message || '').trim().split('\n').pop()}`;
-    const unpacked = join(tmp, 'root');
-    const x = spawnSync('dpkg', ['-x', join(tmp, deb), unpacked], { encoding: 'utf8' });
-    if (x.status !== 0) return `dpkg -x ${deb} failed: ${x.stderr.trim()}`;
-    // Another test run may have won the race: keep theirs.
-    try { renameSync(unpacked, XEN_UTILS_DIR); } catch { /* already there */ }
-    return existsSync(XEN_C_XENSTORED) ? null : `${deb} has no usr/lib/xen-4.17/bin/xenstored`;
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-}
 
 export interface XenCHandle { socketPath: string; proc: ChildProcess; output(): string }
 

@@ -32,9 +32,13 @@ import { BlkifReject } from './reject.js';
 /** feature-max-indirect-segments we offer (Linux MAX_INDIRECT_SEGMENTS). */
 export const MAX_INDIRECT_SEGMENTS = 256;
 
-/** Linux blkback's per-vbd statistics (sysfs .../statistics/), and I/O errors of the image. */
+/**
+ * Linux blkback's per-vbd statistics (sysfs .../statistics/), and I/O errors
+ * of the image. oo_req (requests that waited for a free request slot) stays
+ * 0: blkback takes each request off the ring as it serves it.
+ */
 export interface BlkStats {
-  rd_req: number; wr_req: number; f_req: number; ds_req: number; rd_sect: number; wr_sect: number; io_errors: number;
+  oo_req: number; rd_req: number; wr_req: number; f_req: number; ds_req: number; rd_sect: number; wr_sect: number; io_errors: number;
 }
 
 export interface RequestContext {

@@ -90,7 +90,7 @@ interface Connection {
 }
 
 export class Vbd {
-  readonly stats: BlkStats = { rd_req: 0, wr_req: 0, f_req: 0, ds_req: 0, rd_sect: 0, wr_sect: 0, io_errors: 0 };
+  readonly stats: BlkStats = { oo_req: 0, rd_req: 0, wr_req: 0, f_req: 0, ds_req: 0, rd_sect: 0, wr_sect: 0, io_errors: 0 };
   /** Event channel notifications sent to the front end, and received from it. */
   notifies = { sent: 0, received: 0 };
   /** Refusals of this front end's input, and the statistics file. */

@@ -7,9 +7,21 @@ import { XenbusState, backendPath, frontendPath, xenbusReadInt, xenbusWaitState 
 import type { BuilderContext } from './builder.js';
 
 /**
+ * libxl's own record of a device, /libxl/<domid>/device/<type>/<devid>
+ * (libxl__device_libxl_path): `frontend`, `backend` and a copy of the back
+ * end's keys, under the domain's Domain-0-only /libxl/<domid>. Xen's libxl
+ * lists a domain's devices from here (libxl__device_list: xl list -l,
+ * block-list, network-list).
+ */
+export function deviceLibxlPath(domid: number, type: string, devid: number): string {
+  return `/libxl/${domid}/device/${type}/${devid}`;
+}
+
+/**
  * libxl__device_generic_add, inside the caller's transaction `tx`: the back
  * end directory (Domain-0's, readable by the guest) and the front end
- * directory (the guest's, readable by Domain-0) with their keys.
+ * directory (the guest's, readable by Domain-0) with their keys, and libxl's
+ * record of the device. `be` is /local/domain/0/backend/<type>/<domid>/<devid>.
  */
 export async function writeDeviceDirs(ctx: BuilderContext, tx: number, domid: number,
                                       be: string, beKeys: Record<string, string>,
@@ -21,6 +33,11 @@ export async function writeDeviceDirs(ctx: BuilderContext, tx: number, domid: nu
   await xs.mkdir(fe, tx);
   await xs.setPerms(fe, [`n${domid}`, 'r0'], tx);
   for (const [k, v] of Object.entries(feKeys)) await xs.write(`${fe}/${k}`, v, tx);
+  const [type, , devid] = be.split('/').slice(-3);
+  const lx = deviceLibxlPath(domid, type!, Number(devid));
+  await xs.write(`${lx}/frontend`, fe, tx);
+  await xs.write(`${lx}/backend`, be, tx);
+  for (const [k, v] of Object.entries(beKeys)) await xs.write(`${lx}/${k}`, v, tx);
 }
 
 /**
@@ -45,6 +62,7 @@ export async function removeDevice(ctx: BuilderContext, type: string, domid: num
   }
   await xs.rm(fe).catch(() => undefined);
   await xs.rm(be).catch(() => undefined);
+  await xs.rm(deviceLibxlPath(domid, type, devid)).catch(() => undefined);
   ctx.log(`${type}: d${domid}/${devid} removed`);
 }
 

@@ -43,11 +43,12 @@ export class DomainExceptions {
     return () => this.listeners.delete(fn);
   }
 
+  /** The domain's record, or null when it is gone (getdomaininfo answers the next domain up: compare ids). */
   async info(domid: number): Promise<xen_domctl_getdomaininfo | null> {
     const r = await this.dom0.hv.domctl<xen_domctl_getdomaininfo>(XEN_DOMCTL_getdomaininfo, { domain: domid });
     if (r.ret === -XEN_ESRCH) return null;
     if (r.ret < 0) throw new Error(`getdomaininfo d${domid}: ${r.ret}`);
-    return r.data!;
+    return r.data!.domain === domid ? r.data! : null;
   }
 
   /** What happened to the domain right now, or null while it runs. */

@@ -17,6 +17,7 @@ import {
 import type { BuilderContext } from './builder.js';
 import { BuildError } from './builder.js';
 import { listDevices, removeDevice, writeDeviceDirs } from './device.js';
+import { HOTPLUG_SCRIPTS } from './init_dom0.js';
 
 /**
  * xvd<x> -> 202<<8 | disk<<4 (+ partition), hd<x> -> 3<<8 / 22<<8, sd<x> ->
@@ -57,7 +58,7 @@ export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec)
       frontend: fe, 'frontend-id': String(domid), online: '1', state: String(XenbusState.Initialising),
       params: disk.target, mode: disk.access === 'ro' ? 'r' : 'w', type: 'file', dev: disk.vdev,
       'device-type': disk.devtype, removable: disk.devtype === 'cdrom' ? '1' : '0', bootable: '1',
-      'discard-enable': disk.discard === false ? '0' : '1',
+      'discard-enable': disk.discard === false ? '0' : '1', script: disk.script ?? HOTPLUG_SCRIPTS.vbd,
     };
     const feKeys: Record<string, string> = {
       backend: be, 'backend-id': '0', state: String(XenbusState.Initialising), 'virtual-device': String(devid),

@@ -90,7 +90,9 @@ export async function writeDomainNodes(xs: XsClient, n: DomainNodes): Promise<vo
     // libxl__build_post
     await w('memory/static-max', String(n.maxKb));
     await w('memory/target', String(n.targetKb));
-    await w('memory/videoram', '-1');
+    // libxl 4.17 defaults a PV guest's video_memkb to 0 (libxl__domain_build_info_setdefault);
+    // libxl_set_memory_target takes it off each new target.
+    await w('memory/videoram', '0');
     await w('store/port', String(n.storePort));
     await w('store/ring-ref', String(n.storeMfn));
     for (let i = 0; i < n.maxVcpus; i++) await w(`cpu/${i}/availability`, i < n.vcpus ? 'online' : 'offline');

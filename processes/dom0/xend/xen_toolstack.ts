@@ -45,7 +45,13 @@ import {
 } from '../toolstack/index.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
-import { nodeInfo } from './nodeinfo.js';
+import { nodeInfo, type XenVersionInfo } from './nodeinfo.js';
+import { __HYPERVISOR_xen_version } from '../../../shared/abi/xen.js';
+import {
+  XENVER_capabilities, XENVER_changeset, XENVER_commandline, XENVER_compile_info, XENVER_extraversion, XENVER_pagesize,
+  XENVER_platform_parameters, XENVER_version,
+} from '../../../shared/abi/version.js';
+import { libxlDomainConfig, removeUserdata, storeLibxlJson } from '../toolstack/libxl_json.js';
 import { XenSchedControl } from './sched_control.js';
 import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
 import { removeDomainBackends } from '../toolstack/device.js';
@@ -174,8 +180,27 @@ export class XenToolstack implements Toolstack {
     return r.data;
   }
 
+  /** libxl_get_version_info: the hypervisor's HYPERVISOR_xen_version answers. */
+  private async version(): Promise<XenVersionInfo> {
+    const ask = async (cmd: number) => {
+      const r = await this.dom0.hv.hypercall<Record<string, unknown>>(__HYPERVISOR_xen_version, cmd);
+      return { ret: r.ret, data: r.data ?? {} };
+    };
+    const [ver, extra, compile, caps, chg, plat, page, cmdline] = await Promise.all([
+      XENVER_version, XENVER_extraversion, XENVER_compile_info, XENVER_capabilities, XENVER_changeset,
+      XENVER_platform_parameters, XENVER_pagesize, XENVER_commandline].map(ask));
+    const str = (r: { data: Record<string, unknown> }, k: string) => String(r.data[k] ?? '');
+    return {
+      major: ver!.ret >> 16, minor: ver!.ret & 0xffff, extra: str(extra!, 'extraversion'),
+      capabilities: str(caps!, 'capabilities'), changeset: str(chg!, 'changeset'),
+      virtStart: BigInt((plat!.data.virt_start as bigint | number | undefined) ?? 0), pagesize: page!.ret,
+      commandline: str(cmdline!, 'commandline'), compiler: str(compile!, 'compiler'), compileBy: str(compile!, 'compile_by'),
+      compileDomain: str(compile!, 'compile_domain'), compileDate: str(compile!, 'compile_date'), buildId: '',
+    };
+  }
+
   async info(): Promise<NodeInfo> {
-    return nodeInfo(await this.physinfo(), await this.dmesg(false));
+    return nodeInfo(await this.physinfo(), await this.version(), await this.dmesg(false));
   }
 
   async dmesg(clear: boolean): Promise<string> {
@@ -229,6 +254,9 @@ export class XenToolstack implements Toolstack {
     const m: Managed = { domid: guest.domid, name, startTime: nowS(), config, guest, handled: false };
     this.managed.set(guest.domid, m);
     try {
+      // libxl's record of the config, for Xen's own tools (xl list -l, mem-set).
+      const uuid = (await this.get(guest.domid)).uuid;
+      storeLibxlJson(this.ctx.rundir, guest.domid, uuid, libxlDomainConfig({ ...config, name }, uuid));
       await this.sched.applyConfig(guest.domid, config);
       if (!paused) {
         const r = await this.dom0.hv.domctl(XEN_DOMCTL_unpausedomain, { domain: guest.domid });
@@ -389,6 +417,7 @@ export class XenToolstack implements Toolstack {
       }
       // destroydomain (ESRCH is fine: it may be gone already), XS_RELEASE, nodes.
       await destroyDomain(this.ctx, domid).catch((e: Error) => this.log(`xend: destroying d${domid}: ${e.message}`));
+      removeUserdata(this.ctx.rundir, domid);
       this.managed.delete(domid);
     })().finally(() => {
       this.tearing.delete(domid);
