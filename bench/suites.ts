@@ -9,6 +9,7 @@ import { density } from './density.js';
 import { net } from './net.js';
 import { scheduler } from './scheduler.js';
 import { blk } from './blk.js';
+import { hvm } from './hvm.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -18,4 +19,5 @@ export const SUITES: Suite[] = [
   net,
   scheduler,
   blk,
+  hvm,
 ];
