@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { watchParent } from '../shared/runtime/lifeline.js';
 
 interface V86Emulator {
   add_listener(ev: string, fn: (b: number) => void): void;
@@ -61,3 +62,4 @@ function flush(): void {
 process.stdin.on('data', (d: Buffer) => emu.serial0_send(d.toString('latin1')));
 process.stdin.on('end', () => { void emu.destroy().finally(() => process.exit(0)); });
 process.on('SIGTERM', () => process.exit(0));
+watchParent(() => process.exit(1));

@@ -10,14 +10,18 @@
 //   spin, nap, then block on the state word
 //   read data, state=NONE
 //
-// How the vCPU waits: it spins SPIN_NS (a device model that is awake answers
-// in a few microseconds); then it sleeps on the state word keeping its
-// slice, until NAP_NS after the request; only then does it block
+// How the vCPU waits: it spins (a device model that is awake answers in a
+// few microseconds); then it sleeps on the state word keeping its slice,
+// until NAP_NS after the request; only then does it block
 // (VcpuContext.block), giving the slice back. Blocking costs a round trip
 // to the hypervisor for a new slice once the answer is there, a few hundred
 // microseconds, against the futex wake-up's few: a device model that was
 // asleep or preempted answers well within NAP_NS, and a device model that
-// takes longer (a disk read) is worth the pCPU.
+// takes longer (a disk read) is worth the pCPU. The spin adapts as the
+// device model's does (spinBudget: SPIN_NS again after a spin that got its
+// answer, halved by each that did not, down to MIN_SPIN_NS, a full one every
+// PROBE_EVERY requests): spinning does not pay when the device model's
+// thread waits for this one's CPU (a loaded host).
 //
 // Xen notifies through the vCPU's event channel (vp_eport, in the ioreq_t);
 // xenemu's device models and vCPUs share the pages, so a futex on the
@@ -30,9 +34,12 @@ import {
 } from '../../../shared/abi/hvm/ioreq.js';
 import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../../shared/abi/hvm/xenemu_hvm.js';
 
-/** How the vCPU waits for an answer: spin this long, then sleep keeping the slice ... */
+/** How the vCPU waits for an answer: spin at most this long ... */
 const SPIN_NS = 30_000n;
-/** ... until this long after the request, then block (VcpuContext.block). */
+/** ... and at least this long (the budget halves with each spin without an answer; a full spin every PROBE_EVERY) ... */
+const MIN_SPIN_NS = 1_000n;
+const PROBE_EVERY = 64;
+/** ... then sleep keeping the slice until this long after the request, then block (VcpuContext.block). */
 const NAP_NS = 1_000_000n;
 
 export type BlockOn = (sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number) => void;
@@ -40,6 +47,9 @@ export type BlockOn = (sab: SharedArrayBuffer, byteOffset: number, expected: num
 export class IoreqClient {
   private readonly i32: Int32Array;
   private readonly dv: DataView;
+  /** How long the next spin may last. */
+  private spinBudget = SPIN_NS;
+  private sinceProbe = 0;
   /** Requests sent, answered while spinning, while napping, after blocking; buffered writes: for stats. */
   readonly stats = { sync: 0, spun: 0, napped: 0, blocked: 0, buffered: 0 };
 
@@ -81,14 +91,19 @@ export class IoreqClient {
 
   private wait(byteOffset: number, word: number): void {
     const t0 = process.hrtime.bigint();
+    let spin = this.spinBudget;
+    if (spin < SPIN_NS && ++this.sinceProbe >= PROBE_EVERY) { spin = SPIN_NS; this.sinceProbe = 0; }
+    const spinUntil = t0 + spin;
     for (;;) {
       const w = Atomics.load(this.i32, word);
       if (((w >>> 16) & 0xf) === STATE_IORESP_READY) {
         this.stats.spun++;
+        this.spinBudget = SPIN_NS;
         return;
       }
-      if (process.hrtime.bigint() - t0 > SPIN_NS) break;
+      if (process.hrtime.bigint() > spinUntil) break;
     }
+    this.spinBudget = this.spinBudget / 2n > MIN_SPIN_NS ? this.spinBudget / 2n : MIN_SPIN_NS;
     // The device model's answer wakes this thread directly (its futexWake on the state word).
     const until = t0 + NAP_NS;
     for (;;) {
