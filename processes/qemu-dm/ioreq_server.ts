@@ -20,7 +20,9 @@
 // a full-length spin every PROBE_EVERY waits to find out whether spinning
 // pays again. It does not when the vCPU's thread waits for this one's CPU
 // (a loaded host): there every microsecond spun delays the request it
-// waits for.
+// waits for. Nor after an answer that had to wake the vCPU (it was asleep
+// on the state word, no longer spinning): its thread has yet to be
+// scheduled, perhaps on this very CPU.
 //
 // Everything here is synchronous and runs on the one thread that owns the
 // devices (qemu-dm's ioreq thread): a device's state is never touched by two
@@ -70,6 +72,8 @@ export class IoreqServerPages {
   /** How long the next spin may last, from the last answer. */
   private spinBudget = SPIN_NS;
   private sinceProbe = 0;
+  /** The last answer woke a vCPU asleep on it: its thread has to be scheduled before it can post again. */
+  private answerWoke = false;
 
   constructor(private readonly seg: SharedArrayBuffer, readonly id: number, readonly nrVcpus: number,
               private readonly h: IoreqHandler, private readonly mem: GuestMemory,
@@ -81,6 +85,7 @@ export class IoreqServerPages {
   /** Handles everything posted; returns how many requests that was. */
   serve(): number {
     let n = this.drainBuffered();
+    let woke = false;
     const base = ioreqPageOffset(this.id);
     for (let v = 0; v < this.nrVcpus; v++) {
       const at = base + sharedIopageSlot(v);
@@ -92,10 +97,10 @@ export class IoreqServerPages {
       Atomics.store(this.i32, word, (w & ~0xf0000) | (STATE_IOREQ_INPROCESS << 16));
       this.handle(at, w);
       Atomics.store(this.i32, word, (Atomics.load(this.i32, word) & ~0xf0000) | (STATE_IORESP_READY << 16));
-      futexWake(this.seg, at + IOREQ_STATE_WORD, 1);
+      if (futexWake(this.seg, at + IOREQ_STATE_WORD, 1) > 0) woke = true;
       n++;
     }
-    if (n > 0) this.lastAnswer = process.hrtime.bigint();
+    if (n > 0) { this.lastAnswer = process.hrtime.bigint(); this.answerWoke = woke; }
     return n;
   }
 
@@ -107,7 +112,7 @@ export class IoreqServerPages {
    * seen, never lost.
    */
   wait(timeoutMs: number, otherWork: () => boolean = () => false): void {
-    if (this.lastAnswer !== 0n && timeoutMs !== 0) {
+    if (this.lastAnswer !== 0n && timeoutMs !== 0 && !this.answerWoke) {
       let spin = this.spinBudget;
       if (spin < SPIN_NS && ++this.sinceProbe >= PROBE_EVERY) { spin = SPIN_NS; this.sinceProbe = 0; }
       let until = this.lastAnswer + spin;
