@@ -24,6 +24,8 @@ export interface ChildOptions {
   lifeline?: boolean;
   /** Run the child on this CPU only (taskset); default: the scope's CPU, if any. */
   cpu?: number;
+  /** A pipe to the child's stdin (Child.write) instead of none. */
+  input?: boolean;
 }
 
 export interface Exit {
@@ -45,11 +47,14 @@ export class Child {
 
   constructor(name: string, cmd: string, args: string[], opts: ChildOptions) {
     this.name = name;
+    const stdio = (opts.lifeline ? lifelineStdio('pipe') : ['ignore', 'pipe', 'pipe']) as Array<'pipe' | 'ignore'>;
+    if (opts.input) stdio[0] = 'pipe';
     this.proc = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.lifeline ? lifelineEnv(opts.env ?? process.env) : (opts.env ?? process.env),
-      stdio: opts.lifeline ? lifelineStdio('pipe') : ['ignore', 'pipe', 'pipe'],
+      stdio,
     });
+    this.proc.stdin?.on('error', () => undefined); // a child that exits while we type
     this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => { this.out = keepTail(this.out + d); });
     this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => { this.err = keepTail(this.err + d); });
     this.exited = new Promise((resolve) => {
@@ -73,6 +78,12 @@ export class Child {
 
   stdout(): string {
     return this.out;
+  }
+
+  /** Writes to the child's stdin (spawned with `input`). */
+  write(s: string | Uint8Array): void {
+    if (!this.proc.stdin) throw new Error(`${this.name}: spawned without input`);
+    this.proc.stdin.write(s);
   }
 
   stderr(): string {

@@ -10,6 +10,7 @@ import { net } from './net.js';
 import { scheduler } from './scheduler.js';
 import { blk } from './blk.js';
 import { xenctrl } from './xenctrl.js';
+import { hvm } from './hvm.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -20,4 +21,5 @@ export const SUITES: Suite[] = [
   scheduler,
   blk,
   xenctrl,
+  hvm,
 ];

@@ -6,7 +6,23 @@
 //                   each vCPU's ioreq_t in STATE_IOREQ_READY: INPROCESS,
 //                   emulate (rep: `count` times, data in guest memory when
 //                   data_is_ptr), data, STATE_IORESP_READY, wake the vCPU
-//   when idle:      dm_sleeping = 1, look once more, sleep on the doorbell
+//   when idle:      for a while after its last answer, look again and
+//                   again (a guest's accesses come in runs: the vCPU's next
+//                   one is usually microseconds away); then dm_sleeping = 1,
+//                   look once more, sleep on the doorbell
+//
+// The spin is what makes a run of accesses cheap: a vCPU that finds
+// dm_sleeping clear only stores and spins itself, where waking a sleeping
+// server costs it a futexWake that on this kind of host takes 5-10 µs
+// before it returns (docs/benchmarks.md, hvm), and the server's wake-up as
+// much again. The spin adapts (spinBudget): SPIN_NS again as soon as a spin
+// finds a request, halved by each that does not, down to MIN_SPIN_NS, with
+// a full-length spin every PROBE_EVERY waits to find out whether spinning
+// pays again. It does not when the vCPU's thread waits for this one's CPU
+// (a loaded host): there every microsecond spun delays the request it
+// waits for. Nor after an answer that had to wake the vCPU (it was asleep
+// on the state word, no longer spinning): its thread has yet to be
+// scheduled, perhaps on this very CPU.
 //
 // Everything here is synchronous and runs on the one thread that owns the
 // devices (qemu-dm's ioreq thread): a device's state is never touched by two
@@ -39,11 +55,25 @@ export interface IoreqServerStats { sync: number; buffered: number; rep: number;
 
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
+/** How long after an answer the server looks for the next request before it sleeps: at most ... */
+export const SPIN_NS = 30_000n;
+/** ... and at least (the budget halves with each spin that finds nothing) ... */
+export const MIN_SPIN_NS = 1_000n;
+/** ... with a spin of SPIN_NS every this many waits while the budget is below it. */
+export const PROBE_EVERY = 64;
+
 export class IoreqServerPages {
   private readonly i32: Int32Array;
   private readonly dv: DataView;
   readonly stats: IoreqServerStats = { sync: 0, buffered: 0, rep: 0, bad: 0 };
   private readonly scratch = new Uint8Array(8);
+  /** process.hrtime.bigint() of the last answer (0n: none yet). */
+  private lastAnswer = 0n;
+  /** How long the next spin may last, from the last answer. */
+  private spinBudget = SPIN_NS;
+  private sinceProbe = 0;
+  /** The last answer woke a vCPU asleep on it: its thread has to be scheduled before it can post again. */
+  private answerWoke = false;
 
   constructor(private readonly seg: SharedArrayBuffer, readonly id: number, readonly nrVcpus: number,
               private readonly h: IoreqHandler, private readonly mem: GuestMemory,
@@ -55,6 +85,7 @@ export class IoreqServerPages {
   /** Handles everything posted; returns how many requests that was. */
   serve(): number {
     let n = this.drainBuffered();
+    let woke = false;
     const base = ioreqPageOffset(this.id);
     for (let v = 0; v < this.nrVcpus; v++) {
       const at = base + sharedIopageSlot(v);
@@ -66,19 +97,43 @@ export class IoreqServerPages {
       Atomics.store(this.i32, word, (w & ~0xf0000) | (STATE_IOREQ_INPROCESS << 16));
       this.handle(at, w);
       Atomics.store(this.i32, word, (Atomics.load(this.i32, word) & ~0xf0000) | (STATE_IORESP_READY << 16));
-      futexWake(this.seg, at + IOREQ_STATE_WORD, 1);
+      if (futexWake(this.seg, at + IOREQ_STATE_WORD, 1) > 0) woke = true;
       n++;
     }
+    if (n > 0) { this.lastAnswer = process.hrtime.bigint(); this.answerWoke = woke; }
     return n;
   }
 
   /**
-   * Sleeps until a vCPU posts something, someone ring()s, or `timeoutMs`
-   * passes (negative: no limit). The sleeping flag first, then one more look
-   * (at the pages and at `otherWork`), then the futex: a post that lands in
-   * between is seen, never lost.
+   * Returns once a vCPU posts something, someone ring()s, or `timeoutMs`
+   * passes (negative: no limit). Within the spin budget of the last answer
+   * it spins, looking at the pages and at `otherWork`; then the sleeping
+   * flag, one more look, and the futex: a post that lands in between is
+   * seen, never lost.
    */
   wait(timeoutMs: number, otherWork: () => boolean = () => false): void {
+    if (this.lastAnswer !== 0n && timeoutMs !== 0 && !this.answerWoke) {
+      let spin = this.spinBudget;
+      if (spin < SPIN_NS && ++this.sinceProbe >= PROBE_EVERY) { spin = SPIN_NS; this.sinceProbe = 0; }
+      let until = this.lastAnswer + spin;
+      let timer = false;
+      if (timeoutMs > 0) {
+        const due = process.hrtime.bigint() + BigInt(Math.ceil(timeoutMs * 1e6));
+        if (due < until) { until = due; timer = true; }
+      }
+      let now = process.hrtime.bigint();
+      if (now < until) {
+        do {
+          if (this.pending() || otherWork()) {
+            this.spinBudget = SPIN_NS;
+            return;
+          }
+          now = process.hrtime.bigint();
+        } while (now < until);
+        // A timer cut it short: no verdict on the spin.
+        if (!timer) this.spinBudget = this.spinBudget / 2n > MIN_SPIN_NS ? this.spinBudget / 2n : MIN_SPIN_NS;
+      }
+    }
     const sleeping = (hvm_ctl.dm_sleeping >> 2) + this.id;
     const bell = Atomics.load(this.i32, (hvm_ctl.dm_doorbell >> 2) + this.id);
     Atomics.store(this.i32, sleeping, 1);

@@ -6,30 +6,56 @@
 //
 //   vCPU                                      device model (qemu-dm)
 //   body, state=READY, dm_doorbell++ ─futex─>  READY -> INPROCESS, emulate,
-//   spin, then block on the state word         data, state=IORESP_READY ─futex─> vCPU
+//   (the futex only if the server sleeps)      data, state=IORESP_READY ─futex─> vCPU
+//   spin, nap, then block on the state word
 //   read data, state=NONE
+//
+// How the vCPU waits: it spins (a device model that is awake answers in a
+// few microseconds); then it sleeps on the state word keeping its slice,
+// until NAP_NS after the request; only then does it block
+// (VcpuContext.block), giving the slice back. Blocking costs a round trip
+// to the hypervisor for a new slice once the answer is there, a few hundred
+// microseconds, against the futex wake-up's few: a device model that was
+// asleep or preempted answers well within NAP_NS, and a device model that
+// takes longer (a disk read) is worth the pCPU. The spin adapts as the
+// device model's does (spinBudget: SPIN_NS again after a spin that got its
+// answer, halved by each that did not, down to MIN_SPIN_NS, a full one every
+// PROBE_EVERY requests): spinning does not pay when the device model's
+// thread waits for this one's CPU (a loaded host). Nor does it when this
+// request had to wake the device model and it has not woken WAKE_GRACE_NS
+// later (its dm_sleeping still set): it waits for a CPU, likely this one.
 //
 // Xen notifies through the vCPU's event channel (vp_eport, in the ioreq_t);
 // xenemu's device models and vCPUs share the pages, so a futex on the
 // state word does the same in microseconds, and vp_eport is still allocated
 // and written for a device model that binds it.
-import { futexWake } from '../../../shared/shm.js';
+import { futexWait, futexWake } from '../../../shared/shm.js';
 import {
   IOREQ_READ, IOREQ_STATE_WORD, IOREQ_TYPE_COPY, STATE_IOREQ_NONE, STATE_IOREQ_READY, STATE_IORESP_READY,
   BUF_IOREQ_SIZE, IOREQ_BUFFER_SLOT_NUM, buffered_iopage, bufIoreqWord, ioreq, ioreqBits, sharedIopageSlot,
 } from '../../../shared/abi/hvm/ioreq.js';
 import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../../shared/abi/hvm/xenemu_hvm.js';
 
-/** How the vCPU waits for an answer: spin this long, then block (VcpuContext.block). */
-const SPIN_NS = 30_000;
+/** How the vCPU waits for an answer: spin at most this long ... */
+const SPIN_NS = 30_000n;
+/** ... and at least this long (the budget halves with each spin without an answer; a full spin every PROBE_EVERY) ... */
+const MIN_SPIN_NS = 1_000n;
+const PROBE_EVERY = 64;
+/** A server this request woke that has not cleared dm_sleeping after this long waits for a CPU: stop spinning. */
+const WAKE_GRACE_NS = 4_000n;
+/** ... then sleep keeping the slice until this long after the request, then block (VcpuContext.block). */
+const NAP_NS = 1_000_000n;
 
 export type BlockOn = (sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number) => void;
 
 export class IoreqClient {
   private readonly i32: Int32Array;
   private readonly dv: DataView;
-  /** Requests sent, answered by spinning, answered after blocking: for stats. */
-  readonly stats = { sync: 0, spun: 0, blocked: 0, buffered: 0 };
+  /** How long the next spin may last. */
+  private spinBudget = SPIN_NS;
+  private sinceProbe = 0;
+  /** Requests sent, answered while spinning, while napping, after blocking; buffered writes: for stats. */
+  readonly stats = { sync: 0, spun: 0, napped: 0, blocked: 0, buffered: 0 };
 
   constructor(private readonly seg: SharedArrayBuffer, private readonly vcpu: number, private readonly block: BlockOn) {
     this.i32 = new Int32Array(seg);
@@ -59,23 +85,45 @@ export class IoreqClient {
     // holds _pad0 and type (the word the device model and the futex watch).
     const ready = (ioreqBits(STATE_IOREQ_READY, dataIsPtr, dir, df) << 16) | (type << 24);
     Atomics.store(this.i32, word, ready);
-    this.ring(s);
+    const woke = this.ring(s);
     this.stats.sync++;
-    this.wait(at + IOREQ_STATE_WORD, word);
+    this.wait(at + IOREQ_STATE_WORD, word, woke ? (hvm_ctl.dm_sleeping >> 2) + s : -1);
     const out = dir === IOREQ_READ ? dv.getUint32(at + ioreq.data, true) : 0;
     Atomics.store(this.i32, word, (type << 24) | (ioreqBits(STATE_IOREQ_NONE, false, 0, false) << 16));
     return out;
   }
 
-  private wait(byteOffset: number, word: number): void {
+  /**
+   * Until the answer. `sleeping`: the server's dm_sleeping word when this
+   * request had to wake it (else -1); a server still not awake WAKE_GRACE_NS
+   * later waits for a CPU, likely this thread's, and the spin stops.
+   */
+  private wait(byteOffset: number, word: number, sleeping: number): void {
     const t0 = process.hrtime.bigint();
+    let spin = this.spinBudget;
+    if (spin < SPIN_NS && ++this.sinceProbe >= PROBE_EVERY) { spin = SPIN_NS; this.sinceProbe = 0; }
+    const spinUntil = t0 + spin;
+    const graceUntil = t0 + WAKE_GRACE_NS;
     for (;;) {
       const w = Atomics.load(this.i32, word);
       if (((w >>> 16) & 0xf) === STATE_IORESP_READY) {
         this.stats.spun++;
+        this.spinBudget = SPIN_NS;
         return;
       }
-      if (process.hrtime.bigint() - t0 > SPIN_NS) break;
+      const now = process.hrtime.bigint();
+      if (now > spinUntil) break;
+      if (sleeping >= 0 && now > graceUntil && Atomics.load(this.i32, sleeping) !== 0) break;
+    }
+    this.spinBudget = this.spinBudget / 2n > MIN_SPIN_NS ? this.spinBudget / 2n : MIN_SPIN_NS;
+    // The device model's answer wakes this thread directly (its futexWake on the state word).
+    const until = t0 + NAP_NS;
+    for (;;) {
+      const w = Atomics.load(this.i32, word);
+      if (((w >>> 16) & 0xf) === STATE_IORESP_READY) { this.stats.napped++; return; }
+      const left = until - process.hrtime.bigint();
+      if (left <= 0n) break;
+      futexWait(this.seg, byteOffset, w, Number(left) / 1e6);
     }
     for (;;) {
       const w = Atomics.load(this.i32, word);
@@ -104,9 +152,11 @@ export class IoreqClient {
     return true;
   }
 
-  /** Tells server s there is work: its doorbell, and a futex wake only if it sleeps. */
-  private ring(s: number): void {
+  /** Tells server s there is work: its doorbell, and a futex wake only if it sleeps (then true). */
+  private ring(s: number): boolean {
     Atomics.add(this.i32, (hvm_ctl.dm_doorbell >> 2) + s, 1);
-    if (Atomics.load(this.i32, (hvm_ctl.dm_sleeping >> 2) + s)) futexWake(this.seg, hvm_ctl.dm_doorbell + 4 * s, 1);
+    if (!Atomics.load(this.i32, (hvm_ctl.dm_sleeping >> 2) + s)) return false;
+    futexWake(this.seg, hvm_ctl.dm_doorbell + 4 * s, 1);
+    return true;
   }
 }
