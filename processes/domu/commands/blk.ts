@@ -3,7 +3,7 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import type { Command, CommandIo } from '../services.js';
 import type { BlockDevices } from '../drivers/blkdev.js';
-import type { Blkfront } from '../drivers/blkfront.js';
+import type { Blkfront } from '../../../shared/front/blkfront.js';
 import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } from '../../../shared/abi/io/blkif.js';
 import { SimpleFs } from '../drivers/simplefs.js';
 

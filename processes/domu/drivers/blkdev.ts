@@ -4,7 +4,7 @@
 // Devices present at boot are connected before the shell starts.
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { xenbusWatch, type XenbusWatch } from '../../../shared/xen/xenbus.js';
-import { Blkfront, type BlkfrontDeps } from './blkfront.js';
+import { Blkfront, type BlkfrontDeps } from '../../../shared/front/blkfront.js';
 
 export class BlockDevices {
   readonly devices = new Map<string, Blkfront>(); // name -> device

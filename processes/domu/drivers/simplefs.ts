@@ -11,7 +11,7 @@
 // Every change writes data, then the directory block, then the superblock,
 // then BLKIF_OP_FLUSH_DISKCACHE: when `write` returns, the file is in the
 // image on the host's disk.
-import type { Blkfront } from './blkfront.js';
+import type { Blkfront } from '../../../shared/front/blkfront.js';
 
 const BLOCK = 4096;
 const SECT = BLOCK / 512;

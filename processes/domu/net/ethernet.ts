@@ -13,10 +13,7 @@ export function macToString(m: Uint8Array): string {
   return Array.from(m.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
-export function parseMacAddr(s: string): Uint8Array | null {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(s)) return null;
-  return Uint8Array.from(s.split(':').map((h) => parseInt(h, 16)));
-}
+export { parseMacAddr } from '../../../shared/front/netdev.js';
 
 /** Writes the header into `frame` (which has room for the payload after it). */
 export function writeEthHeader(frame: Uint8Array, dst: Uint8Array, src: Uint8Array, type: number): void {

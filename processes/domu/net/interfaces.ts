@@ -10,7 +10,7 @@ import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import type { XenbusWatch } from '../../../shared/xen/xenbus.js';
 import type { Balloon } from '../balloon.js';
-import { NetFront, watchVifs } from '../drivers/netfront.js';
+import { NetFront, watchVifs } from '../../../shared/front/netfront.js';
 import { parseIp } from './ipv4.js';
 import { NetStack } from './stack.js';
 

@@ -15,20 +15,8 @@ export const UDP_HLEN = 8;
 const ICMP_ECHOREPLY = 0;
 const ICMP_ECHO = 8;
 
-export interface NetDeviceStats { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; rxDropped: number; txDropped: number }
-
-/** What the stack needs of a network driver (netfront). */
-export interface NetDevice {
-  name: string;
-  mac: Uint8Array;
-  stats: NetDeviceStats;
-  /** Queues one frame for transmission; false when the device has no room now. */
-  transmit(frame: Uint8Array): boolean;
-  /** Resolves once transmit may succeed again. */
-  txSpace(): Promise<void>;
-  /** The stack's receive handler. */
-  onReceive(fn: (frame: Uint8Array) => void): void;
-}
+import type { NetDevice } from '../../../shared/front/netdev.js';
+export type { NetDevice, NetDeviceStats } from '../../../shared/front/netdev.js';
 
 export interface UdpDatagram { src: number; srcPort: number; data: Uint8Array }
 

@@ -2,8 +2,8 @@
 // xenbus_comms.c) on the ring page at start_info.store_mfn, kicked through
 // start_info.store_evtchn. xenstored maps the page and binds the port when
 // the toolstack INTRODUCEs the domain, before it is unpaused.
-import { XsClient, XsRingTransport } from '../../shared/xenstore/client.js';
-import type { XenDomain } from '../../shared/xen/index.js';
+import { XsClient, XsRingTransport } from '../xenstore/client.js';
+import type { XenDomain } from '../xen/index.js';
 
 export function connectXenbus(dom: XenDomain, storePfn: number, storePort: number): XsClient {
   const page = dom.memory.page(storePfn);

@@ -15,21 +15,19 @@
 // granting is a table write here, but keeping them makes the data path a
 // copy into the page and one ring slot. A buffer is only ever in one place:
 // posted to the back end, or the guest's.
-import { FrontRing } from '../../../shared/abi/io/ring.js';
+import { FrontRing } from '../abi/io/ring.js';
 import {
   NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NET_RX_RING_SIZE, NET_TX_RING_SIZE,
   readRxResponse, readTxResponse, writeRxRequest, writeTxRequest,
-} from '../../../shared/abi/io/netif.js';
-import { PAGE_SIZE } from '../../../shared/abi/xen.js';
-import type { XenDomain } from '../../../shared/xen/index.js';
-import type { XsClient } from '../../../shared/xenstore/client.js';
+} from '../abi/io/netif.js';
+import { PAGE_SIZE } from '../abi/xen.js';
+import type { XenDomain } from '../xen/index.js';
+import type { XsClient } from '../xenstore/client.js';
 import {
   XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatch, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
-} from '../../../shared/xen/xenbus.js';
-import type { Balloon } from '../balloon.js';
-import { parseMacAddr } from '../net/ethernet.js';
-import type { NetDevice, NetDeviceStats } from '../net/stack.js';
+} from '../xen/xenbus.js';
+import { parseMacAddr, type NetDevice, type NetDeviceStats, type PageReserve } from './netdev.js';
 
 const PAGES_PER_VIF = 2 + NET_TX_RING_SIZE + NET_RX_RING_SIZE;
 
@@ -63,7 +61,7 @@ export class NetFront implements NetDevice {
   private beWatch: XenbusWatch | null = null;
   private readonly closeHandlers: Array<() => void> = [];
 
-  constructor(private readonly dom: XenDomain, private readonly xs: XsClient, private readonly balloon: Balloon,
+  constructor(private readonly dom: XenDomain, private readonly xs: XsClient, private readonly balloon: PageReserve,
               readonly devid: number, private readonly log: (m: string) => void) {
     this.name = `eth${devid}`;
   }
@@ -219,7 +217,7 @@ export class NetFront implements NetDevice {
 }
 
 /** Finds vifs under device/vif, at boot and on hot-plug; tells `onDevice` about each connected one. */
-export async function watchVifs(dom: XenDomain, xs: XsClient, balloon: Balloon, log: (m: string) => void,
+export async function watchVifs(dom: XenDomain, xs: XsClient, balloon: PageReserve, log: (m: string) => void,
                                 onDevice: (nf: NetFront) => void): Promise<XenbusWatch> {
   const known = new Map<number, NetFront>();
   const home = `/local/domain/${dom.domid}/device/vif`;

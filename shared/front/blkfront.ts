@@ -16,21 +16,21 @@
 // end's feature-max-indirect-segments with BLKIF_OP_INDIRECT (one indirect
 // page per request slot, granted once too). Completion order is the back
 // end's; each response is matched by its id.
-import type { XenDomain } from '../../../shared/xen/index.js';
-import type { XsClient } from '../../../shared/xenstore/client.js';
-import { FrontRing } from '../../../shared/abi/io/ring.js';
+import type { XenDomain } from '../xen/index.js';
+import type { XsClient } from '../xenstore/client.js';
+import { FrontRing } from '../abi/io/ring.js';
 import {
   BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
   BLKIF_OP_WRITE, BLKIF_RING_ENTRY_SIZE, BLKIF_RSP_OKAY, BLK_RING_SIZE, SEGS_PER_INDIRECT_FRAME, VDISK_READONLY,
   XEN_BLKIF_SECTOR_SIZE, XEN_IO_PROTO_ABI_X86_64, blkif_request, blkif_request_segment,
   decodeResponse, encodeRequest, encodeRequestDiscard, writeIndirectGref, writeRequestHead, writeRequestIndirectHead,
   writeSegment,
-} from '../../../shared/abi/io/blkif.js';
+} from '../abi/io/blkif.js';
 import {
   XenbusState, xenbusGather, xenbusSwitchState, xenbusWaitState, xenbusWatchState, xenbusWriteKeys,
   type XenbusWatch,
-} from '../../../shared/xen/xenbus.js';
-import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+} from '../xen/xenbus.js';
+import { PAGE_SIZE } from '../abi/xen.js';
 
 /**
  * Data pages granted to the back end: 8 MiB, the most a sequential stream

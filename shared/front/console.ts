@@ -7,8 +7,8 @@
 // signals it consumed some: the guest never spins on a full ring. The queue
 // is bounded (the oldest bytes go first), so a guest without a console
 // backend cannot grow without end.
-import { XenconsInterface } from '../../shared/abi/io/console.js';
-import type { EventChannels } from '../../shared/xen/index.js';
+import { XenconsInterface } from '../abi/io/console.js';
+import type { EventChannels } from '../xen/index.js';
 
 const MAX_QUEUED = 256 * 1024;
 
