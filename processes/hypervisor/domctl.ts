@@ -117,7 +117,18 @@ export function domctlSetvcpucontext(_hv: Hypervisor, _caller: Domain, d: Domain
   return 0;
 }
 
-export function domctlGetsegments(_hv: Hypervisor, _caller: Domain, d: Domain): HcResult {
+/**
+ * xenemu's map of a domain's segments. Domain-0 gets all of them (it builds
+ * domains and runs their back ends); a device model only the RAM and HVM
+ * segments of its target, a foreign mapping of guest memory as Xen's
+ * xsm_map_gmfn_foreign allows it (XSM_TARGET, checked by the dispatcher).
+ */
+export function domctlGetsegments(hv: Hypervisor, caller: Domain, d: Domain): HcResult {
+  if (!hv.isPrivileged(caller)) {
+    return { ret: 0, data: {
+      domid: d.domid, mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE, ...(d.hvm ? { hvm: d.segments.hvm } : {}),
+    } };
+  }
   return { ret: 0, data: {
     domid: d.domid, mem: d.segments.mem, mem_bytes: d.frames.maxPfns * PAGE_SIZE,
     shared_info: d.segments.shared_info, gnttab: d.segments.gnttab, gnttab_frames: d.maxGrantFrames,

@@ -75,7 +75,8 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_sendtrigger]: { name: 'sendtrigger', handler: hvm.domctlSendtrigger, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
-    [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: PRIV | TARGET, target: 'domain' },
+    // XSM_TARGET (a foreign mapping): Domain-0, the domain itself, or its device model.
+    [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: TARGET, target: 'domain' },
   },
   [__HYPERVISOR_sysctl]: {
     [SC.XEN_SYSCTL_physinfo]: { name: 'physinfo', handler: sysctl.sysctlPhysinfo, flags: PRIV },

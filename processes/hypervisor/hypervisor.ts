@@ -232,6 +232,10 @@ export class Hypervisor {
     this.memory.releaseAll(d.domid);
     this.scheduler.domainDestroyed(d);
     this.domains.delete(d.domid);
+    // Xen keeps a destroyed target's domid from reuse while its device model
+    // holds it; xenemu ends the device model's rights instead, so a domain
+    // created later under the same domid is not its target.
+    for (const o of this.domains.values()) if (o.target === d.domid) o.target = null;
     const d0 = this.domains.get(0);
     if (d0 && d !== d0) sendVirq(this, d0, VIRQ_DOM_EXC);
     this.domainsChanged();

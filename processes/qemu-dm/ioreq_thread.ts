@@ -23,8 +23,8 @@ import { HvmIrqLines } from '../../shared/xen/hvm_ctl.js';
 import { FileBlockBackend } from '../../shared/hw/block.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
 import type { AddressSpaceListener } from '../../shared/hw/iospace.js';
-import type { BlockBackend } from '../../shared/hw/backend.js';
 import { IoreqServerPages } from './ioreq_server.js';
+import { RemoteBlockBackend, type BlockRequest, type RemoteDrive } from './block_proxy.js';
 import { DmGuestMemory } from './guest_memory.js';
 import { TimerClock } from './clock.js';
 import { buildDmMachine } from './machine.js';
@@ -41,6 +41,8 @@ export interface IoreqThreadData {
   port: MessagePort;
   /** Word 0: the last claim the main thread has made; word 1: messages it posted on `port`. */
   acks: SharedArrayBuffer;
+  /** In a stub domain: the drives, by IDE index, that the main thread's blkfront serves (block_proxy.ts). */
+  remote?: RemoteDrive[];
 }
 
 export type ToIoreqThread =
@@ -60,7 +62,8 @@ export type FromIoreqThread =
   | { type: 'sleep'; typ: number }
   | { type: 'screen'; req: number; state: ScreenState }
   | { type: 'ready'; stats?: undefined }
-  | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } };
+  | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } }
+  | BlockRequest;
 
 const d = workerData as IoreqThreadData;
 const post = (m: FromIoreqThread) => parentPort!.postMessage(m);
@@ -85,12 +88,14 @@ const irq = new HvmIrqLines(hvm);
 const clock = new TimerClock();
 const serialIn: Array<(b: Uint8Array) => void> = [];
 const netIn = new Map<number, (f: Uint8Array) => void>();
-const drives: BlockBackend[] = [];
+const drives: FileBlockBackend[] = [];
 
 const dm = buildDmMachine(d.args, { mem, irq, clock }, {
   drive: (index) => {
     const a = d.args.drives.find((x) => x.index === index);
     if (!a || !a.file) return null;
+    const remote = d.remote?.find((r) => r.index === index);
+    if (d.remote) return remote ? new RemoteBlockBackend(remote, post) : null;
     const b = new FileBlockBackend(a.file, a.readOnly);
     drives.push(b);
     return b;
@@ -176,5 +181,5 @@ while (!stopping) {
   if (server.serve() > 0) continue;
   server.wait(next < 0 ? 1000 : Math.min(next, 1000), () => Atomics.load(acks, 1) !== hostSeen);
 }
-for (const b of drives) (b as FileBlockBackend).close();
+for (const b of drives) b.close();
 post({ type: 'stopped', stats: server.stats });

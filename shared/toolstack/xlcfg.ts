@@ -334,6 +334,12 @@ export type HvmDomainConfig = DomainConfigCommon & {
   device_model_args: string[];
   /** Extra device-model arguments for HVM guests (after -machine). */
   device_model_args_hvm: string[];
+  /** device_model_stubdomain_override: qemu-dm runs in a stub domain `<name>-dm`, not in Domain-0. */
+  device_model_stubdomain_override: boolean;
+  /** stubdomain_memory (MiB) of that stub domain; xl.cfg(5)'s default is 128. */
+  stubdomain_memory: number;
+  /** stubdomain_kernel: the stub domain's program (xenemu: a .js file run as the domain); default qemu-dm. */
+  stubdomain_kernel?: string;
 };
 
 /** A parsed xl.cfg: one member per kind of guest, told apart by `type`. */
@@ -372,6 +378,7 @@ const PASSTHROUGH_KEYS: Record<string, KeyKind> = {
   altp2m: 'any', smbios: 'list', vcpu_hard_affinity: 'any', vcpu_soft_affinity: 'any',
   bios_path_override: 'string', hdtype: 'string', device_model_args_pv: 'list', device_model_args_hvm: 'list',
   vpt_align: 'bool', acpi_s3: 'bool', acpi_s4: 'bool', nographic: 'bool',
+  stubdomain_memory: 'int', stubdomain_kernel: 'string', stubdomain_ramdisk: 'string', stubdomain_cmdline: 'string',
 };
 
 interface Slot { value: CfgValue; line: number; source: string }

@@ -42,8 +42,12 @@ const HVM_MISSING: Array<[key: string, off: (v: string | string[]) => boolean, w
   ['usbdev', isOff, 'xenemu emulates no USB controller'],
   ['soundhw', isOff, 'xenemu emulates no sound card'],
   ['gfx_passthru', isOff, 'there is no host graphics card to pass through'],
-  ['device_model_stubdomain_override', isOff, 'stub domain device models are not supported yet: qemu-dm runs in Domain-0'],
 ];
+
+/** xl.cfg(5): stubdomain_memory defaults to 128 MiB. */
+export const STUBDOM_DEFAULT_MEMORY_MB = 128;
+/** blkfront's 4 MiB pool and a vif's rings and buffers fit in this. */
+export const STUBDOM_MIN_MEMORY_MB = 16;
 
 function isOff(v: string | string[]): boolean {
   return Array.isArray(v) ? v.length === 0 : v === '0' || v === '' || v === 'none';
@@ -59,7 +63,8 @@ export function checkBootOrder(r: CfgReader, boot: string): string {
 const INTERPRETED = [
   'bios', 'bios_path_override', 'vga', 'stdvga', 'videoram', 'acpi', 'acpi_s3', 'acpi_s4', 'apic', 'hap',
   'xen_platform_pci', 'timer_mode', 'localtime', 'rtc_timeoffset', 'device_model_override', 'device_model_args',
-  'device_model_args_hvm', 'device_model_args_pv', 'device_model_stubdomain_override', 'hpet', 'viridian',
+  'device_model_args_hvm', 'device_model_args_pv', 'device_model_stubdomain_override', 'stubdomain_memory', 'stubdomain_kernel',
+  'stubdomain_ramdisk', 'stubdomain_cmdline', 'hpet', 'viridian',
   'nestedhvm', 'hdtype', 'usb', 'usbdevice', 'usbctrl', 'usbdev', 'soundhw', 'gfx_passthru', 'vpt_align',
 ];
 
@@ -124,6 +129,13 @@ export function interpretHvm(r: CfgReader, common: DomainConfigCommon): HvmDomai
   if (dm !== undefined && !dm.startsWith('/')) {
     r.err('device_model_override', `the device model \`${dm}' must be an absolute path (Domain-0 starts it)`);
   }
+  // Stub domains (libxl__spawn_stub_dm): the device model as a PV domain of its own.
+  const stubdom = r.bool('device_model_stubdomain_override') ?? false;
+  const stubMem = r.int('stubdomain_memory') ?? STUBDOM_DEFAULT_MEMORY_MB;
+  if (stubMem < STUBDOM_MIN_MEMORY_MB) r.err('stubdomain_memory', `${stubMem} MiB is too little for a stub domain (at least ${STUBDOM_MIN_MEMORY_MB} MiB: its block and network front ends' rings and buffers)`);
+  const stubKernel = r.str('stubdomain_kernel');
+  if (stubKernel !== undefined && !stubKernel.startsWith('/')) r.err('stubdomain_kernel', `the stub domain kernel \`${stubKernel}' must be an absolute path`);
+  if (stubdom && dm !== undefined) r.err('device_model_override', 'device_model_override names a Domain-0 program; a stub domain runs stubdomain_kernel');
   const hdtype = r.str('hdtype');
   if (hdtype !== undefined && hdtype !== 'ide') {
     if (hdtype === 'ahci') r.err('hdtype', 'AHCI is not emulated: xenemu\'s HVM disks are on the PIIX3 IDE controller (hdtype = "ide")');
@@ -165,10 +177,13 @@ export function interpretHvm(r: CfgReader, common: DomainConfigCommon): HvmDomai
     device_model_version: 'qemu-xen',
     device_model_args: r.strings('device_model_args') ?? [],
     device_model_args_hvm: r.strings('device_model_args_hvm') ?? [],
+    device_model_stubdomain_override: stubdom,
+    stubdomain_memory: stubMem,
     other,
   };
   if (biosPath !== undefined) cfg.bios_path_override = biosPath;
   if (dm !== undefined) cfg.device_model_override = dm;
+  if (stubKernel !== undefined) cfg.stubdomain_kernel = stubKernel;
   return cfg;
 }
 

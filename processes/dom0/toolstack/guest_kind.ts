@@ -74,6 +74,11 @@ export interface Guest {
    */
   screenshot?(png: string): Promise<ScreenshotRecord>;
   /**
+   * A domain changed state (VIRQ_DOM_EXC): a kind whose guest depends on
+   * another domain (an HVM guest's stub domain) looks at it here.
+   */
+  domainsChanged?(): Promise<void>;
+  /**
    * Domain-0's toolstack is stopping (the host goes down): end the processes
    * it started for the guest, and nothing else.
    */

@@ -40,18 +40,26 @@ export function ideIndex(vdev: string): number {
   return m ? m[1]!.charCodeAt(0) - 97 : -1;
 }
 
-function driveArgs(d: DiskSpec): string[] {
+/**
+ * A stub domain's qemu opens the guest's disks as its own vbds: libxl writes
+ * /dev/xvd<a + disk number> into the stub's arguments.
+ */
+function driveFile(d: DiskSpec, stubdom: boolean): string {
+  return stubdom ? `/dev/xvd${String.fromCharCode(97 + ideIndex(d.vdev))}` : d.target;
+}
+
+function driveArgs(d: DiskSpec, stubdom: boolean): string[] {
   const index = ideIndex(d.vdev);
   if (d.devtype === 'cdrom') {
     const id = `ide-${vdevToDevid(d.vdev)}`;
-    const drive = `if=none,readonly=on,id=${id}${d.format === 'empty' ? '' : `,file=${d.target},format=raw`}`;
+    const drive = `if=none,readonly=on,id=${id}${d.format === 'empty' || !d.target ? '' : `,file=${driveFile(d, stubdom)},format=raw`}`;
     return ['-drive', drive, '-device', `ide-cd,id=${id},drive=${id},bus=ide.${index >> 1},unit=${index & 1}`];
   }
-  return ['-drive', `file=${d.target},if=ide,index=${index},media=disk,format=raw,cache=writeback`];
+  return ['-drive', `file=${driveFile(d, stubdom)},if=ide,index=${index},media=disk,format=raw,cache=writeback`];
 }
 
-/** argv after the program, for domain `domid` named `name`. */
-export function deviceModelArgs(cfg: HvmDomainConfig, domid: number, name: string, nics: readonly DmNic[]): string[] {
+/** argv after the program, for domain `domid` named `name`; `stubdom`: for its stub domain. */
+export function deviceModelArgs(cfg: HvmDomainConfig, domid: number, name: string, nics: readonly DmNic[], stubdom = false): string[] {
   const a: string[] = ['-xen-domid', String(domid), '-no-shutdown', '-nodefaults', '-no-user-config', '-name', name,
     '-vnc', 'none', '-display', 'none'];
   for (const s of cfg.serial) a.push('-serial', s);
@@ -67,6 +75,6 @@ export function deviceModelArgs(cfg: HvmDomainConfig, domid: number, name: strin
   a.push('-machine', cfg.xen_platform_pci ? 'xenfv,suppress-vmdesc=on' : 'pc,accel=xen,suppress-vmdesc=on');
   a.push(...cfg.device_model_args_hvm);
   a.push('-m', String(cfg.memory - cfg.videoram));
-  for (const d of cfg.disk) a.push(...driveArgs(d));
+  for (const d of cfg.disk) a.push(...driveArgs(d, stubdom));
   return a;
 }

@@ -34,12 +34,16 @@ import { buildHvmDomain } from './builder.js';
 import { DeviceModel, type DeviceModelExit } from './device_model.js';
 import { deviceModelArgs, type DmNic } from './dm_args.js';
 import { deviceModelPath } from './xenstore.js';
+import { StubDomain } from './stubdom.js';
 
 /** The serial backlog replayed on attach, as xenconsoled's. */
 const SERIAL_BACKLOG_BYTES = 64 * 1024;
 
 class HvmGuest implements Guest {
   dm: DeviceModel | undefined;
+  /** device_model_stubdomain_override: the device model's own domain (stubdom.ts) instead of `dm`. */
+  stub: StubDomain | undefined;
+  private stubLost = false;
   /** The serial log's size when this guest's device model started: older bytes are another guest's. */
   serialLogStart = 0;
   private released: Promise<void> | undefined;
@@ -49,6 +53,12 @@ class HvmGuest implements Guest {
   get serialLog(): string { return consoleLogFile(join(this.ctx.rundir, hostFiles.logs), this.name, this.domid); }
 
   async console(type: ConsoleType | undefined, num: number): Promise<GuestConsole> {
+    // libxl__primary_console_find: with a stub domain, COM1 is the stub's console.
+    if (this.stub && type !== 'pv' && num === 0) {
+      const c = this.stub.attachConsole();
+      if (!c) throw new BuildError('EINVAL', `Domain ${this.domid}:stub domain ${this.stub.domid} has no console`);
+      return c;
+    }
     const ttyPath = type === 'pv' ? `/local/domain/${this.domid}/console/tty` : `/local/domain/${this.domid}/serial/${num}/tty`;
     const tty = type === 'pv' ? null : await this.ctx.xs.tryRead(ttyPath).catch(() => null);
     if (!tty) throw new BuildError('EINVAL', `Domain ${this.domid}:Unable to read console tty path \`${ttyPath}'`);
@@ -73,9 +83,9 @@ class HvmGuest implements Guest {
   }
 
   /** The device model went without being asked: the guest cannot go on (its devices are gone). */
-  crash(e: DeviceModelExit): void {
-    const how = e.signal ? `signal ${e.signal}` : `exit status ${e.code}`;
-    this.ctx.log(`hvm: d${this.domid} '${this.name}': device model [${this.dm?.pid}] died (${how}): crashing the guest`);
+  crash(e: DeviceModelExit | string): void {
+    const how = typeof e === 'string' ? e : `device model [${this.dm?.pid}] died (${e.signal ? `signal ${e.signal}` : `exit status ${e.code}`})`;
+    this.ctx.log(`hvm: d${this.domid} '${this.name}': ${how}: crashing the guest`);
     void this.ctx.dom0.hv.sched_op(SCHEDOP_remote_shutdown, { domain_id: this.domid, reason: SHUTDOWN_crash })
       .catch((err: Error) => this.ctx.log(`hvm: d${this.domid}: SCHEDOP_remote_shutdown failed: ${err.message}`));
   }
@@ -114,14 +124,24 @@ class HvmGuest implements Guest {
     };
   }
 
+  /** VIRQ_DOM_EXC: a stub domain that crashed, shut down or was destroyed takes the guest's devices with it. */
+  async domainsChanged(): Promise<void> {
+    if (!this.stub || this.stubLost || this.released) return;
+    if (await this.stub.alive()) return;
+    this.stubLost = true;
+    this.crash(`stub domain d${this.stub.domid} is gone`);
+  }
+
   async close(): Promise<void> {
     await this.dm?.stop();
+    // The host is going down: the stub domain goes with every other domain.
   }
 
   /** libxl__destroy_device_model: stop it, wait for it, remove its directory. */
   release(): Promise<void> {
     this.released ??= (async () => {
       await this.dm?.stop();
+      await this.stub?.release();
       this.ctx.hotplug?.removeTaps(this.domid);
       await this.ctx.xs.rm(deviceModelPath(this.domid)).catch(() => undefined);
     })();
@@ -162,6 +182,13 @@ export const HVM_GUEST: GuestKind<HvmDomainConfig> = {
         v.mac ??= generateMac();
         return { devid: v.devid ?? i, model: v.model ?? 'e1000', mac: v.mac, bridge: v.bridge ?? 'xenbr0' };
       });
+      if (config.device_model_stubdomain_override) {
+        // The NICs are the stub domain's vifs on netback: no taps in Domain-0.
+        guest.stub = await StubDomain.spawn(ctx, {
+          guestDomid: built.domid, guestName: name, config, nics, args: deviceModelArgs(config, built.domid, name, nics, true),
+        });
+        return guest;
+      }
       // vif-bridge's part: each NIC's port on its bridge, before the device model connects.
       for (const n of nics) await ctx.hotplug?.addTap(tapName(built.domid, n.devid), n.bridge);
       try { guest.serialLogStart = fs.statSync(guest.serialLog).size; } catch { guest.serialLogStart = 0; }

@@ -1,0 +1,168 @@
+// The device model proper, the same wherever it runs (docs/hvm.md, docs/stubdom.md):
+//
+//   1. XEN_DMOP_create_ioreq_server for the guest; its pages and the guest's
+//      RAM mapped (XENMEM_acquire_resource; the guest's memory segment, a
+//      foreign mapping of the target: XENEMU_DOMCTL_getsegments)
+//   2. the devices built on the ioreq thread (ioreq_thread.ts), each range
+//      they claim routed to the server (map_io_range_to_ioreq_server), then
+//      the server enabled
+//   3. COM1, each NIC's cable and each disk joined to what the placement
+//      gives (Domain-0: a PTY, bridge taps, image files; a stub domain: its
+//      console, netfronts and blkfronts), QMP on qmp-libxl-<domid>
+//   4. `running` at the placement's state node: the toolstack unpauses the guest
+//
+// Its hypercalls are whatever channel the placement has: privcmd as Domain-0,
+// or the stub domain's own, where the hypervisor allows what its target
+// allows (XEN_DOMCTL_set_target) and nothing else.
+import { Worker, MessageChannel } from 'node:worker_threads';
+import { unlinkSync } from 'node:fs';
+import type { HypercallResult } from '../../shared/xen/hypervisor.js';
+import { shmOpen } from '../../shared/shm.js';
+import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl, __HYPERVISOR_memory_op, PAGE_SIZE } from '../../shared/abi/xen.js';
+import { XENEMU_DOMCTL_getsegments } from '../../shared/abi/domctl.js';
+import { XENMEM_acquire_resource, XENMEM_resource_ioreq_server } from '../../shared/abi/memory.js';
+import * as DM from '../../shared/abi/hvm/dm_op.js';
+import { HVM_IOREQSRV_BUFIOREQ_ATOMIC } from '../../shared/abi/hvm/params.js';
+import { XENEMU_HVM_SEGMENT_PAGES } from '../../shared/abi/hvm/xenemu_hvm.js';
+import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { errnoName } from '../../shared/abi/errno.js';
+import type { XsClient } from '../../shared/xenstore/client.js';
+import { PIIX4_SLP_TYP_S5 } from '../../shared/hw/piix4_pm.js';
+import type { QemuDmArgs } from './args.js';
+import { ringServer } from './ioreq_server.js';
+import { qmpSocketPath, startQmp, type ScreenState } from './qmp.js';
+import { remoteDrive, serveBlockRequest, type BlockDevice, type RemoteDrive } from './block_proxy.js';
+import type { FromIoreqThread, IoreqThreadData, ToIoreqThread } from './ioreq_thread.js';
+
+export type Hypercall = <T = unknown>(op: number, cmd: number, arg: object) => Promise<HypercallResult<T>>;
+
+/** A byte stream the guest's COM1 is joined to. */
+export interface SerialLine {
+  write(bytes: Uint8Array): void;
+  onInput(fn: (bytes: Uint8Array) => void): void;
+  /** Where `xl console` finds it, if the device model publishes it (serial/0/tty). */
+  tty?: string;
+}
+
+/** An Ethernet cable: frames out, frames in. */
+export interface NicCable {
+  send(frame: Uint8Array): void;
+  onReceive(fn: (frame: Uint8Array) => void): void;
+}
+
+export interface Placement {
+  hypercall: Hypercall;
+  xs: XsClient;
+  rundir: string;
+  /** The xenstore node `running` goes to. */
+  statePath: string;
+  serial: SerialLine | null;
+  /** One per -device e1000, in order. */
+  nics: NicCable[];
+  /** Disks the main thread serves (a stub domain's blkfronts), by IDE index; absent: the ioreq thread opens the files. */
+  disks?: Map<number, { dev: BlockDevice; size: number; readOnly: boolean }>;
+  log(m: string): void;
+  /** Runs the cleanups and exits. */
+  exit(code: number): never;
+  cleanups: Array<() => void>;
+}
+
+export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void> {
+  const { hypercall, log, cleanups } = p;
+  const check = <T>(what: string, r: { ret: number; data?: T }): T => {
+    if (r.ret < 0) throw new Error(`${what}: ${errnoName(r.ret)}`);
+    return r.data as T;
+  };
+  const seg = check('getsegments', await hypercall<{ mem: string; mem_bytes: number; hvm?: string }>(
+    __HYPERVISOR_domctl, XENEMU_DOMCTL_getsegments, { domain: a.domid }));
+  if (!seg.hvm) throw new Error(`d${a.domid} is not an HVM domain`);
+  const dm = (op: number, arg: object) => hypercall(__HYPERVISOR_dm_op, 0, { domid: a.domid, op, ...arg });
+  const { id } = check('create_ioreq_server', await dm(DM.XEN_DMOP_create_ioreq_server, { handle_bufioreq: HVM_IOREQSRV_BUFIOREQ_ATOMIC })) as { id: number };
+  const res = check('acquire_resource', await hypercall<{ segment: string }>(__HYPERVISOR_memory_op, XENMEM_acquire_resource,
+    { domid: a.domid, type: XENMEM_resource_ioreq_server, id, frame: 0, nr_frames: 2 }));
+  const hvm = shmOpen(res.segment, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
+  const ramBytes = Math.min(a.memoryMiB << 20, seg.mem_bytes);
+  log(`d${a.domid} (${a.name}): ioreq server ${id}, ${a.memoryMiB} MiB, ${a.drives.length} drives, ${a.nics.length} NICs`);
+
+  const { port1: toThread, port2 } = new MessageChannel();
+  const acks = new Int32Array(new SharedArrayBuffer(8));
+  const send = (m: ToIoreqThread) => {
+    toThread.postMessage(m);
+    Atomics.add(acks, 1, 1);
+    ringServer(hvm, id);
+  };
+  const remote: RemoteDrive[] | undefined = p.disks
+    ? [...p.disks].map(([index, d]) => remoteDrive(index, d.size, d.readOnly)) : undefined;
+  const data: IoreqThreadData = {
+    args: a, hvm: res.segment, mem: seg.mem, ramBytes, server: id, port: port2, acks: acks.buffer as SharedArrayBuffer,
+    ...(remote ? { remote } : {}),
+  };
+  const worker = new Worker(new URL('./ioreq_thread.js', import.meta.url), { workerData: data, transferList: [port2] });
+  cleanups.push(() => { send({ type: 'stop' }); void worker.terminate(); });
+
+  p.serial?.onInput((bytes) => send({ type: 'serial-in', data: Uint8Array.from(bytes) }));
+  p.nics.forEach((n, i) => n.onReceive((frame) => send({ type: 'net-in', nic: i, frame: Uint8Array.from(frame) })));
+
+  const screens = new Map<number, (s: ScreenState) => void>();
+  let nextScreen = 1;
+  const qmpPath = qmpSocketPath(p.rundir, a.domid);
+  const qmp = startQmp(qmpPath, {
+    screen: () => new Promise<ScreenState>((resolve) => {
+      const req = nextScreen++;
+      screens.set(req, resolve);
+      send({ type: 'screen', req });
+    }),
+    quit: () => p.exit(0),
+  }, log);
+  cleanups.push(() => { qmp.close(); try { unlinkSync(qmpPath); } catch { /* gone */ } });
+
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('error', (err) => { log(`ioreq thread failed: ${err.stack ?? err.message}`); reject(err); p.exit(1); });
+    worker.on('exit', (code) => { if (code !== 0) { log(`ioreq thread exited with ${code}`); p.exit(1); } });
+    worker.on('message', (m: FromIoreqThread) => {
+      switch (m.type) {
+        case 'claim':
+          void dm(m.add ? DM.XEN_DMOP_map_io_range_to_ioreq_server : DM.XEN_DMOP_unmap_io_range_from_ioreq_server,
+            { id, type: m.kind, start: m.start, end: m.end }).then((r) => {
+            if (r.ret < 0) log(`${m.add ? 'map' : 'unmap'} ${m.name} 0x${m.start.toString(16)}-0x${m.end.toString(16)}: ${errnoName(r.ret)}`);
+            Atomics.store(acks, 0, m.seq);
+            Atomics.notify(acks, 0);
+          });
+          return;
+        case 'blk': {
+          const rd = remote?.find((r) => r.index === m.index);
+          const disk = p.disks?.get(m.index);
+          if (rd && disk) void serveBlockRequest(rd, disk.dev, m);
+          return;
+        }
+        case 'serial-out': p.serial?.write(m.data); return;
+        case 'net-out': p.nics[m.nic]?.send(m.frame); return;
+        case 'debugcon': log(`debugcon: ${m.line}`); return;
+        case 'log': log(m.line); return;
+        case 'pirq-route': return;
+        case 'reset':
+          log('the guest reset its machine: SHUTDOWN_reboot');
+          void dm(DM.XEN_DMOP_remote_shutdown, { reason: SHUTDOWN_reboot });
+          return;
+        case 'sleep':
+          // qemu-xen: a guest's ACPI soft off is qemu_system_shutdown_request,
+          // which destroy_hvm_domain turns into SHUTDOWN_poweroff.
+          if (m.typ === PIIX4_SLP_TYP_S5) {
+            log('the guest entered ACPI S5 (soft off): SHUTDOWN_poweroff');
+            void dm(DM.XEN_DMOP_remote_shutdown, { reason: SHUTDOWN_poweroff });
+          } else {
+            log(`the guest asked for ACPI sleep type ${m.typ}: not emulated, ignored`);
+          }
+          return;
+        case 'screen': screens.get(m.req)?.(m.state); screens.delete(m.req); return;
+        case 'ready': resolve(); return;
+        case 'stopped': return;
+      }
+    });
+  });
+  await ready;
+  check('set_ioreq_server_state', await dm(DM.XEN_DMOP_set_ioreq_server_state, { id, enabled: 1 }));
+  if (p.serial?.tty) await p.xs.write(`/local/domain/${a.domid}/serial/0/tty`, p.serial.tty);
+  await p.xs.write(p.statePath, 'running');
+  log(`running${p.serial?.tty ? `, COM1 on ${p.serial.tty}` : ''}`);
+}
