@@ -21,7 +21,7 @@
 // so a stub domain never outlives its guest; the toolstack destroys it.
 import { appendFileSync } from 'node:fs';
 import { startDomain, type XenDomain } from '../../shared/xen/index.js';
-import { XEN_START_INFO_MAGIC, PAGE_SIZE } from '../../shared/abi/xen.js';
+import { XEN_START_INFO_MAGIC, PAGE_SIZE, type StartInfo } from '../../shared/abi/xen.js';
 import { SHUTDOWN_crash, SHUTDOWN_poweroff } from '../../shared/abi/sched.js';
 import { deviceModelLogFile } from '../../shared/host.js';
 import { ConsoleFrontend } from '../../shared/front/console.js';
@@ -94,7 +94,8 @@ async function connectNics(dom: XenDomain, xs: XsClient, reserve: PageReserve, a
   }));
 }
 
-export async function runStubdom(): Promise<void> {
+/** The domain's start: its channel, start_info, console and xenstore rings (as a PV kernel boots). */
+export async function bootStubdom(): Promise<{ dom: XenDomain; si: StartInfo; console: ConsoleFrontend; xs: XsClient }> {
   const dom = await startDomain();
   const si = dom.startInfo();
   if (!si || si.magic !== XEN_START_INFO_MAGIC) {
@@ -103,6 +104,12 @@ export async function runStubdom(): Promise<void> {
   }
   const console = new ConsoleFrontend(dom.memory.page(si.console_mfn), dom.evtchn, si.console_evtchn);
   const xs = connectXenbus(dom, si.store_mfn, si.store_evtchn);
+  return { dom, si, console, xs };
+}
+
+/** Runs the device model in the stub domain `booted` (bootStubdom's), started by the hypervisor. */
+export async function runStubdom(booted?: Awaited<ReturnType<typeof bootStubdom>>): Promise<void> {
+  const { dom, si, console, xs } = booted ?? await bootStubdom();
   const name = await xs.tryRead('name').catch(() => null);
   if (name) setProcessTitle((n) => domUTitle(dom.host, dom.domid, n), name);
   let logFile = '';
