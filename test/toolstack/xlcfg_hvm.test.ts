@@ -58,6 +58,9 @@ t.test('an HVM config: the keys and the defaults', async (t) => {
     { type: 'hvm' }, 'keys set to "off" are taken');
   t.match(hvm('name="b"\ntype="hvm"\ndisk=[",hdc:cdrom,r"]'), { disk: [{ vdev: 'hdc', format: 'empty', devtype: 'cdrom' }] },
     'an empty CD-ROM drive');
+  t.match(hvm('name="b"\ntype="hvm"'), { device_model_stubdomain_override: false, stubdomain_memory: 128 }, 'qemu-dm in Domain-0 by default; a stub domain would get 128 MiB');
+  t.match(hvm('name="b"\ntype="hvm"\ndevice_model_stubdomain_override=1\nstubdomain_memory=48\nstubdomain_kernel="/k/stub.js"'),
+    { device_model_stubdomain_override: true, stubdomain_memory: 48, stubdomain_kernel: '/k/stub.js' }, 'a stub domain, its memory and kernel');
   t.match(hvm('name="b"\ntype="hvm"\nacpi=0\nxen_platform_pci=0\nvideoram=32\nmemory=64'), { acpi: false, xen_platform_pci: false, videoram: 32 });
 });
 
@@ -80,7 +83,9 @@ t.test('HVM refusals name file, line and key', async (t) => {
     ['relative bios path', 'bios_path_override = "bios.bin"', "h.cfg:3: config parsing error near `bios_path_override': the firmware `bios.bin' must be an absolute path (Domain-0 reads it)"],
     ['traditional', 'device_model_version = "qemu-xen-traditional"', "h.cfg:3: config parsing error near `device_model_version': qemu-xen-traditional is not available"],
     ['relative dm', 'device_model_override = "qemu-dm"', "h.cfg:3: config parsing error near `device_model_override': the device model `qemu-dm' must be an absolute path (Domain-0 starts it)"],
-    ['stubdom', 'device_model_stubdomain_override = 1', "h.cfg:3: config parsing error near `device_model_stubdomain_override': device_model_stubdomain_override = \"1\" is not available: stub domain device models are not supported yet: qemu-dm runs in Domain-0"],
+    ['tiny stub domain', 'device_model_stubdomain_override = 1\nstubdomain_memory = 8', "h.cfg:4: config parsing error near `stubdomain_memory': 8 MiB is too little for a stub domain (at least 16 MiB"],
+    ['relative stub kernel', 'device_model_stubdomain_override = 1\nstubdomain_kernel = "ioemu.js"', "h.cfg:4: config parsing error near `stubdomain_kernel': the stub domain kernel `ioemu.js' must be an absolute path"],
+    ['stub domain and a Domain-0 device model', 'device_model_stubdomain_override = 1\ndevice_model_override = "/x/dm.js"', "h.cfg:4: config parsing error near `device_model_override': device_model_override names a Domain-0 program; a stub domain runs stubdomain_kernel"],
     ['vnc', 'vnc = 1', "h.cfg:3: config parsing error near `vnc': vnc = \"1\" is not available: xenemu's device model has no VNC server (-vnc none)"],
     ['hpet', 'hpet = 1', "h.cfg:3: config parsing error near `hpet': hpet = \"1\" is not available: xenemu emulates no HPET (HVM_PARAM_HPET_ENABLED stays 0)"],
     ['viridian', 'viridian = ["base"]', "h.cfg:3: config parsing error near `viridian': viridian = \"base\" is not available: xenemu offers no Viridian (Hyper-V) enlightenments"],
