@@ -1,10 +1,12 @@
 // QMP, QEMU's management protocol (docs/interop/qmp-spec in QEMU), on the
 // Unix socket libxl talks to qemu-xen through: <rundir>/qmp-libxl-<domid>.
-// One JSON object per line each way; a greeting first; capabilities
+// One JSON object per line each way (QEMU ends its lines with CRLF, which
+// libxl's parser looks for); a greeting first; capabilities
 // negotiated before any other command. The commands xenemu's toolstack uses:
 //
 //   qmp_capabilities                       {}
 //   query-status                           {status: "running", running: true}
+//   query-cpus-fast                        the one vCPU (libxl's xl list -l reads cpu-index)
 //   screendump {filename, format?}         the screen as PPM (QEMU's default) or PNG
 //   x-xenemu-text-screen                   the VGA text screen: {cols, rows, lines, cursor}
 //   x-xenemu-display                       the display's mode and size: {mode, width, height}
@@ -48,7 +50,7 @@ export function startQmp(path: string, be: QmpBackend, log: (m: string) => void)
   const server = createServer((sock: Socket) => {
     let negotiated = false;
     let buf = '';
-    const reply = (r: QmpReply) => { if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\n`); };
+    const reply = (r: QmpReply) => { if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\r\n`); };
     const error = (desc: string, id?: unknown): QmpReply => ({ error: { class: 'GenericError', desc }, ...(id === undefined ? {} : { id }) });
     reply({ QMP: { version: { qemu: { major: 7, minor: 2, micro: 0 }, package: ' (xenemu qemu-dm)' }, capabilities: [] } } as unknown as QmpReply);
     const handle = async (line: string): Promise<void> => {
@@ -60,6 +62,11 @@ export function startQmp(path: string, be: QmpBackend, log: (m: string) => void)
       if (!negotiated) { reply({ error: { class: 'CommandNotFound', desc: 'Expecting capabilities negotiation with \'qmp_capabilities\'' }, ...(id === undefined ? {} : { id }) }); return; }
       switch (cmd.execute) {
         case 'query-status': reply(ok({ status: 'running', singlestep: false, running: true })); return;
+        case 'query-cpus-fast':
+          // An HVM guest of xenemu has one vCPU (v86); it runs in the domain's process, not here.
+          reply(ok([{ 'cpu-index': 0, 'qom-path': '/machine/unattached/device[0]', 'thread-id': process.pid, target: 'i386',
+            props: { 'core-id': 0, 'thread-id': 0, 'socket-id': 0 } }]));
+          return;
         case 'quit': reply(ok()); be.quit(); return;
         case 'x-xenemu-text-screen': {
           const s = await be.screen();
