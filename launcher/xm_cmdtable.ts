@@ -123,6 +123,20 @@ export const XM_COMMANDS: readonly XmCommand[] = [
     name: 'screenshot', desc: "Print an HVM domain's VGA text screen, and save its display as PNG",
     usage: '<Domain> [<File.png>]', opts: '', minArgs: 1, run: dom.screenshot,
   },
+  {
+    name: 'save', desc: 'Save a domain state to restore later', usage: '[options] <Domain> <CheckpointFile>',
+    options: '-h  Print this help.\n'
+      + '-c  Leave domain running after creating the snapshot.\n'
+      + '-p  Leave domain paused after creating the snapshot.',
+    opts: 'cp', minArgs: 2, run: dom.save,
+  },
+  {
+    name: 'restore', desc: 'Restore a domain from a saved state', usage: '[options] <CheckpointFile>',
+    options: '-h  Print this help.\n'
+      + '-p  Do not unpause domain after restoring it.\n'
+      + '-e  Accepted, as xl takes it: xend watches the domain anyway.',
+    opts: 'pe', minArgs: 1, run: dom.restore,
+  },
   { name: 'uptime', desc: 'Print uptime for all/some domains', usage: '[-s] [Domain]', opts: 's', minArgs: 0, run: dom.uptime },
 ];
 

@@ -264,3 +264,30 @@ export async function screenshot(x: XmContext, o: Opts): Promise<number> {
   if (png) x.err(`Wrote ${png} (${r.width}x${r.height} PNG)\n`);
   return 0;
 }
+
+/**
+ * xl save [-c] [-p] <Domain> <CheckpointFile> [<ConfigFile>]: the guest
+ * suspends and its configuration and pages go to the file
+ * (docs/saverestore.md); it is destroyed unless -c (keep running) or -p
+ * (keep it, paused). A <ConfigFile> to store instead is not taken: the
+ * configuration saved is the one the domain runs with.
+ */
+export async function save(x: XmContext, o: Opts): Promise<number> {
+  const [dom, file, cfgFile] = o.rest as [string, string, string | undefined];
+  if (cfgFile !== undefined) throw new XmError('xenemu saves the configuration the domain runs with: a <ConfigFile> is not taken');
+  const path = resolve(file);
+  const rec = await x.call('xend.domain', dom);
+  x.err(`Saving to ${path} new xl format (info 0x1/0x0/${JSON.stringify(rec.config ?? {}).length})\n`);
+  await x.call('xend.domain.save', dom, path, o.flags.has('c'), o.flags.has('p'));
+  return 0;
+}
+
+/** xl restore [-p] [-e] <CheckpointFile>: the saved guest back under its name, a new domid. */
+export async function restore(x: XmContext, o: Opts): Promise<number> {
+  if (o.rest.length > 1) throw new XmError('xenemu restores the configuration saved with the domain: a <ConfigFile> is not taken');
+  const path = resolve(o.rest[0]!);
+  x.err(`Loading new save file ${path} (new xl fmt info 0x1/0x0)\n Savefile contains xl domain config in JSON format\n`);
+  const rec = await x.call('xend.domain.restore', path, o.flags.has('p'));
+  x.err(`Restored domain ${rec.name} as domid ${rec.domid}\n`);
+  return 0;
+}

@@ -1,9 +1,9 @@
 // control/shutdown (Linux drivers/xen/manage.c shutdown_handler): the
 // toolstack writes a request; the guest reads it in a transaction, clears it
 // only if it is one it handles, and then shuts down with SCHEDOP_shutdown.
-// "suspend" is not handled (no save/restore): it is left in place and
-// ignored, as Linux does for commands it does not know.
-import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+// "suspend" (xl save, migration) goes to the kernel's suspend (suspend.ts);
+// anything else is left in place and ignored, as Linux does.
+import { SHUTDOWN_poweroff, SHUTDOWN_reboot, SHUTDOWN_suspend } from '../../shared/abi/sched.js';
 import type { XsClient } from '../../shared/xenstore/client.js';
 import type { KernelLog } from './printk.js';
 
@@ -11,6 +11,7 @@ const HANDLERS: Record<string, number> = {
   poweroff: SHUTDOWN_poweroff,
   halt: SHUTDOWN_poweroff,
   reboot: SHUTDOWN_reboot,
+  suspend: SHUTDOWN_suspend,
 };
 
 export async function watchShutdown(xs: XsClient, klog: KernelLog, shutdown: (reason: number) => void): Promise<void> {

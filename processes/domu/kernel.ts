@@ -10,8 +10,10 @@
 //     -> control/feature-* advertised
 //     -> shell prompt
 import { XEN_START_INFO_MAGIC, type StartInfo, PAGE_SIZE } from '../../shared/abi/xen.js';
+import { SUSPEND_RECORD_PAGES, clearSuspendRecord, readSuspendRecord, writeSuspendRecord } from './suspend.js';
+import { memCommands, setMemAccess } from './commands/mem.js';
 import { domUTitle, setProcessTitle } from '../../shared/runtime/title.js';
-import { SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot, SHUTDOWN_suspend } from '../../shared/abi/sched.js';
 import type { XenDomain } from '../../shared/xen/index.js';
 import type { XsClient } from '../../shared/xenstore/client.js';
 import { ConsoleFrontend } from '../../shared/front/console.js';
@@ -68,11 +70,19 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   }
   const start = si!;
   const console = new ConsoleFrontend(dom.memory.page(start.console_mfn), dom.evtchn, start.console_evtchn);
-  const klog = new KernelLog((t) => console.write(t));
-  klog.raw(bannerLines(start, dom.hello.start_info));
-  klog.printk(`Linux version xenemu-pv (root@xenemu) #1 SMP x86_64`);
-  klog.printk(`Booting paravirtualized kernel on Xen (domid ${dom.domid})`);
-  klog.printk(`Command line: ${start.cmd_line}`);
+  // The first frames above the rings hold a suspend record only when this
+  // domain's pages were restored from a saved guest (suspend.ts).
+  const floor = Math.max(Math.floor(dom.hello.start_info / PAGE_SIZE), start.store_mfn, start.console_mfn) + 1;
+  const resumed = readSuspendRecord(dom.memory, floor);
+  const klog = new KernelLog((t) => console.write(t), resumed ? { uptimeS: resumed.uptimeS, lines: resumed.klog } : undefined);
+  if (resumed) {
+    klog.printk(`xen:manage: resuming from a saved image as domid ${dom.domid} (up ${resumed.uptimeS.toFixed(1)} s)`, true);
+  } else {
+    klog.raw(bannerLines(start, dom.hello.start_info));
+    klog.printk(`Linux version xenemu-pv (root@xenemu) #1 SMP x86_64`);
+    klog.printk(`Booting paravirtualized kernel on Xen (domid ${dom.domid})`);
+    klog.printk(`Command line: ${start.cmd_line}`);
+  }
 
   const xs = connectXenbus(dom, start.store_mfn, start.store_evtchn);
   const hostname = (await xs.tryRead('name')) ?? `domU-${dom.domid}`;
@@ -80,8 +90,11 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   title(hostname);
   klog.printk(`xenbus: connected to xenstored (ring pfn ${hex(start.store_mfn)}, port ${start.store_evtchn}), home /local/domain/${dom.domid}`);
 
-  const floor = Math.max(Math.floor(dom.hello.start_info / PAGE_SIZE), start.store_mfn, start.console_mfn) + 1;
   const balloon = new Balloon(dom.hv, maxPfns, start.nr_pages, floor, (m) => klog.printk(m));
+  // The suspend record's pages: the first reservation, so every boot finds them at `floor`.
+  const recordPfn = balloon.reserve(SUSPEND_RECORD_PAGES);
+  if (recordPfn !== floor) throw new Error(`the suspend record's pages are not at pfn ${floor}`);
+  if (resumed) clearSuspendRecord(dom.memory, recordPfn);
   klog.printk(`Memory: ${balloon.pages * 4}K/${maxPfns * 4}K available (${floor * 4}K kernel code and rings reserved)`);
 
   const vcpus: Vcpus = await startVcpus(dom, await onlineVcpus(xs, dom.hello.max_vcpus), (m) => klog.printk(m));
@@ -91,7 +104,7 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   let down = false;
   const k: Kernel = {
     domid: dom.domid, hostname, startInfo: start, xs, balloon, vcpus, klog, bootTime: Date.now() - klog.uptime() * 1000,
-    console, shell: undefined as unknown as Shell,
+    console, shell: undefined as unknown as Shell, mem: resumed?.mem ?? null,
     async shutdown(reason: number): Promise<void> {
       if (down) return;
       down = true;
@@ -126,24 +139,51 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   await xs.watch('name', 'proctitle', () => {
     void xs.tryRead('name').then((n) => { if (n) title(n); }).catch(() => undefined);
   });
-  await watchShutdown(xs, klog, (reason) => void k.shutdown(reason));
+  let suspending = false;
+  /** control/shutdown = suspend: quiesce, the record into our pages, SCHEDOP_shutdown(suspend). */
+  const suspend = async (): Promise<void> => {
+    if (suspending || down) return;
+    suspending = true;
+    try {
+      klog.printk('xen:manage: suspending (xl save or migration)', true);
+      await Promise.all([...blk.devices.devices.values()].map((d) => d.quiesce()));
+      await console.drain(1000);
+      writeSuspendRecord(dom.memory, recordPfn, {
+        hostname, uptimeS: klog.uptime(), klog: klog.dmesg(), net: net.addresses(), mem: k.mem ?? null, vcpus: vcpus.online,
+      });
+      // Returns only if the toolstack resumes this domain in place (xl save -c): 1, "cancelled".
+      const r = await dom.hv.sched_op(SCHEDOP_shutdown, { reason: SHUTDOWN_suspend });
+      clearSuspendRecord(dom.memory, recordPfn);
+      klog.printk(`xen:manage: resumed in place (SCHEDOP_shutdown returned ${r.ret})`, true);
+    } finally {
+      suspending = false;
+    }
+  };
+  await watchShutdown(xs, klog, (reason) => void (reason === SHUTDOWN_suspend ? suspend() : k.shutdown(reason)));
   for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);
   klog.printk('xen_manage: shutdown watch registered (poweroff, halt, reboot)');
 
-  const net = new NetInterfaces();
+  const net = new NetInterfaces(resumed?.net);
   k.net = net;
   await net.start(dom, xs, balloon, (m) => klog.printk(m)).catch((e: Error) => klog.printk(`netfront: ${e.message}`));
 
-  const blkCmds = await startBlockDevices(dom, xs, balloon, klog);
+  const blk = await startBlockDevices(dom, xs, balloon, klog);
+  setMemAccess(dom.memory);
 
   const shell = new Shell(k, (t) => (typeof t === 'string' ? console.write(t) : console.writeBytes(Buffer.from(t))),
-                          [...systemCommands, ...xenstoreCommands, ...blkCmds, ...netCommands]);
+                          [...systemCommands, ...xenstoreCommands, ...blk.commands, ...netCommands, ...memCommands]);
   k.shell = shell;
   console.onInput((d) => shell.input(d));
-  klog.printk(`Run /bin/sh as init process (boot took ${(klog.uptime() * 1000).toFixed(0)} ms)`);
-  klog.toConsole = false;
-  console.write(`\nWelcome to xenemu PV guest ${hostname} (domain ${dom.domid})\n\n`);
+  if (resumed) {
+    klog.printk('xen:manage: resume complete', true);
+    klog.toConsole = false;
+    console.write('\n');
+  } else {
+    klog.printk(`Run /bin/sh as init process (boot took ${(klog.uptime() * 1000).toFixed(0)} ms)`);
+    klog.toConsole = false;
+    console.write(`\nWelcome to xenemu PV guest ${hostname} (domain ${dom.domid})\n\n`);
+  }
   shell.prompt();
-  dom.log(`${hostname}: booted to the shell in ${(klog.uptime() * 1000).toFixed(0)} ms`);
+  dom.log(resumed ? `${hostname}: resumed` : `${hostname}: booted to the shell in ${(klog.uptime() * 1000).toFixed(0)} ms`);
   return k;
 }

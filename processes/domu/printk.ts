@@ -7,10 +7,14 @@ const MAX_LINES = 1000;
 
 export class KernelLog {
   private readonly lines: string[] = [];
-  private readonly t0 = performance.now();
+  private readonly t0: number;
   toConsole = true;
 
-  constructor(private readonly out: (text: string) => void) {}
+  /** `resumed`: a restored kernel's log and uptime go on from its suspend record. */
+  constructor(private readonly out: (text: string) => void, resumed?: { uptimeS: number; lines: string[] }) {
+    this.t0 = performance.now() - (resumed?.uptimeS ?? 0) * 1000;
+    if (resumed) this.lines.push(...resumed.lines.slice(-MAX_LINES));
+  }
 
   /** Seconds since boot, as the timestamps show them. */
   uptime(): number { return (performance.now() - this.t0) / 1000; }

@@ -18,6 +18,8 @@ export interface KernelServices {
   klog: KernelLog;
   /** Network interfaces (netfront + IPv4 stack), when the kernel has them. */
   net?: NetInterfaces;
+  /** The pages memfill wrote and its seed (memcheck, suspend.ts), or null. */
+  mem?: { pfn: number; pages: number; seed: number } | null;
   /** Wall-clock time of boot (ms since the epoch). */
   bootTime: number;
   /** SCHEDOP_shutdown with a SHUTDOWN_* reason, after the console drained. */

@@ -74,6 +74,8 @@ export class Domain {
   sched: { cpuTimeNs(d: Domain): number; onlineVcpus(d: Domain): number } | null = null;
   channel: DomainChannel | null = null;
   startInfo = 0;
+  /** The pending reply to this domain's SCHEDOP_shutdown(suspend), sent at resume. */
+  suspendReply: number | null = null;
   /** XEN_DOMCTL_set_target: the domain this one is the device model of (stub domains), or null. */
   target: number | null = null;
   /** HVM parameters, ioreq servers and interrupt lines (hvm.ts); null for PV. */

@@ -62,6 +62,11 @@ export function domctlDestroydomain(hv: Hypervisor, _caller: Domain, d: Domain):
   return 0;
 }
 
+export function domctlResumedomain(hv: Hypervisor, _caller: Domain, d: Domain): HcResult {
+  if (d.domid === 0) return -XEN_EINVAL;
+  return hv.resumeDomain(d);
+}
+
 export function domctlPausedomain(hv: Hypervisor, _caller: Domain, d: Domain): HcResult {
   if (d.domid === 0 || d.dying) return -XEN_EINVAL;
   hv.pauseDomain(d);

@@ -63,6 +63,7 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_createdomain]: { name: 'createdomain', handler: domctl.domctlCreatedomain, flags: PRIV },
     [DC.XEN_DOMCTL_destroydomain]: { name: 'destroydomain', handler: domctl.domctlDestroydomain, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_pausedomain]: { name: 'pausedomain', handler: domctl.domctlPausedomain, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_resumedomain]: { name: 'resumedomain', handler: domctl.domctlResumedomain, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_unpausedomain]: { name: 'unpausedomain', handler: domctl.domctlUnpausedomain, flags: PRIV | TARGET, target: 'domain' },
     // Not TARGET: it answers the first domain whose id is at least the one asked (Xen's domctl.c).
     [DC.XEN_DOMCTL_getdomaininfo]: { name: 'getdomaininfo', handler: domctl.domctlGetdomaininfo, flags: PRIV },
@@ -153,7 +154,7 @@ export const hypercallTable: Table = {
   },
 };
 
-export interface DispatchResult { ret: number; data?: unknown }
+export interface DispatchResult { ret: number; data?: unknown; defer?: boolean }
 
 export function dispatch(hv: Hypervisor, caller: Domain, op: number, cmd: number, rawArg: unknown): DispatchResult {
   const entry = hypercallTable[op]?.[cmd];

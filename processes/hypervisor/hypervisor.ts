@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { shmPrefix, shmSweep } from '../../shared/shm.js';
 import { VIRQ_DOM_EXC, DOMID_FIRST_RESERVED, PAGE_SIZE } from '../../shared/abi/xen.js';
-import { SHUTDOWN_crash } from '../../shared/abi/sched.js';
+import { SHUTDOWN_crash, SHUTDOWN_suspend } from '../../shared/abi/sched.js';
 import { XEN_EINVAL, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import type { DomainHello, DomainToHypervisor } from '../../shared/wire/hypercall.js';
 import { hostFiles, removeHostFiles, writeHostRecord, type HostRecord } from '../../shared/host.js';
@@ -32,7 +32,8 @@ import { SpareDomains } from './spare.js';
 import { Privcmd } from './privcmd.js';
 import { PrivcmdSocket } from './privcmd_sock.js';
 
-export type HcResult = number | { ret: number; data?: unknown };
+/** `defer`: the caller's reply waits (a guest's SCHEDOP_shutdown(suspend), answered at resume). */
+export type HcResult = number | { ret: number; data?: unknown; defer?: boolean };
 
 export interface HypervisorOptions {
   host: string;
@@ -216,6 +217,23 @@ export class Hypervisor {
     this.domainsChanged();
   }
 
+  /**
+   * domain_resume: a domain shut down for suspend runs on, in place (xl save
+   * -c); its SCHEDOP_shutdown(suspend) returns 1, Xen's "suspend cancelled".
+   */
+  resumeDomain(d: Domain): number {
+    if (!d.shutdown || d.dying) return 0;
+    if (d.shutdownReason !== SHUTDOWN_suspend) return -XEN_EINVAL;
+    d.shutdown = false;
+    this.console.log(`d${d.domid}: resumed`);
+    if (!d.paused) this.scheduler.domainUnpaused(d);
+    const id = d.suspendReply;
+    d.suspendReply = null;
+    if (id !== null) d.channel?.send({ type: 'reply', id, ret: 1 });
+    this.domainsChanged();
+    return 0;
+  }
+
   destroyDomain(d: Domain, why: string): void {
     if (d.dying) return;
     d.dying = true;
@@ -273,6 +291,7 @@ export class Hypervisor {
       }
       case 'hypercall': {
         const r = dispatch(this, d, m.op, m.cmd, m.arg);
+        if (r.defer) { d.suspendReply = m.id; return; }
         d.channel?.send({ type: 'reply', id: m.id, ret: r.ret, data: r.data });
         return;
       }

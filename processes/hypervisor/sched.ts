@@ -7,7 +7,7 @@
 // is a SchedPolicy (sched_credit.ts, Xen's credit scheduler, by default;
 // sched_rr.ts). The toolstack's controls are in sched_ctl.ts.
 // docs/scheduler.md has the protocol.
-import { SHUTDOWN_MAX, SHUTDOWN_NAMES } from '../../shared/abi/sched.js';
+import { SHUTDOWN_MAX, SHUTDOWN_NAMES, SHUTDOWN_suspend } from '../../shared/abi/sched.js';
 import { XEN_EINVAL } from '../../shared/abi/errno.js';
 import type { VcpuRunstateInfo } from '../../shared/abi/vcpu.js';
 import type { xen_domctl_getvcpuinfo } from '../../shared/abi/domctl.js';
@@ -84,6 +84,9 @@ export function schedShutdown(hv: Hypervisor, caller: Domain, _t: Domain | null,
   const reason = Number(arg.reason);
   if (!Number.isInteger(reason) || reason < 0 || reason > SHUTDOWN_MAX) return -XEN_EINVAL;
   hv.shutdownDomain(caller, reason);
+  // A guest's suspend returns only when the toolstack resumes it in place
+  // (XEN_DOMCTL_resumedomain: 1, "cancelled"); a saved domain is destroyed first.
+  if (reason === SHUTDOWN_suspend && caller.domid !== 0) return { ret: 0, defer: true };
   return 0;
 }
 

@@ -7,6 +7,8 @@ export const XEN_DOMCTL_createdomain = 1;
 export const XEN_DOMCTL_destroydomain = 2;
 export const XEN_DOMCTL_pausedomain = 3;
 export const XEN_DOMCTL_unpausedomain = 4;
+/** domain_resume: a domain shut down for suspend runs on (its SCHEDOP_shutdown returns 1). */
+export const XEN_DOMCTL_resumedomain = 27;
 export const XEN_DOMCTL_getdomaininfo = 5;
 export const XEN_DOMCTL_setvcpuaffinity = 9;
 export const XEN_DOMCTL_max_mem = 11;

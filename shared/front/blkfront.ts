@@ -392,6 +392,15 @@ export class Blkfront {
   }
 
   /** Reads into `into` from `sector`; large transfers are split and issued together. */
+  /** Resolves once no request is in flight (suspend), or after timeoutMs. */
+  quiesce(timeoutMs = 5_000): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.idle.push(() => { clearTimeout(t); resolve(); });
+    });
+  }
+
   async read(sector: number, into: Uint8Array): Promise<void> {
     this.check(sector, into.byteLength, false);
     const max = this.maxRequestBytes;

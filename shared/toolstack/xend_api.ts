@@ -115,6 +115,10 @@ export interface XendApi {
   'xend.domain.shutdown': { dom: true; params: [reason: ShutdownRequest]; result: true };
   /** XEN_DOMCTL_sendtrigger (xl trigger; xl shutdown -F's ACPI power button). */
   'xend.domain.trigger': { dom: true; params: [trigger: DomainTrigger]; result: true };
+  /** xl save: `file` an absolute path; `keep` (-c) leaves it running, `paused` (-p) leaves it paused; else it is destroyed. */
+  'xend.domain.save': { dom: true; params: [file: string, keep: boolean, paused: boolean]; result: true };
+  /** xl restore: the saved guest, same name, a new domid; `paused` (-p) leaves it paused. */
+  'xend.domain.restore': { dom: false; params: [file: string, paused: boolean]; result: DomainRecord };
   /** The emulated display (QMP x-xenemu-text-screen, and screendump to `png`, an absolute path, unless ''). */
   'xend.domain.screenshot': { dom: true; params: [png: string]; result: ScreenshotRecord };
   /** True once the domain shut down or went, false after `seconds` (a long poll). */

@@ -49,6 +49,8 @@ export interface PvBuildConfig {
   args?: string[];
   /** Leave the domain paused after building it (xl create -p). */
   paused?: boolean;
+  /** xl restore: the saved pages by pfn, copied in before start_info is written anew. */
+  restorePages?: Map<number, Uint8Array>;
 }
 
 export interface PvDomain {
@@ -125,6 +127,12 @@ export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Pr
 
     const layout = DEFAULT_LAYOUT;
     const mem = await mapForeignDomain(hv, domid);
+    if (cfg.restorePages) {
+      for (const [pfn, page] of cfg.restorePages) {
+        if (pfn >= mem.nrFrames) throw new BuildError('EINVAL', `saved page ${pfn} beyond the domain's ${mem.nrFrames} frames`);
+        mem.page(pfn).set(page);
+      }
+    }
     writeStartInfo(mem, layout, { nrPages, storePort, consolePort, cmdline: v.cmdline });
     await seedGrantTable(hv, domid, { consolePfn: layout.consolePfn, consoleDomid: 0, storePfn: layout.storePfn, storeDomid: 0 });
     check('setvcpucontext', await hv.domctl(XEN_DOMCTL_setvcpucontext, {

@@ -85,6 +85,9 @@ export interface Guest {
   close?(): Promise<void>;
 }
 
+/** xl restore: what a saved guest brings back (its pages). */
+export interface RestoreFrom { pages: Map<number, Uint8Array> }
+
 export interface GuestKind<C extends DomainConfig = DomainConfig> {
   readonly type: C['type'];
   /** xl's refusals that need no hypercall; the message xl would print, or undefined. */
@@ -95,5 +98,5 @@ export interface GuestKind<C extends DomainConfig = DomainConfig> {
    * throws BuildError. What the build chose (a generated MAC) is written back
    * into `config`, so that a restart builds the same guest.
    */
-  create(ctx: GuestContext, config: C, name: string): Promise<Guest>;
+  create(ctx: GuestContext, config: C, name: string, restore?: RestoreFrom): Promise<Guest>;
 }

@@ -4,7 +4,7 @@
 // with no entry (PVH today) is refused at create with xl's kind of message.
 import type { DomainConfig, DomainType } from '../../../shared/toolstack/xlcfg.js';
 import { BuildError } from './builder.js';
-import type { Guest, GuestContext, GuestKind } from './guest_kind.js';
+import type { Guest, GuestContext, GuestKind, RestoreFrom } from './guest_kind.js';
 import { PV_GUEST } from './pv_kind.js';
 import { HVM_GUEST } from './hvm/hvm_kind.js';
 
@@ -28,8 +28,8 @@ export function refuseGuest(config: DomainConfig): string | undefined {
 }
 
 /** Builds `config` with its kind's builder, paused (guest_kind.ts). */
-export function createGuest(ctx: GuestContext, config: DomainConfig, name: string): Promise<Guest> {
+export function createGuest(ctx: GuestContext, config: DomainConfig, name: string, restore?: RestoreFrom): Promise<Guest> {
   const kind = kindOf(config);
   if (!kind) throw new BuildError('EINVAL', refuseGuest(config)!);
-  return kind.create(ctx, config, name);
+  return kind.create(ctx, config, name, restore);
 }

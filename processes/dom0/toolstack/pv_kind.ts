@@ -51,10 +51,11 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
     return undefined;
   },
 
-  async create(ctx, config, name) {
+  async create(ctx, config, name, restore) {
     const built = await buildPvDomain(ctx, {
       name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
       uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
+      ...(restore ? { restorePages: restore.pages } : {}),
     });
     const guest = new PvGuest(ctx, built.domid);
     try {

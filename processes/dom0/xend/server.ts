@@ -73,6 +73,23 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return true;
     },
   },
+  'xend.domain.save': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'save file'), bool(p[2], 'keep', false), bool(p[3], 'paused', false)],
+    run: async (ts, [d, file, keep, paused]) => {
+      if (!ts.save) throw generic('save is not supported by this toolstack');
+      if (!file.startsWith('/')) throw generic(`save file must be an absolute path: ${file}`);
+      await ts.save(d.domid, file, { keep, paused });
+      return true;
+    },
+  },
+  'xend.domain.restore': {
+    params: (p) => [str(p[0], 'save file'), bool(p[1], 'paused', false)],
+    run: async (ts, [file, paused]) => {
+      if (!ts.restore) throw generic('restore is not supported by this toolstack');
+      if (!file.startsWith('/')) throw generic(`save file must be an absolute path: ${file}`);
+      return toRecord(await ts.restore(file, paused));
+    },
+  },
   'xend.domain.screenshot': {
     params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? '' : str(p[1], 'screenshot file')],
     run: async (ts, [d, png]) => {

@@ -64,6 +64,9 @@ export interface Toolstack {
   console(domid: number, type?: 'pv' | 'serial', num?: number): Promise<ConsoleAttach>;
   /** XEN_DOMCTL_sendtrigger: an HVM guest's ACPI power or sleep button (optional: the test fakes have none). */
   trigger?(domid: number, trigger: DomainTrigger): Promise<void>;
+  /** xl save / xl restore (optional: the test fakes have no guests' pages). */
+  save?(domid: number, file: string, opts: { keep: boolean; paused: boolean }): Promise<void>;
+  restore?(file: string, paused: boolean): Promise<DomainInfo>;
   /** The guest's emulated display, and its PNG written to `png` unless '' (optional: PV-only toolstacks have none). */
   screenshot?(domid: number, png: string): Promise<ScreenshotRecord>;
   /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */

@@ -43,6 +43,7 @@ import {
   BuildError, createGuest, destroyDomain, DomainExceptions, refuseGuest, setMemoryTarget, setVcpus, shutdownDomain,
   type ConsoleType, type Guest, type GuestContext,
 } from '../toolstack/index.js';
+import type { RestoreFrom } from '../toolstack/guest_kind.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { nodeInfo, type XenVersionInfo } from './nodeinfo.js';
@@ -58,6 +59,11 @@ import { removeDomainBackends } from '../toolstack/device.js';
 import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
 import type { NetworkDeviceRecord } from './toolstack.js';
 import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
+import { mapForeignDomain } from '../../../shared/xen/index.js';
+import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
+import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
+import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -82,6 +88,8 @@ interface Managed extends DomainMeta {
 // xl restarts a domain that keeps dying; a guest that dies at once would
 // loop forever, so more than this many restarts within the window destroy it.
 const RESTART_LIMIT = 5;
+/** How long a guest has to suspend (libxl's suspend timeout is 60 s for a PV guest; xenemu's kernel takes milliseconds). */
+const SUSPEND_TIMEOUT_MS = 10_000;
 const RESTART_WINDOW_MS = 10_000;
 
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -239,10 +247,10 @@ export class XenToolstack implements Toolstack {
     }
   }
 
-  private async build(config: DomainConfig, name = config.name, paused = false): Promise<DomainInfo> {
+  private async build(config: DomainConfig, name = config.name, paused = false, restore?: RestoreFrom): Promise<DomainInfo> {
     let guest: Guest;
     try {
-      guest = await createGuest(this.ctx, config, name);
+      guest = await createGuest(this.ctx, config, name, restore);
     } catch (e) {
       if (e instanceof BuildError && e.code === 'ENOMEM') {
         const phys = await this.physinfo().catch(() => undefined);
@@ -306,6 +314,101 @@ export class XenToolstack implements Toolstack {
     const g = this.managed.get(domid)?.guest;
     if (!g?.screenshot) throw new ToolstackError('EINVAL', `Domain ${domid} has no emulated display: it is not an HVM guest`);
     return this.lib(() => g.screenshot!(png));
+  }
+
+  /**
+   * xl save (libxl_domain_suspend): the guest suspends itself (control/shutdown
+   * = suspend, SCHEDOP_shutdown(suspend)); its configuration and pages go to
+   * `file` (save_image.ts); then it is destroyed, or resumed in place
+   * (`keep`: xl save -c; `paused`: -p, resumed but paused).
+   */
+  async save(domid: number, file: string, opts: { keep: boolean; paused: boolean }): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EPERM', 'Cannot save Domain-0');
+    const d = await this.mustExist(domid);
+    const m = this.managed.get(domid);
+    if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to save`);
+    if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: saving ${m.config.type} guests is not supported yet (PV guests only)`);
+    if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to save`);
+    const t0 = performance.now();
+    const path = `/local/domain/${domid}/control/shutdown`;
+    await this.xs.write(path, 'suspend');
+    const suspended = await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS);
+    if (!suspended) {
+      await this.xs.write(path, '').catch(() => undefined);
+      throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s (has it a PV control interface?)`);
+    }
+    const tSuspended = performance.now();
+    try {
+      const mem = await mapForeignDomain(this.dom0.hv, domid);
+      const config = { ...m.config, name: m.name, uuid: d.uuid };
+      const tmp = `${file}.tmp-${process.pid}`;
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        for (const part of encodeSaveImage(config, mem.bytes, { major: 4, minor: 17 })) writeSync(fd, part);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (e) {
+      // The guest is not lost: it runs on as if the save had not been asked.
+      await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+      rmSync(`${file}.tmp-${process.pid}`, { force: true });
+      throw new ToolstackError('EIO', `libxl: error: saving domain ${domid} to ${file}: ${(e as Error).message}`);
+    }
+    this.log(`xend: d${domid} '${m.name}' saved to ${file} (suspend ${(tSuspended - t0).toFixed(0)} ms, write ${(performance.now() - tSuspended).toFixed(0)} ms)`);
+    if (opts.keep || opts.paused) {
+      if (opts.paused) await this.dom0.hv.domctl(XEN_DOMCTL_pausedomain, { domain: domid });
+      const r = await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+      if (r.ret < 0) throw new ToolstackError('EIO', `libxl: error: resuming domain ${domid}: ${errnoName(r.ret)}`);
+      return;
+    }
+    await this.teardown(domid);
+  }
+
+  private async waitSuspended(domid: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.dom0.hv.domctl<xen_domctl_getdomaininfo>(XEN_DOMCTL_getdomaininfo, { domain: domid });
+      if (r.ret < 0 || r.data?.domain !== domid) throw new ToolstackError('ESRCH', `Domain ${domid} went away while suspending`);
+      const f = r.data.flags;
+      if (f & XEN_DOMINF_shutdown) {
+        if (((f >>> XEN_DOMINF_shutdownshift) & 0xff) === SHUTDOWN_suspend) return true;
+        throw new ToolstackError('EIO', `Domain ${domid} shut down (${shutdownReasonName(f)}) instead of suspending`);
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  }
+
+  /** xl restore: a saved guest back, same name and configuration, a new domid, its pages as they were. */
+  async restore(file: string, paused: boolean): Promise<DomainInfo> {
+    if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
+    let img;
+    try {
+      img = decodeSaveImage(file, readFileSync(file));
+    } catch (e) {
+      if (e instanceof SaveImageError) throw new ToolstackError('EINVAL', `libxl: error: ${e.message}`);
+      throw new ToolstackError('EINVAL', `libxl: error: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const config = img.config;
+    if (config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: ${file}: a ${config.type} guest cannot be restored (PV guests only)`);
+    const names = (await this.list()).map((x) => x.name);
+    if (names.includes(config.name) || this.creating.has(config.name)) {
+      throw new ToolstackError('EEXIST', `domain with name "${config.name}" already exists.`);
+    }
+    this.creating.add(config.name);
+    try {
+      const phys = await this.physinfo();
+      const freeMiB = Math.floor(phys.free_pages / 256);
+      if (config.memory > freeMiB) throw enomem(config, freeMiB);
+      if (img.maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) {
+        throw new ToolstackError('EINVAL', `libxl: error: ${file}: ${img.maxPfns} frames saved for a ${config.maxmem ?? config.memory} MiB domain`);
+      }
+      return await this.build(config, config.name, paused, { pages: img.pages });
+    } finally {
+      this.creating.delete(config.name);
+    }
   }
 
   private async domctl(cmd: number, domid: number, what: string): Promise<void> {

@@ -10,7 +10,7 @@ import { BlockDevices } from './blkdev.js';
 import { SimpleFs } from './simplefs.js';
 import { blkCommands, type Mounts } from '../commands/blk.js';
 
-export async function startBlockDevices(dom: XenDomain, xs: XsClient, balloon: Balloon, klog: KernelLog): Promise<Command[]> {
+export async function startBlockDevices(dom: XenDomain, xs: XsClient, balloon: Balloon, klog: KernelLog): Promise<{ commands: Command[]; devices: BlockDevices }> {
   const mounts: Mounts = { root: null };
   const blk = new BlockDevices({
     dom, xs, log: (m) => klog.printk(m), reservePages: (n) => balloon.reserve(n),
@@ -26,5 +26,5 @@ export async function startBlockDevices(dom: XenDomain, xs: XsClient, balloon: B
     if (mounts.root?.dev === d) mounts.root = null;
   };
   await blk.start().catch((e: Error) => klog.printk(`blkfront: ${e.message}`));
-  return blkCommands(blk, mounts);
+  return { commands: blkCommands(blk, mounts), devices: blk };
 }

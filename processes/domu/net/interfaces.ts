@@ -30,6 +30,14 @@ export function vifAddress(ipKey: string | null, domid: number, devid: number): 
 
 export class NetInterfaces {
   readonly list: NetInterface[] = [];
+
+  /** `resumed`: the addresses a restored kernel's interfaces had, by vif devid (suspend.ts). */
+  constructor(private readonly resumed?: Record<string, { ip: number; prefixLen: number }>) {}
+
+  /** Each interface's address by vif devid, for the suspend record. */
+  addresses(): Record<string, { ip: number; prefixLen: number }> {
+    return Object.fromEntries(this.list.map((i) => [String(i.dev.devid), { ip: i.stack.ip, prefixLen: i.stack.prefixLen }]));
+  }
   private watch: XenbusWatch | null = null;
   private readonly waiters: Array<() => void> = [];
 
@@ -57,7 +65,7 @@ export class NetInterfaces {
   private async add(nf: NetFront, xs: XsClient, domid: number, log: (m: string) => void): Promise<void> {
     const ipKey = await xs.tryRead(`${nf.backend}/ip`).catch(() => null);
     const stack = new NetStack(nf);
-    const a = vifAddress(ipKey, domid, nf.devid);
+    const a = this.resumed?.[String(nf.devid)] ?? vifAddress(ipKey, domid, nf.devid);
     if (a) stack.configure(a.ip, a.prefixLen);
     const ifc = { dev: nf, stack };
     this.list.push(ifc);
