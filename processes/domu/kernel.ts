@@ -160,7 +160,7 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
     }
   };
   await watchShutdown(xs, klog, (reason) => void (reason === SHUTDOWN_suspend ? suspend() : k.shutdown(reason)));
-  for (const f of ['feature-poweroff', 'feature-reboot']) await xs.write(`control/${f}`, '1').catch(() => undefined);
+  for (const f of ['feature-poweroff', 'feature-reboot', 'feature-suspend']) await xs.write(`control/${f}`, '1').catch(() => undefined);
   klog.printk('xen_manage: shutdown watch registered (poweroff, halt, reboot)');
 
   const net = new NetInterfaces(resumed?.net);
