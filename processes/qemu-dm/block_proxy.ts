@@ -20,15 +20,18 @@
 // staging chunk), and each hand-off costs a wake-up of the main thread, a
 // blkfront request, two events through the hypervisor and a wake-up of
 // Domain-0's blkback. A read that starts where the last one ended fetches
-// the whole shared buffer (1 MiB, one indirect blkfront request) and the
-// reads after it are served from there, as qemu's block layer and Linux's
-// readahead do for a sequential stream. The buffer holds what the disk held
+// the whole shared buffer and the reads after it are served from there, as
+// qemu's block layer and Linux's readahead do for a sequential stream. The
+// buffer is 4 MiB: blkfront sends it as four 1 MiB indirect requests at
+// once, which blkback takes in one pass of its ring (with 1 MiB, Domain-0
+// spent ~560 ms of CPU per GiB the guest read; with 4 MiB ~320, qemu-dm in
+// Domain-0 ~840: docs/benchmarks.md, stubdom). The buffer holds what the disk held
 // when it was read: a write through this drive drops it (the disk is its
 // guest's alone: nothing else writes it behind the device model's back).
 import type { BlockBackend } from '../../shared/hw/backend.js';
 
-/** The shared buffer of one drive: the largest piece of a request. */
-export const BLOCK_PROXY_CHUNK = 1 << 20;
+/** The shared buffer of one drive: the largest piece of a request, and the read-ahead. */
+export const BLOCK_PROXY_CHUNK = 4 << 20;
 const SECTOR = 512;
 /** ctl words: the last request done, and its status (0 or a negative errno). */
 const DONE = 0;
