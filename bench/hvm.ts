@@ -53,17 +53,17 @@ const TSC_PER_NS = 1;
 const BUCKET_TICKS = 32;
 
 /** busybox sh's prompt on ttyS0 (it then asks the terminal where its cursor is: ESC [ 6 n). */
-const PROMPT = /\/ # (\x1b\[6n)?$/;
+export const PROMPT = /\/ # (\x1b\[6n)?$/;
 const LINUX_BOOT_TIMEOUT_MS = 240_000;
 
-function nasm(ctx: SuiteContext, src: string, out: string, defines: string[] = []): Buffer {
+export function nasm(ctx: SuiteContext, src: string, out: string, defines: string[] = []): Buffer {
   const r = spawnSync('nasm', ['-f', 'bin', ...defines.map((d) => `-D${d}`), join(ctx.root, 'bench', 'asm', src), '-o', out], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`nasm ${src}: ${r.error?.message ?? r.stderr}`);
   return readFileSync(out);
 }
 
 /** A disk image of `bytes` with `sector` as its boot sector. */
-function bootDisk(path: string, sector: Buffer, bytes = MiB): string {
+export function bootDisk(path: string, sector: Buffer, bytes = MiB): string {
   const img = Buffer.alloc(bytes);
   sector.copy(img, 0);
   writeFileSync(path, img);
@@ -71,7 +71,7 @@ function bootDisk(path: string, sector: Buffer, bytes = MiB): string {
 }
 
 /** Types a command at busybox's prompt; resolves with its output once the prompt is back. */
-async function shell(c: SerialConsole, cmd: string, timeoutMs = 120_000): Promise<string> {
+export async function shell(c: SerialConsole, cmd: string, timeoutMs = 120_000): Promise<string> {
   const from = c.text.length;
   c.write(`${cmd}\r`);
   await c.until(PROMPT, from + cmd.length, timeoutMs);
@@ -80,7 +80,7 @@ async function shell(c: SerialConsole, cmd: string, timeoutMs = 120_000): Promis
 }
 
 /** MiB/s of `time dd ...` in busybox: dd says nothing of time, busybox's time says "real 0m 1.23s". */
-function timedRate(out: string, MiBs: number): number {
+export function timedRate(out: string, MiBs: number): number {
   const m = /real\s+(\d+)m\s*([\d.]+)s/.exec(out);
   if (!m || !/(\d+)\+0 records in/.test(out)) throw new Error(`no dd and time report in: ${out}`);
   return MiBs / (Number(m[1]) * 60 + Number(m[2]));
@@ -95,10 +95,10 @@ function ddRate(out: string): number {
 
 // ---- ioreq round trip ---------------------------------------------------------
 
-interface RtRound { p50Ns: number; p90Ns: number; p99Ns: number; perSec: number; wallNs: number; tscNs: number }
+export interface RtRound { p50Ns: number; p90Ns: number; p99Ns: number; perSec: number; wallNs: number; tscNs: number }
 
 /** One round of the guest program: a byte on COM1 starts it; its histogram and times come back. */
-async function rtRound(c: SerialConsole, n: number): Promise<RtRound> {
+export async function rtRound(c: SerialConsole, n: number): Promise<RtRound> {
   const from = c.text.length;
   const t0 = performance.now();
   c.write('g');

@@ -119,24 +119,30 @@ export function startQemu(ctx: SuiteContext, m: MachineSpec): Running {
   return { console: new ChildConsole(c), t0, stop: async () => { await c.stop(1000); } };
 }
 
-/** An xenemu HVM guest's config with the same machine (videoram comes out of memory, as libxl counts it). */
-export function hvmConfig(m: MachineSpec): string {
+/**
+ * An xenemu HVM guest's config with the same machine (videoram comes out of
+ * memory, as libxl counts it), and `extra` lines (e.g. a stub domain's).
+ */
+export function hvmConfig(m: MachineSpec, extra: string[] = []): string {
   const disks: string[] = [];
   if (m.hda) disks.push(`'file:${m.hda},hda,w'`);
   if (m.cdrom) disks.push(`'file:${m.cdrom},hdc:cdrom,r'`);
   return [
     'type = "hvm"', `name = "${m.name}"`, `memory = ${m.ramMiB + VGA_MIB}`, `videoram = ${VGA_MIB}`, 'serial = "pty"',
-    `boot = "${m.bootCd ? 'dc' : 'c'}"`, `disk = [ ${disks.join(', ')} ]`, 'on_crash = "preserve"',
+    `boot = "${m.bootCd ? 'dc' : 'c'}"`, `disk = [ ${disks.join(', ')} ]`, 'on_crash = "preserve"', ...extra,
   ].join('\n');
 }
 
 /**
  * `xl create -c` of the guest: its stdout is COM1 until `until` matches
- * (the boot's end), then xl is detached and COM1 is the guest's PTY.
+ * (the boot's end), then xl is detached and COM1 is the guest's PTY: qemu-dm's
+ * serial/0 PTY, or with its device model in a stub domain (`extra` holding
+ * device_model_stubdomain_override = 1) the stub's console, whose domid
+ * comes back as `dmDomid`.
  */
-export async function startXenemu(ctx: SuiteContext, h: BenchHost, m: MachineSpec, ready: RegExp, timeoutMs: number)
-  : Promise<Running & { readyMs: number; domid: number }> {
-  const cfg = h.file(`${m.name}.cfg`, hvmConfig(m));
+export async function startXenemu(ctx: SuiteContext, h: BenchHost, m: MachineSpec, ready: RegExp, timeoutMs: number, extra: string[] = [])
+  : Promise<Running & { readyMs: number; domid: number; dmDomid?: number }> {
+  const cfg = h.file(`${m.name}.cfg`, hvmConfig(m, extra));
   const t0 = performance.now();
   const xl = ctx.scope.spawn(`xl create ${m.name}`, process.execPath, [h.cli, 'xl', 'create', '-c', cfg], { env: h.env });
   const boot = new ChildConsole(xl);
@@ -156,9 +162,12 @@ export async function startXenemu(ctx: SuiteContext, h: BenchHost, m: MachineSpe
   const xs = await XsClient.connect(join(h.rundir, 'xenstored.sock'));
   let pty: PtyClient;
   let domid: number;
+  let dmDomid: number | undefined;
   try {
     domid = Number((await ctx.scope.run('xl domid', process.execPath, [h.cli, 'xl', 'domid', m.name], { env: h.env })).trim());
-    pty = new PtyClient(await xs.readString(`/local/domain/${domid}/serial/0/tty`));
+    const stub = await xs.tryRead(`/local/domain/${domid}/image/device-model-domid`);
+    if (stub !== null) dmDomid = Number(stub);
+    pty = new PtyClient(await xs.readString(dmDomid !== undefined ? `/local/domain/${dmDomid}/console/tty` : `/local/domain/${domid}/serial/0/tty`));
   } catch (e) {
     await destroy();
     throw e;
@@ -166,5 +175,5 @@ export async function startXenemu(ctx: SuiteContext, h: BenchHost, m: MachineSpe
     xs.close();
   }
   const stop = async () => { await pty.close(); await destroy(); };
-  return { console: pty, t0, readyMs, domid, stop };
+  return { console: pty, t0, readyMs, domid, dmDomid, stop };
 }

@@ -11,6 +11,7 @@ import { scheduler } from './scheduler.js';
 import { blk } from './blk.js';
 import { xenctrl } from './xenctrl.js';
 import { hvm } from './hvm.js';
+import { stubdom } from './stubdom.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -22,4 +23,5 @@ export const SUITES: Suite[] = [
   blk,
   xenctrl,
   hvm,
+  stubdom,
 ];
