@@ -40,6 +40,7 @@ t.test('stub domains', { skip: bootGuestsMissing() }, async (t) => {
     t.equal(await xs.readString(`/local/domain/${stub}/device/vbd/51712/state`), '4', "the stub's vbd xvda is connected");
     t.equal(await xs.readString(`/local/domain/${stub}/device/vif/0/state`), '4', "the stub's vif 0 is connected");
     t.same(qemuDmPids(h), [], 'Domain-0 runs no qemu-dm');
+    t.match(await xlOk(h, 'top', '-b', '-i', '1'), /^\s+sg-dm\s/m, 'xl top (xentop) lists sg-dm');
     t.match(read(g.dmLog('sg')), /qemu-dm\[stubdom d\d+\]: running/, 'the stub logs to qemu-dm-sg.log');
     t.match(read(join(h.rundir, 'logs', 'hypervisor.log')), new RegExp(`d${stub}: device model of d${id}`), 'XEN_DOMCTL_set_target');
 
