@@ -2,7 +2,7 @@
 // xenemu: the launcher. Subcommands are entries of one table, so the
 // toolstack adds `xm`, `xl`, `xenstored`, `demo` as siblings of these.
 //
-//   xenemu up [--name H] [--memory MB] [--pcpus N] [--foreground]
+//   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]
 //   xenemu down [H]
 //   xenemu status
 //   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
@@ -48,7 +48,7 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   up: {
-    summary: 'up [--name H] [--memory MB] [--pcpus N] [--foreground]   start a virtual host',
+    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]   start a virtual host (--listen: take migrations there)',
     async run(argv) {
       const { values } = parseArgs({ args: argv, options: {
         name: { type: 'string', default: DEFAULT_HOST_NAME },
@@ -56,6 +56,7 @@ export const commands: Record<string, Command> = {
         pcpus: { type: 'string', default: '2' },
         foreground: { type: 'boolean', default: false },
         dom0: { type: 'string' },
+        listen: { type: 'string' },
       }, strict: true });
       const name = values.name!;
       if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
@@ -63,8 +64,9 @@ export const commands: Record<string, Command> = {
       const pcpus = Number(values.pcpus);
       if (!Number.isInteger(memoryMB) || memoryMB < 64) return fail('--memory must be an integer >= 64 (MB)');
       if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64) return fail('--pcpus must be 1..64');
+      if (values.listen !== undefined && !/^[^\s:]+:\d{1,5}$/.test(values.listen)) return fail('--listen must be ADDR:PORT');
       await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
-                 extraArgs: values.dom0 ? ['--dom0', values.dom0] : [] });
+                 extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : [])] });
       return 0;
     },
   },

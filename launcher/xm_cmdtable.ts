@@ -137,6 +137,13 @@ export const XM_COMMANDS: readonly XmCommand[] = [
       + '-e  Accepted, as xl takes it: xend watches the domain anyway.',
     opts: 'pe', minArgs: 1, run: dom.restore,
   },
+  {
+    name: 'migrate', desc: 'Migrate a domain to another host', usage: '[options] <Domain> <Host:Port>',
+    options: '--live  Pre-copy the memory while the domain runs, then stop it for the rest.\n'
+      + '-l      Print the summary as JSON (rounds, bytes sent, downtime).\n'
+      + '-e      Accepted, as xl takes it.',
+    opts: 'le', minArgs: 2, run: dom.migrate,
+  },
   { name: 'uptime', desc: 'Print uptime for all/some domains', usage: '[-s] [Domain]', opts: 's', minArgs: 0, run: dom.uptime },
 ];
 

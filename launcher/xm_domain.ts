@@ -291,3 +291,31 @@ export async function restore(x: XmContext, o: Opts): Promise<number> {
   x.err(`Restored domain ${rec.name} as domid ${rec.domid}\n`);
   return 0;
 }
+
+/**
+ * xl migrate [--live] [-l] <Domain> <Host:Port>: the guest to the host whose
+ * xenemu listens there (xenemu up --listen). --live: pre-copy rounds while
+ * it runs. A line per round, the downtime at the end; -l prints the summary
+ * as JSON instead.
+ */
+export async function migrate(x: XmContext, o: Opts): Promise<number> {
+  const live = o.rest.includes('--live');
+  const json = o.flags.has('l') || o.rest.includes('-l');
+  const operands = o.rest.filter((a) => a !== '--live' && a !== '-l' && a !== '-e');
+  const bad = operands.find((a) => a.startsWith('-'));
+  if (bad) throw new UsageError(`option \`${bad.replace(/^-+/, '')}' not supported.`, false);
+  if (operands.length !== 2) throw new UsageError('migrate needs <Domain> and <Host:Port>', true);
+  const [dom, target] = operands as [string, string];
+  if (!json) x.err(`migration target: ${target}${live ? ' (live)' : ''}\n`);
+  const s = await x.call('xend.domain.migrate', dom, target, live);
+  if (json) {
+    x.out(`${JSON.stringify(s, null, 2)}\n`);
+    return 0;
+  }
+  for (const r of s.rounds) {
+    x.err(`round ${r.round}: ${r.pages} pages, ${(r.bytes / 1048576).toFixed(1)} MB in ${r.ms.toFixed(0)} ms\n`);
+  }
+  x.err(`migration sender: Target reports successful startup (domid ${s.targetDomid}); ` +
+    `${(s.sentBytes / 1048576).toFixed(1)} MB sent, downtime ${s.downtimeMs.toFixed(0)} ms, total ${s.totalMs.toFixed(0)} ms\n`);
+  return 0;
+}

@@ -105,6 +105,8 @@ const starters: ServiceStarter[] = [
     let toolstack: XenToolstack;
     try {
       toolstack = await XenToolstack.start({ dom0: ctx.hypervisor, xs, consoled: started.xenconsoled!, log: ctx.log, hotplug: started.netback });
+      // xenemu up --listen ADDR:PORT: this host takes migrations (docs/saverestore.md).
+      if (process.env.XENEMU_LISTEN) await toolstack.listen(process.env.XENEMU_LISTEN);
     } catch (e) {
       xs.close();
       throw e;

@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'dom0-mem': { type: 'string' },
     dom0: { type: 'string' },
     sched: { type: 'string', default: process.env.XENEMU_SCHED ?? 'credit' },
+    listen: { type: 'string' },
   },
   strict: true,
 });
@@ -41,6 +42,14 @@ if (!Number.isInteger(memoryMB) || memoryMB < 64 || !Number.isInteger(pcpus) || 
 if (values.sched !== 'credit' && values.sched !== 'rr') {
   process.stderr.write('hypervisor: --sched must be credit or rr\n');
   process.exit(2);
+}
+// --listen ADDR:PORT: Domain-0's xend takes migrations there (docs/saverestore.md); it finds it in its environment.
+if (values.listen !== undefined) {
+  if (!/^[^\s:]+:\d{1,5}$/.test(values.listen)) {
+    process.stderr.write('hypervisor: --listen must be ADDR:PORT\n');
+    process.exit(2);
+  }
+  process.env.XENEMU_LISTEN = values.listen;
 }
 // dom0_mem: 512 MB, or a quarter of a small host (at least 64 MB).
 const dom0MB = values['dom0-mem'] ? Number(values['dom0-mem']) : Math.min(512, Math.max(64, Math.floor(memoryMB / 4)));

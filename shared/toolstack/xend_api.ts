@@ -95,6 +95,13 @@ export type ScreenshotRecord = {
   png: string;
 };
 
+/** What xl migrate reports (its -l JSON summary): each round's pages, the bytes sent, the downtime. */
+export type MigrationSummary = {
+  domid: number; target: string; live: boolean;
+  rounds: Array<{ round: number; pages: number; bytes: number; ms: number }>;
+  sentBytes: number; downtimeMs: number; totalMs: number; targetDomid: number;
+};
+
 /** A domain as a client names it: its name or its id. */
 export type DomRef = string | number;
 
@@ -119,6 +126,8 @@ export interface XendApi {
   'xend.domain.save': { dom: true; params: [file: string, keep: boolean, paused: boolean]; result: true };
   /** xl restore: the saved guest, same name, a new domid; `paused` (-p) leaves it paused. */
   'xend.domain.restore': { dom: false; params: [file: string, paused: boolean]; result: DomainRecord };
+  /** xl migrate: to the xend listening at `target` (HOST:PORT); `live`: pre-copy rounds while it runs. */
+  'xend.domain.migrate': { dom: true; params: [target: string, live: boolean]; result: MigrationSummary };
   /** The emulated display (QMP x-xenemu-text-screen, and screendump to `png`, an absolute path, unless ''). */
   'xend.domain.screenshot': { dom: true; params: [png: string]; result: ScreenshotRecord };
   /** True once the domain shut down or went, false after `seconds` (a long poll). */

@@ -26,6 +26,8 @@ export interface HostOptions {
   pcpus?: number;
   /** A Dom0 program instead of processes/dom0 (e.g. test/fixtures/probe_domain.js). */
   dom0?: string;
+  /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
+  listen?: string;
   name?: string;
 }
 
@@ -84,6 +86,7 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   });
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
+  if (opts.listen) args.push('--listen', opts.listen);
   await xenemu(...args);
   const hypervisorPid = readHypervisorPid(rundir) ?? 0;
   return {

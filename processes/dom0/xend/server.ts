@@ -90,6 +90,13 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return toRecord(await ts.restore(file, paused));
     },
   },
+  'xend.domain.migrate': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'migration target'), bool(p[2], 'live', true)],
+    run: async (ts, [d, target, live]) => {
+      if (!ts.migrate) throw generic('migration is not supported by this toolstack');
+      return ts.migrate(d.domid, target, live);
+    },
+  },
   'xend.domain.screenshot': {
     params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? '' : str(p[1], 'screenshot file')],
     run: async (ts, [d, png]) => {

@@ -64,6 +64,7 @@ import { mapForeignDomain } from '../../../shared/xen/index.js';
 import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
+import { MigrationReceiver, MigrationSender, type MigrationSummary } from './migration.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -111,6 +112,7 @@ export class XenToolstack implements Toolstack {
   /** sched-credit, vcpu-list, vcpu-pin; cpu_weight, cap and cpus at create. */
   readonly sched: XenSchedControl;
   private exc: DomainExceptions | undefined;
+  private receiver: MigrationReceiver | undefined;
   private scanning: Promise<void> | null = null;
   private rescan = false;
   private closed = false;
@@ -135,6 +137,7 @@ export class XenToolstack implements Toolstack {
   async close(): Promise<void> {
     this.closed = true;
     this.exc?.close();
+    this.receiver?.close();
     await this.scanning?.catch(() => undefined);
     // The device models are Domain-0's processes: they go before it does.
     await Promise.all([...this.managed.values()].map((m) => m.guest.close?.().catch(() => undefined)));
@@ -330,13 +333,7 @@ export class XenToolstack implements Toolstack {
     if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: saving ${m.config.type} guests is not supported yet (PV guests only)`);
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to save`);
     const t0 = performance.now();
-    const path = `/local/domain/${domid}/control/shutdown`;
-    await this.xs.write(path, 'suspend');
-    const suspended = await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS);
-    if (!suspended) {
-      await this.xs.write(path, '').catch(() => undefined);
-      throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s (has it a PV control interface?)`);
-    }
+    await this.suspendGuest(domid);
     const tSuspended = performance.now();
     try {
       const mem = await mapForeignDomain(this.dom0.hv, domid);
@@ -366,6 +363,71 @@ export class XenToolstack implements Toolstack {
     await this.teardown(domid);
   }
 
+  /** libxl__domain_suspend for a PV guest: control/shutdown = suspend, and the wait for SHUTDOWN_suspend. */
+  private async suspendGuest(domid: number): Promise<void> {
+    const path = `/local/domain/${domid}/control/shutdown`;
+    await this.xs.write(path, 'suspend');
+    if (!(await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS))) {
+      await this.xs.write(path, '').catch(() => undefined);
+      throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s (has it a PV control interface?)`);
+    }
+  }
+
+  /**
+   * xl migrate: the guest to the host whose xend listens at `target`
+   * (migration.ts). `live`: pre-copy rounds while it runs, then the dirty
+   * rest after the suspend; else all of it after the suspend. The guest is
+   * destroyed here only once the target runs it; if anything fails, it runs
+   * on here.
+   */
+  async migrate(domid: number, target: string, live: boolean): Promise<MigrationSummary> {
+    if (domid === 0) throw new ToolstackError('EPERM', 'Cannot migrate Domain-0');
+    const d = await this.mustExist(domid);
+    const m = this.managed.get(domid);
+    if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to send`);
+    if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: migrating ${m.config.type} guests is not supported yet (PV guests only)`);
+    if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to migrate`);
+    if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
+    const t0 = performance.now();
+    const mem = await mapForeignDomain(this.dom0.hv, domid);
+    const tx = new MigrationSender(target, mem.bytes);
+    let suspended = false;
+    try {
+      await tx.begin(m.name, m.config.memory);
+      if (live) await tx.precopy();
+      const tStop = performance.now();
+      await this.suspendGuest(domid);
+      suspended = true;
+      await tx.round(tx.rounds.length);
+      const targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+      const downtimeMs = performance.now() - tStop;
+      this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
+        `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
+      await this.teardown(domid);
+      return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid };
+    } catch (e) {
+      tx.abort();
+      if (suspended) await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+      this.log(`xend: migrating d${domid} to ${target} failed, it runs on here: ${(e as Error).message}`);
+      throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${(e as Error).message}`);
+    } finally {
+      tx.close();
+    }
+  }
+
+  /** xenemu up --listen: take migrations (migration.ts's receiver). */
+  async listen(addr: string): Promise<void> {
+    this.receiver = await MigrationReceiver.listen(addr, {
+      admit: async (name, memory) => {
+        if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) return `domain with name "${name}" already exists.`;
+        const free = Math.floor((await this.physinfo()).free_pages / 256);
+        return memory > free ? `${memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)` : undefined;
+      },
+      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, false)).domid,
+      log: this.log,
+    });
+  }
+
   private async waitSuspended(domid: number, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -391,8 +453,15 @@ export class XenToolstack implements Toolstack {
       if (e instanceof SaveImageError) throw new ToolstackError('EINVAL', `libxl: error: ${e.message}`);
       throw new ToolstackError('EINVAL', `libxl: error: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    const config = img.config;
-    if (config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: ${file}: a ${config.type} guest cannot be restored (PV guests only)`);
+    return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused);
+  }
+
+  /** A saved or migrated guest built again from its configuration and pages. */
+  private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean): Promise<DomainInfo> {
+    if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
+    if (!config || config.type !== 'pv' || typeof config.name !== 'string') {
+      throw new ToolstackError('EINVAL', `libxl: error: ${what}: a ${config?.type} guest cannot be restored (PV guests only)`);
+    }
     const names = (await this.list()).map((x) => x.name);
     if (names.includes(config.name) || this.creating.has(config.name)) {
       throw new ToolstackError('EEXIST', `domain with name "${config.name}" already exists.`);
@@ -402,10 +471,10 @@ export class XenToolstack implements Toolstack {
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
-      if (img.maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) {
-        throw new ToolstackError('EINVAL', `libxl: error: ${file}: ${img.maxPfns} frames saved for a ${config.maxmem ?? config.memory} MiB domain`);
+      if (maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) {
+        throw new ToolstackError('EINVAL', `libxl: error: ${what}: ${maxPfns} frames saved for a ${config.maxmem ?? config.memory} MiB domain`);
       }
-      return await this.build(config, config.name, paused, { pages: img.pages });
+      return await this.build(config, config.name, paused, { pages });
     } finally {
       this.creating.delete(config.name);
     }

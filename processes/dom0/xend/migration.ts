@@ -1,0 +1,251 @@
+// Migration between hosts (docs/saverestore.md): a PV guest's pages go to
+// another host's xend over ZeroMQ TCP, while it runs (pre-copy, Clark et
+// al., NSDI 2005) or once stopped, then the guest suspends, the pages it
+// dirtied meanwhile follow, the target restores it, and only then is it
+// destroyed here.
+//
+//   source (DEALER)                              target (ROUTER on --listen ADDR:PORT)
+//     begin {name, memory, maxPfns} ───────────►  name free? memory? -> ok
+//     pages {round, pfns, data} ... ───────────►  staged (a later copy of a page replaces it)
+//     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
+//     pages {final} ───────────────────────────►
+//     commit {config} ─────────────────────────►  restore from the staged pages, unpause
+//                      ◄───────────────────────── ok {domid}
+//     destroy the source's domain
+//
+// Which pages changed since they were sent: each sent copy's digest is
+// kept, and each round compares every page's digest with it (the plain
+// fallback of log-dirty tracking: it needs nothing of the guest, and a page
+// rewritten with its old bytes is rightly not sent again).
+//
+// A target that does not answer (killed, unreachable, refusing) leaves the
+// guest here: before the suspend it never stopped; after it, it is resumed
+// in place (XEN_DOMCTL_resumedomain). The target drops a session whose
+// source went quiet.
+import * as zmq from 'zeromq';
+import { pack, unpack } from 'msgpackr';
+import { PAGE_SIZE } from '../../../shared/abi/xen.js';
+import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
+
+/** Pages per message. */
+const BATCH = 256;
+/** How long a reply may take (the commit includes the target's restore). */
+export const MIGRATION_REPLY_TIMEOUT_MS = 30_000;
+/** How long the target has to answer `begin`: a host that is not listening is found out fast. */
+const BEGIN_TIMEOUT_MS = 5_000;
+/** A target session with no message for this long is dropped. */
+const SESSION_IDLE_MS = 60_000;
+/** Pre-copy stops when a round finds fewer dirty pages than this, or after MAX_ROUNDS. */
+const DIRTY_STOP = 64;
+const MAX_ROUNDS = 8;
+
+export type MigrationMsg =
+  | { type: 'begin'; name: string; memory: number; maxPfns: number }
+  | { type: 'pages'; round: number; pfns: Uint8Array; data: Uint8Array }
+  | { type: 'commit'; config: DomainConfig }
+  | { type: 'abort' };
+export type MigrationReply = { ok: true; domid?: number } | { ok: false; error: string };
+
+export type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
+export interface MigrationRound { round: number; pages: number; bytes: number; ms: number }
+
+/** A 32-bit digest of one page (FNV-like over 32-bit words). */
+function pageDigest(w: Int32Array, at: number): number {
+  let h = 0x811c9dc5;
+  for (let i = at, end = at + PAGE_SIZE / 4; i < end; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** The source's side of one migration. */
+export class MigrationSender {
+  private readonly sock: zmq.Dealer;
+  private readonly words: Int32Array;
+  private readonly maxPfns: number;
+  /** Digest of the copy of each page the target holds; undefined: none sent (the target has zeros). */
+  private readonly sent: Array<number | undefined>;
+  private readonly zero: number;
+  readonly rounds: MigrationRound[] = [];
+  sentBytes = 0;
+
+  constructor(readonly target: string, private readonly mem: Uint8Array) {
+    this.sock = new zmq.Dealer({ linger: 0, sendTimeout: MIGRATION_REPLY_TIMEOUT_MS, receiveTimeout: MIGRATION_REPLY_TIMEOUT_MS, sendHighWaterMark: 64 });
+    this.sock.connect(`tcp://${target}`);
+    this.words = new Int32Array(mem.buffer, mem.byteOffset, mem.byteLength / 4);
+    this.maxPfns = mem.byteLength / PAGE_SIZE;
+    this.sent = new Array(this.maxPfns);
+    this.zero = pageDigest(new Int32Array(PAGE_SIZE / 4), 0);
+  }
+
+  private async call(m: MigrationMsg): Promise<MigrationReply> {
+    await this.sock.send(pack(m));
+    const [reply] = await this.sock.receive();
+    return unpack(reply!) as MigrationReply;
+  }
+
+  async begin(name: string, memory: number): Promise<void> {
+    this.sock.receiveTimeout = BEGIN_TIMEOUT_MS;
+    let r: MigrationReply;
+    try {
+      r = await this.call({ type: 'begin', name, memory, maxPfns: this.maxPfns });
+    } catch (e) {
+      throw new Error(`no answer from ${this.target} in ${BEGIN_TIMEOUT_MS / 1000} s (is a xenemu host listening there? xenemu up --listen): ${(e as Error).message}`);
+    } finally {
+      this.sock.receiveTimeout = MIGRATION_REPLY_TIMEOUT_MS;
+    }
+    if (!r.ok) throw new Error(`the target refused: ${r.error}`);
+  }
+
+  /** Sends every page whose bytes differ from the copy the target has; returns how many. */
+  async round(round: number): Promise<number> {
+    const t0 = performance.now();
+    let pfns: number[] = [];
+    let total = 0;
+    let bytes = 0;
+    const flush = async () => {
+      if (pfns.length === 0) return;
+      const data = new Uint8Array(pfns.length * PAGE_SIZE);
+      const digests = pfns.map((pfn, i) => {
+        data.set(this.mem.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE), i * PAGE_SIZE);
+        // The digest of what is sent, not of the page, which may change meanwhile.
+        return pageDigest(new Int32Array(data.buffer, i * PAGE_SIZE, PAGE_SIZE / 4), 0);
+      });
+      const idx = new Uint32Array(pfns);
+      await this.sock.send(pack({ type: 'pages', round, pfns: new Uint8Array(idx.buffer), data } satisfies MigrationMsg));
+      pfns.forEach((pfn, i) => { this.sent[pfn] = digests[i]; });
+      bytes += data.byteLength;
+      pfns = [];
+    };
+    for (let pfn = 0; pfn < this.maxPfns; pfn++) {
+      const d = pageDigest(this.words, pfn * (PAGE_SIZE / 4));
+      if (d === (this.sent[pfn] ?? this.zero)) continue;
+      pfns.push(pfn);
+      total++;
+      if (pfns.length === BATCH) await flush();
+    }
+    await flush();
+    this.sentBytes += bytes;
+    this.rounds.push({ round, pages: total, bytes, ms: performance.now() - t0 });
+    return total;
+  }
+
+  /** Pre-copy while the guest runs: rounds until few pages are dirtied or no progress is made. */
+  async precopy(): Promise<void> {
+    let last = Infinity;
+    for (let r = 0; r < MAX_ROUNDS; r++) {
+      const n = await this.round(r);
+      if (r > 0 && (n < DIRTY_STOP || n >= last)) return;
+      last = n;
+    }
+  }
+
+  async commit(config: DomainConfig): Promise<number> {
+    const r = await this.call({ type: 'commit', config });
+    if (!r.ok) throw new Error(r.error);
+    return r.domid ?? -1;
+  }
+
+  abort(): void {
+    void this.sock.send(pack({ type: 'abort' } satisfies MigrationMsg)).catch(() => undefined);
+  }
+
+  close(): void { this.sock.close(); }
+}
+
+interface Session { name: string; maxPfns: number; pages: Map<number, Uint8Array>; timer: NodeJS.Timeout }
+
+export interface ReceiverHooks {
+  /** Whether a guest `name` of `memory` MiB may come: an error message, or undefined. */
+  admit(name: string, memory: number): Promise<string | undefined>;
+  /** Restores the guest from the staged pages and unpauses it; its domid. */
+  restore(config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>): Promise<number>;
+  log(m: string): void;
+}
+
+/** The target's side: xend's ROUTER on --listen ADDR:PORT. */
+export class MigrationReceiver {
+  private readonly sock = new zmq.Router({ linger: 0, receiveHighWaterMark: 64 });
+  private readonly sessions = new Map<string, Session>();
+  private closed = false;
+
+  private constructor(private readonly hooks: ReceiverHooks) {}
+
+  static async listen(addr: string, hooks: ReceiverHooks): Promise<MigrationReceiver> {
+    const r = new MigrationReceiver(hooks);
+    await r.sock.bind(`tcp://${addr}`);
+    hooks.log(`migration: listening on tcp://${addr}`);
+    void r.loop();
+    return r;
+  }
+
+  private drop(key: string): void {
+    const s = this.sessions.get(key);
+    if (!s) return;
+    clearTimeout(s.timer);
+    this.sessions.delete(key);
+  }
+
+  private touch(key: string, s: Session): void {
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => { this.hooks.log(`migration: '${s.name}': the source went quiet, dropped`); this.drop(key); }, SESSION_IDLE_MS);
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for await (const [id, body] of this.sock) {
+        if (!id || !body) continue;
+        const key = id.toString('hex');
+        let m: MigrationMsg;
+        try { m = unpack(body) as MigrationMsg; } catch { continue; }
+        const reply = (r: MigrationReply) => void this.sock.send([id, pack(r)]).catch(() => undefined);
+        const s = this.sessions.get(key);
+        switch (m.type) {
+          case 'begin': {
+            this.drop(key);
+            const why = Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22)
+              ? await this.hooks.admit(String(m.name), Number(m.memory)) : 'bad frame count';
+            if (why) { reply({ ok: false, error: why }); break; }
+            const ns: Session = { name: String(m.name), maxPfns: m.maxPfns, pages: new Map(), timer: setTimeout(() => undefined, 0) };
+            this.sessions.set(key, ns);
+            this.touch(key, ns);
+            reply({ ok: true });
+            break;
+          }
+          case 'pages': {
+            if (!s) break;
+            this.touch(key, s);
+            const pfns = new Uint32Array(m.pfns.buffer.slice(m.pfns.byteOffset, m.pfns.byteOffset + m.pfns.byteLength));
+            if (m.data.byteLength !== pfns.length * PAGE_SIZE) { this.hooks.log(`migration: '${s.name}': a malformed page batch, dropped`); this.drop(key); break; }
+            for (let i = 0; i < pfns.length; i++) {
+              const pfn = pfns[i]!;
+              if (pfn >= s.maxPfns) continue;
+              s.pages.set(pfn, Buffer.from(m.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)));
+            }
+            break;
+          }
+          case 'commit': {
+            if (!s) { reply({ ok: false, error: 'no migration in progress' }); break; }
+            this.drop(key);
+            try {
+              const domid = await this.hooks.restore(m.config, s.maxPfns, s.pages);
+              reply({ ok: true, domid });
+            } catch (e) {
+              reply({ ok: false, error: (e as Error).message });
+            }
+            break;
+          }
+          case 'abort':
+            this.drop(key);
+            break;
+        }
+      }
+    } catch (e) {
+      if (!this.closed) this.hooks.log(`migration: receiver stopped: ${(e as Error).message}`);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const k of [...this.sessions.keys()]) this.drop(k);
+    this.sock.close();
+  }
+}

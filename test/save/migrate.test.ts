@@ -1,0 +1,66 @@
+// xl migrate between two hosts over ZeroMQ TCP (docs/saverestore.md): the
+// target host listens (xenemu up --listen), a PV guest moves to it with
+// pre-copy rounds while it writes memory, keeps its memory (memcheck), its
+// disk's file and its network (a peer on the target host pings it); it is
+// gone from the source. A target that is not there leaves the guest
+// running on the source.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startHost } from '../helpers/host.js';
+import { list, PtyClient, xenstore, xl } from '../host/xl.js';
+import { netGuest } from '../net/guests.js';
+
+// A port per run, from the pid: parallel test files must not collide.
+const PORT = 20000 + (process.pid % 20000);
+
+t.test('xl migrate --live of a PV guest to another host', async (t) => {
+  const src = await startHost(t, { memory: 512, pcpus: 2 });
+  const dst = await startHost(t, { memory: 512, pcpus: 2, listen: `127.0.0.1:${PORT}` });
+  const peer = await netGuest(t, dst, 'peer', "vif = ['bridge=xenbr0,ip=10.0.0.2']");
+  const disk = join(src.root, 'mg.img');
+  writeFileSync(disk, Buffer.alloc(16 << 20));
+  const g = await netGuest(t, src, 'mg', `disk = ['file:${disk},xvda,w']\nvif = ['bridge=xenbr0,ip=10.0.0.7']`, 64);
+  await g.run('mkfs /dev/xvda');
+  await g.run('write notes travels');
+  t.match(await g.run('memfill 16 5'), /seed 5/, 'memfill 16 MiB');
+
+  const r = await xl(src, ['migrate', '--live', '-l', 'mg', `127.0.0.1:${PORT}`]);
+  t.equal(r.code, 0, `xl migrate --live ${r.stderr.trim()}`);
+  const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; downtimeMs: number; sentBytes: number; targetDomid: number };
+  t.ok(s.rounds.length >= 2, `pre-copy rounds then the final one (${s.rounds.map((x) => x.pages).join(', ')} pages)`);
+  t.ok(s.rounds[0]!.pages >= 4096, 'the first round carried the 16 MiB written');
+  t.comment(`downtime ${s.downtimeMs.toFixed(0)} ms, ${(s.sentBytes / 1048576).toFixed(1)} MiB sent`);
+  t.notOk((await list(src)).some((x) => x.name === 'mg'), 'mg is gone from the source');
+  const row = (await list(dst)).find((x) => x.name === 'mg');
+  t.equal(row?.id, s.targetDomid, `mg runs on the target as d${row?.id}`);
+
+  const xs = await xenstore(t, dst);
+  const pty = new PtyClient(await xs.readString(`/local/domain/${row!.id}/console/tty`));
+  t.teardown(() => pty.close());
+  const prompt = /root@mg:~# $/;
+  await pty.until(prompt, 0, 30_000);
+  const run = async (cmd: string): Promise<string> => {
+    const from = pty.text.length;
+    pty.write(`${cmd}\r`);
+    await pty.until(prompt, from + cmd.length, 30_000);
+    const out = pty.text.slice(from).replace(/\r/g, '');
+    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
+  };
+  t.match(await run('memcheck'), /4096 pages, seed 5: ok/, 'its memory came along, every page');
+  t.match(await run('cat notes'), /travels/, 'its disk (the same image path) has the file');
+  t.match(await run('ping -c 2 10.0.0.2'), /2 packets received|2 received/, "it pings a guest of the target host's bridge");
+  t.match(await peer.run('ping -c 1 10.0.0.7'), /1 packets received|1 received/, 'and is pinged back');
+});
+
+t.test('xl migrate to a host that is not listening leaves the guest running', async (t) => {
+  const src = await startHost(t, { memory: 256, pcpus: 1 });
+  const g = await netGuest(t, src, 'stay', '');
+  await g.run('memfill 4 9');
+  const r = await xl(src, ['migrate', 'stay', `127.0.0.1:${PORT + 1}`]);
+  t.not(r.code, 0, 'xl migrate fails');
+  t.match(r.stderr, /migration of domain \d+ to 127\.0\.0\.1:\d+ failed/, r.stderr.trim());
+  const row = (await list(src)).find((x) => x.name === 'stay');
+  t.equal(row?.id, g.id, 'the guest is still on the source under its domid');
+  t.match(await g.run('memcheck'), /seed 9: ok/, 'and runs on');
+});
