@@ -146,6 +146,8 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
     suspending = true;
     try {
       klog.printk('xen:manage: suspending (xl save or migration)', true);
+      // Freeze: a running command would go on writing after the record is taken.
+      await k.shell.interrupt();
       await Promise.all([...blk.devices.devices.values()].map((d) => d.quiesce()));
       await console.drain(1000);
       writeSuspendRecord(dom.memory, recordPfn, {

@@ -65,7 +65,26 @@ export class Shell {
 
   private out(text: string): void { this.write(text.replace(/\r?\n/g, '\r\n')); }
 
-  private async run(line: string): Promise<void> {
+  /**
+   * Stops the running command, as Ctrl-C does, and resolves once it has
+   * ended (bounded): the suspend's freezer (suspend.ts), since a command's
+   * state is the program's and would not match the pages saved.
+   */
+  async interrupt(timeoutMs = 2_000): Promise<void> {
+    if (!this.abort) return;
+    this.abort.abort();
+    const running = this.running;
+    if (running) await Promise.race([running, new Promise((r) => setTimeout(r, timeoutMs))]);
+  }
+
+  private running: Promise<void> | null = null;
+
+  private run(line: string): Promise<void> {
+    this.running = this.runLine(line).finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  private async runLine(line: string): Promise<void> {
     this.abort = new AbortController();
     const io: CommandIo = { out: (t) => this.out(t), signal: this.abort.signal };
     try {

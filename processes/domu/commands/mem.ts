@@ -34,6 +34,32 @@ export const memCommands: Command[] = [
     },
   },
   {
+    name: 'membusy', help: 'membusy MiB SECONDS: rewrite memfill\'s pages over and over, a new seed each pass (Ctrl-C stops it)',
+    async run(argv, io, k) {
+      const mib = Number(argv[1]);
+      const seconds = Number(argv[2]);
+      if (!access || !Number.isInteger(mib) || mib <= 0 || !Number.isFinite(seconds) || seconds < 0) { io.out('usage: membusy MiB SECONDS\n'); return 1; }
+      const pages = mib * PAGES_PER_MIB;
+      if (k.mem && k.mem.pages !== pages) { io.out(`membusy: ${k.mem.pages / PAGES_PER_MIB} MiB already held; give the same size\n`); return 1; }
+      const pfn = k.mem?.pfn ?? k.balloon.reserve(pages);
+      if (pfn < 0) { io.out(`membusy: cannot get ${mib} MiB\n`); return 1; }
+      const end = Date.now() + seconds * 1000;
+      let passes = 0;
+      let seed = k.mem?.seed ?? 0;
+      // Each pass is whole before the next turn of the event loop, so a
+      // suspend (which runs between turns) always finds one seed in every page.
+      while (Date.now() < end && !io.signal.aborted) {
+        seed = (seed + 1) >>> 0;
+        for (let i = 0; i < pages; i++) fillPattern(access.page(pfn + i), seed, i);
+        k.mem = { pfn, pages, seed };
+        passes++;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      io.out(`membusy: ${passes} passes over ${mib} MiB, seed ${seed}\n`);
+      return 0;
+    },
+  },
+  {
     name: 'memcheck', help: "memcheck: verify memfill's pattern, page by page",
     run(_argv, io, k) {
       if (!access || !k.mem) { io.out('memcheck: nothing filled\n'); return 1; }
