@@ -15,7 +15,8 @@ import { dirname, join } from 'node:path';
 interface ShmAddon {
   open(name: string, size: number, create: boolean, offset?: number): SharedArrayBuffer;
   unlink(name: string): boolean;
-  release?(sab: SharedArrayBuffer, offset: number, length: number): boolean;
+  mapFile?(fd: number, offset: number, length: number): SharedArrayBuffer;
+  release?(sab: SharedArrayBuffer, offset: number, length: number, keepData?: boolean): boolean;
   punchHole?(fd: number, offset: number, length: number): boolean;
   mapInto(buf: ArrayBuffer, offset: number, name: string, length: number, segOffset?: number): true;
   futexWait(sab: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): FutexWaitResult;
@@ -65,6 +66,27 @@ export function shmRelease(sab: SharedArrayBuffer, offset: number, length: numbe
  */
 export function punchHole(fd: number, offset: number, length: number): boolean {
   return addon.punchHole ? addon.punchHole(fd, offset, length) : false;
+}
+
+/**
+ * Maps [offset, offset+length) of an open regular file (MAP_SHARED; offset a
+ * page multiple): a store into it is in the file's page cache at once, as
+ * after write(2), with no system call. Accessing it past the file's end is
+ * SIGBUS: grow the file first (ftruncate), and drop the mapping before
+ * shrinking it. Undefined when the addon predates this call.
+ */
+export function mapFile(fd: number, offset: number, length: number): SharedArrayBuffer | undefined {
+  return addon.mapFile ? addon.mapFile(fd, offset, length) : undefined;
+}
+
+/**
+ * Takes a mapFile mapping's pages out of this process's memory
+ * (madvise MADV_DONTNEED; they no longer count in its RSS): the data stays
+ * in the file, and a later access reads it back. The mapping itself goes
+ * when the SharedArrayBuffer is collected.
+ */
+export function dropFilePages(sab: SharedArrayBuffer): boolean {
+  return addon.release ? addon.release(sab, 0, sab.byteLength, true) : false;
 }
 
 /**

@@ -7,11 +7,20 @@
  *   xs_bench echo SOCKET WARMUP_MS SAMPLE_MS SAMPLES     raw xs_wire round trips
  *   xs_bench rw|tx|watch [--echo SOCKET] WARMUP_MS SAMPLE_MS SAMPLES
  *                                                       libxenstore operations
+ *   xs_bench rw|tx|watch --versus SOCKET_A SOCKET_B WARMUP_MS SAMPLE_MS PAIRS
+ *                                                       the same against two daemons
  *   xs_bench fill COUNT                                   COUNT node creations
  *
  * With --echo, every sample of the operation is followed by a sample of raw
  * round trips to the echo server at SOCKET (the baseline), so that both see
  * the same machine: on a shared machine the load of the moment moves both.
+ *
+ * With --versus, one connection to each daemon, both open throughout: a
+ * warm-up on each, then PAIRS pairs of samples, one on A and one on B,
+ * the order alternating pair by pair (A B, B A, A B, ...). A pair's two
+ * samples are next to each other in time, so that the load of the moment
+ * weighs on both alike; "samples" are A's, "baseline_samples" B's, pair by
+ * pair.
  *
  * One line of JSON on stdout: {"mode":..., "samples":[[ops,seconds],...],
  * "baseline_samples":[...], "warmup_ops":n, "cpu_seconds":x}; cpu_seconds is
@@ -216,6 +225,32 @@ static void run_timed(const char *mode, op_fn op, op_fn base, struct ctx *c,
 	printf(",\"cpu_seconds\":%.4f,\"tx_retries\":%lu}\n", cpu, c->tx_retries);
 }
 
+/* Warm-up on each, then `pairs` pairs of samples of op on a and on b, in alternating order. */
+static void run_versus(const char *mode, op_fn op, struct ctx *a, struct ctx *b,
+		       double warmup, double sample, int pairs)
+{
+	unsigned long ia = 0, ib = 0, aops[pairs], bops[pairs];
+	double asecs[pairs], bsecs[pairs], cpu = 0, t;
+
+	run_for(op, a, &ia, warmup, &t);
+	run_for(op, b, &ib, warmup, &t);
+	for (int s = 0; s < pairs; s++) {
+		double cpu0;
+		if (s % 2)
+			bops[s] = run_for(op, b, &ib, sample, &bsecs[s]);
+		cpu0 = cpu_seconds();
+		aops[s] = run_for(op, a, &ia, sample, &asecs[s]);
+		cpu += cpu_seconds() - cpu0;
+		if (s % 2 == 0)
+			bops[s] = run_for(op, b, &ib, sample, &bsecs[s]);
+	}
+	printf("{\"mode\":\"%s\"", mode);
+	print_samples("samples", aops, asecs, pairs);
+	print_samples("baseline_samples", bops, bsecs, pairs);
+	printf(",\"cpu_seconds\":%.4f,\"tx_retries\":%lu,\"baseline_tx_retries\":%lu}\n",
+	       cpu, a->tx_retries, b->tx_retries);
+}
+
 static struct xs_handle *open_xs(void)
 {
 	/* xs_open(0) connects to $XENSTORED_PATH when it is set. */
@@ -257,11 +292,45 @@ static void fill(struct ctx *c, unsigned long count)
 	       count, now() - t0, cpu_seconds() - cpu0);
 }
 
+/* A watch on /bench/w, its initial event drained. */
+static void watch_setup(struct xs_handle *xs)
+{
+	unsigned int num;
+
+	if (!xs_watch(xs, "/bench/w", "bench"))
+		die("xs_watch");
+	/* A new watch fires once at once ("simplifies clients"): drain it. */
+	char **ev = xs_read_watch(xs, &num);
+	if (!ev)
+		die("xs_read_watch (initial event)");
+	free(ev);
+}
+
+static op_fn op_of(const char *mode)
+{
+	if (strcmp(mode, "rw") == 0)
+		return op_rw;
+	if (strcmp(mode, "tx") == 0)
+		return op_tx;
+	if (strcmp(mode, "watch") == 0)
+		return op_watch;
+	return NULL;
+}
+
+/* xs_open(0) on `socket` (libxenstore reads XENSTORED_PATH at each open). */
+static struct xs_handle *open_xs_at(const char *socket)
+{
+	if (setenv("XENSTORED_PATH", socket, 1) != 0)
+		die("setenv");
+	return open_xs();
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: xs_bench echo SOCKET WARMUP_MS SAMPLE_MS SAMPLES\n"
 		"       xs_bench rw|tx|watch [--echo SOCKET] WARMUP_MS SAMPLE_MS SAMPLES\n"
+		"       xs_bench rw|tx|watch --versus SOCKET_A SOCKET_B WARMUP_MS SAMPLE_MS PAIRS\n"
 		"       xs_bench fill COUNT\n");
 	exit(2);
 }
@@ -285,6 +354,25 @@ int main(int argc, char **argv)
 		c.xs = open_xs();
 		fill(&c, strtoul(argv[2], NULL, 10));
 		xs_close(c.xs);
+		return 0;
+	}
+
+	if (argc == 8 && strcmp(argv[2], "--versus") == 0) {
+		struct ctx b = { .fd = -1 };
+		op_fn op = op_of(mode);
+		double warmup = atof(argv[5]) / 1e3, sample = atof(argv[6]) / 1e3;
+		int pairs = atoi(argv[7]);
+		if (!op || sample <= 0 || pairs <= 0 || pairs > 1000)
+			usage();
+		c.xs = open_xs_at(argv[3]);
+		b.xs = open_xs_at(argv[4]);
+		if (op == op_watch) {
+			watch_setup(c.xs);
+			watch_setup(b.xs);
+		}
+		run_versus(mode, op, &c, &b, warmup, sample, pairs);
+		xs_close(c.xs);
+		xs_close(b.xs);
 		return 0;
 	}
 
@@ -319,14 +407,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "tx") == 0) {
 		run_timed(mode, op_tx, base, &c, warmup, sample, samples);
 	} else if (strcmp(mode, "watch") == 0) {
-		unsigned int num;
-		if (!xs_watch(c.xs, "/bench/w", "bench"))
-			die("xs_watch");
-		/* A new watch fires once at once ("simplifies clients"): drain it. */
-		char **ev = xs_read_watch(c.xs, &num);
-		if (!ev)
-			die("xs_read_watch (initial event)");
-		free(ev);
+		watch_setup(c.xs);
 		run_timed(mode, op_watch, base, &c, warmup, sample, samples);
 	} else {
 		usage();

@@ -10,13 +10,20 @@
 //                            aligned) maps one window, e.g. a single guest
 //                            page, without mapping the whole segment
 //   unlink(name)             -> boolean             shm_unlink, false if absent
-//   release(sab, off, len)   -> boolean             madvise(MADV_REMOVE): give pages back
+//   release(sab, off, len[, keepData])
+//                            -> boolean             madvise(MADV_REMOVE): give pages back;
+//                            with keepData, MADV_DONTNEED: unmap them from this process only
 //   punchHole(fd, off, len)  -> boolean             fallocate(PUNCH_HOLE|KEEP_SIZE) on a file
 //                            (blkback's BLKIF_OP_DISCARD; Node has no fallocate)
 //   mapInto(ab, off, name, len[, segOff])
 //                            -> true               mmap(MAP_FIXED|MAP_SHARED) a segment window
 //                            over [off, off+len) of an ArrayBuffer's memory: an HVM guest's
 //                            RAM inside v86's WebAssembly.Memory *is* the domain's segment
+//   mapFile(fd, offset, length) -> SharedArrayBuffer
+//                            mmap(MAP_SHARED) of [offset, offset+length) of an open
+//                            regular file (offset page aligned): stores into it are the
+//                            file's page cache at once, with no system call (xenstored's
+//                            log, processes/dom0/xenstored/persist.ts)
 //   futexWait(sab, byteOff, expected, timeoutMs)
 //                            -> 'ok' | 'not-equal' | 'timed-out'   FUTEX_WAIT on a shared
 //                            (not private) word, so another process's futexWake reaches it
@@ -125,6 +132,30 @@ void Open(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
 }
 
+// mapFile(fd: number, offset: number, length: number): SharedArrayBuffer
+void MapFile(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  Local<Context> ctx = isolate->GetCurrentContext();
+  if (args.Length() < 3 || !args[0]->IsInt32() || !args[1]->IsNumber() || !args[2]->IsNumber()) {
+    isolate->ThrowException(Exception::TypeError(
+        String::NewFromUtf8(isolate, "mapFile(fd, offset, length)").ToLocalChecked()));
+    return;
+  }
+  const int fd = args[0]->Int32Value(ctx).FromJust();
+  const double doff = args[1]->NumberValue(ctx).FromJust();
+  const double dlen = args[2]->NumberValue(ctx).FromJust();
+  if (doff < 0 || static_cast<long>(doff) % sysconf(_SC_PAGESIZE) != 0 || dlen <= 0 || dlen > 64.0 * 1024 * 1024 * 1024) {
+    isolate->ThrowException(Exception::RangeError(
+        String::NewFromUtf8(isolate, "mapFile: offset must be a page multiple, length > 0").ToLocalChecked()));
+    return;
+  }
+  const size_t len = static_cast<size_t>(dlen);
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(doff));
+  if (p == MAP_FAILED) { Throw(isolate, "mmap", errno); return; }
+  std::unique_ptr<BackingStore> store = SharedArrayBuffer::NewBackingStore(p, len, Unmap, nullptr);
+  args.GetReturnValue().Set(SharedArrayBuffer::New(isolate, std::move(store)));
+}
+
 // unlink(name: string): boolean
 void Unlink(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
@@ -161,7 +192,10 @@ void Release(const FunctionCallbackInfo<Value>& args) {
     return;
   }
   char* base = static_cast<char*>(store->Data()) + static_cast<size_t>(off);
-  args.GetReturnValue().Set(madvise(base, static_cast<size_t>(len), MADV_REMOVE) == 0);
+  // keepData: only this process's page table entries go (MADV_DONTNEED);
+  // a shared file mapping's data stays in the file (mapFile).
+  const bool keep_data = args.Length() > 3 && args[3]->BooleanValue(isolate);
+  args.GetReturnValue().Set(madvise(base, static_cast<size_t>(len), keep_data ? MADV_DONTNEED : MADV_REMOVE) == 0);
 }
 
 // punchHole(fd: number, offset: number, length: number): boolean
@@ -280,6 +314,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   Isolate* isolate = context->GetIsolate();
   exports->Set(context, String::NewFromUtf8(isolate, "open").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, Open)->GetFunction(context).ToLocalChecked()).Check();
+  exports->Set(context, String::NewFromUtf8(isolate, "mapFile").ToLocalChecked(),
+               v8::FunctionTemplate::New(isolate, MapFile)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "unlink").ToLocalChecked(),
                v8::FunctionTemplate::New(isolate, Unlink)->GetFunction(context).ToLocalChecked()).Check();
   exports->Set(context, String::NewFromUtf8(isolate, "release").ToLocalChecked(),

@@ -70,6 +70,16 @@ export abstract class Connection implements Watcher {
     this.processFrames();
   }
 
+  /**
+   * feed() of bytes in a buffer that is reused after this call (the busy
+   * poll's scratch): frames are handled in place, and only what stays
+   * buffered (a frame not yet whole, or held back) is copied.
+   */
+  feedTransient(chunk: Buffer): void {
+    this.feed(chunk);
+    if (this.inbuf.length && this.inbuf.buffer === chunk.buffer) this.inbuf = Buffer.from(this.inbuf);
+  }
+
   /** Handles buffered frames while output allows. */
   processFrames(): void {
     let off = 0;

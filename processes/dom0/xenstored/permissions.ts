@@ -19,8 +19,16 @@ export function formatPerm(e: PermEntry): string {
   return `${LETTER[e.perm & 3]}${e.id}`;
 }
 
+/** Keys of interned (frozen) lists: every logged change names its node's perms. */
+const keys = new WeakMap<Perms, string>();
+
 export function permsKey(p: Perms): string {
-  return p.map(formatPerm).join(',');
+  let k = keys.get(p);
+  if (k === undefined) {
+    k = p.map(formatPerm).join(',');
+    if (Object.isFrozen(p)) keys.set(p, k);
+  }
+  return k;
 }
 
 /** The one shared instance of a perm list. */

@@ -70,8 +70,7 @@ export class SocketConnection extends Connection {
   /** Handles `n` bytes the busy poll read from the descriptor into `scratch`. */
   feedDirect(scratch: Buffer, n: number): void {
     directIo.reads++;
-    // A copy: frames and partial frames outlive the scratch buffer.
-    this.feed(Buffer.from(scratch.subarray(0, n)));
+    this.feedTransient(scratch.subarray(0, n));
     if (this.partialInput) directIo.partial++;
   }
 
