@@ -35,6 +35,7 @@ import {
 } from '../../shared/abi/hvm/ioreq.js';
 import { bufioreqPageOffset, hvm_ctl, ioreqPageOffset } from '../../shared/abi/hvm/xenemu_hvm.js';
 import type { AccessSize, GuestMemory } from '../../shared/hw/machine.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 
 /** Wakes server `id`'s thread if it sleeps in wait(), from any thread or process that maps the segment. */
 export function ringServer(seg: SharedArrayBuffer, id: number): void {
@@ -67,6 +68,8 @@ export class IoreqServerPages {
   private readonly dv: DataView;
   readonly stats: IoreqServerStats = { sync: 0, buffered: 0, rep: 0, bad: 0 };
   private readonly scratch = new Uint8Array(8);
+  /** rep in's elements before they go to guest memory (repIn). */
+  private repBuf = new Uint8Array(PAGE_SIZE);
   /** process.hrtime.bigint() of the last answer (0n: none yet). */
   private lastAnswer = 0n;
   /** How long the next spin may last, from the last answer. */
@@ -185,6 +188,7 @@ export class IoreqServerPages {
     // stepping by size (backwards with df); the address steps too for MMIO.
     this.stats.rep++;
     const step = df ? -size : size;
+    if (type === IOREQ_TYPE_PIO && dir === IOREQ_READ && size <= 4) { this.repIn(data, addrLo, size, count, df); return; }
     const buf = this.scratch.subarray(0, size);
     const bv = new DataView(buf.buffer, buf.byteOffset, size);
     for (let i = 0; i < count; i++) {
@@ -208,6 +212,57 @@ export class IoreqServerPages {
         this.log(`ioreq: rep access at guest 0x${gpa.toString(16)} failed: ${(err as Error).message}`);
         return;
       }
+    }
+  }
+
+  /**
+   * `rep ins` (how firmware reads a disk by PIO): `count` reads of the port,
+   * written to guest memory as one block once all are read, not element by
+   * element. The vCPU waits for the answer, so nobody sees the difference,
+   * except the modified-memory ring, which gets one entry for the block
+   * instead of one per element (a 2 KiB sector by `rep insw` was 1024
+   * entries: the ring overflowed and the vCPU threw all its translated code
+   * away, several times per boot). Elements read before a failure are
+   * written, as the element-wise copy would have.
+   */
+  private repIn(data: number, port: number, size: number, count: number, df: boolean): void {
+    const bytes = count * size;
+    if (this.repBuf.length < bytes) this.repBuf = new Uint8Array(Math.max(bytes, 2 * this.repBuf.length));
+    const buf = this.repBuf;
+    const bv = new DataView(buf.buffer);
+    // Element i goes to data + i * step: with df the block ends at data + size.
+    const low = df ? data - (count - 1) * size : data;
+    let done = 0;
+    let failure: Error | null = null;
+    try {
+      for (; done < count; done++) {
+        const v = this.access(IOREQ_TYPE_PIO, IOREQ_READ, port, 0, size, 0, 0).lo;
+        const off = (df ? count - 1 - done : done) * size;
+        if (size === 1) buf[off] = v;
+        else if (size === 2) bv.setUint16(off, v, true);
+        else bv.setUint32(off, v, true);
+      }
+    } catch (err) {
+      failure = err as Error;
+    }
+    if (done > 0) {
+      const first = df ? count - done : 0;
+      try {
+        this.mem.write(low + first * size, buf.subarray(first * size, (first + done) * size));
+      } catch (err) {
+        // Part of the block is outside RAM: the elements in order up to the first that is not.
+        failure ??= err as Error;
+        try {
+          for (let i = 0; i < done; i++) {
+            const off = (df ? count - 1 - i : i) * size;
+            this.mem.write(low + off, buf.subarray(off, off + size));
+          }
+        } catch { /* the first element outside RAM ends it */ }
+      }
+    }
+    if (failure) {
+      this.stats.bad++;
+      this.log(`ioreq: rep in at guest 0x${data.toString(16)} failed: ${failure.message}`);
     }
   }
 

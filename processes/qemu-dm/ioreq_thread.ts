@@ -134,6 +134,7 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
     return 0;
   },
   mmio: (dir, addr, size, value) => {
+    trace(`mmio ${dir ? "r" : "w"} ${addr.toString(16)} ${size} ${value.toString(16)}`);
     if (dir === IOREQ_READ) return dm.mmio.read(addr, size) >>> 0;
     dm.mmio.write(addr, size, value);
     return 0;

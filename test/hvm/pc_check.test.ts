@@ -1,8 +1,9 @@
 // A program of our own, assembled with nasm (test/hvm/asm/pc_check.asm) and
 // booted by SeaBIOS from an IDE disk, checks the PC qemu-dm and the vCPU
 // make: real-mode BIOS services (int 10h, int 13h extended and CHS reads of
-// a known pattern, int 15h E820, int 16h), protected mode with paging, the
-// PIT's IRQ0 counted through the PIC, an ATA read by `rep insw`, and a PCI
+// a known pattern, int 15h E820, int 16h), no phantom floppy drives,
+// protected mode with paging, the PIT's IRQ0 counted through the PIC, an
+// ATA read by `rep insw`, and a PCI
 // scan that finds the i440FX, PIIX3, IDE, the Xen platform device, VGA and
 // an e1000. Each result comes back on COM1 (the serial log). The guest is an
 // `xl create` of an HVM config: the whole toolstack path; then the same with
@@ -58,6 +59,7 @@ t.test('a nasm program checks the PC an HVM guest sees', { skip: seabiosMissing(
       const ramKb = parseInt(e820![2]!, 16);
       t.ok(ramKb > (MiB - 2) * 1024 && ramKb <= MiB * 1024, `E820 RAM ${ramKb} KiB for a ${MiB} MiB guest`);
       t.equal(line('INT16 key'), '00', 'int 16h: no key waiting');
+      t.equal(line('FLOPPY cmos'), '00 equipment 00', 'no floppy drives: none in the CMOS, none in the BIOS equipment word');
       t.equal(line('PAGING'), '01', 'protected mode with paging');
       t.equal(line('IRQ0 ticks'), '00000064', 'the PIT at 1 kHz: 100 IRQ0s counted through the PIC');
       t.equal(line('PIO rep insw'), 'ok', 'ATA READ SECTORS answered by rep insw with the right sector');

@@ -42,6 +42,7 @@ interface V86Cpu {
     mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void,
                   r32?: (a: number) => number, w32?: (a: number, v: number) => void): void;
   };
+  devices: { rtc: { cmos_read(index: number): number; cmos_write(index: number, value: number): void } };
   memory_map_read8: (((a: number) => number) | undefined)[];
   memory_map_write8: (((a: number, v: number) => void) | undefined)[];
   memory_map_read32: (((a: number) => number) | undefined)[];
@@ -63,6 +64,11 @@ interface V86Emulator {
   add_listener(ev: string, fn: () => void): void;
   destroy(): void;
 }
+
+/** CMOS bytes (SeaBIOS's std/... rtc.h names): the floppy drive types, and the equipment byte with its floppy bits (present, count - 1). */
+const CMOS_FLOPPY_DRIVE_TYPE = 0x10;
+const CMOS_EQUIPMENT_INFO = 0x14;
+const EQUIPMENT_FLOPPY_MASK = 0xc1;
 
 /** v86's MMIO granularity (const.js MMAP_BLOCK_BITS = 17). */
 export const MMAP_BLOCK_BITS = 17;
@@ -157,6 +163,15 @@ export class V86Machine {
     // v86 resets itself in place (PS/2 0xFE, PCI 0xCF9); under Xen a reset
     // is the domain's to decide (SHUTDOWN_reboot).
     this.cpu.reboot_internal = onReset;
+    // v86's floppy controller wrote two 1.44 MB drives into the CMOS
+    // (CMOS_FLOPPY_DRIVE_TYPE 0x10, and the equipment byte 0x14); its ports
+    // are gone with the rest, and no device model answers them. A PC that
+    // announces drives whose controller never interrupts costs the
+    // firmware a timeout of seconds per access (SeaBIOS's floppy_wait_irq):
+    // no drives, as under Xen, whose vRTC starts with a clear CMOS.
+    const rtc = this.cpu.devices.rtc;
+    rtc.cmos_write(CMOS_FLOPPY_DRIVE_TYPE, 0);
+    rtc.cmos_write(CMOS_EQUIPMENT_INFO, rtc.cmos_read(CMOS_EQUIPMENT_INFO) & ~EQUIPMENT_FLOPPY_MASK);
   }
 
   private entry(h: PortHandler, port = 0): PortEntry {

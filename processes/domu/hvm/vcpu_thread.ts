@@ -4,11 +4,12 @@
 // not the processor's own to the ioreq servers (io_router.ts).
 //
 // Each turn: let v86's JIT install what it compiled (its event loop turns),
-// take the slice (or wait for it), forget translated code that
-// device models overwrote by DMA, bring the PIC's lines up to date, run v86
-// for up to about a millisecond. A halted processor with nothing pending
-// blocks on the vCPU doorbell of the HVM segment until its next timer, or
-// until a device model changes an interrupt line and wakes it.
+// take the slice (or wait for it), forget translated code that device
+// models overwrote by DMA (also after every ioreq), bring the PIC's lines
+// up to date, run v86 for up to about a millisecond. A halted processor
+// with nothing pending blocks on the vCPU doorbell of the HVM segment until
+// its next timer, or until a device model changes an interrupt line and
+// wakes it.
 import type { MessagePort } from 'node:worker_threads';
 import { shmOpen } from '../../../shared/shm.js';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
@@ -52,10 +53,15 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const debug = new DebugPort((line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage));
   const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n));
   const pmt = new PmTimer(i32, (level) => irq.setLocal(SCI_IRQ, level));
-  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), () => { if (irq.changed) irq.sync(); }, pmt);
-  arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
   const forgetAll = () => m.modifiedAll();
+  // After an ioreq, what the device model did meanwhile: the frames it wrote
+  // (a DMA, a `rep ins`) are forgotten before the guest can run code from
+  // them (and before the ring can overflow, which would cost every
+  // translation), and its interrupt lines reach the PIC.
+  const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
+  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt);
+  arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   let turns = 0;
   let lastT = Date.now();
   const ic = () => (m.cpu as unknown as { instruction_counter: Uint32Array }).instruction_counter[0]!;

@@ -3,7 +3,8 @@
 ; `KEY value`, which the test reads from the serial log:
 ;
 ;   real mode   int 10h (teletype, video mode), int 13h (extensions, LBA and
-;               CHS reads of a known pattern), int 15h E820, int 16h
+;               CHS reads of a known pattern), int 15h E820, int 16h, no
+;               floppy drives (CMOS 0x10, the equipment word)
 ;   protected   A20, a flat GDT, paging over the first 4 MiB, the PIT's IRQ0
 ;               counted through the 8259 PIC, an ATA READ SECTORS answered
 ;               by `rep insw`, and a scan of PCI bus 0 through 0xCF8/0xCFC
@@ -207,6 +208,23 @@ stage2:
     jz .nokey
     mov al, 1
 .nokey:
+    call puthex8_16
+    call newline16
+
+    ; Floppy drives: none in this PC. The CMOS's drive types (0x10), then
+    ; the floppy bits of the BIOS's equipment word (0x410: present, count - 1).
+    mov al, 0x10
+    out 0x70, al
+    in al, 0x71
+    mov bl, al
+    mov si, key_fdd
+    call puts16
+    mov al, bl
+    call puthex8_16
+    mov si, key_equip
+    call puts16
+    mov al, [0x410]
+    and al, 0xc1
     call puthex8_16
     call newline16
 
@@ -583,6 +601,8 @@ key_chs:    db "INT13CHS ", 0
 key_e820:   db "E820 entries ", 0
 key_ramkb:  db " ramkb ", 0
 key_kbd:    db "INT16 key ", 0
+key_fdd:    db "FLOPPY cmos ", 0
+key_equip:  db " equipment ", 0
 key_paging: db "PAGING ", 0
 key_irq0:   db "IRQ0 ticks ", 0
 key_pio:    db "PIO rep insw ", 0
