@@ -50,6 +50,8 @@ export interface IoreqHandler {
   mmio(dir: number, addr: number, size: AccessSize, value: number): number;
   /** `sbdf` as XEN_DMOP_PCI_SBDF; `reg` the configuration register (0-4095). */
   pciConfig(dir: number, sbdf: number, reg: number, size: AccessSize, value: number): number;
+  /** `count` port reads for a `rep ins` (IoHandler.readBlock's contract); absent: one pio() per element. */
+  pioBlock?(port: number, size: AccessSize, count: number, dst: DataView, at: number, step: number): void;
 }
 
 export interface IoreqServerStats { sync: number; buffered: number; rep: number; bad: number }
@@ -235,6 +237,10 @@ export class IoreqServerPages {
     let done = 0;
     let failure: Error | null = null;
     try {
+      if (this.h.pioBlock) {
+        this.h.pioBlock(port & 0xffff, size as AccessSize, count, bv, df ? (count - 1) * size : 0, df ? -size : size);
+        done = count;
+      }
       for (; done < count; done++) {
         const v = this.access(IOREQ_TYPE_PIO, IOREQ_READ, port, 0, size, 0, 0).lo;
         const off = (df ? count - 1 - done : done) * size;

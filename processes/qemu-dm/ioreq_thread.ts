@@ -133,6 +133,10 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
     dm.ports.write(port, size, value);
     return 0;
   },
+  pioBlock: (port, size, count, dst, at, step) => {
+    if (TRACE) trace(`pio rep r ${port.toString(16)} ${size} x${count}`);
+    dm.ports.readBlock(port, size, count, dst, at, step);
+  },
   mmio: (dir, addr, size, value) => {
     trace(`mmio ${dir ? "r" : "w"} ${addr.toString(16)} ${size} ${value.toString(16)}`);
     if (dir === IOREQ_READ) return dm.mmio.read(addr, size) >>> 0;

@@ -327,6 +327,14 @@ export class IdeChannel {
   readonly commandBlock: IoHandler = {
     read: (offset, size) => this.readCommandBlock(offset, size),
     write: (offset, size, value) => this.writeCommandBlock(offset, size, value),
+    // `rep insw` on the data port (how firmware reads a disk or CD by PIO): each element as dataRead gives it.
+    readBlock: (offset, size, count, dst, at, step) => {
+      for (let i = 0; i < count; i++) {
+        const v = this.readCommandBlock(offset, size);
+        const o = at + i * step;
+        if (size === 1) dst.setUint8(o, v); else if (size === 2) dst.setUint16(o, v, true); else dst.setUint32(o, v >>> 0, true);
+      }
+    },
   };
   /** Control block register: alternate status / device control (1 port). */
   readonly controlBlock: IoHandler = {

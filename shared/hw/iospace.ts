@@ -53,6 +53,21 @@ export class AddressSpace implements IoSpace {
     return undefined;
   }
 
+  /** `count` reads of `addr` into `dst` (IoHandler.readBlock's contract), one lookup for all of them. */
+  readBlock(addr: number, size: AccessSize, count: number, dst: DataView, at: number, step: number): void {
+    const r = this.find(addr);
+    const put = (i: number, v: number) => {
+      const o = at + i * step;
+      if (size === 1) dst.setUint8(o, v); else if (size === 2) dst.setUint16(o, v, true); else dst.setUint32(o, v >>> 0, true);
+    };
+    if (!r || addr + size > r.base + r.length) {
+      for (let i = 0; i < count; i++) put(i, size === 4 ? 0xffffffff : (1 << (8 * size)) - 1);
+      return;
+    }
+    if (r.handler.readBlock) { r.handler.readBlock(addr - r.base, size, count, dst, at, step); return; }
+    for (let i = 0; i < count; i++) put(i, r.handler.read(addr - r.base, size));
+  }
+
   read(addr: number, size: AccessSize): number {
     const r = this.find(addr);
     if (!r || addr + size > r.base + r.length) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;

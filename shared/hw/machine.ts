@@ -23,6 +23,12 @@ export type AccessSize = 1 | 2 | 4;
 export interface IoHandler {
   read(offset: number, size: AccessSize): number;
   write(offset: number, size: AccessSize, value: number): void;
+  /**
+   * `count` reads at `offset` (a `rep ins`), element i stored little-endian
+   * at `dst` + `at` + i * `step`: the same values `count` read() calls give,
+   * without a dispatch per element. Optional: a data port implements it.
+   */
+  readBlock?(offset: number, size: AccessSize, count: number, dst: DataView, at: number, step: number): void;
 }
 
 /** A space of ports (64 KiB) or of physical addresses (MMIO). */
