@@ -10,7 +10,7 @@
 // scheduler's slices, and every I/O port and MMIO block handler can be
 // replaced (io.ports[p], memory_map_*[block]; the last writer wins). The
 // APIs used are internal to v86; if a v86 upgrade moves one, this file is
-// where it breaks, and test/hvm/v86.test.ts says so.
+// where it breaks, and the HVM tests (test/hvm/seabios.test.ts first) say so.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
