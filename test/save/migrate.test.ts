@@ -25,8 +25,10 @@ t.test('xl migrate --live of a PV guest to another host', async (t) => {
   await g.run('write notes travels');
   t.match(await g.run('memfill 16 5'), /seed 5/, 'memfill 16 MiB');
   // The guest rewrites those 16 MiB all the time while it moves.
+  const from = g.pty.text.length;
   g.pty.write('membusy 16 120\r');
-  await new Promise((r) => setTimeout(r, 300));
+  await g.pty.until(/membusy: rewriting 16 MiB/, from + 16, 30_000);
+  await new Promise((r) => setTimeout(r, 200));
 
   const r = await xl(src, ['migrate', '--live', '-l', 'mg', `127.0.0.1:${PORT}`]);
   t.equal(r.code, 0, `xl migrate --live ${r.stderr.trim()}`);

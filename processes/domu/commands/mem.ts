@@ -44,6 +44,7 @@ export const memCommands: Command[] = [
       const pfn = k.mem?.pfn ?? k.balloon.reserve(pages);
       if (pfn < 0) { io.out(`membusy: cannot get ${mib} MiB\n`); return 1; }
       const end = Date.now() + seconds * 1000;
+      io.out(`membusy: rewriting ${mib} MiB at pfn 0x${pfn.toString(16)}\n`);
       let passes = 0;
       let seed = k.mem?.seed ?? 0;
       // Each pass is whole before the next turn of the event loop, so a
