@@ -286,9 +286,9 @@ export async function save(x: XmContext, o: Opts): Promise<number> {
 export async function restore(x: XmContext, o: Opts): Promise<number> {
   if (o.rest.length > 1) throw new XmError('xenemu restores the configuration saved with the domain: a <ConfigFile> is not taken');
   const path = resolve(o.rest[0]!);
-  x.err(`Loading new save file ${path} (new xl fmt info 0x1/0x0)\n Savefile contains xl domain config in JSON format\n`);
+  x.err(`Loading new save file ${path} (new xl fmt info 0x1/0x0)\n`);
   const rec = await x.call('xend.domain.restore', path, o.flags.has('p'));
-  x.err(`Restored domain ${rec.name} as domid ${rec.domid}\n`);
+  x.err(` Savefile contains xl domain config in JSON format\nRestored domain ${rec.name} as domid ${rec.domid}\n`);
   return 0;
 }
 
@@ -306,6 +306,7 @@ export async function migrate(x: XmContext, o: Opts): Promise<number> {
   if (bad) throw new UsageError(`option \`${bad.replace(/^-+/, '')}' not supported.`, false);
   if (operands.length !== 2) throw new UsageError('migrate needs <Domain> and <Host:Port>', true);
   const [dom, target] = operands as [string, string];
+  await x.call('xend.domain', dom);
   if (!json) x.err(`migration target: ${target}${live ? ' (live)' : ''}\n`);
   const s = await x.call('xend.domain.migrate', dom, target, live);
   if (json) {
