@@ -35,7 +35,11 @@ t.test('xl migrate --live of a PV guest to another host', async (t) => {
   const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; downtimeMs: number; sentBytes: number; targetDomid: number };
   t.ok(s.rounds.length >= 3, `pre-copy rounds then the final one (${s.rounds.map((x) => x.pages).join(', ')} pages)`);
   t.ok(s.rounds[0]!.pages >= 4096, 'the first round carried the 16 MiB written');
-  t.ok(s.rounds[1]!.pages >= 1024, 'pages the guest wrote during the first round were sent again in the second');
+  // membusy rewrites all 16 MiB until the suspend freezes it: no page still
+  // holds what the first round read, so each was sent again in a later round.
+  const later = s.rounds.slice(1).reduce((n, x) => n + x.pages, 0);
+  t.ok(s.rounds[1]!.pages > 0, `the second round resent pages the guest wrote during the first (${s.rounds[1]!.pages})`);
+  t.ok(later >= 4096, `every rewritten page was sent again after the first round (${later} pages in later rounds)`);
   t.comment(`downtime ${s.downtimeMs.toFixed(0)} ms, ${(s.sentBytes / 1048576).toFixed(1)} MiB sent`);
   t.notOk((await list(src)).some((x) => x.name === 'mg'), 'mg is gone from the source');
   const row = (await list(dst)).find((x) => x.name === 'mg');
