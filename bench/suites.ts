@@ -11,6 +11,7 @@ import { scheduler } from './scheduler.js';
 import { blk } from './blk.js';
 import { xenctrl } from './xenctrl.js';
 import { hvm } from './hvm.js';
+import { migrateSuite } from './migrate.js';
 import { stubdom } from './stubdom.js';
 
 export const SUITES: Suite[] = [
@@ -23,5 +24,6 @@ export const SUITES: Suite[] = [
   blk,
   xenctrl,
   hvm,
+  migrateSuite,
   stubdom,
 ];

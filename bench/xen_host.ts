@@ -23,6 +23,8 @@ export interface BenchHostOptions {
   env?: NodeJS.ProcessEnv;
   /** node/V8 flags for the hypervisor process (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
+  listen?: string;
 }
 
 export interface Leftovers { pids: number[]; segments: string[] }
@@ -56,6 +58,7 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
   const args = [...(o.nodeArgs ?? []), join(ctx.dist, 'processes', 'hypervisor', 'main.js'), '--host', name, '--rundir', rundir,
                 '--memory', String(o.memoryMB), '--pcpus', String(o.pcpus ?? 2)];
   if (o.dom0) args.push('--dom0', o.dom0);
+  if (o.listen) args.push('--listen', o.listen);
   const hypervisor = ctx.scope.spawn('hypervisor', process.execPath, args,
     { lifeline: true, env: { ...process.env, ...o.env } });
   await hypervisor.waitForOutput('Domain-0 ready', BOOT_TIMEOUT_MS);
