@@ -2,6 +2,7 @@
 // builder and the toolstack do: a domain with SeaBIOS and an hvm_info_table
 // in its RAM, and a qemu-dm process with qemu-xen's arguments.
 import { spawn } from 'node:child_process';
+import type { PtyClient } from '../../launcher/pty_client.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, productEnv, waitFor, type TestHost } from './host.js';
@@ -67,4 +68,25 @@ export async function startQemuDm(t: Tap, h: TestHost, domid: number, args: stri
     xs.close();
   }
   return { output: () => out, pid: dm.pid! };
+}
+
+/**
+ * Debian's Linux of launcher/hvm_image.ts on `pty`: waits for its busybox
+ * shell (the serial log's tail in the error), and gives a command runner
+ * that waits for the prompt after the output.
+ */
+export async function busyboxShell(pty: PtyClient, serialLog: string, timeoutMs = 180_000): Promise<(cmd: string, timeoutMs?: number) => Promise<string>> {
+  await pty.until(/xenemu HVM busybox: [^\n]*\n/, 0, timeoutMs).catch((e: Error) => {
+    throw new Error(`${e.message}\n--- serial log:\n${existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-3000) : '(none)'}`);
+  });
+  // busybox's line editing asks the terminal where its cursor is (ESC [ 6 n) after the prompt.
+  const prompt = /\/ # (\x1b\[6n)?$/;
+  return async (cmd: string, cmdTimeoutMs = 60_000): Promise<string> => {
+    await pty.until(prompt, 0, 30_000);
+    const from = pty.text.length;
+    pty.write(`${cmd}\r`);
+    await pty.until(prompt, from + cmd.length, cmdTimeoutMs);
+    const out = pty.text.slice(from).replace(/\r/g, '');
+    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
+  };
 }

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost, waitFor } from '../helpers/host.js';
-import { seabiosMissing } from '../helpers/hvm.js';
+import { busyboxShell, seabiosMissing } from '../helpers/hvm.js';
 import { list, PtyClient, writeCfg, xenstore, xl, xlOk } from '../host/xl.js';
 import { netGuest } from '../net/guests.js';
 import { buildHvmImage } from '../../launcher/hvm_image.js';
@@ -46,22 +46,9 @@ t.test('Debian i386 Linux boots as an HVM guest, reads its disk by DMA and pings
   const xs = await xenstore(t, h);
   const pty = new PtyClient(await xs.readString(`/local/domain/${id}/serial/0/tty`));
   t.teardown(() => pty.close());
-  const serialLog = join(h.rundir, 'logs', 'console', 'linux.log');
-  await pty.until(/xenemu HVM busybox: [^\n]*\n/, 0, 180_000).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- serial log:\n${readFileSync(serialLog, 'utf8').slice(-3000)}`);
-  });
+  const run = await busyboxShell(pty, join(h.rundir, 'logs', 'console', 'linux.log'));
   t.pass(`Linux to its shell ${((Date.now() - t0) / 1000).toFixed(1)} s after xl create`);
 
-  // busybox's line editing asks the terminal where its cursor is (ESC [ 6 n) after the prompt.
-  const prompt = /\/ # (\x1b\[6n)?$/;
-  const run = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
-    await pty.until(prompt, 0, 30_000);
-    const from = pty.text.length;
-    pty.write(`${cmd}\r`);
-    await pty.until(prompt, from + cmd.length, timeoutMs);
-    const out = pty.text.slice(from).replace(/\r/g, '');
-    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
-  };
   t.match(await run('uname -a'), /^Linux hvm 6\.1\.\S+-686 .* i686 GNU\/Linux/m, 'uname -a: the 686 kernel');
   t.match(await run('cat /sys/block/sda/size'), /^16384$/m, 'sda: the 8 MiB image');
   t.match(await run('cat /proc/interrupts | grep ata_piix'), /ata_piix/, 'ata_piix has its interrupts');

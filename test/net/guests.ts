@@ -13,6 +13,11 @@ export async function netGuest(t: Tap, h: TestHost, name: string, extra = '', me
   const cfg = writeCfg(h, `${name}.cfg`, `name = "${name}"\nmemory = ${memory}\n${extra}\n`);
   await xlOk(h, 'create', cfg);
   const id = (await list(h)).find((r) => r.name === name)!.id;
+  return attachGuest(t, h, name, id);
+}
+
+/** The console of running PV guest `name` (domain `id`), once its prompt is there. */
+export async function attachGuest(t: Tap, h: TestHost, name: string, id: number): Promise<Guest> {
   const xs = await xenstore(t, h);
   const pty = new PtyClient(await xs.readString(`/local/domain/${id}/console/tty`));
   t.teardown(() => pty.close());

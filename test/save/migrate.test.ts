@@ -8,8 +8,8 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost } from '../helpers/host.js';
-import { list, PtyClient, xenstore, xl } from '../host/xl.js';
-import { netGuest } from '../net/guests.js';
+import { list, xl } from '../host/xl.js';
+import { attachGuest, netGuest } from '../net/guests.js';
 
 // A port per run, from the pid: parallel test files must not collide.
 const PORT = 20000 + (process.pid % 20000);
@@ -45,18 +45,7 @@ t.test('xl migrate --live of a PV guest to another host', async (t) => {
   const row = (await list(dst)).find((x) => x.name === 'mg');
   t.equal(row?.id, s.targetDomid, `mg runs on the target as d${row?.id}`);
 
-  const xs = await xenstore(t, dst);
-  const pty = new PtyClient(await xs.readString(`/local/domain/${row!.id}/console/tty`));
-  t.teardown(() => pty.close());
-  const prompt = /root@mg:~# $/;
-  await pty.until(prompt, 0, 30_000);
-  const run = async (cmd: string): Promise<string> => {
-    const from = pty.text.length;
-    pty.write(`${cmd}\r`);
-    await pty.until(prompt, from + cmd.length, 30_000);
-    const out = pty.text.slice(from).replace(/\r/g, '');
-    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
-  };
+  const { run } = await attachGuest(t, dst, 'mg', row!.id);
   t.match(await run('memcheck'), /4096 pages, seed \d+: ok/, 'its memory came along as the guest last wrote it, every page');
   t.notMatch(await run('memcheck'), /seed 5:/, 'which is not the first pattern: what was dirtied was sent again');
   t.match(await run('cat notes'), /travels/, 'its disk (the same image path) has the file');

@@ -9,13 +9,12 @@ import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost, waitFor } from '../helpers/host.js';
-import { list, PtyClient, writeCfg, xenstore, xl, xlOk } from '../host/xl.js';
-import { netGuest } from '../net/guests.js';
+import { list, writeCfg, xl, xlOk } from '../host/xl.js';
+import { attachGuest, netGuest } from '../net/guests.js';
 import { shmList, shmPrefix } from '../../shared/shm.js';
 
 t.test('xl save and xl restore of a PV guest', async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });
-  const xs = await xenstore(t, h);
   const peer = await netGuest(t, h, 'peer', "vif = ['bridge=xenbr0,ip=10.0.0.2']");
   const disk = join(h.root, 'sv.img');
   writeFileSync(disk, Buffer.alloc(16 << 20));
@@ -41,17 +40,7 @@ t.test('xl save and xl restore of a PV guest', async (t) => {
   const row = (await list(h)).find((r) => r.name === 'sv');
   t.ok(row && row.id !== g.id, `sv is back as d${row?.id} (was d${g.id})`);
   t.equal(row?.mem, 64, 'with its 64 MiB');
-  const pty = new PtyClient(await xs.readString(`/local/domain/${row!.id}/console/tty`));
-  t.teardown(() => pty.close());
-  const prompt = /root@sv:~# $/;
-  await pty.until(prompt, 0, 30_000);
-  const run = async (cmd: string): Promise<string> => {
-    const from = pty.text.length;
-    pty.write(`${cmd}\r`);
-    await pty.until(prompt, from + cmd.length, 30_000);
-    const out = pty.text.slice(from).replace(/\r/g, '');
-    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
-  };
+  const { run } = await attachGuest(t, h, 'sv', row!.id);
   t.match(await run('memcheck'), /memcheck: 2048 pages, seed 77: ok/, 'every page of the pattern came back');
   t.match(await run('dmesg'), /resuming from a saved image as domid \d+/, 'the kernel log says it resumed, and kept its boot lines');
   t.match(await run('dmesg'), /Booting paravirtualized kernel on Xen \(domid \d+\)/, 'its log from before the save is still there');

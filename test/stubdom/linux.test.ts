@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startHost, waitFor } from '../helpers/host.js';
-import { seabiosMissing } from '../helpers/hvm.js';
+import { busyboxShell, seabiosMissing } from '../helpers/hvm.js';
 import { list, PtyClient, writeCfg, xenstore, xl, xlOk } from '../host/xl.js';
 import { netGuest } from '../net/guests.js';
 import { buildHvmImage } from '../../launcher/hvm_image.js';
@@ -47,21 +47,9 @@ t.test('Debian i386 Linux with its qemu-dm in a stub domain: disk by DMA through
   const xs = await xenstore(t, h);
   const pty = new PtyClient(await xs.readString(`/local/domain/${stub}/console/tty`));
   t.teardown(() => pty.close());
-  const serialLog = join(h.rundir, 'logs', 'console', 'slinux-dm.log');
-  await pty.until(/xenemu HVM busybox: [^\n]*\n/, 0, 180_000).catch((e: Error) => {
-    throw new Error(`${e.message}\n--- serial log:\n${readFileSync(serialLog, 'utf8').slice(-3000)}`);
-  });
+  const run = await busyboxShell(pty, join(h.rundir, 'logs', 'console', 'slinux-dm.log'));
   t.pass(`Linux to its shell ${((Date.now() - t0) / 1000).toFixed(1)} s after xl create`);
 
-  const prompt = /\/ # (\x1b\[6n)?$/;
-  const run = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
-    await pty.until(prompt, 0, 30_000);
-    const from = pty.text.length;
-    pty.write(`${cmd}\r`);
-    await pty.until(prompt, from + cmd.length, timeoutMs);
-    const out = pty.text.slice(from).replace(/\r/g, '');
-    return out.slice(out.indexOf('\n') + 1).replace(prompt, '');
-  };
   t.match(await run('uname -a'), /^Linux hvm 6\.1\.\S+-686 .* i686 GNU\/Linux/m, 'uname -a');
   t.equal((await run('md5sum /dev/sda', 120_000)).trim(), `${md5}  /dev/sda`, "md5sum /dev/sda matches the host's (read through the stub's blkfront)");
   // blkback writes its counters at sync: wait for the next one. md5sum read
