@@ -75,9 +75,10 @@ export interface Guest {
   screenshot?(png: string): Promise<ScreenshotRecord>;
   /**
    * A domain changed state (VIRQ_DOM_EXC): a kind whose guest depends on
-   * another domain (an HVM guest's stub domain) looks at it here.
+   * another domain (an HVM guest's stub domain) looks at it here, in the
+   * scan's getdomaininfo of every domain (by domid; absent: gone).
    */
-  domainsChanged?(): Promise<void>;
+  domainsChanged?(domains: ReadonlyMap<number, { flags: number }>): void;
   /**
    * Domain-0's toolstack is stopping (the host goes down): end the processes
    * it started for the guest, and nothing else.

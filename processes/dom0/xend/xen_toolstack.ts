@@ -616,7 +616,7 @@ export class XenToolstack implements Toolstack {
     const work: Promise<void>[] = [];
     for (const m of [...this.managed.values()]) {
       if (this.tearing.has(m.domid)) continue;
-      if (raws.has(m.domid)) await m.guest.domainsChanged?.().catch((e: Error) => this.log(`xend: d${m.domid}: ${e.message}`));
+      if (raws.has(m.domid)) m.guest.domainsChanged?.(raws);
       const raw = raws.get(m.domid);
       if (!raw) { work.push(this.teardown(m.domid)); continue; }
       const reason = shutdownReasonName(raw.flags);

@@ -125,9 +125,9 @@ class HvmGuest implements Guest {
   }
 
   /** VIRQ_DOM_EXC: a stub domain that crashed, shut down or was destroyed takes the guest's devices with it. */
-  async domainsChanged(): Promise<void> {
+  domainsChanged(domains: ReadonlyMap<number, { flags: number }>): void {
     if (!this.stub || this.stubLost || this.released) return;
-    if (await this.stub.alive()) return;
+    if (StubDomain.running(domains.get(this.stub.domid)?.flags)) return;
     this.stubLost = true;
     this.crash(`stub domain d${this.stub.domid} is gone`);
   }

@@ -158,8 +158,12 @@ export class StubDomain {
   /** The stub exists and has not shut down (crashed, powered off, destroyed). */
   async alive(): Promise<boolean> {
     const r = await this.ctx.dom0.hv.domctl<{ domain: number; flags: number }>(XEN_DOMCTL_getdomaininfo, { domain: this.domid });
-    if (r.ret < 0 || r.data?.domain !== this.domid) return false;
-    return (r.data.flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown)) === 0;
+    return r.ret >= 0 && r.data?.domain === this.domid && StubDomain.running(r.data.flags);
+  }
+
+  /** getdomaininfo's flags of a domain that exists and has not shut down (undefined: it does not exist). */
+  static running(flags: number | undefined): boolean {
+    return flags !== undefined && (flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown)) === 0;
   }
 
   /** The stub's console (the guest's COM1) for `xl console <guest>`. */
