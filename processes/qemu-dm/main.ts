@@ -13,15 +13,11 @@
 // shared/hw); they differ in their channels to Xen and where the guest's
 // disks, NICs and serial port lead.
 import { parseQemuDmArgs, ArgError, type QemuDmArgs } from './args.js';
-import { setProcessTitle } from '../../shared/runtime/title.js';
+import { qemuDmTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { runLocal } from './local.js';
 import { runStubdom, STUBDOM_FLAG } from './stubdom.js';
 
 const log = (m: string) => process.stderr.write(`${new Date().toISOString()} qemu-dm: ${m}\n`);
-
-/** The title in `ps` (docs/design.md §1). */
-const qemuDmTitle = (host: string, domid: number, name?: string): string =>
-  `xenemu-qemu-dm ${name ? `${name} ` : ''}domid=${domid} host=${host}`;
 
 async function main(): Promise<void> {
   if (process.argv.includes(STUBDOM_FLAG)) return runStubdom();

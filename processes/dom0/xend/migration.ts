@@ -46,8 +46,9 @@ export type MigrationMsg =
   | { type: 'abort' };
 export type MigrationReply = { ok: true; domid?: number } | { ok: false; error: string };
 
-export type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
-export interface MigrationRound { round: number; pages: number; bytes: number; ms: number }
+import type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
+export type { MigrationSummary };
+export type MigrationRound = MigrationSummary['rounds'][number];
 
 /** Pages compared at once: a run of unchanged pages costs one comparison. */
 const RUN_PAGES = 16;
