@@ -9,9 +9,14 @@
 // up to date, run v86 for up to about a millisecond. A halted processor
 // with nothing pending blocks on the vCPU doorbell of the HVM segment until
 // its next timer, or until a device model changes an interrupt line and
-// wakes it.
+// wakes it. Before it blocks it polls, as KVM's halt polling does: a wake
+// due within HALT_POLL_MAX_MS (a timer that close, or a device model that
+// answered the last polls that fast, such as a disk finishing a DMA) is
+// slept through holding the slice, since giving the slice back and getting
+// it again costs a round trip to the hypervisor and its scheduler, about
+// 2 ms on a busy host, against a DMA that completes in tenths of one.
 import type { MessagePort } from 'node:worker_threads';
-import { shmOpen } from '../../../shared/shm.js';
+import { futexWait, shmOpen } from '../../../shared/shm.js';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import { XENEMU_HVM_SEGMENT_PAGES, drainModified, hvm_ctl } from '../../../shared/abi/hvm/xenemu_hvm.js';
 import type { VcpuContext } from '../../../shared/xen/vcpu/index.js';
@@ -21,6 +26,38 @@ import { IoRouter } from './io_router.js';
 import { IrqLines } from './irq.js';
 import { DebugPort, XEN_HVM_DEBUGCONS_IOPORT } from './debug_port.js';
 import { PmTimer, SCI_IRQ } from './pmtimer.js';
+
+/** Longest halt poll (the slice is held; a revocation waits for its end, within the scheduler's grace). */
+const HALT_POLL_MAX_MS = 0.5;
+/** A poll window that halved below this is off, but for a full probe every HALT_POLL_PROBE_EVERY halts. */
+const HALT_POLL_MIN_MS = 0.03;
+const HALT_POLL_PROBE_EVERY = 32;
+
+/**
+ * The poll window adapts as KVM's halt_poll_ns does: a poll that ended in a
+ * wake opens it fully, one that timed out halves it; once off, one halt in
+ * HALT_POLL_PROBE_EVERY probes with the full window.
+ */
+export class HaltPoll {
+  private windowMs = HALT_POLL_MAX_MS;
+  private sinceProbe = 0;
+  polls = 0;
+  hits = 0;
+
+  /** How long to poll before blocking when the next timer is `timerMs` away (0: block at once). */
+  window(timerMs: number): number {
+    if (timerMs <= HALT_POLL_MAX_MS) return timerMs;
+    if (this.windowMs >= HALT_POLL_MIN_MS) return this.windowMs;
+    if (++this.sinceProbe >= HALT_POLL_PROBE_EVERY) { this.sinceProbe = 0; return HALT_POLL_MAX_MS; }
+    return 0;
+  }
+
+  /** The poll of a halt whose timer was further off than the window ended: woken, or timed out. */
+  result(woken: boolean): void {
+    this.polls++;
+    if (woken) { this.hits++; this.windowMs = HALT_POLL_MAX_MS; } else this.windowMs /= 2;
+  }
+}
 
 export interface HvmVcpuArg {
   /** The domain's memory and HVM segments. */
@@ -62,6 +99,7 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
   const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt);
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
+  const halt = new HaltPoll();
   let turns = 0;
   let lastT = Date.now();
   const ic = () => (m.cpu as unknown as { instruction_counter: Uint32Array }).instruction_counter[0]!;
@@ -70,7 +108,7 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     if (process.env.XENEMU_HVM_RATE && ++turns % 2000 === 0) {
       const now = Date.now();
       const i = ic();
-      arg.port.postMessage({ type: 'console', line: `rate ${(((i - lastI) >>> 0) / (now - lastT) / 1000).toFixed(1)} MIPS, turns 2000 in ${now - lastT} ms eip ${((m.cpu as unknown as { instruction_pointer: Int32Array }).instruction_pointer[0]! >>> 0).toString(16)} halted ${m.halted}` } satisfies HvmVcpuMessage);
+      arg.port.postMessage({ type: 'console', line: `rate ${(((i - lastI) >>> 0) / (now - lastT) / 1000).toFixed(1)} MIPS, turns 2000 in ${now - lastT} ms eip ${((m.cpu as unknown as { instruction_pointer: Int32Array }).instruction_pointer[0]! >>> 0).toString(16)} halted ${m.halted} halt polls ${halt.hits}/${halt.polls}` } satisfies HvmVcpuMessage);
       lastT = now; lastI = i;
     }
     // v86 compiles the guest code it translates asynchronously
@@ -96,6 +134,15 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     // an interrupt from a device model (the doorbell), whichever is first.
     const bell = Atomics.load(i32, hvm_ctl.vcpu_doorbell >> 2);
     if (irq.changed) continue;
-    ctx.block(seg, hvm_ctl.vcpu_doorbell, bell, Math.max(0.05, Math.min(t, 100)));
+    const timer = Math.max(0.05, Math.min(t, 100));
+    const poll = halt.window(timer);
+    if (poll > 0) {
+      const woken = futexWait(seg, hvm_ctl.vcpu_doorbell, bell, poll) !== 'timed-out' ||
+        Atomics.load(i32, hvm_ctl.vcpu_doorbell >> 2) !== bell;
+      if (poll === timer) continue;
+      halt.result(woken);
+      if (woken) continue;
+    }
+    ctx.block(seg, hvm_ctl.vcpu_doorbell, bell, timer - poll);
   }
 }

@@ -1,0 +1,24 @@
+// The HVM vCPU's halt polling window (processes/domu/hvm/vcpu_thread.ts HaltPoll).
+import t from 'tap';
+import { HaltPoll } from '../../processes/domu/hvm/vcpu_thread.js';
+
+t.test('a timer due within the longest poll is slept through, holding the slice', (t) => {
+  const h = new HaltPoll();
+  t.equal(h.window(0.2), 0.2);
+  t.end();
+});
+
+t.test('polls that time out close the window; one halt in 32 probes; a hit opens it again', (t) => {
+  const h = new HaltPoll();
+  t.equal(h.window(10), 0.5, 'starts fully open');
+  for (let i = 0; i < 5; i++) h.result(false);
+  t.ok(h.window(10) < 0.03 || h.window(10) === 0, 'halved below the minimum');
+  let probes = 0;
+  for (let i = 0; i < 64; i++) if (h.window(10) > 0) probes++;
+  t.equal(probes, 2, 'a full probe every 32 halts');
+  h.result(true);
+  t.equal(h.window(10), 0.5, 'a wake within the poll opens it fully');
+  t.equal(h.hits, 1);
+  t.equal(h.polls, 6);
+  t.end();
+});
