@@ -29,6 +29,8 @@ export interface HostOptions {
   /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
   listen?: string;
   name?: string;
+  /** Extra environment for the host's processes (fault injection). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestHost {
@@ -70,7 +72,7 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
   const name = opts.name ?? randomHostName();
   const rundir = join(root, name);
-  const env = productEnv({ XENEMU_RUN_DIR: root });
+  const env = productEnv({ ...opts.env, XENEMU_RUN_DIR: root });
   const xenemu = (...args: string[]) => run(process.execPath, [XENEMU_CLI, ...args], { env, timeout: 60_000 });
   let downed = false;
   const down = async () => {

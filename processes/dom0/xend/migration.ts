@@ -9,8 +9,11 @@
 //     pages {round, pfns, data} ... ───────────►  staged (a later copy of a page replaces it)
 //     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
 //     pages {final} ───────────────────────────►
-//     commit {config} ─────────────────────────►  restore from the staged pages, unpause
+//     commit {config} ─────────────────────────►  restore from the staged pages, paused
 //                      ◄───────────────────────── ok {domid}
+//     (the source's domain is renamed NAME--migratedaway)
+//     go {id} ─────────────────────────────────►  unpause
+//                      ◄───────────────────────── ok
 //     destroy the source's domain
 //
 // Which pages changed since they were sent: a shadow of what the target
@@ -18,10 +21,28 @@
 // fallback of log-dirty tracking: it needs nothing of the guest, and a page
 // rewritten with its old bytes is rightly not sent again).
 //
-// A target that does not answer (killed, unreachable, refusing) leaves the
-// guest here: before the suspend it never stopped; after it, it is resumed
-// in place (XEN_DOMCTL_resumedomain). The target drops a session whose
-// source went quiet.
+// Exactly one host runs the guest afterwards, whatever fails (Xen's
+// "migration-ready"/"go" handshake of xl's migrate):
+//
+// - Until `go` the target holds at most a paused copy. A target that does
+//   not answer (killed, unreachable, refusing, its restore failing) leaves
+//   the guest here: before the suspend it never stopped; after it, it is
+//   resumed in place (XEN_DOMCTL_resumedomain). The target destroys a paused
+//   copy whose `go` does not come within GO_WAIT_MS, and drops a session
+//   whose source went quiet or whose connection broke.
+// - A `go` without an answer is the one uncertain case: the source asks the
+//   target what became of migration `id` (status) until STATUS_WAIT_MS
+//   runs out. Running there: the source's copy is destroyed. Still paused
+//   there: the source aborts it and, once the target confirms, resumes its
+//   own. A target whose port refuses connections has lost its host (xend
+//   lives and dies with it), so nothing runs there: the source resumes. No
+//   answer at all (a cut link): the guest stays suspended here as
+//   NAME--migratedaway, as xl leaves it, and the error says so.
+//
+// Both sides send ZMTP heartbeats, so a peer that died or a link that was
+// cut breaks the connection within HEARTBEAT_TIMEOUT_MS instead of a reply
+// timeout.
+import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
@@ -35,16 +56,34 @@ export const MIGRATION_REPLY_TIMEOUT_MS = 30_000;
 const BEGIN_TIMEOUT_MS = 5_000;
 /** A target session with no message for this long is dropped. */
 const SESSION_IDLE_MS = 60_000;
+/** How long the target keeps a restored, paused copy waiting for `go`. */
+export const GO_WAIT_MS = 15_000;
+/** How long the source asks a target that did not answer `go` what became of the guest. */
+export const STATUS_WAIT_MS = 20_000;
+/** How long the target remembers what became of a migration, for a source's status question. */
+const OUTCOME_KEEP_MS = 10 * 60_000;
+/** ZMTP heartbeats: a peer silent this long is gone. */
+const HEARTBEAT_IVL_MS = 500;
+const HEARTBEAT_TIMEOUT_MS = 3_000;
+const HEARTBEATS = { heartbeatInterval: HEARTBEAT_IVL_MS, heartbeatTimeout: HEARTBEAT_TIMEOUT_MS, heartbeatTimeToLive: HEARTBEAT_TIMEOUT_MS };
 /** Pre-copy stops when a round finds fewer dirty pages than this, or after MAX_ROUNDS. */
 const DIRTY_STOP = 64;
 const MAX_ROUNDS = 8;
 
 export type MigrationMsg =
-  | { type: 'begin'; name: string; memory: number; maxPfns: number }
+  | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number }
   | { type: 'pages'; round: number; pfns: Uint8Array; data: Uint8Array }
   | { type: 'commit'; config: DomainConfig }
-  | { type: 'abort' };
-export type MigrationReply = { ok: true; domid?: number } | { ok: false; error: string };
+  | { type: 'go'; id: string }
+  | { type: 'status'; id: string }
+  | { type: 'abort'; id?: string };
+/**
+ * What became of a migration on the target: pages being staged, restored
+ * and paused waiting for `go`, running, or gone (refused, aborted, timed
+ * out, or never heard of).
+ */
+export type MigrationState = 'staging' | 'ready' | 'running' | 'gone';
+export type MigrationReply = { ok: true; domid?: number; state?: MigrationState } | { ok: false; error: string };
 
 import type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
 export type { MigrationSummary };
@@ -67,18 +106,41 @@ export class MigrationSender {
   private readonly live: Buffer;
   readonly rounds: MigrationRound[] = [];
   sentBytes = 0;
+  /** Names this migration to the target, for `go`, `status` and `abort`. */
+  readonly id = randomBytes(8).toString('hex');
+  /** Set once the connection to the target broke after it was made: every wait fails at once. */
+  private broken: Error | null = null;
+  private readonly brokenWaiters = new Set<(e: Error) => void>();
 
   constructor(readonly target: string, private readonly mem: Uint8Array) {
-    this.sock = new zmq.Dealer({ linger: 0, sendTimeout: MIGRATION_REPLY_TIMEOUT_MS, receiveTimeout: MIGRATION_REPLY_TIMEOUT_MS, sendHighWaterMark: 64 });
+    this.sock = new zmq.Dealer({ linger: 0, sendTimeout: MIGRATION_REPLY_TIMEOUT_MS, receiveTimeout: MIGRATION_REPLY_TIMEOUT_MS, sendHighWaterMark: 64, ...HEARTBEATS });
+    this.sock.events.on('disconnect', () => this.lost(new Error(`the connection to ${target} broke`)));
     this.sock.connect(`tcp://${target}`);
     this.maxPfns = mem.byteLength / PAGE_SIZE;
     this.shadow = Buffer.alloc(mem.byteLength);
     this.live = Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength);
   }
 
+  private lost(e: Error): void {
+    if (this.broken) return;
+    this.broken = e;
+    for (const w of this.brokenWaiters) w(e);
+    this.brokenWaiters.clear();
+  }
+
+  /** `p`, or the broken connection's error, whichever comes first. */
+  private unlessBroken<T>(p: Promise<T>): Promise<T> {
+    if (this.broken) { p.catch(() => undefined); return Promise.reject(this.broken); }
+    return new Promise<T>((res, rej) => {
+      const w = (e: Error) => rej(e);
+      this.brokenWaiters.add(w);
+      p.then((v) => { this.brokenWaiters.delete(w); res(v); }, (e) => { this.brokenWaiters.delete(w); rej(e); });
+    });
+  }
+
   private async call(m: MigrationMsg): Promise<MigrationReply> {
-    await this.sock.send(pack(m));
-    const [reply] = await this.sock.receive();
+    await this.unlessBroken(this.sock.send(pack(m)));
+    const [reply] = await this.unlessBroken(this.sock.receive());
     return unpack(reply!) as MigrationReply;
   }
 
@@ -86,7 +148,7 @@ export class MigrationSender {
     this.sock.receiveTimeout = BEGIN_TIMEOUT_MS;
     let r: MigrationReply;
     try {
-      r = await this.call({ type: 'begin', name, memory, maxPfns: this.maxPfns });
+      r = await this.call({ type: 'begin', id: this.id, name, memory, maxPfns: this.maxPfns });
     } catch (e) {
       throw new Error(`no answer from ${this.target} in ${BEGIN_TIMEOUT_MS / 1000} s (is a xenemu host listening there? xenemu up --listen): ${(e as Error).message}`);
     } finally {
@@ -110,7 +172,7 @@ export class MigrationSender {
         this.shadow.set(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), pfn * PAGE_SIZE);
       });
       const idx = new Uint32Array(pfns);
-      await this.sock.send(pack({ type: 'pages', round, pfns: new Uint8Array(idx.buffer), data } satisfies MigrationMsg));
+      await this.unlessBroken(this.sock.send(pack({ type: 'pages', round, pfns: new Uint8Array(idx.buffer), data } satisfies MigrationMsg)));
       bytes += data.byteLength;
       pfns = [];
     };
@@ -142,34 +204,105 @@ export class MigrationSender {
     }
   }
 
+  /** The target restores the guest, paused; its domid there. */
   async commit(config: DomainConfig): Promise<number> {
     const r = await this.call({ type: 'commit', config });
     if (!r.ok) throw new Error(r.error);
     return r.domid ?? -1;
   }
 
+  /** The target unpauses the guest. Throws when no answer came: then only status() can tell what happened. */
+  async go(timeoutMs: number): Promise<void> {
+    this.sock.receiveTimeout = timeoutMs;
+    const r = await this.call({ type: 'go', id: this.id });
+    if (!r.ok) throw new MigrationRefused(r.error);
+  }
+
+  /**
+   * After a `go` without an answer: what became of the guest on the target,
+   * asked on a new connection until `waitMs` runs out. A target still
+   * holding it paused is told to abort, and 'gone' is returned once it
+   * confirms. 'refused': nobody listens there any more (the target's host
+   * is down). undefined: no answer at all.
+   */
+  async settle(waitMs: number): Promise<MigrationState | 'refused' | undefined> {
+    const deadline = Date.now() + waitMs;
+    let refusals = 0;
+    while (Date.now() < deadline) {
+      const sock = new zmq.Dealer({ linger: 0, receiveTimeout: 2_000, sendTimeout: 2_000, reconnectInterval: 200 });
+      let connected = false;
+      sock.events.on('connect', () => { connected = true; });
+      sock.events.on('connect:retry', () => { refusals++; });
+      sock.connect(`tcp://${this.target}`);
+      try {
+        await sock.send(pack({ type: 'status', id: this.id } satisfies MigrationMsg));
+        let [raw] = await sock.receive();
+        let r = unpack(raw!) as MigrationReply;
+        if (r.ok && r.state === 'ready') {
+          await sock.send(pack({ type: 'abort', id: this.id } satisfies MigrationMsg));
+          [raw] = await sock.receive();
+          r = unpack(raw!) as MigrationReply;
+        }
+        if (r.ok && r.state && r.state !== 'ready') return r.state;
+      } catch {
+        // No answer this time; a port that keeps refusing connections has no xend behind it.
+        if (!connected && refusals >= 3) return 'refused';
+      } finally {
+        sock.close();
+      }
+    }
+    return undefined;
+  }
+
+  /** Best effort: a broken connection or a send still in progress has the target drop the session on its own. */
   abort(): void {
-    void this.sock.send(pack({ type: 'abort' } satisfies MigrationMsg)).catch(() => undefined);
+    if (this.broken) return;
+    try {
+      void this.sock.send(pack({ type: 'abort', id: this.id } satisfies MigrationMsg)).catch(() => undefined);
+    } catch { /* a send is still in progress */ }
   }
 
   close(): void { this.sock.close(); }
 }
 
-interface Session { name: string; maxPfns: number; pages: Map<number, Uint8Array>; timer: NodeJS.Timeout }
+/** The target answered `go` with a refusal (its unpause failed): nothing runs there. */
+export class MigrationRefused extends Error {}
+
+interface Session { id: string; name: string; maxPfns: number; pages: Map<number, Uint8Array>; timer: NodeJS.Timeout }
+
+/** What the target did with a migration, kept for OUTCOME_KEEP_MS after its last change. */
+interface Outcome { state: MigrationState; name: string; domid: number; timer: NodeJS.Timeout }
 
 export interface ReceiverHooks {
   /** Whether a guest `name` of `memory` MiB may come: an error message, or undefined. */
   admit(name: string, memory: number): Promise<string | undefined>;
-  /** Restores the guest from the staged pages and unpauses it; its domid. */
+  /** Restores the guest from the staged pages, paused; its domid. Leaves nothing behind when it fails. */
   restore(config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>): Promise<number>;
+  unpause(domid: number): Promise<void>;
+  destroy(domid: number): Promise<void>;
   log(m: string): void;
+}
+
+/**
+ * Fault injection for the tests of the uncertain window (docs/saverestore.md):
+ * XENEMU_FAULT_MIGRATE=hold-go:MS makes the target sit on a `go` that long
+ * before it acts; =lose-go-answer makes it act on `go` and never answer.
+ */
+function migrateFault(): { holdGoMs: number; loseGoAnswer: boolean } {
+  const f = process.env.XENEMU_FAULT_MIGRATE ?? '';
+  const hold = /^hold-go:(\d+)$/.exec(f);
+  return { holdGoMs: hold ? Number(hold[1]) : 0, loseGoAnswer: f === 'lose-go-answer' };
 }
 
 /** The target's side: xend's ROUTER on --listen ADDR:PORT. */
 export class MigrationReceiver {
-  private readonly sock = new zmq.Router({ linger: 0, receiveHighWaterMark: 64 });
+  private readonly sock = new zmq.Router({ linger: 0, receiveHighWaterMark: 64, ...HEARTBEATS });
+  /** Sessions staging pages, by the source connection's routing id. */
   private readonly sessions = new Map<string, Session>();
+  /** What became of each migration that reached `commit`, by its id. */
+  private readonly outcomes = new Map<string, Outcome>();
   private closed = false;
+  private readonly fault = migrateFault();
 
   private constructor(private readonly hooks: ReceiverHooks) {}
 
@@ -193,6 +326,23 @@ export class MigrationReceiver {
     s.timer = setTimeout(() => { this.hooks.log(`migration: '${s.name}': the source went quiet, dropped`); this.drop(key); }, SESSION_IDLE_MS);
   }
 
+  private setOutcome(id: string, o: Omit<Outcome, 'timer'>, timeoutMs = OUTCOME_KEEP_MS, onTimeout?: () => void): void {
+    const old = this.outcomes.get(id);
+    if (old) clearTimeout(old.timer);
+    const timer = setTimeout(() => { this.outcomes.delete(id); onTimeout?.(); }, timeoutMs);
+    timer.unref();
+    this.outcomes.set(id, { ...o, timer });
+  }
+
+  /** A paused copy nobody said `go` for: destroyed, so the guest never runs twice. */
+  private async discard(id: string, why: string): Promise<void> {
+    const o = this.outcomes.get(id);
+    if (!o || o.state !== 'ready') return;
+    this.setOutcome(id, { ...o, state: 'gone' });
+    this.hooks.log(`migration: '${o.name}' (d${o.domid}): ${why}; the paused copy is destroyed`);
+    await this.hooks.destroy(o.domid).catch((e) => this.hooks.log(`migration: destroying d${o.domid}: ${(e as Error).message}`));
+  }
+
   private async loop(): Promise<void> {
     try {
       for await (const [id, body] of this.sock) {
@@ -200,17 +350,19 @@ export class MigrationReceiver {
         const key = id.toString('hex');
         let m: MigrationMsg;
         try { m = unpack(body) as MigrationMsg; } catch { continue; }
+        if (!m || typeof m !== 'object') continue;
         const reply = (r: MigrationReply) => void this.sock.send([id, pack(r)]).catch(() => undefined);
         const s = this.sessions.get(key);
         switch (m.type) {
           case 'begin': {
             this.drop(key);
-            const why = Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22)
-              ? await this.hooks.admit(String(m.name), Number(m.memory)) : 'bad frame count';
+            const why = Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22) && typeof m.id === 'string'
+              ? await this.hooks.admit(String(m.name), Number(m.memory)) : 'bad frame count or migration id';
             if (why) { reply({ ok: false, error: why }); break; }
-            const ns: Session = { name: String(m.name), maxPfns: m.maxPfns, pages: new Map(), timer: setTimeout(() => undefined, 0) };
+            const ns: Session = { id: m.id, name: String(m.name), maxPfns: m.maxPfns, pages: new Map(), timer: setTimeout(() => undefined, 0) };
             this.sessions.set(key, ns);
             this.touch(key, ns);
+            this.hooks.log(`migration: '${ns.name}' begins: staging its pages`);
             reply({ ok: true });
             break;
           }
@@ -231,15 +383,32 @@ export class MigrationReceiver {
             this.drop(key);
             try {
               const domid = await this.hooks.restore(m.config, s.maxPfns, s.pages);
+              this.setOutcome(s.id, { state: 'ready', name: s.name, domid }, GO_WAIT_MS,
+                () => void this.discard(s.id, `no go from the source within ${GO_WAIT_MS / 1000} s`));
+              this.hooks.log(`migration: '${s.name}' restored as d${domid}, paused until the source says go`);
               reply({ ok: true, domid });
             } catch (e) {
               reply({ ok: false, error: (e as Error).message });
             }
             break;
           }
-          case 'abort':
-            this.drop(key);
+          case 'go':
+            if (this.fault.holdGoMs) {
+              this.hooks.log(`migration: fault injection: holding go for ${this.fault.holdGoMs} ms`);
+              setTimeout(() => void this.go(String(m.id), reply), this.fault.holdGoMs);
+            } else await this.go(String(m.id), reply);
             break;
+          case 'status':
+            reply({ ok: true, state: this.outcomes.get(String(m.id))?.state ?? ([...this.sessions.values()].some((x) => x.id === m.id) ? 'staging' : 'gone') });
+            break;
+          case 'abort': {
+            if (s && (m.id === undefined || m.id === s.id)) this.drop(key);
+            if (m.id !== undefined) {
+              await this.discard(String(m.id), 'the source aborted');
+              reply({ ok: true, state: this.outcomes.get(String(m.id))?.state ?? 'gone' });
+            }
+            break;
+          }
         }
       }
     } catch (e) {
@@ -247,9 +416,29 @@ export class MigrationReceiver {
     }
   }
 
+  /** `go`: the paused copy runs. */
+  private async go(id: string, reply: (r: MigrationReply) => void): Promise<void> {
+    const o = this.outcomes.get(id);
+    if (!o || o.state !== 'ready') {
+      reply(o?.state === 'running' ? { ok: true, state: 'running' } : { ok: false, error: 'no migration waiting for go' });
+      return;
+    }
+    try {
+      await this.hooks.unpause(o.domid);
+      this.setOutcome(id, { ...o, state: 'running' });
+      this.hooks.log(`migration: '${o.name}' runs here as d${o.domid}`);
+      if (this.fault.loseGoAnswer) this.hooks.log('migration: fault injection: the answer to go is lost');
+      else reply({ ok: true, state: 'running' });
+    } catch (e) {
+      await this.discard(id, `unpausing failed: ${(e as Error).message}`);
+      reply({ ok: false, error: (e as Error).message });
+    }
+  }
+
   close(): void {
     this.closed = true;
     for (const k of [...this.sessions.keys()]) this.drop(k);
+    for (const o of this.outcomes.values()) clearTimeout(o.timer);
     this.sock.close();
   }
 }

@@ -64,7 +64,7 @@ import { mapForeignDomain } from '../../../shared/xen/index.js';
 import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
-import { MigrationReceiver, MigrationSender, type MigrationSummary } from './migration.js';
+import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, type MigrationSummary } from './migration.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -91,6 +91,8 @@ interface Managed extends DomainMeta {
 const RESTART_LIMIT = 5;
 /** How long a guest has to suspend (libxl's suspend timeout is 60 s for a PV guest; xenemu's kernel takes milliseconds). */
 const SUSPEND_TIMEOUT_MS = 10_000;
+/** How long the target may take to unpause the guest after `go` before the source asks it what happened. */
+const MIGRATION_GO_TIMEOUT_MS = 5_000;
 const RESTART_WINDOW_MS = 10_000;
 
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -392,27 +394,64 @@ export class XenToolstack implements Toolstack {
     const mem = await mapForeignDomain(this.dom0.hv, domid);
     const tx = new MigrationSender(target, mem.bytes);
     let suspended = false;
+    let targetDomid = -1;
+    let tStop = 0;
     try {
-      await tx.begin(m.name, m.config.memory);
-      if (live) await tx.precopy();
-      const tStop = performance.now();
-      await this.suspendGuest(domid);
-      suspended = true;
-      await tx.round(tx.rounds.length);
-      const targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
-      const downtimeMs = performance.now() - tStop;
-      this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
-        `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
-      await this.teardown(domid);
-      return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid };
-    } catch (e) {
-      tx.abort();
-      if (suspended) await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
-      this.log(`xend: migrating d${domid} to ${target} failed, it runs on here: ${(e as Error).message}`);
-      throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${(e as Error).message}`);
+      try {
+        await tx.begin(m.name, m.config.memory);
+        if (live) await tx.precopy();
+        tStop = performance.now();
+        await this.suspendGuest(domid);
+        suspended = true;
+        await tx.round(tx.rounds.length);
+        targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+      } catch (e) {
+        // The target holds at most a paused copy, which it destroys on abort or without a go.
+        tx.abort();
+        if (suspended) await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+        this.log(`xend: migrating d${domid} to ${target} failed, it runs on here: ${(e as Error).message}`);
+        throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${(e as Error).message}`);
+      }
+      // As xl does before its "go": the name passes to the target's copy.
+      const away = `${m.name}--migratedaway`;
+      await this.renameManaged(domid, m, away);
+      let outcome: Awaited<ReturnType<MigrationSender['settle']>> = 'running';
+      try {
+        await tx.go(MIGRATION_GO_TIMEOUT_MS);
+      } catch (e) {
+        if (e instanceof MigrationRefused) outcome = 'gone';
+        else {
+          this.log(`xend: no answer from ${target} to go for d${domid}: ${(e as Error).message}; asking what became of it`);
+          outcome = await tx.settle(STATUS_WAIT_MS);
+        }
+      }
+      if (outcome === 'running') {
+        const downtimeMs = performance.now() - tStop;
+        this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
+          `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
+        await this.teardown(domid);
+        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid };
+      }
+      if (outcome === 'gone' || outcome === 'refused') {
+        await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
+        await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+        const why = outcome === 'gone' ? 'the target did not start it' : `nothing listens at ${target} any more (its host is down)`;
+        this.log(`xend: migrating d${domid} to ${target} failed after the commit: ${why}; it runs on here`);
+        throw new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${why}; the domain runs on here`);
+      }
+      this.log(`xend: d${domid} left suspended as '${away}': ${target} did not say whether it runs the guest`);
+      throw new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target}: the target did not confirm the guest's start ` +
+        `and could not be asked: domain state unknown. It is left suspended here as '${away}' so that it never runs twice; ` +
+        `once the target is reachable, \`xl list\` there tells whether it runs, and \`xl destroy ${away}\` here frees this copy.`);
     } finally {
       tx.close();
     }
+  }
+
+  /** A managed guest's name, in xenstore and in xend's records. */
+  private async renameManaged(domid: number, m: { name: string }, name: string): Promise<void> {
+    await this.xs.write(`/local/domain/${domid}/name`, name).catch(() => undefined);
+    m.name = name;
   }
 
   /** xenemu up --listen: take migrations (migration.ts's receiver). */
@@ -423,7 +462,9 @@ export class XenToolstack implements Toolstack {
         const free = Math.floor((await this.physinfo()).free_pages / 256);
         return memory > free ? `${memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)` : undefined;
       },
-      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, false)).domid,
+      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, true)).domid,
+      unpause: (domid) => this.unpause(domid),
+      destroy: (domid) => this.destroy(domid),
       log: this.log,
     });
   }
