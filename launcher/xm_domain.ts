@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { resolve } from 'node:path';
 import { parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
-import type { DomainRecord } from '../shared/toolstack/xend_api.js';
+import type { DomainRecord, MigrationProgress, MigrationSummary } from '../shared/toolstack/xend_api.js';
 import { attachConsole } from './xm_console.js';
 import { XmlRpcFault } from '../shared/xmlrpc.js';
 import { NoSuchDomain, UsageError, XmError, type Opts, type XmContext } from './xm_context.js';
@@ -292,6 +292,30 @@ export async function restore(x: XmContext, o: Opts): Promise<number> {
   return 0;
 }
 
+const BAR_WIDTH = 24;
+
+/** One progress line, redrawn in place. */
+export function renderProgress(p: MigrationProgress): string {
+  const done = Math.round(Math.min(1, Math.max(0, p.scanned)) * BAR_WIDTH);
+  const phase = { precopy: `round ${p.round + 1}`, stopcopy: 'stop-and-copy', commit: 'target restoring', go: 'target starting' }[p.phase];
+  return `[${'#'.repeat(done)}${'.'.repeat(BAR_WIDTH - done)}] ${phase.padEnd(16)} ${(p.sentBytes / 1048576).toFixed(1).padStart(7)} MB sent  ` +
+    `dirty ${(p.dirtyBytesPerSec / 1048576).toFixed(1).padStart(6)} MB/s  est. downtime ${p.estDowntimeMs.toFixed(0).padStart(5)} ms`;
+}
+
+/** Polls xend for the migration of `domid` and redraws one line on the terminal until stopped. */
+function progressBar(x: XmContext, domid: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let drawn = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const p = await x.call('xend.domain.migrateProgress', domid).catch(() => null);
+      if (p && !stopped) { x.err(`\r${renderProgress(p)}`); drawn = true; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return { async stop() { stopped = true; await loop; if (drawn) x.err('\n'); } };
+}
+
 /**
  * xl migrate [--live] [-l] <Domain> <Host:Port>: the guest to the host whose
  * xenemu listens there (xenemu up --listen). --live: pre-copy rounds while
@@ -306,9 +330,15 @@ export async function migrate(x: XmContext, o: Opts): Promise<number> {
   if (bad) throw new UsageError(`option \`${bad.replace(/^-+/, '')}' not supported.`, false);
   if (operands.length !== 2) throw new UsageError('migrate needs <Domain> and <Host:Port>', true);
   const [dom, target] = operands as [string, string];
-  await x.call('xend.domain', dom);
+  const rec = await x.call('xend.domain', dom);
   if (!json) x.err(`migration target: ${target}${live ? ' (live)' : ''}\n`);
-  const s = await x.call('xend.domain.migrate', dom, target, live);
+  const bar = !json && x.isTTY ? progressBar(x, rec.domid) : null;
+  let s: MigrationSummary;
+  try {
+    s = await x.call('xend.domain.migrate', dom, target, live);
+  } finally {
+    await bar?.stop();
+  }
   if (json) {
     x.out(`${JSON.stringify(s, null, 2)}\n`);
     return 0;

@@ -102,6 +102,20 @@ export type MigrationSummary = {
   sentBytes: number; downtimeMs: number; totalMs: number; targetDomid: number;
 };
 
+/** Where a migration is, for xl migrate's progress bar. */
+export type MigrationProgress = {
+  /** precopy: rounds while the guest runs; stopcopy: the last round, the guest suspended; commit: the target restores; go: it starts there. */
+  phase: 'precopy' | 'stopcopy' | 'commit' | 'go';
+  round: number;
+  /** Of the current round's pass over memory, 0..1. */
+  scanned: number;
+  sentBytes: number;
+  /** Bytes the guest dirtied per second while the last round was sent (0 before the second round). */
+  dirtyBytesPerSec: number;
+  /** The pages the last round found dirty, sent at the link's rate so far: what stopping now would cost. */
+  estDowntimeMs: number;
+};
+
 /** A domain as a client names it: its name or its id. */
 export type DomRef = string | number;
 
@@ -128,6 +142,8 @@ export interface XendApi {
   'xend.domain.restore': { dom: false; params: [file: string, paused: boolean]; result: DomainRecord };
   /** xl migrate: to the xend listening at `target` (HOST:PORT); `live`: pre-copy rounds while it runs. */
   'xend.domain.migrate': { dom: true; params: [target: string, live: boolean]; result: MigrationSummary };
+  /** The migration of this domain in progress, or null. */
+  'xend.domain.migrateProgress': { dom: true; params: []; result: MigrationProgress | null };
   /** The emulated display (QMP x-xenemu-text-screen, and screendump to `png`, an absolute path, unless ''). */
   'xend.domain.screenshot': { dom: true; params: [png: string]; result: ScreenshotRecord };
   /** True once the domain shut down or went, false after `seconds` (a long poll). */

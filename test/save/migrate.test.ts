@@ -7,7 +7,8 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHost } from '../helpers/host.js';
+import * as pty from 'node-pty';
+import { startHost, XENEMU_CLI } from '../helpers/host.js';
 import { list, xl } from '../host/xl.js';
 import { attachGuest, netGuest } from '../net/guests.js';
 
@@ -63,4 +64,27 @@ t.test('xl migrate to a host that is not listening leaves the guest running', as
   const row = (await list(src)).find((x) => x.name === 'stay');
   t.equal(row?.id, g.id, 'the guest is still on the source under its domid');
   t.match(await g.run('memcheck'), /seed 9: ok/, 'and runs on');
+});
+
+t.test('xl migrate on a terminal draws a progress bar: round, MB sent, dirty rate, estimated downtime', async (t) => {
+  const src = await startHost(t, { memory: 256, pcpus: 2 });
+  const dst = await startHost(t, { memory: 256, pcpus: 2, listen: `127.0.0.1:${PORT + 2}` });
+  const g = await netGuest(t, src, 'pb', '', 64);
+  await g.run('memfill 32 3');
+  const from = g.pty.text.length;
+  g.pty.write('membusy 32 120\r');
+  await g.pty.until(/membusy: rewriting/, from + 16, 30_000);
+  const term = pty.spawn(process.execPath, [XENEMU_CLI, 'xl', 'migrate', '--live', 'pb', `127.0.0.1:${PORT + 2}`], {
+    cols: 120, rows: 30, env: { ...src.env, XENEMU_HOST: src.name } as Record<string, string> });
+  let screen = '';
+  term.onData((d) => { screen += d; });
+  t.teardown(() => { try { term.kill(); } catch { /* gone */ } });
+  const code = await new Promise<number>((res) => term.onExit((e) => res(e.exitCode)));
+  t.equal(code, 0, 'xl migrate succeeds');
+  const frames = screen.split('\r').filter((l) => /^\[[#.]{24}\] /.test(l));
+  t.ok(frames.length >= 2, `the bar was redrawn in place (${frames.length} frames)`);
+  t.match(frames.join('\n'), /(round \d+|stop-and-copy|target restoring|target starting) +[\d.]+ MB sent +dirty +[\d.]+ MB\/s +est\. downtime +\d+ ms/, frames.at(-1) ?? 'no frame');
+  t.ok(frames.some((f) => /dirty +[1-9][\d.]* MB\/s/.test(f)), 'a dirty rate once the guest had rewritten pages during a round');
+  t.match(screen, /Target reports successful startup/, 'and the summary follows');
+  t.ok((await list(dst)).some((x) => x.name === 'pb'), 'the guest moved');
 });

@@ -85,8 +85,8 @@ export type MigrationMsg =
 export type MigrationState = 'staging' | 'ready' | 'running' | 'gone';
 export type MigrationReply = { ok: true; domid?: number; state?: MigrationState } | { ok: false; error: string };
 
-import type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
-export type { MigrationSummary };
+import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
+export type { MigrationProgress, MigrationSummary };
 export type MigrationRound = MigrationSummary['rounds'][number];
 
 /** Pages compared at once: a run of unchanged pages costs one comparison. */
@@ -106,6 +106,8 @@ export class MigrationSender {
   private readonly live: Buffer;
   readonly rounds: MigrationRound[] = [];
   sentBytes = 0;
+  phase: MigrationProgress['phase'] = 'precopy';
+  private scannedPfns = 0;
   /** Names this migration to the target, for `go`, `status` and `abort`. */
   readonly id = randomBytes(8).toString('hex');
   /** Set once the connection to the target broke after it was made: every wait fails at once. */
@@ -179,6 +181,7 @@ export class MigrationSender {
     const same = (from: number, pages: number) =>
       this.live.compare(this.shadow, from * PAGE_SIZE, (from + pages) * PAGE_SIZE, from * PAGE_SIZE, (from + pages) * PAGE_SIZE) === 0;
     for (let run = 0; run < this.maxPfns; run += RUN_PAGES) {
+      this.scannedPfns = run;
       const n = Math.min(RUN_PAGES, this.maxPfns - run);
       if (same(run, n)) continue;
       for (let pfn = run; pfn < run + n; pfn++) {
@@ -189,9 +192,24 @@ export class MigrationSender {
       }
     }
     await flush();
+    this.scannedPfns = this.maxPfns;
     this.sentBytes += bytes;
     this.rounds.push({ round, pages: total, bytes, ms: performance.now() - t0 });
     return total;
+  }
+
+  /** For xl migrate's progress bar. */
+  progress(): MigrationProgress {
+    const r = this.rounds;
+    const last = r.at(-1);
+    const sentMs = r.reduce((a, x) => a + x.ms, 0);
+    const rate = sentMs > 0 ? this.sentBytes / sentMs : 0; // bytes per ms
+    // What the last round found dirty was dirtied while the one before it was sent.
+    const dirty = r.length >= 2 && r.at(-2)!.ms > 0 ? (last!.pages * PAGE_SIZE) / (r.at(-2)!.ms / 1000) : 0;
+    return {
+      phase: this.phase, round: r.length, scanned: this.maxPfns ? this.scannedPfns / this.maxPfns : 1, sentBytes: this.sentBytes,
+      dirtyBytesPerSec: dirty, estDowntimeMs: last && rate > 0 ? (last.pages * PAGE_SIZE) / rate : 0,
+    };
   }
 
   /** Pre-copy while the guest runs: rounds until few pages are dirtied or no progress is made. */

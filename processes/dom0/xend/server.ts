@@ -97,6 +97,10 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return ts.migrate(d.domid, target, live);
     },
   },
+  'xend.domain.migrateProgress': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => ts.migrateProgress?.(d.domid) ?? null,
+  },
   'xend.domain.screenshot': {
     params: async (p, dom) => [await dom(p[0]), p[1] === undefined ? '' : str(p[1], 'screenshot file')],
     run: async (ts, [d, png]) => {

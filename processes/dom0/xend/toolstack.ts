@@ -3,7 +3,7 @@
 // interface does the work with hypercalls (domctl/sysctl) and xenstore.
 // Kept small so that xend's protocol can be tested against an in-process
 // fake, and the real implementation plugged in without touching xend.
-import type { MigrationSummary } from '../../../shared/toolstack/xend_api.js';
+import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type {
   BlockDeviceRecord, DomainStateFlags, DomainTrigger, NetworkDeviceRecord, NodeInfo, ScreenshotRecord, ShutdownReason, ShutdownRequest,
@@ -70,6 +70,8 @@ export interface Toolstack {
   restore?(file: string, paused: boolean): Promise<DomainInfo>;
   /** xl migrate to the xend listening at `target` (HOST:PORT). */
   migrate?(domid: number, target: string, live: boolean): Promise<MigrationSummary>;
+  /** Where the migration of `domid` is (xl migrate's progress bar), null when none runs. */
+  migrateProgress?(domid: number): MigrationProgress | null;
   /** The guest's emulated display, and its PNG written to `png` unless '' (optional: PV-only toolstacks have none). */
   screenshot?(domid: number, png: string): Promise<ScreenshotRecord>;
   /** xl network-attach / network-detach / network-list (optional: the test fakes have no vifs). */

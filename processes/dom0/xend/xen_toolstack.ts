@@ -64,7 +64,7 @@ import { mapForeignDomain } from '../../../shared/xen/index.js';
 import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
-import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, type MigrationSummary } from './migration.js';
+import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, type MigrationProgress, type MigrationSummary } from './migration.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -105,6 +105,8 @@ export class XenToolstack implements Toolstack {
   private readonly managed = new Map<number, Managed>();
   /** Names of domains being created, so two creates cannot take one name. */
   private readonly creating = new Set<string>();
+  /** Migrations under way, by the source domain's id. */
+  private readonly migrations = new Map<number, MigrationSender>();
   /** Domains being torn down: one teardown each, others wait for it. */
   private readonly tearing = new Map<number, Promise<void>>();
   /** Restart times per domain name (the restart guard). */
@@ -393,6 +395,7 @@ export class XenToolstack implements Toolstack {
     const t0 = performance.now();
     const mem = await mapForeignDomain(this.dom0.hv, domid);
     const tx = new MigrationSender(target, mem.bytes);
+    this.migrations.set(domid, tx);
     let suspended = false;
     let targetDomid = -1;
     let tStop = 0;
@@ -401,9 +404,11 @@ export class XenToolstack implements Toolstack {
         await tx.begin(m.name, m.config.memory);
         if (live) await tx.precopy();
         tStop = performance.now();
+        tx.phase = 'stopcopy';
         await this.suspendGuest(domid);
         suspended = true;
         await tx.round(tx.rounds.length);
+        tx.phase = 'commit';
         targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
@@ -416,6 +421,7 @@ export class XenToolstack implements Toolstack {
       const away = `${m.name}--migratedaway`;
       await this.renameManaged(domid, m, away);
       let outcome: Awaited<ReturnType<MigrationSender['settle']>> = 'running';
+      tx.phase = 'go';
       try {
         await tx.go(MIGRATION_GO_TIMEOUT_MS);
       } catch (e) {
@@ -444,8 +450,13 @@ export class XenToolstack implements Toolstack {
         `and could not be asked: domain state unknown. It is left suspended here as '${away}' so that it never runs twice; ` +
         `once the target is reachable, \`xl list\` there tells whether it runs, and \`xl destroy ${away}\` here frees this copy.`);
     } finally {
+      this.migrations.delete(domid);
       tx.close();
     }
+  }
+
+  migrateProgress(domid: number): MigrationProgress | null {
+    return this.migrations.get(domid)?.progress() ?? null;
   }
 
   /** A managed guest's name, in xenstore and in xend's records. */
