@@ -63,7 +63,9 @@ async function consoleOf(h: BenchHost, name: string): Promise<{ run(cmd: string,
   }
 }
 
-interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number }> }
+interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number }>; downtimeParts: Record<string, number> }
+
+const parts = (s: Summary) => Object.entries(s.downtimeParts ?? {}).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ');
 
 async function migrate(from: BenchHost, name: string, to: string): Promise<Summary> {
   return JSON.parse(await xlOk(from, ['migrate', '--live', '-l', name, to])) as Summary;
@@ -126,7 +128,7 @@ async function run(ctx: SuiteContext): Promise<Metric[]> {
       idle.push(await migrate(at, 'mg', addr(to)));
       at = to;
       raw.push(await rawTransfer(base + 2));
-      ctx.log(`migrate: idle ${i + 1}/${rounds}: downtime ${idle[i]!.downtimeMs.toFixed(0)} ms, total ${idle[i]!.totalMs.toFixed(0)} ms; raw 128 MiB ${raw[i]!.toFixed(0)} ms`);
+      ctx.log(`migrate: idle ${i + 1}/${rounds}: downtime ${idle[i]!.downtimeMs.toFixed(0)} ms (${parts(idle[i]!)}), total ${idle[i]!.totalMs.toFixed(0)} ms; raw 128 MiB ${raw[i]!.toFixed(0)} ms`);
     }
     // Busy: membusy rewrites 64 MiB all the time.
     const busy: Summary[] = [];
@@ -139,7 +141,7 @@ async function run(ctx: SuiteContext): Promise<Metric[]> {
       const to = at === a ? b : a;
       busy.push(await migrate(at, 'mg', addr(to)));
       at = to;
-      ctx.log(`migrate: busy ${i + 1}/${rounds}: downtime ${busy[i]!.downtimeMs.toFixed(0)} ms, ${busy[i]!.rounds.map((r) => r.pages).join('/')} pages`);
+      ctx.log(`migrate: busy ${i + 1}/${rounds}: downtime ${busy[i]!.downtimeMs.toFixed(0)} ms (${parts(busy[i]!)}), ${busy[i]!.rounds.map((r) => r.pages).join('/')} pages`);
     }
     // Save and restore of the guest holding 64 MiB of pattern.
     const saves: number[] = [];

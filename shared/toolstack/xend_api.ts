@@ -100,6 +100,8 @@ export type MigrationSummary = {
   domid: number; target: string; live: boolean;
   rounds: Array<{ round: number; pages: number; bytes: number; ms: number }>;
   sentBytes: number; downtimeMs: number; totalMs: number; targetDomid: number;
+  /** Where the downtime went, ms: the guest's suspend, the last round, the target's restore, go. */
+  downtimeParts: { suspendMs: number; lastRoundMs: number; commitMs: number; goMs: number };
 };
 
 /** Where a migration is, for xl migrate's progress bar. */

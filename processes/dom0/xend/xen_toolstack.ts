@@ -368,12 +368,33 @@ export class XenToolstack implements Toolstack {
   }
 
   /** libxl__domain_suspend for a PV guest: control/shutdown = suspend, and the wait for SHUTDOWN_suspend. */
-  private async suspendGuest(domid: number): Promise<void> {
+  /**
+   * Asks the guest to suspend and waits until it did. Returns when the
+   * guest acknowledged the request (cleared control/shutdown, as Linux's
+   * shutdown_handler does before it quiesces): from then on it serves
+   * nothing, so a migration's downtime starts there, not while a busy guest
+   * still works before it looks at the request.
+   */
+  private async suspendGuest(domid: number): Promise<number> {
     const path = `/local/domain/${domid}/control/shutdown`;
-    await this.xs.write(path, 'suspend');
-    if (!(await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS))) {
-      await this.xs.write(path, '').catch(() => undefined);
-      throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s (has it a PV control interface?)`);
+    const token = `suspend-ack-${domid}-${Date.now()}`;
+    let ackAt = 0;
+    let asked = false;
+    await this.xs.watch(path, token, () => {
+      if (!asked || ackAt) return;
+      void this.xs.tryRead(path).then((v) => { if (v === '' && !ackAt) ackAt = performance.now(); }).catch(() => undefined);
+    });
+    try {
+      const t0 = performance.now();
+      asked = true;
+      await this.xs.write(path, 'suspend');
+      if (!(await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS))) {
+        await this.xs.write(path, '').catch(() => undefined);
+        throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s (has it a PV control interface?)`);
+      }
+      return ackAt || t0;
+    } finally {
+      await this.xs.unwatch(path, token).catch(() => undefined);
     }
   }
 
@@ -399,17 +420,21 @@ export class XenToolstack implements Toolstack {
     let suspended = false;
     let targetDomid = -1;
     let tStop = 0;
+    const parts = { suspendMs: 0, lastRoundMs: 0, commitMs: 0, goMs: 0 };
     try {
       try {
         await tx.begin(m.name, m.config.memory);
         if (live) await tx.precopy();
-        tStop = performance.now();
         tx.phase = 'stopcopy';
-        await this.suspendGuest(domid);
+        tStop = await this.suspendGuest(domid);
         suspended = true;
+        parts.suspendMs = performance.now() - tStop;
         await tx.round(tx.rounds.length);
+        parts.lastRoundMs = tx.rounds.at(-1)!.ms;
         tx.phase = 'commit';
+        const tCommit = performance.now();
         targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+        parts.commitMs = performance.now() - tCommit;
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
         tx.abort();
@@ -422,8 +447,10 @@ export class XenToolstack implements Toolstack {
       await this.renameManaged(domid, m, away);
       let outcome: Awaited<ReturnType<MigrationSender['settle']>> = 'running';
       tx.phase = 'go';
+      const tGo = performance.now();
       try {
         await tx.go(MIGRATION_GO_TIMEOUT_MS);
+        parts.goMs = performance.now() - tGo;
       } catch (e) {
         if (e instanceof MigrationRefused) outcome = 'gone';
         else {
@@ -436,7 +463,7 @@ export class XenToolstack implements Toolstack {
         this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
           `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
         await this.teardown(domid);
-        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid };
+        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts };
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
@@ -491,7 +518,7 @@ export class XenToolstack implements Toolstack {
         throw new ToolstackError('EIO', `Domain ${domid} shut down (${shutdownReasonName(f)}) instead of suspending`);
       }
       if (Date.now() > deadline) return false;
-      await new Promise((res) => setTimeout(res, 10));
+      await new Promise((res) => setTimeout(res, 1));
     }
   }
 
