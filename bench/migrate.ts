@@ -63,9 +63,9 @@ async function consoleOf(h: BenchHost, name: string): Promise<{ run(cmd: string,
   }
 }
 
-interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number }>; downtimeParts: Record<string, number> }
+interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number }>; downtimeParts: Record<string, number>; beforeParts: Record<string, number> }
 
-const parts = (s: Summary) => Object.entries(s.downtimeParts ?? {}).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ');
+const parts = (s: Summary) => Object.entries({ ...s.beforeParts, ...s.downtimeParts }).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ');
 
 async function migrate(from: BenchHost, name: string, to: string): Promise<Summary> {
   return JSON.parse(await xlOk(from, ['migrate', '--live', '-l', name, to])) as Summary;

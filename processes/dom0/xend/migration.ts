@@ -6,7 +6,7 @@
 //
 //   source (DEALER)                              target (ROUTER on --listen ADDR:PORT)
 //     begin {name, memory, maxPfns} ───────────►  name free? memory? -> ok
-//     pages {round, pfns, data} ... ───────────►  staged (a later copy of a page replaces it)
+//     pages {round} + pfns + data ... ─────────►  staged (a later copy of a page replaces it)
 //     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
 //     pages {final} ───────────────────────────►
 //     commit {config} ─────────────────────────►  restore from the staged pages, paused
@@ -72,7 +72,8 @@ const MAX_ROUNDS = 8;
 
 export type MigrationMsg =
   | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number }
-  | { type: 'pages'; round: number; pfns: Uint8Array; data: Uint8Array }
+  /** Two more frames follow, raw: the pfns (u32, little-endian) and their pages, so that bulk data is never re-encoded. */
+  | { type: 'pages'; round: number }
   | { type: 'commit'; config: DomainConfig }
   | { type: 'go'; id: string }
   | { type: 'status'; id: string }
@@ -167,14 +168,14 @@ export class MigrationSender {
     let bytes = 0;
     const flush = async () => {
       if (pfns.length === 0) return;
-      const data = new Uint8Array(pfns.length * PAGE_SIZE);
+      const data = Buffer.allocUnsafe(pfns.length * PAGE_SIZE);
       pfns.forEach((pfn, i) => {
         // The bytes sent, not the page, which may change meanwhile: they become its shadow.
-        data.set(this.mem.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE), i * PAGE_SIZE);
-        this.shadow.set(data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), pfn * PAGE_SIZE);
+        this.live.copy(data, i * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+        data.copy(this.shadow, pfn * PAGE_SIZE, i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
       });
-      const idx = new Uint32Array(pfns);
-      await this.unlessBroken(this.sock.send(pack({ type: 'pages', round, pfns: new Uint8Array(idx.buffer), data } satisfies MigrationMsg)));
+      const idx = Buffer.from(new Uint32Array(pfns).buffer);
+      await this.unlessBroken(this.sock.send([pack({ type: 'pages', round } satisfies MigrationMsg), idx, data]));
       bytes += data.byteLength;
       pfns = [];
     };
@@ -363,7 +364,7 @@ export class MigrationReceiver {
 
   private async loop(): Promise<void> {
     try {
-      for await (const [id, body] of this.sock) {
+      for await (const [id, body, pfnFrame, dataFrame] of this.sock) {
         if (!id || !body) continue;
         const key = id.toString('hex');
         let m: MigrationMsg;
@@ -387,12 +388,16 @@ export class MigrationReceiver {
           case 'pages': {
             if (!s) break;
             this.touch(key, s);
-            const pfns = new Uint32Array(m.pfns.buffer.slice(m.pfns.byteOffset, m.pfns.byteOffset + m.pfns.byteLength));
-            if (m.data.byteLength !== pfns.length * PAGE_SIZE) { this.hooks.log(`migration: '${s.name}': a malformed page batch, dropped`); this.drop(key); break; }
-            for (let i = 0; i < pfns.length; i++) {
-              const pfn = pfns[i]!;
+            if (!pfnFrame || !dataFrame || pfnFrame.length % 4 !== 0 || dataFrame.length !== (pfnFrame.length / 4) * PAGE_SIZE) {
+              this.hooks.log(`migration: '${s.name}': a malformed page batch, dropped`);
+              this.drop(key);
+              break;
+            }
+            // The frame is this process's own buffer: its pages are kept as views, not copied.
+            for (let i = 0; i < pfnFrame.length / 4; i++) {
+              const pfn = pfnFrame.readUInt32LE(i * 4);
               if (pfn >= s.maxPfns) continue;
-              s.pages.set(pfn, Buffer.from(m.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)));
+              s.pages.set(pfn, dataFrame.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
             }
             break;
           }

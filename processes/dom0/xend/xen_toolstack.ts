@@ -415,6 +415,7 @@ export class XenToolstack implements Toolstack {
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
     const mem = await mapForeignDomain(this.dom0.hv, domid);
+    const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0 };
     const tx = new MigrationSender(target, mem.bytes);
     this.migrations.set(domid, tx);
     let suspended = false;
@@ -423,8 +424,11 @@ export class XenToolstack implements Toolstack {
     const parts = { suspendMs: 0, lastRoundMs: 0, commitMs: 0, goMs: 0 };
     try {
       try {
+        const tBegin = performance.now();
         await tx.begin(m.name, m.config.memory);
+        before.beginMs = performance.now() - tBegin;
         if (live) await tx.precopy();
+        before.precopyMs = performance.now() - tBegin - before.beginMs;
         tx.phase = 'stopcopy';
         tStop = await this.suspendGuest(domid);
         suspended = true;
@@ -463,7 +467,7 @@ export class XenToolstack implements Toolstack {
         this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
           `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
         await this.teardown(domid);
-        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts };
+        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before };
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
