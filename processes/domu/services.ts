@@ -6,6 +6,7 @@ import type { Balloon } from './balloon.js';
 import type { Vcpus } from './cpu.js';
 import type { KernelLog } from './printk.js';
 import type { NetInterfaces } from './net/interfaces.js';
+import type { MemRegion } from './suspend.js';
 
 export interface KernelServices {
   domid: number;
@@ -19,7 +20,7 @@ export interface KernelServices {
   /** Network interfaces (netfront + IPv4 stack), when the kernel has them. */
   net?: NetInterfaces;
   /** The pages memfill wrote and its seed (memcheck, suspend.ts), or null. */
-  mem?: { pfn: number; pages: number; seed: number } | null;
+  mem?: MemRegion | null;
   /** Wall-clock time of boot (ms since the epoch). */
   bootTime: number;
   /** SCHEDOP_shutdown with a SHUTDOWN_* reason, after the console drained. */

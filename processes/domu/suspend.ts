@@ -27,6 +27,13 @@ export const SUSPEND_RECORD_PAGES = 16;
 const MAGIC = 'XENEMU-PV-SUSPEND-1\0';
 const HEADER = MAGIC.length + 4;
 
+/**
+ * Pages `memfill`/`membusy` hold: the first `upto` (all when absent) carry
+ * the pattern of `seed`, the rest that of seed - 1 (a membusy pass in the
+ * middle).
+ */
+export interface MemRegion { pfn: number; pages: number; seed: number; upto?: number }
+
 /** What the kernel carries across a save: JSON, at most SUSPEND_RECORD_PAGES pages. */
 export interface SuspendRecord {
   hostname: string;
@@ -37,7 +44,7 @@ export interface SuspendRecord {
   /** Addresses of the interfaces by vif devid, as `ifconfig` left them. */
   net: Record<string, { ip: number; prefixLen: number }>;
   /** The pages `memfill` wrote (its pattern's seed), so `memcheck` finds them after a restore. */
-  mem: { pfn: number; pages: number; seed: number } | null;
+  mem: MemRegion | null;
   /** vCPUs online. */
   vcpus: number;
 }

@@ -9,6 +9,8 @@ import type { Command } from '../services.js';
 import { checkPattern, fillPattern } from '../suspend.js';
 
 const PAGES_PER_MIB = (1 << 20) / PAGE_SIZE;
+/** membusy yields every this many pages (1 MiB). */
+const MEMBUSY_CHUNK = PAGES_PER_MIB;
 
 /** The guest's memory as the commands see it: its frames through the kernel's map. */
 export interface MemAccess { page(pfn: number): Uint8Array }
@@ -47,12 +49,26 @@ export const memCommands: Command[] = [
       io.out(`membusy: rewriting ${mib} MiB at pfn 0x${pfn.toString(16)}\n`);
       let passes = 0;
       let seed = k.mem?.seed ?? 0;
-      // Each pass is whole before the next turn of the event loop, so a
-      // suspend (which runs between turns) always finds one seed in every page.
+      // A pass yields to the event loop every MEMBUSY_CHUNK pages, as a
+      // process is preemptible at any point: a suspend request is seen and
+      // freezes it within a chunk, not after a pass over all of its memory.
+      // k.mem says how far the pass got (upto), so memcheck and a suspend
+      // record know which pages hold which seed.
+      let from = k.mem?.upto ?? pages; // a pass a suspend interrupted is finished first
       while (Date.now() < end && !io.signal.aborted) {
-        seed = (seed + 1) >>> 0;
-        for (let i = 0; i < pages; i++) fillPattern(access.page(pfn + i), seed, i);
+        if (from >= pages) { seed = (seed + 1) >>> 0; from = 0; }
+        for (let i = from; i < pages; i++) {
+          fillPattern(access.page(pfn + i), seed, i);
+          if ((i + 1) % MEMBUSY_CHUNK === 0 && i + 1 < pages) {
+            k.mem = { pfn, pages, seed, upto: i + 1 };
+            await new Promise((r) => setImmediate(r));
+            if (io.signal.aborted) break;
+          }
+          from = i + 1;
+        }
+        if (io.signal.aborted && from < pages) break;
         k.mem = { pfn, pages, seed };
+        from = pages;
         passes++;
         await new Promise((r) => setTimeout(r, 1));
       }
@@ -66,7 +82,8 @@ export const memCommands: Command[] = [
       if (!access || !k.mem) { io.out('memcheck: nothing filled\n'); return 1; }
       const scratch = new Uint8Array(PAGE_SIZE);
       let bad = 0;
-      for (let i = 0; i < k.mem.pages; i++) if (!checkPattern(access.page(k.mem.pfn + i), k.mem.seed, i, scratch)) bad++;
+      const { pfn, pages, seed, upto = pages } = k.mem;
+      for (let i = 0; i < pages; i++) if (!checkPattern(access.page(pfn + i), i < upto ? seed : (seed - 1) >>> 0, i, scratch)) bad++;
       io.out(`memcheck: ${k.mem.pages} pages, seed ${k.mem.seed}: ${bad === 0 ? 'ok' : `${bad} bad`}\n`);
       return bad === 0 ? 0 : 1;
     },
