@@ -2,14 +2,14 @@
 // target killed in the middle of the rounds; a target that sits on go
 // (fault injection), loses its answer to go, or whose host dies before it
 // acted on go; the source killed once the target runs the guest; and a
-// target that can no longer take the guest at the commit. Whatever happens, the guest runs
+// target that can no longer take the guest at the commit (its disk gone). Whatever happens, the guest runs
 // on exactly one host afterwards, and on the source when the target did not
 // take it; the test checks both hosts' domain lists every time.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHost, waitFor, type TestHost } from '../helpers/host.js';
-import { list, xl, xlOk, writeCfg } from '../host/xl.js';
+import { list, xl } from '../host/xl.js';
 import { attachGuest, netGuest, type Guest } from '../net/guests.js';
 
 const PORT = 21000 + (process.pid % 20000);
@@ -64,6 +64,20 @@ t.test('the target killed in the middle of the rounds: the guest runs on at the 
   await memoryIntact(t, g, 'the source');
 });
 
+t.test('the source killed in the middle of the rounds: the target destroys the domain it was filling', async (t) => {
+  const { addr, src, dst } = await pair(t, 'mq', 96, 32);
+  const mig = xl(src, ['migrate', '--live', 'mq', addr]);
+  await waitFor(() => /migration: 'mq' begins: d\d+ takes its pages/.test(dom0Log(dst)), 30_000, 'the target taking pages');
+  t.ok((await list(dst)).length > 1, 'the target made the incoming domain');
+  for (const pid of src.pids()) process.kill(pid, 'SIGKILL');
+  await mig;
+  await waitFor(async () => (await list(dst)).length === 1, 40_000, 'the incoming domain destroyed');
+  t.match(dom0Log(dst), /migration: 'mq': the source went quiet, dropped/, 'the target dropped the session');
+  t.same((await list(dst)).map((x) => x.name), ['Domain-0'], 'nothing of the guest is left on the target');
+  const again = await xl(dst, ['create', '/dev/null', 'name=mq', 'memory=32']);
+  t.notMatch(again.stderr, /already exists/, 'and its name is free again');
+});
+
 t.test('a target that sits on go: the source asks, aborts it there and resumes the guest', async (t) => {
   const { addr, src, dst, g } = await pair(t, 'mh', 64, 8, 'hold-go:60000');
   const r = await xl(src, ['migrate', '--live', 'mh', addr]);
@@ -111,18 +125,25 @@ t.test('the source killed once the target runs the guest: it runs on at the targ
   await memoryIntact(t, await attachGuest(t, dst, 'ms', row!.id), 'the target');
 });
 
-t.test('a target that can no longer take the guest at the commit: it runs on at the source, nothing left there', async (t) => {
-  // Pre-copy of a guest rewriting 64 MiB goes on for seconds, long enough
-  // for another guest to take the target's memory after it admitted this one.
-  const { addr, src, dst, g } = await pair(t, 'mf', 128, 64);
+t.test('a target that can no longer take the guest at the commit (its disk image gone): it runs on at the source, nothing left there', async (t) => {
+  const addr = `127.0.0.1:${nextPort++}`;
+  const src = await startHost(t, { memory: 512, pcpus: 2 });
+  const dst = await startHost(t, { memory: 512, pcpus: 2, listen: addr });
+  const disk = join(src.root, 'mf.img');
+  writeFileSync(disk, Buffer.alloc(8 << 20));
+  const g = await netGuest(t, src, 'mf', `disk = ['file:${disk},xvda,w']`, 96);
+  await g.run('memfill 32 4');
+  const from = g.pty.text.length;
+  g.pty.write('membusy 32 300\r');
+  await g.pty.until(/membusy: rewriting/, from + 10, 30_000);
   const mig = xl(src, ['migrate', '--live', 'mf', addr]);
-  await waitFor(() => /migration: 'mf' begins/.test(dom0Log(dst)), 30_000, 'the target staging pages');
-  const free = Number(/^free_memory +: (\d+)$/m.exec(await xlOk(dst, 'info'))![1]);
-  await xlOk(dst, 'create', writeCfg(dst, 'hog.cfg', `name = "hog"\nmemory = ${free - 64}\n`));
+  await waitFor(() => /migration: 'mf' begins/.test(dom0Log(dst)), 30_000, 'the target taking pages');
+  // The source's back end holds the image open; the target, which opens it at the commit, finds it gone.
+  renameSync(disk, `${disk}.moved`);
   const r = await mig;
   t.not(r.code, 0, 'xl migrate fails');
-  t.match(r.stderr, /migration of domain \d+ to 127\.0\.0\.1:\d+ failed: .*(memory|ENOMEM)/i, r.stderr.trim());
-  t.same((await list(dst)).filter((x) => x.name !== 'Domain-0').map((x) => x.name), ['hog'], 'nothing of the guest on the target');
+  t.match(r.stderr, /migration of domain \d+ to 127\.0\.0\.1:\d+ failed: .*mf\.img/, r.stderr.trim());
+  t.same((await list(dst)).filter((x) => x.name !== 'Domain-0').map((x) => x.name), [], 'nothing of the guest on the target');
   const rows = (await list(src)).filter((x) => x.name.startsWith('mf'));
   t.same(rows.map((x) => [x.name, x.id]), [['mf', g.id]], 'the guest is on the source under its name and domid');
   await memoryIntact(t, g, 'the source');

@@ -51,6 +51,11 @@ export interface PvBuildConfig {
   paused?: boolean;
   /** xl restore: the saved pages by pfn, copied in before start_info is written anew. */
   restorePages?: Map<number, Uint8Array>;
+  /**
+   * An incoming migration: the domain createPvShell made when the stream
+   * began, its pages already written; the build goes on from there.
+   */
+  precreated?: number;
 }
 
 export interface PvDomain {
@@ -98,16 +103,17 @@ function validate(cfg: PvBuildConfig): Required<Pick<PvBuildConfig, 'maxmemMB' |
   return { maxmemMB, maxVcpus, uuid, cmdline: cfg.cmdline ?? '' };
 }
 
-/** Creates, builds and (unless cfg.paused) unpauses a PV domain. */
-export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Promise<PvDomain> {
+/**
+ * The domain with its memory and limits, nothing in it yet (libxl's
+ * domain create before the build): what an incoming migration writes its
+ * pages into as they come. Destroyed again if a limit cannot be set.
+ */
+export async function createPvShell(ctx: BuilderContext, cfg: PvBuildConfig): Promise<number> {
   const v = validate(cfg);
   const { hv } = ctx.dom0;
-  const t0 = performance.now();
   const memoryKb = cfg.memoryMB * 1024;
   const maxKb = v.maxmemMB * 1024;
-  const nrPages = memoryKb / 4;
-  if (nrPages <= SPECIAL_PFNS_END) throw new BuildError('EINVAL', `memory ${cfg.memoryMB} MB is too small`);
-
+  if (memoryKb / 4 <= SPECIAL_PFNS_END) throw new BuildError('EINVAL', `memory ${cfg.memoryMB} MB is too small`);
   const c = await hv.domctl<{ domain: number }>(XEN_DOMCTL_createdomain, {
     max_vcpus: v.maxVcpus, memory_kb: memoryKb, max_memkb: maxKb, handle: uuidBytes(v.uuid),
     xenemu: cfg.program || cfg.args ? { program: cfg.program, args: cfg.args } : undefined,
@@ -121,6 +127,25 @@ export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Pr
   try {
     check('max_mem', await hv.domctl(XEN_DOMCTL_max_mem, { domain: domid, max_memkb: maxKb }));
     check('max_vcpus', await hv.domctl(XEN_DOMCTL_max_vcpus, { domain: domid, max: v.maxVcpus }));
+  } catch (err) {
+    await hv.domctl(XEN_DOMCTL_destroydomain, { domain: domid });
+    throw err;
+  }
+  return domid;
+}
+
+/** Creates, builds and (unless cfg.paused) unpauses a PV domain. */
+export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Promise<PvDomain> {
+  const v = validate(cfg);
+  const { hv } = ctx.dom0;
+  const t0 = performance.now();
+  const memoryKb = cfg.memoryMB * 1024;
+  const maxKb = v.maxmemMB * 1024;
+  const nrPages = memoryKb / 4;
+  if (nrPages <= SPECIAL_PFNS_END) throw new BuildError('EINVAL', `memory ${cfg.memoryMB} MB is too small`);
+
+  const domid = cfg.precreated ?? await createPvShell(ctx, { ...cfg, uuid: v.uuid });
+  try {
     // Both ports are the guest's, waiting for Dom0's backends to bind them.
     const storePort = await ctx.dom0.evtchn.allocUnbound(0, domid);
     const consolePort = await ctx.dom0.evtchn.allocUnbound(0, domid);

@@ -87,7 +87,11 @@ export interface Guest {
 }
 
 /** xl restore: what a saved guest brings back (its pages). */
-export interface RestoreFrom { pages: Map<number, Uint8Array> }
+/**
+ * What a restored guest's pages come from: a save file's pages, or a
+ * domain an incoming migration already created and wrote them into.
+ */
+export type RestoreFrom = { pages: Map<number, Uint8Array> } | { precreated: number };
 
 export interface GuestKind<C extends DomainConfig = DomainConfig> {
   readonly type: C['type'];

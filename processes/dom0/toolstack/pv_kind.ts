@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { PvDomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
-import { BuildError, buildPvDomain } from './builder.js';
+import { BuildError, buildPvDomain, createPvShell, type BuilderContext } from './builder.js';
 import { destroyDomain } from './lifecycle.js';
 import { removeDomainBackends } from './device.js';
 import { addVbd } from './vbd.js';
@@ -55,7 +55,8 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
     const built = await buildPvDomain(ctx, {
       name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
       uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
-      ...(restore ? { restorePages: restore.pages } : {}),
+      ...(restore && 'pages' in restore ? { restorePages: restore.pages } : {}),
+      ...(restore && 'precreated' in restore ? { precreated: restore.precreated } : {}),
     });
     const guest = new PvGuest(ctx, built.domid);
     try {
@@ -74,6 +75,14 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
     }
   },
 };
+
+/** An incoming migration's domain, empty and paused, made as PV_GUEST.create's build would make it. */
+export function createPvShellFor(ctx: BuilderContext, config: PvDomainConfig, name: string): Promise<number> {
+  return createPvShell(ctx, {
+    name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
+    uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
+  });
+}
 
 /**
  * The domain's program: in xenemu a guest kernel is a program run in the

@@ -10,6 +10,7 @@
 //
 // Detach (libxl__initiate_device_generic_remove): online=0 and state=5 on
 // the back end; once it reaches Closed(6) both directories go.
+import { statSync } from 'node:fs';
 import type { DiskSpec } from '../../../shared/toolstack/xlcfg.js';
 import {
   XenbusState, backendPath, frontendPath,
@@ -44,11 +45,21 @@ export interface VbdInfo {
 }
 
 /** Writes both directories of one disk (libxl__device_disk_add). */
+function errnoText(e: NodeJS.ErrnoException): string {
+  return e.code === 'ENOENT' ? 'No such file or directory' : e.code === 'EACCES' ? 'Permission denied' : (e.code ?? e.message);
+}
+
 export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec): Promise<number> {
   const devid = vdevToDevid(disk.vdev);
   if (devid < 0) throw new BuildError('EINVAL', `invalid virtual disk identifier ${disk.vdev}`);
   if (disk.format !== 'raw') throw new BuildError('EINVAL', `disk ${disk.vdev}: format ${disk.format} is not supported (raw only)`);
   if (!disk.target) throw new BuildError('EINVAL', `disk ${disk.vdev}: no target`);
+  // libxl__device_disk_set_backend stats the target before it picks a back end.
+  try {
+    statSync(disk.target);
+  } catch (e) {
+    throw new BuildError('EINVAL', `Disk vdev=${disk.vdev} failed to stat: ${disk.target}: ${errnoText(e as NodeJS.ErrnoException)}`);
+  }
   const be = backendPath(0, 'vbd', domid, devid);
   const fe = frontendPath(domid, 'vbd', devid);
   const xs = ctx.xs;

@@ -5,11 +5,11 @@
 // destroyed here.
 //
 //   source (DEALER)                              target (ROUTER on --listen ADDR:PORT)
-//     begin {name, memory, maxPfns} ───────────►  name free? memory? -> ok
-//     pages {round} + pfns + data ... ─────────►  staged (a later copy of a page replaces it)
+//     begin {name, memory, maxPfns, config} ───►  name free? memory? the domain made, empty -> ok
+//     pages {round} + pfns + data ... ─────────►  straight into its memory
 //     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
 //     pages {final} ───────────────────────────►
-//     commit {config} ─────────────────────────►  restore from the staged pages, paused
+//     commit {config} ─────────────────────────►  built on its pages, paused
 //                      ◄───────────────────────── ok {domid}
 //     (the source's domain is renamed NAME--migratedaway)
 //     go {id} ─────────────────────────────────►  unpause
@@ -55,7 +55,7 @@ export const MIGRATION_REPLY_TIMEOUT_MS = 30_000;
 /** How long the target has to answer `begin`: a host that is not listening is found out fast. */
 const BEGIN_TIMEOUT_MS = 5_000;
 /** A target session with no message for this long is dropped. */
-const SESSION_IDLE_MS = 60_000;
+const SESSION_IDLE_MS = 15_000;
 /** How long the target keeps a restored, paused copy waiting for `go`. */
 export const GO_WAIT_MS = 15_000;
 /** How long the source asks a target that did not answer `go` what became of the guest. */
@@ -71,7 +71,7 @@ const DIRTY_STOP = 64;
 const MAX_ROUNDS = 8;
 
 export type MigrationMsg =
-  | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number }
+  | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number; config: DomainConfig }
   /** Two more frames follow, raw: the pfns (u32, little-endian) and their pages, so that bulk data is never re-encoded. */
   | { type: 'pages'; round: number }
   | { type: 'commit'; config: DomainConfig }
@@ -79,7 +79,7 @@ export type MigrationMsg =
   | { type: 'status'; id: string }
   | { type: 'abort'; id?: string };
 /**
- * What became of a migration on the target: pages being staged, restored
+ * What became of a migration on the target: pages coming in, built
  * and paused waiting for `go`, running, or gone (refused, aborted, timed
  * out, or never heard of).
  */
@@ -147,11 +147,12 @@ export class MigrationSender {
     return unpack(reply!) as MigrationReply;
   }
 
-  async begin(name: string, memory: number): Promise<void> {
+  /** The target admits the guest and creates its domain, empty and paused, to take the pages as they come. */
+  async begin(config: DomainConfig): Promise<void> {
     this.sock.receiveTimeout = BEGIN_TIMEOUT_MS;
     let r: MigrationReply;
     try {
-      r = await this.call({ type: 'begin', id: this.id, name, memory, maxPfns: this.maxPfns });
+      r = await this.call({ type: 'begin', id: this.id, name: config.name, memory: config.memory, maxPfns: this.maxPfns, config });
     } catch (e) {
       throw new Error(`no answer from ${this.target} in ${BEGIN_TIMEOUT_MS / 1000} s (is a xenemu host listening there? xenemu up --listen): ${(e as Error).message}`);
     } finally {
@@ -287,16 +288,21 @@ export class MigrationSender {
 /** The target answered `go` with a refusal (its unpause failed): nothing runs there. */
 export class MigrationRefused extends Error {}
 
-interface Session { id: string; name: string; maxPfns: number; pages: Map<number, Uint8Array>; timer: NodeJS.Timeout }
+/** A migration coming in: the domain made at `begin`, its memory written as pages come. */
+interface Session { id: string; name: string; maxPfns: number; domid: number; memory: Uint8Array; timer: NodeJS.Timeout }
 
 /** What the target did with a migration, kept for OUTCOME_KEEP_MS after its last change. */
 interface Outcome { state: MigrationState; name: string; domid: number; timer: NodeJS.Timeout }
 
 export interface ReceiverHooks {
-  /** Whether a guest `name` of `memory` MiB may come: an error message, or undefined. */
-  admit(name: string, memory: number): Promise<string | undefined>;
-  /** Restores the guest from the staged pages, paused; its domid. Leaves nothing behind when it fails. */
-  restore(config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>): Promise<number>;
+  /**
+   * Admits a guest (its name free, its memory there) and creates its
+   * domain, empty and paused, with `maxPfns` frames: its id and memory.
+   * Throws with the reason for a refusal.
+   */
+  prepare(config: DomainConfig, maxPfns: number): Promise<{ domid: number; memory: Uint8Array }>;
+  /** Builds the prepared domain on its pages, paused; its domid. Destroys it when that fails. */
+  restore(config: DomainConfig, domid: number): Promise<number>;
   unpause(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   log(m: string): void;
@@ -333,11 +339,13 @@ export class MigrationReceiver {
     return r;
   }
 
-  private drop(key: string): void {
+  /** Ends a session; its domain too unless `keep` (the commit took it). */
+  private drop(key: string, keep = false): void {
     const s = this.sessions.get(key);
     if (!s) return;
     clearTimeout(s.timer);
     this.sessions.delete(key);
+    if (!keep) void this.hooks.destroy(s.domid).catch((e) => this.hooks.log(`migration: destroying d${s.domid}: ${(e as Error).message}`));
   }
 
   private touch(key: string, s: Session): void {
@@ -375,13 +383,21 @@ export class MigrationReceiver {
         switch (m.type) {
           case 'begin': {
             this.drop(key);
-            const why = Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22) && typeof m.id === 'string'
-              ? await this.hooks.admit(String(m.name), Number(m.memory)) : 'bad frame count or migration id';
-            if (why) { reply({ ok: false, error: why }); break; }
-            const ns: Session = { id: m.id, name: String(m.name), maxPfns: m.maxPfns, pages: new Map(), timer: setTimeout(() => undefined, 0) };
+            if (!(Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22) && typeof m.id === 'string' && m.config && typeof m.config === 'object')) {
+              reply({ ok: false, error: 'bad frame count, migration id or configuration' });
+              break;
+            }
+            let made: { domid: number; memory: Uint8Array };
+            try {
+              made = await this.hooks.prepare({ ...m.config, name: String(m.name) }, m.maxPfns);
+            } catch (e) {
+              reply({ ok: false, error: (e as Error).message });
+              break;
+            }
+            const ns: Session = { id: m.id, name: String(m.name), maxPfns: m.maxPfns, domid: made.domid, memory: made.memory, timer: setTimeout(() => undefined, 0) };
             this.sessions.set(key, ns);
             this.touch(key, ns);
-            this.hooks.log(`migration: '${ns.name}' begins: staging its pages`);
+            this.hooks.log(`migration: '${ns.name}' begins: d${made.domid} takes its pages`);
             reply({ ok: true });
             break;
           }
@@ -393,19 +409,19 @@ export class MigrationReceiver {
               this.drop(key);
               break;
             }
-            // The frame is this process's own buffer: its pages are kept as views, not copied.
+            // Straight into the new domain's memory.
             for (let i = 0; i < pfnFrame.length / 4; i++) {
               const pfn = pfnFrame.readUInt32LE(i * 4);
-              if (pfn >= s.maxPfns) continue;
-              s.pages.set(pfn, dataFrame.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+              if (pfn >= s.maxPfns || (pfn + 1) * PAGE_SIZE > s.memory.byteLength) continue;
+              s.memory.set(dataFrame.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), pfn * PAGE_SIZE);
             }
             break;
           }
           case 'commit': {
             if (!s) { reply({ ok: false, error: 'no migration in progress' }); break; }
-            this.drop(key);
+            this.drop(key, true);
             try {
-              const domid = await this.hooks.restore(m.config, s.maxPfns, s.pages);
+              const domid = await this.hooks.restore({ ...m.config, name: s.name }, s.domid);
               this.setOutcome(s.id, { state: 'ready', name: s.name, domid }, GO_WAIT_MS,
                 () => void this.discard(s.id, `no go from the source within ${GO_WAIT_MS / 1000} s`));
               this.hooks.log(`migration: '${s.name}' restored as d${domid}, paused until the source says go`);

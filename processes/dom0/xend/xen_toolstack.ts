@@ -44,6 +44,7 @@ import {
   type ConsoleType, type Guest, type GuestContext,
 } from '../toolstack/index.js';
 import type { RestoreFrom } from '../toolstack/guest_kind.js';
+import { createPvShellFor } from '../toolstack/pv_kind.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { nodeInfo, type XenVersionInfo } from './nodeinfo.js';
@@ -105,6 +106,8 @@ export class XenToolstack implements Toolstack {
   private readonly managed = new Map<number, Managed>();
   /** Names of domains being created, so two creates cannot take one name. */
   private readonly creating = new Set<string>();
+  /** Incoming migrations' domains before their commit: domid -> the name they reserve. */
+  private readonly incoming = new Map<number, string>();
   /** Migrations under way, by the source domain's id. */
   private readonly migrations = new Map<number, MigrationSender>();
   /** Domains being torn down: one teardown each, others wait for it. */
@@ -425,7 +428,7 @@ export class XenToolstack implements Toolstack {
     try {
       try {
         const tBegin = performance.now();
-        await tx.begin(m.name, m.config.memory);
+        await tx.begin({ ...m.config, name: m.name, uuid: d.uuid });
         before.beginMs = performance.now() - tBegin;
         if (live) await tx.precopy();
         before.precopyMs = performance.now() - tBegin - before.beginMs;
@@ -499,16 +502,60 @@ export class XenToolstack implements Toolstack {
   /** xenemu up --listen: take migrations (migration.ts's receiver). */
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
-      admit: async (name, memory) => {
-        if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) return `domain with name "${name}" already exists.`;
-        const free = Math.floor((await this.physinfo()).free_pages / 256);
-        return memory > free ? `${memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)` : undefined;
-      },
-      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, true)).domid,
+      prepare: (config, maxPfns) => this.prepareIncoming(config, maxPfns),
+      restore: (config, domid) => this.restoreIncoming(config, domid),
       unpause: (domid) => this.unpause(domid),
-      destroy: (domid) => this.destroy(domid),
+      destroy: (domid) => this.discardIncoming(domid),
       log: this.log,
     });
+  }
+
+  /**
+   * An incoming migration's domain, made when its stream begins (as libxl
+   * creates the domain before reading the stream): the name is reserved and
+   * the memory taken from then on, and the pages go straight into it.
+   */
+  private async prepareIncoming(config: DomainConfig, maxPfns: number): Promise<{ domid: number; memory: Uint8Array }> {
+    if (this.closed) throw new Error('xend is shutting down');
+    if (!config || config.type !== 'pv' || typeof config.name !== 'string') throw new Error(`a ${config?.type} guest cannot be migrated here (PV guests only)`);
+    const name = config.name;
+    if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) throw new Error(`domain with name "${name}" already exists.`);
+    if (maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) throw new Error(`${maxPfns} frames for a ${config.maxmem ?? config.memory} MiB domain`);
+    const free = Math.floor((await this.physinfo()).free_pages / 256);
+    if (config.memory > free) throw new Error(`${config.memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)`);
+    this.creating.add(name);
+    try {
+      const domid = await createPvShellFor(this.ctx, config, name);
+      this.incoming.set(domid, name);
+      const mem = await mapForeignDomain(this.dom0.hv, domid);
+      return { domid, memory: mem.bytes };
+    } catch (e) {
+      this.creating.delete(name);
+      throw e;
+    }
+  }
+
+  private async restoreIncoming(config: DomainConfig, domid: number): Promise<number> {
+    const name = this.incoming.get(domid);
+    if (name === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
+    this.incoming.delete(domid);
+    try {
+      return (await this.build({ ...config, name }, name, true, { precreated: domid })).domid;
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  /** An incoming domain before its commit (never managed), or a restored one nobody said go for. */
+  private async discardIncoming(domid: number): Promise<void> {
+    const name = this.incoming.get(domid);
+    if (name === undefined) { await this.destroy(domid); return; }
+    this.incoming.delete(domid);
+    try {
+      await destroyDomain(this.ctx, domid);
+    } finally {
+      this.creating.delete(name);
+    }
   }
 
   private async waitSuspended(domid: number, timeoutMs: number): Promise<boolean> {
