@@ -6,6 +6,7 @@
 //             [--netns NS [--join BRIDGE] [--address CIDR]]
 //   xenemu down [H]
 //   xenemu status
+//   xenemu pool [--json]               (launcher/pool.ts)
 //   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
 //   xenemu demo [--name H]             (launcher/demo.ts; `npm start`)
 //   xenemu xenstored --socket PATH
@@ -66,7 +67,9 @@ export const commands: Record<string, Command> = {
         netns: { type: 'string' },
         join: { type: 'string' },
         address: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
       }, strict: true });
+      if (values.help) { process.stdout.write(`usage: xenemu ${commands.up!.summary}\n`); return 0; }
       const name = values.name!;
       if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
       const memoryMB = Number(values.memory);
@@ -78,7 +81,7 @@ export const commands: Record<string, Command> = {
       if (values.join !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(values.join)) return fail('--join must be a bridge name of at most 15 characters ([A-Za-z0-9_.-])');
       if (values.address !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(values.address)) return fail('--address must be an IPv4 CIDR (10.1.0.1/24)');
       if ((values.join !== undefined || values.address !== undefined) && values.netns === undefined) return fail('--join and --address need --netns');
-      const net = values.netns === undefined ? undefined : { netns: values.netns, join: values.join, address: values.address };
+      const net = values.netns === undefined ? undefined : { netns: values.netns, join: values.join, address: values.address, listen: values.listen };
       await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!, net,
                  extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : [])] });
       return 0;
@@ -107,6 +110,12 @@ export const commands: Record<string, Command> = {
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
       return 0;
+    },
+  },
+  pool: {
+    summary: 'pool [--json]   the hosts this user runs, their pool peers (reached over --listen) and every guest (name, id, host, state)',
+    async run(argv) {
+      return (await import('./pool.js')).poolCommand(argv, runRoot(), (s) => process.stdout.write(s));
     },
   },
   xm: xmCommand('xm'),

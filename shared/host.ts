@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { shmPrefix, shmSweep } from './shm.js';
 import { titleHost } from './runtime/title.js';
-import { releaseHostNet } from './net/uplink.js';
+import { NET_RECORD, releaseHostNet } from './net/uplink.js';
 
 export const DEFAULT_HOST_NAME = 'xenemu';
 export const HOST_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
@@ -206,11 +206,13 @@ export function reapHost(dir: string, name: string, opts: { keepLogs?: boolean }
 
 export function removeHostFiles(dir: string, keepLogs: boolean): void {
   if (!existsSync(dir)) return;
-  // The host's namespace, veth and pool bridge (net.json), before the record goes.
-  releaseHostNet(dir);
+  // The host's namespace, veth and pool bridge (net.json), before the record
+  // goes; a release from inside the namespace leaves the record for the
+  // pool side (shared/net/uplink.ts), and it stays with the logs.
+  const netDone = releaseHostNet(dir);
   if (!keepLogs) { rmSync(dir, { recursive: true, force: true }); return; }
   for (const f of readdirSync(dir)) {
-    if (f === hostFiles.logs) continue;
+    if (f === hostFiles.logs || (f === NET_RECORD && !netDone)) continue;
     rmSync(join(dir, f), { recursive: true, force: true });
   }
 }

@@ -39,11 +39,13 @@ export interface HostNet {
   veth?: string;
   /** CIDR on the namespace's xenbr0 (--address). */
   address?: string;
+  /** Where this host's xend takes migrations and pool requests (--listen), for its pool peers. */
+  listen?: string;
   /** The namespace the pool bridge is in, when it is init's (/proc/1/ns/net); else the caller's. */
   rootNs?: string;
 }
 
-export interface UplinkOptions { netns: string; join?: string; address?: string }
+export interface UplinkOptions { netns: string; join?: string; address?: string; listen?: string }
 
 export function readHostNet(dir: string): HostNet | null {
   try { return JSON.parse(readFileSync(join(dir, NET_RECORD), 'utf8')) as HostNet; } catch { return null; }
@@ -67,7 +69,7 @@ export function vethName(dir: string): string {
  */
 export function setupHostNet(dir: string, o: UplinkOptions): HostNet {
   const rootNs = netnsId('/proc/1/ns/net') === netnsId('/proc/thread-self/ns/net') ? '/proc/1/ns/net' : undefined;
-  const rec: HostNet = { netns: o.netns, createdNetns: !netnsExists(o.netns), rootNs };
+  const rec: HostNet = { netns: o.netns, createdNetns: !netnsExists(o.netns), rootNs, listen: o.listen };
   if (!rec.createdNetns && linkExists(NS_BRIDGE, o.netns)) {
     throw new NetError(`network namespace ${o.netns} has a ${NS_BRIDGE} already (another host's?)`);
   }
@@ -102,22 +104,37 @@ export function setupHostNet(dir: string, o: UplinkOptions): HostNet {
   }
 }
 
-/** Undoes what net.json records (idempotent; what is gone is skipped). */
-export function releaseHostNet(dir: string): void {
+/**
+ * Undoes what net.json records (idempotent; what is gone is skipped).
+ * Returns false, keeping net.json, when the pool side could not be reached:
+ * the caller is a process of the host, inside its namespace (the hypervisor
+ * at its exit, Domain-0 reaping a killed hypervisor). The namespace is
+ * removed all the same, its veth end with it once its last process exits;
+ * an empty pool bridge is removed by the next release from outside
+ * (`xenemu down`, `status`, `up`, `pool`, a test's teardown).
+ */
+export function releaseHostNet(dir: string): boolean {
   const rec = readHostNet(dir);
-  if (!rec) return;
+  if (!rec) return true;
+  const here = netnsId('/proc/thread-self/ns/net');
+  const inside = here !== null && here === netnsId(netnsPath(rec.netns));
+  const rootReachable = !inside || rec.rootNs !== undefined;
   const root = (fn: () => void) => {
     try { if (rec.rootNs) inNetns(rec.rootNs, fn); else fn(); } catch { /* best effort */ }
   };
-  if (rec.veth) root(() => { ipQuiet(['link', 'del', rec.veth!]); });
-  if (rec.pool) {
-    root(() => {
-      if (linkAlias(rec.pool!) === POOL_ALIAS && bridgePorts(rec.pool!).length === 0) ipQuiet(['link', 'del', rec.pool!]);
-    });
-  }
+  if (rootReachable && rec.veth) root(() => { ipQuiet(['link', 'del', rec.veth!]); });
+  if (rootReachable && rec.pool) root(() => { removeEmptyPoolBridge(rec.pool!); });
   if (rec.createdNetns) ipQuiet(['netns', 'del', rec.netns]);
   else if (netnsExists(rec.netns)) ipQuiet(['link', 'del', NS_BRIDGE], rec.netns);
+  if (!rootReachable && rec.pool) return false;
   rmSync(join(dir, NET_RECORD), { force: true });
+  return true;
+}
+
+/** Deletes pool bridge `br` if xenemu made it (its alias) and no port is left on it. */
+export function removeEmptyPoolBridge(br: string): boolean {
+  if (linkAlias(br) !== POOL_ALIAS || bridgePorts(br).length > 0) return false;
+  return ipQuiet(['link', 'del', br]);
 }
 
 /** Spawns (through `fn`) in the host's namespace. */

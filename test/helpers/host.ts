@@ -29,6 +29,10 @@ export interface HostOptions {
   /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
   listen?: string;
   name?: string;
+  /** xenemu up --netns NS [--join BRIDGE] [--address CIDR] (docs/net.md "Uplink"). */
+  netns?: string;
+  join?: string;
+  address?: string;
 }
 
 export interface TestHost {
@@ -87,6 +91,9 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
   if (opts.listen) args.push('--listen', opts.listen);
+  if (opts.netns) args.push('--netns', opts.netns);
+  if (opts.join) args.push('--join', opts.join);
+  if (opts.address) args.push('--address', opts.address);
   await xenemu(...args);
   const hypervisorPid = readHypervisorPid(rundir) ?? 0;
   return {

@@ -26,6 +26,7 @@ import * as zmq from 'zeromq';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
+import type { PoolGuest } from '../../../shared/toolstack/xend_api.js';
 
 /** Pages per message. */
 const BATCH = 256;
@@ -40,7 +41,8 @@ const DIRTY_STOP = 64;
 const MAX_ROUNDS = 8;
 
 export type MigrationMsg =
-  | { type: 'begin'; name: string; memory: number; maxPfns: number }
+  | { type: 'begin'; name: string; memory: number; maxPfns: number; host?: string }
+  | { type: 'pool' }
   | { type: 'pages'; round: number; pfns: Uint8Array; data: Uint8Array }
   | { type: 'commit'; config: DomainConfig }
   | { type: 'abort' };
@@ -82,11 +84,12 @@ export class MigrationSender {
     return unpack(reply!) as MigrationReply;
   }
 
-  async begin(name: string, memory: number): Promise<void> {
+  /** `host`: the source's name, which the target's pool check leaves out (the guest runs there until the commit). */
+  async begin(name: string, memory: number, host?: string): Promise<void> {
     this.sock.receiveTimeout = BEGIN_TIMEOUT_MS;
     let r: MigrationReply;
     try {
-      r = await this.call({ type: 'begin', name, memory, maxPfns: this.maxPfns });
+      r = await this.call({ type: 'begin', name, memory, maxPfns: this.maxPfns, host });
     } catch (e) {
       throw new Error(`no answer from ${this.target} in ${BEGIN_TIMEOUT_MS / 1000} s (is a xenemu host listening there? xenemu up --listen): ${(e as Error).message}`);
     } finally {
@@ -158,8 +161,10 @@ export class MigrationSender {
 interface Session { name: string; maxPfns: number; pages: Map<number, Uint8Array>; timer: NodeJS.Timeout }
 
 export interface ReceiverHooks {
-  /** Whether a guest `name` of `memory` MiB may come: an error message, or undefined. */
-  admit(name: string, memory: number): Promise<string | undefined>;
+  /** Whether a guest `name` of `memory` MiB may come from host `from`: an error message, or undefined. */
+  admit(name: string, memory: number, from?: string): Promise<string | undefined>;
+  /** This host's name and guests, for a pool peer (pool.ts). */
+  pool(): Promise<{ host: string; guests: PoolGuest[] }>;
   /** Restores the guest from the staged pages and unpauses it; its domid. */
   restore(config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>): Promise<number>;
   log(m: string): void;
@@ -206,7 +211,7 @@ export class MigrationReceiver {
           case 'begin': {
             this.drop(key);
             const why = Number.isInteger(m.maxPfns) && m.maxPfns > 0 && m.maxPfns <= (1 << 22)
-              ? await this.hooks.admit(String(m.name), Number(m.memory)) : 'bad frame count';
+              ? await this.hooks.admit(String(m.name), Number(m.memory), typeof m.host === 'string' ? m.host : undefined) : 'bad frame count';
             if (why) { reply({ ok: false, error: why }); break; }
             const ns: Session = { name: String(m.name), maxPfns: m.maxPfns, pages: new Map(), timer: setTimeout(() => undefined, 0) };
             this.sessions.set(key, ns);
@@ -240,6 +245,11 @@ export class MigrationReceiver {
           case 'abort':
             this.drop(key);
             break;
+          case 'pool': {
+            const p = await this.hooks.pool();
+            void this.sock.send([id, pack({ ok: true, ...p })]).catch(() => undefined);
+            break;
+          }
         }
       }
     } catch (e) {

@@ -65,6 +65,8 @@ import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
 import { MigrationReceiver, MigrationSender, type MigrationSummary } from './migration.js';
+import { askPeers, nameInPool, ownPool } from './pool.js';
+import { stateString, type PoolGuest, type PoolView } from '../../../shared/toolstack/xend_api.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -241,6 +243,7 @@ export class XenToolstack implements Toolstack {
     }
     this.creating.add(config.name);
     try {
+      await this.refusePoolName(config.name);
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
@@ -393,7 +396,7 @@ export class XenToolstack implements Toolstack {
     const tx = new MigrationSender(target, mem.bytes);
     let suspended = false;
     try {
-      await tx.begin(m.name, m.config.memory);
+      await tx.begin(m.name, m.config.memory, this.dom0.host);
       if (live) await tx.precopy();
       const tStop = performance.now();
       await this.suspendGuest(domid);
@@ -415,15 +418,39 @@ export class XenToolstack implements Toolstack {
     }
   }
 
+  // --- pool (pool.ts) ----------------------------------------------------
+
+  /** This host's guests (Domain-0 left out), as a pool peer is told them. */
+  private async poolGuests(): Promise<PoolGuest[]> {
+    return (await this.list()).filter((d) => d.domid !== 0).sort((a, b) => a.domid - b.domid)
+      .map((d) => ({ name: d.name, domid: d.domid, state: stateString(d) }));
+  }
+
+  /** A guest name a pool peer runs is refused as one in use here is. */
+  private async refusePoolName(name: string): Promise<void> {
+    const peer = await nameInPool(this.dom0.rundir, name, this.log);
+    if (peer) throw new ToolstackError('EEXIST', poolNameMessage(name, peer));
+  }
+
+  /** xenemu pool: this host, its guests and what its peers answer over the pool's network. */
+  async poolView(): Promise<PoolView> {
+    const own = ownPool(this.dom0.rundir);
+    return { host: this.dom0.host, pool: own?.pool ?? '', listen: own?.listen ?? '', guests: await this.poolGuests(),
+             peers: await askPeers(this.dom0.rundir) };
+  }
+
   /** xenemu up --listen: take migrations (migration.ts's receiver). */
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
-      admit: async (name, memory) => {
+      admit: async (name, memory, from) => {
         if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) return `domain with name "${name}" already exists.`;
+        const peer = await nameInPool(this.dom0.rundir, name, this.log, from);
+        if (peer) return poolNameMessage(name, peer);
         const free = Math.floor((await this.physinfo()).free_pages / 256);
         return memory > free ? `${memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)` : undefined;
       },
-      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, false)).domid,
+      restore: async (config, maxPfns, pages) => (await this.restoreFrom('migration stream', config, maxPfns, pages, false, false)).domid,
+      pool: async () => ({ host: this.dom0.host, guests: await this.poolGuests() }),
       log: this.log,
     });
   }
@@ -453,11 +480,16 @@ export class XenToolstack implements Toolstack {
       if (e instanceof SaveImageError) throw new ToolstackError('EINVAL', `libxl: error: ${e.message}`);
       throw new ToolstackError('EINVAL', `libxl: error: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused);
+    return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused, true);
   }
 
-  /** A saved or migrated guest built again from its configuration and pages. */
-  private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean): Promise<DomainInfo> {
+  /**
+   * A saved or migrated guest built again from its configuration and pages.
+   * `poolCheck`: refuse a name a pool peer runs (a migration's target did
+   * that at `begin`, leaving out the source, where the guest still is).
+   */
+  private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean,
+                            poolCheck: boolean): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
     if (!config || config.type !== 'pv' || typeof config.name !== 'string') {
       throw new ToolstackError('EINVAL', `libxl: error: ${what}: a ${config?.type} guest cannot be restored (PV guests only)`);
@@ -468,6 +500,7 @@ export class XenToolstack implements Toolstack {
     }
     this.creating.add(config.name);
     try {
+      if (poolCheck) await this.refusePoolName(config.name);
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
@@ -677,6 +710,11 @@ export class XenToolstack implements Toolstack {
       this.log(`xend: restarting '${config.name}' failed: ${(e as Error).message}`);
     }
   }
+}
+
+/** xl's message for a name in use, naming the pool peer that runs it. */
+function poolNameMessage(name: string, host: string): string {
+  return `domain with name "${name}" already exists (on host ${host} of the pool).`;
 }
 
 function enomem(config: DomainConfig, freeMiB: number | undefined): ToolstackError {
