@@ -5,7 +5,7 @@
 //   const h = await startHost(t, { memory: 1024, pcpus: 2 });
 //   ... h.env has XENEMU_RUN_DIR for `xenemu` commands ...
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, rmdirSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,12 @@ export interface HostOptions {
   /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
   listen?: string;
   name?: string;
+  /**
+   * A run root shared with other hosts of the test (a pool is the hosts of
+   * one run root): its teardown removes this host's directory, and the root
+   * once it is empty.
+   */
+  root?: string;
   /** xenemu up --netns NS [--join BRIDGE] [--address CIDR] (docs/net.md "Uplink"). */
   netns?: string;
   join?: string;
@@ -71,7 +77,7 @@ export function randomHostName(): string {
 }
 
 export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHost> {
-  const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
+  const root = opts.root ?? mkdtempSync(join(tmpdir(), 'xenemu-run-'));
   const name = opts.name ?? randomHostName();
   const rundir = join(root, name);
   const env = productEnv({ XENEMU_RUN_DIR: root });
@@ -86,7 +92,9 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
     await down();
     reapHost(rundir, name);
     shmSweep(shmPrefix(name));
-    rmSync(root, { recursive: true, force: true });
+    if (!opts.root) { rmSync(root, { recursive: true, force: true }); return; }
+    rmSync(rundir, { recursive: true, force: true });
+    try { rmdirSync(root); } catch { /* another host's directory is there still */ }
   });
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
