@@ -16,7 +16,6 @@
 // runs when the hypervisor is killed. The namespace is removed only if
 // xenemu created it; the pool bridge (marked by its alias) only once no port
 // is left on it. The TAP goes with Domain-0's process.
-import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bridgePorts, inNetns, ip, ipQuiet, linkAlias, linkExists, NetError, netnsExists, netnsId, netnsPath } from './netns.js';
@@ -59,7 +58,11 @@ function writeHostNet(dir: string, rec: HostNet): void {
 
 /** The veth end on the pool bridge: one per run directory, within IFNAMSIZ. */
 export function vethName(dir: string): string {
-  return `xv${createHash('sha1').update(dir).digest('hex').slice(0, 10)}`;
+  // FNV-1a, 40 bits: every domain process loads this module (through
+  // shared/host.ts), and node:crypto would cost each of them its load time.
+  let h = 0xcbf29ce484222325n;
+  for (const c of Buffer.from(dir)) h = BigInt.asUintN(64, (h ^ BigInt(c)) * 0x100000001b3n);
+  return `xv${(h & 0xffffffffffn).toString(16).padStart(10, '0')}`;
 }
 
 /**

@@ -106,3 +106,17 @@ t.test('two hosts in namespaces on one pool bridge', { skip: why ?? false }, asy
   t.notOk(linkExists(pool), 'and the pool bridge, empty now');
   t.same(ip(['-br', 'link']).split('\n').filter((l) => /^xv/.test(l)), [], 'no veth of ours is left');
 });
+
+t.test('xenemu up --netns into a namespace that exists: it stays at down, what xenemu made in it goes', { skip: why ?? false }, async (t) => {
+  const ns = netnsName();
+  ip(['netns', 'add', ns]);
+  t.teardown(() => { ipQuiet(['netns', 'del', ns]); });
+  const h = await startHost(t, { memory: 256, pcpus: 1, netns: ns, address: '10.9.0.1/24' });
+  t.ok(linkExists('vif0.0', ns) && linkExists('xenbr0', ns), "Domain-0's TAP and xenbr0 are in it");
+  t.match(ip(['-br', 'addr', 'show', 'xenbr0'], ns), /10\.9\.0\.1\/24/, 'xenbr0 has the --address');
+  await t.rejects(h.xenemu('up', '--name', 'other', '--netns', ns), /network namespace .* has a xenbr0 already/, 'a second host in it is refused');
+  await h.down();
+  t.ok(netnsExists(ns), 'the namespace stays: xenemu did not make it');
+  t.notOk(linkExists('xenbr0', ns) || linkExists('vif0.0', ns), 'its xenbr0 and the TAP are gone');
+  await t.rejects(h.xenemu('up', '--name', 'x', '--join', 'br9'), /--join and --address need --netns/, '--join alone is refused');
+});
