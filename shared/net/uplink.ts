@@ -16,7 +16,7 @@
 // runs when the hypervisor is killed. The namespace is removed only if
 // xenemu created it; the pool bridge (marked by its alias) only once no port
 // is left on it. The TAP goes with Domain-0's process.
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bridgePorts, inNetns, ip, ipQuiet, linkAlias, linkExists, NetError, netnsExists, netnsId, netnsPath } from './netns.js';
 
@@ -29,6 +29,25 @@ export const UPLINK_TAP = 'vif0.0';
 export const NS_PHYS = 'peth0';
 /** The alias that marks a pool bridge xenemu made (and may remove when empty). */
 export const POOL_ALIAS = 'xenemu-pool';
+/**
+ * The descriptor, in a process of the host, of the namespace the launcher
+ * was in (where the pool bridge is): the launcher hands it to the
+ * hypervisor, the hypervisor to Domain-0 (processes/hypervisor/spawn.ts),
+ * so that their release of net.json reaches the pool bridge from inside
+ * the host's namespace (/proc/self/fd/N names it).
+ */
+export const ROOT_NETNS_FD_ENV = 'XENEMU_ROOT_NETNS_FD';
+
+/** Where the pool side is, for this process: init's namespace when that is it, else an inherited descriptor. */
+function rootNetnsPath(rec: HostNet): string | undefined {
+  if (rec.rootNs) return rec.rootNs;
+  const fd = Number(process.env[ROOT_NETNS_FD_ENV]);
+  if (!Number.isInteger(fd) || fd < 3) return undefined;
+  try {
+    // Only a namespace's descriptor (`net:[inode]`): the variable may have come down to a process without it.
+    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('net:[') ? `/proc/self/fd/${fd}` : undefined;
+  } catch { return undefined; }
+}
 
 export interface HostNet {
   netns: string;
@@ -109,21 +128,23 @@ export function setupHostNet(dir: string, o: UplinkOptions): HostNet {
 
 /**
  * Undoes what net.json records (idempotent; what is gone is skipped).
- * Returns false, keeping net.json, when the pool side could not be reached:
- * the caller is a process of the host, inside its namespace (the hypervisor
- * at its exit, Domain-0 reaping a killed hypervisor). The namespace is
- * removed all the same, its veth end with it once its last process exits;
- * an empty pool bridge is removed by the next release from outside
- * (`xenemu down`, `status`, `up`, `pool`, a test's teardown).
+ * A process of the host (the hypervisor at its exit, Domain-0 reaping a
+ * killed hypervisor) is inside the namespace: it reaches the pool side
+ * through the descriptor it inherited (ROOT_NETNS_FD_ENV). Without one it
+ * returns false and keeps net.json: the namespace is removed all the same
+ * (its veth end goes once its last process exits), and the next release
+ * from outside (`xenemu down`, `status`, `up`, a test's teardown) removes
+ * an empty pool bridge.
  */
 export function releaseHostNet(dir: string): boolean {
   const rec = readHostNet(dir);
   if (!rec) return true;
   const here = netnsId('/proc/thread-self/ns/net');
   const inside = here !== null && here === netnsId(netnsPath(rec.netns));
-  const rootReachable = !inside || rec.rootNs !== undefined;
+  const rootNs = inside ? rootNetnsPath(rec) : rec.rootNs;
+  const rootReachable = !inside || rootNs !== undefined;
   const root = (fn: () => void) => {
-    try { if (rec.rootNs) inNetns(rec.rootNs, fn); else fn(); } catch { /* best effort */ }
+    try { if (rootNs) inNetns(rootNs, fn); else fn(); } catch { /* best effort */ }
   };
   if (rootReachable && rec.veth) root(() => { ipQuiet(['link', 'del', rec.veth!]); });
   if (rootReachable && rec.pool) root(() => { removeEmptyPoolBridge(rec.pool!); });

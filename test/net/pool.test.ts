@@ -120,3 +120,16 @@ t.test('xenemu up --netns into a namespace that exists: it stays at down, what x
   t.notOk(linkExists('xenbr0', ns) || linkExists('vif0.0', ns), 'its xenbr0 and the TAP are gone');
   await t.rejects(h.xenemu('up', '--name', 'x', '--join', 'br9'), /--join and --address need --netns/, '--join alone is refused');
 });
+
+t.test('SIGKILL of the hypervisor of the last host on a pool bridge leaves nothing', { skip: why ?? false }, async (t) => {
+  const ns = netnsName();
+  const pool = netnsName('xp');
+  t.teardown(() => { ipQuiet(['link', 'del', pool]); });
+  const h = await startHost(t, { memory: 256, pcpus: 1, netns: ns, join: pool, address: '10.9.0.1/24' });
+  const veth = (JSON.parse(readFileSync(join(h.rundir, 'net.json'), 'utf8')) as { veth: string }).veth;
+  t.ok(netnsExists(ns) && linkExists(veth) && linkExists(pool), 'namespace, veth and pool bridge are there');
+  process.kill(h.hypervisorPid, 'SIGKILL');
+  // Domain-0 reaps the host from inside the namespace, reaching the pool bridge through the descriptor it inherited.
+  await waitFor(() => !netnsExists(ns) && !linkExists(veth) && !linkExists(pool), 5000, 'namespace, veth and pool bridge gone');
+  t.pass('namespace, veth and pool bridge are gone, with no xenemu command run');
+});
