@@ -5,7 +5,7 @@
 //   const h = await startHost(t, { memory: 1024, pcpus: 2 });
 //   ... h.env has XENEMU_RUN_DIR for `xenemu` commands ...
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, rmdirSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ export interface HostOptions {
   /**
    * A run root shared with other hosts of the test (a pool is the hosts of
    * one run root): its teardown removes this host's directory, and the root
-   * once it is empty.
+   * once no other host's directory is in it.
    */
   root?: string;
   /** xenemu up --netns NS [--join BRIDGE] [--address CIDR] (docs/net.md "Uplink"). */
@@ -94,7 +94,10 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
     shmSweep(shmPrefix(name));
     if (!opts.root) { rmSync(root, { recursive: true, force: true }); return; }
     rmSync(rundir, { recursive: true, force: true });
-    try { rmdirSync(root); } catch { /* another host's directory is there still */ }
+    // The last host out takes the root and the files the test wrote there (writeCfg).
+    try {
+      if (readdirSync(root).every((e) => !statSync(join(root, e)).isDirectory())) rmSync(root, { recursive: true, force: true });
+    } catch { /* gone already */ }
   });
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
