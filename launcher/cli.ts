@@ -3,8 +3,10 @@
 // toolstack adds `xm`, `xl`, `xenstored`, `demo` as siblings of these.
 //
 //   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]
+//             [--netns NS [--join BRIDGE] [--address CIDR]]
 //   xenemu down [H]
 //   xenemu status
+//   xenemu pool [--json]               (launcher/pool.ts)
 //   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
 //   xenemu demo [--name H]             (launcher/demo.ts; `npm start`)
 //   xenemu xenstored --socket PATH
@@ -48,7 +50,12 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   up: {
-    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]   start a virtual host (--listen: take migrations there)',
+    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground] [--netns NS [--join BRIDGE] [--address CIDR]]\n' +
+      '      start a virtual host. --listen: take migrations there. --netns: run the host in network namespace NS\n' +
+      '      (made if missing, removed at down if made), Domain-0\'s xenbr0 reaching NS\'s bridge xenbr0 through its\n' +
+      '      TAP vif0.0; --address: NS\'s xenbr0 gets that address (the host\'s, for --listen); --join: NS\'s xenbr0\n' +
+      '      is joined to pool bridge BRIDGE of this namespace by a veth pair (peth0 in NS), so the guests of the\n' +
+      '      hosts joined to it share one Ethernet segment (docs/net.md "Uplink")',
     async run(argv) {
       const { values } = parseArgs({ args: argv, options: {
         name: { type: 'string', default: DEFAULT_HOST_NAME },
@@ -57,7 +64,12 @@ export const commands: Record<string, Command> = {
         foreground: { type: 'boolean', default: false },
         dom0: { type: 'string' },
         listen: { type: 'string' },
+        netns: { type: 'string' },
+        join: { type: 'string' },
+        address: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
       }, strict: true });
+      if (values.help) { process.stdout.write(`usage: xenemu ${commands.up!.summary}\n`); return 0; }
       const name = values.name!;
       if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
       const memoryMB = Number(values.memory);
@@ -65,7 +77,12 @@ export const commands: Record<string, Command> = {
       if (!Number.isInteger(memoryMB) || memoryMB < 64) return fail('--memory must be an integer >= 64 (MB)');
       if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64) return fail('--pcpus must be 1..64');
       if (values.listen !== undefined && !/^[^\s:]+:\d{1,5}$/.test(values.listen)) return fail('--listen must be ADDR:PORT');
-      await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
+      if (values.netns !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(values.netns)) return fail('--netns must be a namespace name ([A-Za-z0-9_.-])');
+      if (values.join !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(values.join)) return fail('--join must be a bridge name of at most 15 characters ([A-Za-z0-9_.-])');
+      if (values.address !== undefined && !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(values.address)) return fail('--address must be an IPv4 CIDR (10.1.0.1/24)');
+      if ((values.join !== undefined || values.address !== undefined) && values.netns === undefined) return fail('--join and --address need --netns');
+      const net = values.netns === undefined ? undefined : { netns: values.netns, join: values.join, address: values.address, listen: values.listen };
+      await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!, net,
                  extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : [])] });
       return 0;
     },
@@ -93,6 +110,12 @@ export const commands: Record<string, Command> = {
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
       return 0;
+    },
+  },
+  pool: {
+    summary: 'pool [--json]   the hosts this user runs, their pool peers (reached over --listen) and every guest (name, id, host, state)',
+    async run(argv) {
+      return (await import('./pool.js')).poolCommand(argv, runRoot(), (s) => process.stdout.write(s));
     },
   },
   xm: xmCommand('xm'),

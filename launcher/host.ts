@@ -12,6 +12,8 @@ import {
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { hypervisorTitle, nodeTitleArgs } from '../shared/runtime/title.js';
 import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
+import { inHostNetns, NS_BRIDGE, ROOT_NETNS_FD_ENV, setupHostNet, type UplinkOptions } from '../shared/net/uplink.js';
+import { NetError } from '../shared/net/netns.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const HYPERVISOR_MAIN = join(dist, 'processes', 'hypervisor', 'main.js');
@@ -26,6 +28,8 @@ export interface UpOptions {
   timeoutS?: number;
   /** Extra hypervisor arguments (e.g. --dom0 for tests). */
   extraArgs?: string[];
+  /** --netns [--join] [--address]: the host runs in that network namespace (shared/net/uplink.ts). */
+  net?: UplinkOptions;
 }
 
 export class HostError extends Error {}
@@ -60,18 +64,35 @@ export async function up(o: UpOptions, out: (s: string) => void = (s) => process
   if (existsSync(dir)) { reapHost(dir, o.name); }
   shmSweep(shmPrefix(o.name));
   ensureHostDir(dir);
+  let net = null;
+  if (o.net) {
+    try { net = setupHostNet(dir, o.net); } catch (e) {
+      removeHostFiles(dir, false);
+      throw e instanceof NetError ? new HostError(e.message) : e;
+    }
+    o = { ...o, extraArgs: [...(o.extraArgs ?? []), '--uplink', NS_BRIDGE] };
+  }
   const log = openSync(join(dir, hostFiles.logs, 'hypervisor.log'), 'a');
   // Its title from the first instant (it sets it again itself: shared/runtime/title.ts).
   const argv0 = hypervisorTitle(o.name);
   const args = [...nodeTitleArgs(argv0), ...hypervisorArgs(o, dir)];
-  const child = o.foreground
+  // In the host's namespace from its first instruction: what the hypervisor
+  // spawns (Domain-0, guests) is born there too.
+  // It also gets this namespace's descriptor, to reach the pool bridge from
+  // inside its own (shared/net/uplink.ts ROOT_NETNS_FD_ENV).
+  const rootNs = net ? openSync('/proc/thread-self/ns/net', 'r') : null;
+  const nsFd = (i: number) => (rootNs === null ? {} : { [ROOT_NETNS_FD_ENV]: String(i) });
+  const start = () => o.foreground
     ? spawn(process.execPath, args, {
-        stdio: [...(lifelineStdio('inherit') as unknown[]), 'pipe'] as never,
-        env: { ...lifelineEnv(), XENEMU_READY_FD: '4' }, argv0,
+        stdio: [...(lifelineStdio('inherit') as unknown[]), 'pipe', ...(rootNs === null ? [] : [rootNs])] as never,
+        env: { ...lifelineEnv(), XENEMU_READY_FD: '4', ...nsFd(5) }, argv0,
       })
     : spawn(process.execPath, args, {
-        detached: true, stdio: ['ignore', log, log, 'pipe'], env: { ...process.env, XENEMU_READY_FD: '3' }, argv0,
+        detached: true, stdio: ['ignore', log, log, 'pipe', ...(rootNs === null ? [] : [rootNs])], argv0,
+        env: { ...process.env, XENEMU_READY_FD: '3', ...nsFd(4) },
       });
+  let child;
+  try { child = net ? inHostNetns(net, start) : start(); } finally { if (rootNs !== null) closeSync(rootNs); }
   closeSync(log);
   const readyPipe = child.stdio[o.foreground ? 4 : 3] as NodeJS.ReadableStream;
   const exited = new Promise<number>((res) => child.once('exit', (code, sig) => res(code ?? (sig ? 128 : 1))));

@@ -9,6 +9,7 @@
 //                             qemu-dm's first serial port for an HVM guest
 //     dom<id>.hypercall       ZeroMQ ipc endpoint of each domain
 //     xenstored.sock, xend.sock   created by Dom0 services
+//     net.json                what `xenemu up --netns` made (shared/net/uplink.ts)
 //
 // Used by the hypervisor (writes), Dom0 (cleanup if the hypervisor vanished)
 // and the launcher (up/down/status).
@@ -16,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { shmPrefix, shmSweep } from './shm.js';
 import { titleHost } from './runtime/title.js';
+import { NET_RECORD, releaseHostNet } from './net/uplink.js';
 
 export const DEFAULT_HOST_NAME = 'xenemu';
 export const HOST_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
@@ -204,9 +206,13 @@ export function reapHost(dir: string, name: string, opts: { keepLogs?: boolean }
 
 export function removeHostFiles(dir: string, keepLogs: boolean): void {
   if (!existsSync(dir)) return;
+  // The host's namespace, veth and pool bridge (net.json), before the record
+  // goes; a release from inside the namespace leaves the record for the
+  // pool side (shared/net/uplink.ts), and it stays with the logs.
+  const netDone = releaseHostNet(dir);
   if (!keepLogs) { rmSync(dir, { recursive: true, force: true }); return; }
   for (const f of readdirSync(dir)) {
-    if (f === hostFiles.logs) continue;
+    if (f === hostFiles.logs || (f === NET_RECORD && !netDone)) continue;
     rmSync(join(dir, f), { recursive: true, force: true });
   }
 }

@@ -24,6 +24,7 @@ const { values } = parseArgs({
     dom0: { type: 'string' },
     sched: { type: 'string', default: process.env.XENEMU_SCHED ?? 'credit' },
     listen: { type: 'string' },
+    uplink: { type: 'string' },
   },
   strict: true,
 });
@@ -51,6 +52,9 @@ if (values.listen !== undefined) {
   }
   process.env.XENEMU_LISTEN = values.listen;
 }
+// --uplink BRIDGE: Domain-0's xenbr0 gets a TAP port on that Linux bridge of
+// the host's namespace (docs/net.md "Uplink"); it finds it in its environment.
+if (values.uplink !== undefined) process.env.XENEMU_UPLINK = values.uplink;
 // dom0_mem: 512 MB, or a quarter of a small host (at least 64 MB).
 const dom0MB = values['dom0-mem'] ? Number(values['dom0-mem']) : Math.min(512, Math.max(64, Math.floor(memoryMB / 4)));
 const readyFd = process.env.XENEMU_READY_FD ? Number(process.env.XENEMU_READY_FD) : undefined;

@@ -15,6 +15,7 @@ import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
 import { hostFiles } from '../../shared/host.js';
+import { ROOT_NETNS_FD_ENV } from '../../shared/net/uplink.js';
 import { DOMU_ENV, DOMU_NODE_FLAGS, XENSTORED_NODE_FLAGS, domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
 import { domainTitle, nodeTitleArgs } from '../../shared/runtime/title.js';
 
@@ -39,11 +40,16 @@ export function spawnDomainProcess(s: SpawnSpec): ChildProcess {
       ...(s.domid === 0 ? {} : DOMU_ENV),
     });
     delete env.XENEMU_READY_FD;
+    // Domain-0 reaps the host if the hypervisor is killed: it gets the
+    // descriptor of the namespace the pool bridge is in (shared/net/uplink.ts).
+    const rootNs = s.domid === 0 && env[ROOT_NETNS_FD_ENV] ? Number(env[ROOT_NETNS_FD_ENV]) : null;
+    if (rootNs !== null) env[ROOT_NETNS_FD_ENV] = '4'; else delete env[ROOT_NETNS_FD_ENV];
     // Domain-0 hosts xenstored: give it xenstored's heap settings; guests theirs.
     const nodeFlags = s.domid === 0 ? XENSTORED_NODE_FLAGS : DOMU_NODE_FLAGS;
     const title = domainTitle(s.host, s.domid);
     return spawn(process.execPath, [...nodeTitleArgs(title), ...nodeFlags, ...domainExtraNodeFlags(), s.program, '--host', s.host, '--domid', String(s.domid), ...s.args], {
-      stdio: lifelineStdio(log, log), env, cwd: s.rundir, argv0: title,
+      stdio: rootNs === null ? lifelineStdio(log, log) : [...(lifelineStdio(log, log) as unknown[]), rootNs] as never,
+      env, cwd: s.rundir, argv0: title,
     });
   } finally {
     closeSync(log);

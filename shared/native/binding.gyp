@@ -12,6 +12,11 @@
       "cflags_cc": ["-O2", "-std=c++17"]
     },
     {
+      "target_name": "xenemu_net",
+      "sources": ["tap.cc"],
+      "cflags_cc": ["-O2", "-std=c++17"]
+    },
+    {
       "target_name": "xenemu_privcmd",
       "type": "shared_library",
       "product_extension": "so",

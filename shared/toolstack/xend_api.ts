@@ -60,6 +60,13 @@ export type DomainRecord = {
   config?: DomainConfig;
 };
 
+/** A guest of a pool host (xenemu pool; processes/dom0/xend/pool.ts). */
+export type PoolGuest = { name: string; domid: number; state: string };
+/** A pool peer as a host's xend sees it over the pool's network. */
+export type PoolPeer = { host: string; listen: string; reachable: boolean; error: string; guests: PoolGuest[] };
+/** xend.pool: this host, its pool bridge and listen address ('' when none), and its peers. */
+export type PoolView = { host: string; pool: string; listen: string; guests: PoolGuest[]; peers: PoolPeer[] };
+
 /** `xl info` keys and values, in the order xl prints them. */
 export type NodeInfo = Record<string, string | number>;
 
@@ -167,6 +174,8 @@ export interface XendApi {
   'xend.domain.blockDetach': { dom: true; params: [dev: string]; result: true };
   'xend.domain.blockList': { dom: true; params: []; result: BlockDeviceRecord[] };
   'xend.node.info': { dom: false; params: []; result: NodeInfo };
+  /** xenemu pool: this host's guests and its pool peers' (asked over their listen sockets). */
+  'xend.pool': { dom: false; params: []; result: PoolView };
   /** The hypervisor's console ring; `clear` empties it after reading. */
   'xend.node.dmesg': { dom: false; params: [clear: boolean]; result: string };
   'xend.domain.schedCredit': { dom: true; params: []; result: SchedCreditRecord };

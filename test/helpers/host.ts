@@ -5,7 +5,7 @@
 //   const h = await startHost(t, { memory: 1024, pcpus: 2 });
 //   ... h.env has XENEMU_RUN_DIR for `xenemu` commands ...
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, statSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,16 @@ export interface HostOptions {
   name?: string;
   /** Extra environment for the host's processes (fault injection). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A run root shared with other hosts of the test (a pool is the hosts of
+   * one run root): its teardown removes this host's directory, and the root
+   * once no other host's directory is in it.
+   */
+  root?: string;
+  /** xenemu up --netns NS [--join BRIDGE] [--address CIDR] (docs/net.md "Uplink"). */
+  netns?: string;
+  join?: string;
+  address?: string;
 }
 
 export interface TestHost {
@@ -69,7 +79,7 @@ export function randomHostName(): string {
 }
 
 export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHost> {
-  const root = mkdtempSync(join(tmpdir(), 'xenemu-run-'));
+  const root = opts.root ?? mkdtempSync(join(tmpdir(), 'xenemu-run-'));
   const name = opts.name ?? randomHostName();
   const rundir = join(root, name);
   const env = productEnv({ ...opts.env, XENEMU_RUN_DIR: root });
@@ -84,11 +94,19 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
     await down();
     reapHost(rundir, name);
     shmSweep(shmPrefix(name));
-    rmSync(root, { recursive: true, force: true });
+    if (!opts.root) { rmSync(root, { recursive: true, force: true }); return; }
+    rmSync(rundir, { recursive: true, force: true });
+    // The last host out takes the root and the files the test wrote there (writeCfg).
+    try {
+      if (readdirSync(root).every((e) => !statSync(join(root, e)).isDirectory())) rmSync(root, { recursive: true, force: true });
+    } catch { /* gone already */ }
   });
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
   if (opts.listen) args.push('--listen', opts.listen);
+  if (opts.netns) args.push('--netns', opts.netns);
+  if (opts.join) args.push('--join', opts.join);
+  if (opts.address) args.push('--address', opts.address);
   await xenemu(...args);
   const hypervisorPid = readHypervisorPid(rundir) ?? 0;
   return {

@@ -21,6 +21,7 @@ import { FramePool } from './pool.js';
 import { NETIF_REJECTS, type NetifReject } from './reject.js';
 import { Vif } from './vif.js';
 import { TapPort } from './tap.js';
+import { UplinkPort } from './uplink.js';
 
 export const VIF_BACKEND_ROOT = '/local/domain/0/backend/vif';
 /** Dom0 frames for packets in flight (4 MiB). */
@@ -35,6 +36,8 @@ export class Netback {
   /** Emulated NICs' ports (tap.ts), by name (vif<domid>.<n>-emu). */
   readonly taps = new Map<string, TapPort>();
   private readonly pool: FramePool;
+  /** xenbr0's TAP into the host's namespace (uplink.ts), with XENEMU_UPLINK. */
+  uplink: UplinkPort | null = null;
   private watch: XenbusWatch | null = null;
   private readonly sweep: NodeJS.Timeout;
   private closed = false;
@@ -49,7 +52,9 @@ export class Netback {
 
   static async start(o: NetbackOptions): Promise<Netback> {
     const nb = new Netback(o);
-    nb.bridge('xenbr0');
+    const br = nb.bridge('xenbr0');
+    const linuxBridge = process.env.XENEMU_UPLINK;
+    if (linuxBridge) nb.uplink = UplinkPort.open(br, linuxBridge, o.log);
     nb.watch = await xenbusWatch(o.xs, VIF_BACKEND_ROOT, () => nb.rescan(), 'netback');
     return nb;
   }
@@ -128,6 +133,8 @@ export class Netback {
     this.vifs.clear();
     for (const t of this.taps.values()) t.close();
     this.taps.clear();
+    this.uplink?.close();
+    this.uplink = null;
     this.driver.close();
   }
 }

@@ -47,6 +47,7 @@ import * as zmq from 'zeromq';
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
+import type { PoolGuest } from '../../../shared/toolstack/xend_api.js';
 
 /** Pages per message. */
 const BATCH = 256;
@@ -71,7 +72,9 @@ const DIRTY_STOP = 64;
 const MAX_ROUNDS = 8;
 
 export type MigrationMsg =
-  | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number; config: DomainConfig }
+  /** `host`: the source's name, which the target's pool check leaves out (the guest runs there until the commit). */
+  | { type: 'begin'; id: string; name: string; memory: number; maxPfns: number; config: DomainConfig; host?: string }
+  | { type: 'pool' }
   /** Two more frames follow, raw: the pfns (u32, little-endian) and their pages, so that bulk data is never re-encoded. */
   | { type: 'pages'; round: number }
   | { type: 'commit'; config: DomainConfig }
@@ -148,11 +151,11 @@ export class MigrationSender {
   }
 
   /** The target admits the guest and creates its domain, empty and paused, to take the pages as they come. */
-  async begin(config: DomainConfig): Promise<void> {
+  async begin(config: DomainConfig, host?: string): Promise<void> {
     this.sock.receiveTimeout = BEGIN_TIMEOUT_MS;
     let r: MigrationReply;
     try {
-      r = await this.call({ type: 'begin', id: this.id, name: config.name, memory: config.memory, maxPfns: this.maxPfns, config });
+      r = await this.call({ type: 'begin', id: this.id, name: config.name, memory: config.memory, maxPfns: this.maxPfns, config, host });
     } catch (e) {
       throw new Error(`no answer from ${this.target} in ${BEGIN_TIMEOUT_MS / 1000} s (is a xenemu host listening there? xenemu up --listen): ${(e as Error).message}`);
     } finally {
@@ -296,11 +299,14 @@ interface Outcome { state: MigrationState; name: string; domid: number; timer: N
 
 export interface ReceiverHooks {
   /**
-   * Admits a guest (its name free, its memory there) and creates its
+   * Admits a guest from host `from` (its name free here and in the pool
+   * but there, its memory here) and creates its
    * domain, empty and paused, with `maxPfns` frames: its id and memory.
    * Throws with the reason for a refusal.
    */
-  prepare(config: DomainConfig, maxPfns: number): Promise<{ domid: number; memory: Uint8Array }>;
+  prepare(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }>;
+  /** This host's name and guests, for a pool peer (pool.ts). */
+  pool(): Promise<{ host: string; guests: PoolGuest[] }>;
   /** Builds the prepared domain on its pages, paused; its domid. Destroys it when that fails. */
   restore(config: DomainConfig, domid: number): Promise<number>;
   unpause(domid: number): Promise<void>;
@@ -389,7 +395,7 @@ export class MigrationReceiver {
             }
             let made: { domid: number; memory: Uint8Array };
             try {
-              made = await this.hooks.prepare({ ...m.config, name: String(m.name) }, m.maxPfns);
+              made = await this.hooks.prepare({ ...m.config, name: String(m.name) }, m.maxPfns, typeof m.host === 'string' ? m.host : undefined);
             } catch (e) {
               reply({ ok: false, error: (e as Error).message });
               break;
@@ -437,6 +443,11 @@ export class MigrationReceiver {
               setTimeout(() => void this.go(String(m.id), reply), this.fault.holdGoMs);
             } else await this.go(String(m.id), reply);
             break;
+          case 'pool': {
+            const p = await this.hooks.pool();
+            void this.sock.send([id, pack({ ok: true, ...p })]).catch(() => undefined);
+            break;
+          }
           case 'status':
             reply({ ok: true, state: this.outcomes.get(String(m.id))?.state ?? ([...this.sessions.values()].some((x) => x.id === m.id) ? 'staging' : 'gone') });
             break;

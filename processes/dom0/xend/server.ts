@@ -154,6 +154,13 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
     run: async (ts, [d]) => (ts.blockList ? ts.blockList(d.domid) : []),
   },
   'xend.node.info': { params: () => [], run: async (ts) => ts.info() },
+  'xend.pool': {
+    params: () => [],
+    run: async (ts) => {
+      if (!ts.poolView) throw generic('pools are not supported by this toolstack');
+      return ts.poolView();
+    },
+  },
   'xend.node.dmesg': { params: (p) => [bool(p[0], 'clear', false)], run: async (ts, [clear]) => ts.dmesg(clear) },
 };
 

@@ -3,7 +3,7 @@
 // interface does the work with hypercalls (domctl/sysctl) and xenstore.
 // Kept small so that xend's protocol can be tested against an in-process
 // fake, and the real implementation plugged in without touching xend.
-import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
+import type { MigrationProgress, MigrationSummary, PoolView } from '../../../shared/toolstack/xend_api.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type {
   BlockDeviceRecord, DomainStateFlags, DomainTrigger, NetworkDeviceRecord, NodeInfo, ScreenshotRecord, ShutdownReason, ShutdownRequest,
@@ -68,6 +68,8 @@ export interface Toolstack {
   /** xl save / xl restore (optional: the test fakes have no guests' pages). */
   save?(domid: number, file: string, opts: { keep: boolean; paused: boolean }): Promise<void>;
   restore?(file: string, paused: boolean): Promise<DomainInfo>;
+  /** xenemu pool: this host's guests and its pool peers' (optional: the test fakes have no pool). */
+  poolView?(): Promise<PoolView>;
   /** xl migrate to the xend listening at `target` (HOST:PORT). */
   migrate?(domid: number, target: string, live: boolean): Promise<MigrationSummary>;
   /** Where the migration of `domid` is (xl migrate's progress bar), null when none runs. */

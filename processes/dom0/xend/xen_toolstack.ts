@@ -66,6 +66,8 @@ import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
 import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, type MigrationProgress, type MigrationSummary } from './migration.js';
+import { askPeers, nameInPool, ownPool } from './pool.js';
+import { stateString, type PoolGuest, type PoolView } from '../../../shared/toolstack/xend_api.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
 import type { BlockDeviceRecord } from './toolstack.js';
 
@@ -248,6 +250,7 @@ export class XenToolstack implements Toolstack {
     }
     this.creating.add(config.name);
     try {
+      await this.refusePoolName(config.name);
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
@@ -428,7 +431,7 @@ export class XenToolstack implements Toolstack {
     try {
       try {
         const tBegin = performance.now();
-        await tx.begin({ ...m.config, name: m.name, uuid: d.uuid });
+        await tx.begin({ ...m.config, name: m.name, uuid: d.uuid }, this.dom0.host);
         before.beginMs = performance.now() - tBegin;
         if (live) await tx.precopy();
         before.precopyMs = performance.now() - tBegin - before.beginMs;
@@ -499,13 +502,35 @@ export class XenToolstack implements Toolstack {
     m.name = name;
   }
 
+  // --- pool (pool.ts) ----------------------------------------------------
+
+  /** This host's guests (Domain-0 left out), as a pool peer is told them. */
+  private async poolGuests(): Promise<PoolGuest[]> {
+    return (await this.list()).filter((d) => d.domid !== 0).sort((a, b) => a.domid - b.domid)
+      .map((d) => ({ name: d.name, domid: d.domid, state: stateString(d) }));
+  }
+
+  /** A guest name a pool peer runs is refused as one in use here is. */
+  private async refusePoolName(name: string): Promise<void> {
+    const peer = await nameInPool(this.dom0.rundir, name, this.log);
+    if (peer) throw new ToolstackError('EEXIST', poolNameMessage(name, peer));
+  }
+
+  /** xenemu pool: this host, its guests and what its peers answer over the pool's network. */
+  async poolView(): Promise<PoolView> {
+    const own = ownPool(this.dom0.rundir);
+    return { host: this.dom0.host, pool: own?.pool ?? '', listen: own?.listen ?? '', guests: await this.poolGuests(),
+             peers: await askPeers(this.dom0.rundir) };
+  }
+
   /** xenemu up --listen: take migrations (migration.ts's receiver). */
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
-      prepare: (config, maxPfns) => this.prepareIncoming(config, maxPfns),
+      prepare: (config, maxPfns, from) => this.prepareIncoming(config, maxPfns, from),
       restore: (config, domid) => this.restoreIncoming(config, domid),
       unpause: (domid) => this.unpause(domid),
       destroy: (domid) => this.discardIncoming(domid),
+      pool: async () => ({ host: this.dom0.host, guests: await this.poolGuests() }),
       log: this.log,
     });
   }
@@ -515,11 +540,14 @@ export class XenToolstack implements Toolstack {
    * creates the domain before reading the stream): the name is reserved and
    * the memory taken from then on, and the pages go straight into it.
    */
-  private async prepareIncoming(config: DomainConfig, maxPfns: number): Promise<{ domid: number; memory: Uint8Array }> {
+  private async prepareIncoming(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }> {
     if (this.closed) throw new Error('xend is shutting down');
     if (!config || config.type !== 'pv' || typeof config.name !== 'string') throw new Error(`a ${config?.type} guest cannot be migrated here (PV guests only)`);
     const name = config.name;
     if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) throw new Error(`domain with name "${name}" already exists.`);
+    // The source (`from`) runs the guest until the commit: its name is left out of the pool's.
+    const peer = await nameInPool(this.dom0.rundir, name, this.log, from);
+    if (peer) throw new Error(poolNameMessage(name, peer));
     if (maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) throw new Error(`${maxPfns} frames for a ${config.maxmem ?? config.memory} MiB domain`);
     const free = Math.floor((await this.physinfo()).free_pages / 256);
     if (config.memory > free) throw new Error(`${config.memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)`);
@@ -586,7 +614,7 @@ export class XenToolstack implements Toolstack {
     return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused);
   }
 
-  /** A saved or migrated guest built again from its configuration and pages. */
+  /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, restoreIncoming). */
   private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
     if (!config || config.type !== 'pv' || typeof config.name !== 'string') {
@@ -598,6 +626,7 @@ export class XenToolstack implements Toolstack {
     }
     this.creating.add(config.name);
     try {
+      await this.refusePoolName(config.name);
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
@@ -807,6 +836,11 @@ export class XenToolstack implements Toolstack {
       this.log(`xend: restarting '${config.name}' failed: ${(e as Error).message}`);
     }
   }
+}
+
+/** xl's message for a name in use, naming the pool peer that runs it. */
+function poolNameMessage(name: string, host: string): string {
+  return `domain with name "${name}" already exists (on host ${host} of the pool).`;
 }
 
 function enomem(config: DomainConfig, freeMiB: number | undefined): ToolstackError {

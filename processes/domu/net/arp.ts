@@ -63,6 +63,17 @@ export class Arp {
     this.request(ip);
   }
 
+  /**
+   * A gratuitous ARP: a broadcast request whose sender and target are our
+   * address (Linux's arp_send for NETDEV_NOTIFY_PEERS, which xen-netfront
+   * raises when it reconnects after a resume). Peers that cache the address
+   * take the sender's MAC, and the bridges on the way learn where it is now.
+   */
+  announce(): void {
+    const me = this.ip();
+    if (me !== 0) this.xmit(this.packet(ARPOP_REQUEST, BROADCAST_MAC, new Uint8Array(6), me));
+  }
+
   private request(ip: number): void {
     this.xmit(this.packet(ARPOP_REQUEST, BROADCAST_MAC, new Uint8Array(6), ip));
   }

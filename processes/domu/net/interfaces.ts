@@ -65,8 +65,12 @@ export class NetInterfaces {
   private async add(nf: NetFront, xs: XsClient, domid: number, log: (m: string) => void): Promise<void> {
     const ipKey = await xs.tryRead(`${nf.backend}/ip`).catch(() => null);
     const stack = new NetStack(nf);
-    const a = this.resumed?.[String(nf.devid)] ?? vifAddress(ipKey, domid, nf.devid);
+    const resumed = this.resumed?.[String(nf.devid)];
+    const a = resumed ?? vifAddress(ipKey, domid, nf.devid);
     if (a) stack.configure(a.ip, a.prefixLen);
+    // A restored kernel (xl restore, a migration's target) tells the segment
+    // where its address is now, as Linux's netfront does after a resume.
+    if (resumed && a) stack.arp.announce();
     const ifc = { dev: nf, stack };
     this.list.push(ifc);
     nf.onClose(() => {
