@@ -436,7 +436,10 @@ export class NvmeDriver implements BlockDevice {
   allocBuffer(): Uint8Array | null { return null; }
   freeBuffer(): void { /* nothing lent */ }
 
-  /** nvme_dev_disable(shutdown): CC.SHN normal, wait for SHST complete, then CC.EN 0. */
+  /**
+   * nvme_disable_ctrl(shutdown): CC.SHN normal, wait for SHST complete. CC.EN
+   * stays set, as Linux leaves it: the next probe's reset clears it.
+   */
   async shutdown(): Promise<void> {
     if (this.dead) return;
     await this.quiesce();
@@ -445,7 +448,6 @@ export class NvmeDriver implements BlockDevice {
     while (((this.rd(N.NVME_REG_CSTS) >>> N.NVME_CSTS_SHST_SHIFT) & 3) !== N.NVME_CSTS_SHST_CMPLT && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1));
     }
-    this.wr(N.NVME_REG_CC, 0);
     this.dead = true;
     for (const q of [this.admin, this.io]) {
       for (const p of q?.pending.values() ?? []) { clearTimeout(p.timer); p.reject(new Error(`${this.name}: controller shut down`)); }
