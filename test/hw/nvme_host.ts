@@ -14,8 +14,8 @@ export const BAR0 = 0xfebf0000;
 export const SLOT = 4;
 export const ASQ = 0x10000;
 export const ACQ = 0x11000;
-export const IOSQ = 0x12000;
-export const IOCQ = 0x13000;
+export const IOSQ = 0x40000; // up to 1024 entries: 64 KiB
+export const IOCQ = 0x50000; // up to 1024 entries: 16 KiB
 export const ADMIN_DEPTH = 32;
 
 export interface Cmd {
