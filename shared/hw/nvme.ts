@@ -407,7 +407,13 @@ export class Nvme {
     v.setUint16(10, sq.id, true);
     v.setUint16(12, cid, true);
     v.setUint16(14, (cq.phase | (done.status & 0x7fff) << 1) & 0xffff, true);
-    if (!this.dmaWrite(cq.base + cq.tail * N.NVME_CQE_SIZE, this.cqe)) { this.faults.cq_dma_fault++; return; }
+    // DW3 (CID, status, phase tag) goes last and on its own: a driver in
+    // another process polls the phase tag and must find DW0-DW2 already there.
+    const at = cq.base + cq.tail * N.NVME_CQE_SIZE;
+    if (!this.dmaWrite(at, this.cqe.subarray(0, 12)) || !this.dmaWrite(at + 12, this.cqe.subarray(12))) {
+      this.faults.cq_dma_fault++;
+      return;
+    }
     cq.tail++;
     if (cq.tail === cq.size) { cq.tail = 0; cq.phase ^= 1; }
     if (cq.ien) fire.add(cq.iv);
