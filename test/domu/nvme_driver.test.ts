@@ -142,5 +142,11 @@ t.test('nvme0n1 under the shell: lsblk, dd and md5sum', async (t) => {
   t.equal(sum.out, `${md5(disk.data)}  /dev/nvme0n1\n`, 'md5sum of the whole namespace matches the back end');
   const copy = await run('dd if=/dev/nvme0n1 of=/dev/null bs=1M count=4');
   t.equal(copy.rc, 0, 'dd reads the namespace');
+  t.equal((await run('mkfs /dev/nvme0n1')).rc, 0, 'a file system on it');
+  t.equal((await run('write hello from nvme')).rc, 0);
+  mounts.root = null;
+  const remounted = await run('mount /dev/nvme0n1');
+  t.equal(remounted.rc, 0, 'mounted again from the disk');
+  t.equal((await run('cat hello')).out, 'from nvme\n', 'the file reads back');
   await d.shutdown();
 });
