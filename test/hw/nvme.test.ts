@@ -5,7 +5,10 @@
 // program nonsense.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { MemoryBlockBackend } from '../../shared/hw/block.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FileBlockBackend, MemoryBlockBackend } from '../../shared/hw/block.js';
 import { IO_BUDGET_COMMANDS, NVME_LBA_SIZE } from '../../shared/hw/nvme.js';
 import { NVME_CAP_EXP, NVME_CAP_MSIX, PCI_CAP_ID_EXP, PCI_CAP_ID_MSIX } from '../../shared/hw/nvme_pci.js';
 import * as N from '../../shared/hw/nvme_regs.js';
@@ -455,3 +458,21 @@ t.test('bad enables, zero-sized and read-only namespaces, failing back ends, no 
   t.equal(Object.values(nm.nvme.faults).reduce((a, b) => a + b, 0) + f.nvme.faults.internal + h.nvme.faults.internal, 0, 'no internal faults');
 });
 
+
+t.test('a raw image file as the namespace: writes and a flush reach the file', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenemu-nvme-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'disk.img');
+  fs.writeFileSync(file, randomBytes(2 << 20));
+  const disk = new FileBlockBackend(file);
+  t.teardown(() => disk.close());
+  const h = new NvmeHostDriver({ disk });
+  h.bringUp(16, 0);
+  t.equal(h.nvme.nsze, 4096, '2 MiB: 4096 blocks');
+  const data = Uint8Array.from(randomBytes(16384));
+  h.m.mem.bytes.set(data, 0x300000);
+  h.prpList(0x100000, [0x301000, 0x302000, 0x303000]);
+  t.equal(h.run(1, { opc: N.nvme_cmd_write, nsid: 1, prp1: 0x300000, prp2: 0x100000, cdw10: 4064, cdw12: 31 }).status, 0, 'the last 16 KiB');
+  t.equal(h.run(1, { opc: N.nvme_cmd_flush, nsid: 1 }).status, 0, 'flush (fdatasync)');
+  t.equal(md5(fs.readFileSync(file).subarray(4064 * 512)), md5(data), 'the file holds them');
+});
