@@ -231,7 +231,9 @@ export class Nvme {
       if (off >= N.NVME_REG_DBS) return;
       const shift = 8 * (offset & 3);
       const mask = (size === 4 ? 0xffffffff : ((1 << (8 * size)) - 1)) << shift;
-      v = ((this.readDword(off) & ~mask) | ((v << shift) & mask)) >>> 0;
+      // INTMS and INTMC are write-1-to-set/clear: the bytes not written are 0, not the current mask.
+      const keep = off === N.NVME_REG_INTMS || off === N.NVME_REG_INTMC ? 0 : this.readDword(off) & ~mask;
+      v = (keep | ((v << shift) & mask)) >>> 0;
     }
     if (off >= N.NVME_REG_DBS) { this.doorbell((off - N.NVME_REG_DBS) >> 2, v); return; }
     switch (off) {

@@ -266,6 +266,9 @@ t.test('INTx: level while completions wait, INTMS/INTMC, the command register', 
   h.wr(N.NVME_REG_INTMS, 1);
   t.equal(h.intx(), 0, 'INTMS masks it');
   t.equal(h.rd(N.NVME_REG_INTMS), 1, 'INTMS reads the mask');
+  h.m.mmio.write(BAR0 + N.NVME_REG_INTMS + 1, 1, 0x80);
+  h.m.mmio.write(BAR0 + N.NVME_REG_INTMC + 1, 1, 0x80);
+  t.equal(h.rd(N.NVME_REG_INTMS), 1, 'byte writes to INTMS/INTMC touch only their bits');
   h.wr(N.NVME_REG_INTMC, 1);
   t.equal(h.intx(), 1, 'INTMC unmasks it, still pending');
   h.cfgWrite(0x04, 2, 0x0406);
