@@ -287,7 +287,8 @@ export class NvmeDriver implements BlockDevice {
     const b = q.cq.bytes;
     const v = new DataView(b.buffer, b.byteOffset, q.depth * N.NVME_CQE_SIZE);
     let n = 0;
-    for (;;) {
+    // At most one lap per interrupt: a device that keeps flipping phase tags cannot hold the kernel here.
+    while (n < q.depth) {
       const at = q.head * N.NVME_CQE_SIZE;
       const dw3 = v.getUint32(at + 12, true);
       if (((dw3 >>> 16) & 1) !== q.phase) break;
