@@ -34,6 +34,7 @@ export const PCI_STATUS_INTERRUPT = 0x08;
 
 export const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
 export const PCI_BASE_ADDRESS_MEM_PREFETCH = 0x8;
+export const PCI_BASE_ADDRESS_MEM_TYPE_64 = 0x4;
 export const PCI_ROM_ADDRESS_ENABLE = 0x1;
 export const PCI_ROM_ADDRESS_MASK = 0xfffff800;
 
@@ -42,6 +43,12 @@ export interface BarSpec {
   /** A power of two: 16 or more for I/O... 4 is allowed by the spec, 16 keeps things simple; 4096+ for memory. */
   size: number;
   prefetchable?: boolean;
+  /**
+   * A 64-bit memory BAR: the next BAR register holds the address's upper
+   * half. The machine's MMIO space is 32-bit, so the BAR decodes only while
+   * that upper half is 0 (firmware and Linux place small BARs below 4 GiB).
+   */
+  is64?: boolean;
   handler: IoHandler;
   name: string;
 }
@@ -64,6 +71,8 @@ export class PciFunction {
   /** Bits the guest may write, per byte of config space. */
   protected readonly writable = new Uint8Array(256);
   private readonly bars: (Bar | undefined)[] = [];
+  /** BAR registers that are the upper half of a 64-bit BAR -> that BAR's index. */
+  private readonly hiOf = new Map<number, number>();
   private rom: Rom | null = null;
   private spaces: PciSpaces | null = null;
   /** Set by PciBus.plug: device number 0-31 and function 0-7. */
@@ -90,11 +99,15 @@ export class PciFunction {
   /** Declares BAR `index` (0-5). Its region appears once the guest enables decoding. */
   protected addBar(index: number, spec: BarSpec): void {
     if (index < 0 || index > 5 || this.bars[index]) throw new RangeError(`${this.name}: BAR ${index} taken or out of range`);
+    if (spec.is64 && (spec.kind !== 'mem' || index === 5 || this.bars[index + 1] || this.hiOf.has(index + 1))) {
+      throw new RangeError(`${this.name}: 64-bit BAR ${index} has no room for its upper half`);
+    }
+    if (this.hiOf.has(index)) throw new RangeError(`${this.name}: BAR ${index} is the upper half of a 64-bit BAR`);
     const min = spec.kind === 'io' ? 4 : 16;
     if (spec.size < min || (spec.size & (spec.size - 1)) !== 0) throw new RangeError(`${this.name}: BAR size ${spec.size}`);
     this.bars[index] = { ...spec, addr: 0, region: null };
-    const low = spec.kind === 'io' ? PCI_BASE_ADDRESS_SPACE_IO : (spec.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
-    this.view.setUint32(PCI_BASE_ADDRESS_0 + 4 * index, low, true);
+    this.view.setUint32(PCI_BASE_ADDRESS_0 + 4 * index, typeBitsOf(spec), true);
+    if (spec.is64) this.hiOf.set(index + 1, index);
   }
 
   /**
@@ -158,7 +171,7 @@ export class PciFunction {
       const reg = PCI_BASE_ADDRESS_0 + 4 * b;
       if (offset + size <= reg || offset >= reg + 4) continue;
       const bar = this.bars[b];
-      if (!bar) continue;
+      if (!bar && !this.hiOf.has(b)) continue;
       const old = this.view.getUint32(reg, true);
       let v = old;
       for (let i = 0; i < size; i++) {
@@ -167,7 +180,8 @@ export class PciFunction {
         const shift = 8 * (at - reg);
         v = (v & ~(0xff << shift)) | (((value >>> (8 * i)) & 0xff) << shift);
       }
-      const typeBits = bar.kind === 'io' ? PCI_BASE_ADDRESS_SPACE_IO : (bar.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
+      if (!bar) { this.view.setUint32(reg, v >>> 0, true); continue; } // an upper half: every bit is address
+      const typeBits = typeBitsOf(bar);
       // All 32 bits above the size are writable for I/O BARs too (as QEMU's
       // wmask): a sizing probe reads back 0xffffff01 for 256 ports, which is
       // what firmware computes the size from; only the decode is 16-bit.
@@ -208,11 +222,12 @@ export class PciFunction {
       if (!bar) continue;
       const reg = this.view.getUint32(PCI_BASE_ADDRESS_0 + 4 * b, true);
       const addr = (bar.kind === 'io' ? reg & ~0x3 : reg & ~0xf) >>> 0;
+      const high = bar.is64 ? this.view.getUint32(PCI_BASE_ADDRESS_0 + 4 * (b + 1), true) : 0;
       const on = (bar.kind === 'io' ? cmd & PCI_COMMAND_IO : cmd & PCI_COMMAND_MEMORY) !== 0;
       // The sizing probe writes all-ones: the address then is the size mask,
       // not a placement; an I/O BAR past the 64 KiB of ports decodes nothing.
       const placed = addr !== 0 && addr !== (0xffffffff & ~(bar.size - 1) & (bar.kind === 'io' ? ~0x3 : ~0xf)) >>> 0 &&
-        (bar.kind === 'mem' || addr + bar.size <= 0x10000);
+        (bar.kind === 'mem' || addr + bar.size <= 0x10000) && high === 0;
       const want = on && placed ? addr : -1;
       bar.addr = placed ? addr : 0;
       const space = bar.kind === 'io' ? this.spaces.ports : this.spaces.mmio;
@@ -247,6 +262,11 @@ export class PciFunction {
       }
     }
   }
+}
+
+function typeBitsOf(bar: BarSpec): number {
+  if (bar.kind === 'io') return PCI_BASE_ADDRESS_SPACE_IO;
+  return (bar.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0) | (bar.is64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0);
 }
 
 /** Bus 0: up to 32 devices of up to 8 functions. */

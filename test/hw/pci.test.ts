@@ -59,3 +59,32 @@ t.test('address spaces refuse overlaps and dispatch by range', async (t) => {
   t.equal(s.read(0x1f3, 1), 3);
   t.equal(s.read(0x1f7, 2), 0xffff, 'an access running past the range is unclaimed');
 });
+
+t.test('a 64-bit memory BAR: type bits, the upper half, decode only below 4 GiB', async (t) => {
+  const mmio = new AddressSpace('mmio', 2 ** 32);
+  const bus = new PciBus({ ports: new AddressSpace('ports', 0x10000), mmio });
+  class Dev64 extends PciFunction {
+    constructor() {
+      super('dev64', { vendor: 0x1b36, device: 0x0010, classCode: 0x010802 });
+      this.addBar(0, { kind: 'mem', size: 0x4000, is64: true, handler: { read: () => 0x77, write: () => {} }, name: 'regs' });
+      t.throws(() => this.addBar(1, { kind: 'mem', size: 0x1000, handler: { read: () => 0, write: () => {} }, name: 'x' }), /upper half/, 'BAR1 is taken by the upper half');
+      t.throws(() => this.addBar(5, { kind: 'mem', size: 0x1000, is64: true, handler: { read: () => 0, write: () => {} }, name: 'y' }), /no room/, 'BAR5 has no upper half');
+    }
+  }
+  const d = new Dev64();
+  bus.plug(d, 2);
+  const devfn = 2 << 3;
+  t.equal(bus.configRead(devfn, 0x10, 4), 0x4, 'type 10b: 64-bit');
+  bus.configWrite(devfn, 0x10, 4, 0xffffffff);
+  bus.configWrite(devfn, 0x14, 4, 0xffffffff);
+  t.equal(bus.configRead(devfn, 0x10, 4), 0xffffc004, 'low half sizes as 16 KiB');
+  t.equal(bus.configRead(devfn, 0x14, 4), 0xffffffff, 'the upper half is all address');
+  bus.configWrite(devfn, 0x10, 4, 0xfe000000);
+  bus.configWrite(devfn, 0x14, 4, 1);
+  bus.configWrite(devfn, PCI_COMMAND, 2, PCI_COMMAND_MEMORY);
+  t.equal(d.barAddress(0), 0, 'above 4 GiB: not placed in the 32-bit space');
+  t.same(mmio.list(), [], 'no region');
+  bus.configWrite(devfn, 0x14, 4, 0);
+  t.equal(mmio.read(0xfe000010, 4), 0x77, 'decodes once the upper half is 0');
+  t.equal(bus.configRead(devfn, 0x14, 4), 0, 'upper half reads back');
+});

@@ -2,8 +2,8 @@
 // and the small file system (mkfs, mount, ls, cat, write, rm, df).
 import { createHash, randomFillSync } from 'node:crypto';
 import type { Command, CommandIo } from '../services.js';
-import type { BlockDevices } from '../drivers/blkdev.js';
-import type { Blkfront } from '../../../shared/front/blkfront.js';
+import type { BlockDevice, BlockDeviceList } from '../drivers/blkdev.js';
+import { Blkfront } from '../../../shared/front/blkfront.js';
 import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_OKAY } from '../../../shared/abi/io/blkif.js';
 import { SimpleFs } from '../drivers/simplefs.js';
 
@@ -43,8 +43,8 @@ function ddArgs(argv: string[]): Record<string, string> {
 
 const errMsg = (e: unknown) => (e as Error).message;
 
-export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
-  const dev = (path: string | undefined, io: CommandIo, cmd: string): Blkfront | null => {
+export function blkCommands(blk: BlockDeviceList, mounts: Mounts): Command[] {
+  const dev = (path: string | undefined, io: CommandIo, cmd: string): BlockDevice | null => {
     const d = path ? blk.get(path) : undefined;
     if (!d) { io.out(`${cmd}: ${path ?? ''}: No such device\n`); return null; }
     return d;
@@ -66,9 +66,11 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
       if (!bs || bs % 512 !== 0) { io.out(`dd: invalid block size '${o.bs}' (a multiple of 512)\n`); return 1; }
       const src = o.if ?? '/dev/zero';
       const dst = o.of ?? '/dev/null';
-      const inDev = src.startsWith('/dev/xvd') ? dev(src, io, 'dd') : null;
-      const outDev = dst.startsWith('/dev/xvd') ? dev(dst, io, 'dd') : null;
-      if ((src.startsWith('/dev/xvd') && !inDev) || (dst.startsWith('/dev/xvd') && !outDev)) return 1;
+      // A disk is any /dev/ name but the character devices dd knows.
+      const isDisk = (p: string) => p.startsWith('/dev/') && !['/dev/zero', '/dev/urandom', '/dev/null'].includes(p);
+      const inDev = isDisk(src) ? dev(src, io, 'dd') : null;
+      const outDev = isDisk(dst) ? dev(dst, io, 'dd') : null;
+      if ((isDisk(src) && !inDev) || (isDisk(dst) && !outDev)) return 1;
       if (!inDev && src !== '/dev/zero' && src !== '/dev/urandom') { io.out(`dd: failed to open '${src}': No such file or directory\n`); return 1; }
       if (!outDev && dst !== '/dev/null') { io.out(`dd: failed to open '${dst}': No such file or directory\n`); return 1; }
       let n = Number.isFinite(count) ? count : Infinity;
@@ -172,8 +174,10 @@ export function blkCommands(blk: BlockDevices, mounts: Mounts): Command[] {
     name: 'blkreq', help: 'blkreq read|write /dev/xvdX SECTOR COUNT: one raw request, unchecked by blkfront; prints the back end\'s status',
     async run(argv, io) {
       const op = argv[1] === 'write' ? BLKIF_OP_WRITE : BLKIF_OP_READ;
-      const d = dev(argv[2], io, 'blkreq');
-      if (!d) return 1;
+      const any = dev(argv[2], io, 'blkreq');
+      if (!any) return 1;
+      if (!(any instanceof Blkfront)) { io.out(`blkreq: ${argv[2]}: not a blkfront device\n`); return 1; }
+      const d = any;
       const sector = Number(argv[3]);
       const count = Number(argv[4]);
       if ((argv[1] !== 'read' && argv[1] !== 'write') || !Number.isSafeInteger(sector) || sector < 0 || !Number.isInteger(count) || count < 1 ||

@@ -11,7 +11,7 @@
 // Every change writes data, then the directory block, then the superblock,
 // then BLKIF_OP_FLUSH_DISKCACHE: when `write` returns, the file is in the
 // image on the host's disk.
-import type { Blkfront } from '../../../shared/front/blkfront.js';
+import type { BlockDevice } from './blkdev.js';
 
 const BLOCK = 4096;
 const SECT = BLOCK / 512;
@@ -30,11 +30,11 @@ export class FsError extends Error {
 }
 
 export class SimpleFs {
-  private constructor(readonly dev: Blkfront, private total: number, private nextFree: number,
+  private constructor(readonly dev: BlockDevice, private total: number, private nextFree: number,
                       private readonly dir: Uint8Array) {}
 
   /** Formats `dev` (mkfs). */
-  static async mkfs(dev: Blkfront): Promise<SimpleFs> {
+  static async mkfs(dev: BlockDevice): Promise<SimpleFs> {
     const total = Math.floor(dev.sectors / SECT);
     if (total < FIRST_DATA + 1) throw new FsError('ENOSPC', `${dev.name} is too small for a file system`);
     const fs = new SimpleFs(dev, total, FIRST_DATA, new Uint8Array(DIR_BLOCKS * BLOCK));
@@ -45,7 +45,7 @@ export class SimpleFs {
   }
 
   /** Mounts `dev` when it holds a file system; null otherwise. */
-  static async mount(dev: Blkfront): Promise<SimpleFs | null> {
+  static async mount(dev: BlockDevice): Promise<SimpleFs | null> {
     if (dev.sectors < (FIRST_DATA + 1) * SECT) return null;
     const sb = new Uint8Array(BLOCK);
     await dev.read(0, sb);
@@ -145,7 +145,7 @@ export class SimpleFs {
     const e = this.find(name);
     if (!e) throw new FsError('ENOENT', `${name}: No such file or directory`);
     await this.putEntry(e.index, null);
-    if (this.dev.features.discard && e.length > 0) {
+    if (this.dev.features?.discard && this.dev.discard && e.length > 0) {
       await this.dev.discard(e.start * SECT, Math.ceil(e.length / BLOCK) * SECT).catch(() => undefined);
     }
     await this.dev.flush();
