@@ -2,7 +2,7 @@
 // xenemu: the launcher. Subcommands are entries of one table, so the
 // toolstack adds `xm`, `xl`, `xenstored`, `demo` as siblings of these.
 //
-//   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]
+//   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--pci e1000|nvme:IMG]... [--foreground]
 //   xenemu down [H]
 //   xenemu status
 //   xenemu xm|xl <command> ...        (launcher/xm.ts; docs/toolstack.md)
@@ -20,7 +20,9 @@ import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 import { nodeTitleArgs, xenstoredTitle } from '../shared/runtime/title.js';
 import { runXm } from './xm.js';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { formatPciSpec, parsePciSpec } from '../shared/wire/pcidev.js';
 
 // Subcommands load their modules when they run: `xl create` is on the
 // create-to-prompt path (docs/benchmarks.md "boot"), and the host and demo
@@ -41,6 +43,11 @@ function releaseStdin(): void {
   if (process.stdin.listenerCount('data') === 0) process.stdin.destroy();
 }
 
+function printTable(rows: string[][]): void {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+}
+
 export interface Command {
   summary: string;
   run(argv: string[]): Promise<number>;
@@ -48,7 +55,8 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   up: {
-    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]   start a virtual host (--listen: take migrations there)',
+    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--pci e1000|nvme:IMG]... [--foreground]   ' +
+      'start a virtual host (--listen: take migrations there; --pci: a host PCI device, BDFs 0000:03:00.0 on)',
     async run(argv) {
       const { values } = parseArgs({ args: argv, options: {
         name: { type: 'string', default: DEFAULT_HOST_NAME },
@@ -57,8 +65,20 @@ export const commands: Record<string, Command> = {
         foreground: { type: 'boolean', default: false },
         dom0: { type: 'string' },
         listen: { type: 'string' },
+        pci: { type: 'string', multiple: true },
       }, strict: true });
       const name = values.name!;
+      const pci: string[] = [];
+      for (const a of values.pci ?? []) {
+        const p = parsePciSpec(a);
+        if (typeof p === 'string') return fail(p);
+        if (p.image !== undefined) {
+          const img = resolve(p.image);
+          if (!existsSync(img) || !statSync(img).isFile()) return fail(`--pci ${a}: no disk image ${img}`);
+          p.image = img;
+        }
+        pci.push('--pci', formatPciSpec(p));
+      }
       if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
       const memoryMB = Number(values.memory);
       const pcpus = Number(values.pcpus);
@@ -66,7 +86,7 @@ export const commands: Record<string, Command> = {
       if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 64) return fail('--pcpus must be 1..64');
       if (values.listen !== undefined && !/^[^\s:]+:\d{1,5}$/.test(values.listen)) return fail('--listen must be ADDR:PORT');
       await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!,
-                 extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : [])] });
+                 extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : []), ...pci] });
       return 0;
     },
   },
@@ -90,8 +110,11 @@ export const commands: Record<string, Command> = {
         rows.push([h.name, String(h.pid), String(h.memoryMB), String(h.pcpus), String(h.domains),
                    h.ready ? 'ready' : 'booting', h.started]);
       }
-      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      printTable(rows);
+      // The hosts' PCI devices (`xenemu up --pci`), when any has some.
+      const devs = [['HOST', 'BDF', 'MODEL', 'OWNER', 'STATE', 'PID']];
+      for (const h of hosts) for (const d of h.pci) devs.push([h.name, d.bdf, d.model, d.owner, d.state, String(d.pid || '-')]);
+      if (devs.length > 1) { process.stdout.write('\n'); printTable(devs); }
       return 0;
     },
   },

@@ -5,6 +5,8 @@
 //   /xenemu.<host>.dom<id>.shared_info  one page, struct shared_info
 //   /xenemu.<host>.dom<id>.gnttab       max_grant_frames pages of grant_entry_v1
 //   /xenemu.<host>.dom<id>.vcpu         one page: per-vCPU runstate + slice grant (shared/abi/vcpu.ts)
+//   /xenemu.<host>.dom<id>.frames       the frame table, one byte per pfn (memory.ts FrameTable), read by
+//                                       the IOMMU of a host PCI device the domain owns (shared/hw/iommu.ts)
 //   /xenemu.<host>.dom<id>.hvm          HVM only: ioreq servers' pages and interrupt lines
 //                                       (shared/abi/hvm/xenemu_hvm.ts, hvm.ts)
 //
@@ -57,6 +59,8 @@ export class Domain {
   gnttab: SharedArrayBuffer | null;
   /** The vCPU area (runstate + slice grants); the scheduler owns what is written there. */
   vcpuArea: SharedArrayBuffer | null = null;
+  /** The frame table's segment (FrameTable's bytes). */
+  framesSeg: SharedArrayBuffer | null = null;
   /** Int32 and byte views of shared_info, for the atomic bitmap operations. */
   si32: Int32Array;
   si8: Uint8Array;
@@ -112,6 +116,7 @@ export class Domain {
       this.sharedInfo = shmCreate(this.segments.shared_info, PAGE_SIZE);
       this.gnttab = shmCreate(this.segments.gnttab, cfg.maxGrantFrames * PAGE_SIZE);
       this.vcpuArea = shmCreate(this.segments.vcpu, PAGE_SIZE);
+      this.framesSeg = shmCreate(this.segments.frames, Math.ceil(cfg.maxPages / PAGE_SIZE) * PAGE_SIZE);
       if (cfg.hvm) this.hvmState = new HvmState(this.segments.hvm);
     } catch (e) {
       for (const s of Object.values(this.segments)) shmUnlink(s);
@@ -120,7 +125,7 @@ export class Domain {
     this.si32 = new Int32Array(this.sharedInfo);
     this.si8 = new Uint8Array(this.sharedInfo);
     this.gnttab32 = new Int32Array(this.gnttab);
-    this.frames = new FrameTable(cfg.maxPages);
+    this.frames = new FrameTable(cfg.maxPages, this.framesSeg!);
     this.frames.populate(cfg.totPages);
     this.ports[0] = { state: 'reserved', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0 };
     const now = Date.now();
@@ -148,6 +153,7 @@ export class Domain {
     this.sharedInfo = null;
     this.gnttab = null;
     this.vcpuArea = null;
+    this.framesSeg = null;
     this.hvmState = null;
     this.si32 = new Int32Array(0);
     this.si8 = new Uint8Array(0);

@@ -29,6 +29,8 @@ export interface HostOptions {
   /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
   listen?: string;
   name?: string;
+  /** xenemu up --pci SPEC, each: the host's PCI devices (docs/passthrough.md). */
+  pci?: string[];
 }
 
 export interface TestHost {
@@ -87,6 +89,7 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   const args = ['up', '--name', name, '--memory', String(opts.memory ?? 1024), '--pcpus', String(opts.pcpus ?? 2)];
   if (opts.dom0) args.push('--dom0', opts.dom0);
   if (opts.listen) args.push('--listen', opts.listen);
+  for (const p of opts.pci ?? []) args.push('--pci', p);
   await xenemu(...args);
   const hypervisorPid = readHypervisorPid(rundir) ?? 0;
   return {

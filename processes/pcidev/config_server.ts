@@ -1,0 +1,89 @@
+// A host PCI device's configuration space on a unix socket,
+// <rundir>/pci/<bdf>.cfg (docs/passthrough.md "Configuration space"): only
+// Domain-0's programs (pciback, qemu-dm) use it. The client is
+// shared/hw/pci_cfg_client.ts.
+//
+//   request, 12 bytes LE   u32 seq; u8 op (0 read, 1 write, 2 reset: FLR);
+//                          u8 size (1|2|4); u16 offset; u32 value
+//   reply, 12 bytes LE     u32 seq; i32 err (0 or -errno); u32 value
+//
+// Offsets of 256 and beyond (no extended space), misaligned accesses, other
+// sizes and ops are -EINVAL. Requests are answered in order, one at a time.
+import { createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, unlinkSync } from 'node:fs';
+import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import type { AccessSize } from '../../shared/hw/machine.js';
+
+export const PCI_CFG_REQ_SIZE = 12;
+export const PCI_CFG_OP_READ = 0;
+export const PCI_CFG_OP_WRITE = 1;
+export const PCI_CFG_OP_RESET = 2;
+
+export interface ConfigTarget {
+  configRead(offset: number, size: AccessSize): number;
+  configWrite(offset: number, size: AccessSize, value: number): void;
+  reset(why: string): void;
+}
+
+export class ConfigServer {
+  private readonly server: Server;
+  private readonly conns = new Set<Socket>();
+  readonly stats = { requests: 0, rejected: 0 };
+
+  constructor(private readonly path: string, private readonly dev: ConfigTarget, private readonly log: (m: string) => void) {
+    this.server = createServer((s) => this.serve(s));
+  }
+
+  async listen(): Promise<void> {
+    try { unlinkSync(this.path); } catch { /* not there */ }
+    await new Promise<void>((res, rej) => { this.server.once('error', rej); this.server.listen(this.path, () => res()); });
+    chmodSync(this.path, 0o600);
+  }
+
+  private serve(s: Socket): void {
+    this.conns.add(s);
+    let buf: Buffer = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      const n = Math.floor(buf.length / PCI_CFG_REQ_SIZE);
+      if (!n) return;
+      const out = Buffer.alloc(n * PCI_CFG_REQ_SIZE);
+      for (let i = 0; i < n; i++) this.one(buf.subarray(i * PCI_CFG_REQ_SIZE), out.subarray(i * PCI_CFG_REQ_SIZE));
+      buf = buf.subarray(n * PCI_CFG_REQ_SIZE);
+      s.write(out);
+    });
+    s.on('error', () => { /* the peer went */ });
+    s.on('close', () => this.conns.delete(s));
+  }
+
+  private one(req: Buffer, rep: Buffer): void {
+    this.stats.requests++;
+    const seq = req.readUInt32LE(0);
+    const op = req.readUInt8(4);
+    const size = req.readUInt8(5);
+    const offset = req.readUInt16LE(6);
+    const value = req.readUInt32LE(8);
+    rep.writeUInt32LE(seq, 0);
+    let err = 0;
+    let out = 0;
+    if (op === PCI_CFG_OP_RESET) {
+      this.dev.reset('function level reset (config socket)');
+    } else if ((op !== PCI_CFG_OP_READ && op !== PCI_CFG_OP_WRITE) || (size !== 1 && size !== 2 && size !== 4) ||
+               offset >= 256 || offset % size !== 0) {
+      err = -XEN_EINVAL;
+      this.stats.rejected++;
+    } else if (op === PCI_CFG_OP_READ) {
+      out = this.dev.configRead(offset, size) >>> 0;
+    } else {
+      this.dev.configWrite(offset, size, value);
+    }
+    rep.writeInt32LE(err, 4);
+    rep.writeUInt32LE(out, 8);
+  }
+
+  close(): void {
+    for (const s of this.conns) s.destroy();
+    this.server.close();
+    try { unlinkSync(this.path); } catch { /* gone */ }
+  }
+}
