@@ -120,7 +120,52 @@ interface DomctlCodec {
 const U = DC.xen_domctl.u;
 const none: DomctlCodec = { decode: () => ({}) };
 
+const assignDevice: DomctlCodec = {
+  decode: (u) => ({
+    dev: u.getUint32(DC.xen_domctl_assign_device.dev, true), flags: u.getUint32(DC.xen_domctl_assign_device.flags, true),
+    machine_sbdf: u.getUint32(DC.xen_domctl_assign_device.u, true),
+  }),
+};
+const bindPtIrq: DomctlCodec = {
+  decode: (u) => ({ machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true) }),
+};
+
 const DOMCTL: Record<number, DomctlCodec> = {
+  // PCI passthrough (pci_domctl.ts): all IN.
+  [DC.XEN_DOMCTL_assign_device]: assignDevice,
+  [DC.XEN_DOMCTL_test_assign_device]: assignDevice,
+  [DC.XEN_DOMCTL_deassign_device]: assignDevice,
+  [DC.XEN_DOMCTL_bind_pt_irq]: bindPtIrq,
+  [DC.XEN_DOMCTL_unbind_pt_irq]: bindPtIrq,
+  [DC.XEN_DOMCTL_irq_permission]: {
+    decode: (u) => ({ pirq: u.getUint32(DC.xen_domctl_irq_permission.pirq, true), allow_access: u.getUint8(DC.xen_domctl_irq_permission.allow_access) }),
+  },
+  [DC.XEN_DOMCTL_iomem_permission]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_iomem_permission;
+      return { first_mfn: Number(u.getBigUint64(L.first_mfn, true)), nr_mfns: Number(u.getBigUint64(L.nr_mfns, true)), allow_access: u.getUint8(L.allow_access) };
+    },
+  },
+  [DC.XEN_DOMCTL_ioport_permission]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_ioport_permission;
+      return { first_port: u.getUint32(L.first_port, true), nr_ports: u.getUint32(L.nr_ports, true), allow_access: u.getUint8(L.allow_access) };
+    },
+  },
+  [DC.XEN_DOMCTL_memory_mapping]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_memory_mapping;
+      return { first_gfn: Number(u.getBigUint64(L.first_gfn, true)), first_mfn: Number(u.getBigUint64(L.first_mfn, true)),
+               nr_mfns: Number(u.getBigUint64(L.nr_mfns, true)), add_mapping: u.getUint32(L.add_mapping, true) };
+    },
+  },
+  [DC.XEN_DOMCTL_ioport_mapping]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_ioport_mapping;
+      return { first_gport: u.getUint32(L.first_gport, true), first_mport: u.getUint32(L.first_mport, true),
+               nr_ports: u.getUint32(L.nr_ports, true), add_mapping: u.getUint32(L.add_mapping, true) };
+    },
+  },
   // Guests are xenemu's to build (its kernel or v86 in a domain process): Xen's
   // domain builder, which would load a real kernel into the domain's memory,
   // is refused at once with a word on why.

@@ -11,7 +11,7 @@
 // sizes and ops are -EINVAL. Requests are answered in order, one at a time.
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, unlinkSync } from 'node:fs';
-import { XEN_EINVAL } from '../../shared/abi/errno.js';
+import { XEN_EFAULT, XEN_EINVAL } from '../../shared/abi/errno.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
 
 export const PCI_CFG_REQ_SIZE = 12;
@@ -19,10 +19,22 @@ export const PCI_CFG_OP_READ = 0;
 export const PCI_CFG_OP_WRITE = 1;
 export const PCI_CFG_OP_RESET = 2;
 
+/**
+ * Test hook `pcidev-dma` (XENEMU_TEST_HOOKS, as blkback's): ops 0x80 and
+ * 0x81 make the device do a 16-byte DMA read or write (a pattern) at pfn
+ * `value` through its IOMMU, as a model would, -EFAULT when it faulted. A
+ * host without the hook answers them -EINVAL like any unknown op.
+ */
+export const PCI_CFG_OP_TEST_DMA_READ = 0x80;
+export const PCI_CFG_OP_TEST_DMA_WRITE = 0x81;
+export const TEST_DMA_HOOK = 'pcidev-dma';
+
 export interface ConfigTarget {
   configRead(offset: number, size: AccessSize): number;
   configWrite(offset: number, size: AccessSize, value: number): void;
   reset(why: string): void;
+  /** The test hook's DMA: false when the IOMMU refused it. */
+  testDma?(dir: 'read' | 'write', pfn: number): boolean;
 }
 
 export class ConfigServer {
@@ -30,7 +42,8 @@ export class ConfigServer {
   private readonly conns = new Set<Socket>();
   readonly stats = { requests: 0, rejected: 0 };
 
-  constructor(private readonly path: string, private readonly dev: ConfigTarget, private readonly log: (m: string) => void) {
+  constructor(private readonly path: string, private readonly dev: ConfigTarget, private readonly log: (m: string) => void,
+              private readonly testDma = false) {
     this.server = createServer((s) => this.serve(s));
   }
 
@@ -68,6 +81,8 @@ export class ConfigServer {
     let out = 0;
     if (op === PCI_CFG_OP_RESET) {
       this.dev.reset('function level reset (config socket)');
+    } else if ((op === PCI_CFG_OP_TEST_DMA_READ || op === PCI_CFG_OP_TEST_DMA_WRITE) && this.testDma && this.dev.testDma) {
+      err = this.dev.testDma(op === PCI_CFG_OP_TEST_DMA_READ ? 'read' : 'write', value) ? 0 : -XEN_EFAULT;
     } else if ((op !== PCI_CFG_OP_READ && op !== PCI_CFG_OP_WRITE) || (size !== 1 && size !== 2 && size !== 4) ||
                offset >= 256 || offset % size !== 0) {
       err = -XEN_EINVAL;

@@ -19,7 +19,7 @@ import { BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset 
 import { Iommu, type IommuFault } from '../../shared/hw/iommu.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../shared/hw/pci.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
-import type { PciDevContext, PciDevHello, PciDevToHypervisor, PciSpec } from '../../shared/wire/pcidev.js';
+import { parseBdf, placeBars, type PciDevContext, type PciDevHello, type PciDevToHypervisor, type PciSpec } from '../../shared/wire/pcidev.js';
 import { LoopClock } from './clock.js';
 import type { ConfigTarget } from './config_server.js';
 import type { HostedModel, ModelFactory } from './models.js';
@@ -75,15 +75,29 @@ export class HostPciDevice implements ConfigTarget {
       },
     });
     m.fn.device = 0; // the function is 00.0 of its own bus: INTx is driven from now on
+    // The host's firmware places the BARs (shared/wire/pcidev.ts placeBars);
+    // the OS restores them after a reset, as Linux's pci_restore_state does.
+    const bars = this.bars(m);
+    const at = placeBars(this.bus, bars);
+    bars.forEach((b, i) => m.fn.configWrite(0x10 + 4 * b.index, 4, at[i]!));
     return m;
   }
 
-  hello(): PciDevHello {
-    const bars = [];
+  private get bus(): number { return (parseBdf(this.o.bdf)! >> 8) & 0xff; }
+
+  private bars(m: HostedModel): { index: number; kind: 'mem' | 'io'; size: number }[] {
+    const out = [];
     for (let i = 0; i < 6; i++) {
-      const b = this.model.fn.barRegion(i);
-      if (b) bars.push({ index: i, kind: b.kind, size: b.size });
+      const b = m.fn.barRegion(i);
+      if (b) out.push({ index: i, kind: b.kind, size: b.size });
     }
+    return out;
+  }
+
+  hello(): PciDevHello {
+    const list = this.bars(this.model);
+    const at = placeBars(this.bus, list);
+    const bars = list.map((b, i) => ({ ...b, addr: at[i]! }));
     return {
       type: 'hello', bdf: this.o.bdf, model: this.o.spec.model, bars,
       vendor: this.model.fn.configRead(0, 2), device: this.model.fn.configRead(2, 2),
@@ -123,6 +137,18 @@ export class HostPciDevice implements ConfigTarget {
   }
 
   get owner(): number | null { return this.ctx.owner; }
+
+  /** The `pcidev-dma` test hook (config_server.ts): one DMA through the IOMMU, as a model does it. */
+  testDma(dir: 'read' | 'write', pfn: number): boolean {
+    const buf = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+    try {
+      if (dir === 'read') this.iommu.read(pfn * PAGE_SIZE, buf); else this.iommu.write(pfn * PAGE_SIZE, buf);
+      return true;
+    } catch (e) {
+      if (e instanceof RangeError) return false;
+      throw e;
+    }
+  }
 
   private setIntx(level: 0 | 1): void {
     if (level === this.intx) return;

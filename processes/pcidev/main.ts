@@ -19,7 +19,7 @@ import {
   decodePciMessage, encodePciMessage, parseBdf, parsePciSpec, pciBarSegment, pciConfigSocket,
   type HypervisorToPciDev, type PciDevToHypervisor,
 } from '../../shared/wire/pcidev.js';
-import { ConfigServer } from './config_server.js';
+import { ConfigServer, TEST_DMA_HOOK } from './config_server.js';
 import { HostPciDevice } from './device.js';
 import { modelFactory } from './models.js';
 
@@ -51,7 +51,9 @@ const sock = new zmq.Pair({ linger: 0 });
 const outbox = new ZmqOutbox(sock, (e) => log(`send failed: ${(e as Error).message}`));
 const send = (m: PciDevToHypervisor) => outbox.send(encodePciMessage(m));
 const dev = new HostPciDevice({ bdf, spec, factory, barSegment: pciBarSegment(host, bdf), log, send });
-const cfg = new ConfigServer(pciConfigSocket(values.rundir, bdf), dev, log);
+// Test hook (config_server.ts): only a test host names it; otherwise the config socket has no DMA op.
+const testDma = (process.env.XENEMU_TEST_HOOKS ?? '').split(',').includes(TEST_DMA_HOOK);
+const cfg = new ConfigServer(pciConfigSocket(values.rundir, bdf), dev, log, testDma);
 
 let closing = false;
 function close(why: string, code: number): void {

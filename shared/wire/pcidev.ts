@@ -55,6 +55,29 @@ export function formatSbdf(sbdf: number): string {
   return `${h(sbdf >>> 16, 4)}:${h((sbdf >> 8) & 0xff, 2)}:${h((sbdf >> 3) & 0x1f, 2)}.${sbdf & 7}`;
 }
 
+/**
+ * Where the host's firmware put each device's BARs (host "machine"
+ * addresses, what iomem_permission and memory_mapping name in frames):
+ * memory BARs in a 4 MiB window per bus from 0xe0000000, I/O BARs in 256
+ * ports per bus from 0xc000, each BAR aligned to its size. Its INTx is GSI
+ * 16 + the device's index (the IOAPIC pins above the ISA ones).
+ */
+export const HOST_MMIO_BASE = 0xe0000000;
+export const HOST_MMIO_WINDOW = 0x400000;
+export const HOST_IO_BASE = 0xc000;
+export const HOST_IO_WINDOW = 0x100;
+export const hostGsiOfBus = (bus: number): number => 16 + bus - FIRST_PCI_BUS;
+
+/** Host addresses for BARs of the given kinds and sizes, in index order, on `bus`. */
+export function placeBars(bus: number, bars: { kind: 'mem' | 'io'; size: number }[]): number[] {
+  let mem = HOST_MMIO_BASE + (bus - FIRST_PCI_BUS) * HOST_MMIO_WINDOW;
+  let io = HOST_IO_BASE + (bus - FIRST_PCI_BUS) * HOST_IO_WINDOW;
+  return bars.map((b) => {
+    if (b.kind === 'mem') { mem = Math.ceil(mem / b.size) * b.size; const a = mem; mem += b.size; return a; }
+    io = Math.ceil(io / b.size) * b.size; const a = io; io += b.size; return a;
+  });
+}
+
 /** `<rundir>/pci/<bdf>.cfg`: the configuration space socket (Domain-0's programs only). */
 export const pciDir = (rundir: string): string => `${rundir}/pci`;
 export const pciConfigSocket = (rundir: string, bdf: string): string => `${pciDir(rundir)}/${bdf}.cfg`;
@@ -65,7 +88,8 @@ export function pciBarSegment(host: string, bdf: string): string {
   return `/xenemu.${host}.pci${bdf.replace(/:/g, '')}.bar`;
 }
 
-export interface PciBarInfo { index: number; kind: 'mem' | 'io'; size: number }
+/** A BAR: `addr` is where the host's firmware placed it (placeBars). */
+export interface PciBarInfo { index: number; kind: 'mem' | 'io'; size: number; addr: number }
 
 export interface PciDevHello {
   type: 'hello'; bdf: string; model: PciModel; vendor: number; device: number; bars: PciBarInfo[];
