@@ -10,8 +10,8 @@
 //                           owned by a guest -EBUSY (DOMID_INVALID: by anyone but quarantine)
 //   deassign_device 47      no such device -ENODEV; not owned by the target -EINVAL
 //   irq/iomem/ioport_permission 19/20/21    recorded, granted or revoked
-//   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; recorded
-//                           (the domU side of an HVM owner's BAR mapping comes with it)
+//   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; recorded for an HVM
+//                           target (its vCPUs' side of the BAR mapping is still to come), 0 for PV
 //   bind_pt_irq 38 / unbind_pt_irq 48      -EPERM without irq permission; recorded
 import {
   XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_RDM_RELAXED,
@@ -169,6 +169,8 @@ export function domctlMemoryMapping(hv: Hypervisor, _c: Domain, t: Domain,
   if (![gfn, mfn, nr].every(Number.isSafeInteger) || gfn < 0 || mfn < 0 || nr < 1) return -XEN_EINVAL;
   const g = grants(hv, t);
   if (!covered(g.iomem, mfn, nr)) return refuse(hv, `d${t.domid} memory_mapping mfn 0x${mfn.toString(16)}+${nr}`, -XEN_EPERM, 'no iomem permission');
+  // A PV domain maps MMIO through its own page tables: nothing to do (Xen's !paging_mode_translate).
+  if (!t.hvm) return 0;
   const list = g.memoryMappings;
   if (arg.add_mapping) list.push({ gfn, mfn, nr });
   else {
@@ -187,6 +189,7 @@ export function domctlIoportMapping(hv: Hypervisor, _c: Domain, t: Domain,
   if (gport === null || mport === null || nr === null || nr < 1 || gport + nr > 0x10000 || mport + nr > 0x10000) return -XEN_EINVAL;
   const g = grants(hv, t);
   if (!covered(g.ioports, mport, nr)) return refuse(hv, `d${t.domid} ioport_mapping port 0x${mport.toString(16)}+${nr}`, -XEN_EPERM, 'no ioport permission');
+  if (!t.hvm) return 0; // PV: its I/O bitmap, not a mapping
   const list = g.ioportMappings;
   if (arg.add_mapping) list.push({ gport, mport, nr });
   else {
