@@ -147,6 +147,10 @@ export interface XendApi {
   'xend.domain.blockDetach': { dom: true; params: [dev: string]; result: true };
   'xend.domain.blockList': { dom: true; params: []; result: BlockDeviceRecord[] };
   'xend.node.info': { dom: false; params: []; result: NodeInfo };
+  /** xl pci-assignable-add / -remove: `bdf` SSSS:BB:DD.F; -list: the BDFs in quarantine. */
+  'xend.node.pciAssignableAdd': { dom: false; params: [bdf: string]; result: true };
+  'xend.node.pciAssignableRemove': { dom: false; params: [bdf: string]; result: true };
+  'xend.node.pciAssignableList': { dom: false; params: []; result: string[] };
   /** The hypervisor's console ring; `clear` empties it after reading. */
   'xend.node.dmesg': { dom: false; params: [clear: boolean]; result: string };
   'xend.domain.schedCredit': { dom: true; params: []; result: SchedCreditRecord };
