@@ -22,6 +22,14 @@ import type { EvtchnChannel } from './event_channel.js';
 import type { ActiveGrant, MaptrackEntry } from './grant_table.js';
 import type { DomainChannel } from './transport.js';
 
+/**
+ * A pirq of a PV domain (PHYSDEVOP_map_pirq, pci_irq.ts): a host PCI
+ * device's INTx (its GSI) or an MSI of one, and the event channel it is
+ * bound to (EVTCHNOP_bind_pirq; 0: none). A level INTx stays masked from its
+ * delivery until PHYSDEVOP_eoi (`inFlight`).
+ */
+export interface PirqEntry { pirq: number; gsi: number | null; msiSbdf: number | null; port: number; inFlight: boolean }
+
 export const DEFAULT_MAX_GRANT_FRAMES = 32;
 export const DEFAULT_MAX_EVTCHN_PORT = 1023;
 
@@ -91,6 +99,8 @@ export class Domain {
   readonly virqToPort = new Map<number, number>();
   /** More ports of a global VIRQ (XENEMU_EVTCHNOP_bind_virq_listener): virq -> ports. */
   readonly virqListeners = new Map<number, Set<number>>();
+  /** Physical interrupts mapped into this domain (pci_irq.ts). */
+  readonly pirqs = new Map<number, PirqEntry>();
   /** Grants of this domain currently mapped by someone: ref -> pins. */
   readonly activeGrants = new Map<number, ActiveGrant>();
   /** Grants this domain has mapped: handle -> entry. */

@@ -42,6 +42,7 @@ import * as xenver from './xen_version.js';
 import * as HP from '../../shared/abi/hvm/params.js';
 import * as PD from '../../shared/abi/physdev.js';
 import * as pci from './pci_domctl.js';
+import * as pirq from './pci_irq.js';
 
 export const PRIV = 1 << 0;
 export const TARGET = 1 << 1;
@@ -142,6 +143,7 @@ export const hypercallTable: Table = {
     [E.EVTCHNOP_close]: { name: 'close', handler: evtchn.evtchnClose, flags: 0 },
     [E.EVTCHNOP_status]: { name: 'status', handler: evtchn.evtchnStatus, flags: TARGET, target: 'dom' },
     [E.EVTCHNOP_unmask]: { name: 'unmask', handler: evtchn.evtchnUnmask, flags: 0 },
+    [E.EVTCHNOP_bind_pirq]: { name: 'bind_pirq', handler: evtchn.evtchnBindPirq, flags: 0 },
     [E.XENEMU_EVTCHNOP_bind_virq_listener]: { name: 'xenemu_bind_virq_listener', handler: evtchn.evtchnBindVirqListener, flags: PRIV },
   },
   [__HYPERVISOR_grant_table_op]: {
@@ -166,6 +168,9 @@ export const hypercallTable: Table = {
   },
   [__HYPERVISOR_physdev_op]: {
     [PD.XENEMU_PHYSDEVOP_pci_bar_channel]: { name: 'xenemu_pci_bar_channel', handler: pci.physdevPciBarChannel, flags: 0 },
+    [PD.PHYSDEVOP_map_pirq]: { name: 'map_pirq', handler: pirq.physdevMapPirq, flags: TARGET, target: 'domid' },
+    [PD.PHYSDEVOP_unmap_pirq]: { name: 'unmap_pirq', handler: pirq.physdevUnmapPirq, flags: TARGET, target: 'domid' },
+    [PD.PHYSDEVOP_eoi]: { name: 'eoi', handler: pirq.physdevEoi, flags: 0 },
   },
   [__HYPERVISOR_console_io]: {
     [CONSOLEIO_write]: { name: 'console_io_write', handler: consoleio.consoleWrite, flags: 0 },

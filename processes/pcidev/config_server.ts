@@ -22,11 +22,14 @@ export const PCI_CFG_OP_RESET = 2;
 /**
  * Test hook `pcidev-dma` (XENEMU_TEST_HOOKS, as blkback's): ops 0x80 and
  * 0x81 make the device do a 16-byte DMA read or write (a pattern) at pfn
- * `value` through its IOMMU, as a model would, -EFAULT when it faulted. A
- * host without the hook answers them -EINVAL like any unknown op.
+ * `value` through its IOMMU, as a model would, -EFAULT when it faulted;
+ * 0x82 makes it signal an MSI. A host without the hook answers them -EINVAL
+ * like any unknown op.
  */
 export const PCI_CFG_OP_TEST_DMA_READ = 0x80;
 export const PCI_CFG_OP_TEST_DMA_WRITE = 0x81;
+/** Same hook: the device signals an MSI (address 0xfee00000, data `value`), as a model with MSI would. */
+export const PCI_CFG_OP_TEST_MSI = 0x82;
 export const TEST_DMA_HOOK = 'pcidev-dma';
 
 export interface ConfigTarget {
@@ -35,6 +38,7 @@ export interface ConfigTarget {
   reset(why: string): void;
   /** The test hook's DMA: false when the IOMMU refused it. */
   testDma?(dir: 'read' | 'write', pfn: number): boolean;
+  testMsi?(data: number): void;
 }
 
 export class ConfigServer {
@@ -83,6 +87,8 @@ export class ConfigServer {
       this.dev.reset('function level reset (config socket)');
     } else if ((op === PCI_CFG_OP_TEST_DMA_READ || op === PCI_CFG_OP_TEST_DMA_WRITE) && this.testDma && this.dev.testDma) {
       err = this.dev.testDma(op === PCI_CFG_OP_TEST_DMA_READ ? 'read' : 'write', value) ? 0 : -XEN_EFAULT;
+    } else if (op === PCI_CFG_OP_TEST_MSI && this.testDma && this.dev.testMsi) {
+      this.dev.testMsi(value);
     } else if ((op !== PCI_CFG_OP_READ && op !== PCI_CFG_OP_WRITE) || (size !== 1 && size !== 2 && size !== 4) ||
                offset >= 256 || offset % size !== 0) {
       err = -XEN_EINVAL;

@@ -138,6 +138,11 @@ export class HostPciDevice implements ConfigTarget {
 
   get owner(): number | null { return this.ctx.owner; }
 
+  /** The test hook's MSI (config_server.ts). */
+  testMsi(data: number): void {
+    this.o.send({ type: 'irq', msi: { addr: 0xfee00000, data } });
+  }
+
   /** The `pcidev-dma` test hook (config_server.ts): one DMA through the IOMMU, as a model does it. */
   testDma(dir: 'read' | 'write', pfn: number): boolean {
     const buf = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeDomU, probeHost, type Probe } from '../helpers/probe.js';
 import { readHostRecord, waitFor } from '../helpers/host.js';
-import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
+import { DOMID_SELF, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_physdev_op } from '../../shared/abi/xen.js';
+import * as PD from '../../shared/abi/physdev.js';
+import * as EV from '../../shared/abi/event_channel.js';
 import * as DC from '../../shared/abi/domctl.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_EPERM } from '../../shared/abi/errno.js';
 import { PciCfgClient, type PciCfgError } from '../../shared/hw/pci_cfg_client.js';
@@ -16,7 +18,7 @@ import { pciConfigSocket, parseBdf, HOST_MMIO_BASE } from '../../shared/wire/pci
 import { shmOpen } from '../../shared/shm.js';
 import { domainSegmentNames } from '../../shared/wire/hypercall.js';
 import * as R from '../../shared/hw/e1000_regs.js';
-import { PCI_CFG_OP_TEST_DMA_READ, PCI_CFG_OP_TEST_DMA_WRITE, TEST_DMA_HOOK } from '../../processes/pcidev/config_server.js';
+import { PCI_CFG_OP_TEST_DMA_READ, PCI_CFG_OP_TEST_DMA_WRITE, PCI_CFG_OP_TEST_MSI, TEST_DMA_HOOK } from '../../processes/pcidev/config_server.js';
 
 process.env.XENEMU_TEST_HOOKS = TEST_DMA_HOOK;
 
@@ -208,4 +210,68 @@ t.test('SIGKILL of a device process: gone, its owner reads all-ones, nothing els
   t.equal(readHostRecord(h.rundir)!.pci![1]!.state, 'running');
   t.equal((await du.call('hello', {})).domid, domid, 'the owner runs on');
   t.equal(await assign(d0, domid), -XEN_ENODEV, 'a gone device is no device: assign -ENODEV');
+});
+
+t.test('interrupts of a PV owner: INTx as a level pirq masked until PHYSDEVOP_eoi, MSI as an edge', async (t) => {
+  const { h, d0 } = await probeHost(t, 256, { pcpus: 1, pci: ['e1000'] });
+  const { domid, p: du } = await probeDomU(t, h, d0);
+  await domctl(d0, DC.XENEMU_DOMCTL_pci_assignable_add, { bdf: NIC });
+  t.equal(await assign(d0, domid), 0);
+  const physdev = async (cmd: number, arg: Record<string, unknown>) => du.call('hypercall', { hop: __HYPERVISOR_physdev_op, cmd, arg });
+  const gsi = 16; // the first device's line (shared/wire/pcidev.ts hostGsiOfBus)
+  t.equal((await physdev(PD.PHYSDEVOP_map_pirq, { domid: DOMID_SELF, type: PD.MAP_PIRQ_TYPE_GSI, index: gsi, pirq: -1 })).ret, -XEN_EPERM,
+          'map_pirq of a GSI the domain was not allowed: -EPERM');
+  t.equal(await domctl(d0, DC.XEN_DOMCTL_irq_permission, { domain: domid, pirq: gsi, allow_access: 1 }), 0);
+  const m = await physdev(PD.PHYSDEVOP_map_pirq, { domid: DOMID_SELF, type: PD.MAP_PIRQ_TYPE_GSI, index: gsi, pirq: -1 });
+  t.equal(m.ret, 0, 'mapped');
+  const pirq = m.data.pirq as number;
+  t.equal(pirq, gsi, 'the GSI\'s pirq is the GSI');
+  const evt = async (cmd: number, arg: Record<string, unknown>) => du.call('hypercall', { hop: __HYPERVISOR_event_channel_op, cmd, arg });
+  t.equal((await evt(EV.EVTCHNOP_bind_pirq, { pirq: 99, flags: 0 })).ret, -XEN_EINVAL, 'bind_pirq of a pirq not mapped: -EINVAL');
+  const b = await evt(EV.EVTCHNOP_bind_pirq, { pirq, flags: 0 });
+  t.equal(b.ret, 0, 'bound');
+  const port = b.data.port as number;
+  t.equal((await evt(EV.EVTCHNOP_bind_pirq, { pirq, flags: 0 })).ret, -17, 'bound twice: -EEXIST');
+  await du.call('listen', { port });
+  const st = await evt(EV.EVTCHNOP_status, { dom: DOMID_SELF, port });
+  t.equal(st.data.status, EV.EVTCHNSTAT_pirq, 'EVTCHNOP_status: pirq');
+  const events = async () => ((await du.call('events', {})).events[port] ?? 0) as number;
+
+  // The NIC raises INTA#: ICS sets a cause that IMS lets through.
+  const cfg = await PciCfgClient.connect(pciConfigSocket(h.rundir, NIC));
+  t.teardown(() => cfg.close());
+  await cfg.write(0x04, 2, 0x0007);
+  t.equal((await du.call('barOpen', { sbdf: SBDF })).ret, 0);
+  const wr = (off: number, value: number) => du.call('barWrite', { sbdf: SBDF, bar: 0, off, value });
+  await wr(R.E1000_IMS, R.E1000_ICR_TXDW);
+  await wr(R.E1000_ICS, R.E1000_ICR_TXDW);
+  await waitFor(async () => (await events()) === 1, 5000, 'the INTx event');
+  t.equal(await events(), 1, 'INTx: one event on the bound port');
+  await du.call('barRead', { sbdf: SBDF, bar: 0, off: R.E1000_ICR }); // reading ICR clears it: the line drops
+  await wr(R.E1000_ICS, R.E1000_ICR_TXDW);                            // and rises again
+  await du.call('barRead', { sbdf: SBDF, bar: 0, off: R.E1000_STATUS }); // a round trip after the device's irq messages
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(await events(), 1, 'masked until EOI: no second event');
+  t.equal((await physdev(PD.PHYSDEVOP_eoi, { irq: pirq })).ret, 0, 'PHYSDEVOP_eoi');
+  await waitFor(async () => (await events()) === 2, 5000, 'the event after EOI');
+  t.equal(await events(), 2, 'the line still high: delivered again at EOI');
+  t.equal((await physdev(PD.PHYSDEVOP_eoi, { irq: 77 })).ret, -XEN_EINVAL, 'eoi of a pirq not mapped: -EINVAL');
+
+  // MSI: mapped for the device the domain owns, an edge per message.
+  const { p: other, domid: otherId } = await probeDomU(t, h, d0);
+  const msiArg = { type: PD.MAP_PIRQ_TYPE_MSI, index: -1, pirq: -1, bus: 3, devfn: 0, entry_nr: 0 };
+  t.equal((await other.call('hypercall', { hop: __HYPERVISOR_physdev_op, cmd: PD.PHYSDEVOP_map_pirq, arg: { domid: DOMID_SELF, ...msiArg } })).ret,
+          -XEN_EPERM, `MSI of a device d${otherId} does not own: -EPERM`);
+  const mm = await physdev(PD.PHYSDEVOP_map_pirq, { domid: DOMID_SELF, ...msiArg });
+  t.equal(mm.ret, 0, 'MSI mapped');
+  const mb = await evt(EV.EVTCHNOP_bind_pirq, { pirq: mm.data.pirq, flags: 0 });
+  await du.call('listen', { port: mb.data.port });
+  const msiEvents = async () => ((await du.call('events', {})).events[mb.data.port] ?? 0) as number;
+  await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, 0x4041, 2000);
+  await waitFor(async () => (await msiEvents()) === 1, 5000, 'the MSI event');
+  await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, 0x4041, 2000);
+  await waitFor(async () => (await msiEvents()) === 2, 5000, 'a second MSI');
+  t.equal(await msiEvents(), 2, 'MSI: an event per message (edge: nothing to EOI)');
+  t.equal((await physdev(PD.PHYSDEVOP_unmap_pirq, { domid: DOMID_SELF, pirq: mm.data.pirq })).ret, 0, 'unmap_pirq');
+  t.equal((await physdev(PD.PHYSDEVOP_unmap_pirq, { domid: DOMID_SELF, pirq: mm.data.pirq })).ret, -XEN_EINVAL, 'unmapped already: -EINVAL');
 });
