@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeDomU, probeHost, type Probe } from '../helpers/probe.js';
 import { readHostRecord, waitFor } from '../helpers/host.js';
-import { DOMID_SELF, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_physdev_op } from '../../shared/abi/xen.js';
+import { XENMEM_decrease_reservation } from '../../shared/abi/memory.js';
+import { DOMID_SELF, __HYPERVISOR_domctl, __HYPERVISOR_memory_op, __HYPERVISOR_event_channel_op, __HYPERVISOR_physdev_op } from '../../shared/abi/xen.js';
 import * as PD from '../../shared/abi/physdev.js';
 import * as EV from '../../shared/abi/event_channel.js';
 import * as DC from '../../shared/abi/domctl.js';
@@ -171,6 +172,14 @@ t.test('BAR channel and IOMMU: the owner\'s registers, DMA faults outside its fr
   t.equal(await hookDma(PCI_CFG_OP_TEST_DMA_WRITE, 200), 0, 'DMA write into an owned page');
   t.equal(await du.call('readBytes', { pfn: 200, off: 0, len: 4 }), 'a0a1a2a3', 'it landed in the owner\'s memory');
   t.equal(await hookDma(PCI_CFG_OP_TEST_DMA_READ, 7000), -14, 'DMA read of a page not owned: fault');
+  // Ballooning: a page the owner gives back is out of the IOMMU's reach at once (dom<id>.frames).
+  const dec = await du.call('hypercall', { hop: __HYPERVISOR_memory_op, cmd: XENMEM_decrease_reservation,
+                                            arg: { domid: DOMID_SELF, nr_extents: 1, extent_order: 0, extent_start: [201] } });
+  t.equal(dec.ret, 1, 'pfn 201 ballooned out');
+  t.equal(await hookDma(PCI_CFG_OP_TEST_DMA_WRITE, 201), -14, 'a DMA write into it faults');
+  const ballooned = new Uint8Array(shmOpen(domainSegmentNames(h.name, domid).mem, 4096, 201 * 4096));
+  t.ok(ballooned.every((x) => x === 0), 'and writes nothing there');
+  t.match(devLog(h.rundir), `iommu fault: d${domid} dma write gfn 0xc9`, 'logged with its gfn');
 
   // Deassign: the old owner's BAR accesses are not done, DMA goes to quarantine.
   t.equal(await deassign(d0, domid), 0);

@@ -1,8 +1,9 @@
 // The passthrough domctls in Xen's binary encoding: a C program linked
 // with Debian's libxenctrl (test/pci/c/xc_pci.c) calls xc_assign_device,
 // xc_test_assign_device, xc_deassign_device, xc_domain_iomem_permission and
-// xc_domain_memory_mapping through xenemu's privcmd library against a host
-// with a host PCI device, and sees Xen's errno values.
+// xc_domain_memory_mapping, xc_domain_irq_permission and
+// xc_physdev_map_pirq / unmap_pirq through xenemu's privcmd library against
+// a host with a host PCI device, and sees Xen's errno values.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,5 +58,8 @@ t.test('libxenctrl\'s passthrough calls against the real hypervisor', { skip: mi
   t.equal(await xc('iomem', v, mfn, 32, 1), 0, 'xc_domain_iomem_permission');
   t.equal(await xc('map', v, 0xf0000, mfn, 32, 1), 0, 'then mapped');
   t.equal(await xc('map', v, 0xf0000, mfn, 32, 0), 0, 'and unmapped');
+  t.equal(await xc('pirq', a, 16), -XEN_EPERM, 'xc_physdev_map_pirq of a GSI the guest may not have: EPERM');
   t.equal(await xc('irq', a, 16, 1), 0, 'xc_domain_irq_permission');
+  const r = await runXen(h, exe, ['pirq', String(a), '16']);
+  t.match(r.stdout, /^pirq 16\nrc 0 errno 0\n$/, 'then mapped (pirq 16, the GSI) and unmapped');
 });

@@ -6,6 +6,8 @@
  *   xc_pci iomem <domid> <first_mfn> <nr> <allow>
  *   xc_pci map <domid> <gfn> <mfn> <nr> <add>
  *   xc_pci irq <domid> <pirq> <allow>
+ *   xc_pci pirq <domid> <gsi>          xc_physdev_map_pirq, then prints "pirq <n>",
+ *                                      and xc_physdev_unmap_pirq of it
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +33,14 @@ int main(int argc, char **argv)
         rc = xc_domain_memory_mapping(xch, domid, a, strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0), atoi(argv[6]));
     else if (!strcmp(argv[1], "irq") && argc == 5)
         rc = xc_domain_irq_permission(xch, domid, a, atoi(argv[4]));
+    else if (!strcmp(argv[1], "pirq")) {
+        int pirq = -1;
+        rc = xc_physdev_map_pirq(xch, domid, a, &pirq);
+        if (rc == 0) {
+            printf("pirq %d\n", pirq);
+            rc = xc_physdev_unmap_pirq(xch, domid, pirq);
+        }
+    }
     else { fprintf(stderr, "usage\n"); return 2; }
     printf("rc %d errno %d\n", rc, rc < 0 ? errno : 0);
     xc_interface_close(xch);
