@@ -23,6 +23,7 @@ import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
 import { nodeTitleArgs, pcidevTitle } from '../../shared/runtime/title.js';
 import { ZmqOutbox } from '../../shared/runtime/zmq_outbox.js';
 import { IOREQ_STATE_WORD } from '../../shared/abi/hvm/ioreq.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
 import {
   bdfOfIndex, decodePciMessage, encodePciMessage, formatPciSpec, parseBdf, pciBarSegment, pciControlEndpoint, pciDir,
@@ -186,7 +187,7 @@ export class PciRegistry {
         d.hello = m;
         this.hv.console.log(`pci ${d.bdf}: ${m.model} ${hex4(m.vendor)}:${hex4(m.device)}, BARs ` +
                             `${m.bars.map((b) => `${b.index}:${b.kind}/${b.size}`).join(' ')}, owner ${ownerName(d.owner)}`);
-        this.program_(d);
+        this.programContext(d);
         d.wakeHelloWaiters();
         this.hv.domainsChanged();
         return;
@@ -207,10 +208,10 @@ export class PciRegistry {
    * get no DMA into any guest (Domain-0 runs no driver of it: its DMA is
    * quarantined as well), a guest its memory and frame table.
    */
-  private program_(d: HostPciDevice): void {
+  private programContext(d: HostPciDevice): void {
     const o = d.owner !== null && d.owner !== 0 ? this.hv.domains.get(d.owner) : undefined;
     if (o && !o.dying && o.mem) {
-      d.send({ type: 'context', owner: o.domid, mem: o.segments.mem, memBytes: o.frames.maxPfns * 4096,
+      d.send({ type: 'context', owner: o.domid, mem: o.segments.mem, memBytes: o.frames.maxPfns * PAGE_SIZE,
                frames: o.segments.frames, maxPfns: o.frames.maxPfns, key: d.key, slots: o.maxVcpus + 1 });
     } else {
       d.send({ type: 'context', owner: d.owner === 0 ? 0 : null, key: 0, slots: 0 });
@@ -224,7 +225,7 @@ export class PciRegistry {
     d.key = owner !== null && owner !== 0 ? randomInt(1, 0x7fffffff) : 0;
     d.intx = 0;
     this.hv.console.log(`pci ${d.bdf}: ${ownerName(was)} -> ${ownerName(owner)} (${why})`);
-    if (!d.gone && d.hello) this.program_(d);
+    if (!d.gone && d.hello) this.programContext(d);
     this.hv.domainsChanged();
   }
 
