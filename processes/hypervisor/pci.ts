@@ -26,7 +26,7 @@ import { IOREQ_STATE_WORD } from '../../shared/abi/hvm/ioreq.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
 import {
-  bdfOfIndex, decodePciMessage, encodePciMessage, formatPciSpec, parseBdf, pciBarSegment, pciControlEndpoint, pciDir,
+  bdfOfIndex, decodePciMessage, encodePciMessage, formatPciSpec, parseBdf, pciBarSegment, pciConfigSocket, pciControlEndpoint, pciDir,
   type HypervisorToPciDev, type PciDevHello, type PciDevToHypervisor, type PciSpec,
 } from '../../shared/wire/pcidev.js';
 import type { Domain } from './domain.js';
@@ -174,6 +174,8 @@ export class PciRegistry {
   private onExit(d: HostPciDevice, proc: ChildProcess, code: number | null, signal: string | null): void {
     if (d.proc === proc) d.proc = null;
     d.markGone();
+    // A device killed outright could not remove its socket: Domain-0's programs find none rather than a dead one.
+    try { unlinkSync(pciConfigSocket(this.hv.rundir, d.bdf)); } catch { /* it did, or the run dir is going */ }
     if (this.closed) return;
     this.hv.console.log(`pci ${d.bdf}: device process exited (${signal ? `signal ${signal}` : `code ${code}`}): ` +
                         `the device is gone${d.owner !== null && d.owner !== 0 ? `; its owner d${d.owner} reads all-ones` : ''}`);

@@ -4,7 +4,7 @@
 // logged and writes nothing; after deassign DMA lands in quarantine), and
 // the death of a device process.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeDomU, probeHost, type Probe } from '../helpers/probe.js';
 import { readHostRecord, waitFor } from '../helpers/host.js';
@@ -217,6 +217,11 @@ t.test('SIGKILL of a device process: gone, its owner reads all-ones, nothing els
   t.match(stdout, new RegExp(`${NIC}\\s+e1000\\s+d${domid}\\s+gone`), 'xenemu status shows it gone');
   t.match(stdout, /0000:04:00.0\s+e1000\s+Domain-0\s+running/, 'the other device runs on');
   t.equal(readHostRecord(h.rundir)!.pci![1]!.state, 'running');
+  t.notOk(existsSync(pciConfigSocket(h.rundir, NIC)), 'its config socket is gone');
+  t.ok(existsSync(pciConfigSocket(h.rundir, '0000:04:00.0')), 'the other\'s is there');
+  const other = await PciCfgClient.connect(pciConfigSocket(h.rundir, '0000:04:00.0'));
+  t.equal(await other.read(0, 2), 0x8086, 'and serves');
+  other.close();
   t.equal((await du.call('hello', {})).domid, domid, 'the owner runs on');
   t.equal(await assign(d0, domid), -XEN_ENODEV, 'a gone device is no device: assign -ENODEV');
 });

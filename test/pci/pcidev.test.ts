@@ -3,7 +3,7 @@
 // host.json, the configuration space socket, and nothing left behind when
 // the host goes down or its hypervisor is SIGKILLed.
 import t from 'tap';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHost, waitFor, hostGone, readHostRecord, processAlive } from '../helpers/host.js';
@@ -78,6 +78,18 @@ t.test('--pci devices: processes, titles, BDFs, status, host.json, config space;
   t.same(pids.filter(processAlive), [], 'device processes gone with the host');
   t.same(shmList(shmPrefix(h.name)), [], 'no segment left');
   t.notOk(existsSync(join(h.rundir, 'pci')), 'no socket left');
+});
+
+t.test('SIGTERM of a device process: it goes down, no config socket stays, the host records it gone', async (t) => {
+  const h = await startHost(t, { memory: 256, pcpus: 1, dom0: PROBE, pci: ['e1000'] });
+  const sock = pciConfigSocket(h.rundir, '0000:03:00.0');
+  t.ok(existsSync(sock), 'the socket is there');
+  const pid = readHostRecord(h.rundir)!.pci![0]!.pid;
+  process.kill(pid, 'SIGTERM');
+  await waitFor(() => !processAlive(pid), 5000, 'device exited');
+  t.notOk(existsSync(sock), 'no socket stays');
+  await waitFor(() => readHostRecord(h.rundir)?.pci?.[0]?.state === 'gone', 5000, 'recorded gone');
+  t.match(readFileSync(join(h.rundir, 'logs', 'pcidev-0000:03:00.0.log'), 'utf8'), /going down: SIGTERM/, 'and says why in its log');
 });
 
 t.test('SIGKILL of the hypervisor: the device processes go, leaving no segment or socket', async (t) => {
