@@ -2,7 +2,7 @@
 // xenemu: the launcher. Subcommands are entries of one table, so the
 // toolstack adds `xm`, `xl`, `xenstored`, `demo` as siblings of these.
 //
-//   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground]
+//   xenemu up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--pci e1000|nvme:IMG]... [--foreground]
 //             [--netns NS [--join BRIDGE] [--address CIDR]]
 //   xenemu down [H]
 //   xenemu status
@@ -22,7 +22,9 @@ import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { XENSTORED_NODE_FLAGS } from '../shared/runtime/node_flags.js';
 import { nodeTitleArgs, xenstoredTitle } from '../shared/runtime/title.js';
 import { runXm } from './xm.js';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { formatPciSpec, parsePciSpec } from '../shared/wire/pcidev.js';
 
 // Subcommands load their modules when they run: `xl create` is on the
 // create-to-prompt path (docs/benchmarks.md "boot"), and the host and demo
@@ -43,6 +45,11 @@ function releaseStdin(): void {
   if (process.stdin.listenerCount('data') === 0) process.stdin.destroy();
 }
 
+function printTable(rows: string[][]): void {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+}
+
 export interface Command {
   summary: string;
   run(argv: string[]): Promise<number>;
@@ -50,8 +57,9 @@ export interface Command {
 
 export const commands: Record<string, Command> = {
   up: {
-    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--foreground] [--netns NS [--join BRIDGE] [--address CIDR]]\n' +
-      '      start a virtual host. --listen: take migrations there. --netns: run the host in network namespace NS\n' +
+    summary: 'up [--name H] [--memory MB] [--pcpus N] [--listen ADDR:PORT] [--pci e1000|nvme:IMG]... [--foreground] [--netns NS [--join BRIDGE] [--address CIDR]]\n' +
+      '      start a virtual host. --listen: take migrations there. --pci: a host PCI device, BDFs 0000:03:00.0 on.\n' +
+      '      --netns: run the host in network namespace NS\n' +
       '      (made if missing, removed at down if made), Domain-0\'s xenbr0 reaching NS\'s bridge xenbr0 through its\n' +
       '      TAP vif0.0; --address: NS\'s xenbr0 gets that address (the host\'s, for --listen); --join: NS\'s xenbr0\n' +
       '      is joined to pool bridge BRIDGE of this namespace by a veth pair (peth0 in NS), so the guests of the\n' +
@@ -68,9 +76,21 @@ export const commands: Record<string, Command> = {
         join: { type: 'string' },
         address: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
+        pci: { type: 'string', multiple: true },
       }, strict: true });
       if (values.help) { process.stdout.write(`usage: xenemu ${commands.up!.summary}\n`); return 0; }
       const name = values.name!;
+      const pci: string[] = [];
+      for (const a of values.pci ?? []) {
+        const p = parsePciSpec(a);
+        if (typeof p === 'string') return fail(p);
+        if (p.image !== undefined) {
+          const img = resolve(p.image);
+          if (!existsSync(img) || !statSync(img).isFile()) return fail(`--pci ${a}: no disk image ${img}`);
+          p.image = img;
+        }
+        pci.push('--pci', formatPciSpec(p));
+      }
       if (!isValidHostName(name)) return fail(`bad host name '${name}': [A-Za-z0-9_-]{1,32}`);
       const memoryMB = Number(values.memory);
       const pcpus = Number(values.pcpus);
@@ -83,7 +103,7 @@ export const commands: Record<string, Command> = {
       if ((values.join !== undefined || values.address !== undefined) && values.netns === undefined) return fail('--join and --address need --netns');
       const net = values.netns === undefined ? undefined : { netns: values.netns, join: values.join, address: values.address, listen: values.listen };
       await (await hostCmds()).up({ root: runRoot(), name, memoryMB, pcpus, foreground: values.foreground!, net,
-                 extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : [])] });
+                 extraArgs: [...(values.dom0 ? ['--dom0', values.dom0] : []), ...(values.listen ? ['--listen', values.listen] : []), ...pci] });
       return 0;
     },
   },
@@ -107,8 +127,11 @@ export const commands: Record<string, Command> = {
         rows.push([h.name, String(h.pid), String(h.memoryMB), String(h.pcpus), String(h.domains),
                    h.ready ? 'ready' : 'booting', h.started]);
       }
-      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd() + '\n');
+      printTable(rows);
+      // The hosts' PCI devices (`xenemu up --pci`), when any has some.
+      const devs = [['HOST', 'BDF', 'MODEL', 'OWNER', 'STATE', 'PID']];
+      for (const h of hosts) for (const d of h.pci) devs.push([h.name, d.bdf, d.model, d.owner, d.state, String(d.pid || '-')]);
+      if (devs.length > 1) { process.stdout.write('\n'); printTable(devs); }
       return 0;
     },
   },

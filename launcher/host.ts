@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import {
   ensureHostDir, hostDir, isValidHostName, hostFiles, isHostProcess, liveHostPids, readHostRecord, readHypervisorPid,
-  reapHost, removeHostFiles, type HostRecord,
+  reapHost, removeHostFiles, type HostRecord, type PciRecord,
 } from '../shared/host.js';
 import { lifelineEnv, lifelineStdio } from '../shared/runtime/lifeline.js';
 import { hypervisorTitle, nodeTitleArgs } from '../shared/runtime/title.js';
@@ -167,6 +167,8 @@ export interface HostStatus {
   started: string;
   ready: boolean;
   rundir: string;
+  /** Its PCI devices (`xenemu up --pci`). */
+  pci: PciRecord[];
 }
 
 /** xenemu status: running hosts; dead hosts' leftovers are reaped on the way. */
@@ -181,7 +183,7 @@ export function status(root: string): { hosts: HostStatus[]; reaped: string[] } 
     const rec: HostRecord | null = readHostRecord(dir);
     if (pid && rec) {
       hosts.push({ name, pid, memoryMB: rec.memoryMB, pcpus: rec.pcpus, domains: rec.domains, started: rec.started,
-                   ready: existsSync(join(dir, hostFiles.ready)), rundir: dir });
+                   ready: existsSync(join(dir, hostFiles.ready)), rundir: dir, pci: rec.pci ?? [] });
     } else if (!pid && isValidHostName(name) && (rec || existsSync(join(dir, hostFiles.pid)) ||
                                                  existsSync(join(dir, hostFiles.logs, 'hypervisor.log')))) {
       // No live hypervisor: whatever is here is a leftover.

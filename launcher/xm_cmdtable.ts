@@ -7,6 +7,7 @@
 import type { Opts, XmContext } from './xm_context.js';
 import * as dom from './xm_domain.js';
 import * as sched from './xm_sched.js';
+import * as pci from './xm_pci.js';
 
 export interface XmCommand {
   name: string;
@@ -144,6 +145,19 @@ export const XM_COMMANDS: readonly XmCommand[] = [
       + '-e      Accepted, as xl takes it.',
     opts: 'le', minArgs: 2, run: dom.migrate,
   },
+  {
+    name: 'pci-assignable-add', desc: 'Make a device assignable for pci-passthru', usage: '<BDF>',
+    options: '-h                      Print this help.\n'
+      + '-r                      Accepted; xenemu\'s devices have no Domain-0 driver to rebind.',
+    opts: 'r', minArgs: 1, run: pci.pciAssignableAdd,
+  },
+  {
+    name: 'pci-assignable-remove', desc: 'Remove a device from being assignable', usage: '[options] <BDF>',
+    options: '-h                      Print this help.\n'
+      + '-r                      Accepted, as above.',
+    opts: 'r', minArgs: 1, run: pci.pciAssignableRemove,
+  },
+  { name: 'pci-assignable-list', desc: 'List all the assignable pci devices', usage: '', opts: '', minArgs: 0, run: pci.pciAssignableList },
   { name: 'uptime', desc: 'Print uptime for all/some domains', usage: '[-s] [Domain]', opts: 's', minArgs: 0, run: dom.uptime },
 ];
 

@@ -8,6 +8,8 @@
 //     logs/console/<name>.log a guest's console: xenconsoled's PV console, or
 //                             qemu-dm's first serial port for an HVM guest
 //     dom<id>.hypercall       ZeroMQ ipc endpoint of each domain
+//     pci/<bdf>.cfg, .ctl     a host PCI device's config space socket and control endpoint
+//     logs/pcidev-<bdf>.log   a host PCI device process's output
 //     xenstored.sock, xend.sock   created by Dom0 services
 //     net.json                what `xenemu up --netns` made (shared/net/uplink.ts)
 //
@@ -22,6 +24,20 @@ import { NET_RECORD, releaseHostNet } from './net/uplink.js';
 export const DEFAULT_HOST_NAME = 'xenemu';
 export const HOST_NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
 
+/** A host PCI device (processes/pcidev, docs/passthrough.md) as host.json lists it. */
+export interface PciRecord {
+  bdf: string;
+  model: string;
+  /** The --pci argument it came from. */
+  spec: string;
+  /** `Domain-0`, `quarantine`, or `d<domid>`. */
+  owner: string;
+  state: 'starting' | 'running' | 'gone';
+  pid: number;
+  /** DMA its IOMMU refused, and DMA done in quarantine (on the scratch page). */
+  faults: { iommu: number; quarantine: number };
+}
+
 export interface HostRecord {
   name: string;
   memoryMB: number;
@@ -32,9 +48,11 @@ export interface HostRecord {
    * the spare guest processes that have no domain yet
    * (processes/hypervisor/spare.ts).
    */
-  pids: { hypervisor: number; domains: Record<string, number>; spares: number[] };
+  pids: { hypervisor: number; domains: Record<string, number>; spares: number[]; pcidevs?: number[] };
   /** Number of domains (Dom0 included) the hypervisor knows of. */
   domains: number;
+  /** The host's PCI devices (`xenemu up --pci`), in BDF order. */
+  pci?: PciRecord[];
 }
 
 export function runRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -162,6 +180,7 @@ export function liveHostPids(dir: string, name: string): number[] {
     pids.add(rec.pids.hypervisor);
     for (const p of Object.values(rec.pids.domains)) pids.add(p);
     for (const p of rec.pids.spares ?? []) pids.add(p); // a file on disk: trust no field
+    for (const p of rec.pids.pcidevs ?? []) pids.add(p);
   }
   return [...pids].filter((p) => p !== process.pid && isHostProcess(p, name));
 }

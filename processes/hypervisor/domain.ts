@@ -5,6 +5,8 @@
 //   /xenemu.<host>.dom<id>.shared_info  one page, struct shared_info
 //   /xenemu.<host>.dom<id>.gnttab       max_grant_frames pages of grant_entry_v1
 //   /xenemu.<host>.dom<id>.vcpu         one page: per-vCPU runstate + slice grant (shared/abi/vcpu.ts)
+//   /xenemu.<host>.dom<id>.frames       the frame table, one byte per pfn (memory.ts FrameTable), read by
+//                                       the IOMMU of a host PCI device the domain owns (shared/hw/iommu.ts)
 //   /xenemu.<host>.dom<id>.hvm          HVM only: ioreq servers' pages and interrupt lines
 //                                       (shared/abi/hvm/xenemu_hvm.ts, hvm.ts)
 //
@@ -19,6 +21,14 @@ import { HvmState } from './hvm.js';
 import type { EvtchnChannel } from './event_channel.js';
 import type { ActiveGrant, MaptrackEntry } from './grant_table.js';
 import type { DomainChannel } from './transport.js';
+
+/**
+ * A pirq of a PV domain (PHYSDEVOP_map_pirq, pci_irq.ts): a host PCI
+ * device's INTx (its GSI) or an MSI of one, and the event channel it is
+ * bound to (EVTCHNOP_bind_pirq; 0: none). A level INTx stays masked from its
+ * delivery until PHYSDEVOP_eoi (`inFlight`).
+ */
+export interface PirqEntry { pirq: number; gsi: number | null; msiSbdf: number | null; port: number; inFlight: boolean }
 
 export const DEFAULT_MAX_GRANT_FRAMES = 32;
 export const DEFAULT_MAX_EVTCHN_PORT = 1023;
@@ -57,6 +67,8 @@ export class Domain {
   gnttab: SharedArrayBuffer | null;
   /** The vCPU area (runstate + slice grants); the scheduler owns what is written there. */
   vcpuArea: SharedArrayBuffer | null = null;
+  /** The frame table's segment (FrameTable's bytes). */
+  framesSeg: SharedArrayBuffer | null = null;
   /** Int32 and byte views of shared_info, for the atomic bitmap operations. */
   si32: Int32Array;
   si8: Uint8Array;
@@ -87,6 +99,8 @@ export class Domain {
   readonly virqToPort = new Map<number, number>();
   /** More ports of a global VIRQ (XENEMU_EVTCHNOP_bind_virq_listener): virq -> ports. */
   readonly virqListeners = new Map<number, Set<number>>();
+  /** Physical interrupts mapped into this domain (pci_irq.ts). */
+  readonly pirqs = new Map<number, PirqEntry>();
   /** Grants of this domain currently mapped by someone: ref -> pins. */
   readonly activeGrants = new Map<number, ActiveGrant>();
   /** Grants this domain has mapped: handle -> entry. */
@@ -112,6 +126,7 @@ export class Domain {
       this.sharedInfo = shmCreate(this.segments.shared_info, PAGE_SIZE);
       this.gnttab = shmCreate(this.segments.gnttab, cfg.maxGrantFrames * PAGE_SIZE);
       this.vcpuArea = shmCreate(this.segments.vcpu, PAGE_SIZE);
+      this.framesSeg = shmCreate(this.segments.frames, Math.ceil(cfg.maxPages / PAGE_SIZE) * PAGE_SIZE);
       if (cfg.hvm) this.hvmState = new HvmState(this.segments.hvm);
     } catch (e) {
       for (const s of Object.values(this.segments)) shmUnlink(s);
@@ -120,7 +135,7 @@ export class Domain {
     this.si32 = new Int32Array(this.sharedInfo);
     this.si8 = new Uint8Array(this.sharedInfo);
     this.gnttab32 = new Int32Array(this.gnttab);
-    this.frames = new FrameTable(cfg.maxPages);
+    this.frames = new FrameTable(cfg.maxPages, this.framesSeg!);
     this.frames.populate(cfg.totPages);
     this.ports[0] = { state: 'reserved', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0 };
     const now = Date.now();
@@ -148,6 +163,7 @@ export class Domain {
     this.sharedInfo = null;
     this.gnttab = null;
     this.vcpuArea = null;
+    this.framesSeg = null;
     this.hvmState = null;
     this.si32 = new Int32Array(0);
     this.si8 = new Uint8Array(0);

@@ -15,15 +15,15 @@
 // bind succeeds only against a port the other side allocated unbound for the
 // caller (EVTCHNOP_alloc_unbound with remote_dom = caller).
 import {
-  ECS_FREE, ECS_INTERDOMAIN, ECS_RESERVED, ECS_UNBOUND, ECS_VIRQ,
-  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, EVTCHNSTAT_virq,
+  ECS_FREE, ECS_INTERDOMAIN, ECS_PIRQ, ECS_RESERVED, ECS_UNBOUND, ECS_VIRQ,
+  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_pirq, EVTCHNSTAT_unbound, EVTCHNSTAT_virq,
 } from '../../shared/abi/event_channel.js';
 import { bitWord, GLOBAL_VIRQS, NR_VIRQS, shared_info, vcpu_info, vcpuInfoOffset, DOMID_SELF } from '../../shared/abi/xen.js';
 import { XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_ESRCH } from '../../shared/abi/errno.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
-export type EvtchnState = 'free' | 'reserved' | 'unbound' | 'interdomain' | 'virq';
+export type EvtchnState = 'free' | 'reserved' | 'unbound' | 'interdomain' | 'virq' | 'pirq';
 
 export interface EvtchnChannel {
   state: EvtchnState;
@@ -31,6 +31,8 @@ export interface EvtchnChannel {
   remotePort: number;
   virq: number;
   notifyVcpu: number;
+  /** With state 'pirq': the pirq (EVTCHNOP_bind_pirq, pci_irq.ts). */
+  pirq?: number;
   /**
    * A Domain-0 program's /dev/xen/evtchn file holds this port (evtchn_dev.ts):
    * its events go to that file, never into Domain-0's shared_info, as Linux's
@@ -43,7 +45,7 @@ export interface EvtchnChannel {
 export interface EvtchnUser { deliver(port: number): void }
 
 const ECS: Record<EvtchnState, number> = {
-  free: ECS_FREE, reserved: ECS_RESERVED, unbound: ECS_UNBOUND, interdomain: ECS_INTERDOMAIN, virq: ECS_VIRQ,
+  free: ECS_FREE, reserved: ECS_RESERVED, unbound: ECS_UNBOUND, interdomain: ECS_INTERDOMAIN, virq: ECS_VIRQ, pirq: ECS_PIRQ,
 };
 export function ecsOf(s: EvtchnState): number { return ECS[s]; }
 
@@ -176,6 +178,10 @@ export function closePort(hv: Hypervisor, d: Domain, port: number): number {
     if (d.virqToPort.get(chn.virq) === port) d.virqToPort.delete(chn.virq);
     d.virqListeners.get(chn.virq)?.delete(port);
   }
+  if (chn.state === 'pirq') {
+    const e = d.pirqs.get(chn.pirq ?? -1);
+    if (e && e.port === port) { e.port = 0; e.inFlight = false; }
+  }
   if (chn.state === 'interdomain') {
     const rd = hv.domains.get(chn.remoteDom);
     const rchn = rd?.ports[chn.remotePort];
@@ -228,9 +234,27 @@ export function evtchnStatus(_hv: Hypervisor, _caller: Domain, d: Domain, arg: {
     case 'interdomain':
       return { ret: 0, data: { status: EVTCHNSTAT_interdomain, vcpu: chn.notifyVcpu,
                                interdomain: { dom: chn.remoteDom, port: chn.remotePort } } };
+    case 'pirq':
+      return { ret: 0, data: { status: EVTCHNSTAT_pirq, vcpu: chn.notifyVcpu, pirq: chn.pirq } };
     default:
       return { ret: 0, data: { status: EVTCHNSTAT_virq, vcpu: chn.notifyVcpu, virq: chn.virq } };
   }
+}
+
+/**
+ * EVTCHNOP_bind_pirq {pirq, flags}: a port of the caller for a pirq it has
+ * mapped (PHYSDEVOP_map_pirq); -EINVAL when it has not, -EEXIST when bound.
+ */
+export function evtchnBindPirq(_hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { pirq?: number; flags?: number }): HcResult {
+  const e = caller.pirqs.get(Number(arg.pirq));
+  if (!e) return -XEN_EINVAL;
+  if (e.port) return -XEN_EEXIST;
+  const port = getFreePort(caller);
+  if (port < 0) return port;
+  caller.ports[port] = { state: 'pirq', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0, pirq: e.pirq };
+  e.port = port;
+  e.inFlight = false;
+  return { ret: 0, data: { port } };
 }
 
 /** EVTCHNOP_unmask: clear the mask bit and deliver what was held back. */

@@ -14,7 +14,7 @@
 import {
   __HYPERVISOR_console_io, __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_grant_table_op,
   __HYPERVISOR_memory_op, __HYPERVISOR_sched_op, __HYPERVISOR_sysctl, __HYPERVISOR_vcpu_op, __HYPERVISOR_hvm_op,
-  __HYPERVISOR_dm_op, __HYPERVISOR_xen_version, CONSOLEIO_read,
+  __HYPERVISOR_dm_op, __HYPERVISOR_xen_version, __HYPERVISOR_physdev_op, CONSOLEIO_read,
   CONSOLEIO_write, DOMID_SELF,
 } from '../../shared/abi/xen.js';
 import * as XV from '../../shared/abi/version.js';
@@ -40,6 +40,9 @@ import * as consoleio from './console_io.js';
 import * as hvm from './hvm.js';
 import * as xenver from './xen_version.js';
 import * as HP from '../../shared/abi/hvm/params.js';
+import * as PD from '../../shared/abi/physdev.js';
+import * as pci from './pci_domctl.js';
+import * as pirq from './pci_irq.js';
 
 export const PRIV = 1 << 0;
 export const TARGET = 1 << 1;
@@ -76,6 +79,20 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_sendtrigger]: { name: 'sendtrigger', handler: hvm.domctlSendtrigger, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
+    // PCI passthrough (pci_domctl.ts). test_assign_device takes DOMID_INVALID: its handler resolves the domain.
+    [DC.XEN_DOMCTL_assign_device]: { name: 'assign_device', handler: pci.domctlAssignDevice, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_test_assign_device]: { name: 'test_assign_device', handler: pci.domctlTestAssignDevice, flags: PRIV },
+    [DC.XEN_DOMCTL_deassign_device]: { name: 'deassign_device', handler: pci.domctlDeassignDevice, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_irq_permission]: { name: 'irq_permission', handler: pci.domctlIrqPermission, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_iomem_permission]: { name: 'iomem_permission', handler: pci.domctlIomemPermission, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_ioport_permission]: { name: 'ioport_permission', handler: pci.domctlIoportPermission, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_memory_mapping]: { name: 'memory_mapping', handler: pci.domctlMemoryMapping, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_ioport_mapping]: { name: 'ioport_mapping', handler: pci.domctlIoportMapping, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_bind_pt_irq]: { name: 'bind_pt_irq', handler: pci.domctlBindPtIrq, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_unbind_pt_irq]: { name: 'unbind_pt_irq', handler: pci.domctlUnbindPtIrq, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XENEMU_DOMCTL_pci_assignable_add]: { name: 'xenemu_pci_assignable_add', handler: pci.pciAssignableAdd, flags: PRIV },
+    [DC.XENEMU_DOMCTL_pci_assignable_remove]: { name: 'xenemu_pci_assignable_remove', handler: pci.pciAssignableRemove, flags: PRIV },
+    [DC.XENEMU_DOMCTL_pci_assignable_list]: { name: 'xenemu_pci_assignable_list', handler: pci.pciAssignableList, flags: PRIV },
     // XSM_TARGET (a foreign mapping): Domain-0, the domain itself, or its device model.
     [DC.XENEMU_DOMCTL_getsegments]: { name: 'xenemu_getsegments', handler: domctl.domctlGetsegments, flags: TARGET, target: 'domain' },
   },
@@ -126,6 +143,7 @@ export const hypercallTable: Table = {
     [E.EVTCHNOP_close]: { name: 'close', handler: evtchn.evtchnClose, flags: 0 },
     [E.EVTCHNOP_status]: { name: 'status', handler: evtchn.evtchnStatus, flags: TARGET, target: 'dom' },
     [E.EVTCHNOP_unmask]: { name: 'unmask', handler: evtchn.evtchnUnmask, flags: 0 },
+    [E.EVTCHNOP_bind_pirq]: { name: 'bind_pirq', handler: evtchn.evtchnBindPirq, flags: 0 },
     [E.XENEMU_EVTCHNOP_bind_virq_listener]: { name: 'xenemu_bind_virq_listener', handler: evtchn.evtchnBindVirqListener, flags: PRIV },
   },
   [__HYPERVISOR_grant_table_op]: {
@@ -147,6 +165,12 @@ export const hypercallTable: Table = {
     [V.VCPUOP_is_up]: { name: 'vcpu_is_up', handler: vcpuop.vcpuopIsUp, flags: 0 },
     [V.VCPUOP_get_runstate_info]: { name: 'get_runstate_info', handler: vcpuop.vcpuopGetRunstateInfo, flags: 0 },
     [V.XENEMU_VCPUOP_register_slice_area]: { name: 'xenemu_register_slice_area', handler: vcpuop.vcpuopRegisterSliceArea, flags: 0 },
+  },
+  [__HYPERVISOR_physdev_op]: {
+    [PD.XENEMU_PHYSDEVOP_pci_bar_channel]: { name: 'xenemu_pci_bar_channel', handler: pci.physdevPciBarChannel, flags: 0 },
+    [PD.PHYSDEVOP_map_pirq]: { name: 'map_pirq', handler: pirq.physdevMapPirq, flags: TARGET, target: 'domid' },
+    [PD.PHYSDEVOP_unmap_pirq]: { name: 'unmap_pirq', handler: pirq.physdevUnmapPirq, flags: TARGET, target: 'domid' },
+    [PD.PHYSDEVOP_eoi]: { name: 'eoi', handler: pirq.physdevEoi, flags: 0 },
   },
   [__HYPERVISOR_console_io]: {
     [CONSOLEIO_write]: { name: 'console_io_write', handler: consoleio.consoleWrite, flags: 0 },

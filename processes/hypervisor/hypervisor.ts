@@ -31,6 +31,9 @@ import { spawnDomainProcess } from './spawn.js';
 import { SpareDomains } from './spare.js';
 import { Privcmd } from './privcmd.js';
 import { PrivcmdSocket } from './privcmd_sock.js';
+import { PciRegistry, type HostPciDevice } from './pci.js';
+import { pciIrq } from './pci_irq.js';
+import type { PciSpec } from '../../shared/wire/pcidev.js';
 
 /** `defer`: the caller's reply waits (a guest's SCHEDOP_shutdown(suspend), answered at resume). */
 export type HcResult = number | { ret: number; data?: unknown; defer?: boolean };
@@ -46,6 +49,9 @@ export interface HypervisorOptions {
   readyFd?: number;
   /** Xen's `sched=` boot parameter: credit (default) or rr. */
   sched?: 'credit' | 'rr';
+  /** The host's PCI devices (`xenemu up --pci`), and the device process's program. */
+  pci?: PciSpec[];
+  pcidevProgram?: string;
 }
 
 /** How long a domain gets to exit on SIGTERM before SIGKILL, when the host goes down. */
@@ -70,6 +76,7 @@ export class Hypervisor {
   private readonly spares: SpareDomains;
   private readonly privcmd: Privcmd;
   private readonly privcmdSock: PrivcmdSocket;
+  readonly pci: PciRegistry;
 
   constructor(opts: HypervisorOptions) {
     this.opts = opts;
@@ -86,6 +93,7 @@ export class Hypervisor {
       return d0 ? this.helloOf(d0) : null;
     });
     this.privcmdSock = new PrivcmdSocket(this);
+    this.pci = new PciRegistry(this, opts.pcidevProgram ?? '');
     this.scheduler = new SliceScheduler({
       pcpus: opts.pcpus, log: (m) => this.console.log(m),
       policy: opts.sched === 'rr' ? new RoundRobinPolicy(opts.pcpus) : new CreditPolicy(opts.pcpus),
@@ -118,6 +126,8 @@ export class Hypervisor {
     if (!d0) throw new Error(`cannot create Domain-0 with ${this.opts.dom0MB} MB`);
     await this.privcmd.start();
     await this.privcmdSock.start();
+    // The host's PCI devices are there before Domain-0, as a machine's are before its first OS.
+    await this.pci.start(this.opts.pci ?? []);
     const rc = this.unpauseDomain(d0);
     if (rc < 0) throw new Error(`cannot start Domain-0: ${rc}`);
     this.writeRecord();
@@ -249,6 +259,7 @@ export class Hypervisor {
     d.releaseSegments();
     this.memory.releaseAll(d.domid);
     this.scheduler.domainDestroyed(d);
+    this.pci.domainGone(d.domid, `d${d.domid} destroyed`);
     this.domains.delete(d.domid);
     // Xen keeps a destroyed target's domid from reuse while its device model
     // holds it; xenemu ends the device model's rights instead, so a domain
@@ -270,6 +281,7 @@ export class Hypervisor {
       return;
     }
     if (d.dying) return;
+    this.pci.domainGone(d.domid, `d${d.domid}'s process exited`);
     if (!d.shutdown) {
       this.console.log(`d${d.domid}: process exited (${how}) without SCHEDOP_shutdown: crashed`);
       this.shutdownDomain(d, SHUTDOWN_crash);
@@ -310,6 +322,11 @@ export class Hypervisor {
     }
   }
 
+  /** A host PCI device's interrupt (pci_irq.ts). */
+  deviceIrq(dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void {
+    pciIrq(this, dev, m);
+  }
+
   helloOf(d: Domain): DomainHello {
     return {
       domid: d.domid, host: this.host, max_vcpus: d.maxVcpus, tot_pages: d.totPages, max_pages: d.maxPages,
@@ -337,7 +354,8 @@ export class Hypervisor {
     for (const d of this.domains.values()) if (d.proc?.pid && d.proc.exitCode === null) domains[d.domid] = d.proc.pid;
     const rec: HostRecord = {
       name: this.host, memoryMB: this.opts.memoryMB, pcpus: this.pcpus, started: this.started,
-      pids: { hypervisor: process.pid, domains, spares: this.spares.pids() }, domains: this.domains.size,
+      pids: { hypervisor: process.pid, domains, spares: this.spares.pids(), pcidevs: this.pci.pids() }, domains: this.domains.size,
+      ...(this.pci.devices.size ? { pci: this.pci.records() } : {}),
     };
     try { writeHostRecord(this.rundir, rec); } catch { /* run dir removed under us */ }
   }
@@ -357,7 +375,9 @@ export class Hypervisor {
       this.spares.close();
       this.privcmd.close();
       this.privcmdSock.close();
+      this.pci.close();
       const procs = [...this.domains.values()].map((d) => d.proc).filter((p): p is ChildProcess => !!p && p.exitCode === null && p.signalCode === null);
+      procs.push(...this.pci.procs());
       const exited = procs.map((p) => new Promise<void>((res) => {
         if (p.exitCode !== null || p.signalCode !== null) res(); else p.once('exit', () => res());
       }));

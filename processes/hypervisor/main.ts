@@ -2,6 +2,7 @@
 //
 //   node dist/processes/hypervisor/main.js --host <name> --rundir <dir>
 //        [--memory MB] [--pcpus N] [--dom0-mem MB] [--dom0 <program.js>] [--sched credit|rr]
+//        [--pci e1000|nvme:<image>]...    the host's PCI devices (docs/passthrough.md)
 //   env XENEMU_READY_FD: a pipe fd to write "ready\n" to once Dom0 is up
 //   env XENEMU_LIFELINE: die with the launcher (foreground mode)
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,7 @@ import { watchParent } from '../../shared/runtime/lifeline.js';
 import { hypervisorTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { ensureHostDir, isValidHostName } from '../../shared/host.js';
 import { Hypervisor } from './hypervisor.js';
+import { parsePciSpec, type PciSpec } from '../../shared/wire/pcidev.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     sched: { type: 'string', default: process.env.XENEMU_SCHED ?? 'credit' },
     listen: { type: 'string' },
     uplink: { type: 'string' },
+    pci: { type: 'string', multiple: true },
   },
   strict: true,
 });
@@ -55,6 +58,12 @@ if (values.listen !== undefined) {
 // --uplink BRIDGE: Domain-0's xenbr0 gets a TAP port on that Linux bridge of
 // the host's namespace (docs/net.md "Uplink"); it finds it in its environment.
 if (values.uplink !== undefined) process.env.XENEMU_UPLINK = values.uplink;
+const pci: PciSpec[] = [];
+for (const a of values.pci ?? []) {
+  const p = parsePciSpec(a);
+  if (typeof p === 'string') { process.stderr.write(`hypervisor: ${p}\n`); process.exit(2); }
+  pci.push(p.image ? { ...p, image: resolve(p.image) } : p);
+}
 // dom0_mem: 512 MB, or a quarter of a small host (at least 64 MB).
 const dom0MB = values['dom0-mem'] ? Number(values['dom0-mem']) : Math.min(512, Math.max(64, Math.floor(memoryMB / 4)));
 const readyFd = process.env.XENEMU_READY_FD ? Number(process.env.XENEMU_READY_FD) : undefined;
@@ -66,6 +75,7 @@ const hv = new Hypervisor({
   host, rundir, memoryMB, pcpus, dom0MB, readyFd, sched: values.sched,
   dom0Program: resolve(values.dom0 ?? process.env.XENEMU_DOM0_PROGRAM ?? join(dist, 'processes', 'dom0', 'main.js')),
   defaultDomUProgram: join(dist, 'processes', 'domu', 'main.js'),
+  pci, pcidevProgram: join(dist, 'processes', 'pcidev', 'main.js'),
 });
 
 const down = (why: string) => { void hv.stop(why, 0); };

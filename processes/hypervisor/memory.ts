@@ -52,13 +52,18 @@ export function mbToPages(mb: number): number {
   return Math.floor((mb * 1024 * 1024) / PAGE_SIZE);
 }
 
-/** Per-domain frame ownership: which pfns of its segment are populated. */
+/**
+ * Per-domain frame ownership: which pfns of its segment are populated, one
+ * byte per pfn (1: owned). It lives in the domain's `dom<id>.frames`
+ * segment when one is given, where the IOMMU of a device the domain owns
+ * reads it at each DMA (shared/hw/iommu.ts); only the hypervisor writes it.
+ */
 export class FrameTable {
   private readonly owned: Uint8Array;
   private count = 0;
 
-  constructor(readonly maxPfns: number) {
-    this.owned = new Uint8Array(maxPfns);
+  constructor(readonly maxPfns: number, shared?: SharedArrayBuffer) {
+    this.owned = shared ? new Uint8Array(shared, 0, maxPfns) : new Uint8Array(maxPfns);
   }
 
   get populated(): number { return this.count; }
@@ -77,14 +82,14 @@ export class FrameTable {
         // must not be charged host pages that back nothing (the caller gives
         // back whatever was not populated).
         if (this.owned[p] !== 0) continue;
-        this.owned[p] = 1;
+        Atomics.store(this.owned, p, 1);
         this.count++;
         out.push(p);
       }
       return out;
     }
     for (let p = 0; p < this.maxPfns && out.length < n; p++) {
-      if (this.owned[p] === 0) { this.owned[p] = 1; this.count++; out.push(p); }
+      if (this.owned[p] === 0) { Atomics.store(this.owned, p, 1); this.count++; out.push(p); }
     }
     return out;
   }
@@ -92,7 +97,7 @@ export class FrameTable {
   /** Gives back pfn (and its backing page in `mem`); false if it was not owned. */
   depopulate(pfn: number, mem: SharedArrayBuffer | null): boolean {
     if (!this.isOwned(pfn)) return false;
-    this.owned[pfn] = 0;
+    Atomics.store(this.owned, pfn, 0); // before the page goes: a device's DMA checks the table first
     this.count--;
     if (mem) shmRelease(mem, pfn * PAGE_SIZE, PAGE_SIZE);
     return true;

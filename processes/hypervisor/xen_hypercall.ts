@@ -11,6 +11,7 @@
 //   HYPERVISOR_multicall(multicall_entry_t *, n)    each entry through this file, result written back
 //   HYPERVISOR_memory_op(cmd, void *)               the commands below
 //   HYPERVISOR_event_channel_op(cmd, void *)        event_channel.h's structs
+//   HYPERVISOR_physdev_op(cmd, void *)              physdev.h's: map_pirq, unmap_pirq, eoi
 //
 // Guest memory is reached only through GuestMemory: read() is Xen's
 // copy_from_guest (null when the address faults: -EFAULT), write() its
@@ -22,9 +23,10 @@ import * as SC from '../../shared/abi/sysctl.js';
 import * as E from '../../shared/abi/event_channel.js';
 import * as M from '../../shared/abi/memory.js';
 import * as V from '../../shared/abi/version.js';
+import * as PD from '../../shared/abi/physdev.js';
 import {
   __HYPERVISOR_domctl, __HYPERVISOR_event_channel_op, __HYPERVISOR_memory_op, __HYPERVISOR_multicall,
-  __HYPERVISOR_sysctl, __HYPERVISOR_xen_version, __HYPERVISOR_xsm_op, multicall_entry, xenctl_bitmap, XEN_DOMAIN_HANDLE_SIZE,
+  __HYPERVISOR_physdev_op, __HYPERVISOR_sysctl, __HYPERVISOR_xen_version, __HYPERVISOR_xsm_op, multicall_entry, xenctl_bitmap, XEN_DOMAIN_HANDLE_SIZE,
 } from '../../shared/abi/xen.js';
 import { XEN_EACCES, XEN_EFAULT, XEN_EINVAL, XEN_ENOSYS, XEN_EOPNOTSUPP, errnoName } from '../../shared/abi/errno.js';
 import { dispatch } from './hypercall.js';
@@ -120,7 +122,52 @@ interface DomctlCodec {
 const U = DC.xen_domctl.u;
 const none: DomctlCodec = { decode: () => ({}) };
 
+const assignDevice: DomctlCodec = {
+  decode: (u) => ({
+    dev: u.getUint32(DC.xen_domctl_assign_device.dev, true), flags: u.getUint32(DC.xen_domctl_assign_device.flags, true),
+    machine_sbdf: u.getUint32(DC.xen_domctl_assign_device.u, true),
+  }),
+};
+const bindPtIrq: DomctlCodec = {
+  decode: (u) => ({ machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true) }),
+};
+
 const DOMCTL: Record<number, DomctlCodec> = {
+  // PCI passthrough (pci_domctl.ts): all IN.
+  [DC.XEN_DOMCTL_assign_device]: assignDevice,
+  [DC.XEN_DOMCTL_test_assign_device]: assignDevice,
+  [DC.XEN_DOMCTL_deassign_device]: assignDevice,
+  [DC.XEN_DOMCTL_bind_pt_irq]: bindPtIrq,
+  [DC.XEN_DOMCTL_unbind_pt_irq]: bindPtIrq,
+  [DC.XEN_DOMCTL_irq_permission]: {
+    decode: (u) => ({ pirq: u.getUint32(DC.xen_domctl_irq_permission.pirq, true), allow_access: u.getUint8(DC.xen_domctl_irq_permission.allow_access) }),
+  },
+  [DC.XEN_DOMCTL_iomem_permission]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_iomem_permission;
+      return { first_mfn: Number(u.getBigUint64(L.first_mfn, true)), nr_mfns: Number(u.getBigUint64(L.nr_mfns, true)), allow_access: u.getUint8(L.allow_access) };
+    },
+  },
+  [DC.XEN_DOMCTL_ioport_permission]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_ioport_permission;
+      return { first_port: u.getUint32(L.first_port, true), nr_ports: u.getUint32(L.nr_ports, true), allow_access: u.getUint8(L.allow_access) };
+    },
+  },
+  [DC.XEN_DOMCTL_memory_mapping]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_memory_mapping;
+      return { first_gfn: Number(u.getBigUint64(L.first_gfn, true)), first_mfn: Number(u.getBigUint64(L.first_mfn, true)),
+               nr_mfns: Number(u.getBigUint64(L.nr_mfns, true)), add_mapping: u.getUint32(L.add_mapping, true) };
+    },
+  },
+  [DC.XEN_DOMCTL_ioport_mapping]: {
+    decode: (u) => {
+      const L = DC.xen_domctl_ioport_mapping;
+      return { first_gport: u.getUint32(L.first_gport, true), first_mport: u.getUint32(L.first_mport, true),
+               nr_ports: u.getUint32(L.nr_ports, true), add_mapping: u.getUint32(L.add_mapping, true) };
+    },
+  },
   // Guests are xenemu's to build (its kernel or v86 in a domain process): Xen's
   // domain builder, which would load a real kernel into the domain's memory,
   // is refused at once with a word on why.
@@ -461,6 +508,11 @@ const EVTCHN: Record<number, EvtchnCodec> = {
     decode: (b) => ({ virq: b.readUInt32LE(E.evtchn_bind_virq.virq), vcpu: b.readUInt32LE(E.evtchn_bind_virq.vcpu) }),
     encode: (b, r) => b.writeUInt32LE(Number(r.port), E.evtchn_bind_virq.port),
   },
+  [E.EVTCHNOP_bind_pirq]: {
+    size: E.evtchn_bind_pirq.SIZE,
+    decode: (b) => ({ pirq: b.readUInt32LE(E.evtchn_bind_pirq.pirq), flags: b.readUInt32LE(E.evtchn_bind_pirq.flags) }),
+    encode: (b, r) => b.writeUInt32LE(Number(r.port), E.evtchn_bind_pirq.port),
+  },
   [E.EVTCHNOP_close]: { size: E.evtchn_close.SIZE, decode: (b) => ({ port: b.readUInt32LE(0) }) },
   [E.EVTCHNOP_send]: { size: E.evtchn_send.SIZE, decode: (b) => ({ port: b.readUInt32LE(0) }) },
   [E.EVTCHNOP_unmask]: { size: E.evtchn_unmask.SIZE, decode: (b) => ({ port: b.readUInt32LE(0) }) },
@@ -489,6 +541,41 @@ async function eventChannelOp(c: Ctx, args: readonly bigint[]): Promise<number> 
   const b = await c.mem.read(addr, codec.size);
   if (!b) return -XEN_EFAULT;
   const r = dispatch(c.hv, c.caller, __HYPERVISOR_event_channel_op, cmd, codec.decode(b));
+  if (r.ret >= 0 && codec.encode && r.data) {
+    codec.encode(b, r.data as Record<string, unknown>);
+    c.mem.write(addr, b);
+  }
+  return r.ret;
+}
+
+// ---- physdev_op ---------------------------------------------------------------
+
+const PHYSDEV: Record<number, EvtchnCodec> = {
+  [PD.PHYSDEVOP_map_pirq]: {
+    size: PD.physdev_map_pirq.SIZE,
+    decode: (b) => {
+      const L = PD.physdev_map_pirq;
+      return { domid: b.readUInt16LE(L.domid), type: b.readInt32LE(L.type), index: b.readInt32LE(L.index), pirq: b.readInt32LE(L.pirq),
+               bus: b.readInt32LE(L.bus), devfn: b.readInt32LE(L.devfn), entry_nr: b.readInt32LE(L.entry_nr) };
+    },
+    encode: (b, r) => b.writeInt32LE(Number(r.pirq), PD.physdev_map_pirq.pirq),
+  },
+  [PD.PHYSDEVOP_unmap_pirq]: {
+    size: PD.physdev_unmap_pirq.SIZE,
+    decode: (b) => ({ domid: b.readUInt16LE(PD.physdev_unmap_pirq.domid), pirq: b.readInt32LE(PD.physdev_unmap_pirq.pirq) }),
+  },
+  [PD.PHYSDEVOP_eoi]: { size: PD.physdev_eoi.SIZE, decode: (b) => ({ irq: b.readUInt32LE(PD.physdev_eoi.irq) }) },
+};
+
+/** HYPERVISOR_physdev_op(cmd, void *): physdev.h's structs, as event_channel_op. */
+async function physdevOp(c: Ctx, args: readonly bigint[]): Promise<number> {
+  const cmd = Number(args[0] ?? 0n);
+  const addr = ptr(args[1]);
+  const codec = PHYSDEV[cmd];
+  if (!codec) return unimplemented(c, `physdev_op ${cmd}`);
+  const b = await c.mem.read(addr, codec.size);
+  if (!b) return -XEN_EFAULT;
+  const r = dispatch(c.hv, c.caller, __HYPERVISOR_physdev_op, cmd, codec.decode(b));
   if (r.ret >= 0 && codec.encode && r.data) {
     codec.encode(b, r.data as Record<string, unknown>);
     c.mem.write(addr, b);
@@ -534,5 +621,6 @@ const BINARY_OPS: Record<number, BinaryOp> = {
   [__HYPERVISOR_xen_version]: xenVersion,
   [__HYPERVISOR_memory_op]: memoryOp,
   [__HYPERVISOR_event_channel_op]: eventChannelOp,
+  [__HYPERVISOR_physdev_op]: physdevOp,
   [__HYPERVISOR_multicall]: multicall,
 };

@@ -20,6 +20,25 @@ export const XEN_DOMCTL_setdomainhandle = 17;
 export const XEN_DOMCTL_getvcpuaffinity = 25;
 export const XEN_DOMCTL_sendtrigger = 28;
 export const XEN_DOMCTL_set_target = 46;
+// PCI passthrough (docs/passthrough.md, processes/hypervisor/pci_domctl.ts).
+export const XEN_DOMCTL_irq_permission = 19;
+export const XEN_DOMCTL_iomem_permission = 20;
+export const XEN_DOMCTL_ioport_permission = 21;
+export const XEN_DOMCTL_assign_device = 37;
+export const XEN_DOMCTL_bind_pt_irq = 38;
+export const XEN_DOMCTL_memory_mapping = 39;
+export const XEN_DOMCTL_ioport_mapping = 40;
+export const XEN_DOMCTL_test_assign_device = 45;
+export const XEN_DOMCTL_deassign_device = 47;
+export const XEN_DOMCTL_unbind_pt_irq = 48;
+export const XEN_DOMCTL_DEV_PCI = 0;
+export const XEN_DOMCTL_DEV_DT = 1;
+export const XEN_DOMCTL_DEV_RDM_RELAXED = 1;
+/** enum pt_irq_type. */
+export const PT_IRQ_TYPE_PCI = 0;
+export const PT_IRQ_TYPE_ISA = 1;
+export const PT_IRQ_TYPE_MSI = 2;
+export const PT_IRQ_TYPE_MSI_TRANSLATE = 3;
 
 // XEN_DOMCTL_sendtrigger's triggers.
 export const XEN_DOMCTL_SENDTRIGGER_NMI = 0;
@@ -34,6 +53,14 @@ export const XEN_DOMCTL_SENDTRIGGER_SLEEP = 4;
  * backends reach guest frames (the xc_map_foreign_range of xenemu).
  */
 export const XENEMU_DOMCTL_getsegments = 0x1000;
+/**
+ * xl pci-assignable-add / -remove / -list (Domain-0 only): a host PCI device
+ * from Domain-0 to quarantine and back, and the devices with their owners.
+ * Linux's pciback does the unbinding on Xen; xenemu's hypervisor holds it.
+ */
+export const XENEMU_DOMCTL_pci_assignable_add = 0x1001;
+export const XENEMU_DOMCTL_pci_assignable_remove = 0x1002;
+export const XENEMU_DOMCTL_pci_assignable_list = 0x1003;
 
 // xen_domctl_createdomain.flags
 export const _XEN_DOMCTL_CDF_hvm = 0;
@@ -225,6 +252,21 @@ export const xen_domctl_vcpuaffinity = { vcpu: 0, flags: 4, cpumap_hard: 8, cpum
 export const xen_domctl_scheduler_op = { sched_id: 0, cmd: 4, u: 8, SIZE: 24 } as const;
 /** struct xen_domctl_sched_credit: weight, cap (u16 each). */
 export const xen_domctl_sched_credit = { weight: 0, cap: 2, SIZE: 4 } as const;
+
+/** struct xen_domctl_assign_device: dev (XEN_DOMCTL_DEV_*), flags, u.pci.machine_sbdf at `u`. */
+export const xen_domctl_assign_device = { dev: 0, flags: 4, u: 8, SIZE: 24 } as const;
+/** struct xen_domctl_irq_permission. */
+export const xen_domctl_irq_permission = { pirq: 0, allow_access: 4, pad: 5, SIZE: 8 } as const;
+/** struct xen_domctl_iomem_permission. */
+export const xen_domctl_iomem_permission = { first_mfn: 0, nr_mfns: 8, allow_access: 16, SIZE: 24 } as const;
+/** struct xen_domctl_ioport_permission. */
+export const xen_domctl_ioport_permission = { first_port: 0, nr_ports: 4, allow_access: 8, SIZE: 12 } as const;
+/** struct xen_domctl_memory_mapping. */
+export const xen_domctl_memory_mapping = { first_gfn: 0, first_mfn: 8, nr_mfns: 16, add_mapping: 24, padding: 28, SIZE: 32 } as const;
+/** struct xen_domctl_ioport_mapping. */
+export const xen_domctl_ioport_mapping = { first_gport: 0, first_mport: 4, nr_ports: 8, add_mapping: 12, SIZE: 16 } as const;
+/** struct xen_domctl_bind_pt_irq: machine_irq, irq_type, then the union `u` (isa, pci, msi, spi). */
+export const xen_domctl_bind_pt_irq = { machine_irq: 0, irq_type: 4, u: 8, SIZE: 24 } as const;
 
 /** Writes a getdomaininfo record at `off` (xen_domctl_getdomaininfo). */
 export function encodeGetdomaininfo(dv: DataView, off: number, i: xen_domctl_getdomaininfo): void {

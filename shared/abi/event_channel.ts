@@ -64,6 +64,8 @@ export interface evtchn_status {
 export const evtchn_alloc_unbound = { dom: 0, remote_dom: 2, port: 4, SIZE: 8 } as const;
 export const evtchn_bind_interdomain = { remote_dom: 0, remote_port: 4, local_port: 8, SIZE: 12 } as const;
 export const evtchn_bind_virq = { virq: 0, vcpu: 4, port: 8, SIZE: 12 } as const;
+/** struct evtchn_bind_pirq: IN pirq, flags (BIND_PIRQ__WILL_SHARE); OUT port. */
+export const evtchn_bind_pirq = { pirq: 0, flags: 4, port: 8, SIZE: 12 } as const;
 export const evtchn_close = { port: 0, SIZE: 4 } as const;
 export const evtchn_send = { port: 0, SIZE: 4 } as const;
 export const evtchn_unmask = { port: 0, SIZE: 4 } as const;

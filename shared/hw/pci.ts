@@ -128,6 +128,16 @@ export class PciFunction {
   /** The current address of BAR `index` as the guest programmed it (0: not placed). */
   barAddress(index: number): number { return this.bars[index]?.addr ?? 0; }
 
+  /**
+   * BAR `index` as declared (kind, size, handler), for a host that routes
+   * accesses by BAR rather than by address: a host PCI device process
+   * (processes/pcidev), whose owner names the BAR and the offset in it.
+   */
+  barRegion(index: number): Readonly<BarSpec> | undefined {
+    const b = this.bars[index];
+    return b && { kind: b.kind, size: b.size, prefetchable: b.prefetchable, handler: b.handler, name: b.name };
+  }
+
   /** Called by the bus when plugged in. */
   attach(spaces: PciSpaces): void { this.spaces = spaces; }
 

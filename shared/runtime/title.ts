@@ -6,6 +6,7 @@
 //   xenemu-domU domid=<id> host=H             a guest before that
 //   xenemu-domU spare host=H                  a process started ahead of need, no domain yet
 //   xenemu-qemu-dm <name> domid=<id> host=H   an HVM guest's device model, started by Domain-0
+//   xenemu-pcidev <model> bdf=<bdf> host=H     a host PCI device (processes/pcidev), started by the hypervisor
 //   xenemu-xenstored socket=<path>            `xenemu xenstored`, not part of a host
 //
 // Three steps make it true from exec to exit on Linux:
@@ -41,6 +42,11 @@ export const xenstoredTitle = (socket: string | undefined): string =>
 /** What a spawner puts first among node's arguments (with `argv0: title` in the spawn options). */
 export function nodeTitleArgs(title: string): string[] {
   return [`--title=${title}`];
+}
+
+/** A host PCI device process (processes/pcidev, docs/passthrough.md). */
+export function pcidevTitle(host: string, model: string, bdf: string): string {
+  return `${TITLE_PREFIX}pcidev ${model} bdf=${bdf} host=${host}`;
 }
 
 /** An HVM guest's device model (processes/qemu-dm), as Domain-0's toolstack starts it. */

@@ -176,6 +176,10 @@ export interface XendApi {
   'xend.node.info': { dom: false; params: []; result: NodeInfo };
   /** xenemu pool: this host's guests and its pool peers' (asked over their listen sockets). */
   'xend.pool': { dom: false; params: []; result: PoolView };
+  /** xl pci-assignable-add / -remove: `bdf` SSSS:BB:DD.F; -list: the BDFs in quarantine. */
+  'xend.node.pciAssignableAdd': { dom: false; params: [bdf: string]; result: true };
+  'xend.node.pciAssignableRemove': { dom: false; params: [bdf: string]; result: true };
+  'xend.node.pciAssignableList': { dom: false; params: []; result: string[] };
   /** The hypervisor's console ring; `clear` empties it after reading. */
   'xend.node.dmesg': { dom: false; params: [clear: boolean]; result: string };
   'xend.domain.schedCredit': { dom: true; params: []; result: SchedCreditRecord };

@@ -127,10 +127,14 @@ export function hypercallEndpoint(rundir: string, domid: number): string {
 }
 
 /** A domain's shm segments (docs/hypervisor.md): full names with the host prefix. */
-export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string; vcpu: string; hvm: string }
+export interface DomainSegmentNames { mem: string; shared_info: string; gnttab: string; vcpu: string; hvm: string; frames: string }
 
-/** `hvm` exists for HVM domains only (shared/abi/hvm/xenemu_hvm.ts). */
+/**
+ * `hvm` exists for HVM domains only (shared/abi/hvm/xenemu_hvm.ts); `frames` is the
+ * hypervisor's frame table, one byte per pfn, that host PCI devices' IOMMUs read (shared/hw/iommu.ts).
+ */
 export function domainSegmentNames(host: string, domid: number): DomainSegmentNames {
   const p = `/xenemu.${host}.dom${domid}`; // shmPrefix(host) + dom<id>
-  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab`, vcpu: `${p}.vcpu`, hvm: `${p}.hvm` };
+  return { mem: `${p}.mem`, shared_info: `${p}.shared_info`, gnttab: `${p}.gnttab`, vcpu: `${p}.vcpu`, hvm: `${p}.hvm`,
+           frames: `${p}.frames` };
 }

@@ -41,6 +41,8 @@ export interface HostOptions {
   netns?: string;
   join?: string;
   address?: string;
+  /** xenemu up --pci SPEC, each: the host's PCI devices (docs/passthrough.md). */
+  pci?: string[];
 }
 
 export interface TestHost {
@@ -107,6 +109,7 @@ export async function startHost(t: Tap, opts: HostOptions = {}): Promise<TestHos
   if (opts.netns) args.push('--netns', opts.netns);
   if (opts.join) args.push('--join', opts.join);
   if (opts.address) args.push('--address', opts.address);
+  for (const p of opts.pci ?? []) args.push('--pci', p);
   await xenemu(...args);
   const hypervisorPid = readHypervisorPid(rundir) ?? 0;
   return {

@@ -2,7 +2,7 @@
 // the probe channel (shared/wire/probe.ts).
 import { join } from 'node:path';
 import { probe, type Probe } from '../../shared/wire/probe.js';
-import { DIST, startHost, type TestHost } from './host.js';
+import { DIST, startHost, type HostOptions, type TestHost } from './host.js';
 
 export { probe, type Probe };
 
@@ -11,8 +11,8 @@ export const PROBE = join(DIST, 'test', 'fixtures', 'probe_domain.js');
 interface Tap { teardown(fn: () => unknown): void }
 
 /** A test host whose Domain-0 is a probe, and Domain-0's probe (closed at teardown). */
-export async function probeHost(t: Tap, memory: number): Promise<{ h: TestHost; d0: Probe }> {
-  const h = await startHost(t, { memory, dom0: PROBE });
+export async function probeHost(t: Tap, memory: number, opts: HostOptions = {}): Promise<{ h: TestHost; d0: Probe }> {
+  const h = await startHost(t, { memory, ...opts, dom0: PROBE });
   const d0 = probe(h.rundir, 0);
   t.teardown(() => d0.close());
   return { h, d0 };

@@ -33,6 +33,11 @@ function network(ts: Toolstack): Required<Pick<Toolstack, 'networkAttach' | 'net
   return { networkAttach: ts.networkAttach.bind(ts), networkDetach: ts.networkDetach.bind(ts), networkList: ts.networkList.bind(ts) };
 }
 
+function pci(ts: Toolstack): NonNullable<Toolstack['pci']> {
+  if (!ts.pci) throw generic('PCI passthrough is not supported by this toolstack');
+  return ts.pci;
+}
+
 function block(ts: Toolstack): Required<Pick<Toolstack, 'blockAttach' | 'blockDetach' | 'blockList'>> {
   if (!ts.blockAttach || !ts.blockDetach || !ts.blockList) throw generic('block devices are not supported by this toolstack');
   return { blockAttach: ts.blockAttach.bind(ts), blockDetach: ts.blockDetach.bind(ts), blockList: ts.blockList.bind(ts) };
@@ -161,6 +166,9 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return ts.poolView();
     },
   },
+  'xend.node.pciAssignableAdd': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pci(ts).assignableAdd(bdf); return true; } },
+  'xend.node.pciAssignableRemove': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pci(ts).assignableRemove(bdf); return true; } },
+  'xend.node.pciAssignableList': { params: () => [], run: async (ts) => pci(ts).assignableList() },
   'xend.node.dmesg': { params: (p) => [bool(p[0], 'clear', false)], run: async (ts, [clear]) => ts.dmesg(clear) },
 };
 

@@ -45,6 +45,12 @@ export class ToolstackError extends Error {
 export interface Toolstack {
   /** Scheduler controls (sched-credit, vcpu-list, vcpu-pin); absent in toolstacks without them. */
   readonly sched?: SchedControl;
+  /** xl pci-assignable-*: the host's PCI devices between Domain-0 and quarantine (pci_control.ts); absent without them. */
+  readonly pci?: {
+    assignableAdd(bdf: string): Promise<void>;
+    assignableRemove(bdf: string): Promise<void>;
+    assignableList(): Promise<string[]>;
+  };
   list(): Promise<DomainInfo[]>;
   get(domid: number): Promise<DomainInfo>;
   /** Builds and starts a domain; `paused` leaves it paused (xl create -p). */

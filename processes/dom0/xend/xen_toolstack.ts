@@ -55,6 +55,7 @@ import {
 } from '../../../shared/abi/version.js';
 import { libxlDomainConfig, removeUserdata, storeLibxlJson } from '../toolstack/libxl_json.js';
 import { XenSchedControl } from './sched_control.js';
+import { XenPciControl } from './pci_control.js';
 import { addVif, findVif, listVifs, removeVif } from '../toolstack/vif.js';
 import { removeDomainBackends } from '../toolstack/device.js';
 import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
@@ -120,6 +121,7 @@ export class XenToolstack implements Toolstack {
   private readonly ctx: GuestContext;
   /** sched-credit, vcpu-list, vcpu-pin; cpu_weight, cap and cpus at create. */
   readonly sched: XenSchedControl;
+  readonly pci: XenPciControl;
   private exc: DomainExceptions | undefined;
   private receiver: MigrationReceiver | undefined;
   private scanning: Promise<void> | null = null;
@@ -133,6 +135,7 @@ export class XenToolstack implements Toolstack {
     this.log = o.log;
     this.ctx = { dom0: o.dom0, xs: o.xs, log: o.log, consoled: o.consoled, rundir: o.dom0.rundir, host: o.dom0.host, hotplug: o.hotplug };
     this.sched = new XenSchedControl(o.dom0);
+    this.pci = new XenPciControl(o.dom0);
   }
 
   /** Binds VIRQ_DOM_EXC: from then on, dying domains are acted upon. */

@@ -1,0 +1,247 @@
+// The PCI passthrough domctls (xen/drivers/passthrough/pci.c
+// iommu_do_pci_domctl, xen/common/domctl.c) over the registry of pci.ts, and
+// xenemu's calls behind `xl pci-assignable-*`. Privilege and the target
+// domain are the dispatcher's (hypercall.ts); these check what Xen checks:
+//
+//   assign_device 37        dev not PCI -ENODEV; target Domain-0 (self-assignment), dying,
+//                           or flags beyond RDM_RELAXED -EINVAL; no such device -ENODEV;
+//                           owned by a guest -EBUSY; still Domain-0's (not assignable) -ENODEV
+//   test_assign_device 45   dev not PCI -ENODEV; flags -EINVAL; no such device -ENODEV;
+//                           owned by a guest -EBUSY (DOMID_INVALID: by anyone but quarantine)
+//   deassign_device 47      no such device -ENODEV; not owned by the target -EINVAL
+//   irq/iomem/ioport_permission 19/20/21    recorded, granted or revoked
+//   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; recorded for an HVM
+//                           target (its vCPUs' side of the BAR mapping is still to come), 0 for PV
+//   bind_pt_irq 38 / unbind_pt_irq 48      -EPERM without irq permission; recorded
+import {
+  XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_RDM_RELAXED,
+} from '../../shared/abi/domctl.js';
+import { DOMID_INVALID } from '../../shared/abi/xen.js';
+import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOENT, XEN_EPERM } from '../../shared/abi/errno.js';
+import { formatSbdf, parseBdf } from '../../shared/wire/pcidev.js';
+import type { Domain } from './domain.js';
+import type { HcResult, Hypervisor } from './hypervisor.js';
+import { ownerName, type HostPciDevice, type PciGrants } from './pci.js';
+
+interface AssignArg { dev?: number; flags?: number; machine_sbdf?: number; domain?: number }
+
+const u32 = (v: unknown): number | null => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff ? (v as number) : null);
+
+function device(hv: Hypervisor, sbdf: unknown): HostPciDevice | null {
+  const n = u32(sbdf);
+  if (n === null) return null;
+  const d = hv.pci.devices.get(n);
+  return d && !d.gone ? d : null;
+}
+
+const ownedByGuest = (d: HostPciDevice): boolean => d.owner !== null && d.owner !== 0;
+
+export function domctlAssignDevice(hv: Hypervisor, caller: Domain, t: Domain, arg: AssignArg): HcResult {
+  if (arg.dev !== XEN_DOMCTL_DEV_PCI) return -XEN_ENODEV;
+  if (t === caller || t.domid === 0 || t.dying || t.shutdown) return -XEN_EINVAL;
+  if (((u32(arg.flags) ?? -1) & ~XEN_DOMCTL_DEV_RDM_RELAXED) !== 0) return -XEN_EINVAL;
+  const d = device(hv, arg.machine_sbdf);
+  if (!d) return refuse(hv, `assign ${sbdfText(arg.machine_sbdf)} to d${t.domid}`, -XEN_ENODEV, 'no such device');
+  if (ownedByGuest(d)) return refuse(hv, `assign ${d.bdf} to d${t.domid}`, -XEN_EBUSY, `owned by ${ownerName(d.owner)}`);
+  if (d.owner === 0) return refuse(hv, `assign ${d.bdf} to d${t.domid}`, -XEN_ENODEV, 'not assignable (Domain-0\'s)');
+  hv.pci.setOwner(d, t.domid, 'assign_device');
+  return 0;
+}
+
+/** Not TARGET: `domain` may be DOMID_INVALID ("could anyone take it?"). */
+export function domctlTestAssignDevice(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: AssignArg): HcResult {
+  if (arg.dev !== XEN_DOMCTL_DEV_PCI) return -XEN_ENODEV;
+  if (arg.flags !== 0) return -XEN_EINVAL;
+  const domid = Number(arg.domain ?? DOMID_INVALID);
+  if (domid !== DOMID_INVALID) {
+    const t = hv.domains.get(domid);
+    if (!t) return -XEN_EINVAL;
+    if (t === caller || t.domid === 0) return -XEN_EINVAL;
+  }
+  const d = device(hv, arg.machine_sbdf);
+  if (!d) return -XEN_ENODEV;
+  if (ownedByGuest(d)) return -XEN_EBUSY;
+  if (domid === DOMID_INVALID && d.owner !== null) return -XEN_EBUSY;
+  return 0;
+}
+
+export function domctlDeassignDevice(hv: Hypervisor, _caller: Domain, t: Domain, arg: AssignArg): HcResult {
+  if (arg.dev !== XEN_DOMCTL_DEV_PCI) return -XEN_ENODEV;
+  if (arg.flags !== 0) return -XEN_EINVAL;
+  const n = u32(arg.machine_sbdf);
+  const d = n === null ? undefined : hv.pci.devices.get(n);
+  if (!d) return -XEN_ENODEV;
+  if (d.owner !== t.domid || t.domid === 0) return refuse(hv, `deassign ${d.bdf} from d${t.domid}`, -XEN_EINVAL, `owned by ${ownerName(d.owner)}`);
+  hv.pci.setOwner(d, null, 'deassign_device');
+  return 0;
+}
+
+// ---- xl pci-assignable-add / -remove / -list ----------------------------------
+
+function assignableDevice(hv: Hypervisor, arg: { bdf?: unknown; machine_sbdf?: unknown }): HostPciDevice | null {
+  const sbdf = typeof arg.bdf === 'string' ? parseBdf(arg.bdf) : u32(arg.machine_sbdf);
+  return sbdf === null ? null : device(hv, sbdf);
+}
+
+/** Domain-0 lets go of a device: quarantine, ready for a guest. */
+export function pciAssignableAdd(hv: Hypervisor, _caller: Domain, _t: Domain | null, arg: { bdf?: unknown }): HcResult {
+  const d = assignableDevice(hv, arg);
+  if (!d) return -XEN_ENODEV;
+  if (ownedByGuest(d)) return -XEN_EBUSY;
+  if (d.owner === 0) hv.pci.setOwner(d, null, 'pci-assignable-add');
+  return 0;
+}
+
+/** A quarantined device back to Domain-0. */
+export function pciAssignableRemove(hv: Hypervisor, _caller: Domain, _t: Domain | null, arg: { bdf?: unknown }): HcResult {
+  const d = assignableDevice(hv, arg);
+  if (!d) return -XEN_ENODEV;
+  if (ownedByGuest(d)) return -XEN_EBUSY;
+  if (d.owner === null) hv.pci.setOwner(d, 0, 'pci-assignable-remove');
+  return 0;
+}
+
+/** Every device with its owner (`quarantine` ones are what xl pci-assignable-list shows). */
+export function pciAssignableList(hv: Hypervisor): HcResult {
+  return { ret: 0, data: { devices: hv.pci.records().map((r) => ({ bdf: r.bdf, model: r.model, owner: r.owner, state: r.state })) } };
+}
+
+// ---- permissions and mappings -------------------------------------------------
+
+function setRange(list: { first: number; nr: number }[], first: number, nr: number, allow: boolean): void {
+  // Revoking removes what it covers; granting adds the range (overlaps are harmless: a lookup is "any covers").
+  for (let i = list.length - 1; i >= 0; i--) {
+    const r = list[i]!;
+    if (!allow && r.first < first + nr && first < r.first + r.nr) {
+      list.splice(i, 1);
+      if (r.first < first) list.push({ first: r.first, nr: first - r.first });
+      if (r.first + r.nr > first + nr) list.push({ first: first + nr, nr: r.first + r.nr - first - nr });
+    }
+  }
+  if (allow) list.push({ first, nr });
+}
+
+/** Every unit of [first, first+nr) is in some granted range. */
+function covered(list: { first: number; nr: number }[], first: number, nr: number): boolean {
+  let at = first;
+  const end = first + nr;
+  for (let guard = 0; at < end && guard <= list.length; guard++) {
+    const r = list.find((x) => x.first <= at && at < x.first + x.nr);
+    if (!r) return false;
+    at = r.first + r.nr;
+  }
+  return at >= end;
+}
+
+const grants = (hv: Hypervisor, d: Domain): PciGrants => hv.pci.grantsOf(d.domid);
+
+export function domctlIrqPermission(hv: Hypervisor, _c: Domain, t: Domain, arg: { pirq?: number; allow_access?: number }): HcResult {
+  const pirq = u32(arg.pirq);
+  if (pirq === null) return -XEN_EINVAL;
+  const g = grants(hv, t);
+  if (arg.allow_access) g.irqs.add(pirq); else g.irqs.delete(pirq);
+  return 0;
+}
+
+export function domctlIomemPermission(hv: Hypervisor, _c: Domain, t: Domain,
+                                      arg: { first_mfn?: number; nr_mfns?: number; allow_access?: number }): HcResult {
+  const first = Number(arg.first_mfn);
+  const nr = Number(arg.nr_mfns);
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(nr) || first < 0 || nr < 1) return -XEN_EINVAL;
+  setRange(grants(hv, t).iomem, first, nr, !!arg.allow_access);
+  return 0;
+}
+
+export function domctlIoportPermission(hv: Hypervisor, _c: Domain, t: Domain,
+                                       arg: { first_port?: number; nr_ports?: number; allow_access?: number }): HcResult {
+  const first = u32(arg.first_port);
+  const nr = u32(arg.nr_ports);
+  if (first === null || nr === null || nr < 1 || first + nr > 0x10000) return -XEN_EINVAL;
+  setRange(grants(hv, t).ioports, first, nr, !!arg.allow_access);
+  return 0;
+}
+
+export function domctlMemoryMapping(hv: Hypervisor, _c: Domain, t: Domain,
+                                    arg: { first_gfn?: number; first_mfn?: number; nr_mfns?: number; add_mapping?: number }): HcResult {
+  const gfn = Number(arg.first_gfn);
+  const mfn = Number(arg.first_mfn);
+  const nr = Number(arg.nr_mfns);
+  if (![gfn, mfn, nr].every(Number.isSafeInteger) || gfn < 0 || mfn < 0 || nr < 1) return -XEN_EINVAL;
+  const g = grants(hv, t);
+  if (!covered(g.iomem, mfn, nr)) return refuse(hv, `d${t.domid} memory_mapping mfn 0x${mfn.toString(16)}+${nr}`, -XEN_EPERM, 'no iomem permission');
+  // A PV domain maps MMIO through its own page tables: nothing to do (Xen's !paging_mode_translate).
+  if (!t.hvm) return 0;
+  const list = g.memoryMappings;
+  if (arg.add_mapping) list.push({ gfn, mfn, nr });
+  else {
+    const i = list.findIndex((m) => m.gfn === gfn && m.mfn === mfn && m.nr === nr);
+    if (i < 0) return -XEN_ENOENT;
+    list.splice(i, 1);
+  }
+  return 0;
+}
+
+export function domctlIoportMapping(hv: Hypervisor, _c: Domain, t: Domain,
+                                    arg: { first_gport?: number; first_mport?: number; nr_ports?: number; add_mapping?: number }): HcResult {
+  const gport = u32(arg.first_gport);
+  const mport = u32(arg.first_mport);
+  const nr = u32(arg.nr_ports);
+  if (gport === null || mport === null || nr === null || nr < 1 || gport + nr > 0x10000 || mport + nr > 0x10000) return -XEN_EINVAL;
+  const g = grants(hv, t);
+  if (!covered(g.ioports, mport, nr)) return refuse(hv, `d${t.domid} ioport_mapping port 0x${mport.toString(16)}+${nr}`, -XEN_EPERM, 'no ioport permission');
+  if (!t.hvm) return 0; // PV: its I/O bitmap, not a mapping
+  const list = g.ioportMappings;
+  if (arg.add_mapping) list.push({ gport, mport, nr });
+  else {
+    const i = list.findIndex((m) => m.gport === gport && m.mport === mport && m.nr === nr);
+    if (i < 0) return -XEN_ENOENT;
+    list.splice(i, 1);
+  }
+  return 0;
+}
+
+export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain, arg: { machine_irq?: number; irq_type?: number }): HcResult {
+  const irq = u32(arg.machine_irq);
+  const type = u32(arg.irq_type);
+  if (irq === null || type === null) return -XEN_EINVAL;
+  const g = grants(hv, t);
+  if (!g.irqs.has(irq)) return refuse(hv, `d${t.domid} bind_pt_irq ${irq}`, -XEN_EPERM, 'no irq permission');
+  g.ptIrqs.push({ machine_irq: irq, irq_type: type });
+  return 0;
+}
+
+export function domctlUnbindPtIrq(hv: Hypervisor, _c: Domain, t: Domain, arg: { machine_irq?: number; irq_type?: number }): HcResult {
+  const irq = u32(arg.machine_irq);
+  if (irq === null) return -XEN_EINVAL;
+  const g = grants(hv, t);
+  if (!g.irqs.has(irq)) return -XEN_EPERM;
+  const i = g.ptIrqs.findIndex((b) => b.machine_irq === irq && b.irq_type === arg.irq_type);
+  if (i < 0) return -XEN_EINVAL;
+  g.ptIrqs.splice(i, 1);
+  return 0;
+}
+
+function sbdfText(v: unknown): string {
+  const n = u32(v);
+  return n === null ? String(v) : formatSbdf(n);
+}
+
+function refuse(hv: Hypervisor, what: string, rc: number, why: string): number {
+  hv.console.log(`pci: ${what} refused (${why}): ${rc}`);
+  return rc;
+}
+
+/**
+ * XENEMU_PHYSDEVOP_pci_bar_channel: the device's owner, and only it, learns
+ * its BAR channel: the segment, its key, its slots and the BARs.
+ */
+export function physdevPciBarChannel(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { machine_sbdf?: number }): HcResult {
+  const n = u32(arg.machine_sbdf);
+  const d = n === null ? undefined : hv.pci.devices.get(n);
+  if (!d) return -XEN_ENODEV;
+  if (d.owner !== caller.domid || caller.domid === 0) return -XEN_EPERM;
+  return { ret: 0, data: {
+    segment: d.segment, key: d.key, slots: caller.maxVcpus + 1,
+    bars: (d.hello?.bars ?? []).map((b) => ({ index: b.index, kind: b.kind, size: b.size })),
+  } };
+}

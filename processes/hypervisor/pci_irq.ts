@@ -1,0 +1,113 @@
+// A host PCI device's interrupts, to a PV owner (docs/passthrough.md
+// "Interrupts"; xen/arch/x86/physdev.c, irq.c, common/event_channel.c).
+//
+//   device `irq {intx: 1}` ─> owner's pirq of the device's GSI, bound to a port?
+//                              not in flight: set the port pending, in flight (masked)
+//   PHYSDEVOP_eoi(pirq)    ─> not in flight; the line still high: deliver again
+//   device `irq {msi}`     ─> owner's pirq mapped for the device's MSI: set pending (edge)
+//
+// PHYSDEVOP_map_pirq maps for a domain (DOMID_SELF or, for Domain-0, a
+// guest): MAP_PIRQ_TYPE_GSI with `index` the GSI, which the domain must be
+// allowed (XEN_DOMCTL_irq_permission; Domain-0 holds every line);
+// MAP_PIRQ_TYPE_MSI(_SEG) with bus (segment in the high 16 bits for _SEG)
+// and devfn naming a device the domain owns. `pirq` < 0 asks for a free one.
+// A device owned by Domain-0 or quarantined interrupts no one. HVM owners'
+// interrupts (XEN_DOMCTL_bind_pt_irq injection) are not delivered yet.
+import { MAP_PIRQ_TYPE_GSI, MAP_PIRQ_TYPE_MSI, MAP_PIRQ_TYPE_MSI_SEG } from '../../shared/abi/physdev.js';
+import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
+import { hostGsiOfBus } from '../../shared/wire/pcidev.js';
+import { setPending } from './event_channel.js';
+import type { Domain, PirqEntry } from './domain.js';
+import type { HcResult, Hypervisor } from './hypervisor.js';
+import type { HostPciDevice } from './pci.js';
+
+/** Xen's nr_pirqs for a PV domain of this size is larger; 256 covers every GSI and MSI of the host's devices. */
+export const NR_PIRQS = 256;
+/** The IOAPIC's GSIs a host has: 16 ISA lines and the PCI ones above. */
+const NR_GSIS = 48;
+
+export const gsiOf = (d: HostPciDevice): number => hostGsiOfBus((d.sbdf >> 8) & 0xff);
+
+/** Delivers pirq `e` of `d` unless it waits for its EOI. */
+function fire(hv: Hypervisor, d: Domain, e: PirqEntry, level: boolean): void {
+  if (!e.port || (level && e.inFlight)) return;
+  if (level) e.inFlight = true;
+  setPending(hv, d, e.port, d.ports[e.port]?.notifyVcpu ?? 0);
+}
+
+export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void {
+  const o = dev.owner !== null && dev.owner !== 0 ? hv.domains.get(dev.owner) : undefined;
+  if (m.intx !== undefined) {
+    dev.intx = m.intx;
+    if (!o || m.intx === 0) return;
+    const gsi = gsiOf(dev);
+    for (const e of o.pirqs.values()) if (e.gsi === gsi) fire(hv, o, e, true);
+  }
+  if (m.msi && o) {
+    for (const e of o.pirqs.values()) if (e.msiSbdf === dev.sbdf) fire(hv, o, e, false);
+  }
+}
+
+function freePirq(d: Domain, from: number): number {
+  for (let p = from; p < NR_PIRQS; p++) if (!d.pirqs.has(p)) return p;
+  return -XEN_ENOSPC;
+}
+
+interface MapPirqArg { domid?: number; type?: number; index?: number; pirq?: number; bus?: number; devfn?: number; entry_nr?: number }
+
+/** PHYSDEVOP_map_pirq: `data.pirq` the pirq mapped. */
+export function physdevMapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: MapPirqArg): HcResult {
+  if (t.hvm) return -XEN_EINVAL; // HVM owners take their interrupts through bind_pt_irq (not delivered yet)
+  const want = Number(arg.pirq ?? -1);
+  if (!Number.isInteger(want) || want >= NR_PIRQS) return -XEN_EINVAL;
+  let entry: PirqEntry;
+  if (arg.type === MAP_PIRQ_TYPE_GSI) {
+    const gsi = Number(arg.index);
+    if (!Number.isInteger(gsi) || gsi < 0 || gsi >= NR_GSIS) return -XEN_EINVAL;
+    if (t.domid !== 0 && !hv.pci.grantsOf(t.domid).irqs.has(gsi)) return -XEN_EPERM;
+    for (const e of t.pirqs.values()) if (e.gsi === gsi) return { ret: 0, data: { pirq: e.pirq } }; // mapped already
+    entry = { pirq: 0, gsi, msiSbdf: null, port: 0, inFlight: false };
+    // A GSI's pirq is the GSI itself when free, as Xen gives a PV domain.
+    const p = want >= 0 ? want : !t.pirqs.has(gsi) ? gsi : freePirq(t, 16);
+    if (p < 0) return p;
+    entry.pirq = p;
+  } else if (arg.type === MAP_PIRQ_TYPE_MSI || arg.type === MAP_PIRQ_TYPE_MSI_SEG) {
+    const bus = Number(arg.bus);
+    const devfn = Number(arg.devfn);
+    if (!Number.isInteger(bus) || !Number.isInteger(devfn) || devfn < 0 || devfn > 0xff) return -XEN_EINVAL;
+    const seg = arg.type === MAP_PIRQ_TYPE_MSI_SEG ? (bus >>> 16) & 0xffff : 0;
+    const sbdf = ((seg << 16) | ((bus & 0xff) << 8) | devfn) >>> 0;
+    const dev = hv.pci.devices.get(sbdf);
+    if (!dev || dev.gone) return -XEN_ENODEV;
+    if (dev.owner !== t.domid) return -XEN_EPERM;
+    const p = want >= 0 ? want : freePirq(t, NR_GSIS);
+    if (p < 0) return p;
+    entry = { pirq: p, gsi: null, msiSbdf: sbdf, port: 0, inFlight: false };
+  } else {
+    return -XEN_EINVAL;
+  }
+  if (t.pirqs.has(entry.pirq)) return -XEN_EBUSY;
+  t.pirqs.set(entry.pirq, entry);
+  return { ret: 0, data: { pirq: entry.pirq } };
+}
+
+/** PHYSDEVOP_unmap_pirq: the pirq goes; a port bound to it stays but hears nothing more (Xen's forced unbind). */
+export function physdevUnmapPirq(_hv: Hypervisor, _caller: Domain, t: Domain, arg: { pirq?: number }): HcResult {
+  const e = t.pirqs.get(Number(arg.pirq));
+  if (!e) return -XEN_EINVAL;
+  t.pirqs.delete(e.pirq);
+  return 0;
+}
+
+/** PHYSDEVOP_eoi: the level line's pirq may fire again; it does at once when the line is still high. */
+export function physdevEoi(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { irq?: number }): HcResult {
+  const e = caller.pirqs.get(Number(arg.irq));
+  if (!e) return -XEN_EINVAL;
+  e.inFlight = false;
+  if (e.gsi !== null) {
+    for (const dev of hv.pci.devices.values()) {
+      if (dev.owner === caller.domid && gsiOf(dev) === e.gsi && dev.intx === 1) fire(hv, caller, e, true);
+    }
+  }
+  return 0;
+}

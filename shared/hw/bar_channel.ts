@@ -1,0 +1,136 @@
+// A host PCI device's BAR channel (docs/passthrough.md): the shm segment
+// `xenemu.<host>.pci<bdf>.bar` through which the device's owner reaches its
+// registers without Domain-0 or qemu-dm in the path. The hypervisor creates
+// it with the device and hands its name to the owner only.
+//
+//   offset  what
+//   0       magic 'XBAR'
+//   4       doorbell      the client adds 1 after posting a request
+//   8       dev_sleeping  1 while the device process sleeps on the doorbell (futex)
+//   12      gone          1 once the device process died (the hypervisor sets it):
+//                         every request reads all-ones from then on
+//   64      ioreq_t slots (xen/hvm/ioreq.h, shared/abi/hvm/ioreq.ts), 32 bytes each,
+//           one per vCPU of the owner plus one (BAR_MAX_SLOTS at most)
+//
+// A request, as a vCPU's ioreq to its device model (processes/domu/hvm/ioreq.ts):
+//   addr      offset inside the BAR (low 32 bits), BAR index (high 32 bits)
+//   type      IOREQ_TYPE_COPY for a memory BAR, IOREQ_TYPE_PIO for an I/O BAR
+//   vp_eport  the owner's key, from the hypervisor with the segment name: a
+//             request with another key (a former owner's) is answered all-ones
+//             and not done
+//   size 1, 2 or 4; dir IOREQ_READ / IOREQ_WRITE; data the value
+//
+//   client                                   device process
+//   body, state=READY, doorbell++ ─futex─>   (if dev_sleeping) INPROCESS, access,
+//   spin, then futex-wait on the state word  data, state=IORESP_READY ─futex─> client
+//   read data, state=NONE
+import { futexWait, futexWake, shmOpen } from '../shm.js';
+import {
+  IOREQ_READ, IOREQ_SIZE, IOREQ_STATE_WORD, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_WRITE, STATE_IOREQ_NONE,
+  STATE_IOREQ_READY, STATE_IORESP_READY, ioreq, ioreqBits,
+} from '../abi/hvm/ioreq.js';
+import { PAGE_SIZE, XEN_LEGACY_MAX_VCPUS } from '../abi/xen.js';
+
+export const BAR_MAGIC = 0x52414258; // 'XBAR'
+export const bar_channel = { magic: 0, doorbell: 4, dev_sleeping: 8, gone: 12, slots: 64 } as const;
+export const BAR_MAX_SLOTS = XEN_LEGACY_MAX_VCPUS + 1;
+export const BAR_SEGMENT_SIZE = PAGE_SIZE;
+export const barSlotOffset = (slot: number): number => bar_channel.slots + slot * IOREQ_SIZE;
+
+/** What the owner learns with the segment's name (XENEMU_PHYSDEVOP_pci_bar_channel). */
+export interface BarChannelGrant {
+  segment: string;
+  key: number;
+  slots: number;
+  bars: { index: number; kind: 'mem' | 'io'; size: number }[];
+}
+
+/** Spin this long for an answer (a device process that is awake answers in microseconds), then sleep. */
+const SPIN_NS = 30_000n;
+
+/**
+ * The owner's side: one slot (one vCPU, or the extra slot), synchronous
+ * accesses. A channel whose device died answers all-ones, as a PCI read of
+ * a function that is gone (master abort), and says so once through `log`.
+ */
+export class BarChannel {
+  private readonly seg: SharedArrayBuffer;
+  private readonly i32: Int32Array;
+  private readonly dv: DataView;
+  private readonly at: number;
+  private told = false;
+  readonly stats = { requests: 0, spun: 0, slept: 0, gone: 0 };
+
+  constructor(grant: BarChannelGrant, private readonly slot: number, private readonly log: (m: string) => void = () => {}) {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= Math.min(grant.slots, BAR_MAX_SLOTS)) throw new RangeError(`BAR channel slot ${slot}`);
+    this.seg = shmOpen(grant.segment, BAR_SEGMENT_SIZE);
+    this.i32 = new Int32Array(this.seg);
+    this.dv = new DataView(this.seg);
+    this.at = barSlotOffset(slot);
+    this.key = grant.key >>> 0;
+    this.kinds = new Map(grant.bars.map((b) => [b.index, b.kind]));
+  }
+
+  private readonly key: number;
+  private readonly kinds: Map<number, 'mem' | 'io'>;
+
+  get gone(): boolean { return Atomics.load(this.i32, bar_channel.gone >> 2) !== 0; }
+
+  read(bar: number, offset: number, size: 1 | 2 | 4): number {
+    return this.access(bar, offset, size, IOREQ_READ, 0);
+  }
+
+  write(bar: number, offset: number, size: 1 | 2 | 4, value: number): void {
+    this.access(bar, offset, size, IOREQ_WRITE, value);
+  }
+
+  private access(bar: number, offset: number, size: 1 | 2 | 4, dir: number, value: number): number {
+    const ones = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    if (this.gone) {
+      this.stats.gone++;
+      if (!this.told) { this.told = true; this.log(`pci: the device of this BAR channel is gone: accesses read all-ones`); }
+      return dir === IOREQ_READ ? ones : 0;
+    }
+    const type = this.kinds.get(bar) === 'io' ? IOREQ_TYPE_PIO : IOREQ_TYPE_COPY;
+    const at = this.at;
+    const dv = this.dv;
+    dv.setUint32(at + ioreq.addr, offset >>> 0, true);
+    dv.setUint32(at + ioreq.addr + 4, bar >>> 0, true);
+    dv.setUint32(at + ioreq.data, value >>> 0, true);
+    dv.setUint32(at + ioreq.data + 4, 0, true);
+    dv.setUint32(at + ioreq.count, 1, true);
+    dv.setUint32(at + ioreq.size, size, true);
+    dv.setUint32(at + ioreq.vp_eport, this.key, true);
+    const word = (at + IOREQ_STATE_WORD) >> 2;
+    Atomics.store(this.i32, word, (ioreqBits(STATE_IOREQ_READY, false, dir, false) << 16) | (type << 24));
+    Atomics.add(this.i32, bar_channel.doorbell >> 2, 1);
+    if (Atomics.load(this.i32, bar_channel.dev_sleeping >> 2)) futexWake(this.seg, bar_channel.doorbell, 1);
+    this.stats.requests++;
+    if (!this.wait(at + IOREQ_STATE_WORD, word)) {
+      this.stats.gone++;
+      if (!this.told) { this.told = true; this.log(`pci: the device of this BAR channel is gone: accesses read all-ones`); }
+      Atomics.store(this.i32, word, type << 24);
+      return dir === IOREQ_READ ? ones : 0;
+    }
+    const out = dir === IOREQ_READ ? dv.getUint32(at + ioreq.data, true) & ones : 0;
+    Atomics.store(this.i32, word, (type << 24) | (ioreqBits(STATE_IOREQ_NONE, false, 0, false) << 16));
+    return out >>> 0;
+  }
+
+  /** Until the answer (true), or the device is gone (false). */
+  private wait(byteOffset: number, word: number): boolean {
+    const until = process.hrtime.bigint() + SPIN_NS;
+    for (;;) {
+      if (((Atomics.load(this.i32, word) >>> 16) & 0xf) === STATE_IORESP_READY) { this.stats.spun++; return true; }
+      if (process.hrtime.bigint() > until) break;
+    }
+    for (;;) {
+      const w = Atomics.load(this.i32, word);
+      if (((w >>> 16) & 0xf) === STATE_IORESP_READY) { this.stats.slept++; return true; }
+      if (this.gone) return false;
+      // The hypervisor wakes every slot when it marks the device gone; the
+      // bound is only against a wake-up lost to a device killed mid-answer.
+      futexWait(this.seg, byteOffset, w, 100);
+    }
+  }
+}
