@@ -81,6 +81,9 @@ export type BlockDeviceRecord = {
   backend: string;
 };
 
+/** One row of xl pci-list (libxl_device_pci): the guest's slot and function (vdevfn) and the host's device. */
+export type PciDeviceRecord = { vdevfn: number; domain: number; bus: number; dev: number; func: number };
+
 /** `xl trigger`'s events xenemu sends (libxl_trigger: power and sleep are ACPI buttons of an HVM guest). */
 export type DomainTrigger = 'power' | 'sleep';
 
@@ -146,6 +149,13 @@ export interface XendApi {
   /** `dev`: a vdev or a devid. */
   'xend.domain.blockDetach': { dom: true; params: [dev: string]; result: true };
   'xend.domain.blockList': { dom: true; params: []; result: BlockDeviceRecord[] };
+  /** `spec`: a PCI_SPEC_STRING (xl-pci-configuration(5)). */
+  'xend.domain.pciAttach': { dom: true; params: [spec: string]; result: true };
+  /** `force` (-f): do not wait for the guest to let go. */
+  'xend.domain.pciDetach': { dom: true; params: [spec: string, force: boolean]; result: true };
+  'xend.domain.pciList': { dom: true; params: []; result: PciDeviceRecord[] };
+  /** The devices pciback holds (BDFs, DDDD:BB:DD.F). */
+  'xend.node.pciAssignableList': { dom: false; params: []; result: string[] };
   'xend.node.info': { dom: false; params: []; result: NodeInfo };
   /** The hypervisor's console ring; `clear` empties it after reading. */
   'xend.node.dmesg': { dom: false; params: [clear: boolean]; result: string };

@@ -38,6 +38,14 @@ function block(ts: Toolstack): Required<Pick<Toolstack, 'blockAttach' | 'blockDe
   return { blockAttach: ts.blockAttach.bind(ts), blockDetach: ts.blockDetach.bind(ts), blockList: ts.blockList.bind(ts) };
 }
 
+function pci(ts: Toolstack): Required<Pick<Toolstack, 'pciAttach' | 'pciDetach' | 'pciList' | 'pciAssignableList'>> {
+  if (!ts.pciAttach || !ts.pciDetach || !ts.pciList || !ts.pciAssignableList) throw generic('PCI passthrough is not supported by this toolstack');
+  return {
+    pciAttach: ts.pciAttach.bind(ts), pciDetach: ts.pciDetach.bind(ts), pciList: ts.pciList.bind(ts),
+    pciAssignableList: ts.pciAssignableList.bind(ts),
+  };
+}
+
 const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
   'xend.domains': {
     params: (p) => [bool(p[0], 'detail', false)],
@@ -149,6 +157,19 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
     params: async (p, dom) => [await dom(p[0])],
     run: async (ts, [d]) => (ts.blockList ? ts.blockList(d.domid) : []),
   },
+  'xend.domain.pciAttach': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'PCI_SPEC_STRING')],
+    run: async (ts, [d, spec]) => { await pci(ts).pciAttach(d.domid, spec); return true; },
+  },
+  'xend.domain.pciDetach': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'PCI_SPEC_STRING'), bool(p[2], 'force', false)],
+    run: async (ts, [d, spec, force]) => { await pci(ts).pciDetach(d.domid, spec, force); return true; },
+  },
+  'xend.domain.pciList': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => (ts.pciList ? ts.pciList(d.domid) : []),
+  },
+  'xend.node.pciAssignableList': { params: () => [], run: async (ts) => (ts.pciAssignableList ? ts.pciAssignableList() : []) },
   'xend.node.info': { params: () => [], run: async (ts) => ts.info() },
   'xend.node.dmesg': { params: (p) => [bool(p[0], 'clear', false)], run: async (ts, [clear]) => ts.dmesg(clear) },
 };

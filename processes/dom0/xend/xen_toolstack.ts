@@ -66,7 +66,10 @@ import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown,
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
 import { MigrationReceiver, MigrationSender, type MigrationSummary } from './migration.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
-import type { BlockDeviceRecord } from './toolstack.js';
+import type { BlockDeviceRecord, PciDeviceRecord } from './toolstack.js';
+import { addPciDevice, listPciDevices, removePciDevice } from '../toolstack/pci.js';
+import { assignableList } from '../toolstack/pci_assign.js';
+import { parsePciSpec, type PciSpec } from '../../../shared/toolstack/xlcfg.js';
 
 export interface XenToolstackOptions {
   dom0: XenDomain;
@@ -541,6 +544,40 @@ export class XenToolstack implements Toolstack {
   async blockList(domid: number): Promise<BlockDeviceRecord[]> {
     await this.mustExist(domid);
     return listVbds(this.ctx, domid);
+  }
+
+  // --- PCI passthrough (xl pci-attach / pci-detach / pci-list / pci-assignable-list)
+
+  private pciSpec(spec: string): PciSpec {
+    try { return parsePciSpec(spec); } catch (e) { throw new ToolstackError('EINVAL', (e as Error).message); }
+  }
+
+  async pciAttach(domid: number, spec: string): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EINVAL', 'pci-attach to Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    const m = this.managed.get(domid);
+    if (m && m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: Domain ${domid}:PCI passthrough to ${m.config.type} guests is not supported yet (PV guests only)`);
+    const p = this.pciSpec(spec);
+    await this.lib(() => addPciDevice(this.ctx, domid, p, false));
+    // As libxl's device_add_domain_config: a reboot keeps the device.
+    if (m) m.config.pci.push(p);
+  }
+
+  async pciDetach(domid: number, spec: string, force: boolean): Promise<void> {
+    await this.mustExist(domid);
+    const p = this.pciSpec(spec);
+    await this.lib(() => removePciDevice(this.ctx, domid, p, force));
+    const m = this.managed.get(domid);
+    if (m) m.config.pci = m.config.pci.filter((q) => !(q.domain === p.domain && q.bus === p.bus && q.dev === p.dev && (p.func === '*' || q.func === p.func)));
+  }
+
+  async pciList(domid: number): Promise<PciDeviceRecord[]> {
+    await this.mustExist(domid);
+    return listPciDevices(this.ctx, domid);
+  }
+
+  async pciAssignableList(): Promise<string[]> {
+    return assignableList(this.ctx.rundir);
   }
 
   // --- network interfaces (xl network-attach / network-detach / network-list)
