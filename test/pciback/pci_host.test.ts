@@ -7,6 +7,7 @@
 // hot-plug and hot-unplug, a stopped Domain-0, and the release at destroy.
 import t from 'tap';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { readHostRecord, startHost, waitFor } from '../helpers/host.js';
 import { list, xl, xlOk, xenstore, writeCfg } from '../host/xl.js';
 import { attachGuest } from '../net/guests.js';
@@ -99,6 +100,10 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(r.code, 1, 'a second guest cannot have the device');
     t.match(r.stderr, new RegExp(`PCI device 0000:03:00\\.0 already assigned to domain ${domid}`));
     t.notOk((await list(h)).some((d) => d.name === 'q'), 'and nothing of it is left');
+    r = await xl(h, ['save', 'p', join(h.root, 'p.save')]);
+    t.equal(r.code, 1);
+    t.match(r.stderr, /cannot save a domain with PCI devices passed through/);
+    t.notOk(existsSync(join(h.root, 'p.save')), 'no image written');
     const bad = writeCfg(h, 'b.cfg', 'name = "b"\nmemory = 32\npci = [ \'03:00.8\' ]\n');
     r = await xl(h, ['create', bad]);
     t.equal(r.code, 1);

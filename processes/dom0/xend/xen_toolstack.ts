@@ -334,6 +334,7 @@ export class XenToolstack implements Toolstack {
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to save`);
     if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: saving ${m.config.type} guests is not supported yet (PV guests only)`);
+    await this.refusePassthrough(domid, 'save');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to save`);
     const t0 = performance.now();
     await this.suspendGuest(domid);
@@ -389,6 +390,7 @@ export class XenToolstack implements Toolstack {
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to send`);
     if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: migrating ${m.config.type} guests is not supported yet (PV guests only)`);
+    await this.refusePassthrough(domid, 'migrate');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to migrate`);
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
@@ -574,6 +576,13 @@ export class XenToolstack implements Toolstack {
   async pciList(domid: number): Promise<PciDeviceRecord[]> {
     await this.mustExist(domid);
     return listPciDevices(this.ctx, domid);
+  }
+
+  /** A device's state is in the device, not in the guest's pages: such a guest is neither saved nor migrated. */
+  private async refusePassthrough(domid: number, what: 'save' | 'migrate'): Promise<void> {
+    if ((await listPciDevices(this.ctx, domid)).length) {
+      throw new ToolstackError('EINVAL', `libxl: error: Domain ${domid}:cannot ${what} a domain with PCI devices passed through; detach them first (xl pci-detach)`);
+    }
   }
 
   async pciAssignableList(): Promise<string[]> {
