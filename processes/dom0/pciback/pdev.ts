@@ -273,7 +273,10 @@ export class PciBackendDevice {
     conn.busy = true;
     conn.again = false;
     const op = readPciOp(conn.dv, xen_pci_sharedinfo.op);
-    void this.doOp(conn, op).then((r) => {
+    void this.doOp(conn, op).catch((e: Error) => {
+      this.dev.limitedLog(`op ${op.cmd} failed: ${e.message}`);
+      return { err: XEN_PCI_ERR_op_failed, value: 0 } as { err: number; value: number; info?: number };
+    }).then((r) => {
       if (conn.dead) return;
       const base = xen_pci_sharedinfo.op;
       conn.dv.setInt32(base + xen_pci_op.err, r.err, true);
