@@ -6,7 +6,7 @@
 // pciback's filter (asserted on what the device holds), xl's refusals,
 // hot-plug and hot-unplug, a stopped Domain-0, and the release at destroy.
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readHostRecord, startHost, waitFor } from '../helpers/host.js';
 import { list, xl, xlOk, xenstore, writeCfg } from '../host/xl.js';
@@ -14,6 +14,7 @@ import { attachGuest } from '../net/guests.js';
 import { FakePciDevice } from '../fixtures/fake_pci_cfg.js';
 import { deviceStatisticsPath, readStatistics } from '../../processes/dom0/backend_stats.js';
 import { pciCfgSocket } from '../../shared/wire/pci_cfg.js';
+import { dom0SystemPath } from '../../shared/host.js';
 
 t.test('PCI passthrough to a PV guest', async (t) => {
   const h = await startHost(t, { memory: 512, pcpus: 2 });
@@ -22,6 +23,12 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     { vendor: 0x8086, device: 0x100e, classCode: 0x020000, revision: 3, bars: [{ size: 0x20000 }, { size: 0x40, io: true }] });
   t.teardown(async () => { await nvme.close(); await nic.close(); });
   const xs = await xenstore(t, h);
+  /** libxl's userdata record of guest p (libxl-json). */
+  const libxlJson = () => {
+    const dir = dom0SystemPath(h.rundir, '/var/lib/xen');
+    const f = readdirSync(dir).find((n) => n.startsWith(`userdata-d.${domid}.`) && n.endsWith('.libxl-json'))!;
+    return JSON.parse(readFileSync(join(dir, f), 'utf8').replace(/\0$/, '').trim()) as { pcidevs?: unknown[] };
+  };
 
   t.equal(await xlOk(h, 'pci-assignable-list'), '0000:03:00.0\n0000:04:00.0\n', 'xl pci-assignable-list: the devices pciback holds');
 
@@ -49,6 +56,7 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(await xs.tryRead(`/libxl/pci/0000-03-00-0/domid`), String(domid), "libxl's record of the owner");
     t.equal(await xs.tryRead(`/libxl/${domid}/device/pci/0/backend`), be);
     t.equal(nvme.resets, 1, 'the device was reset before the guest got it');
+    t.same(libxlJson().pcidevs, [{ func: 0, dev: 0, bus: 3, vfunc_mask: 1, rdm_policy: 'strict' }], "libxl-json's pcidevs");
   });
 
   await t.test('xl pci-list, lspci in the guest', async (t) => {
@@ -117,6 +125,7 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(await g.run('lspci -n'), '00:00.0 0108: 1b36:0010 (rev 02)\n00:01.0 0200: 8086:100e (rev 03)\n');
     t.equal(await xs.tryRead(`${be}/vdevfn-1`), '28', 'vdevfn of vslot 5');
     t.equal(await xs.tryRead(`${be}/opts-1`), 'msitranslate=0,power_mgmt=0,permissive=1,rdm_policy=strict');
+    t.equal(libxlJson().pcidevs?.length, 2, 'libxl-json has the new device');
     t.equal(await g.run('setpci -s 00:01.0 42.W=8003'), '');
     t.equal(nic.read16(0x42), 0x8003, 'permissive: the capability write reached the device');
     t.equal(await g.run('setpci -s 00:01.0 COMMAND=0107'), '');
@@ -131,6 +140,7 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(await xs.tryRead(`${be}/num_devs`), '1');
     t.equal(await xs.tryRead(`${be}/dev-1`), null);
     t.equal(await xs.tryRead(`${be}/state`), '4', 'back end Connected again');
+    t.equal(libxlJson().pcidevs?.length, 1, 'and libxl-json no longer');
   });
 
   await t.test('a stopped Domain-0: configuration accesses time out in the guest', async (t) => {

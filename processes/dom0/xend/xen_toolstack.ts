@@ -561,8 +561,13 @@ export class XenToolstack implements Toolstack {
     if (m && m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: Domain ${domid}:PCI passthrough to ${m.config.type} guests is not supported yet (PV guests only)`);
     const p = this.pciSpec(spec);
     await this.lib(() => addPciDevice(this.ctx, domid, p, false));
-    // As libxl's device_add_domain_config: a reboot keeps the device.
-    if (m) m.config.pci.push(p);
+    // As libxl's device_add_domain_config: a reboot keeps the device, and libxl's record has it.
+    if (m) { m.config.pci.push(p); await this.storeConfig(domid, m); }
+  }
+
+  private async storeConfig(domid: number, m: Managed): Promise<void> {
+    const uuid = (await this.get(domid)).uuid;
+    storeLibxlJson(this.ctx.rundir, domid, uuid, libxlDomainConfig({ ...m.config, name: m.name }, uuid));
   }
 
   async pciDetach(domid: number, spec: string, force: boolean): Promise<void> {
@@ -570,7 +575,10 @@ export class XenToolstack implements Toolstack {
     const p = this.pciSpec(spec);
     await this.lib(() => removePciDevice(this.ctx, domid, p, force));
     const m = this.managed.get(domid);
-    if (m) m.config.pci = m.config.pci.filter((q) => !(q.domain === p.domain && q.bus === p.bus && q.dev === p.dev && (p.func === '*' || q.func === p.func)));
+    if (m) {
+      m.config.pci = m.config.pci.filter((q) => !(q.domain === p.domain && q.bus === p.bus && q.dev === p.dev && (p.func === '*' || q.func === p.func)));
+      await this.storeConfig(domid, m);
+    }
   }
 
   async pciList(domid: number): Promise<PciDeviceRecord[]> {
