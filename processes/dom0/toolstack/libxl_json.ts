@@ -77,7 +77,8 @@ export function libxlDomainConfig(c: DomainConfig, uuid: string): Json {
   if (c.pci.length) {
     // libxl_device_pci: defaults (false, 0) left out; vfunc_mask as libxlu sets it.
     out.pcidevs = c.pci.map((p) => ({
-      func: p.func === '*' ? 0 : p.func, dev: p.dev, bus: p.bus, ...(p.domain ? { domain: p.domain } : {}),
+      ...(p.func !== '*' && p.func ? { func: p.func } : {}), ...(p.dev ? { dev: p.dev } : {}), ...(p.bus ? { bus: p.bus } : {}),
+      ...(p.domain ? { domain: p.domain } : {}),
       ...(p.vslot ? { vdevfn: p.vslot << 3 } : {}), vfunc_mask: p.func === '*' ? 0xffffffff : 1,
       ...(p.msitranslate ? { msitranslate: true } : {}), ...(p.power_mgmt ? { power_mgmt: true } : {}),
       ...(p.permissive ? { permissive: true } : {}), ...(p.seize ? { seize: true } : {}),
