@@ -116,6 +116,12 @@ export const XM_COMMANDS: readonly XmCommand[] = [
   { name: 'block-attach', desc: 'Create a new virtual block device', usage: '<Domain> <disk-spec-component(s)>...', opts: '', minArgs: 2, run: dom.blockAttach },
   { name: 'block-list', desc: 'List virtual block devices for a domain', usage: '<Domain(s)>', opts: '', minArgs: 1, run: dom.blockList },
   { name: 'block-detach', desc: "Destroy a domain's virtual block device", usage: '<Domain> <DevId>', opts: 'f', minArgs: 2, run: dom.blockDetach },
+  { name: 'pci-attach', desc: 'Insert a new pass-through pci device', usage: '<Domain> <PCI_SPEC_STRING>', opts: '', minArgs: 2, run: dom.pciAttach },
+  {
+    name: 'pci-detach', desc: "Remove a domain's pass-through pci device", usage: '<Domain> <PCI_SPEC_STRING>',
+    options: '-f  Force the device to be removed, without waiting for the guest', opts: 'f', minArgs: 2, run: dom.pciDetach,
+  },
+  { name: 'pci-list', desc: 'List pass-through pci devices for a domain', usage: '<Domain>', opts: '', minArgs: 1, run: dom.pciList },
   {
     name: 'trigger', desc: 'Send a trigger to a domain', usage: '<Domain> <power|sleep> [<VCPU>]',
     opts: '', minArgs: 2, run: dom.trigger,

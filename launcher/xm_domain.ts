@@ -5,7 +5,7 @@
 // checked the operand count already.
 import * as fs from 'node:fs';
 import { resolve } from 'node:path';
-import { parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
+import { parsePciSpec, parseXlCfg, XlCfgError, type DomainConfig } from '../shared/toolstack/xlcfg.js';
 import type { DomainRecord, MigrationProgress, MigrationSummary } from '../shared/toolstack/xend_api.js';
 import { attachConsole } from './xm_console.js';
 import { XmlRpcFault } from '../shared/xmlrpc.js';
@@ -233,6 +233,35 @@ export async function networkList(x: XmContext, o: Opts): Promise<number> {
   }
   return 0;
 }
+
+/** xl_pci.c: the spec is checked here first, with xl's message and status 2 when libxlu refuses it. */
+function checkPciSpec(cmd: string, spec: string): void {
+  try { parsePciSpec(spec); } catch { throw new UsageError(`${cmd}: malformed PCI_SPEC_STRING "${spec}"`, false); }
+}
+
+export async function pciAttach(x: XmContext, o: Opts): Promise<number> {
+  checkPciSpec('pci-attach', o.rest[1]!);
+  await x.call('xend.domain.pciAttach', o.rest[0]!, o.rest[1]!);
+  return 0;
+}
+
+export async function pciDetach(x: XmContext, o: Opts): Promise<number> {
+  checkPciSpec('pci-detach', o.rest[1]!);
+  await x.call('xend.domain.pciDetach', o.rest[0]!, o.rest[1]!, o.flags.has('f'));
+  return 0;
+}
+
+/** xl_pci.c pcilist: `Vdev Device`, then `%02x.%01x %04x:%02x:%02x.%01x`. */
+export async function pciList(x: XmContext, o: Opts): Promise<number> {
+  const rows = await x.call('xend.domain.pciList', o.rest[0]!);
+  const h = (n: number, w: number) => n.toString(16).padStart(w, '0');
+  x.out('Vdev Device\n');
+  for (const r of rows) {
+    x.out(`${h((r.vdevfn >> 3) & 0x1f, 2)}.${h(r.vdevfn & 7, 1)} ${h(r.domain, 4)}:${h(r.bus, 2)}:${h(r.dev, 2)}.${h(r.func, 1)}\n`);
+  }
+  return 0;
+}
+
 
 /** xl trigger <Domain> <power|sleep> [<VCPU>]: XEN_DOMCTL_sendtrigger. */
 export async function trigger(x: XmContext, o: Opts): Promise<number> {

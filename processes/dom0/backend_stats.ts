@@ -35,7 +35,7 @@ export const LOG_BURST = 10;
 export const LOG_INTERVAL_MS = 5_000;
 const REFRESH_MS = 1_000;
 
-export type BackendType = 'vbd' | 'vif';
+export type BackendType = 'vbd' | 'vif' | 'pci';
 export type Counters = Record<string, number>;
 
 /** A table of reasons: name -> what the check refuses. The names are what is counted and logged. */

@@ -6,6 +6,7 @@
 //   xenconsoled  console rings -> PTYs, logs in <rundir>/logs/console/
 //   blkback      vbd back ends over raw image files (processes/dom0/blkback/)
 //   netback      vif back ends + the xenbr0 bridge (processes/dom0/netback/)
+//   pciback      PCI back ends of PV guests (processes/dom0/pciback/)
 //   xend         XML-RPC on <rundir>/xend.sock over the XenToolstack
 //                (hypercalls + a privileged xenstore connection + xenconsoled)
 //
@@ -24,6 +25,7 @@ import { XendServer } from './xend/server.js';
 import { XenToolstack } from './xend/xen_toolstack.js';
 import { Blkback } from './blkback/blkback.js';
 import { Netback } from './netback/netback.js';
+import { Pciback } from './pciback/pciback.js';
 import { initDom0 } from './toolstack/init_dom0.js';
 
 export interface Dom0Context {
@@ -98,6 +100,17 @@ const starters: ServiceStarter[] = [
     }
     started.netback = nb;
     return { name: 'netback', async stop() { await nb.close(); xs.close(); } };
+  },
+  async (ctx) => {
+    const xs = await XsClient.connect(join(ctx.rundir, 'xenstored.sock'));
+    let pb: Pciback;
+    try {
+      pb = await Pciback.start({ dom0: ctx.hypervisor, xs, log: ctx.log });
+    } catch (e) {
+      xs.close();
+      throw e;
+    }
+    return { name: 'pciback', async stop() { await pb.close(); xs.close(); } };
   },
   async (ctx, started) => {
     // A socket connection to xenstored is Dom0's: privileged, as libxl's.

@@ -28,6 +28,8 @@ import { watchShutdown } from './control.js';
 import { startBlockDevices } from './drivers/blk_boot.js';
 import { NetInterfaces } from './net/interfaces.js';
 import { netCommands } from './commands/net.js';
+import { pciCommands } from './commands/pci.js';
+import { startPcifront, type Pcifront } from './drivers/pcifront.js';
 import type { KernelServices } from './services.js';
 
 export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
@@ -170,10 +172,28 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   await net.start(dom, xs, balloon, (m) => klog.printk(m)).catch((e: Error) => klog.printk(`netfront: ${e.message}`));
 
   const blk = await startBlockDevices(dom, xs, balloon, klog);
+  // PCI devices passed through (xl.cfg pci=): pcifront, when the toolstack gave us a bus.
+  let pcifront: Pcifront | null = null;
+  let pciStarting: Promise<void> | null = null;
+  const startPci = (): Promise<void> => {
+    pciStarting ??= startPcifront({ dom, xs, reservePages: (n) => balloon.reserve(n), log: (m) => klog.printk(m) })
+      .then((f) => {
+        if (!f) return;
+        pcifront = f;
+        k.pci = f;
+        f.onGone = () => { if (pcifront === f) { pcifront = null; k.pci = undefined; } };
+      })
+      .catch((e: Error) => klog.printk(`pcifront pci-0: ${e.message}`))
+      .finally(() => { pciStarting = null; });
+    return pciStarting;
+  };
+  await startPci();
+  // A bus hot-plugged later (the first xl pci-attach): device/pci/0 appears.
+  await xs.watch('device/pci/0/backend', 'pcifront', () => { if (!pcifront) void startPci(); });
   setMemAccess(dom.memory);
 
   const shell = new Shell(k, (t) => (typeof t === 'string' ? console.write(t) : console.writeBytes(Buffer.from(t))),
-                          [...systemCommands, ...xenstoreCommands, ...blk.commands, ...netCommands, ...memCommands]);
+                          [...systemCommands, ...xenstoreCommands, ...blk.commands, ...netCommands, ...memCommands, ...pciCommands(() => pcifront)]);
   k.shell = shell;
   console.onInput((d) => shell.input(d));
   if (resumed) {

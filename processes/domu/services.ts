@@ -7,6 +7,7 @@ import type { Vcpus } from './cpu.js';
 import type { KernelLog } from './printk.js';
 import type { NetInterfaces } from './net/interfaces.js';
 import type { MemRegion } from './suspend.js';
+import type { Pcifront } from './drivers/pcifront.js';
 
 export interface KernelServices {
   domid: number;
@@ -19,6 +20,8 @@ export interface KernelServices {
   klog: KernelLog;
   /** Network interfaces (netfront + IPv4 stack), when the kernel has them. */
   net?: NetInterfaces;
+  /** pcifront with the PCI devices passed through to this guest, when it has any (its devices are PciDeviceHandles). */
+  pci?: Pcifront;
   /** The pages memfill wrote and its seed (memcheck, suspend.ts), or null. */
   mem?: MemRegion | null;
   /** Wall-clock time of boot (ms since the epoch). */

@@ -88,6 +88,9 @@ export type BlockDeviceRecord = {
   backend: string;
 };
 
+/** One row of xl pci-list (libxl_device_pci): the guest's slot and function (vdevfn) and the host's device. */
+export type PciDeviceRecord = { vdevfn: number; domain: number; bus: number; dev: number; func: number };
+
 /** `xl trigger`'s events xenemu sends (libxl_trigger: power and sleep are ACPI buttons of an HVM guest). */
 export type DomainTrigger = 'power' | 'sleep';
 
@@ -173,6 +176,11 @@ export interface XendApi {
   /** `dev`: a vdev or a devid. */
   'xend.domain.blockDetach': { dom: true; params: [dev: string]; result: true };
   'xend.domain.blockList': { dom: true; params: []; result: BlockDeviceRecord[] };
+  /** `spec`: a PCI_SPEC_STRING (xl-pci-configuration(5)). */
+  'xend.domain.pciAttach': { dom: true; params: [spec: string]; result: true };
+  /** `force` (-f): do not wait for the guest to let go. */
+  'xend.domain.pciDetach': { dom: true; params: [spec: string, force: boolean]; result: true };
+  'xend.domain.pciList': { dom: true; params: []; result: PciDeviceRecord[] };
   'xend.node.info': { dom: false; params: []; result: NodeInfo };
   /** xenemu pool: this host's guests and its pool peers' (asked over their listen sockets). */
   'xend.pool': { dom: false; params: []; result: PoolView };

@@ -257,6 +257,8 @@ export type PciSpec = {
   seize?: boolean;
   power_mgmt?: boolean;
   rdm_policy?: 'strict' | 'relaxed';
+  /** A name given to the device with `xl pci-assignable-add -n` (instead of a BDF). */
+  name?: string;
 };
 
 /** A value of a key carried uninterpreted: a string, an integer or a list of them. */
@@ -563,7 +565,13 @@ function commonConfig(ctx: Ctx, map: Map<string, Slot>, name: string): DomainCon
     });
   cfg.disk = each('disk', parseDiskSpec);
   cfg.vif = each('vif', parseVifSpec);
-  cfg.pci = each('pci', parsePciSpec);
+  // xl_parse.c: pci_permissive and friends are every device's defaults.
+  const pciDefaults: PciDefaults = {};
+  for (const k of ['permissive', 'msitranslate', 'seize', 'power_mgmt'] as const) {
+    const v = ctx.bool(`pci_${k}`);
+    if (v !== undefined) pciDefaults[k] = v;
+  }
+  cfg.pci = each('pci', (s) => parsePciSpec(s, pciDefaults));
 
   const vdevs = new Set<string>();
   for (const d of cfg.disk) {
@@ -830,44 +838,139 @@ export function parseVifSpec(spec: string): VifSpec {
 
 // ---------------------------------------------------------------- pci
 
-/** Parse a pci spec: `[DDDD:]BB:DD.F[@VSLOT][,KEY=VALUE...]` (xl-pci-configuration(5)). */
-export function parsePciSpec(spec: string): PciSpec {
-  const fail = (detail: string): never => { throw new Error(`pci specification \`${spec}': ${detail}`); };
-  const [bdf, ...opts] = spec.split(',').map((s) => s.trim());
-  const m = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7*])(?:@([0-9a-fA-F]{1,2}))?$/.exec(bdf ?? '');
-  if (!m) fail(`invalid BDF \`${bdf}', expected [DDDD:]BB:DD.F[@VSLOT]`);
-  const [, dom, bus, dev, fn, vslot] = m!;
-  const p: PciSpec = {
-    spec,
-    domain: dom ? parseInt(dom, 16) : 0,
-    bus: parseInt(bus!, 16),
-    dev: parseInt(dev!, 16),
-    func: fn === '*' ? '*' : parseInt(fn!, 10),
-  };
-  if (p.dev > 0x1f) fail(`device number ${dev} is out of range (00..1f)`);
-  if (vslot !== undefined) {
-    p.vslot = parseInt(vslot, 16);
-    if (p.vslot > 0x1f) fail(`vslot ${vslot} is out of range (00..1f)`);
+/** xl.cfg's pci_permissive, pci_msitranslate, pci_seize, pci_power_mgmt: each device's defaults (xl_parse.c). */
+export type PciDefaults = { permissive?: boolean; msitranslate?: boolean; seize?: boolean; power_mgmt?: boolean };
+
+/** strerror(EINVAL), what xl prints as the reason of a spec libxlu refused. */
+const PCI_EINVAL = 'Invalid argument';
+
+/**
+ * libxlu_pci.c parse_bdf: `[DDDD:]BB:DD.F` in hex, F may be `*` (every
+ * function); the colons among the leading hex digits tell whether the
+ * domain is there. Returns the fields and where the BDF ended, or null.
+ */
+function parsePciBdf(s: string, at: number): { domain: number; bus: number; dev: number; func: number | '*'; end: number } | null {
+  let i = at;
+  let colons = 0;
+  while (i < s.length && /[0-9a-fA-F:]/.test(s[i]!)) { if (s[i] === ':') colons++; i++; }
+  if (colons !== 1 && colons !== 2) return null;
+  const m = (colons === 2 ? /^([0-9a-fA-F]+):([0-9a-fA-F]+):([0-9a-fA-F]+)\./ : /^()([0-9a-fA-F]+):([0-9a-fA-F]+)\./).exec(s.slice(at));
+  if (!m) return null;
+  const domain = m[1] ? parseInt(m[1], 16) : 0;
+  const bus = parseInt(m[2]!, 16);
+  const dev = parseInt(m[3]!, 16);
+  if (domain > 0xffff || bus > 0xff || dev > 0x1f) return null;
+  let end = at + m[0].length;
+  let func: number | '*';
+  if (s[end] === '*') { func = '*'; end++; } else {
+    const f = /^[0-9a-fA-F]+/.exec(s.slice(end));
+    if (!f) return null;
+    func = parseInt(f[0], 16);
+    if (func > 7) return null;
+    end += f[0].length;
   }
-  for (const o of opts) {
-    if (o === '') continue;
-    const eq = o.indexOf('=');
-    const k = eq < 0 ? o : o.slice(0, eq);
-    const val = eq < 0 ? '' : o.slice(eq + 1);
-    switch (k) {
+  return { domain, bus, dev, func, end };
+}
+
+/** libxlu's parse_vslot: a hex slot up to 0x1f. */
+function parsePciVslot(v: string): number | null {
+  const m = /^[0-9a-fA-F]+/.exec(v);
+  if (!m) return null;
+  const n = parseInt(m[0], 16);
+  return n > 0x1f ? null : n;
+}
+
+/** C's atoi, as libxlu reads the boolean options (`permissive=yes` is 0). */
+function atoi(v: string): number {
+  const m = /^\s*([+-]?\d+)/.exec(v);
+  return m ? parseInt(m[1]!, 10) : 0;
+}
+
+/**
+ * Parse a PCI_SPEC_STRING (xl-pci-configuration(5)) as libxlu 4.17's
+ * xlu_pci_parse_spec_string does: an optional positional
+ * `[DDDD:]BB:DD.F[@VSLOT]`, then `key=value` pairs (bdf, vslot,
+ * permissive, msitranslate, seize, power_mgmt, rdm_policy, name); exactly
+ * one of a BDF and a name. Booleans are read with atoi. `defaults` are
+ * xl.cfg's pci_* keys, which a device's own options override. A refusal
+ * carries xl's message (`unable to parse PCI_SPEC_STRING "...". Reason:
+ * Invalid argument`), after libxlu's own report when it makes one.
+ */
+export function parsePciSpec(spec: string, defaults: PciDefaults = {}): PciSpec {
+  const fail = (report?: string): never => {
+    throw new Error(`${report ? `${report}: ` : ''}unable to parse PCI_SPEC_STRING "${spec}". Reason: ${PCI_EINVAL}`);
+  };
+  const p: PciSpec = {
+    spec, domain: 0, bus: 0, dev: 0, func: 0,
+    permissive: defaults.permissive ?? false, msitranslate: defaults.msitranslate ?? false,
+    seize: defaults.seize ?? false, power_mgmt: defaults.power_mgmt ?? false,
+    // libxl__device_pci_setdefault: strict unless asked otherwise.
+    rdm_policy: 'strict',
+  };
+  let bdfPresent = false;
+  let namePresent = false;
+  const setBdf = (b: NonNullable<ReturnType<typeof parsePciBdf>>) => {
+    p.domain = b.domain; p.bus = b.bus; p.dev = b.dev; p.func = b.func; bdfPresent = true;
+  };
+  let i = 0;
+  const b = parsePciBdf(spec, 0);
+  if (b) {
+    setBdf(b);
+    i = b.end;
+    if (spec[i] === '@') {
+      const m = /^[0-9a-fA-F]+/.exec(spec.slice(i + 1));
+      const v = m ? parsePciVslot(m[0]) : null;
+      if (v === null) fail();
+      p.vslot = v!;
+      i += 1 + m![0].length;
+    }
+    if (spec[i] === ',') i++;
+    else if (i < spec.length) fail();
+  }
+  while (i < spec.length) {
+    const eq = spec.indexOf('=', i);
+    if (eq < 0) fail();
+    const key = spec.slice(i, eq);
+    let end = spec.indexOf(',', eq + 1);
+    if (end < 0) end = spec.length;
+    const val = spec.slice(eq + 1, end);
+    i = end < spec.length ? end + 1 : end;
+    switch (key) {
+      case 'bdf': {
+        const bb = parsePciBdf(val, 0);
+        if (!bb || bb.end !== val.length) fail();
+        setBdf(bb!);
+        break;
+      }
+      case 'vslot': {
+        const v = parsePciVslot(val);
+        if (v === null) fail();
+        p.vslot = v!;
+        break;
+      }
       case 'permissive': case 'msitranslate': case 'seize': case 'power_mgmt':
-        if (val !== '0' && val !== '1') fail(`${k} takes 0 or 1, got \`${val}'`);
-        p[k] = val === '1';
+        p[key] = atoi(val) !== 0;
         break;
       case 'rdm_policy':
-        if (val !== 'strict' && val !== 'relaxed') fail(`rdm_policy takes strict or relaxed, got \`${val}'`);
+        if (val !== 'strict' && val !== 'relaxed') fail(`Unknown RDM policy: ${val}`);
         p.rdm_policy = val as 'strict' | 'relaxed';
         break;
+      case 'name':
+        namePresent = true;
+        p.name = val;
+        break;
       default:
-        fail(`unknown key \`${k}'`);
+        fail(`Unknown PCI_SPEC_STRING option: ${key}`);
     }
   }
+  if (bdfPresent === namePresent) fail();
   return p;
+}
+
+/** libxlu's xlu_pci_parse_bdf: a bare BDF (xl pci-assignable-add and friends). */
+export function parsePciBdfString(s: string): { domain: number; bus: number; dev: number; func: number } | null {
+  const b = parsePciBdf(s, 0);
+  return b && b.end === s.length && b.func !== '*' ? { domain: b.domain, bus: b.bus, dev: b.dev, func: b.func } : null;
 }
 
 /** Canonical BDF text of a pci spec, e.g. 0000:03:00.0. */

@@ -24,13 +24,15 @@ import * as privcmd from '../../shared/abi/sys/privcmd.js';
 import * as sysEvtchn from '../../shared/abi/sys/evtchn.js';
 import * as gntdev from '../../shared/abi/sys/gntdev.js';
 import * as physdev from '../../shared/abi/physdev.js';
+import * as pciif from '../../shared/abi/io/pciif.js';
 
 const HEADERS = ['xen/xen.h', 'xen/domctl.h', 'xen/sysctl.h', 'xen/version.h', 'xen/features.h', 'xen/event_channel.h',
-  'xen/memory.h', 'xen/grant_table.h', 'xen/sched.h', 'xen/vcpu.h', 'xen/sys/privcmd.h', 'xen/sys/evtchn.h', 'xen/sys/gntdev.h', 'xen/physdev.h'];
+  'xen/memory.h', 'xen/grant_table.h', 'xen/sched.h', 'xen/vcpu.h', 'xen/sys/privcmd.h', 'xen/sys/evtchn.h', 'xen/sys/gntdev.h', 'xen/physdev.h',
+  'xen/io/pciif.h'];
 const missing = ccMissing(HEADERS) ?? false;
 
 const MODULES: Record<string, Record<string, unknown>> = {
-  xen, domctl, sysctl, version, features, evtchn, memory, gnttab, sched, vcpu, privcmd, sysEvtchn, gntdev, physdev,
+  xen, domctl, sysctl, version, features, evtchn, memory, gnttab, sched, vcpu, privcmd, sysEvtchn, gntdev, physdev, pciif,
 };
 
 /** TS keys that flatten a C union's member path. */
@@ -39,7 +41,7 @@ const DESIGNATORS: Record<string, string> = {
   'start_info.console_dom0_info_off': 'console.dom0.info_off', 'start_info.console_dom0_info_size': 'console.dom0.info_size',
 };
 /** Constants that are xenemu's or a header's derived value under another name. */
-const isXenName = (n: string) => /^(__HYPERVISOR_|XEN|EVTCHNOP_|GNTTABOP_|GNTST_|GTF_|_GTF_|SCHEDOP_|SHUTDOWN_|VCPUOP_|RUNSTATE_|VIRQ_|DOMID_|IOCTL_|SIF_|CONSOLEIO_|MEMOP_|EVTCHNSTAT_|ECS_|_XEN_|PHYSDEVOP_|MAP_PIRQ_TYPE_)/.test(n)
+const isXenName = (n: string) => /^(__HYPERVISOR_|XEN|EVTCHNOP_|GNTTABOP_|GNTST_|GTF_|_GTF_|SCHEDOP_|SHUTDOWN_|VCPUOP_|RUNSTATE_|VIRQ_|DOMID_|IOCTL_|SIF_|CONSOLEIO_|MEMOP_|EVTCHNSTAT_|ECS_|_XEN_|PHYSDEVOP_|MAP_PIRQ_TYPE_|SH_INFO_MAX_VEC$)/.test(n)
   && !n.startsWith('XENEMU_');
 
 interface Layout { module: string; struct: string; fields: [string, number][]; size: number }
@@ -118,7 +120,7 @@ t.test('shared/abi agrees with libxen-dev: every layout member and size, every c
     // PCI passthrough (docs/passthrough.md)
     'xen_domctl_assign_device', 'xen_domctl_irq_permission', 'xen_domctl_iomem_permission', 'xen_domctl_ioport_permission',
     'xen_domctl_memory_mapping', 'xen_domctl_ioport_mapping', 'xen_domctl_bind_pt_irq', 'physdev_map_pirq', 'physdev_eoi',
-    'physdev_unmap_pirq']) {
+    'physdev_unmap_pirq', 'xen_pci_op', 'xen_msix_entry', 'xen_pcie_aer_op', 'xen_pci_sharedinfo']) {
     t.ok(ls.some((l) => l.struct === want), `struct ${want} is among them`);
   }
   t.equal(c.get('L:xen_domctl.SIZE'), 144, 'struct xen_domctl is 144 bytes');
@@ -135,7 +137,8 @@ t.test('shared/abi agrees with libxen-dev: every layout member and size, every c
   for (const want of ['IOCTL_PRIVCMD_HYPERCALL', 'IOCTL_EVTCHN_BIND_VIRQ', 'IOCTL_GNTDEV_SET_MAX_GRANTS', 'XEN_DOMCTL_INTERFACE_VERSION',
     'XEN_SYSCTL_INTERFACE_VERSION', 'XENVER_commandline', '__HYPERVISOR_multicall', 'XENMEM_get_sharing_freed_pages',
     'XEN_DOMCTL_assign_device', 'XEN_DOMCTL_test_assign_device', 'XEN_DOMCTL_deassign_device', 'XEN_DOMCTL_DEV_PCI',
-    'XEN_DOMCTL_bind_pt_irq', 'XEN_DOMCTL_memory_mapping', 'PHYSDEVOP_map_pirq', 'MAP_PIRQ_TYPE_GSI']) {
+    'XEN_DOMCTL_bind_pt_irq', 'XEN_DOMCTL_memory_mapping', 'PHYSDEVOP_map_pirq', 'MAP_PIRQ_TYPE_GSI',
+    'XEN_PCI_OP_enable_multi_msi', 'XEN_PCI_ERR_op_failed', '_XEN_PCIB_active', 'XEN_PCIF_active', 'SH_INFO_MAX_VEC']) {
     t.ok(c.has(`C:${want}`), `${want} is checked`);
   }
   if (undefinedInC.length) t.comment(`named like Xen's but not macros of the headers (enums or xenemu's): ${undefinedInC.join(' ')}`);

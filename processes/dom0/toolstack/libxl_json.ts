@@ -74,6 +74,17 @@ export function libxlDomainConfig(c: DomainConfig, uuid: string): Json {
       ...(v.type ? { nictype: v.type === 'ioemu' ? 'vif_ioemu' : 'vif' } : {}),
     }));
   }
+  if (c.pci.length) {
+    // libxl_device_pci: defaults (false, 0) left out; vfunc_mask as libxlu sets it.
+    out.pcidevs = c.pci.map((p) => ({
+      ...(p.func !== '*' && p.func ? { func: p.func } : {}), ...(p.dev ? { dev: p.dev } : {}), ...(p.bus ? { bus: p.bus } : {}),
+      ...(p.domain ? { domain: p.domain } : {}),
+      ...(p.vslot ? { vdevfn: p.vslot << 3 } : {}), vfunc_mask: p.func === '*' ? 0xffffffff : 1,
+      ...(p.msitranslate ? { msitranslate: true } : {}), ...(p.power_mgmt ? { power_mgmt: true } : {}),
+      ...(p.permissive ? { permissive: true } : {}), ...(p.seize ? { seize: true } : {}),
+      rdm_policy: p.rdm_policy ?? 'strict', ...(p.name !== undefined ? { name: p.name } : {}),
+    }));
+  }
   out.on_poweroff = ACTIONS[c.on_poweroff];
   out.on_reboot = ACTIONS[c.on_reboot];
   out.on_crash = ACTIONS[c.on_crash];

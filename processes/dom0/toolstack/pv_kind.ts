@@ -12,6 +12,7 @@ import { destroyDomain } from './lifecycle.js';
 import { removeDomainBackends } from './device.js';
 import { addVbd } from './vbd.js';
 import { addVif } from './vif.js';
+import { addPciDevice, releaseDomainPciDevices } from './pci.js';
 import { connectConsole, disconnectConsole, type WiredConsole } from './pv_console.js';
 import type { ConsoleType, Guest, GuestConsole, GuestContext, GuestKind } from './guest_kind.js';
 
@@ -30,12 +31,17 @@ class PvGuest implements Guest {
     return a;
   }
 
-  /** The console (its PTY closes) and the vif back ends, so netback lets go of the rings before the memory goes. */
+  /**
+   * The console (its PTY closes) and the vif back ends, so netback lets go
+   * of the rings before the memory goes; passed-through PCI devices.
+   */
   release(): Promise<void> {
     this.released ??= (async () => {
       if (this.console_) await disconnectConsole(this.ctx.dom0, this.ctx.consoled, this.console_).catch(() => undefined);
       else await this.ctx.consoled.removeConsole(this.domid).catch(() => undefined);
       await removeDomainBackends(this.ctx, this.domid, ['vif']);
+      // Passed-through devices go back to quarantine (libxl__destroy_pcidevs).
+      await releaseDomainPciDevices(this.ctx, this.domid);
     })();
     return this.released;
   }
@@ -63,6 +69,7 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
       for (const disk of config.disk) await addVbd(ctx, built.domid, disk);
       // A generated MAC is kept in the config so a restart keeps it.
       for (const vif of config.vif) vif.mac = (await addVif(ctx, built.domid, vif)).mac;
+      for (const pci of config.pci) await addPciDevice(ctx, built.domid, pci, true);
       guest.console_ = await connectConsole(ctx.dom0, ctx.consoled, ctx.xs, {
         domid: built.domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
       });

@@ -33,7 +33,7 @@ function network(ts: Toolstack): Required<Pick<Toolstack, 'networkAttach' | 'net
   return { networkAttach: ts.networkAttach.bind(ts), networkDetach: ts.networkDetach.bind(ts), networkList: ts.networkList.bind(ts) };
 }
 
-function pci(ts: Toolstack): NonNullable<Toolstack['pci']> {
+function pciControl(ts: Toolstack): NonNullable<Toolstack['pci']> {
   if (!ts.pci) throw generic('PCI passthrough is not supported by this toolstack');
   return ts.pci;
 }
@@ -41,6 +41,11 @@ function pci(ts: Toolstack): NonNullable<Toolstack['pci']> {
 function block(ts: Toolstack): Required<Pick<Toolstack, 'blockAttach' | 'blockDetach' | 'blockList'>> {
   if (!ts.blockAttach || !ts.blockDetach || !ts.blockList) throw generic('block devices are not supported by this toolstack');
   return { blockAttach: ts.blockAttach.bind(ts), blockDetach: ts.blockDetach.bind(ts), blockList: ts.blockList.bind(ts) };
+}
+
+function pci(ts: Toolstack): Required<Pick<Toolstack, 'pciAttach' | 'pciDetach' | 'pciList'>> {
+  if (!ts.pciAttach || !ts.pciDetach || !ts.pciList) throw generic('PCI passthrough is not supported by this toolstack');
+  return { pciAttach: ts.pciAttach.bind(ts), pciDetach: ts.pciDetach.bind(ts), pciList: ts.pciList.bind(ts) };
 }
 
 const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
@@ -158,6 +163,18 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
     params: async (p, dom) => [await dom(p[0])],
     run: async (ts, [d]) => (ts.blockList ? ts.blockList(d.domid) : []),
   },
+  'xend.domain.pciAttach': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'PCI_SPEC_STRING')],
+    run: async (ts, [d, spec]) => { await pci(ts).pciAttach(d.domid, spec); return true; },
+  },
+  'xend.domain.pciDetach': {
+    params: async (p, dom) => [await dom(p[0]), str(p[1], 'PCI_SPEC_STRING'), bool(p[2], 'force', false)],
+    run: async (ts, [d, spec, force]) => { await pci(ts).pciDetach(d.domid, spec, force); return true; },
+  },
+  'xend.domain.pciList': {
+    params: async (p, dom) => [await dom(p[0])],
+    run: async (ts, [d]) => (ts.pciList ? ts.pciList(d.domid) : []),
+  },
   'xend.node.info': { params: () => [], run: async (ts) => ts.info() },
   'xend.pool': {
     params: () => [],
@@ -166,9 +183,9 @@ const DOMAIN_METHODS: MethodTable<Exclude<XendMethod, XendSchedMethod>> = {
       return ts.poolView();
     },
   },
-  'xend.node.pciAssignableAdd': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pci(ts).assignableAdd(bdf); return true; } },
-  'xend.node.pciAssignableRemove': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pci(ts).assignableRemove(bdf); return true; } },
-  'xend.node.pciAssignableList': { params: () => [], run: async (ts) => pci(ts).assignableList() },
+  'xend.node.pciAssignableAdd': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pciControl(ts).assignableAdd(bdf); return true; } },
+  'xend.node.pciAssignableRemove': { params: (p) => [str(p[0], 'BDF')], run: async (ts, [bdf]) => { await pciControl(ts).assignableRemove(bdf); return true; } },
+  'xend.node.pciAssignableList': { params: () => [], run: async (ts) => pciControl(ts).assignableList() },
   'xend.node.dmesg': { params: (p) => [bool(p[0], 'clear', false)], run: async (ts, [clear]) => ts.dmesg(clear) },
 };
 

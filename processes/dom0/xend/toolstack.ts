@@ -6,7 +6,7 @@
 import type { MigrationProgress, MigrationSummary, PoolView } from '../../../shared/toolstack/xend_api.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type {
-  BlockDeviceRecord, DomainStateFlags, DomainTrigger, NetworkDeviceRecord, NodeInfo, ScreenshotRecord, ShutdownReason, ShutdownRequest,
+  BlockDeviceRecord, DomainStateFlags, PciDeviceRecord, DomainTrigger, NetworkDeviceRecord, NodeInfo, ScreenshotRecord, ShutdownReason, ShutdownRequest,
 } from '../../../shared/toolstack/xend_api.js';
 import type { SchedControl } from './sched_control.js';
 
@@ -90,6 +90,10 @@ export interface Toolstack {
   blockAttach?(domid: number, spec: string): Promise<void>;
   blockDetach?(domid: number, dev: string): Promise<void>;
   blockList?(domid: number): Promise<BlockDeviceRecord[]>;
+  /** xl pci-attach / pci-detach / pci-list / pci-assignable-list (optional: the test fakes have no devices). */
+  pciAttach?(domid: number, spec: string): Promise<void>;
+  pciDetach?(domid: number, spec: string, force: boolean): Promise<void>;
+  pciList?(domid: number): Promise<PciDeviceRecord[]>;
 }
 
-export type { BlockDeviceRecord, NetworkDeviceRecord, ShutdownReason, ShutdownRequest };
+export type { BlockDeviceRecord, NetworkDeviceRecord, PciDeviceRecord, ShutdownReason, ShutdownRequest };

@@ -70,7 +70,9 @@ import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, t
 import { askPeers, nameInPool, ownPool } from './pool.js';
 import { stateString, type PoolGuest, type PoolView } from '../../../shared/toolstack/xend_api.js';
 import { parseDiskSpec, XlCfgError } from '../../../shared/toolstack/xlcfg.js';
-import type { BlockDeviceRecord } from './toolstack.js';
+import type { BlockDeviceRecord, PciDeviceRecord } from './toolstack.js';
+import { addPciDevice, listPciDevices, removePciDevice } from '../toolstack/pci.js';
+import { parsePciSpec, type PciSpec } from '../../../shared/toolstack/xlcfg.js';
 
 export interface XenToolstackOptions {
   dom0: XenDomain;
@@ -344,6 +346,7 @@ export class XenToolstack implements Toolstack {
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to save`);
     if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: saving ${m.config.type} guests is not supported yet (PV guests only)`);
+    await this.refusePassthrough(domid, 'save');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to save`);
     const t0 = performance.now();
     await this.suspendGuest(domid);
@@ -420,6 +423,7 @@ export class XenToolstack implements Toolstack {
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to send`);
     if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: migrating ${m.config.type} guests is not supported yet (PV guests only)`);
+    await this.refusePassthrough(domid, 'migrate');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to migrate`);
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
@@ -703,6 +707,51 @@ export class XenToolstack implements Toolstack {
   async blockList(domid: number): Promise<BlockDeviceRecord[]> {
     await this.mustExist(domid);
     return listVbds(this.ctx, domid);
+  }
+
+  // --- PCI passthrough (xl pci-attach / pci-detach / pci-list / pci-assignable-list)
+
+  private pciSpec(spec: string): PciSpec {
+    try { return parsePciSpec(spec); } catch (e) { throw new ToolstackError('EINVAL', (e as Error).message); }
+  }
+
+  async pciAttach(domid: number, spec: string): Promise<void> {
+    if (domid === 0) throw new ToolstackError('EINVAL', 'pci-attach to Domain-0 is not supported in xenemu');
+    await this.mustExist(domid);
+    const m = this.managed.get(domid);
+    if (m && m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: Domain ${domid}:PCI passthrough to ${m.config.type} guests is not supported yet (PV guests only)`);
+    const p = this.pciSpec(spec);
+    await this.lib(() => addPciDevice(this.ctx, domid, p, false));
+    // As libxl's device_add_domain_config: a reboot keeps the device, and libxl's record has it.
+    if (m) { m.config.pci.push(p); await this.storeConfig(domid, m); }
+  }
+
+  private async storeConfig(domid: number, m: Managed): Promise<void> {
+    const uuid = (await this.get(domid)).uuid;
+    storeLibxlJson(this.ctx.rundir, domid, uuid, libxlDomainConfig({ ...m.config, name: m.name }, uuid));
+  }
+
+  async pciDetach(domid: number, spec: string, force: boolean): Promise<void> {
+    await this.mustExist(domid);
+    const p = this.pciSpec(spec);
+    await this.lib(() => removePciDevice(this.ctx, domid, p, force));
+    const m = this.managed.get(domid);
+    if (m) {
+      m.config.pci = m.config.pci.filter((q) => !(q.domain === p.domain && q.bus === p.bus && q.dev === p.dev && (p.func === '*' || q.func === p.func)));
+      await this.storeConfig(domid, m);
+    }
+  }
+
+  async pciList(domid: number): Promise<PciDeviceRecord[]> {
+    await this.mustExist(domid);
+    return listPciDevices(this.ctx, domid);
+  }
+
+  /** A device's state is in the device, not in the guest's pages: such a guest is neither saved nor migrated. */
+  private async refusePassthrough(domid: number, what: 'save' | 'migrate'): Promise<void> {
+    if ((await listPciDevices(this.ctx, domid)).length) {
+      throw new ToolstackError('EINVAL', `libxl: error: Domain ${domid}:cannot ${what} a domain with PCI devices passed through; detach them first (xl pci-detach)`);
+    }
   }
 
   // --- network interfaces (xl network-attach / network-detach / network-list)
