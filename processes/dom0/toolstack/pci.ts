@@ -48,13 +48,13 @@ export function pciInfoPath(p: PciAddress): string {
 const shortBdf = (p: PciAddress) => `${p.domain.toString(16)}:${p.bus.toString(16)}:${p.dev.toString(16)}.${p.func.toString(16)}`;
 
 /** The functions a spec names: one, or with F `*` every assignable function of the slot. */
-function functionsOf(ctx: BuilderContext, domid: number, spec: PciSpec): PciAddress[] {
+async function functionsOf(ctx: BuilderContext, domid: number, spec: PciSpec): Promise<PciAddress[]> {
   if (spec.name !== undefined) throw new BuildError('EINVAL', `Domain ${domid}:No BDF known for PCI device name '${spec.name}'`);
   const base = { domain: spec.domain, bus: spec.bus, dev: spec.dev };
   if (spec.func !== '*') return [{ ...base, func: spec.func }];
   if (!spec.vslot) throw new BuildError('EINVAL', `Domain ${domid}:Must specify a v-slot for multi-function devices`);
   const prefix = pciBdfText({ ...base, func: 0 }).slice(0, -1);
-  const fns = assignableList(ctx.dom0.rundir).filter((b) => b.startsWith(prefix)).map((b) => parseInt(b.slice(-1), 16));
+  const fns = (await assignableList(ctx.dom0)).filter((b) => b.startsWith(prefix)).map((b) => parseInt(b.slice(-1), 16));
   if (!fns.length) throw new BuildError('EINVAL', `Domain ${domid}:PCI device ${shortBdf({ ...base, func: 0 })} is not assignable`);
   return fns.sort((a, b) => b - a).map((func) => ({ ...base, func }));
 }
@@ -81,9 +81,9 @@ async function recordedOwner(ctx: BuilderContext, p: PciAddress): Promise<number
  * `starting`: the guest is being built and has not run.
  */
 export async function addPciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, starting: boolean): Promise<void> {
-  for (const p of functionsOf(ctx, domid, spec)) {
+  for (const p of await functionsOf(ctx, domid, spec)) {
     const bdf = pciBdfText(p);
-    if (!assignableList(ctx.dom0.rundir).includes(bdf)) {
+    if (!(await assignableList(ctx.dom0)).includes(bdf)) {
       throw new BuildError('EINVAL', `Domain ${domid}:PCI device ${shortBdf(p)} is not assignable`);
     }
     const t = await testAssignDevice(ctx, domid, p);
@@ -166,7 +166,7 @@ async function findDev(ctx: BuilderContext, domid: number, p: PciAddress): Promi
  * the guest to let go (libxl_device_pci_destroy).
  */
 export async function removePciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, force: boolean): Promise<void> {
-  const fns = functionsOf(ctx, domid, spec);
+  const fns = await functionsOf(ctx, domid, spec);
   for (const p of fns) {
     if ((await findDev(ctx, domid, p)).i < 0) throw new BuildError('EINVAL', `Domain ${domid}:PCI device not attached to this domain`);
   }
