@@ -4,7 +4,7 @@
 // level reset builds the model anew (PCIe 6.6.2: every register to its
 // default), so nothing of one owner reaches the next.
 //
-//   e1000   shared/hw/e1000.ts E1000Pci; its cable is a NetBackend (wire.ts)
+//   e1000   shared/hw/e1000.ts E1000Pci; its cable is a Wire (wire.ts: the TAP xpt<bus>)
 //   nvme    shared/hw/nvme_pci.ts NvmePci over a raw disk image (opened
 //           once per process, read-write; every reset's model shares it);
 //           its MSI-X messages go to the hypervisor as `irq {msi}`
