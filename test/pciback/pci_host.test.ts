@@ -61,6 +61,8 @@ t.test('PCI passthrough to a PV guest', async (t) => {
   await t.test('xl pci-list, lspci in the guest', async (t) => {
     t.equal(await xlOk(h, 'pci-list', 'p'), 'Vdev Device\n00.0 0000:03:00.0\n');
     t.equal(await g.run('lspci -n'), '00:00.0 0108: 1b36:0010 (rev 02)\n');
+    await waitFor(async () => /^nvme0n1 /m.test(await g.run('lsblk')), 15_000, 'nvme0n1');
+    t.pass('the guest\'s NVMe driver has it: nvme0n1');
     t.equal(await g.run('lspci'), '00:00.0 Non-Volatile memory controller [0108]: Device [1b36:0010] (rev 02)\n');
   });
 
@@ -77,8 +79,8 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(await g.run(`setpci -s 00:00.0 BASE_ADDRESS_0=${bar0.toString(16)} BASE_ADDRESS_0`), `${bar0.toString(16)}\n`, 'and the restore the BAR');
     t.equal(await nvme.read32(0x10), bar0);
     const msix = await nvme.read16(0x42);
-    t.equal(msix & 0xc000, 0, 'MSI-X is off (and not all masked)');
-    t.equal(await g.run('setpci -s 00:00.0 42.W=c003'), '');
+    t.equal(msix & 0xc000, 0x8000, 'MSI-X on (the guest\'s NVMe driver asked pciback, enable_msix), not all masked');
+    t.equal(await g.run('setpci -s 00:00.0 42.W=4003'), '');
     t.equal(await nvme.read16(0x42), msix, 'the MSI-X capability is read-only without permissive');
     t.equal(await g.run('setpci -s 00:00.0 42.W'), `${msix.toString(16).padStart(4, '0')}\n`);
     const before = stats()['rejected.invalid_offset'] ?? 0;
@@ -143,14 +145,19 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     await makeAssignable(h, '0000:05:00.0');
     await xlOk(h, 'pci-attach', 'p', '05:00.0@6,permissive=1');
     await waitFor(async () => (await g.run('lspci -n')).includes('00:02.0'), 15_000, 'the second NVMe in lspci');
+    await waitFor(async () => /^nvme1n1 /m.test(await g.run('lsblk')), 15_000, 'nvme1n1');
+    t.pass('the hot-plugged NVMe is the guest\'s nvme1n1');
     const msix = await nvme2.read16(0x42);
-    t.equal(await g.run('setpci -s 00:02.0 42.W=8003'), '');
-    t.equal(await nvme2.read16(0x42), msix | 0x8000, 'permissive: the capability write reached the device (MSI-X enable)');
-    t.equal(await g.run('setpci -s 00:02.0 42.W'), `${(msix | 0x8000).toString(16)}\n`);
+    t.equal(msix & 0xc000, 0x8000, 'its MSI-X on, not all masked');
+    t.equal(await g.run(`setpci -s 00:02.0 42.W=${(msix | 0x4000).toString(16)}`), '');
+    t.equal(await nvme2.read16(0x42), msix | 0x4000, 'permissive: the capability write reached the device (MSI-X mask all)');
+    t.equal(await g.run('setpci -s 00:02.0 42.W'), `${(msix | 0x4000).toString(16)}\n`);
     const resets2 = nvme2.resets();
     await xlOk(h, 'pci-detach', 'p', '05:00.0');
     t.equal(nvme2.resets(), resets2 + 1, 'reset at its release');
-    t.equal(await nvme2.read16(0x42), msix, 'which turned MSI-X off again');
+    t.equal(await nvme2.read16(0x42), msix & ~0xc000, 'which turned MSI-X off again');
+    await waitFor(async () => !/^nvme1n1 /m.test(await g.run('lsblk')), 10_000, 'nvme1n1 gone');
+    t.pass('and nvme1n1 left the guest\'s disks');
 
     const resets = nic.resets();
     await xlOk(h, 'pci-detach', 'p', '04:00.0');
