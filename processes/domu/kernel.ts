@@ -179,7 +179,7 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   let pcifront: Pcifront | null = null;
   let pciStarting: Promise<void> | null = null;
   const startPci = (): Promise<void> => {
-    pciStarting ??= startPcifront({ dom, xs, reservePages: (n) => balloon.reserve(n), log: (m) => klog.printk(m) })
+    pciStarting ??= startPcifront({ dom, xs, reservePages: (n) => balloon.reserve(n), log: (m) => klog.printk(m), noMsi: /(^|\s)pci=nomsi(\s|$)/.test(start.cmd_line) })
       .then((f) => {
         if (!f) return;
         pcifront = f;

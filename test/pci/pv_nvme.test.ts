@@ -3,7 +3,8 @@
 // registers through the BAR channel, puts its queues and data in the
 // guest's own frames (DMA through the IOMMU) and takes its MSI-X messages
 // as pirq events; the namespace is nvme0n1, and reading all of it gives the
-// image's bytes. Written data reaches the image.
+// image's bytes. Written data reaches the image. With `pci=nomsi` on its
+// command line a guest's driver takes INTx instead (the GSI's pirq).
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -37,4 +38,12 @@ t.test('a PV guest\'s nvme0n1 is the host NVMe\'s image', async (t) => {
   const disk = readFileSync(img);
   t.equal(after, `${md5(disk)}  /dev/nvme0n1\n`, 'what the guest wrote is in the image');
   t.notSame(md5(disk), md5(data), 'which changed');
+
+  // pci=nomsi: the driver takes INTx, the level pirq of the device's GSI (EOI after each reap).
+  await xlOk(h, 'create', writeCfg(h, 'm.cfg', 'name = "m"\nmemory = 64\nextra = "pci=nomsi"\npci = [ \'04:00.0\' ]\n'));
+  const m = await attachGuest(t, h, 'm', (await list(h)).find((r) => r.name === 'm')!.id);
+  await waitFor(async () => /nvme0n1/.test(await m.run('lsblk')), 20_000, 'nvme0n1 in m');
+  t.match(await m.run('dmesg'), /nvme nvme0: .*nvme0n1 4 MiB, INTx/, 'with pci=nomsi the driver runs on INTx');
+  t.equal(await m.run('md5sum /dev/nvme0n1', 30_000), `${md5(disk)}  /dev/nvme0n1\n`, 'and reads the image');
+  await xlOk(h, 'destroy', 'm');
 });

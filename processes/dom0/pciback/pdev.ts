@@ -35,6 +35,8 @@ import {
 } from '../../../shared/abi/io/pciif.js';
 import { XEN_ENOSYS } from '../../../shared/abi/errno.js';
 import { pciCfgSocket } from '../../../shared/wire/pci_cfg.js';
+import { hostGsiOfBus } from '../../../shared/wire/pcidev.js';
+import { PCI_INTERRUPT_PIN } from '../../../shared/hw/pci.js';
 import {
   XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatch, xenbusWatchState, type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
@@ -156,7 +158,10 @@ export class PciBackendDevice {
     const client = new PciCfgClient(pciCfgSocket(this.ctx.dom0.rundir, bdf!));
     let filter: ConfSpaceFilter;
     try {
-      filter = await ConfSpaceFilter.seize(client, { permissive, log: (msg) => this.dev.limitedLog(`${bdf}: ${msg}`) });
+      // The line the guest reads is the device's GSI, when it has a pin (the host's routing, shared/wire/pcidev.ts).
+      const pin = await client.read(PCI_INTERRUPT_PIN, 1);
+      const irq = pin ? hostGsiOfBus(parseInt(m[2]!, 16)) : 0;
+      filter = await ConfSpaceFilter.seize(client, { permissive, irq, log: (msg) => this.dev.limitedLog(`${bdf}: ${msg}`) });
     } catch (e) {
       client.close();
       this.log(`${bdf}: cannot seize the device: ${(e as Error).message}`);

@@ -27,7 +27,7 @@ import { pciCfgSocket } from '../../../shared/wire/pci_cfg.js';
 import { BuildError, type BuilderContext } from './builder.js';
 import { deviceLibxlPath } from './device.js';
 import {
-  assignDevice, assignFailed, assignableList, deassignDevice, pciBdfText, testAssignDevice, type PciAddress,
+  assignDevice, assignFailed, assignableList, deassignDevice, irqPermission, pciBdfText, testAssignDevice, type PciAddress,
 } from './pci_assign.js';
 import { PciCfgClient } from '../pciback/cfg_client.js';
 
@@ -96,6 +96,8 @@ export async function addPciDevice(ctx: BuilderContext, domid: number, spec: Pci
       await resetPciDevice(ctx, p);
       const r = await assignDevice(ctx, domid, p, spec.rdm_policy === 'relaxed');
       if (assignFailed(r, false)) throw new BuildError('EIO', `Domain ${domid}:xc_assign_device failed: ${errnoName(r)}`);
+      const ip = await irqPermission(ctx, domid, p, true);
+      if (ip < 0) ctx.log(`pci: d${domid} ${bdf}: xc_domain_irq_permission failed: ${errnoName(ip)}`);
       await addPciXenstore(ctx, domid, p, spec, starting);
     } catch (e) {
       await ctx.xs.rm(`${pciInfoPath(p)}/domid`).catch(() => undefined);
@@ -218,6 +220,7 @@ async function removePciXenstore(ctx: BuilderContext, domid: number, p: PciAddre
 
 /** The device back to quarantine: deassigned, reset, libxl's record gone. */
 async function releasePciDevice(ctx: BuilderContext, domid: number, p: PciAddress): Promise<void> {
+  await irqPermission(ctx, domid, p, false).catch(() => undefined);
   const r = await deassignDevice(ctx, domid, p);
   if (assignFailed(r, false)) ctx.log(`pci: d${domid} ${pciBdfText(p)}: xc_deassign_device failed: ${errnoName(r)}`);
   await resetPciDevice(ctx, p);

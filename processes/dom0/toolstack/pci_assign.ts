@@ -19,7 +19,8 @@
 // quarantine (dom_io, after `xl pci-assignable-add`) and not gone. libxl's
 // libxl_device_pci_assignable_list is the same set: pciback's devices less
 // those with an owner record.
-import { XENEMU_DOMCTL_pci_assignable_list } from '../../../shared/abi/domctl.js';
+import { XENEMU_DOMCTL_pci_assignable_list, XEN_DOMCTL_irq_permission } from '../../../shared/abi/domctl.js';
+import { hostGsiOfBus } from '../../../shared/wire/pcidev.js';
 import { XEN_ENOSYS } from '../../../shared/abi/errno.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { BuilderContext } from './builder.js';
@@ -64,6 +65,16 @@ export async function testAssignDevice(ctx: BuilderContext, domid: number, p: Pc
 
 export async function assignDevice(ctx: BuilderContext, domid: number, p: PciAddress, relaxed: boolean): Promise<number> {
   return (await ctx.dom0.hv.domctl(XEN_DOMCTL_assign_device, assignArg(domid, p, relaxed ? XEN_DOMCTL_DEV_RDM_RELAXED : 0))).ret;
+}
+
+/**
+ * xc_domain_irq_permission for the device's GSI (the host's routing,
+ * shared/wire/pcidev.ts hostGsiOfBus), as libxl's pci_add_dm_done grants a
+ * PV guest its device's irq and do_pci_remove revokes it: the guest maps it
+ * itself (PHYSDEVOP_map_pirq) for INTx.
+ */
+export async function irqPermission(ctx: BuilderContext, domid: number, p: PciAddress, allow: boolean): Promise<number> {
+  return (await ctx.dom0.hv.domctl(XEN_DOMCTL_irq_permission, { domain: domid, pirq: hostGsiOfBus(p.bus), allow_access: allow ? 1 : 0 })).ret;
 }
 
 export async function deassignDevice(ctx: BuilderContext, domid: number, p: PciAddress): Promise<number> {

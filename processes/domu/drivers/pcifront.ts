@@ -25,7 +25,10 @@
 // (bus address = pfn << 12, what the IOMMU checks); MSI-X through
 // XEN_PCI_OP_enable_msix, the pirqs bound to event channels and the
 // device's MSI-X table entries written (unmasked, the pirq as data) through
-// the BAR channel, the part Xen's msix.c does on the owner's behalf.
+// the BAR channel, the part Xen's msix.c does on the owner's behalf; INTx
+// through the pirq of the line pciback shows (the device's GSI, which the
+// toolstack let us map: PHYSDEVOP_map_pirq MAP_PIRQ_TYPE_GSI, then
+// EVTCHNOP_bind_pirq; level: masked until PHYSDEVOP_eoi).
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {
@@ -34,8 +37,8 @@ import {
   readPciOp, writePciOp, xen_msix_entry, xen_pci_op, xen_pci_sharedinfo, type XenPciOp,
 } from '../../../shared/abi/io/pciif.js';
 import { EVTCHNOP_bind_pirq } from '../../../shared/abi/event_channel.js';
-import { PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
-import { XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
+import { DOMID_SELF, PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
+import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
 import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
@@ -45,7 +48,6 @@ import type { PciBar, PciDeviceHandle, PciDmaBuffer } from './pci_device.js';
 
 /** How long one op may take (Linux pcifront's 2 s in do_pci_op). */
 export const XEN_PCIF_OP_TIMEOUT_MS = 2000;
-const PHYSDEVOP_eoi = 12;
 
 export interface PcifrontDeps {
   dom: XenDomain;
@@ -53,6 +55,8 @@ export interface PcifrontDeps {
   /** Frames the balloon never gives back (the shared page). */
   reservePages(n: number): number;
   log(msg: string): void;
+  /** Linux's `pci=nomsi` on the kernel command line: no MSI or MSI-X, drivers take INTx. */
+  noMsi?: boolean;
 }
 
 /** A failure of the PCI layer, with an errno-like code (ETIMEDOUT, EIO, ENOSYS, ENODEV). */
@@ -324,6 +328,8 @@ export class PcifrontDevice implements PciDeviceHandle {
   private channel: BarChannel | null = null;
   private channelError = 'not attached';
   private barSizes = new Map<number, number>();
+  /** INTx: the pirq of the device's line and its event channel, when it has a pin and we may map it. */
+  private intx: { pirq: number; port: number } | null = null;
   private dma: DmaFrames;
 
   constructor(private readonly front: Pcifront, private readonly deps: PcifrontDeps, readonly domain: number, readonly bus: number,
@@ -352,6 +358,22 @@ export class PcifrontDevice implements PciDeviceHandle {
     } catch (e) {
       this.channelError = `BAR channel: ${(e as Error).message}`;
     }
+    await this.bindIntx().catch((e: Error) => this.deps.log(`pcifront ${this.bdf}: INTx: ${e.message}`));
+  }
+
+  /** xen_pcifront_enable_irq: the line's pirq mapped and bound to an event channel. */
+  private async bindIntx(): Promise<void> {
+    const pin = await this.cfgRead(0x3d, 1);
+    const line = await this.cfgRead(0x3c, 1);
+    if (!pin || !line) return;
+    const { hv } = this.deps.dom;
+    const m = await hv.hypercall<{ pirq: number }>(__HYPERVISOR_physdev_op, PHYSDEVOP_map_pirq,
+      { domid: DOMID_SELF, type: MAP_PIRQ_TYPE_GSI, index: line, pirq: line, bus: 0, devfn: 0, entry_nr: 0, table_base: 0 });
+    if (m.ret < 0) throw new Error(`PHYSDEVOP_map_pirq of GSI ${line}: ${m.ret}`);
+    const pirq = m.data?.pirq ?? line;
+    const b = await hv.event_channel_op<{ port: number }>(EVTCHNOP_bind_pirq, { pirq, flags: 0 });
+    if (b.ret < 0) throw new Error(`EVTCHNOP_bind_pirq ${pirq}: ${b.ret}`);
+    this.intx = { pirq, port: b.data!.port };
   }
 
   cfgRead(off: number, size: 1 | 2 | 4): Promise<number> { return this.front.confRead(this.domain, this.bus, this.devfn, off, size); }
@@ -379,6 +401,7 @@ export class PcifrontDevice implements PciDeviceHandle {
    */
   async enableMsix(vectors: number): Promise<number> {
     if (!Number.isInteger(vectors) || vectors < 1 || vectors > SH_INFO_MAX_VEC) throw new PciError('EINVAL', `${this.bdf}: ${vectors} MSI-X vectors`);
+    if (this.deps.noMsi) throw enosys(`${this.bdf}: MSI-X (pci=nomsi)`);
     const base = xen_pci_sharedinfo.op + xen_pci_op.msix_entries;
     const pirqs: number[] = [];
     const r = await this.front.op(
@@ -419,14 +442,14 @@ export class PcifrontDevice implements PciDeviceHandle {
   }
 
   onInterrupt(vector: number, cb: () => void): void {
-    const port = this.ports.get(vector);
-    if (port === undefined) throw enosys(`${this.bdf}: interrupt vector ${vector} (MSI-X not enabled)`);
+    const port = this.ports.get(vector) ?? (vector === 0 && this.ports.size === 0 ? this.intx?.port : undefined);
+    if (port === undefined) throw enosys(`${this.bdf}: interrupt vector ${vector} (${vector === 0 ? 'no MSI-X and no INTx' : 'MSI-X not enabled'})`);
     this.deps.dom.evtchn.on(port, cb);
   }
 
   /** PHYSDEVOP_eoi for the vector's pirq. */
   eoi(vector: number): void {
-    const pirq = this.pirqs[vector];
+    const pirq = this.pirqs[vector] ?? (vector === 0 && this.ports.size === 0 ? this.intx?.pirq : undefined);
     if (pirq === undefined) throw enosys(`${this.bdf}: EOI of vector ${vector}`);
     void this.deps.dom.hv.hypercall(__HYPERVISOR_physdev_op, PHYSDEVOP_eoi, { irq: pirq });
   }
