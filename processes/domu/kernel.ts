@@ -30,6 +30,7 @@ import { NetInterfaces } from './net/interfaces.js';
 import { netCommands } from './commands/net.js';
 import { pciCommands } from './commands/pci.js';
 import { startPcifront, type Pcifront } from './drivers/pcifront.js';
+import { PciNvmeDisks } from './drivers/pci_nvme.js';
 import type { KernelServices } from './services.js';
 
 export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
@@ -172,16 +173,19 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   await net.start(dom, xs, balloon, (m) => klog.printk(m)).catch((e: Error) => klog.printk(`netfront: ${e.message}`));
 
   const blk = await startBlockDevices(dom, xs, balloon, klog);
-  // PCI devices passed through (xl.cfg pci=): pcifront, when the toolstack gave us a bus.
+  // PCI devices passed through (xl.cfg pci=): pcifront, when the toolstack gave us a bus;
+  // an NVMe function's namespace joins the disks (nvme<N>n1).
+  const nvmeDisks = new PciNvmeDisks(blk.devices, (m) => klog.printk(m));
   let pcifront: Pcifront | null = null;
   let pciStarting: Promise<void> | null = null;
   const startPci = (): Promise<void> => {
-    pciStarting ??= startPcifront({ dom, xs, reservePages: (n) => balloon.reserve(n), log: (m) => klog.printk(m) })
+    pciStarting ??= startPcifront({ dom, xs, reservePages: (n) => balloon.reserve(n), log: (m) => klog.printk(m), noMsi: /(^|\s)pci=nomsi(\s|$)/.test(start.cmd_line) })
       .then((f) => {
         if (!f) return;
         pcifront = f;
         k.pci = f;
         f.onGone = () => { if (pcifront === f) { pcifront = null; k.pci = undefined; } };
+        nvmeDisks.follow(f);
       })
       .catch((e: Error) => klog.printk(`pcifront pci-0: ${e.message}`))
       .finally(() => { pciStarting = null; });

@@ -6,7 +6,7 @@
 //   BAR channel (the owner)  ──> serveBars: each READY slot with the owner's key
 //                                goes to the BAR's handler; anything else reads all-ones
 //   the model's DMA          ──> Iommu (shared/hw/iommu.ts): the owner's frames, or quarantine
-//   the model's INTx         ──> `irq` to the hypervisor
+//   the model's INTx, MSI(-X) ──> `irq {intx}`, `irq {msi}` to the hypervisor
 //   context (hypervisor)     ──> new IOMMU context, FLR
 import { Worker } from 'node:worker_threads';
 import { shmOpen } from '../../shared/shm.js';
@@ -73,6 +73,8 @@ export class HostPciDevice implements ConfigTarget {
         setIsaIrq: () => { /* a PCI function has no ISA line */ },
         setPciIntx: (_dev, _pin, level) => this.setIntx(level),
       },
+      // The hypervisor delivers it to the owner's pirq (processes/hypervisor/pci_irq.ts).
+      injectMsi: (addr, data) => this.o.send({ type: 'irq', msi: { addr, data } }),
     });
     m.fn.device = 0; // the function is 00.0 of its own bus: INTx is driven from now on
     // The host's firmware places the BARs (shared/wire/pcidev.ts placeBars);

@@ -8,8 +8,9 @@
 //
 // It serves the configuration space on <rundir>/pci/<bdf>.cfg, the BARs
 // through the channel the hypervisor created (/xenemu.H.pci<bdf>.bar), does
-// the model's DMA through its IOMMU context, and leaves nothing behind: the
-// socket goes with it; the segments are the hypervisor's.
+// the model's DMA through its IOMMU context, gives an e1000 the TAP
+// xpt<bus> of the host's namespace as its wire, and leaves nothing behind:
+// the socket and the TAP go with it; the segments are the hypervisor's.
 import { parseArgs } from 'node:util';
 import * as zmq from 'zeromq';
 import { watchParent } from '../../shared/runtime/lifeline.js';
@@ -22,6 +23,7 @@ import {
 import { ConfigServer, TEST_DMA_HOOK } from './config_server.js';
 import { HostPciDevice } from './device.js';
 import { modelFactory } from './models.js';
+import { dropWire, tapWire } from './wire.js';
 
 const { values } = parseArgs({
   options: { host: { type: 'string' }, rundir: { type: 'string' }, bdf: { type: 'string' }, pci: { type: 'string' } },
@@ -41,7 +43,9 @@ const model = spec.model;
 setProcessTitle(pcidevTitle(host, spec.model, bdf));
 const log = (m: string) => process.stdout.write(`${new Date().toISOString()} ${bdf}: ${m}\n`);
 
-const factory = modelFactory(spec, (sbdf >> 8) & 0xff);
+const bus = (sbdf >> 8) & 0xff;
+// The e1000's cable is a TAP of the host's namespace (wire.ts); it goes with this process.
+const factory = modelFactory(spec, bus, spec.model === 'e1000' ? tapWire(bus, log) : dropWire);
 if (typeof factory === 'string') {
   log(factory);
   process.exit(1);

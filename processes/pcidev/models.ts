@@ -4,19 +4,24 @@
 // level reset builds the model anew (PCIe 6.6.2: every register to its
 // default), so nothing of one owner reaches the next.
 //
-//   e1000   shared/hw/e1000.ts E1000Pci; its cable is a NetBackend (wire.ts)
-//   nvme    a disk image; the NVMe controller model (shared/hw/nvme.ts,
-//           NvmePci) is not in this tree yet: until it is, the function has
-//           the NVMe identity and a BAR0 that reads zero (NvmePending below
-//           is the seam to replace)
+//   e1000   shared/hw/e1000.ts E1000Pci; its cable is a Wire (wire.ts: the TAP xpt<bus>)
+//   nvme    shared/hw/nvme_pci.ts NvmePci over a raw disk image (opened
+//           once per process, read-write; every reset's model shares it);
+//           its MSI-X messages go to the hypervisor as `irq {msi}`
 import { existsSync, statSync } from 'node:fs';
 import type { Clock, GuestMemory, IrqLines } from '../../shared/hw/machine.js';
 import { E1000Pci } from '../../shared/hw/e1000.js';
-import { PciFunction } from '../../shared/hw/pci.js';
+import { FileBlockBackend } from '../../shared/hw/block.js';
+import { NvmePci } from '../../shared/hw/nvme_pci.js';
+import type { PciFunction } from '../../shared/hw/pci.js';
 import type { PciSpec } from '../../shared/wire/pcidev.js';
 import { dropWire, type WireFactory } from './wire.js';
 
-export interface ModelHost { mem: GuestMemory; clock: Clock; irq: IrqLines }
+export interface ModelHost {
+  mem: GuestMemory; clock: Clock; irq: IrqLines;
+  /** A message interrupt (MSI or MSI-X: the address and data the owner programmed). */
+  injectMsi(addr: number, data: number): void;
+}
 
 export interface HostedModel {
   fn: PciFunction;
@@ -43,18 +48,12 @@ export function modelFactory(spec: PciSpec, bus: number, wire: WireFactory = dro
     case 'nvme': {
       const image = spec.image ?? '';
       if (!existsSync(image) || !statSync(image).isFile()) return `nvme: no disk image ${image}`;
-      return () => ({ fn: new NvmePending(), dispose: () => {} });
+      let disk: FileBlockBackend | null = null;
+      return (host) => {
+        disk ??= new FileBlockBackend(image);
+        const fn = new NvmePci(host, disk);
+        return { fn, dispose: () => { fn.nvme.busMaster = false; fn.nvme.reset(true); } };
+      };
     }
-  }
-}
-
-/**
- * The NVMe function until shared/hw/nvme.ts's NvmePci is hosted here: QEMU's
- * NVMe identity (1b36:0010, class 01:08:02), BAR0 16 KiB reading zero.
- */
-class NvmePending extends PciFunction {
-  constructor() {
-    super('nvme', { vendor: 0x1b36, device: 0x0010, classCode: 0x010802, revision: 0x02, subVendor: 0x1af4, subDevice: 0x1100, interruptPin: 1 });
-    this.addBar(0, { kind: 'mem', size: 0x4000, name: 'nvme registers (not modelled yet)', handler: { read: () => 0, write: () => {} } });
   }
 }

@@ -1,13 +1,10 @@
 // The toolstack's PCI helpers (processes/dom0/toolstack/pci_assign.ts) and
 // io/pciif.h's op codec (shared/abi/io/pciif.ts): pci_encode_bdf, libxl's
 // BDF text, libxl's tolerance of ENOSYS for a PV guest, the assignable list
-// read from the device sockets, and an op written and read back field by
+// taken from the hypervisor's registry, and an op written and read back field by
 // field at the offsets the layout test holds against libxen-dev.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { assignFailed, assignableList, pciBdfText, pciEncodeBdf } from '../../processes/dom0/toolstack/pci_assign.js';
+import { assignFailed, assignableFrom, pciBdfText, pciEncodeBdf } from '../../processes/dom0/toolstack/pci_assign.js';
 import { pciInfoPath } from '../../processes/dom0/toolstack/pci.js';
 import {
   PCI_DEVFN, PCI_FUNC, PCI_SLOT, XEN_PCI_MAGIC, readPciOp, writePciOp, xen_pci_op, xen_pci_sharedinfo,
@@ -28,13 +25,15 @@ t.test('ENOSYS from the hypervisor fails an HVM assignment only (libxl)', async 
   t.equal(assignFailed(-16, false), true, 'EBUSY fails');
 });
 
-t.test('the assignable devices are the device sockets of the run directory', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'xenemu-pciassign-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  t.same(assignableList(dir), [], 'no pci directory: none');
-  mkdirSync(join(dir, 'pci'));
-  for (const f of ['0000:04:00.1.cfg', '0000:03:00.0.cfg', 'junk', '0000:05:00.0.sock', '0000:06:20.0.cfg']) writeFileSync(join(dir, 'pci', f), '');
-  t.same(assignableList(dir), ['0000:03:00.0', '0000:04:00.1'], 'sorted; other names and slot 20 are not devices');
+t.test('the assignable devices: the registry\'s quarantined ones that are not gone', async (t) => {
+  t.same(assignableFrom([]), [], 'no devices: none');
+  t.same(assignableFrom([
+    { bdf: '0000:05:00.0', owner: 'quarantine', state: 'running' },
+    { bdf: '0000:03:00.0', owner: 'quarantine', state: 'running' },
+    { bdf: '0000:04:00.0', owner: 'Domain-0', state: 'running' },
+    { bdf: '0000:06:00.0', owner: 'd7', state: 'running' },
+    { bdf: '0000:07:00.0', owner: 'quarantine', state: 'gone' },
+  ]), ['0000:03:00.0', '0000:05:00.0'], 'sorted; Domain-0\'s, a guest\'s and a dead one are not');
 });
 
 t.test('xen_pci_op written and read back at pciif.h\'s offsets', async (t) => {

@@ -1,9 +1,9 @@
-// PCI passthrough to a PV guest on a real host (hypervisor, Domain-0 with
-// pciback, the guest's pcifront), with stand-in device sockets
-// (test/fixtures/fake_pci_cfg.ts) in the host's run directory where the
-// device processes will serve them: xl.cfg pci=, the back end's keys as
-// libxl writes them, xl pci-list, the guest's lspci and setpci through
-// pciback's filter (asserted on what the device holds), xl's refusals,
+// PCI passthrough to a PV guest on a real host (hypervisor, its device
+// processes: two NVMe controllers and an e1000, Domain-0 with pciback, the
+// guest's pcifront): xl.cfg pci=, the back end's keys as libxl writes them,
+// xl pci-list, the guest's lspci and setpci through pciback's filter
+// (asserted on the device's own configuration space, read through its
+// socket), xl's refusals (a device still Domain-0's is not assignable),
 // hot-plug and hot-unplug, a stopped Domain-0, and the release at destroy.
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -11,17 +11,18 @@ import { join } from 'node:path';
 import { readHostRecord, startHost, waitFor } from '../helpers/host.js';
 import { list, xl, xlOk, xenstore, writeCfg } from '../host/xl.js';
 import { attachGuest } from '../net/guests.js';
-import { FakePciDevice } from '../fixtures/fake_pci_cfg.js';
+import { HostDevice, makeAssignable, rootWithImages } from '../helpers/pci.js';
 import { deviceStatisticsPath, readStatistics } from '../../processes/dom0/backend_stats.js';
-import { pciCfgSocket } from '../../shared/wire/pci_cfg.js';
 import { dom0SystemPath } from '../../shared/host.js';
 
 t.test('PCI passthrough to a PV guest', async (t) => {
-  const h = await startHost(t, { memory: 512, pcpus: 2 });
-  const nvme = await FakePciDevice.listen(pciCfgSocket(h.rundir, '0000:03:00.0'));
-  const nic = await FakePciDevice.listen(pciCfgSocket(h.rundir, '0000:04:00.0'),
-    { vendor: 0x8086, device: 0x100e, classCode: 0x020000, revision: 3, bars: [{ size: 0x20000 }, { size: 0x40, io: true }] });
-  t.teardown(async () => { await nvme.close(); await nic.close(); });
+  const { root, images } = rootWithImages(['nvme0.img', 'nvme1.img']);
+  const h = await startHost(t, { memory: 512, pcpus: 2, root, pci: [`nvme:${images[0]}`, 'e1000', `nvme:${images[1]}`] });
+  const nvme = await HostDevice.open(t, h, '0000:03:00.0');
+  const nic = await HostDevice.open(t, h, '0000:04:00.0');
+  const nvme2 = await HostDevice.open(t, h, '0000:05:00.0');
+  // 05 stays Domain-0's until the hot-plug wants it.
+  await makeAssignable(h, '0000:03:00.0', '0000:04:00.0');
   const xs = await xenstore(t, h);
   /** libxl's userdata record of guest p (libxl-json). */
   const libxlJson = () => {
@@ -53,13 +54,15 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.match(await xs.tryRead(`${fe}/event-channel`), /^\d+$/);
     t.equal(await xs.tryRead(`/libxl/pci/0000-03-00-0/domid`), String(domid), "libxl's record of the owner");
     t.equal(await xs.tryRead(`/libxl/${domid}/device/pci/0/backend`), be);
-    t.equal(nvme.resets, 1, 'the device was reset before the guest got it');
+    t.equal(nvme.resets(), 1, 'the device was reset before the guest got it');
     t.same(libxlJson().pcidevs, [{ bus: 3, vfunc_mask: 1, rdm_policy: 'strict' }], "libxl-json's pcidevs");
   });
 
   await t.test('xl pci-list, lspci in the guest', async (t) => {
     t.equal(await xlOk(h, 'pci-list', 'p'), 'Vdev Device\n00.0 0000:03:00.0\n');
     t.equal(await g.run('lspci -n'), '00:00.0 0108: 1b36:0010 (rev 02)\n');
+    await waitFor(async () => /^nvme0n1 /m.test(await g.run('lsblk')), 15_000, 'nvme0n1');
+    t.pass('the guest\'s NVMe driver has it: nvme0n1');
     t.equal(await g.run('lspci'), '00:00.0 Non-Volatile memory controller [0108]: Device [1b36:0010] (rev 02)\n');
   });
 
@@ -67,17 +70,19 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     const stats = () => readStatistics(deviceStatisticsPath(h.rundir, 'pci', domid, 0));
     t.equal(await g.run('setpci -s 00:00.0 VENDOR_ID'), '1b36\n');
     t.equal(await g.run('setpci -s 00:00.0 COMMAND=0407'), '');
-    t.equal(nvme.read16(4), 0x0006, 'the device decodes memory and masters the bus; INTx disable and I/O did not reach it');
+    t.equal(await nvme.read16(4), 0x0006, 'the device decodes memory and masters the bus; INTx disable and I/O did not reach it');
     t.equal(await g.run('setpci -s 00:00.0 COMMAND'), '0407\n', 'the guest reads back what it wrote');
-    const bar0 = nvme.read32(0x10);
+    const bar0 = await nvme.read32(0x10);
     t.equal(await g.run('setpci -s 00:00.0 BASE_ADDRESS_0=12340000'), '');
-    t.equal(nvme.read32(0x10), bar0, 'a BAR write that is not a probe does not move the BAR');
+    t.equal(await nvme.read32(0x10), bar0, 'a BAR write that is not a probe does not move the BAR');
     t.equal(await g.run('setpci -s 00:00.0 BASE_ADDRESS_0=ffffffff BASE_ADDRESS_0'), 'ffffc004\n', 'a size probe reads the size');
     t.equal(await g.run(`setpci -s 00:00.0 BASE_ADDRESS_0=${bar0.toString(16)} BASE_ADDRESS_0`), `${bar0.toString(16)}\n`, 'and the restore the BAR');
-    t.equal(nvme.read32(0x10), bar0);
-    t.equal(await g.run('setpci -s 00:00.0 42.W=8003'), '');
-    t.equal(nvme.read16(0x42), 3, 'the MSI-X capability is read-only without permissive');
-    t.equal(await g.run('setpci -s 00:00.0 42.W'), '0003\n');
+    t.equal(await nvme.read32(0x10), bar0);
+    const msix = await nvme.read16(0x42);
+    t.equal(msix & 0xc000, 0x8000, 'MSI-X on (the guest\'s NVMe driver asked pciback, enable_msix), not all masked');
+    t.equal(await g.run('setpci -s 00:00.0 42.W=4003'), '');
+    t.equal(await nvme.read16(0x42), msix, 'the MSI-X capability is read-only without permissive');
+    t.equal(await g.run('setpci -s 00:00.0 42.W'), `${msix.toString(16).padStart(4, '0')}\n`);
     const before = stats()['rejected.invalid_offset'] ?? 0;
     t.match(await g.run('setpci -s 00:00.0 100.B'), /^setpci: conf_read 0000:00:00\.0 0x100\/1: invalid_offset\n$/);
     t.match(await g.run('setpci -s 00:00.0 41.W'), /invalid_offset/, 'misaligned');
@@ -87,8 +92,11 @@ t.test('PCI passthrough to a PV guest', async (t) => {
 
   await t.test('xl refuses as xl and libxl do', async (t) => {
     let r = await xl(h, ['pci-attach', 'p', '05:00.0']);
-    t.equal(r.code, 1);
+    t.equal(r.code, 1, 'a device Domain-0 still owns');
     t.match(r.stderr, /libxl: error: Domain \d+:PCI device 0:5:0\.0 is not assignable/);
+    r = await xl(h, ['pci-attach', 'p', '09:00.0']);
+    t.equal(r.code, 1, 'a device the host does not have');
+    t.match(r.stderr, /libxl: error: Domain \d+:PCI device 0:9:0\.0 is not assignable/);
     r = await xl(h, ['pci-attach', 'p', '03:00']);
     t.equal(r.code, 2);
     t.equal(r.stderr, 'pci-attach: malformed PCI_SPEC_STRING "03:00"\n');
@@ -104,8 +112,14 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     const cfg2 = writeCfg(h, 'q.cfg', 'name = "q"\nmemory = 32\npci = [ \'0000:03:00.0\' ]\n');
     r = await xl(h, ['create', cfg2]);
     t.equal(r.code, 1, 'a second guest cannot have the device');
-    t.match(r.stderr, new RegExp(`PCI device 0000:03:00\\.0 already assigned to domain ${domid}`));
+    t.match(r.stderr, /libxl: error: domain "q": Domain \d+:PCI device 0:3:0\.0 is not assignable/, 'a guest\'s device is not assignable (libxl\'s list leaves it out)');
+    t.equal(readHostRecord(h.rundir)!.pci![0]!.owner, `d${domid}`, 'and it stays p\'s');
     t.notOk((await list(h)).some((d) => d.name === 'q'), 'and nothing of it is left');
+    r = await xl(h, ['create', writeCfg(h, 'r.cfg', 'name = "r"\nmemory = 32\npci = [ \'05:00.0\' ]\n')]);
+    t.equal(r.code, 1, 'a device Domain-0 still owns cannot be given at create');
+    t.match(r.stderr, /libxl: error: domain "r": Domain \d+:PCI device 0:5:0\.0 is not assignable/);
+    t.notOk((await list(h)).some((d) => d.name === 'r'), 'and nothing of that guest is left');
+    t.equal(readHostRecord(h.rundir)!.pci![2]!.owner, 'Domain-0', 'the device is still Domain-0\'s');
     r = await xl(h, ['save', 'p', join(h.root, 'p.save')]);
     t.equal(r.code, 1);
     t.match(r.stderr, /cannot save a domain with PCI devices passed through/);
@@ -124,16 +138,33 @@ t.test('PCI passthrough to a PV guest', async (t) => {
     t.equal(await xs.tryRead(`${be}/vdevfn-1`), '28', 'vdevfn of vslot 5');
     t.equal(await xs.tryRead(`${be}/opts-1`), 'msitranslate=0,power_mgmt=0,permissive=1,rdm_policy=strict');
     t.equal(libxlJson().pcidevs?.length, 2, 'libxl-json has the new device');
-    t.equal(await g.run('setpci -s 00:01.0 42.W=8003'), '');
-    t.equal(nic.read16(0x42), 0x8003, 'permissive: the capability write reached the device');
     t.equal(await g.run('setpci -s 00:01.0 COMMAND=0107'), '');
-    t.equal(nic.read16(4), 0x0007, 'I/O decoding too: this device has an I/O BAR');
+    t.equal(await nic.read16(4), 0x0007, 'I/O decoding too: this device has an I/O BAR');
 
-    const resets = nic.resets;
+    // A permissive NVMe: a capability write reaches the device.
+    await makeAssignable(h, '0000:05:00.0');
+    await xlOk(h, 'pci-attach', 'p', '05:00.0@6,permissive=1');
+    await waitFor(async () => (await g.run('lspci -n')).includes('00:02.0'), 15_000, 'the second NVMe in lspci');
+    await waitFor(async () => /^nvme1n1 /m.test(await g.run('lsblk')), 15_000, 'nvme1n1');
+    t.pass('the hot-plugged NVMe is the guest\'s nvme1n1');
+    const msix = await nvme2.read16(0x42);
+    t.equal(msix & 0xc000, 0x8000, 'its MSI-X on, not all masked');
+    t.equal(await g.run(`setpci -s 00:02.0 42.W=${(msix | 0x4000).toString(16)}`), '');
+    t.equal(await nvme2.read16(0x42), msix | 0x4000, 'permissive: the capability write reached the device (MSI-X mask all)');
+    t.equal(await g.run('setpci -s 00:02.0 42.W'), `${(msix | 0x4000).toString(16)}\n`);
+    const resets2 = nvme2.resets();
+    await xlOk(h, 'pci-detach', 'p', '05:00.0');
+    t.equal(nvme2.resets(), resets2 + 1, 'reset at its release');
+    t.equal(await nvme2.read16(0x42), msix & ~0xc000, 'which turned MSI-X off again');
+    await waitFor(async () => !/^nvme1n1 /m.test(await g.run('lsblk')), 10_000, 'nvme1n1 gone');
+    t.pass('and nvme1n1 left the guest\'s disks');
+
+    const resets = nic.resets();
     await xlOk(h, 'pci-detach', 'p', '04:00.0');
     t.equal(await xlOk(h, 'pci-list', 'p'), 'Vdev Device\n00.0 0000:03:00.0\n');
     t.equal(await g.run('lspci -n'), '00:00.0 0108: 1b36:0010 (rev 02)\n', 'the guest let go of it');
-    t.equal(nic.resets, resets + 1, 'the device was reset for its next owner');
+    t.equal(nic.resets(), resets + 1, 'the device was reset for its next owner');
+    t.equal(await nic.read16(4), 0, 'its command register back to its default');
     t.equal(await xs.tryRead('/libxl/pci/0000-04-00-0/domid'), null);
     t.equal(await xs.tryRead(`${be}/num_devs`), '1');
     t.equal(await xs.tryRead(`${be}/dev-1`), null);
@@ -143,20 +174,26 @@ t.test('PCI passthrough to a PV guest', async (t) => {
 
   await t.test('a stopped Domain-0: configuration accesses time out in the guest', async (t) => {
     const dom0 = readHostRecord(h.rundir)!.pids.domains[0]!;
-    // A slow device keeps the op in Domain-0 long enough to stop it there;
-    // the keystrokes themselves pass through Domain-0's xenconsoled.
-    nvme.delayMs = 600;
+    // A stopped device keeps the op in Domain-0 (pciback waits 1 s for it)
+    // long enough to stop Domain-0 there; the keystrokes themselves pass
+    // through Domain-0's xenconsoled.
+    const dev = nvme.pid;
     const from = g.pty.text.length;
-    g.pty.write('setpci -s 00:00.0 VENDOR_ID\r');
-    await g.pty.until(/VENDOR_ID\r?\n/, from, 10_000);
-    process.kill(dom0, 'SIGSTOP');
-    const t0 = Date.now();
+    process.kill(dev, 'SIGSTOP');
+    let t0 = Date.now();
     try {
-      // pcifront gives up after 2 s; what it prints waits for xenconsoled.
-      await new Promise((r) => setTimeout(r, 3000));
+      g.pty.write('setpci -s 00:00.0 VENDOR_ID\r');
+      await g.pty.until(/VENDOR_ID\r?\n/, from, 10_000);
+      process.kill(dom0, 'SIGSTOP');
+      t0 = Date.now();
+      try {
+        // pcifront gives up after 2 s; what it prints waits for xenconsoled.
+        await new Promise((r) => setTimeout(r, 3000));
+      } finally {
+        process.kill(dom0, 'SIGCONT');
+      }
     } finally {
-      process.kill(dom0, 'SIGCONT');
-      nvme.delayMs = 0;
+      process.kill(dev, 'SIGCONT');
     }
     await g.pty.until(/setpci: pciback not responding!!!\r?\n/, from, 15_000);
     t.ok(Date.now() - t0 >= 2000, 'after the timeout');
@@ -166,10 +203,13 @@ t.test('PCI passthrough to a PV guest', async (t) => {
   });
 
   await t.test('destroy gives the device back', async (t) => {
-    const resets = nvme.resets;
+    const resets = nvme.resets();
+    t.not(await nvme.read16(4), 0, 'p\'s driver left the command register set');
     await xlOk(h, 'destroy', 'p');
     await waitFor(async () => (await xs.tryRead('/libxl/pci/0000-03-00-0/domid')) === null, 10_000, 'the record gone');
-    t.equal(nvme.resets, resets + 1, 'reset for its next owner');
+    t.equal(nvme.resets(), resets + 1, 'reset for its next owner');
+    t.equal(await nvme.read16(4), 0, 'its command register back to its default');
+    t.equal(readHostRecord(h.rundir)!.pci![0]!.owner, 'quarantine', 'back in quarantine');
     t.equal(await xs.tryRead(be), null, 'the back end is gone');
     await waitFor(() => !existsSync(deviceStatisticsPath(h.rundir, 'pci', domid, 0)), 5_000, 'statistics gone');
     const cfg2 = writeCfg(h, 'q.cfg', 'name = "q"\nmemory = 32\npci = [ \'0000:03:00.0\' ]\n');

@@ -6,15 +6,14 @@ import t from 'tap';
 import { startHost } from '../helpers/host.js';
 import { list, writeCfg, xlOk } from '../host/xl.js';
 import { runXen, xenToolsMissing } from '../helpers/xenctrl.js';
-import { FakePciDevice } from '../fixtures/fake_pci_cfg.js';
-import { pciCfgSocket } from '../../shared/wire/pci_cfg.js';
+import { makeAssignable, rootWithImages } from '../helpers/pci.js';
 
 const missing = xenToolsMissing() ?? false;
 
 t.test("Xen's xl pci-list agrees with xenemu's", { skip: missing }, async (t) => {
-  const h = await startHost(t, { memory: 512, pcpus: 2 });
-  const devs = await Promise.all(['03', '04'].map((b) => FakePciDevice.listen(pciCfgSocket(h.rundir, `0000:${b}:00.0`))));
-  t.teardown(async () => { for (const d of devs) await d.close(); });
+  const { root, images } = rootWithImages(['nvme.img']);
+  const h = await startHost(t, { memory: 512, pcpus: 2, root, pci: [`nvme:${images[0]}`, 'e1000'] });
+  await makeAssignable(h, '0000:03:00.0', '0000:04:00.0');
   await xlOk(h, 'create', writeCfg(h, 'p.cfg', 'name = "p"\nmemory = 32\npci = [ \'03:00.0\', \'04:00.0@7,permissive=1\' ]\n'));
   t.ok((await list(h)).some((r) => r.name === 'p'));
   const ours = await xlOk(h, 'pci-list', 'p');

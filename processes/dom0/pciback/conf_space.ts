@@ -42,7 +42,8 @@
 //                              all ones as a probe.
 //   0x30 expansion ROM         the same, with the ROM's enable and reserved
 //                              bits as flags
-//   0x3c interrupt line        read: the line Domain-0 knows; never written
+//   0x3c interrupt line        read: the line Domain-0 knows (its GSI for the
+//                              device, Linux's dev->irq); never written
 //   0x3d interrupt pin         read-only
 //
 // Everything else (status, class, subsystem, capabilities, the rest of the
@@ -139,18 +140,19 @@ export class ConfSpaceFilter {
    * line) and sizes its BARs as Domain-0's PCI core does at boot (all ones
    * written, the mask read, the value put back).
    */
-  static async seize(dev: ConfigSpace, o: { permissive?: boolean; log?: (m: string) => void } = {}): Promise<ConfSpaceFilter> {
+  static async seize(dev: ConfigSpace, o: { permissive?: boolean; log?: (m: string) => void; irq?: number } = {}): Promise<ConfSpaceFilter> {
     const f = new ConfSpaceFilter(dev, o.permissive ?? false, o.log ?? (() => undefined));
-    await f.init();
+    await f.init(o.irq);
     return f;
   }
 
-  private async init(): Promise<void> {
+  /** `irqLine`: the interrupt line Domain-0 knows for the device (default: the device's register). */
+  private async init(irqLine?: number): Promise<void> {
     const dev = this.dev;
     const vendor = await dev.read(PCI_VENDOR_ID, 2);
     const device = await dev.read(PCI_DEVICE_ID, 2);
     this.cmdVal = await dev.read(PCI_COMMAND, 2);
-    const irq = await dev.read(PCI_INTERRUPT_LINE, 1);
+    const irq = irqLine ?? await dev.read(PCI_INTERRUPT_LINE, 1);
     const hdr = (await dev.read(PCI_HEADER_TYPE, 1)) & 0x7f;
     const passRead = (off: number, size: 1 | 2 | 4) => () => dev.read(off, size);
     this.fields.push(

@@ -35,13 +35,15 @@ import {
 } from '../../../shared/abi/io/pciif.js';
 import { XEN_ENOSYS } from '../../../shared/abi/errno.js';
 import { pciCfgSocket } from '../../../shared/wire/pci_cfg.js';
+import { hostGsiOfBus } from '../../../shared/wire/pcidev.js';
+import { PCI_INTERRUPT_PIN } from '../../../shared/hw/pci.js';
 import {
   XenbusState, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWatch, xenbusWatchState, type XenbusWatch,
 } from '../../../shared/xen/xenbus.js';
 import type { BackendDevice, BackendDriver } from '../backend_stats.js';
 import { PciCfgClient } from './cfg_client.js';
 import { ConfSpaceFilter } from './conf_space.js';
-import { mapMsiPirq } from './msi.js';
+import { mapMsiPirq, msixCapability, setMsixEnable } from './msi.js';
 import { PciifReject } from './reject.js';
 
 export interface PdevContext {
@@ -156,7 +158,10 @@ export class PciBackendDevice {
     const client = new PciCfgClient(pciCfgSocket(this.ctx.dom0.rundir, bdf!));
     let filter: ConfSpaceFilter;
     try {
-      filter = await ConfSpaceFilter.seize(client, { permissive, log: (msg) => this.dev.limitedLog(`${bdf}: ${msg}`) });
+      // The line the guest reads is the device's GSI, when it has a pin (the host's routing, shared/wire/pcidev.ts).
+      const pin = await client.read(PCI_INTERRUPT_PIN, 1);
+      const irq = pin ? hostGsiOfBus(parseInt(m[2]!, 16)) : 0;
+      filter = await ConfSpaceFilter.seize(client, { permissive, irq, log: (msg) => this.dev.limitedLog(`${bdf}: ${msg}`) });
     } catch (e) {
       client.close();
       this.log(`${bdf}: cannot seize the device: ${(e as Error).message}`);
@@ -329,6 +334,8 @@ export class PciBackendDevice {
           const n = op.value;
           if (n === 0 || n > SH_INFO_MAX_VEC) { this.dev.reject(PciifReject.bad_msix_count, `${d.bdf}: ${n} vectors`); return { err: XEN_PCI_ERR_op_failed, value: 0 }; }
           if (d.msi || d.msix) { this.dev.reject(PciifReject.msi_state, `${d.bdf}: enable_msix with MSI${d.msix ? '-X' : ''} on`); return { err: XEN_PCI_ERR_op_failed, value: 0 }; }
+          const cap = await msixCapability(d.client);
+          if (!cap) return { err: XEN_PCI_ERR_op_failed, value: 0 };
           const base = xen_pci_sharedinfo.op + xen_pci_op.msix_entries;
           for (let i = 0; i < n; i++) {
             // Each entry copied once: the number the front end asked for, then the pirq answered in place.
@@ -339,11 +346,17 @@ export class PciBackendDevice {
             if (conn.dead) return { err: XEN_PCI_ERR_op_failed, value: 0 };
             conn.dv.setUint16(base + i * xen_msix_entry.SIZE + xen_msix_entry.vector, pirq, true);
           }
+          await setMsixEnable(d.client, cap, true);
           d.msix = true;
           return { err: XEN_PCI_ERR_success, value: n };
         }
         case XEN_PCI_OP_disable_msi: d.msi = false; return { err: XEN_PCI_ERR_success, value: 0 };
-        case XEN_PCI_OP_disable_msix: d.msix = false; return { err: XEN_PCI_ERR_success, value: 0 };
+        case XEN_PCI_OP_disable_msix: {
+          const cap = d.msix ? await msixCapability(d.client) : 0;
+          if (cap) await setMsixEnable(d.client, cap, false);
+          d.msix = false;
+          return { err: XEN_PCI_ERR_success, value: 0 };
+        }
         default: return { err: XEN_PCI_ERR_not_implemented, value: 0 };
       }
     } catch (e) {

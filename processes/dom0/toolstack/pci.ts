@@ -27,7 +27,7 @@ import { pciCfgSocket } from '../../../shared/wire/pci_cfg.js';
 import { BuildError, type BuilderContext } from './builder.js';
 import { deviceLibxlPath } from './device.js';
 import {
-  assignDevice, assignFailed, assignableList, deassignDevice, pciBdfText, testAssignDevice, type PciAddress,
+  assignDevice, assignFailed, assignableList, deassignDevice, irqPermission, pciBdfText, testAssignDevice, type PciAddress,
 } from './pci_assign.js';
 import { PciCfgClient } from '../pciback/cfg_client.js';
 
@@ -48,13 +48,13 @@ export function pciInfoPath(p: PciAddress): string {
 const shortBdf = (p: PciAddress) => `${p.domain.toString(16)}:${p.bus.toString(16)}:${p.dev.toString(16)}.${p.func.toString(16)}`;
 
 /** The functions a spec names: one, or with F `*` every assignable function of the slot. */
-function functionsOf(ctx: BuilderContext, domid: number, spec: PciSpec): PciAddress[] {
+async function functionsOf(ctx: BuilderContext, domid: number, spec: PciSpec): Promise<PciAddress[]> {
   if (spec.name !== undefined) throw new BuildError('EINVAL', `Domain ${domid}:No BDF known for PCI device name '${spec.name}'`);
   const base = { domain: spec.domain, bus: spec.bus, dev: spec.dev };
   if (spec.func !== '*') return [{ ...base, func: spec.func }];
   if (!spec.vslot) throw new BuildError('EINVAL', `Domain ${domid}:Must specify a v-slot for multi-function devices`);
   const prefix = pciBdfText({ ...base, func: 0 }).slice(0, -1);
-  const fns = assignableList(ctx.dom0.rundir).filter((b) => b.startsWith(prefix)).map((b) => parseInt(b.slice(-1), 16));
+  const fns = (await assignableList(ctx.dom0)).filter((b) => b.startsWith(prefix)).map((b) => parseInt(b.slice(-1), 16));
   if (!fns.length) throw new BuildError('EINVAL', `Domain ${domid}:PCI device ${shortBdf({ ...base, func: 0 })} is not assignable`);
   return fns.sort((a, b) => b - a).map((func) => ({ ...base, func }));
 }
@@ -81,9 +81,9 @@ async function recordedOwner(ctx: BuilderContext, p: PciAddress): Promise<number
  * `starting`: the guest is being built and has not run.
  */
 export async function addPciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, starting: boolean): Promise<void> {
-  for (const p of functionsOf(ctx, domid, spec)) {
+  for (const p of await functionsOf(ctx, domid, spec)) {
     const bdf = pciBdfText(p);
-    if (!assignableList(ctx.dom0.rundir).includes(bdf)) {
+    if (!(await assignableList(ctx.dom0)).includes(bdf)) {
       throw new BuildError('EINVAL', `Domain ${domid}:PCI device ${shortBdf(p)} is not assignable`);
     }
     const t = await testAssignDevice(ctx, domid, p);
@@ -96,6 +96,8 @@ export async function addPciDevice(ctx: BuilderContext, domid: number, spec: Pci
       await resetPciDevice(ctx, p);
       const r = await assignDevice(ctx, domid, p, spec.rdm_policy === 'relaxed');
       if (assignFailed(r, false)) throw new BuildError('EIO', `Domain ${domid}:xc_assign_device failed: ${errnoName(r)}`);
+      const ip = await irqPermission(ctx, domid, p, true);
+      if (ip < 0) ctx.log(`pci: d${domid} ${bdf}: xc_domain_irq_permission failed: ${errnoName(ip)}`);
       await addPciXenstore(ctx, domid, p, spec, starting);
     } catch (e) {
       await ctx.xs.rm(`${pciInfoPath(p)}/domid`).catch(() => undefined);
@@ -166,7 +168,7 @@ async function findDev(ctx: BuilderContext, domid: number, p: PciAddress): Promi
  * the guest to let go (libxl_device_pci_destroy).
  */
 export async function removePciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, force: boolean): Promise<void> {
-  const fns = functionsOf(ctx, domid, spec);
+  const fns = await functionsOf(ctx, domid, spec);
   for (const p of fns) {
     if ((await findDev(ctx, domid, p)).i < 0) throw new BuildError('EINVAL', `Domain ${domid}:PCI device not attached to this domain`);
   }
@@ -218,6 +220,7 @@ async function removePciXenstore(ctx: BuilderContext, domid: number, p: PciAddre
 
 /** The device back to quarantine: deassigned, reset, libxl's record gone. */
 async function releasePciDevice(ctx: BuilderContext, domid: number, p: PciAddress): Promise<void> {
+  await irqPermission(ctx, domid, p, false).catch(() => undefined);
   const r = await deassignDevice(ctx, domid, p);
   if (assignFailed(r, false)) ctx.log(`pci: d${domid} ${pciBdfText(p)}: xc_deassign_device failed: ${errnoName(r)}`);
   await resetPciDevice(ctx, p);

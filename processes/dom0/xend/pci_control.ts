@@ -3,12 +3,11 @@
 // binds it to pciback and quarantines it (xc_assign_device to DOMID_IO);
 // on xenemu the hypervisor holds the device's owner, so these are its
 // XENEMU_DOMCTL_pci_assignable_* calls, with libxl's messages when they fail.
-import {
-  XENEMU_DOMCTL_pci_assignable_add, XENEMU_DOMCTL_pci_assignable_list, XENEMU_DOMCTL_pci_assignable_remove,
-} from '../../../shared/abi/domctl.js';
+import { XENEMU_DOMCTL_pci_assignable_add, XENEMU_DOMCTL_pci_assignable_remove } from '../../../shared/abi/domctl.js';
 import { XEN_ENODEV } from '../../../shared/abi/errno.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import { ToolstackError } from './toolstack.js';
+import { assignableFrom, pciRegistry } from '../toolstack/pci_assign.js';
 
 export class XenPciControl {
   constructor(private readonly dom0: XenDomain) {}
@@ -28,8 +27,8 @@ export class XenPciControl {
 
   /** The BDFs in quarantine: what pciback holds, ready for a guest. */
   async assignableList(): Promise<string[]> {
-    const r = await this.dom0.hv.domctl<{ devices: { bdf: string; owner: string; state: string }[] }>(XENEMU_DOMCTL_pci_assignable_list, {});
+    const r = await pciRegistry(this.dom0);
     if (r.ret < 0) throw new ToolstackError('EIO', `libxl: error: libxl_pci.c: libxl_device_pci_assignable_list: ${r.ret}`);
-    return (r.data?.devices ?? []).filter((d) => d.owner === 'quarantine' && d.state !== 'gone').map((d) => d.bdf);
+    return assignableFrom(r.devices);
   }
 }

@@ -16,6 +16,19 @@
 // XEN_PCIF_OP_TIMEOUT_MS fails (Linux: "pciback not responding!!!", the op
 // taken back, XEN_PCI_ERR_dev_not_found), so a stopped Domain-0 makes
 // configuration accesses fail instead of hanging the guest.
+//
+// Each device found is a PciDeviceHandle (pci_device.ts) for the kernel's
+// drivers: configuration space through the ops above; its BARs through the
+// device's BAR channel, which the hypervisor hands its owner
+// (XENEMU_PHYSDEVOP_pci_bar_channel with the machine BDF, dev-N of the back
+// end for our vdev-N); DMA buffers in frames the balloon never takes back
+// (bus address = pfn << 12, what the IOMMU checks); MSI-X through
+// XEN_PCI_OP_enable_msix, the pirqs bound to event channels and the
+// device's MSI-X table entries written (unmasked, the pirq as data) through
+// the BAR channel, the part Xen's msix.c does on the owner's behalf; INTx
+// through the pirq of the line pciback shows (the device's GSI, which the
+// toolstack let us map: PHYSDEVOP_map_pirq MAP_PIRQ_TYPE_GSI, then
+// EVTCHNOP_bind_pirq; level: masked until PHYSDEVOP_eoi).
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import {
@@ -24,7 +37,9 @@ import {
   readPciOp, writePciOp, xen_msix_entry, xen_pci_op, xen_pci_sharedinfo, type XenPciOp,
 } from '../../../shared/abi/io/pciif.js';
 import { EVTCHNOP_bind_pirq } from '../../../shared/abi/event_channel.js';
-import { __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
+import { DOMID_SELF, PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
+import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
+import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
   type XenbusWatch,
@@ -33,7 +48,6 @@ import type { PciBar, PciDeviceHandle, PciDmaBuffer } from './pci_device.js';
 
 /** How long one op may take (Linux pcifront's 2 s in do_pci_op). */
 export const XEN_PCIF_OP_TIMEOUT_MS = 2000;
-const PHYSDEVOP_eoi = 12;
 
 export interface PcifrontDeps {
   dom: XenDomain;
@@ -41,6 +55,8 @@ export interface PcifrontDeps {
   /** Frames the balloon never gives back (the shared page). */
   reservePages(n: number): number;
   log(msg: string): void;
+  /** Linux's `pci=nomsi` on the kernel command line: no MSI or MSI-X, drivers take INTx. */
+  noMsi?: boolean;
 }
 
 /** A failure of the PCI layer, with an errno-like code (ETIMEDOUT, EIO, ENOSYS, ENODEV). */
@@ -173,7 +189,9 @@ export class Pcifront {
             vendor: id & 0xffff, device: id >>> 16, classCode: cls >>> 8, revision: cls & 0xff, headerType: (hdr >>> 16) & 0xff,
           };
           if (!this.devices.has(bdf)) {
-            this.devices.set(bdf, new PcifrontDevice(this, this.deps, domain, bus, devfn, info));
+            const d = new PcifrontDevice(this, this.deps, domain, bus, devfn, info);
+            await d.attach(this.backend);
+            this.devices.set(bdf, d);
             this.log(`${bdf}: [${hex(info.vendor, 4)}:${hex(info.device, 4)}] type ${hex(info.headerType & 0x7f, 2)} class 0x${hex(info.classCode, 6)}`);
           }
           if (fn === 0 && (info.headerType & 0x80) === 0) break; // single-function device
@@ -267,7 +285,37 @@ function guestBdf(vdev: string): string | null {
   return m ? `${m[1]}:${m[2]}:${m[3]}.${parseInt(m[4]!, 16)}` : null;
 }
 
-const enosys = (what: string): PciError => new PciError('ENOSYS', `${what}: not available yet (the device's BAR channel and pirqs are the hypervisor's part)`);
+const enosys = (what: string): PciError => new PciError('ENOSYS', `${what}: not available`);
+
+/** PCI_CAP_ID_MSIX and its registers (PCI 3.0 6.8.2). */
+const PCI_CAP_ID_MSIX = 0x11;
+const PCI_MSIX_ENTRY_SIZE = 16;
+/** The address an MSI-X entry is given: the local APIC's window; the hypervisor routes by device, not by address. */
+const MSI_ADDR = 0xfee00000;
+
+/** DMA buffers: frames reserved from the balloon (never given back), reused by size once freed. */
+class DmaFrames {
+  private readonly free = new Map<number, number[]>();
+  constructor(private readonly deps: PcifrontDeps) {}
+
+  alloc(bytes: number): PciDmaBuffer {
+    const pages = Math.max(1, Math.ceil(bytes / PAGE_SIZE));
+    const pfn = this.free.get(pages)?.pop() ?? this.deps.reservePages(pages);
+    if (pfn < 0) throw new PciError('EIO', `no memory for a DMA buffer of ${pages} page(s)`);
+    let freed = false;
+    return {
+      busAddr: pfn * PAGE_SIZE,
+      bytes: this.deps.dom.memory.range(pfn, pages),
+      free: () => {
+        if (freed) return;
+        freed = true;
+        const l = this.free.get(pages) ?? [];
+        l.push(pfn);
+        this.free.set(pages, l);
+      },
+    };
+  }
+}
 
 /** One device on pcifront's buses: PciDeviceHandle. */
 export class PcifrontDevice implements PciDeviceHandle {
@@ -275,17 +323,75 @@ export class PcifrontDevice implements PciDeviceHandle {
   /** pirq per MSI-X vector, once enabled; the event channel each is bound to. */
   private readonly pirqs: number[] = [];
   private readonly ports = new Map<number, number>();
+  /** The device's machine SBDF (pci_encode_bdf), from the back end's dev-N. */
+  machine: number | null = null;
+  private channel: BarChannel | null = null;
+  private channelError = 'not attached';
+  private barSizes = new Map<number, number>();
+  /** INTx: the pirq of the device's line and its event channel, when it has a pin and we may map it. */
+  private intx: { pirq: number; port: number } | null = null;
+  private dma: DmaFrames;
 
   constructor(private readonly front: Pcifront, private readonly deps: PcifrontDeps, readonly domain: number, readonly bus: number,
               readonly devfn: number, readonly info: PciDeviceInfo) {
     this.bdf = fmtBdf(domain, bus, devfn);
+    this.dma = new DmaFrames(deps);
+  }
+
+  /** Finds the machine device behind our vdev-N and asks the hypervisor for its BAR channel (the owner's). */
+  async attach(backend: string): Promise<void> {
+    const xs = this.deps.xs;
+    const num = Number((await xs.tryRead(`${backend}/num_devs`).catch(() => null)) ?? 0);
+    for (let i = 0; i < num && this.machine === null; i++) {
+      const vdev = await xs.tryRead(`${backend}/vdev-${i}`).catch(() => null);
+      if (vdev === null || guestBdf(vdev) !== this.bdf) continue;
+      const dev = await xs.tryRead(`${backend}/dev-${i}`).catch(() => null);
+      const m = dev === null ? null : /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(dev);
+      if (m) this.machine = ((parseInt(m[1]!, 16) << 16) | (parseInt(m[2]!, 16) << 8) | (parseInt(m[3]!, 16) << 3) | parseInt(m[4]!, 16)) >>> 0;
+    }
+    if (this.machine === null) { this.channelError = 'no machine device for it in the back end'; return; }
+    const g = await this.deps.dom.hv.hypercall<BarChannelGrant>(__HYPERVISOR_physdev_op, XENEMU_PHYSDEVOP_pci_bar_channel, { machine_sbdf: this.machine });
+    if (g.ret < 0 || !g.data) { this.channelError = `no BAR channel (${g.ret})`; return; }
+    try {
+      this.channel = new BarChannel(g.data, 0, (m) => this.deps.log(`pcifront ${this.bdf}: ${m}`));
+      for (const b of g.data.bars) this.barSizes.set(b.index, b.size);
+    } catch (e) {
+      this.channelError = `BAR channel: ${(e as Error).message}`;
+    }
+    await this.bindIntx().catch((e: Error) => this.deps.log(`pcifront ${this.bdf}: INTx: ${e.message}`));
+  }
+
+  /** xen_pcifront_enable_irq: the line's pirq mapped and bound to an event channel. */
+  private async bindIntx(): Promise<void> {
+    const pin = await this.cfgRead(0x3d, 1);
+    const line = await this.cfgRead(0x3c, 1);
+    if (!pin || !line) return;
+    const { hv } = this.deps.dom;
+    const m = await hv.hypercall<{ pirq: number }>(__HYPERVISOR_physdev_op, PHYSDEVOP_map_pirq,
+      { domid: DOMID_SELF, type: MAP_PIRQ_TYPE_GSI, index: line, pirq: line, bus: 0, devfn: 0, entry_nr: 0, table_base: 0 });
+    if (m.ret < 0) throw new Error(`PHYSDEVOP_map_pirq of GSI ${line}: ${m.ret}`);
+    const pirq = m.data?.pirq ?? line;
+    const b = await hv.event_channel_op<{ port: number }>(EVTCHNOP_bind_pirq, { pirq, flags: 0 });
+    if (b.ret < 0) throw new Error(`EVTCHNOP_bind_pirq ${pirq}: ${b.ret}`);
+    this.intx = { pirq, port: b.data!.port };
   }
 
   cfgRead(off: number, size: 1 | 2 | 4): Promise<number> { return this.front.confRead(this.domain, this.bus, this.devfn, off, size); }
   cfgWrite(off: number, size: 1 | 2 | 4, v: number): Promise<void> { return this.front.confWrite(this.domain, this.bus, this.devfn, off, size, v); }
 
-  bar(n: number): PciBar { throw enosys(`${this.bdf}: BAR ${n}`); }
-  dmaAlloc(bytes: number): PciDmaBuffer { throw enosys(`${this.bdf}: DMA buffer of ${bytes} bytes`); }
+  bar(n: number): PciBar {
+    const ch = this.channel;
+    const size = this.barSizes.get(n);
+    if (!ch) throw enosys(`${this.bdf}: BAR ${n} (${this.channelError})`);
+    if (size === undefined) throw new PciError('ENODEV', `${this.bdf}: no BAR ${n}`);
+    return {
+      size,
+      read: (off, sz) => ch.read(n, off, sz),
+      write: (off, sz, v) => ch.write(n, off, sz, v),
+    };
+  }
+
+  dmaAlloc(bytes: number): PciDmaBuffer { return this.dma.alloc(bytes); }
 
   /**
    * pci_frontend_enable_msix: XEN_PCI_OP_enable_msix with entries 0..n-1;
@@ -295,6 +401,7 @@ export class PcifrontDevice implements PciDeviceHandle {
    */
   async enableMsix(vectors: number): Promise<number> {
     if (!Number.isInteger(vectors) || vectors < 1 || vectors > SH_INFO_MAX_VEC) throw new PciError('EINVAL', `${this.bdf}: ${vectors} MSI-X vectors`);
+    if (this.deps.noMsi) throw enosys(`${this.bdf}: MSI-X (pci=nomsi)`);
     const base = xen_pci_sharedinfo.op + xen_pci_op.msix_entries;
     const pirqs: number[] = [];
     const r = await this.front.op(
@@ -310,18 +417,39 @@ export class PcifrontDevice implements PciDeviceHandle {
       this.pirqs[i] = pirqs[i]!;
       this.ports.set(i, b.data!.port);
     }
+    await this.programMsixTable(pirqs);
     return vectors;
   }
 
+  /** Each vector's MSI-X table entry: the APIC window, the pirq as data, unmasked. */
+  private async programMsixTable(pirqs: number[]): Promise<void> {
+    let cap = (await this.cfgRead(0x34, 1)) & 0xfc;
+    for (let n = 0; cap && n < 48; n++) {
+      if ((await this.cfgRead(cap, 1)) === PCI_CAP_ID_MSIX) break;
+      cap = (await this.cfgRead(cap + 1, 1)) & 0xfc;
+    }
+    if (!cap) throw new PciError('ENODEV', `${this.bdf}: no MSI-X capability`);
+    const table = await this.cfgRead(cap + 4, 4);
+    const bar = this.bar(table & 7);
+    const base = table & ~7;
+    pirqs.forEach((pirq, i) => {
+      const e = base + i * PCI_MSIX_ENTRY_SIZE;
+      bar.write(e, 4, MSI_ADDR);
+      bar.write(e + 4, 4, 0);
+      bar.write(e + 8, 4, pirq);
+      bar.write(e + 12, 4, 0);
+    });
+  }
+
   onInterrupt(vector: number, cb: () => void): void {
-    const port = this.ports.get(vector);
-    if (port === undefined) throw enosys(`${this.bdf}: interrupt vector ${vector} (MSI-X not enabled)`);
+    const port = this.ports.get(vector) ?? (vector === 0 && this.ports.size === 0 ? this.intx?.port : undefined);
+    if (port === undefined) throw enosys(`${this.bdf}: interrupt vector ${vector} (${vector === 0 ? 'no MSI-X and no INTx' : 'MSI-X not enabled'})`);
     this.deps.dom.evtchn.on(port, cb);
   }
 
   /** PHYSDEVOP_eoi for the vector's pirq. */
   eoi(vector: number): void {
-    const pirq = this.pirqs[vector];
+    const pirq = this.pirqs[vector] ?? (vector === 0 && this.ports.size === 0 ? this.intx?.pirq : undefined);
     if (pirq === undefined) throw enosys(`${this.bdf}: EOI of vector ${vector}`);
     void this.deps.dom.hv.hypercall(__HYPERVISOR_physdev_op, PHYSDEVOP_eoi, { irq: pirq });
   }
