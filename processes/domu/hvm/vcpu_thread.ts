@@ -32,6 +32,13 @@ const HALT_POLL_MAX_MS = 0.5;
 /** A poll window that halved below this is off, but for a full probe every HALT_POLL_PROBE_EVERY halts. */
 const HALT_POLL_MIN_MS = 0.03;
 const HALT_POLL_PROBE_EVERY = 32;
+/**
+ * A timer due within this long is slept through holding the slice: giving
+ * the slice back and getting a new one after the timer costs about as much
+ * (a round trip through the hypervisor's scheduler and the domain's main
+ * thread), so blocking would only make the wake-up late.
+ */
+const TIMER_HOLD_MS = 2;
 
 /**
  * The poll window adapts as KVM's halt_poll_ns does: a poll that ended in a
@@ -46,7 +53,7 @@ export class HaltPoll {
 
   /** How long to poll before blocking when the next timer is `timerMs` away (0: block at once). */
   window(timerMs: number): number {
-    if (timerMs <= HALT_POLL_MAX_MS) return timerMs;
+    if (timerMs <= TIMER_HOLD_MS) return timerMs;
     if (this.windowMs >= HALT_POLL_MIN_MS) return this.windowMs;
     if (++this.sinceProbe >= HALT_POLL_PROBE_EVERY) { this.sinceProbe = 0; return HALT_POLL_MAX_MS; }
     return 0;
