@@ -40,7 +40,7 @@ import type { NetBackend } from './backend.js';
 import { e1000EepromImage, MicrowireEeprom } from './e1000_eeprom.js';
 import { M88E1011Phy } from './e1000_phy.js';
 import * as R from './e1000_regs.js';
-import type { AccessSize, Clock, GuestMemory, IrqLines } from './machine.js';
+import { dmaRead, dmaWrite, type AccessSize, type Clock, type GuestMemory, type IrqLines } from './machine.js';
 import { crc32, inetChecksum, onesSum } from './net_checksum.js';
 import { PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PciFunction } from './pci.js';
 
@@ -416,15 +416,9 @@ export class E1000 {
 
   // --- DMA.
 
-  private dmaRead(gpa: number, dst: Uint8Array): boolean {
-    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + dst.length > this.host.mem.size) return false;
-    try { this.host.mem.read(gpa, dst); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
-  }
+  private dmaRead(gpa: number, dst: Uint8Array): boolean { return dmaRead(this.host.mem, gpa, dst); }
 
-  private dmaWrite(gpa: number, src: Uint8Array): boolean {
-    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + src.length > this.host.mem.size) return false;
-    try { this.host.mem.write(gpa, src); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
-  }
+  private dmaWrite(gpa: number, src: Uint8Array): boolean { return dmaWrite(this.host.mem, gpa, src); }
 
   // --- Transmit.
 

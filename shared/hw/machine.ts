@@ -53,6 +53,22 @@ export interface GuestMemory {
   write(gpa: number, src: Uint8Array): void;
 }
 
+/**
+ * A device's DMA read: false (nothing read) when the range is not guest
+ * memory or the memory refuses it (an IOMMU fault throws RangeError), so a
+ * hostile descriptor becomes the model's DMA error, never an exception.
+ */
+export function dmaRead(mem: GuestMemory, gpa: number, dst: Uint8Array): boolean {
+  if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + dst.length > mem.size) return false;
+  try { mem.read(gpa, dst); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
+}
+
+/** A device's DMA write, as dmaRead: false and nothing written when refused. */
+export function dmaWrite(mem: GuestMemory, gpa: number, src: Uint8Array): boolean {
+  if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + src.length > mem.size) return false;
+  try { mem.write(gpa, src); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
+}
+
 /** Interrupt lines into the vCPU's interrupt controllers. */
 export interface IrqLines {
   /** An ISA line (0-15) as XEN_DMOP_set_isa_irq_level: level 1 asserted, 0 deasserted. */

@@ -27,7 +27,7 @@
 // `faults` under a named reason. A doorbell write does at most IO_BUDGET
 // commands and bytes; the rest continues on a timer.
 import type { BlockBackend } from './backend.js';
-import type { AccessSize, Clock, GuestMemory } from './machine.js';
+import { dmaRead, dmaWrite, type AccessSize, type Clock, type GuestMemory } from './machine.js';
 import * as N from './nvme_regs.js';
 
 export const NVME_VENDOR_ID = 0x1b36; // Red Hat, QEMU's
@@ -865,13 +865,7 @@ export class Nvme {
 
   // --- DMA.
 
-  private dmaRead(gpa: number, dst: Uint8Array): boolean {
-    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + dst.length > this.host.mem.size) return false;
-    try { this.host.mem.read(gpa, dst); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
-  }
+  private dmaRead(gpa: number, dst: Uint8Array): boolean { return dmaRead(this.host.mem, gpa, dst); }
 
-  private dmaWrite(gpa: number, src: Uint8Array): boolean {
-    if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + src.length > this.host.mem.size) return false;
-    try { this.host.mem.write(gpa, src); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
-  }
+  private dmaWrite(gpa: number, src: Uint8Array): boolean { return dmaWrite(this.host.mem, gpa, src); }
 }
