@@ -57,3 +57,12 @@ export class HostDevice {
 
   get pid(): number { return readHostRecord(this.h.rundir)!.pci!.find((d) => d.bdf === this.bdf)!.pid; }
 }
+
+/** An e1000 legacy transmit descriptor (8254x SDM 3.3.3) as hex, for a probe domain to write into its ring. */
+export function e1000TxDesc(addr: number, len: number, cmd: number): string {
+  const b = Buffer.alloc(16);
+  b.writeUInt32LE(addr >>> 0, 0);
+  b.writeUInt16LE(len, 8);
+  b.writeUInt8(cmd, 11);
+  return b.toString('hex');
+}

@@ -14,6 +14,7 @@ import { readHostRecord, waitFor } from '../helpers/host.js';
 import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
 import * as DC from '../../shared/abi/domctl.js';
 import * as R from '../../shared/hw/e1000_regs.js';
+import { e1000TxDesc as desc } from '../helpers/pci.js';
 import { PciCfgClient } from '../../shared/hw/pci_cfg_client.js';
 import { parseBdf, pciConfigSocket } from '../../shared/wire/pcidev.js';
 import { ip, linkExists } from '../../shared/net/netns.js';
@@ -48,13 +49,6 @@ t.test('the e1000\'s TAP: frames both ways, gone after xenemu down', { skip: why
   await cfg.write(0x04, 2, 0x0006);
   const rd = async (off: number) => (await du.call('barRead', { sbdf: SBDF, bar: 0, off })) as number;
   const wr = (off: number, value: number) => du.call('barWrite', { sbdf: SBDF, bar: 0, off, value });
-  const desc = (addr: number, len: number, cmd: number) => {
-    const b = Buffer.alloc(16);
-    b.writeUInt32LE(addr >>> 0, 0);
-    b.writeUInt16LE(len, 8);
-    b.writeUInt8(cmd, 11);
-    return b.toString('hex');
-  };
   const RING = 100; const FRAME = 101; const RXBUF = 102;
 
   // Transmit: one broadcast frame from the owner's page.

@@ -19,6 +19,7 @@ import { pciConfigSocket, parseBdf, HOST_MMIO_BASE } from '../../shared/wire/pci
 import { shmOpen } from '../../shared/shm.js';
 import { domainSegmentNames } from '../../shared/wire/hypercall.js';
 import * as R from '../../shared/hw/e1000_regs.js';
+import { e1000TxDesc as desc } from '../helpers/pci.js';
 import { PCI_CFG_OP_TEST_DMA_READ, PCI_CFG_OP_TEST_DMA_WRITE, PCI_CFG_OP_TEST_MSI, TEST_DMA_HOOK } from '../../processes/pcidev/config_server.js';
 
 process.env.XENEMU_TEST_HOOKS = TEST_DMA_HOOK;
@@ -132,13 +133,6 @@ t.test('BAR channel and IOMMU: the owner\'s registers, DMA faults outside its fr
   const ring = 100;      // pfn: TX ring at +0, RX ring at +0x200
   const frame = 101;     // pfn: the frame
   const notOwned = 6000; // pfn inside the memory segment, never populated
-  const desc = (addr: number, len: number, cmd: number) => {
-    const b = Buffer.alloc(16);
-    b.writeUInt32LE(addr >>> 0, 0);
-    b.writeUInt16LE(len, 8);
-    b.writeUInt8(cmd, 11);
-    return b.toString('hex');
-  };
   await du.call('writeBytes', { pfn: frame, hex: 'ff'.repeat(6) + '025845000300' + '0800' + '45'.repeat(46) });
   await du.call('writeBytes', { pfn: ring, hex: desc(frame * 4096, 60, R.E1000_TXD_CMD_EOP | R.E1000_TXD_CMD_IFCS | R.E1000_TXD_CMD_RS) });
   await du.call('writeBytes', { pfn: ring, off: 0x200, hex: desc(notOwned * 4096, 0, 0) });
