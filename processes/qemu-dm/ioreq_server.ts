@@ -70,7 +70,7 @@ export class IoreqServerPages {
   private readonly dv: DataView;
   readonly stats: IoreqServerStats = { sync: 0, buffered: 0, rep: 0, bad: 0 };
   private readonly scratch = new Uint8Array(8);
-  /** rep in's elements before they go to guest memory (repIn). */
+  /** rep in's elements before they go to guest memory (repRead). */
   private repBuf = new Uint8Array(PAGE_SIZE);
   /** process.hrtime.bigint() of the last answer (0n: none yet). */
   private lastAnswer = 0n;
@@ -190,7 +190,10 @@ export class IoreqServerPages {
     // stepping by size (backwards with df); the address steps too for MMIO.
     this.stats.rep++;
     const step = df ? -size : size;
-    if (type === IOREQ_TYPE_PIO && dir === IOREQ_READ && size <= 4) { this.repIn(data, addrLo, size, count, df); return; }
+    if ((type === IOREQ_TYPE_PIO || type === IOREQ_TYPE_COPY) && dir === IOREQ_READ && size <= 4) {
+      this.repRead(type, data, addrLo, size, count, df);
+      return;
+    }
     const buf = this.scratch.subarray(0, size);
     const bv = new DataView(buf.buffer, buf.byteOffset, size);
     for (let i = 0; i < count; i++) {
@@ -218,7 +221,9 @@ export class IoreqServerPages {
   }
 
   /**
-   * `rep ins` (how firmware reads a disk by PIO): `count` reads of the port,
+   * `rep ins` (how firmware reads a disk by PIO), or a `rep movs` from MMIO
+   * to RAM (how firmware copies an option ROM out of its BAR; the address
+   * steps with the elements): `count` reads of the port or the MMIO,
    * written to guest memory as one block once all are read, not element by
    * element. The vCPU waits for the answer, so nobody sees the difference,
    * except the modified-memory ring, which gets one entry for the block
@@ -227,7 +232,7 @@ export class IoreqServerPages {
    * away, several times per boot). Elements read before a failure are
    * written, as the element-wise copy would have.
    */
-  private repIn(data: number, port: number, size: number, count: number, df: boolean): void {
+  private repRead(type: number, data: number, addr: number, size: number, count: number, df: boolean): void {
     const bytes = count * size;
     if (this.repBuf.length < bytes) this.repBuf = new Uint8Array(Math.max(bytes, 2 * this.repBuf.length));
     const buf = this.repBuf;
@@ -237,12 +242,13 @@ export class IoreqServerPages {
     let done = 0;
     let failure: Error | null = null;
     try {
-      if (this.h.pioBlock) {
-        this.h.pioBlock(port & 0xffff, size as AccessSize, count, bv, df ? (count - 1) * size : 0, df ? -size : size);
+      if (type === IOREQ_TYPE_PIO && this.h.pioBlock) {
+        this.h.pioBlock(addr & 0xffff, size as AccessSize, count, bv, df ? (count - 1) * size : 0, df ? -size : size);
         done = count;
       }
       for (; done < count; done++) {
-        const v = this.access(IOREQ_TYPE_PIO, IOREQ_READ, port, 0, size, 0, 0).lo;
+        const a = type === IOREQ_TYPE_COPY ? (addr + done * (df ? -size : size)) >>> 0 : addr;
+        const v = this.access(type, IOREQ_READ, a, 0, size, 0, 0).lo;
         const off = (df ? count - 1 - done : done) * size;
         if (size === 1) buf[off] = v;
         else if (size === 2) bv.setUint16(off, v, true);
@@ -268,7 +274,7 @@ export class IoreqServerPages {
     }
     if (failure) {
       this.stats.bad++;
-      this.log(`ioreq: rep in at guest 0x${data.toString(16)} failed: ${failure.message}`);
+      this.log(`ioreq: rep read into guest 0x${data.toString(16)} failed: ${failure.message}`);
     }
   }
 

@@ -41,6 +41,8 @@ export class IoRouter {
    * as long as it is the same instruction on the same port.
    */
   private rep: { port: number; size: number; ip: number; vals: Uint32Array; pos: number } | null = null;
+  /** The same for a `rep movs` out of MMIO (movsFromMmio): the next element's address. */
+  private movs: { next: number; size: number; ip: number; vals: Uint32Array; pos: number } | null = null;
   private readonly ram: Uint8Array;
 
   constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
@@ -165,13 +167,49 @@ export class IoRouter {
   }
 
   private mmioRead(a: number, size: 1 | 4): number {
+    const r = this.movs;
+    if (r) {
+      if (r.next === a && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) {
+        r.next = (r.next + size) >>> 0;
+        return r.vals[r.pos++]!;
+      }
+      this.movs = null;
+    }
     this.refresh();
     const s = this.serverOf(this.mmio, a);
     if (s < 0) {
       const fallback = this.blocks.get(a >>> MMAP_BLOCK_BITS);
       return fallback ? fallback.read(a, size) : ONES[size];
     }
+    const batch = this.movsFromMmio(s, a, size);
+    if (batch !== null) return batch;
     return (this.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
+  }
+
+  /**
+   * `rep movs` from MMIO into RAM is how firmware copies an option ROM out
+   * of its BAR (SeaBIOS's iomemcpy: `rep movsl`, 2 KiB at a time): a round
+   * trip per dword would be ten thousand of them for a VGA BIOS. Xen's
+   * hvmemul_rep_movs (xen/arch/x86/hvm/emulate.c) sends such a copy as one
+   * ioreq (IOREQ_TYPE_COPY, count, data_is_ptr: the device model writes the
+   * elements into guest RAM), the repetitions clipped so neither side
+   * crosses a page; so does this, and hands v86 the elements one by one as
+   * it reads them. Returns the first element, or null when this is not such
+   * an instruction (or the copy runs backwards, or out of RAM).
+   */
+  private movsFromMmio(s: number, a: number, size: 1 | 4): number | null {
+    const info = this.m.repMovs(a, size);
+    if (!info || info.count < 2 || info.backwards) return null;
+    const inPage = (x: number) => Math.floor((PAGE_SIZE - (x & (PAGE_SIZE - 1))) / size);
+    const n = Math.min(info.count, info.untilWrap, inPage(a), inPage(info.dest));
+    const end = info.dest + n * size;
+    if (n < 2 || end > this.m.ramBytes || (end > VGA_HOLE_START && info.dest < VGA_HOLE_END)) return null;
+    this.send(s, IOREQ_TYPE_COPY, a, 0, size, IOREQ_READ, info.dest, n, true);
+    const vals = new Uint32Array(n);
+    const dv = new DataView(this.ram.buffer, this.ram.byteOffset + info.dest, n * size);
+    for (let i = 0; i < n; i++) vals[i] = size === 1 ? dv.getUint8(i) : dv.getUint32(i * 4, true);
+    this.movs = { next: (a + size) >>> 0, size, ip: this.m.cpu.previous_ip[0]!, vals, pos: 1 };
+    return vals[0]!;
   }
 
   private mmioWrite(a: number, size: 1 | 4, v: number): void {
