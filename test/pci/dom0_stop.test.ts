@@ -53,7 +53,7 @@ t.test('Domain-0 stopped: passthrough I/O goes on, configuration accesses time o
   const from = g.pty.text.length;
   // Typed now, run one after the other: the ping is under way when Domain-0
   // stops; setpci and dd start while it is stopped.
-  g.pty.write(`ping -c 10 -i 0.2 10.77.0.1\rsetpci -s ${slot} VENDOR_ID\rdd if=/dev/urandom of=/dev/nvme0n1 bs=64K count=${MIB * 16}\r`);
+  g.pty.write(`ping -c 15 -i 0.2 10.77.0.1\rsetpci -s ${slot} VENDOR_ID\rdd if=/dev/urandom of=/dev/nvme0n1 bs=64K count=${MIB * 16}\r`);
   await g.pty.until(/PING 10\.77\.0\.1/, from, 10_000);
   process.kill(dom0, 'SIGSTOP');
   let inbound = '';
@@ -73,7 +73,7 @@ t.test('Domain-0 stopped: passthrough I/O goes on, configuration accesses time o
 
   await g.pty.until(/records out[\s\S]*root@s:~# $/, from, 30_000);
   const out = g.pty.text.slice(from).replace(/\r/g, '');
-  t.match(out, /10 packets transmitted, 10 received, 0% packet loss/, 'the guest\'s pings through the e1000 all came back across the stop');
+  t.match(out, /15 packets transmitted, 15 received, 0% packet loss/, 'the guest\'s pings through the e1000 all came back across the stop');
   t.match(out, /VENDOR_ID\nffff\n/, 'the config read pciback never answered: all-ones');
   t.match(out, new RegExp(`${MIB * 16}\\+0 records out`), 'dd finished');
   t.match(await g.run('dmesg'), /pcifront pci-0: pciback not responding!!!/, 'pcifront logged the timeout');

@@ -8,8 +8,7 @@
 // and a UDP exchange (the guest's nc -u, a node socket in the namespace)
 // carries lines both ways.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { startHost, waitFor } from '../helpers/host.js';
 import { list, writeCfg, xlOk } from '../host/xl.js';
 import { attachGuest } from '../net/guests.js';

@@ -22,7 +22,6 @@
 //   close   (ifconfig down) RCTL and TCTL off, interrupts masked; the rings stay
 //
 // Frames carry no FCS (RCTL.SECRC), as netif's and the stack's (net/stack.ts).
-import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import * as R from '../../../shared/hw/e1000_regs.js';
 import type { NetDevice, NetDeviceStats } from '../../../shared/front/netdev.js';
 import type { PciBar, PciDeviceHandle, PciDmaBuffer } from './pci_device.js';
@@ -302,5 +301,3 @@ function setAddr(dv: DataView, o: number, addr: number): void {
 }
 const macHex = (m: Uint8Array) => Array.from(m, (b) => b.toString(16).padStart(2, '0')).join(':');
 
-/** Pages the driver's rings and buffers take from the guest (for sizing the guest's memory). */
-export const E1000_DMA_PAGES = Math.ceil((TX_RING + RX_RING) * R.E1000_DESC_SIZE / PAGE_SIZE) + (TX_RING + RX_RING) * BUF / PAGE_SIZE;
