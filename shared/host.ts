@@ -36,6 +36,8 @@ export interface PciRecord {
   pid: number;
   /** DMA its IOMMU refused, and DMA done in quarantine (on the scratch page). */
   faults: { iommu: number; quarantine: number };
+  /** A NIC's TAP in the host's namespace (xpt03, or xpt03-<hash> for a host without a namespace of its own). */
+  tap?: string;
 }
 
 export interface HostRecord {

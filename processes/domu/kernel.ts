@@ -31,6 +31,7 @@ import { netCommands } from './commands/net.js';
 import { pciCommands } from './commands/pci.js';
 import { startPcifront, type Pcifront } from './drivers/pcifront.js';
 import { PciNvmeDisks } from './drivers/pci_nvme.js';
+import { PciNics } from './drivers/pci_net.js';
 import type { KernelServices } from './services.js';
 
 export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
@@ -174,8 +175,9 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
 
   const blk = await startBlockDevices(dom, xs, balloon, klog);
   // PCI devices passed through (xl.cfg pci=): pcifront, when the toolstack gave us a bus;
-  // an NVMe function's namespace joins the disks (nvme<N>n1).
+  // an NVMe function's namespace joins the disks (nvme<N>n1), an e1000 the interfaces (eth<N>).
   const nvmeDisks = new PciNvmeDisks(blk.devices, (m) => klog.printk(m));
+  const nics = new PciNics(net, (m) => klog.printk(m));
   let pcifront: Pcifront | null = null;
   let pciStarting: Promise<void> | null = null;
   const startPci = (): Promise<void> => {
@@ -186,6 +188,7 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
         k.pci = f;
         f.onGone = () => { if (pcifront === f) { pcifront = null; k.pci = undefined; } };
         nvmeDisks.follow(f);
+        nics.follow(f);
       })
       .catch((e: Error) => klog.printk(`pcifront pci-0: ${e.message}`))
       .finally(() => { pciStarting = null; });

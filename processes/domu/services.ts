@@ -34,6 +34,8 @@ export interface CommandIo {
   out(text: string): void;
   /** Aborted by Ctrl-C. */
   signal: AbortSignal;
+  /** Reads the terminal: each line typed (with its newline) goes to `fn` until the command ends. */
+  readLines?(fn: (line: string) => void): void;
 }
 
 export interface Command {

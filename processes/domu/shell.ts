@@ -86,7 +86,7 @@ export class Shell {
 
   private async runLine(line: string): Promise<void> {
     this.abort = new AbortController();
-    const io: CommandIo = { out: (t) => this.out(t), signal: this.abort.signal };
+    const io: CommandIo = { out: (t) => this.out(t), signal: this.abort.signal, readLines: (fn) => { this.tty.reader = fn; } };
     try {
       const words = splitWords(line);
       if (words === null) { this.out('sh: syntax error: unterminated quoted string\n'); this.status = 2; return; }

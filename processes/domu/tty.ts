@@ -3,7 +3,9 @@
 // collected; Enter submits the line; Backspace/DEL erases a character;
 // Ctrl-U erases the line; Ctrl-C discards it (or interrupts the running
 // command). Escape sequences (arrow keys) are swallowed. While a command
-// runs, typed bytes wait (type-ahead) and are edited once the prompt is back.
+// runs, typed bytes wait (type-ahead) and are edited once the prompt is back,
+// unless the command reads the terminal (nc): then its lines go to it, edited
+// and echoed the same way.
 const BS = 0x08;
 const DEL = 0x7f;
 const ETX = 0x03; // Ctrl-C
@@ -28,6 +30,8 @@ export class LineDiscipline {
   private lastCR = false;
   /** Echo collected over one input() call: one console write, not one per byte. */
   private echoed: number[] = [];
+  /** The running command's reader of lines (with their newline), while it reads the terminal. */
+  reader: ((line: string) => void) | null = null;
 
   constructor(private readonly host: TtyHost) {}
 
@@ -52,7 +56,8 @@ export class LineDiscipline {
   private feed(data: Uint8Array): void {
     for (const b of data) {
       if (this.busy) {
-        if (b === ETX) { this.flushEcho(); this.host.interrupt(true); }
+        if (b === ETX) { this.flushEcho(); this.buf = []; this.host.interrupt(true); }
+        else if (this.reader) this.byte(b);
         else this.typeahead.push(b);
         continue;
       }
@@ -63,6 +68,7 @@ export class LineDiscipline {
   /** The command finished: process what was typed meanwhile. */
   done(): void {
     this.busy = false;
+    this.reader = null;
     const t = this.typeahead;
     this.typeahead = [];
     if (t.length) this.input(Uint8Array.from(t));
@@ -82,6 +88,7 @@ export class LineDiscipline {
         this.buf = [];
         this.echo('\r\n');
         this.flushEcho();
+        if (this.busy) { this.reader?.(`${line}\n`); return; }
         this.busy = true;
         this.host.line(line);
         return;

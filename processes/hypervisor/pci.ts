@@ -252,6 +252,7 @@ export class PciRegistry {
       bdf: d.bdf, model: d.model, spec: formatPciSpec(d.spec), owner: ownerName(d.owner),
       state: d.gone ? 'gone' : d.hello ? 'running' : 'starting', pid: d.proc?.pid ?? 0,
       faults: { ...d.faults },
+      ...(d.hello?.tap ? { tap: d.hello.tap } : {}),
     }));
   }
 

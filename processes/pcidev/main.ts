@@ -23,7 +23,8 @@ import {
 import { ConfigServer, TEST_DMA_HOOK } from './config_server.js';
 import { HostPciDevice } from './device.js';
 import { modelFactory } from './models.js';
-import { dropWire, tapWire } from './wire.js';
+import { dropWire, hostNicTap, tapWire } from './wire.js';
+import { readHostNet } from '../../shared/net/uplink.js';
 
 const { values } = parseArgs({
   options: { host: { type: 'string' }, rundir: { type: 'string' }, bdf: { type: 'string' }, pci: { type: 'string' } },
@@ -45,7 +46,9 @@ const log = (m: string) => process.stdout.write(`${new Date().toISOString()} ${b
 
 const bus = (sbdf >> 8) & 0xff;
 // The e1000's cable is a TAP of the host's namespace (wire.ts); it goes with this process.
-const factory = modelFactory(spec, bus, spec.model === 'e1000' ? tapWire(bus, log) : dropWire);
+// A host without a namespace of its own (no net.json) names it after itself too.
+const tap = spec.model === 'e1000' ? hostNicTap(bus, readHostNet(values.rundir) ? null : values.rundir) : undefined;
+const factory = modelFactory(spec, bus, tap ? tapWire(tap, log) : dropWire);
 if (typeof factory === 'string') {
   log(factory);
   process.exit(1);
@@ -78,8 +81,8 @@ async function main(): Promise<void> {
   await cfg.listen();
   sock.connect(endpoint!);
   dev.startBars(new URL('./bar_doorbell.js', import.meta.url));
-  send(dev.hello());
-  const h = dev.hello();
+  const h = { ...dev.hello(), ...(tap ? { tap } : {}) };
+  send(h);
   log(`${model} ${h.vendor.toString(16)}:${h.device.toString(16)} up, config space on ${pciConfigSocket(values.rundir!, bdf)}`);
   for await (const [frame] of sock) {
     const m = decodePciMessage<HypervisorToPciDev>(frame as Buffer);

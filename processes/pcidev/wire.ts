@@ -2,7 +2,9 @@
 //
 //   tapWire   a TAP device of the host (shared/net/tap.ts), `xpt<bus>` in the
 //             network namespace the device process runs in (the host's:
-//             xenemu up --netns puts every process of the host there). Frames
+//             xenemu up --netns puts every process of the host there), or
+//             `xpt<bus>-<host hash>` when the host has no namespace of its
+//             own (hostNicTap: two such hosts in one namespace). Frames
 //             the NIC sends are written to the TAP (the namespace receives
 //             them on xpt<bus>); frames the namespace sends out of xpt<bus>
 //             arrive at the NIC. The TAP is opened once per process and is
@@ -11,7 +13,7 @@
 //             old model's Wire is closed and hears nothing more.
 //   dropWire  frames sent are counted and dropped, none arrive: the cable
 //             when the TAP cannot be had (no /dev/net/tun, no CAP_NET_ADMIN,
-//             the name taken by another host in the same namespace).
+//             the name taken by another link).
 import type { NetBackend } from '../../shared/hw/backend.js';
 import { ipQuiet } from '../../shared/net/netns.js';
 import { openTap, type TapDevice } from '../../shared/net/tap.js';
@@ -30,15 +32,27 @@ export const dropWire: WireFactory = () => ({
   close() { /* nothing held */ },
 });
 
-/** The TAP of the host NIC on bus `bus`: xpt03 for 0000:03:00.0. */
-export const hostNicTap = (bus: number): string => `xpt${bus.toString(16).padStart(2, '0')}`;
+/**
+ * The TAP of the host NIC on bus `bus`. In a namespace of the host's own
+ * (xenemu up --netns) it is xpt03 for 0000:03:00.0; a host without one
+ * shares its namespace with whatever else runs there, other hosts
+ * included, so its name carries the host too: xpt03-<8 hex digits of the
+ * run directory's FNV-1a hash>, 14 characters, within IFNAMSIZ (16 with
+ * the NUL). host.json lists each NIC's TAP (`pci[].tap`).
+ */
+export function hostNicTap(bus: number, sharedNsHostDir?: string | null): string {
+  const base = `xpt${bus.toString(16).padStart(2, '0')}`;
+  if (!sharedNsHostDir) return base;
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(sharedNsHostDir)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return `${base}-${h.toString(16).padStart(8, '0')}`;
+}
 
 /**
- * The TAP wire of the NIC on `bus`, its link up; dropWire (and one log line
+ * The TAP wire `name` of a NIC, its link up; dropWire (and one log line
  * saying why) when the TAP cannot be opened.
  */
-export function tapWire(bus: number, log: (m: string) => void): WireFactory {
-  const name = hostNicTap(bus);
+export function tapWire(name: string, log: (m: string) => void): WireFactory {
   let tap: TapDevice;
   try {
     tap = openTap(name);

@@ -93,6 +93,8 @@ export interface PciBarInfo { index: number; kind: 'mem' | 'io'; size: number; a
 
 export interface PciDevHello {
   type: 'hello'; bdf: string; model: PciModel; vendor: number; device: number; bars: PciBarInfo[];
+  /** A NIC's wire: its TAP's name in the host's namespace (processes/pcidev/wire.ts hostNicTap). */
+  tap?: string;
 }
 
 export interface PciDevIrq { type: 'irq'; intx?: 0 | 1; msi?: { addr: number; data: number } }

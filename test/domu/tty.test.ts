@@ -49,6 +49,24 @@ t.test('Ctrl-C discards the line, or interrupts a running command; type-ahead wa
   t.same(x.lines, ['burn 9', 'echo hi'], 'the type-ahead line runs after');
 });
 
+t.test('a command reading the terminal gets the lines typed while it runs, edited and echoed; Ctrl-C still interrupts', async (t) => {
+  const x = tty();
+  x.feed('nc\r');
+  t.same(x.lines, ['nc']);
+  const read: string[] = [];
+  x.ld.reader = (l) => read.push(l);
+  x.echoed.length = 0;
+  x.feed('hellx\x7fo\rpart');
+  t.same(read, ['hello\n'], 'one line, with its newline, after the erase');
+  t.equal(x.echoed.join(''), 'hellx\b \bo\r\npart', 'echoed as typed');
+  x.feed('\x03');
+  t.same(x.interrupts, [true], 'Ctrl-C interrupts the command');
+  x.ld.done();
+  t.equal(x.ld.reader, null, 'the reader ends with the command');
+  x.feed('ls\r');
+  t.same(x.lines, ['nc', 'ls'], 'the partial line was dropped at the interrupt; the next line is a command again');
+});
+
 t.test('echo is one write per input chunk', async (t) => {
   const x = tty();
   x.feed('hello');

@@ -4,13 +4,15 @@
 // UDP broadcast the namespace sends out of xpt03 lands in the owner's receive
 // buffer by DMA. After `xenemu down` the TAP is gone (the namespace, made
 // by the test, stays). Without a TAP (the name taken) the NIC is plugged
-// into nothing and its log says why, once.
+// into nothing and its log says why, once. Two hosts without namespaces of
+// their own, in the test's, each get a TAP of their own: xpt03-<host hash>.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeDomU, probeHost, type Probe } from '../helpers/probe.js';
-import { readHostRecord, waitFor } from '../helpers/host.js';
+import { readHostRecord, startHost, waitFor } from '../helpers/host.js';
+import { hostNicTap } from '../../processes/pcidev/wire.js';
 import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
 import * as DC from '../../shared/abi/domctl.js';
 import * as R from '../../shared/hw/e1000_regs.js';
@@ -90,4 +92,20 @@ t.test('no TAP to be had: the NIC is plugged into nothing, and its log says why 
   t.match(log, /no TAP for the NIC \(tap xpt03: .+\): its frames are dropped, none arrive/, 'saying why');
   t.equal(readHostRecord(h.rundir)!.pci![0]!.state, 'running', 'the device runs all the same');
   t.match(ip(['-d', 'link', 'show', 'dev', 'xpt03'], ns), /bridge/, 'the other link is left alone');
+});
+
+t.test('two hosts in one namespace: a TAP each, named after the host', { skip: why ?? false }, async (t) => {
+  const a = await startHost(t, { memory: 256, pcpus: 1, pci: ['e1000'] });
+  const b = await startHost(t, { memory: 256, pcpus: 1, pci: ['e1000'] });
+  const ta = readHostRecord(a.rundir)!.pci![0]!.tap!;
+  const tb = readHostRecord(b.rundir)!.pci![0]!.tap!;
+  t.equal(ta, hostNicTap(3, a.rundir), `host.json lists ${ta}`);
+  t.match(ta, /^xpt03-[0-9a-f]{8}$/, 'xpt03 and the host');
+  t.ok(ta.length <= 15, 'within IFNAMSIZ');
+  t.not(ta, tb, `the other host's is ${tb}`);
+  t.ok(linkExists(ta) && linkExists(tb), 'both in the namespace');
+  for (const h of [a, b]) t.notMatch(readFileSync(join(h.rundir, 'logs', `pcidev-${NIC}.log`), 'utf8'), /no TAP/, 'each NIC has its wire');
+  await a.down();
+  t.notOk(linkExists(ta), 'the first host\'s goes with it');
+  t.ok(linkExists(tb), 'the other\'s stays');
 });

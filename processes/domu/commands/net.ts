@@ -15,11 +15,18 @@ function human(bytes: number): string {
   return u === 0 ? `${bytes} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
+/** net-tools' flags field: IFF_UP 0x1, BROADCAST 0x2, RUNNING 0x40, MULTICAST 0x1000. */
+function flags(i: NetInterface): string {
+  const up = i.up && i.dev.state === 'connected';
+  const running = up && (i.dev.linkUp ?? true);
+  if (running) return '4163<UP,BROADCAST,RUNNING,MULTICAST>';
+  return up ? '4099<UP,BROADCAST,MULTICAST>' : '4098<BROADCAST,MULTICAST>';
+}
+
 function ifconfigText(i: NetInterface): string {
   const s = i.dev.stats;
-  const up = i.dev.state === 'connected';
   const mask = i.stack.netmask;
-  return `${i.dev.name}: flags=${up ? '4163<UP,BROADCAST,RUNNING,MULTICAST>' : '4098<BROADCAST,MULTICAST>'}  mtu 1500\n` +
+  return `${i.dev.name}: flags=${flags(i)}  mtu 1500\n` +
     (i.stack.ip ? `        inet ${ipToString(i.stack.ip)}  netmask ${ipToString(mask)}  broadcast ${ipToString((i.stack.ip | ~mask) >>> 0)}\n` : '') +
     `        ether ${macToString(i.dev.mac)}  txqueuelen 1000  (Ethernet)\n` +
     `        RX packets ${s.rxPackets}  bytes ${s.rxBytes} (${human(s.rxBytes)})\n` +
@@ -28,10 +35,69 @@ function ifconfigText(i: NetInterface): string {
     `        TX errors 0  dropped ${s.txDropped} overruns 0  carrier 0  collisions 0\n\n`;
 }
 
+/** A dotted netmask's prefix length, or null when its ones are not contiguous. */
+function maskPrefix(mask: number): number | null {
+  const inv = ~mask >>> 0;
+  if ((inv & (inv + 1)) !== 0) return null;
+  return 32 - Math.log2(inv + 1);
+}
+
+/**
+ * `ifconfig IF [ADDR[/PREFIX]] [netmask MASK] [up|down]`, as net-tools does
+ * it: SIOCSIFADDR (which brings the interface up too), SIOCSIFNETMASK,
+ * SIOCSIFFLAGS; a missing interface is ENODEV.
+ */
+function ifconfigSet(argv: string[], io: CommandIo, k: KernelServices): number {
+  const name = argv[1]!;
+  const ifc = k.net?.byName(name);
+  let ip: number | null = null;
+  let prefix: number | null = null;
+  let up: boolean | null = null;
+  for (let a = 2; a < argv.length; a++) {
+    const w = argv[a]!;
+    if (w === 'up') up = true;
+    else if (w === 'down') up = false;
+    else if (w === 'netmask') {
+      const m = parseIp(argv[++a] ?? '');
+      const p = m === null ? null : maskPrefix(m);
+      if (p === null) { io.out(`${argv[a] ?? ''}: Unknown host\nifconfig: \`--help' gives usage information.\n`); return 1; }
+      prefix = p;
+    } else {
+      const [addr, pfx] = w.split('/');
+      const v = parseIp(addr ?? '');
+      const p = pfx === undefined ? null : Number(pfx);
+      if (v === null || (p !== null && !(Number.isInteger(p) && p >= 0 && p <= 32))) { io.out(`${w}: Unknown host\nifconfig: \`--help' gives usage information.\n`); return 1; }
+      ip = v;
+      if (p !== null) prefix = p;
+    }
+  }
+  if (!ifc) {
+    if (ip !== null) io.out('SIOCSIFADDR: No such device\n');
+    io.out(`${name}: ERROR while getting interface flags: No such device\n`);
+    return 1;
+  }
+  try {
+    if (ip !== null) {
+      // An address without a mask takes its class's (net-tools: SIOCSIFADDR sets the classful mask).
+      const classful = ip >>> 31 === 0 ? 8 : ip >>> 30 === 2 ? 16 : 24;
+      ifc.stack.configure(ip, prefix ?? classful);
+      if (up === null && !ifc.up) k.net!.setUp(ifc, true);
+    } else if (prefix !== null) {
+      ifc.stack.configure(ifc.stack.ip, prefix);
+    }
+    if (up !== null) k.net!.setUp(ifc, up);
+  } catch (e) {
+    io.out(`SIOCSIFFLAGS: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 const ifconfig: Command = {
-  name: 'ifconfig', help: 'network interfaces: address, MAC, packet and byte counts',
+  name: 'ifconfig', help: 'ifconfig [IF [ADDR] [netmask MASK] [up|down]]: interfaces, their addresses and counts',
   run(argv, io, k) {
     const list = k.net?.list ?? [];
+    if (argv.length > 2) return ifconfigSet(argv, io, k);
     if (argv[1]) {
       const i = k.net?.byName(argv[1]);
       if (!i) { io.out(`${argv[1]}: error fetching interface information: Device not found\n`); return 1; }
@@ -288,7 +354,73 @@ async function iperf(argv: string[], io: CommandIo, k: KernelServices): Promise<
   return server ? iperfServer(port, len, io, k) : iperfClient(client!, port, secs, len, io, k);
 }
 
+// --- nc -u (netcat, UDP) -------------------------------------------------
+//
+// `nc -u HOST PORT [-p LPORT]` sends each line typed as one datagram (a
+// terminal's read returns a line) and prints what the peer sends;
+// `nc -u -l -p PORT` waits on every interface up, and the first sender
+// becomes its peer, as netcat's listen mode connects the socket to it.
+// Ctrl-C ends it.
+
+async function nc(argv: string[], io: CommandIo, k: KernelServices): Promise<number> {
+  let udp = false;
+  let listen = false;
+  let lport = 0;
+  const pos: string[] = [];
+  for (let a = 1; a < argv.length; a++) {
+    const w = argv[a]!;
+    if (w === '-u') udp = true;
+    else if (w === '-l') listen = true;
+    else if (w === '-lu' || w === '-ul') { udp = true; listen = true; }
+    else if (w === '-p') lport = Number(argv[++a]);
+    else if (w.startsWith('-')) { io.out(`nc: invalid option -- '${w.slice(1)}'\n`); return 1; }
+    else pos.push(w);
+  }
+  const usage = () => { io.out('Usage: nc -u [-p LPORT] HOST PORT | nc -u -l -p PORT\n'); return 1; };
+  if (!udp) { io.out('nc: only UDP (-u) is available\n'); return 1; }
+  if (listen && pos.length === 1) lport = Number(pos.pop());
+  if (!(Number.isInteger(lport) && lport >= 0 && lport < 65536) || (listen ? pos.length !== 0 || lport === 0 : pos.length !== 2)) return usage();
+  let peer: { sock: UdpSocket; ip: number; port: number } | null = null;
+  const socks: UdpSocket[] = [];
+  try {
+    if (listen) {
+      for (const i of (k.net?.list ?? []).filter((x) => x.up && x.stack.ip)) {
+        const s = i.stack.bind(lport);
+        if (!s) { io.out('nc: bind: Address already in use\n'); return 1; }
+        socks.push(s);
+      }
+      if (!socks.length) { io.out('nc: bind: Cannot assign requested address\n'); return 1; }
+    } else {
+      const dst = parseIp(pos[0]!);
+      const port = Number(pos[1]);
+      if (dst === null) { io.out(`nc: ${pos[0]}: Name or service not known\n`); return 1; }
+      if (!(Number.isInteger(port) && port > 0 && port < 65536)) return usage();
+      const ifc = k.net?.route(dst);
+      if (!ifc) { io.out('nc: connect: Network is unreachable\n'); return 1; }
+      const s = ifc.stack.bind(lport);
+      if (!s) { io.out('nc: bind: Address already in use\n'); return 1; }
+      socks.push(s);
+      peer = { sock: s, ip: dst, port };
+    }
+    for (const s of socks) {
+      s.onMessage((d) => {
+        if (!peer) peer = { sock: s, ip: d.src, port: d.srcPort };
+        if (peer.sock !== s || peer.ip !== d.src || peer.port !== d.srcPort) return; // a connected socket hears its peer only
+        io.out(Buffer.from(d.data).toString('utf8'));
+      });
+    }
+    io.readLines?.((line) => {
+      if (peer && peer.sock.send(peer.ip, peer.port, Buffer.from(line)) === 'dropped') io.out('nc: write: Network is unreachable\n');
+    });
+    await new Promise<void>((r) => { if (io.signal.aborted) r(); else io.signal.addEventListener('abort', () => r(), { once: true }); });
+    return 0;
+  } finally {
+    for (const s of socks) s.close();
+  }
+}
+
 export const netCommands: Command[] = [
+  { name: 'nc', help: 'nc -u HOST PORT | nc -u -l -p PORT: UDP lines typed out, datagrams printed', run: nc },
   ifconfig, ethtool,
   { name: 'ping', help: 'ping [-c N] [-i SECS] [-s BYTES] IP: ICMP echo with round-trip times', run: ping },
   { name: 'iperf', help: 'iperf -s | -c IP [-t SECS] [-l LEN]: UDP throughput between guests', run: iperf },

@@ -2,7 +2,7 @@
 // and -n formats) and setpci (one register read or written, as pciutils'
 // `setpci -s SLOT REG[.B|.W|.L][=VALUE]`).
 import type { Command } from '../services.js';
-import type { Pcifront, PcifrontDevice } from '../drivers/pcifront.js';
+import { PciError, type Pcifront, type PcifrontDevice } from '../drivers/pcifront.js';
 
 /** pciutils' names of the classes xenemu's devices have (pci.ids). */
 const CLASS_NAMES: Record<number, string> = {
@@ -59,9 +59,17 @@ export function pciCommands(pci: () => Pcifront | null): Command[] {
         if (!named && !/^[0-9a-fA-F]+$/.test(m[1]!)) { io.out(`setpci: Unknown register "${m[1]}".\n`); return 1; }
         const width = m[2] ? ({ b: 1, w: 2, l: 4 } as const)[m[2].toLowerCase() as 'b' | 'w' | 'l'] : named ? named[1] : undefined;
         if (!width) { io.out(`setpci: Missing width.\n`); return 1; }
+        // Through sysfs's config file, as pciutils' linux-sysfs access: an
+        // access the PCI layer fails with ENODEV (pciback answered
+        // dev_not_found, or never answered) reads all-ones
+        // (PCI_ERROR_RESPONSE) and writes nothing, silently
+        // (pci_read_config/pci_write_config ignore the error); the kernel's
+        // log says why. Offsets and sizes real setpci would refuse itself
+        // reach pciback here, and its refusal is printed.
+        const enodev = (e: unknown) => { if (!(e instanceof PciError && e.code === 'ENODEV')) throw e; };
         try {
-          if (m[3] !== undefined) await d.cfgWrite(off, width, parseInt(m[3], 16) >>> 0);
-          else io.out(`${hex(await d.cfgRead(off, width), width * 2)}\n`);
+          if (m[3] !== undefined) await d.cfgWrite(off, width, parseInt(m[3], 16) >>> 0).catch(enodev);
+          else io.out(`${hex(await d.cfgRead(off, width).catch((e) => { enodev(e); return 2 ** (8 * width) - 1; }), width * 2)}\n`);
         } catch (e) {
           io.out(`setpci: ${(e as Error).message}\n`);
           return 1;

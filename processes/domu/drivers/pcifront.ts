@@ -13,9 +13,13 @@
 // Ops go one at a time through the page (do_pci_op): the op written,
 // XEN_PCIF_active set, the back end kicked; the answer is there once the
 // back end cleared the bit and kicked back. An op not answered within
-// XEN_PCIF_OP_TIMEOUT_MS fails (Linux: "pciback not responding!!!", the op
-// taken back, XEN_PCI_ERR_dev_not_found), so a stopped Domain-0 makes
-// configuration accesses fail instead of hanging the guest.
+// XEN_PCIF_OP_TIMEOUT_MS is taken back (the bit cleared) and answered
+// XEN_PCI_ERR_dev_not_found, as Linux's do_pci_op does after logging
+// "pciback not responding!!!"; pcifront_bus_read/write turn that into
+// PCIBIOS_DEVICE_NOT_FOUND, which the PCI layer gives its callers as -ENODEV
+// (pcibios_err_to_errno) and a read's value as all-ones. So a stopped
+// Domain-0 makes configuration accesses fail instead of hanging the guest,
+// while BAR, DMA and interrupt traffic, which never pass through it, goes on.
 //
 // Each device found is a PciDeviceHandle (pci_device.ts) for the kernel's
 // drivers: configuration space through the ops above; its BARs through the
@@ -46,7 +50,7 @@ import {
 } from '../../../shared/xen/xenbus.js';
 import type { PciBar, PciDeviceHandle, PciDmaBuffer } from './pci_device.js';
 
-/** How long one op may take (Linux pcifront's 2 s in do_pci_op). */
+/** How long one op may take (Linux's do_pci_op: ns_timeout 2 s, polled every 3 s at most). */
 export const XEN_PCIF_OP_TIMEOUT_MS = 2000;
 
 export interface PcifrontDeps {
@@ -59,9 +63,14 @@ export interface PcifrontDeps {
   noMsi?: boolean;
 }
 
-/** A failure of the PCI layer, with an errno-like code (ETIMEDOUT, EIO, ENOSYS, ENODEV). */
+/**
+ * A failure of the PCI layer, with the errno Linux's callers get
+ * (pcibios_err_to_errno of pcifront's errno_to_pcibios_err): ENODEV for
+ * dev_not_found and an op pciback did not answer in time, EIO otherwise;
+ * ENOSYS and EINVAL for what the front end refuses itself.
+ */
 export class PciError extends Error {
-  constructor(readonly code: 'ETIMEDOUT' | 'EIO' | 'ENOSYS' | 'ENODEV' | 'EINVAL', message: string) { super(message); this.name = 'PciError'; }
+  constructor(readonly code: 'EIO' | 'ENOSYS' | 'ENODEV' | 'EINVAL', message: string) { super(message); this.name = 'PciError'; }
 }
 
 const XEN_PCI_ERR_NAMES: Record<number, string> = {
@@ -225,17 +234,21 @@ export class Pcifront {
       this.deps.dom.evtchn.notify(this.port);
       let timer: NodeJS.Timeout | undefined;
       try {
-        const r = await Promise.race([answer, new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new PciError('ETIMEDOUT', 'pciback not responding!!!')), XEN_PCIF_OP_TIMEOUT_MS);
+        const r = await Promise.race([answer, new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), XEN_PCIF_OP_TIMEOUT_MS);
         })]);
+        if (r === null) {
+          // The op is taken back: a late answer must not be read as the next op's.
+          this.waiter = undefined;
+          Atomics.and(this.flags, 0, ~XEN_PCIF_active);
+          this.stats.timeouts++;
+          this.log('pciback not responding!!!');
+          return { ...op, err: XEN_PCI_ERR_dev_not_found };
+        }
         after?.(this.dv);
         return r;
       } catch (e) {
-        // The op is taken back: a late answer must not be read as the next op's.
         this.waiter = undefined;
-        Atomics.and(this.flags, 0, ~XEN_PCIF_active);
-        this.stats.timeouts++;
-        this.log((e as Error).message);
         throw e;
       } finally {
         clearTimeout(timer);

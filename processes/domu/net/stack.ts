@@ -37,6 +37,8 @@ export type EchoReply = { from: number; seq: number; ttl: number; bytes: number 
 export class NetStack {
   ip = 0;
   prefixLen = 24;
+  /** IFF_UP: while false nothing goes in or out. */
+  enabled = true;
   readonly arp: Arp;
   private ipId = 1;
   private readonly udp = new Map<number, UdpSocket>();
@@ -55,13 +57,13 @@ export class NetStack {
   txSpace(): Promise<void> { return this.dev.txSpace(); }
 
   private xmit(frame: Uint8Array): boolean {
-    if (this.dev.transmit(frame)) return true;
+    if (this.enabled && this.dev.transmit(frame)) return true;
     this.dev.stats.txDropped++;
     return false;
   }
 
   input(frame: Uint8Array): void {
-    if (frame.length < ETH_HLEN) return;
+    if (!this.enabled || frame.length < ETH_HLEN) return;
     if (!(frame[0]! & 1) && !macEquals(frame, 0, this.dev.mac)) return;
     const type = ethType(frame);
     if (type === ETH_P_ARP) { this.arp.input(frame); return; }
@@ -107,6 +109,7 @@ export class NetStack {
 
   /** Routes one IPv4 frame: on-link only (no gateway), broadcast to the Ethernet broadcast. */
   private ipOutput(dst: number, frame: Uint8Array): 'ok' | 'full' | 'dropped' {
+    if (!this.enabled) return 'dropped'; // ENETDOWN
     const mask = this.netmask;
     const bcast = (this.ip | ~mask) >>> 0;
     if (dst === 0xffffffff || dst === bcast) {
