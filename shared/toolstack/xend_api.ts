@@ -115,8 +115,8 @@ export type MigrationSummary = {
   sentBytes: number; downtimeMs: number; totalMs: number; targetDomid: number;
   /** Where the downtime went, ms: the guest's suspend, the last round, the target's restore, go. */
   downtimeParts: { suspendMs: number; lastRoundMs: number; commitMs: number; goMs: number };
-  /** Before the stop, ms: mapping the guest's memory, the target's admission, the pre-copy rounds. */
-  beforeParts: { mapMs: number; beginMs: number; precopyMs: number };
+  /** Before the stop, ms: mapping the guest's memory, the target's admission, the pre-copy rounds, the guest's acknowledgement of the suspend request. */
+  beforeParts: { mapMs: number; beginMs: number; precopyMs: number; ackMs?: number };
 };
 
 /** Where a migration is, for xl migrate's progress bar. */

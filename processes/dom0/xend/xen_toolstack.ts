@@ -432,7 +432,7 @@ export class XenToolstack implements Toolstack {
     const mem = await mapForeignDomain(this.dom0.hv, domid);
     const log = live ? await this.logDirty(domid) : null;
     const segment = (await domainSegments(this.dom0.hv, domid)).mem;
-    const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0 };
+    const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0, ackMs: 0 };
     const tx = new MigrationSender(target, mem.bytes, { populated: () => populatedRuns(segment), clean: log ? () => log.clean() : null });
     const throttle = new MigrationThrottle(this.sched, domid, this.log);
     this.migrations.set(domid, tx);
@@ -451,7 +451,20 @@ export class XenToolstack implements Toolstack {
         // Its full speed back once it has seen the request: the suspend
         // (freezing, writing its record) is downtime and must not crawl,
         // but until then, a capped guest dirties little.
-        tStop = await this.suspendGuest(domid, () => void throttle.release().catch(() => undefined));
+        const tAsk = performance.now();
+        let acked = false;
+        const suspending = this.suspendGuest(domid, () => { acked = true; void throttle.release().catch(() => undefined); });
+        // Until the guest acknowledges the request it runs, and what it
+        // writes meanwhile is sent now rather than while it is stopped: with
+        // write-protection a round costs only the pages it wrote.
+        let failed = false;
+        suspending.catch(() => { failed = true; });
+        while (live && log && !acked && !failed) {
+          await tx.round(tx.rounds.length, 'dirty');
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        tStop = await suspending;
+        before.ackMs = tStop - tAsk;
         await throttle.release();
         suspended = true;
         parts.suspendMs = performance.now() - tStop;
