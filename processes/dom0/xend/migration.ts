@@ -130,6 +130,8 @@ export class MigrationSender {
   private broken: Error | null = null;
   private readonly brokenWaiters = new Set<(e: Error) => void>();
 
+  /** When each round began. */
+  private readonly starts: number[] = [];
   /** The pfns sent at least once. */
   private readonly sent: Uint8Array;
 
@@ -189,6 +191,7 @@ export class MigrationSender {
    */
   async round(round: number, how: 'all' | 'dirty' = 'all'): Promise<number> {
     const t0 = performance.now();
+    this.starts.push(t0);
     let pfns: number[] = [];
     let total = 0;
     let bytes = 0;
@@ -261,7 +264,9 @@ export class MigrationSender {
     const sentMs = r.reduce((a, x) => a + x.ms, 0);
     const rate = sentMs > 0 ? this.sentBytes / sentMs : 0; // bytes per ms
     // What the last round found dirty was dirtied while the one before it was sent.
-    const dirty = r.length >= 2 && r.at(-2)!.ms > 0 ? (last!.pages * PAGE_SIZE) / (r.at(-2)!.ms / 1000) : 0;
+    // (With write-protection, from one round's scan to the next's: the time between their starts.)
+    const window = r.length >= 2 ? this.starts.at(-1)! - this.starts.at(-2)! : 0;
+    const dirty = window > 0 ? (last!.pages * PAGE_SIZE) / (window / 1000) : 0;
     return {
       phase: this.phase, round: r.length, scanned: this.maxPfns ? this.scannedPfns / this.maxPfns : 1, sentBytes: this.sentBytes,
       dirtyBytesPerSec: dirty, estDowntimeMs: last && rate > 0 ? (last.pages * PAGE_SIZE) / rate : 0,
