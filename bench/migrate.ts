@@ -63,8 +63,10 @@ async function consoleOf(h: BenchHost, name: string): Promise<{ run(cmd: string,
   }
 }
 
-interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number }>; downtimeParts: Record<string, number>; beforeParts: Record<string, number> }
+interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number; ms: number; scanMs?: number }>; downtimeParts: Record<string, number>; beforeParts: Record<string, number> }
 
+/** Each round: pages, its ms, of which finding and copying them (the rest waits to send). */
+const roundsOf = (s: Summary) => s.rounds.map((r) => `${r.pages}p ${r.ms.toFixed(0)}/${(r.scanMs ?? 0).toFixed(0)}ms`).join(' ');
 const parts = (s: Summary) => Object.entries({ ...s.beforeParts, ...s.downtimeParts }).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ');
 
 async function migrate(from: BenchHost, name: string, to: string): Promise<Summary> {
@@ -128,7 +130,7 @@ async function run(ctx: SuiteContext): Promise<Metric[]> {
       idle.push(await migrate(at, 'mg', addr(to)));
       at = to;
       raw.push(await rawTransfer(base + 2));
-      ctx.log(`migrate: idle ${i + 1}/${rounds}: downtime ${idle[i]!.downtimeMs.toFixed(0)} ms (${parts(idle[i]!)}), total ${idle[i]!.totalMs.toFixed(0)} ms; raw 128 MiB ${raw[i]!.toFixed(0)} ms`);
+      ctx.log(`migrate: idle ${i + 1}/${rounds}: downtime ${idle[i]!.downtimeMs.toFixed(0)} ms (${parts(idle[i]!)}), total ${idle[i]!.totalMs.toFixed(0)} ms; raw 128 MiB ${raw[i]!.toFixed(0)} ms; rounds ${roundsOf(idle[i]!)}`);
     }
     // Busy: membusy rewrites 64 MiB all the time.
     const busy: Summary[] = [];
@@ -141,7 +143,7 @@ async function run(ctx: SuiteContext): Promise<Metric[]> {
       const to = at === a ? b : a;
       busy.push(await migrate(at, 'mg', addr(to)));
       at = to;
-      ctx.log(`migrate: busy ${i + 1}/${rounds}: downtime ${busy[i]!.downtimeMs.toFixed(0)} ms (${parts(busy[i]!)}), ${busy[i]!.rounds.map((r) => r.pages).join('/')} pages`);
+      ctx.log(`migrate: busy ${i + 1}/${rounds}: downtime ${busy[i]!.downtimeMs.toFixed(0)} ms (${parts(busy[i]!)}), rounds ${roundsOf(busy[i]!)}`);
     }
     // Save and restore of the guest holding 64 MiB of pattern.
     const saves: number[] = [];

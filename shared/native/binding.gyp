@@ -7,6 +7,12 @@
       "libraries": ["-lrt"]
     },
     {
+      "target_name": "xenemu_dirty",
+      "sources": ["dirty.cc"],
+      "cflags_cc": ["-O2", "-std=c++17"],
+      "libraries": ["-lrt"]
+    },
+    {
       "target_name": "xenemu_sock",
       "sources": ["sock.cc"],
       "cflags_cc": ["-O2", "-std=c++17"]

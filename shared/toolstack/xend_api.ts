@@ -108,12 +108,15 @@ export type ScreenshotRecord = {
 /** What xl migrate reports (its -l JSON summary): each round's pages, the bytes sent, the downtime. */
 export type MigrationSummary = {
   domid: number; target: string; live: boolean;
-  rounds: Array<{ round: number; pages: number; bytes: number; ms: number }>;
+  /** How the rounds after the first found what the guest wrote: write-protection of its mapping (userfaultfd), or comparing every page. */
+  logDirty?: 'write-protect' | 'compare';
+  /** Each round: pages and bytes sent, its time, and the part of it not spent waiting to send (finding the pages, copying them). */
+  rounds: Array<{ round: number; pages: number; bytes: number; ms: number; scanMs?: number }>;
   sentBytes: number; downtimeMs: number; totalMs: number; targetDomid: number;
   /** Where the downtime went, ms: the guest's suspend, the last round, the target's restore, go. */
   downtimeParts: { suspendMs: number; lastRoundMs: number; commitMs: number; goMs: number };
-  /** Before the stop, ms: mapping the guest's memory, the target's admission, the pre-copy rounds. */
-  beforeParts: { mapMs: number; beginMs: number; precopyMs: number };
+  /** Before the stop, ms: mapping the guest's memory, the target's admission, the pre-copy rounds, the guest's acknowledgement of the suspend request. */
+  beforeParts: { mapMs: number; beginMs: number; precopyMs: number; ackMs?: number };
 };
 
 /** Where a migration is, for xl migrate's progress bar. */

@@ -19,6 +19,7 @@ import { SharedInfo } from './shared_info.js';
 import { EventChannels } from './evtchn.js';
 import { GrantTable } from './gnttab.js';
 import { GuestMemory } from './memory.js';
+import { registerWriteProtect } from '../dirty.js';
 
 export interface XenDomain {
   domid: number;
@@ -74,6 +75,11 @@ export async function startDomain(opts: StartDomainOptions = {}): Promise<XenDom
   const evtchn = new EventChannels(hv, sharedInfo);
   const gnttab = GrantTable.open(hv, hello.gnttab, hello.gnttab_frames);
   const memory = GuestMemory.open(hello.mem, hello.mem_bytes);
+  // A PV guest writes its memory through this mapping only: registered for
+  // write-protection, it is what xend's log-dirty reads during a live
+  // migration (shared/dirty.ts). Nothing is protected until then; when the
+  // kernel cannot, xend compares pages instead and says why.
+  if (!hello.privileged && !hello.hvm) registerWriteProtect(memory.sab);
 
   const dom: XenDomain = {
     domid: hello.domid, host, rundir, hello, hv, sharedInfo, evtchn, gnttab, memory,

@@ -69,7 +69,7 @@ const HEARTBEAT_TIMEOUT_MS = 3_000;
 const HEARTBEATS = { heartbeatInterval: HEARTBEAT_IVL_MS, heartbeatTimeout: HEARTBEAT_TIMEOUT_MS, heartbeatTimeToLive: HEARTBEAT_TIMEOUT_MS };
 /** Pre-copy stops when a round finds fewer dirty pages than this, or after MAX_ROUNDS. */
 const DIRTY_STOP = 64;
-const MAX_ROUNDS = 8;
+const MAX_ROUNDS = 12;
 
 export type MigrationMsg =
   /** `host`: the source's name, which the target's pool check leaves out (the guest runs there until the commit). */
@@ -92,6 +92,18 @@ export type MigrationReply = { ok: true; domid?: number; state?: MigrationState 
 import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
 export type { MigrationProgress, MigrationSummary };
 export type MigrationRound = MigrationSummary['rounds'][number];
+
+/**
+ * What the source knows of the guest's pages beyond their bytes
+ * (shared/dirty.ts): which hold data at all, and, with write-protection of
+ * the domain process's mapping, which it wrote since the last look.
+ */
+export interface DirtyLog {
+  /** [first, end) pfn runs holding data; null: unknown, every pfn. */
+  populated(): Array<[number, number]> | null;
+  /** XEN_DOMCTL_SHADOW_OP_CLEAN: the pfns written since the last call; null without write-protection. */
+  clean: (() => Uint32Array) | null;
+}
 
 /** Pages compared at once: a run of unchanged pages costs one comparison. */
 const RUN_PAGES = 16;
@@ -118,12 +130,18 @@ export class MigrationSender {
   private broken: Error | null = null;
   private readonly brokenWaiters = new Set<(e: Error) => void>();
 
-  constructor(readonly target: string, private readonly mem: Uint8Array) {
+  /** When each round began. */
+  private readonly starts: number[] = [];
+  /** The pfns sent at least once. */
+  private readonly sent: Uint8Array;
+
+  constructor(readonly target: string, private readonly mem: Uint8Array, private readonly log: DirtyLog = { populated: () => null, clean: null }) {
     this.sock = new zmq.Dealer({ linger: 0, sendTimeout: MIGRATION_REPLY_TIMEOUT_MS, receiveTimeout: MIGRATION_REPLY_TIMEOUT_MS, sendHighWaterMark: 64, ...HEARTBEATS });
     this.sock.events.on('disconnect', () => this.lost(new Error(`the connection to ${target} broke`)));
     this.sock.connect(`tcp://${target}`);
     this.maxPfns = mem.byteLength / PAGE_SIZE;
     this.shadow = Buffer.alloc(mem.byteLength);
+    this.sent = new Uint8Array(this.maxPfns);
     this.live = Buffer.from(mem.buffer, mem.byteOffset, mem.byteLength);
   }
 
@@ -164,12 +182,20 @@ export class MigrationSender {
     if (!r.ok) throw new Error(`the target refused: ${r.error}`);
   }
 
-  /** Sends every page whose bytes differ from the copy the target has; returns how many. */
-  async round(round: number): Promise<number> {
+  /**
+   * Sends every page whose bytes differ from the copy the target has;
+   * returns how many. `how`: 'all' compares every page that holds data
+   * (log.populated()) or was sent before; 'dirty' only those the log-dirty
+   * reports written since the last round (log.clean()), a page rewritten
+   * with the bytes it had still not sent.
+   */
+  async round(round: number, how: 'all' | 'dirty' = 'all'): Promise<number> {
     const t0 = performance.now();
+    this.starts.push(t0);
     let pfns: number[] = [];
     let total = 0;
     let bytes = 0;
+    let scanMs = 0;
     const flush = async () => {
       if (pfns.length === 0) return;
       const data = Buffer.allocUnsafe(pfns.length * PAGE_SIZE);
@@ -177,29 +203,57 @@ export class MigrationSender {
         // The bytes sent, not the page, which may change meanwhile: they become its shadow.
         this.live.copy(data, i * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
         data.copy(this.shadow, pfn * PAGE_SIZE, i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+        this.sent[pfn] = 1;
       });
       const idx = Buffer.from(new Uint32Array(pfns).buffer);
+      const ts = performance.now();
       await this.unlessBroken(this.sock.send([pack({ type: 'pages', round } satisfies MigrationMsg), idx, data]));
+      scanMs -= performance.now() - ts;
       bytes += data.byteLength;
       pfns = [];
     };
     const same = (from: number, pages: number) =>
       this.live.compare(this.shadow, from * PAGE_SIZE, (from + pages) * PAGE_SIZE, from * PAGE_SIZE, (from + pages) * PAGE_SIZE) === 0;
-    for (let run = 0; run < this.maxPfns; run += RUN_PAGES) {
-      this.scannedPfns = run;
-      const n = Math.min(RUN_PAGES, this.maxPfns - run);
-      if (same(run, n)) continue;
-      for (let pfn = run; pfn < run + n; pfn++) {
-        if (same(pfn, 1)) continue;
-        pfns.push(pfn);
-        total++;
-        if (pfns.length === BATCH) await flush();
+    const consider = async (pfn: number) => {
+      if (same(pfn, 1)) return;
+      pfns.push(pfn);
+      total++;
+      if (pfns.length === BATCH) await flush();
+    };
+    const clean = this.log.clean;
+    if (how === 'dirty' && clean) {
+      // A copy: the next clean() reuses the array.
+      const written = Array.from(clean());
+      for (let i = 0; i < written.length; i++) {
+        this.scannedPfns = Math.floor((i / written.length) * this.maxPfns);
+        if (written[i]! < this.maxPfns) await consider(written[i]!);
+      }
+    } else {
+      // The pfns to compare: those holding data, and those sent before (a
+      // frame given back since holds zeros, which the target must get).
+      const want = new Uint8Array(this.sent);
+      const runs = this.log.populated();
+      if (runs) for (const [a, b] of runs) want.fill(1, a, Math.min(b, this.maxPfns));
+      else want.fill(1);
+      // Only those are read: reading a hole through the mapping would populate it.
+      for (let a = 0; a < this.maxPfns;) {
+        if (!want[a]) { a++; continue; }
+        let b = a;
+        while (b < this.maxPfns && want[b]) b++;
+        for (let run = a; run < b; run += RUN_PAGES) {
+          this.scannedPfns = run;
+          const n = Math.min(RUN_PAGES, b - run);
+          if (same(run, n)) continue;
+          for (let pfn = run; pfn < run + n; pfn++) await consider(pfn);
+        }
+        a = b;
       }
     }
     await flush();
     this.scannedPfns = this.maxPfns;
     this.sentBytes += bytes;
-    this.rounds.push({ round, pages: total, bytes, ms: performance.now() - t0 });
+    const ms = performance.now() - t0;
+    this.rounds.push({ round, pages: total, bytes, ms, scanMs: Math.max(0, ms + scanMs) });
     return total;
   }
 
@@ -210,19 +264,31 @@ export class MigrationSender {
     const sentMs = r.reduce((a, x) => a + x.ms, 0);
     const rate = sentMs > 0 ? this.sentBytes / sentMs : 0; // bytes per ms
     // What the last round found dirty was dirtied while the one before it was sent.
-    const dirty = r.length >= 2 && r.at(-2)!.ms > 0 ? (last!.pages * PAGE_SIZE) / (r.at(-2)!.ms / 1000) : 0;
+    // (With write-protection, from one round's scan to the next's: the time between their starts.)
+    const window = r.length >= 2 ? this.starts.at(-1)! - this.starts.at(-2)! : 0;
+    const dirty = window > 0 ? (last!.pages * PAGE_SIZE) / (window / 1000) : 0;
     return {
       phase: this.phase, round: r.length, scanned: this.maxPfns ? this.scannedPfns / this.maxPfns : 1, sentBytes: this.sentBytes,
       dirtyBytesPerSec: dirty, estDowntimeMs: last && rate > 0 ? (last.pages * PAGE_SIZE) / rate : 0,
     };
   }
 
-  /** Pre-copy while the guest runs: rounds until few pages are dirtied or no progress is made. */
-  async precopy(): Promise<void> {
+  /**
+   * Pre-copy while the guest runs: rounds until few pages are dirtied, or
+   * no progress is made. A round that does not at least halve the one
+   * before calls `throttle` (auto-converge: the guest's CPU cap is
+   * lowered, so it dirties less during the next round); once it cannot
+   * lower it further (false), a round that finds no fewer pages than the
+   * one before ends the pre-copy.
+   */
+  async precopy(throttle?: () => Promise<boolean>): Promise<void> {
     let last = Infinity;
+    let slower = !!throttle;
     for (let r = 0; r < MAX_ROUNDS; r++) {
-      const n = await this.round(r);
-      if (r > 0 && (n < DIRTY_STOP || n >= last)) return;
+      const n = await this.round(r, r > 0 && this.log.clean ? 'dirty' : 'all');
+      if (r > 0 && n < DIRTY_STOP) return;
+      if (r > 0 && slower && n * 2 > last) slower = await throttle!();
+      if (r > 0 && !slower && n >= last) return;
       last = n;
     }
   }

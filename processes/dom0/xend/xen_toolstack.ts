@@ -62,7 +62,9 @@ import { parseVifSpec } from '../../../shared/toolstack/xlcfg.js';
 import type { NetworkDeviceRecord } from './toolstack.js';
 import { addVbd, findVbd, listVbds, removeVbd } from '../toolstack/vbd.js';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
-import { mapForeignDomain } from '../../../shared/xen/index.js';
+import { domainSegments, mapForeignDomain } from '../../../shared/xen/index.js';
+import { populatedRuns, WriteLog } from '../../../shared/dirty.js';
+import { MigrationThrottle } from './migration_throttle.js';
 import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
@@ -387,14 +389,14 @@ export class XenToolstack implements Toolstack {
    * nothing, so a migration's downtime starts there, not while a busy guest
    * still works before it looks at the request.
    */
-  private async suspendGuest(domid: number): Promise<number> {
+  private async suspendGuest(domid: number, onAck?: () => void): Promise<number> {
     const path = `/local/domain/${domid}/control/shutdown`;
     const token = `suspend-ack-${domid}-${Date.now()}`;
     let ackAt = 0;
     let asked = false;
     await this.xs.watch(path, token, () => {
       if (!asked || ackAt) return;
-      void this.xs.tryRead(path).then((v) => { if (v === '' && !ackAt) ackAt = performance.now(); }).catch(() => undefined);
+      void this.xs.tryRead(path).then((v) => { if (v === '' && !ackAt) { ackAt = performance.now(); onAck?.(); } }).catch(() => undefined);
     });
     try {
       const t0 = performance.now();
@@ -428,8 +430,11 @@ export class XenToolstack implements Toolstack {
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
     const mem = await mapForeignDomain(this.dom0.hv, domid);
-    const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0 };
-    const tx = new MigrationSender(target, mem.bytes);
+    const log = live ? await this.logDirty(domid) : null;
+    const segment = (await domainSegments(this.dom0.hv, domid)).mem;
+    const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0, ackMs: 0 };
+    const tx = new MigrationSender(target, mem.bytes, { populated: () => populatedRuns(segment), clean: log ? () => log.clean() : null });
+    const throttle = new MigrationThrottle(this.sched, domid, this.log);
     this.migrations.set(domid, tx);
     let suspended = false;
     let targetDomid = -1;
@@ -440,10 +445,27 @@ export class XenToolstack implements Toolstack {
         const tBegin = performance.now();
         await tx.begin({ ...m.config, name: m.name, uuid: d.uuid }, this.dom0.host);
         before.beginMs = performance.now() - tBegin;
-        if (live) await tx.precopy();
+        if (live) await tx.precopy(() => throttle.step());
         before.precopyMs = performance.now() - tBegin - before.beginMs;
         tx.phase = 'stopcopy';
-        tStop = await this.suspendGuest(domid);
+        // Its full speed back once it has seen the request: the suspend
+        // (freezing, writing its record) is downtime and must not crawl,
+        // but until then, a capped guest dirties little.
+        const tAsk = performance.now();
+        let acked = false;
+        const suspending = this.suspendGuest(domid, () => { acked = true; void throttle.release().catch(() => undefined); });
+        // Until the guest acknowledges the request it runs, and what it
+        // writes meanwhile is sent now rather than while it is stopped: with
+        // write-protection a round costs only the pages it wrote.
+        let failed = false;
+        suspending.catch(() => { failed = true; });
+        while (live && log && !acked && !failed) {
+          await tx.round(tx.rounds.length, 'dirty');
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        tStop = await suspending;
+        before.ackMs = tStop - tAsk;
+        await throttle.release();
         suspended = true;
         parts.suspendMs = performance.now() - tStop;
         await tx.round(tx.rounds.length);
@@ -455,6 +477,7 @@ export class XenToolstack implements Toolstack {
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
         tx.abort();
+        await throttle.release().catch(() => undefined);
         if (suspended) await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
         this.log(`xend: migrating d${domid} to ${target} failed, it runs on here: ${(e as Error).message}`);
         throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${(e as Error).message}`);
@@ -480,7 +503,7 @@ export class XenToolstack implements Toolstack {
         this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
           `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
         await this.teardown(domid);
-        return { domid, target, live, rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before };
+        return { domid, target, live, logDirty: log ? 'write-protect' : 'compare', rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before };
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
@@ -497,6 +520,28 @@ export class XenToolstack implements Toolstack {
       this.migrations.delete(domid);
       tx.close();
     }
+  }
+
+  /**
+   * Log-dirty for a live migration of `domid`: write-protection of its
+   * domain process's mapping (shared/dirty.ts), or null, and a log line
+   * saying why, when pages are compared instead. XENEMU_LOGDIRTY=compare
+   * asks for the comparison.
+   */
+  private async logDirty(domid: number): Promise<WriteLog | null> {
+    if (process.env.XENEMU_LOGDIRTY === 'compare') {
+      this.log(`xend: d${domid}: log-dirty by comparing pages (XENEMU_LOGDIRTY=compare)`);
+      return null;
+    }
+    const info = (await this.dom0.hv.domctl<xen_domctl_getdomaininfo>(XEN_DOMCTL_getdomaininfo, { domain: domid })).data;
+    const seg = await domainSegments(this.dom0.hv, domid);
+    const log = info?.pid ? WriteLog.open(info.pid, seg.mem, seg.mem_bytes) : 'the domain has no process';
+    if (typeof log === 'string') {
+      this.log(`xend: d${domid}: log-dirty by comparing pages: no write-protection (${log})`);
+      return null;
+    }
+    this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping`);
+    return log;
   }
 
   migrateProgress(domid: number): MigrationProgress | null {
