@@ -111,7 +111,9 @@ export function pciAssignableRemove(hv: Hypervisor, _caller: Domain, _t: Domain 
 
 /** Every device with its owner (`quarantine` ones are what xl pci-assignable-list shows). */
 export function pciAssignableList(hv: Hypervisor): HcResult {
-  return { ret: 0, data: { devices: hv.pci.records().map((r) => ({ bdf: r.bdf, model: r.model, owner: r.owner, state: r.state })) } };
+  // With each device's BARs where the host placed them (what libxl and xen_pt read from sysfs `resource`).
+  const bars = (bdf: string) => [...hv.pci.devices.values()].find((d) => d.bdf === bdf)?.hello?.bars ?? [];
+  return { ret: 0, data: { devices: hv.pci.records().map((r) => ({ bdf: r.bdf, model: r.model, owner: r.owner, state: r.state, bars: bars(r.bdf) })) } };
 }
 
 // ---- permissions and mappings -------------------------------------------------
