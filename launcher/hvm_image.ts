@@ -7,21 +7,24 @@
 //                    (apt-get download + dpkg -x into the cache: nothing is
 //                    installed), xorriso and cpio (installed when missing)
 //   initramfs        busybox, the modules an HVM guest's PC needs (ata_piix,
-//                    sd_mod, sr_mod, e1000, isofs and what they depend on,
+//                    sd_mod, sr_mod, e1000, isofs, and nvme for a host NVMe
+//                    passed through; with what they depend on,
 //                    from their .modinfo), and an /init that loads them and
 //                    starts a shell on the console
 //   ISO              isolinux booting that kernel with console=ttyS0
 //
-// The image is built once per kernel version in $XDG_CACHE_HOME/xenemu
+// The image is built once per kernel version and content (the modules and
+// /init, whose hash names the directory) in $XDG_CACHE_HOME/xenemu
 // (~/.cache/xenemu) and reused; `--rebuild` makes it again.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, basename } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 
 /** The drivers an HVM guest's PC needs that Debian's 686 kernel builds as modules. */
-export const HVM_MODULES = ['ata_piix', 'sd_mod', 'sr_mod', 'e1000', 'isofs'];
+export const HVM_MODULES = ['ata_piix', 'sd_mod', 'sr_mod', 'e1000', 'isofs', 'nvme'];
 
 export function cacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'xenemu');
@@ -138,7 +141,9 @@ export async function buildHvmImage(o: { rebuild?: boolean; log?: Log } = {}): P
   ensureI386(log);
   const kpkg = kernelPackage();
   const kernel = kpkg.replace(/^linux-image-/, '');
-  const dir = join(cacheDir(), `hvm-linux-${kernel}`);
+  // What goes into the image names its directory: a changed module list or /init is a new image.
+  const content = createHash('sha256').update(JSON.stringify([HVM_MODULES, INIT(HVM_MODULES, kernel)])).digest('hex').slice(0, 8);
+  const dir = join(cacheDir(), `hvm-linux-${kernel}-${content}`);
   const iso = join(dir, 'linux.iso');
   if (existsSync(iso) && !o.rebuild) return { iso, kernel, built: false };
   ensureTools(log);

@@ -41,7 +41,8 @@ export interface PciGrants {
   ioports: { first: number; nr: number }[];
   memoryMappings: { gfn: number; mfn: number; nr: number }[];
   ioportMappings: { gport: number; mport: number; nr: number }[];
-  ptIrqs: { machine_irq: number; irq_type: number }[];
+  /** PT_IRQ_TYPE_PCI: the guest's bus-0 device and pin the machine irq (a GSI) drives. */
+  ptIrqs: { machine_irq: number; irq_type: number; device: number; intx: number }[];
 }
 
 export interface PciHost {

@@ -10,15 +10,20 @@
 //                           owned by a guest -EBUSY (DOMID_INVALID: by anyone but quarantine)
 //   deassign_device 47      no such device -ENODEV; not owned by the target -EINVAL
 //   irq/iomem/ioport_permission 19/20/21    recorded, granted or revoked
-//   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; recorded for an HVM
-//                           target (its vCPUs' side of the BAR mapping is still to come), 0 for PV
+//   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; for an HVM target
+//                           recorded and published in its HVM segment's passthrough page
+//                           (publishPtMappings), which its vCPU routes by; 0 for PV
 //   bind_pt_irq 38 / unbind_pt_irq 48      -EPERM without irq permission; recorded
 import {
   XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_RDM_RELAXED,
 } from '../../shared/abi/domctl.js';
 import { DOMID_INVALID } from '../../shared/abi/xen.js';
-import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOENT, XEN_EPERM } from '../../shared/abi/errno.js';
+import { XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENODEV, XEN_ENOENT, XEN_EPERM } from '../../shared/abi/errno.js';
+import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
+import { gsiOf, syncPtIntx } from './pci_irq.js';
 import { formatSbdf, parseBdf } from '../../shared/wire/pcidev.js';
+import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import { PT_KIND_MEM, PT_KIND_PORT, writePtMappings, type PtMapping } from '../../shared/abi/hvm/xenemu_hvm.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 import { ownerName, type HostPciDevice, type PciGrants } from './pci.js';
@@ -45,6 +50,7 @@ export function domctlAssignDevice(hv: Hypervisor, caller: Domain, t: Domain, ar
   if (ownedByGuest(d)) return refuse(hv, `assign ${d.bdf} to d${t.domid}`, -XEN_EBUSY, `owned by ${ownerName(d.owner)}`);
   if (d.owner === 0) return refuse(hv, `assign ${d.bdf} to d${t.domid}`, -XEN_ENODEV, 'not assignable (Domain-0\'s)');
   hv.pci.setOwner(d, t.domid, 'assign_device');
+  publishPtMappings(hv, t);
   return 0;
 }
 
@@ -73,6 +79,8 @@ export function domctlDeassignDevice(hv: Hypervisor, _caller: Domain, t: Domain,
   if (!d) return -XEN_ENODEV;
   if (d.owner !== t.domid || t.domid === 0) return refuse(hv, `deassign ${d.bdf} from d${t.domid}`, -XEN_EINVAL, `owned by ${ownerName(d.owner)}`);
   hv.pci.setOwner(d, null, 'deassign_device');
+  publishPtMappings(hv, t);
+  syncPtIntx(hv, t, gsiOf(d));
   return 0;
 }
 
@@ -103,7 +111,9 @@ export function pciAssignableRemove(hv: Hypervisor, _caller: Domain, _t: Domain 
 
 /** Every device with its owner (`quarantine` ones are what xl pci-assignable-list shows). */
 export function pciAssignableList(hv: Hypervisor): HcResult {
-  return { ret: 0, data: { devices: hv.pci.records().map((r) => ({ bdf: r.bdf, model: r.model, owner: r.owner, state: r.state })) } };
+  // With each device's BARs where the host placed them (what libxl and xen_pt read from sysfs `resource`).
+  const bars = (bdf: string) => [...hv.pci.devices.values()].find((d) => d.bdf === bdf)?.hello?.bars ?? [];
+  return { ret: 0, data: { devices: hv.pci.records().map((r) => ({ bdf: r.bdf, model: r.model, owner: r.owner, state: r.state, bars: bars(r.bdf) })) } };
 }
 
 // ---- permissions and mappings -------------------------------------------------
@@ -178,7 +188,42 @@ export function domctlMemoryMapping(hv: Hypervisor, _c: Domain, t: Domain,
     if (i < 0) return -XEN_ENOENT;
     list.splice(i, 1);
   }
+  publishPtMappings(hv, t);
   return 0;
+}
+
+/**
+ * An HVM domain's p2m entries for host BARs, as its vCPU routes them: each
+ * recorded mapping cut into the pieces that fall in a BAR of a device the
+ * domain owns (host frames/ports to device, BAR and offset by where the
+ * host's firmware placed each BAR), with the device's current key. A piece
+ * naming no BAR of the domain's is left out (an access there is unclaimed,
+ * as an access to a host frame with no device decoding it).
+ */
+export function publishPtMappings(hv: Hypervisor, t: Domain): void {
+  const h = t.hvmState;
+  if (!t.hvm || !h) return;
+  const g = hv.pci.grantsOf(t.domid);
+  const owned = [...hv.pci.devices.values()].filter((d) => d.owner === t.domid && !d.gone && d.hello);
+  const out: PtMapping[] = [];
+  const cut = (kind: number, first: number, nr: number, hostFirst: number, unit: number) => {
+    for (const d of owned) {
+      for (const b of d.hello!.bars) {
+        if ((b.kind === 'mem') !== (kind === PT_KIND_MEM)) continue;
+        const lo = Math.floor(b.addr / unit);
+        const hi = lo + Math.ceil(b.size / unit);
+        const from = Math.max(lo, hostFirst);
+        const to = Math.min(hi, hostFirst + nr);
+        if (from >= to) continue;
+        out.push({ kind, first: first + (from - hostFirst), nr: to - from, sbdf: d.sbdf, bar: b.index,
+                   barOffset: (from - lo) * unit, key: d.key });
+      }
+    }
+  };
+  for (const m of g.memoryMappings) cut(PT_KIND_MEM, m.gfn, m.nr, m.mfn, PAGE_SIZE);
+  for (const m of g.ioportMappings) cut(PT_KIND_PORT, m.gport, m.nr, m.mport, 1);
+  writePtMappings(h.i32, h.dv, out);
+  h.kickVcpu();
 }
 
 export function domctlIoportMapping(hv: Hypervisor, _c: Domain, t: Domain,
@@ -197,27 +242,48 @@ export function domctlIoportMapping(hv: Hypervisor, _c: Domain, t: Domain,
     if (i < 0) return -XEN_ENOENT;
     list.splice(i, 1);
   }
+  publishPtMappings(hv, t);
   return 0;
 }
 
-export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain, arg: { machine_irq?: number; irq_type?: number }): HcResult {
+/**
+ * XEN_DOMCTL_bind_pt_irq (xen/drivers/passthrough/x86/hvm.c pt_irq_create_bind):
+ * PT_IRQ_TYPE_PCI binds a machine GSI to the guest's INTx pin of bus-0
+ * device `device`; the device's line then drives that pin (pci_irq.ts),
+ * and its current level reaches the guest at once. Other types are
+ * recorded (the guest is shown no MSI capability, so none are bound).
+ */
+export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
+                                arg: { machine_irq?: number; irq_type?: number; bus?: number; device?: number; intx?: number }): HcResult {
   const irq = u32(arg.machine_irq);
   const type = u32(arg.irq_type);
   if (irq === null || type === null) return -XEN_EINVAL;
   const g = grants(hv, t);
   if (!g.irqs.has(irq)) return refuse(hv, `d${t.domid} bind_pt_irq ${irq}`, -XEN_EPERM, 'no irq permission');
-  g.ptIrqs.push({ machine_irq: irq, irq_type: type });
+  const device = Number(arg.device ?? 0);
+  const intx = Number(arg.intx ?? 0);
+  if (type === PT_IRQ_TYPE_PCI) {
+    if (Number(arg.bus ?? 0) !== 0 || !Number.isInteger(device) || device < 0 || device > 31 || !Number.isInteger(intx) || intx < 0 || intx > 3) {
+      return -XEN_EINVAL;
+    }
+    if (g.ptIrqs.some((b) => b.machine_irq === irq && b.irq_type === type && b.device === device && b.intx === intx)) return -XEN_EEXIST;
+  }
+  g.ptIrqs.push({ machine_irq: irq, irq_type: type, device, intx });
+  if (type === PT_IRQ_TYPE_PCI) syncPtIntx(hv, t, irq);
   return 0;
 }
 
-export function domctlUnbindPtIrq(hv: Hypervisor, _c: Domain, t: Domain, arg: { machine_irq?: number; irq_type?: number }): HcResult {
+export function domctlUnbindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
+                                  arg: { machine_irq?: number; irq_type?: number; device?: number; intx?: number }): HcResult {
   const irq = u32(arg.machine_irq);
   if (irq === null) return -XEN_EINVAL;
   const g = grants(hv, t);
   if (!g.irqs.has(irq)) return -XEN_EPERM;
-  const i = g.ptIrqs.findIndex((b) => b.machine_irq === irq && b.irq_type === arg.irq_type);
+  const i = g.ptIrqs.findIndex((b) => b.machine_irq === irq && b.irq_type === arg.irq_type &&
+    (arg.irq_type !== PT_IRQ_TYPE_PCI || arg.device === undefined || (b.device === arg.device && b.intx === (arg.intx ?? 0))));
   if (i < 0) return -XEN_EINVAL;
-  g.ptIrqs.splice(i, 1);
+  const [b] = g.ptIrqs.splice(i, 1);
+  if (b!.irq_type === PT_IRQ_TYPE_PCI) t.hvmState?.irq.setPciIntx(b!.device, b!.intx, 0);
   return 0;
 }
 

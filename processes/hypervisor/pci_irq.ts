@@ -11,12 +11,20 @@
 // allowed (XEN_DOMCTL_irq_permission; Domain-0 holds every line);
 // MAP_PIRQ_TYPE_MSI(_SEG) with bus (segment in the high 16 bits for _SEG)
 // and devfn naming a device the domain owns. `pirq` < 0 asks for a free one.
-// A device owned by Domain-0 or quarantined interrupts no one. HVM owners'
-// interrupts (XEN_DOMCTL_bind_pt_irq injection) are not delivered yet.
+// A device owned by Domain-0 or quarantined interrupts no one.
+//
+// An HVM owner's qemu-dm binds the device's GSI to the guest's INTx pin with
+// XEN_DOMCTL_bind_pt_irq (PT_IRQ_TYPE_PCI): the device's line then drives
+// that pin in the guest's HVM segment (set_pci_intx_level's path), level for
+// level. Xen masks the machine line and re-arms it at the guest's EOI; here
+// the line itself is mirrored, so a guest whose handler quietened the
+// device sees its pin low, and one that did not sees it still high after
+// its EOI (the 8259's level mode, ELCR): no storm, no lost interrupt.
 import { MAP_PIRQ_TYPE_GSI, MAP_PIRQ_TYPE_MSI, MAP_PIRQ_TYPE_MSI_SEG } from '../../shared/abi/physdev.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import { hostGsiOfBus } from '../../shared/wire/pcidev.js';
 import { setPending } from './event_channel.js';
+import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import type { Domain, PirqEntry } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 import type { HostPciDevice } from './pci.js';
@@ -35,10 +43,22 @@ function fire(hv: Hypervisor, d: Domain, e: PirqEntry, level: boolean): void {
   setPending(hv, d, e.port, d.ports[e.port]?.notifyVcpu ?? 0);
 }
 
+/** The guest pins bound to machine `gsi` of HVM domain `t` follow the lines of t's devices on it. */
+export function syncPtIntx(hv: Hypervisor, t: Domain, gsi: number): void {
+  const h = t.hvmState;
+  if (!t.hvm || !h) return;
+  let level: 0 | 1 = 0;
+  for (const dev of hv.pci.devices.values()) if (dev.owner === t.domid && !dev.gone && gsiOf(dev) === gsi && dev.intx) level = 1;
+  for (const b of hv.pci.grantsOf(t.domid).ptIrqs) {
+    if (b.irq_type === PT_IRQ_TYPE_PCI && b.machine_irq === gsi) h.irq.setPciIntx(b.device, b.intx, level);
+  }
+}
+
 export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void {
   const o = dev.owner !== null && dev.owner !== 0 ? hv.domains.get(dev.owner) : undefined;
   if (m.intx !== undefined) {
     dev.intx = m.intx;
+    if (o?.hvm) { syncPtIntx(hv, o, gsiOf(dev)); return; }
     if (!o || m.intx === 0) return;
     const gsi = gsiOf(dev);
     for (const e of o.pirqs.values()) if (e.gsi === gsi) fire(hv, o, e, true);
@@ -57,7 +77,7 @@ interface MapPirqArg { domid?: number; type?: number; index?: number; pirq?: num
 
 /** PHYSDEVOP_map_pirq: `data.pirq` the pirq mapped. */
 export function physdevMapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: MapPirqArg): HcResult {
-  if (t.hvm) return -XEN_EINVAL; // HVM owners take their interrupts through bind_pt_irq (not delivered yet)
+  if (t.hvm) return -XEN_EINVAL; // HVM owners take their interrupts through bind_pt_irq
   const want = Number(arg.pirq ?? -1);
   if (!Number.isInteger(want) || want >= NR_PIRQS) return -XEN_EINVAL;
   let entry: PirqEntry;

@@ -129,7 +129,12 @@ const assignDevice: DomctlCodec = {
   }),
 };
 const bindPtIrq: DomctlCodec = {
-  decode: (u) => ({ machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true) }),
+  // u.pci {u8 bus, device, intx} for PT_IRQ_TYPE_PCI (the guest's device and pin).
+  decode: (u) => ({
+    machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true),
+    bus: u.getUint8(DC.xen_domctl_bind_pt_irq.u), device: u.getUint8(DC.xen_domctl_bind_pt_irq.u + 1),
+    intx: u.getUint8(DC.xen_domctl_bind_pt_irq.u + 2),
+  }),
 };
 
 const DOMCTL: Record<number, DomctlCodec> = {

@@ -13,10 +13,15 @@
 //   -drive if=none,readonly=on,id=ide-5632[,file=/x.iso,format=raw]
 //   -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0      (libxl 4.17's CD-ROMs)
 //   -machine xenfv,suppress-vmdesc=on  [-no-acpi]  [-net none]
+//   -device xen-pci-passthrough,id=pci-pt-03_00.0,hostaddr=0000:03:00.0[,addr=06.0][,permissive=on]
+//                                                  (what libxl's QMP device_add passes, on the command line)
 
 export interface DriveArg { file: string; index: number; media: 'disk' | 'cdrom'; readOnly: boolean }
 /** `devid` from libxl's id=nic<devid>: the NIC's tap is vif<domid>.<devid>-emu. */
 export interface NicArg { id: string; devid: number; mac: string; bridge: string; model: 'e1000' }
+
+/** A host device passed through (QEMU's xen-pci-passthrough): its BDF, the guest slot when given. */
+export interface PtArg { id: string; hostaddr: string; slot?: number; permissive: boolean }
 
 export interface QemuDmArgs {
   domid: number;
@@ -32,6 +37,8 @@ export interface QemuDmArgs {
   xenPlatform: boolean;
   /** ACPI (the PIIX4 power management function at 00:01.3); -no-acpi turns it off. */
   acpi: boolean;
+  /** -device xen-pci-passthrough, in order. */
+  pt: PtArg[];
 }
 
 /** Ignored because they change nothing a guest of xenemu sees. */
@@ -57,7 +64,7 @@ export class ArgError extends Error {
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
-  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [], xenPlatform: true, acpi: true };
+  const a: QemuDmArgs = { domid: -1, name: '', memoryMiB: 0, bootOrder: 'cd', serial: 'none', vga: 'none', vgaMemMiB: 16, drives: [], nics: [], xenPlatform: true, acpi: true, pt: [] };
   const netdevs = new Map<string, string>();
   const devices: Array<Map<string, string>> = [];
   /** -drive if=none, by id, for a -device ide-cd to name. */
@@ -163,7 +170,17 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
       a.nics.push({ id, devid, mac: mac.toLowerCase(), bridge, model: 'e1000' });
       continue;
     }
-    throw new ArgError(`-device ${drv}: not emulated (VGA and e1000 are)`);
+    if (drv === 'xen-pci-passthrough') {
+      const hostaddr = d.get('hostaddr') ?? '';
+      if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(hostaddr)) throw new ArgError(`-device ${drv}: hostaddr=${hostaddr} is not DDDD:BB:DD.F`);
+      const addr = d.get('addr');
+      const slot = addr === undefined ? undefined : parseInt(addr.split('.')[0]!, 16);
+      if (slot !== undefined && (!Number.isInteger(slot) || slot < 1 || slot > 31)) throw new ArgError(`-device ${drv}: addr=${addr}`);
+      a.pt.push({ id: d.get('id') ?? `pci-pt-${hostaddr}`, hostaddr: hostaddr.toLowerCase(), ...(slot !== undefined ? { slot } : {}),
+                  permissive: d.get('permissive') === 'on' || d.get('permissive') === 'true' });
+      continue;
+    }
+    throw new ArgError(`-device ${drv}: not emulated (VGA, e1000 and xen-pci-passthrough are)`);
   }
   if (!Number.isInteger(a.domid) || a.domid <= 0) throw new ArgError('-xen-domid: a guest domain id');
   if (!Number.isInteger(a.memoryMiB) || a.memoryMiB <= 0) throw new ArgError('-m: the guest memory in MiB');

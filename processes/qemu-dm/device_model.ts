@@ -19,7 +19,12 @@ import { unlinkSync } from 'node:fs';
 import type { HypercallResult } from '../../shared/xen/hypervisor.js';
 import { shmOpen } from '../../shared/shm.js';
 import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl, __HYPERVISOR_memory_op, PAGE_SIZE } from '../../shared/abi/xen.js';
-import { XENEMU_DOMCTL_getsegments } from '../../shared/abi/domctl.js';
+import {
+  PT_IRQ_TYPE_PCI, XENEMU_DOMCTL_getsegments, XENEMU_DOMCTL_pci_assignable_list, XEN_DOMCTL_bind_pt_irq, XEN_DOMCTL_ioport_mapping,
+  XEN_DOMCTL_memory_mapping,
+} from '../../shared/abi/domctl.js';
+import { PciCfgClient, PciCfgError } from '../../shared/hw/pci_cfg_client.js';
+import { hostGsiOfBus, parseBdf, pciConfigSocket, type PciBarInfo } from '../../shared/wire/pcidev.js';
 import { XENMEM_acquire_resource, XENMEM_resource_ioreq_server } from '../../shared/abi/memory.js';
 import * as DM from '../../shared/abi/hvm/dm_op.js';
 import { HVM_IOREQSRV_BUFIOREQ_ATOMIC } from '../../shared/abi/hvm/params.js';
@@ -32,7 +37,7 @@ import type { QemuDmArgs } from './args.js';
 import { ringServer } from './ioreq_server.js';
 import { qmpSocketPath, startQmp, type ScreenState } from './qmp.js';
 import { remoteDrive, serveBlockRequest, type BlockDevice, type RemoteDrive } from './block_proxy.js';
-import type { FromIoreqThread, IoreqThreadData, ToIoreqThread } from './ioreq_thread.js';
+import type { FromIoreqThread, IoreqThreadData, PtRequest, ToIoreqThread } from './ioreq_thread.js';
 
 export type Hypercall = <T = unknown>(op: number, cmd: number, arg: object) => Promise<HypercallResult<T>>;
 
@@ -91,10 +96,56 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
     Atomics.add(acks, 1, 1);
     ringServer(hvm, id);
   };
+  // xen_pt's host side: each device's BARs where the host placed them, its
+  // GSI, and its configuration socket (Domain-0's, as QEMU opens sysfs).
+  const ptCfg: PciCfgClient[] = [];
+  const pt: IoreqThreadData['pt'] = [];
+  if (a.pt.length) {
+    const reg = check('pci list', await hypercall<{ devices: Array<{ bdf: string; owner: string; bars?: PciBarInfo[] }> }>(
+      __HYPERVISOR_domctl, XENEMU_DOMCTL_pci_assignable_list, {}));
+    for (const d of a.pt) {
+      const r = reg.devices.find((x) => x.bdf === d.hostaddr);
+      if (!r) throw new Error(`xen-pci-passthrough: no host device ${d.hostaddr}`);
+      if (r.owner !== `d${a.domid}`) throw new Error(`xen-pci-passthrough: ${d.hostaddr} is not assigned to d${a.domid} (${r.owner})`);
+      const c = await PciCfgClient.connect(pciConfigSocket(p.rundir, d.hostaddr));
+      cleanups.push(() => c.close());
+      ptCfg.push(c);
+      pt.push({ arg: d, bars: r.bars ?? [], gsi: hostGsiOfBus((parseBdf(d.hostaddr)! >> 8) & 0xff) });
+    }
+  }
+  const ptAcks = new Int32Array(new SharedArrayBuffer(12));
+  const ptAnswer = (seq: number, ret: number, value = 0) => {
+    Atomics.store(ptAcks, 1, ret);
+    Atomics.store(ptAcks, 2, value | 0);
+    Atomics.store(ptAcks, 0, seq);
+    Atomics.notify(ptAcks, 0);
+  };
+  const domctl = (cmd: number, arg: object) => hypercall(__HYPERVISOR_domctl, cmd, { domain: a.domid, ...arg });
+  const servePt = async (seq: number, q: PtRequest): Promise<void> => {
+    try {
+      switch (q.op) {
+        case 'cfg-read': return ptAnswer(seq, 0, await ptCfg[q.dev]!.read(q.offset, q.size, 1000));
+        case 'cfg-write': await ptCfg[q.dev]!.write(q.offset, q.size, q.value, 1000); return ptAnswer(seq, 0);
+        case 'map': {
+          const r = q.kind === 'mem'
+            ? await domctl(XEN_DOMCTL_memory_mapping, { first_gfn: q.guest, first_mfn: q.host, nr_mfns: q.nr, add_mapping: q.add ? 1 : 0 })
+            : await domctl(XEN_DOMCTL_ioport_mapping, { first_gport: q.guest, first_mport: q.host, nr_ports: q.nr, add_mapping: q.add ? 1 : 0 });
+          return ptAnswer(seq, r.ret);
+        }
+        case 'bind-irq': {
+          const r = await domctl(XEN_DOMCTL_bind_pt_irq, { machine_irq: q.gsi, irq_type: PT_IRQ_TYPE_PCI, bus: 0, device: q.device, intx: q.intx });
+          return ptAnswer(seq, r.ret);
+        }
+      }
+    } catch (e) {
+      ptAnswer(seq, e instanceof PciCfgError ? e.errno : -5);
+    }
+  };
   const remote: RemoteDrive[] | undefined = p.disks
     ? [...p.disks].map(([index, d]) => remoteDrive(index, d.size, d.readOnly)) : undefined;
   const data: IoreqThreadData = {
     args: a, hvm: res.segment, mem: seg.mem, ramBytes, server: id, port: port2, acks: acks.buffer as SharedArrayBuffer,
+    pt, ptAcks: ptAcks.buffer as SharedArrayBuffer,
     ...(remote ? { remote } : {}),
   };
   const worker = new Worker(new URL('./ioreq_thread.js', import.meta.url), { workerData: data, transferList: [port2] });
@@ -129,6 +180,7 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
             Atomics.notify(acks, 0);
           });
           return;
+        case 'pt': void servePt(m.seq, m.req); return;
         case 'blk': {
           const rd = remote?.find((r) => r.index === m.index);
           const disk = p.disks?.get(m.index);

@@ -28,8 +28,9 @@ import { RemoteBlockBackend, type BlockRequest, type RemoteDrive } from './block
 import { DmGuestMemory } from './guest_memory.js';
 import { TimerClock } from './clock.js';
 import { buildDmMachine } from './machine.js';
-import type { QemuDmArgs } from './args.js';
+import type { PtArg, QemuDmArgs } from './args.js';
 import type { ScreenState } from './qmp.js';
+import { XenPtDevice, type PtHostBar } from './xen_pt.js';
 
 export interface IoreqThreadData {
   args: QemuDmArgs;
@@ -43,7 +44,18 @@ export interface IoreqThreadData {
   acks: SharedArrayBuffer;
   /** In a stub domain: the drives, by IDE index, that the main thread's blkfront serves (block_proxy.ts). */
   remote?: RemoteDrive[];
+  /** Host devices passed through (xen_pt.ts): the argument, the BARs where the host placed them, the GSI. */
+  pt: Array<{ arg: PtArg; bars: PtHostBar[]; gsi: number }>;
+  /** The main thread's answers to `pt` requests: word 0 the last seq answered, 1 its result, 2 its value. */
+  ptAcks: SharedArrayBuffer;
 }
+
+/** What xen_pt asks of the main thread (the device's socket, the hypervisor), synchronously. */
+export type PtRequest =
+  | { op: 'cfg-read'; dev: number; offset: number; size: AccessSize }
+  | { op: 'cfg-write'; dev: number; offset: number; size: AccessSize; value: number }
+  | { op: 'map'; kind: 'mem' | 'io'; add: boolean; guest: number; host: number; nr: number }
+  | { op: 'bind-irq'; gsi: number; device: number; intx: number };
 
 export type ToIoreqThread =
   | { type: 'serial-in'; data: Uint8Array }
@@ -61,6 +73,7 @@ export type FromIoreqThread =
   | { type: 'reset' }
   | { type: 'sleep'; typ: number }
   | { type: 'screen'; req: number; state: ScreenState }
+  | { type: 'pt'; seq: number; req: PtRequest }
   | { type: 'ready'; stats?: undefined }
   | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } }
   | BlockRequest;
@@ -116,6 +129,34 @@ const dm = buildDmMachine(d.args, { mem, irq, clock }, {
   onSleep: (typ) => post({ type: 'sleep', typ }),
   log: (line) => post({ type: 'log', line }),
 }, { ports: listener(XEN_DMOP_IO_RANGE_PORT), mmio: listener(XEN_DMOP_IO_RANGE_MEMORY) });
+
+// Host devices passed through, after the board and the -device's (libxl adds
+// them by QMP once the machine is up: the next free slots), or in the slot asked.
+const ptAcks = new Int32Array(d.ptAcks);
+let ptSeq = 0;
+function ptCall(req: PtRequest): { ret: number; value: number } {
+  const s = ++ptSeq;
+  post({ type: 'pt', seq: s, req });
+  while (Atomics.load(ptAcks, 0) < s) Atomics.wait(ptAcks, 0, Atomics.load(ptAcks, 0), 1000);
+  return { ret: Atomics.load(ptAcks, 1), value: Atomics.load(ptAcks, 2) >>> 0 };
+}
+const ptDevices: XenPtDevice[] = [];
+d.pt.forEach((p, i) => {
+  const log = (line: string) => post({ type: 'log', line });
+  const dev = new XenPtDevice(p.arg.hostaddr, {
+    read: (offset, size) => { const r = ptCall({ op: 'cfg-read', dev: i, offset, size }); return r.ret < 0 ? null : r.value; },
+    write: (offset, size, value) => ptCall({ op: 'cfg-write', dev: i, offset, size, value }).ret >= 0,
+  }, p.bars, { map: (kind, add, guest, host, nr) => ptCall({ op: 'map', kind, add, guest, host, nr }).ret, log }, p.arg.permissive);
+  const slot = p.arg.slot ?? dm.pc.freeSlot();
+  dm.pc.bus.plug(dev, slot);
+  ptDevices.push(dev);
+  // xen_pt_realize: the machine INTx to the pin this slot shows (pt_irq_create_bind, PT_IRQ_TYPE_PCI).
+  if (dev.pin) {
+    const r = ptCall({ op: 'bind-irq', gsi: p.gsi, device: slot, intx: dev.pin - 1 });
+    log(`xen_pt ${p.arg.hostaddr}: 00:${slot.toString(16).padStart(2, '0')}.0, INT${'ABCD'[dev.pin - 1]} bound to machine GSI ${p.gsi}` +
+        `${r.ret < 0 ? ` FAILED (${r.ret})` : ''}`);
+  }
+});
 
 // Every PCI function is this server's, by SBDF (xen_map_pcidev).
 for (const f of dm.pc.bus.functions()) {
@@ -187,4 +228,5 @@ while (!stopping) {
   server.wait(next < 0 ? 1000 : Math.min(next, 1000), () => Atomics.load(acks, 1) !== hostSeen);
 }
 for (const b of drives) b.close();
+for (const p of ptDevices) p.unmapAll();
 post({ type: 'stopped', stats: server.stats });

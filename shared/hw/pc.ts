@@ -93,6 +93,7 @@ function unplug(bus: PciBus, ide: PiixIde, mask: number): void {
   else if (mask & UNPLUG_AUX_IDE_DISKS) ide.unplugDisks(true);
   const gone: PciFunction[] = [];
   for (const f of bus.functions()) {
+    if (f.name.startsWith('xen-pt ')) continue; // a host device passed through (qemu-dm's xen_pt)
     const cls = f.configRead(PCI_CLASS_DEVICE, 2);
     if ((mask & UNPLUG_ALL_NICS && cls === PCI_CLASS_NETWORK_ETHERNET) ||
       (mask & UNPLUG_NVME_DISKS && cls === PCI_CLASS_STORAGE_EXPRESS)) gone.push(f);

@@ -148,7 +148,6 @@ export function interpretHvm(r: CfgReader, common: DomainConfigCommon): HvmDomai
     if (s !== 'pty' && s !== 'none') r.err('serial', `serial device \`${s}' is not supported: xenemu's qemu-dm connects a serial port to "pty" or "none"`);
   }
 
-  if (common.pci.length > 0) r.err('pci', 'PCI passthrough is not possible in xenemu: the host has no devices to give a guest');
   for (const d of common.disk) checkHvmDisk(r, d);
   for (const v of common.vif) checkHvmNic(r, v);
 

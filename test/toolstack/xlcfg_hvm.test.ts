@@ -96,7 +96,6 @@ t.test('HVM refusals name file, line and key', async (t) => {
     ['five serials', 'serial = ["pty","pty","pty","pty","pty"]', "h.cfg:3: config parsing error near `serial': 5 serial ports: an HVM guest has at most 4 (COM1-COM4)"],
     ['bad timer_mode', 'timer_mode = "fast"', "h.cfg:3: config parsing error near `timer_mode': invalid value \"fast\" for \"timer_mode\""],
     ['bad boot', 'boot = "x"', "h.cfg:3: config parsing error near `boot': invalid boot order `x', expected letters from a, c, d, n"],
-    ['pci', 'pci = [ "03:00.0" ]', "h.cfg:3: config parsing error near `pci': PCI passthrough is not possible in xenemu"],
     ['xvd disk', "disk = [ '/d.img,raw,xvda,w' ]", "h.cfg:3: config parsing error near `disk': disk specification `/d.img,raw,xvda,w': vdev `xvda' is not emulated: an HVM guest's disks are IDE, hda to hdd"],
     ['hde', "disk = [ '/d.img,raw,hde,w' ]", "h.cfg:3: config parsing error near `disk': disk specification `/d.img,raw,hde,w': vdev `hde' is not emulated"],
     ['read-only IDE disk', "disk = [ '/d.img,raw,hda,r' ]", "h.cfg:3: config parsing error near `disk': disk specification `/d.img,raw,hda,r': qemu-xen doesn't support read-only IDE disk drivers"],

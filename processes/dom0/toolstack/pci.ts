@@ -27,8 +27,9 @@ import { pciCfgSocket } from '../../../shared/wire/pci_cfg.js';
 import { BuildError, type BuilderContext } from './builder.js';
 import { deviceLibxlPath } from './device.js';
 import {
-  assignDevice, assignFailed, assignableList, deassignDevice, irqPermission, pciBdfText, testAssignDevice, type PciAddress,
+  assignDevice, assignFailed, assignableList, deassignDevice, irqPermission, pciBdfText, pciRegistry, testAssignDevice, type PciAddress,
 } from './pci_assign.js';
+import { XEN_DOMCTL_iomem_permission, XEN_DOMCTL_ioport_permission } from '../../../shared/abi/domctl.js';
 import { PciCfgClient } from '../pciback/cfg_client.js';
 
 /** One row of xl pci-list (libxl_device_pci_list). */
@@ -80,7 +81,9 @@ async function recordedOwner(ctx: BuilderContext, p: PciAddress): Promise<number
  * slot) checked, assigned, reset and written under the guest's back end.
  * `starting`: the guest is being built and has not run.
  */
-export async function addPciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, starting: boolean): Promise<void> {
+export async function addPciDevice(ctx: BuilderContext, domid: number, spec: PciSpec, starting: boolean,
+                                   hvm = false): Promise<PciAddress[]> {
+  const added: PciAddress[] = [];
   for (const p of await functionsOf(ctx, domid, spec)) {
     const bdf = pciBdfText(p);
     if (!(await assignableList(ctx.dom0)).includes(bdf)) {
@@ -98,12 +101,33 @@ export async function addPciDevice(ctx: BuilderContext, domid: number, spec: Pci
       if (assignFailed(r, false)) throw new BuildError('EIO', `Domain ${domid}:xc_assign_device failed: ${errnoName(r)}`);
       const ip = await irqPermission(ctx, domid, p, true);
       if (ip < 0) ctx.log(`pci: d${domid} ${bdf}: xc_domain_irq_permission failed: ${errnoName(ip)}`);
-      await addPciXenstore(ctx, domid, p, spec, starting);
+      // An HVM guest's device is qemu-dm's xen_pt, which maps its BARs:
+      // the guest may be given the host's frames and ports of them.
+      if (hvm) await barPermissions(ctx, domid, p, true);
+      else await addPciXenstore(ctx, domid, p, spec, starting);
     } catch (e) {
       await ctx.xs.rm(`${pciInfoPath(p)}/domid`).catch(() => undefined);
       throw e;
     }
+    added.push(p);
     ctx.log(`pci: d${domid} ${bdf} attached${starting ? '' : ' (hot-plug)'}`);
+  }
+  return added;
+}
+
+/**
+ * pci_add_dm_done's xc_domain_iomem_permission / xc_domain_ioport_permission
+ * of each BAR (libxl reads them from sysfs `resource`; here the hypervisor's
+ * registry says where the host placed them).
+ */
+async function barPermissions(ctx: BuilderContext, domid: number, p: PciAddress, allow: boolean): Promise<void> {
+  const bdf = pciBdfText(p);
+  const entry = (await pciRegistry(ctx.dom0)).devices.find((d) => d.bdf === bdf);
+  for (const b of entry?.bars ?? []) {
+    const r = b.kind === 'mem'
+      ? await ctx.dom0.hv.domctl(XEN_DOMCTL_iomem_permission, { domain: domid, first_mfn: Math.floor(b.addr / 4096), nr_mfns: Math.ceil(b.size / 4096), allow_access: allow ? 1 : 0 })
+      : await ctx.dom0.hv.domctl(XEN_DOMCTL_ioport_permission, { domain: domid, first_port: b.addr, nr_ports: b.size, allow_access: allow ? 1 : 0 });
+    if (r.ret < 0) throw new BuildError('EIO', `Domain ${domid}:xc_domain_${b.kind === 'mem' ? 'iomem' : 'ioport'}_permission ${bdf} BAR${b.index} failed: ${errnoName(r.ret)}`);
   }
 }
 
@@ -219,7 +243,7 @@ async function removePciXenstore(ctx: BuilderContext, domid: number, p: PciAddre
 }
 
 /** The device back to quarantine: deassigned, reset, libxl's record gone. */
-async function releasePciDevice(ctx: BuilderContext, domid: number, p: PciAddress): Promise<void> {
+export async function releasePciDevice(ctx: BuilderContext, domid: number, p: PciAddress): Promise<void> {
   await irqPermission(ctx, domid, p, false).catch(() => undefined);
   const r = await deassignDevice(ctx, domid, p);
   if (assignFailed(r, false)) ctx.log(`pci: d${domid} ${pciBdfText(p)}: xc_deassign_device failed: ${errnoName(r)}`);

@@ -20,7 +20,7 @@
 // libxl_device_pci_assignable_list is the same set: pciback's devices less
 // those with an owner record.
 import { XENEMU_DOMCTL_pci_assignable_list, XEN_DOMCTL_irq_permission } from '../../../shared/abi/domctl.js';
-import { hostGsiOfBus } from '../../../shared/wire/pcidev.js';
+import { hostGsiOfBus, type PciBarInfo } from '../../../shared/wire/pcidev.js';
 import { XEN_ENOSYS } from '../../../shared/abi/errno.js';
 import type { XenDomain } from '../../../shared/xen/index.js';
 import type { BuilderContext } from './builder.js';
@@ -85,7 +85,7 @@ export async function deassignDevice(ctx: BuilderContext, domid: number, p: PciA
 export const assignFailed = (ret: number, hvm: boolean): boolean => ret < 0 && (hvm || ret !== -XEN_ENOSYS);
 
 /** One device of the hypervisor's registry, as XENEMU_DOMCTL_pci_assignable_list lists it. */
-export interface PciRegistryEntry { bdf: string; owner: string; state: string }
+export interface PciRegistryEntry { bdf: string; owner: string; state: string; bars?: PciBarInfo[] }
 
 /** The hypervisor's PCI registry: its answer (0 or -errno) and every device, whoever owns it. */
 export async function pciRegistry(dom0: XenDomain): Promise<{ ret: number; devices: PciRegistryEntry[] }> {

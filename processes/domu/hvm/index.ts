@@ -39,7 +39,7 @@ export async function bootHvm(dom: XenDomain): Promise<never> {
   port1.on('message', (m: HvmVcpuMessage) => {
     if (m.type === 'console') dom.log(m.line);
   });
-  const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, ramBytes, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
+  const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, host: h.host, ramBytes, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
   let exit: HvmVcpuExit;
   try {
     exit = await pool.run<HvmVcpuExit>({ module: new URL('./vcpu_thread.js', import.meta.url).href, arg }, [port2]);

@@ -12,7 +12,11 @@
 //   (IOREQ_TYPE_COPY); writes to the legacy VGA window go to the buffered
 //   ring when the server takes it (hvm_buffered_io_intercept).
 // - Before any of that, the ports the hypervisor answers itself (Xen's
-//   hvm_io_intercept handlers: here the PM timer, pmtimer.ts).
+//   hvm_io_intercept handlers: here the PM timer, pmtimer.ts), and the
+//   host device BARs mapped into the guest (XEN_DOMCTL_memory_mapping /
+//   ioport_mapping, the HVM segment's passthrough page): those go straight
+//   to the device's BAR channel, as a guest's access to a p2m entry of
+//   Xen's map_mmio_regions reaches the device without any exit.
 // - Nobody: reads are all-ones, writes are dropped, as under Xen.
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import { IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PCI_CONFIG, IOREQ_TYPE_PIO, IOREQ_WRITE } from '../../../shared/abi/hvm/ioreq.js';
@@ -21,6 +25,14 @@ import { SERVER_BUFIOREQ, hvm_ctl, readRanges, type IoRange } from '../../../sha
 import { VGA_HOLE_END, VGA_HOLE_START } from '../../../shared/abi/hvm/e820.js';
 import { isPlatformPort, MMAP_BLOCK_BITS, type MmioHandler, type PortHandler, type V86Machine } from './v86.js';
 import type { IoreqClient } from './ioreq.js';
+import { PT_KIND_MEM, PT_PAGE_OFFSET, pt_page, readPtMappings, type PtMapping } from '../../../shared/abi/hvm/xenemu_hvm.js';
+import { BAR_MAX_SLOTS, BarChannel } from '../../../shared/hw/bar_channel.js';
+import { formatSbdf, pciBarSegment } from '../../../shared/wire/pcidev.js';
+
+/** Where a vCPU's accesses to passed-through BARs go: its slot of each device's BAR channel. */
+export interface PtOptions { host: string; slot: number; log(m: string): void }
+
+interface PtWindow { start: number; end: number; bar: number; barOffset: number; ch: BarChannel }
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
@@ -44,11 +56,21 @@ export class IoRouter {
   /** The same for a `rep movs` out of MMIO (movsFromMmio): the next element's address. */
   private movs: { next: number; size: number; ip: number; vals: Uint32Array; pos: number } | null = null;
   private readonly ram: Uint8Array;
+  private ptGen = 0;
+  private ptMem: PtWindow[] = [];
+  private ptPorts: PtWindow[] = [];
+  /** port -> 1 while some passthrough window holds it. */
+  private readonly portPt = new Uint8Array(0x10000);
+  /** Open BAR channels by `sbdf:key` (a new key after a reassignment is a new channel). */
+  private readonly channels = new Map<string, BarChannel>();
+  /** Accesses that went to a BAR channel (memory, ports). */
+  readonly ptStats = { mmio: 0, pio: 0 };
 
   constructor(private readonly m: V86Machine, private readonly io: IoreqClient, private readonly i32: Int32Array,
               seg: SharedArrayBuffer, private readonly local: ReadonlyMap<number, PortHandler>,
               private readonly afterIo: () => void = () => {},
-              private readonly intercept: (PortHandler & { handles(p: number): boolean }) | null = null) {
+              private readonly intercept: (PortHandler & { handles(p: number): boolean }) | null = null,
+              private readonly pt: PtOptions | null = null) {
     this.dv = new DataView(seg);
     this.ram = m.cpu.mem8;
     const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
@@ -68,6 +90,7 @@ export class IoRouter {
 
   /** Re-reads the servers' ranges when the hypervisor changed them (a generation in the control page). */
   refresh(): void {
+    if (this.pt && Atomics.load(this.i32, (PT_PAGE_OFFSET + pt_page.gen) >> 2) !== this.ptGen) this.refreshPt();
     if (Atomics.load(this.i32, hvm_ctl.ranges_gen >> 2) === this.gen) return;
     const { gen, ranges } = readRanges(this.i32, this.dv);
     this.gen = gen;
@@ -81,6 +104,54 @@ export class IoRouter {
     this.pci = ranges.filter((r) => r.type === XEN_DMOP_IO_RANGE_PCI).map(below4g);
     this.mmio = ranges.filter((r) => r.type === XEN_DMOP_IO_RANGE_MEMORY && r.start <= 0xffffffffn).map(below4g);
     for (const r of this.mmio) this.claimBlocks(r.start, r.end - r.start + 1);
+  }
+
+  /** Re-reads the passthrough page: the BAR windows, each with its device's channel. */
+  private refreshPt(): void {
+    const { gen, list } = readPtMappings(this.i32, this.dv);
+    this.ptGen = gen;
+    const win = (e: PtMapping, unit: number): PtWindow | null => {
+      const ch = this.channel(e);
+      return ch && { start: e.first * unit, end: (e.first + e.nr) * unit - 1, bar: e.bar, barOffset: e.barOffset, ch };
+    };
+    this.ptMem = list.filter((e) => e.kind === PT_KIND_MEM && e.first + e.nr <= 0x100000)
+      .map((e) => win(e, PAGE_SIZE)).filter((w): w is PtWindow => w !== null);
+    this.ptPorts = list.filter((e) => e.kind !== PT_KIND_MEM && e.first + e.nr <= 0x10000)
+      .map((e) => win(e, 1)).filter((w): w is PtWindow => w !== null);
+    this.portPt.fill(0);
+    for (const w of this.ptPorts) this.portPt.fill(1, w.start, w.end + 1);
+    for (const w of this.ptMem) this.claimBlocks(w.start, w.end - w.start + 1);
+  }
+
+  private channel(e: PtMapping): BarChannel | null {
+    const id = `${e.sbdf}:${e.key}`;
+    let ch = this.channels.get(id);
+    if (!ch) {
+      try {
+        ch = new BarChannel({ segment: pciBarSegment(this.pt!.host, formatSbdf(e.sbdf)), key: e.key, slots: BAR_MAX_SLOTS, bars: [] },
+                            this.pt!.slot, this.pt!.log);
+      } catch (err) {
+        this.pt!.log(`pci: no BAR channel for ${formatSbdf(e.sbdf)}: ${(err as Error).message}`);
+        return null;
+      }
+      this.channels.set(id, ch);
+    }
+    return ch;
+  }
+
+  private ptWindow(list: PtWindow[], at: number): PtWindow | null {
+    for (const w of list) if (at >= w.start && at <= w.end) return w;
+    return null;
+  }
+
+  private ptRead(w: PtWindow, at: number, size: 1 | 2 | 4, io: boolean): number {
+    if (io) this.ptStats.pio++; else this.ptStats.mmio++;
+    return w.ch.read(w.bar, w.barOffset + at - w.start, size);
+  }
+
+  private ptWrite(w: PtWindow, at: number, size: 1 | 2 | 4, v: number, io: boolean): void {
+    if (io) this.ptStats.pio++; else this.ptStats.mmio++;
+    w.ch.write(w.bar, w.barOffset + at - w.start, size, v >>> 0);
   }
 
   private claimBlocks(addr: number, len: number): void {
@@ -104,6 +175,7 @@ export class IoRouter {
   private portRead(p: number, size: 1 | 2 | 4): number {
     if (this.intercept?.handles(p)) return this.intercept.read(p, size);
     this.refresh();
+    if (this.portPt[p]) { const w = this.ptWindow(this.ptPorts, p); if (w) return this.ptRead(w, p, size, true); }
     if (p >= 0xcf8 && p <= 0xcff) {
       if (p === 0xcf8 && size === 4) return this.cf8 >>> 0;
       if (p >= 0xcfc && (this.cf8 & 0x80000000)) return this.pciConfig(IOREQ_READ, p, size, 0);
@@ -147,6 +219,7 @@ export class IoRouter {
   private portWrite(p: number, size: 1 | 2 | 4, v: number): void {
     if (this.intercept?.handles(p)) { this.intercept.write(p, size, v); return; }
     this.refresh();
+    if (this.portPt[p]) { const w = this.ptWindow(this.ptPorts, p); if (w) { this.ptWrite(w, p, size, v, true); return; } }
     if (p >= 0xcf8 && p <= 0xcff) {
       if (p === 0xcf8 && size === 4) { this.cf8 = v >>> 0; return; }
       if (p >= 0xcfc && (this.cf8 & 0x80000000)) { this.pciConfig(IOREQ_WRITE, p, size, v); return; }
@@ -176,6 +249,7 @@ export class IoRouter {
       this.movs = null;
     }
     this.refresh();
+    if (this.ptMem.length) { const w = this.ptWindow(this.ptMem, a); if (w) return this.ptRead(w, a, size, false); }
     const s = this.serverOf(this.mmio, a);
     if (s < 0) {
       const fallback = this.blocks.get(a >>> MMAP_BLOCK_BITS);
@@ -214,6 +288,7 @@ export class IoRouter {
 
   private mmioWrite(a: number, size: 1 | 4, v: number): void {
     this.refresh();
+    if (this.ptMem.length) { const w = this.ptWindow(this.ptMem, a); if (w) { this.ptWrite(w, a, size, v, false); return; } }
     const s = this.serverOf(this.mmio, a);
     if (s < 0) {
       this.blocks.get(a >>> MMAP_BLOCK_BITS)?.write(a, size, v);

@@ -74,6 +74,8 @@ export interface HvmVcpuArg {
   ramBytes: number;
   /** Bytes of firmware the builder left below 1 MiB. */
   firmwareBytes: number;
+  /** The host's name (its passed-through devices' BAR channels are named by it). */
+  host: string;
   /** Messages to the domain's main thread (HvmVcpuMessage). */
   port: MessagePort;
 }
@@ -104,7 +106,8 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   // them (and before the ring can overflow, which would cost every
   // translation), and its interrupt lines reach the PIC.
   const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
-  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt);
+  const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt,
+    { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage) });
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const halt = new HaltPoll();
   let turns = 0;

@@ -8,6 +8,8 @@
 //   page 1                  the modified-memory ring (below)
 //   page 2 + 2*s            ioreq server s's shared_iopage_t   (hvm/ioreq.h)
 //   page 3 + 2*s            ioreq server s's buffered_iopage_t (hvm/ioreq.h)
+//   page 2 + 2*MAX_SERVERS  the passthrough page: host device BARs mapped into
+//                           the guest's physical address space (below)
 //
 // XENMEM_acquire_resource(XENMEM_resource_ioreq_server, s) hands out server
 // s's two pages: frame 0 the buffered page, frame 1 + v the synchronous page
@@ -55,13 +57,66 @@
 //   0x008  overflow           set when a writer found the ring full: forget everything
 //   0x010  entries[MODIFIED_RING_SLOTS]   u32 first_pfn, u32 nr_pages
 //
+// Passthrough page: what XEN_DOMCTL_memory_mapping / ioport_mapping put in
+// the guest's p2m (Xen's map_mmio_regions) for a device the guest owns. The
+// hypervisor alone writes it (a seqlock: pt_gen odd while it writes); the
+// vCPU sends an access inside an entry straight to the device's BAR channel
+// (shared/hw/bar_channel.ts), never to a device model.
+//   0x000  pt_gen             bumped (twice) around every rewrite
+//   0x004  nr_pt
+//   0x010  pt[nr_pt]          32 bytes each: u32 kind (0 memory, 1 ports),
+//                             u32 first (guest frame or port), u32 nr (frames or ports),
+//                             u32 sbdf, u32 bar, u32 bar_offset (bytes into the BAR),
+//                             u32 key (the owner's BAR channel key), u32 pad
+//
 // A range is { server, type, start, end } with start/end inclusive 64-bit;
 // the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
 // and type; xenemu's device models claim a few dozen).
 import { PAGE_SIZE } from '../xen.js';
 
 export const XENEMU_HVM_MAX_IOREQ_SERVERS = 8;
-export const XENEMU_HVM_SEGMENT_PAGES = 2 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
+export const XENEMU_HVM_SEGMENT_PAGES = 3 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
+/** Byte offset of the passthrough page. */
+export const PT_PAGE_OFFSET = (2 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS) * PAGE_SIZE;
+export const pt_page = { gen: 0, nr: 4, entries: 16 } as const;
+export const PT_ENTRY_SIZE = 32;
+export const MAX_PT_ENTRIES = Math.floor((PAGE_SIZE - pt_page.entries) / PT_ENTRY_SIZE);
+export const PT_KIND_MEM = 0;
+export const PT_KIND_PORT = 1;
+
+/** One BAR window mapped into the guest (memory: frames; ports: ports). */
+export interface PtMapping { kind: number; first: number; nr: number; sbdf: number; bar: number; barOffset: number; key: number }
+
+/** The hypervisor's rewrite of the passthrough page. */
+export function writePtMappings(i32: Int32Array, dv: DataView, list: readonly PtMapping[]): void {
+  const base = PT_PAGE_OFFSET;
+  const n = Math.min(list.length, MAX_PT_ENTRIES);
+  Atomics.add(i32, (base + pt_page.gen) >> 2, 1);
+  for (let i = 0; i < n; i++) {
+    const e = list[i]!;
+    const at = base + pt_page.entries + i * PT_ENTRY_SIZE;
+    [e.kind, e.first, e.nr, e.sbdf, e.bar, e.barOffset, e.key, 0].forEach((v, k) => dv.setUint32(at + 4 * k, v >>> 0, true));
+  }
+  Atomics.store(i32, (base + pt_page.nr) >> 2, n);
+  Atomics.add(i32, (base + pt_page.gen) >> 2, 1);
+}
+
+/** The vCPU's consistent read of the passthrough page. */
+export function readPtMappings(i32: Int32Array, dv: DataView): { gen: number; list: PtMapping[] } {
+  const base = PT_PAGE_OFFSET;
+  for (;;) {
+    const g = Atomics.load(i32, (base + pt_page.gen) >> 2);
+    if (g & 1) continue;
+    const n = Math.min(Atomics.load(i32, (base + pt_page.nr) >> 2), MAX_PT_ENTRIES);
+    const list: PtMapping[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = base + pt_page.entries + i * PT_ENTRY_SIZE;
+      const u = (k: number) => dv.getUint32(at + 4 * k, true);
+      list.push({ kind: u(0), first: u(1), nr: u(2), sbdf: u(3), bar: u(4), barOffset: u(5), key: u(6) });
+    }
+    if (Atomics.load(i32, (base + pt_page.gen) >> 2) === g) return { gen: g, list };
+  }
+}
 export const MODIFIED_RING_OFFSET = PAGE_SIZE;
 export const modified_ring = { prod: 0, cons: 4, overflow: 8, entries: 16 } as const;
 export const MODIFIED_RING_SLOTS = (PAGE_SIZE - modified_ring.entries) / 8;

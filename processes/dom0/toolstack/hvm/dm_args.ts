@@ -78,3 +78,16 @@ export function deviceModelArgs(cfg: HvmDomainConfig, domid: number, name: strin
   for (const d of cfg.disk) a.push(...driveArgs(d, stubdom));
   return a;
 }
+
+/**
+ * A host device for QEMU's xen-pci-passthrough, as libxl's qemu_pci_add_qmp
+ * passes it to device_add (id pci-pt-BB_DD.F, hostaddr, addr with a vslot,
+ * permissive); xenemu gives it on the command line.
+ */
+export function xenPtDeviceArg(p: { domain: number; bus: number; dev: number; func: number }, vslot?: number, permissive = false): string {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, '0');
+  let s = `xen-pci-passthrough,id=pci-pt-${h(p.bus, 2)}_${h(p.dev, 2)}.${p.func},hostaddr=${h(p.domain, 4)}:${h(p.bus, 2)}:${h(p.dev, 2)}.${p.func}`;
+  if (vslot !== undefined) s += `,addr=${h(vslot, 2)}.${p.func}`;
+  if (permissive) s += ',permissive=on';
+  return s;
+}

@@ -32,7 +32,9 @@ import { tapName } from '../../../../shared/wire/tap.js';
 import type { ConsoleType, Guest, GuestConsole, GuestContext, GuestKind } from '../guest_kind.js';
 import { buildHvmDomain } from './builder.js';
 import { DeviceModel, type DeviceModelExit } from './device_model.js';
-import { deviceModelArgs, type DmNic } from './dm_args.js';
+import { deviceModelArgs, xenPtDeviceArg, type DmNic } from './dm_args.js';
+import { addPciDevice, releasePciDevice } from '../pci.js';
+import type { PciAddress } from '../pci_assign.js';
 import { deviceModelPath } from './xenstore.js';
 import { StubDomain } from './stubdom.js';
 
@@ -47,6 +49,8 @@ class HvmGuest implements Guest {
   /** The serial log's size when this guest's device model started: older bytes are another guest's. */
   serialLogStart = 0;
   private released: Promise<void> | undefined;
+  /** Host devices passed through (qemu-dm's xen_pt), given back at release. */
+  readonly pci: PciAddress[] = [];
 
   constructor(private readonly ctx: GuestContext, readonly domid: number, readonly name: string) {}
 
@@ -142,6 +146,8 @@ class HvmGuest implements Guest {
     this.released ??= (async () => {
       await this.dm?.stop();
       await this.stub?.release();
+      // Passed-through devices back to quarantine (libxl__destroy_pcidevs), once qemu-dm let go of them.
+      for (const p of this.pci.splice(0)) await releasePciDevice(this.ctx, this.domid, p).catch(() => undefined);
       this.ctx.hotplug?.removeTaps(this.domid);
       await this.ctx.xs.rm(deviceModelPath(this.domid)).catch(() => undefined);
     })();
@@ -182,6 +188,18 @@ export const HVM_GUEST: GuestKind<HvmDomainConfig> = {
         v.mac ??= generateMac();
         return { devid: v.devid ?? i, model: v.model ?? 'e1000', mac: v.mac, bridge: v.bridge ?? 'xenbr0' };
       });
+      // libxl__device_pci_add for an HVM guest: assigned before the device
+      // model starts, which shows each on the guest's bus (xen-pci-passthrough).
+      if (config.pci.length && config.device_model_stubdomain_override) {
+        throw new BuildError('EINVAL', `Domain ${built.domid}:PCI passthrough to an HVM guest needs its device model in Domain-0`);
+      }
+      const pt: string[] = [];
+      for (const spec of config.pci) {
+        for (const p of await addPciDevice(ctx, built.domid, spec, true, true)) {
+          guest.pci.push(p);
+          pt.push('-device', xenPtDeviceArg(p, spec.vslot, spec.permissive ?? false));
+        }
+      }
       if (config.device_model_stubdomain_override) {
         // The NICs are the stub domain's vifs on netback: no taps in Domain-0.
         guest.stub = await StubDomain.spawn(ctx, {
@@ -194,7 +212,7 @@ export const HVM_GUEST: GuestKind<HvmDomainConfig> = {
       try { guest.serialLogStart = fs.statSync(guest.serialLog).size; } catch { guest.serialLogStart = 0; }
       guest.dm = await DeviceModel.start(ctx, {
         domid: built.domid, name, host: ctx.host, rundir: ctx.rundir, program: config.device_model_override,
-        args: deviceModelArgs(config, built.domid, name, nics),
+        args: [...deviceModelArgs(config, built.domid, name, nics), ...pt],
       });
       guest.dm.onUnexpectedExit((e) => guest.crash(e));
       return guest;
