@@ -40,6 +40,8 @@ const MAX_TRANSFER = 4 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Pages the driver keeps for data and PRP lists between commands. */
 const POOL_KEEP = 2048;
+/** DMA memory lent out as I/O buffers at most (dd's 8 MiB in flight, and more). */
+const LEND_MAX_BYTES = 32 << 20;
 
 export class NvmeError extends Error {
   constructor(readonly status: number, what: string) {
@@ -61,6 +63,8 @@ interface Pending { resolve(c: Completion): void; reject(e: Error): void; timer:
 /** One SQ/CQ pair. Commands in flight are bounded by depth - 1, so the SQ never overflows. */
 class QueuePair {
   tail = 0;
+  /** A tail doorbell write is due (ringLater). */
+  ringing = false;
   head = 0;
   phase = 1;
   readonly pending = new Map<number, Pending>();
@@ -101,6 +105,9 @@ export class NvmeDriver implements BlockDevice {
   private admin!: QueuePair;
   private io: QueuePair | undefined;
   private readonly pool: PciDmaBuffer[] = [];
+  /** Buffers lent by allocBuffer, and their bytes. */
+  private readonly lent: PciDmaBuffer[] = [];
+  private lentBytes = 0;
   private readonly idle: Array<() => void> = [];
   private readonly timeoutMs: number;
   private readonly log: (m: string) => void;
@@ -269,9 +276,25 @@ export class NvmeDriver implements BlockDevice {
       q.pending.set(cid, p);
     });
     q.tail = (q.tail + 1) % q.depth;
-    this.stats.notifiesSent++;
-    this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
+    this.ringLater(q);
     return done;
+  }
+
+  /**
+   * The SQ tail doorbell once for every command submitted in this turn
+   * (Linux's blk-mq writes it at the last request of a batch, bd->last):
+   * process.nextTick from a submission's promise continuation runs once
+   * every continuation queued with it has submitted.
+   */
+  private ringLater(q: QueuePair): void {
+    if (q.ringing) return;
+    q.ringing = true;
+    process.nextTick(() => {
+      q.ringing = false;
+      if (this.dead) return;
+      this.stats.notifiesSent++;
+      this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
+    });
   }
 
   /** An interrupt of `vector`: reap its queues (nvme_irq), then end the interrupt. */
@@ -325,10 +348,10 @@ export class NvmeDriver implements BlockDevice {
    * there are two, else the first PRP list page; a list page holds 512
    * entries and chains through its last one when more follow.
    */
-  private prps(data: PciDmaBuffer[], lists: PciDmaBuffer[]): { prp1: number; prp2: number } {
-    const prp1 = data[0]!.busAddr;
+  private prps(data: number[], lists: PciDmaBuffer[]): { prp1: number; prp2: number } {
+    const prp1 = data[0]!;
     if (data.length === 1) return { prp1, prp2: 0 };
-    if (data.length === 2) return { prp1, prp2: data[1]!.busAddr };
+    if (data.length === 2) return { prp1, prp2: data[1]! };
     const per = PAGE_SIZE / 8;
     let list = this.page();
     lists.push(list);
@@ -343,7 +366,7 @@ export class NvmeDriver implements BlockDevice {
         list = next;
         slot = 0;
       }
-      new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot++, BigInt(data[i]!.busAddr), true);
+      new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot++, BigInt(data[i]!), true);
     }
     return { prp1, prp2 };
   }
@@ -352,11 +375,17 @@ export class NvmeDriver implements BlockDevice {
   private async rw(opc: number, sector: number, buf: Uint8Array): Promise<void> {
     const io = this.io;
     if (!io) throw new Error(`${this.name}: not connected`);
-    const data = Array.from({ length: Math.ceil(buf.length / PAGE_SIZE) }, () => this.page());
+    // A buffer lent by allocBuffer is DMA memory: the device reads or writes
+    // it in place, as Linux maps a request's pages. Anything else goes
+    // through pages of the pool and a copy.
+    const at = this.lentBusAddr(buf);
+    const pages = Math.ceil(buf.length / PAGE_SIZE);
+    const data = at === null ? Array.from({ length: pages }, () => this.page()) : [];
     const lists: PciDmaBuffer[] = [];
     try {
       if (opc === N.nvme_cmd_write) data.forEach((p, i) => p.bytes.set(buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)));
-      const { prp1, prp2 } = this.prps(data, lists);
+      const bus = at === null ? data.map((p) => p.busAddr) : Array.from({ length: pages }, (_, i) => at + i * PAGE_SIZE);
+      const { prp1, prp2 } = this.prps(bus, lists);
       this.stats.requests++;
       const c = await this.submit(io, (v) => {
         v.setUint8(0, opc);
@@ -433,9 +462,35 @@ export class NvmeDriver implements BlockDevice {
     });
   }
 
-  /** I/O goes through the driver's own DMA pages, so any buffer does. */
-  allocBuffer(): Uint8Array | null { return null; }
-  freeBuffer(): void { /* nothing lent */ }
+  /**
+   * A buffer of DMA memory (contiguous frames of the guest) the device reads
+   * into and writes from without a copy; null past LEND_MAX_BYTES out at once.
+   */
+  allocBuffer(bytes: number): Uint8Array | null {
+    if (this.dead || bytes <= 0 || this.lentBytes + bytes > LEND_MAX_BYTES) return null;
+    let b: PciDmaBuffer;
+    try { b = this.dev.dmaAlloc(Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE); } catch { return null; }
+    this.lent.push(b);
+    this.lentBytes += b.bytes.length;
+    return b.bytes.subarray(0, bytes);
+  }
+
+  freeBuffer(buf: Uint8Array): void {
+    const i = this.lent.findIndex((b) => b.bytes.buffer === buf.buffer && b.bytes.byteOffset === buf.byteOffset);
+    if (i < 0) return;
+    const [b] = this.lent.splice(i, 1);
+    this.lentBytes -= b!.bytes.length;
+    b!.free();
+  }
+
+  /** The bus address of `buf` when it lies in a lent buffer, page-aligned; else null. */
+  private lentBusAddr(buf: Uint8Array): number | null {
+    for (const b of this.lent) {
+      const off = buf.byteOffset - b.bytes.byteOffset;
+      if (b.bytes.buffer === buf.buffer && off >= 0 && off + buf.length <= b.bytes.length) return off % PAGE_SIZE === 0 ? b.busAddr + off : null;
+    }
+    return null;
+  }
 
   /**
    * nvme_disable_ctrl(shutdown): CC.SHN normal, wait for SHST complete. CC.EN
