@@ -18,7 +18,7 @@
 // process's CPU per GiB are kept in the details: passthrough moves the work
 // from Domain-0 to them.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, openSync, readFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PtyClient } from '../launcher/pty_client.js';
@@ -26,6 +26,7 @@ import { readHostRecord } from '../shared/host.js';
 import { XsClient } from '../shared/xenstore/client.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
+import { formatProfile, summarizeProfile } from './profile.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -117,6 +118,24 @@ function writeImage(path: string, bytes: number): void {
   }
 }
 
+/** Summaries of the CPU profiles of the processes in the two paths (--profile). */
+function profiles(ctx: SuiteContext, dir: string): void {
+  let files: string[];
+  try { files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')); } catch { return; }
+  for (const f of files) {
+    const path = join(dir, f);
+    const text = readFileSync(path, 'utf8');
+    const who = text.includes('pcidev/device') ? 'NVMe device process'
+      : text.includes('blkback/requests') ? 'Domain-0 (blkback)'
+        : text.includes('drivers/nvme') && text.includes('commands/blk') ? 'guest (NVMe driver, blkfront, dd)'
+          : text.includes('hypervisor/main') ? 'hypervisor' : undefined;
+    if (!who) continue;
+    const s = summarizeProfile(path, ctx.root, 25);
+    if (s.busyMs < 200) continue;
+    ctx.note(`${formatProfile(`pci: ${who} CPU profile`, s)}\n  (full profile: ${path})`);
+  }
+}
+
 type Path = 'nvme' | 'xvda';
 const DEV: Record<Path, string> = { nvme: '/dev/nvme0n1', xvda: '/dev/xvda' };
 
@@ -134,7 +153,13 @@ export const pci: Suite = {
     const img2 = join(dir, 'xvda.img');
     writeImage(img, diskMiB * MiB);
     copyFileSync(img, img2);
-    const h = await startBenchHost(ctx, { memoryMB: 1024, pci: [`nvme:${img}`] });
+    const profDir = ctx.opts.profile ? join(ctx.opts.profileDir, 'pci') : undefined;
+    if (profDir) mkdirSync(profDir, { recursive: true });
+    const flags = [...ctx.opts.nodeFlags, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
+    const h = await startBenchHost(ctx, {
+      memoryMB: 1024, pci: [`nvme:${img}`], nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      env: flags.length ? { XENEMU_DOMAIN_NODE_FLAGS: flags.join(' ') } : {},
+    });
     const xs = await XsClient.connect(join(h.rundir, 'xenstored.sock'));
     let con: PtyClient | undefined;
     try {
@@ -211,6 +236,7 @@ export const pci: Suite = {
       xs.close();
       const left = await h.stop();
       if (left.pids.length || left.segments.length) ctx.note(`pci: left behind ${JSON.stringify(left)}`);
+      if (profDir) profiles(ctx, profDir);
     }
   },
 };
