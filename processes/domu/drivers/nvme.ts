@@ -58,7 +58,7 @@ export interface NvmeDriverOptions {
 }
 
 interface Completion { status: number; dw0: number }
-interface Pending { resolve(c: Completion): void; reject(e: Error): void; timer: NodeJS.Timeout | undefined; timedOut: boolean }
+interface Pending { resolve(c: Completion): void; reject(e: Error): void; deadline: number; cid: number; timedOut: boolean }
 
 /** One SQ/CQ pair. Commands in flight are bounded by depth - 1, so the SQ never overflows. */
 class QueuePair {
@@ -113,6 +113,7 @@ export class NvmeDriver implements BlockDevice {
   private readonly log: (m: string) => void;
   private capTimeoutMs = 500;
   private dead = false;
+  private watchdog: NodeJS.Timeout | undefined;
 
   private constructor(readonly dev: PciDeviceHandle, opts: NvmeDriverOptions) {
     const index = opts.index ?? 0;
@@ -266,15 +267,9 @@ export class NvmeDriver implements BlockDevice {
     fill(v);
     v.setUint16(2, cid, true);
     const done = new Promise<Completion>((resolve, reject) => {
-      const p: Pending = { resolve, reject, timer: undefined, timedOut: false };
-      p.timer = setTimeout(() => {
-        p.timedOut = true;
-        this.stats.errors++;
-        reject(new Error(`${this.name}: command ${cid} on queue ${q.qid} timed out after ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      p.timer.unref?.();
-      q.pending.set(cid, p);
+      q.pending.set(cid, { resolve, reject, deadline: performance.now() + this.timeoutMs, cid, timedOut: false });
     });
+    this.armWatchdog();
     q.tail = (q.tail + 1) % q.depth;
     this.ringLater(q);
     return done;
@@ -295,6 +290,32 @@ export class NvmeDriver implements BlockDevice {
       this.stats.notifiesSent++;
       this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
     });
+  }
+
+  /**
+   * One timer for every command in flight (blk-mq's timeout work, not a
+   * timer per request): at the earliest deadline, each command past its
+   * deadline fails; its ID stays taken until the controller completes it.
+   */
+  private armWatchdog(): void {
+    if (this.watchdog || this.dead) return;
+    let first = Infinity;
+    for (const q of [this.admin, this.io]) for (const p of q?.pending.values() ?? []) if (!p.timedOut && p.deadline < first) first = p.deadline;
+    if (first === Infinity) return;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      const now = performance.now();
+      for (const q of [this.admin, this.io]) {
+        for (const p of q?.pending.values() ?? []) {
+          if (p.timedOut || p.deadline > now) continue;
+          p.timedOut = true;
+          this.stats.errors++;
+          p.reject(new Error(`${this.name}: command ${p.cid} on queue ${q!.qid} timed out after ${this.timeoutMs} ms`));
+        }
+      }
+      this.armWatchdog();
+    }, Math.max(1, first - performance.now()));
+    this.watchdog.unref?.();
   }
 
   /** An interrupt of `vector`: reap its queues (nvme_irq), then end the interrupt. */
@@ -322,7 +343,6 @@ export class NvmeDriver implements BlockDevice {
       const p = q.pending.get(cid);
       if (!p) { this.log(`completion of unknown command ${cid} on queue ${q.qid}`); continue; }
       q.pending.delete(cid);
-      clearTimeout(p.timer);
       q.release(cid);
       if (!p.timedOut) p.resolve(c);
     }
@@ -356,17 +376,21 @@ export class NvmeDriver implements BlockDevice {
     let list = this.page();
     lists.push(list);
     const prp2 = list.busAddr;
+    let v = new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE);
+    // An entry as two dwords, low first: a bus address is below 2^53.
+    const put = (slot: number, a: number) => { v.setUint32(8 * slot, a % 0x100000000, true); v.setUint32(8 * slot + 4, Math.floor(a / 0x100000000), true); };
     let slot = 0;
     for (let i = 1; i < data.length; i++) {
       const left = data.length - i;
       if (slot === per - 1 && left > 1) {
         const next = this.page();
         lists.push(next);
-        new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot, BigInt(next.busAddr), true);
+        put(slot, next.busAddr);
         list = next;
+        v = new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE);
         slot = 0;
       }
-      new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot++, BigInt(data[i]!), true);
+      put(slot++, data[i]!);
     }
     return { prp1, prp2 };
   }
@@ -506,13 +530,15 @@ export class NvmeDriver implements BlockDevice {
     }
     this.dead = true;
     for (const q of [this.admin, this.io]) {
-      for (const p of q?.pending.values() ?? []) { clearTimeout(p.timer); p.reject(new Error(`${this.name}: controller shut down`)); }
+      for (const p of q?.pending.values() ?? []) p.reject(new Error(`${this.name}: controller shut down`));
       q?.pending.clear();
     }
     this.releaseMemory();
   }
 
   private releaseMemory(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     for (const q of [this.admin, this.io]) { q?.sq.free(); q?.cq.free(); }
     for (const p of this.pool.splice(0)) p.free();
   }
