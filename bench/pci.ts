@@ -81,6 +81,12 @@ function iops(out: string): number {
   return Number(m[1]);
 }
 
+/** Notifications (doorbells or ring kicks sent, interrupts or events received) per I/O of a blkbench run. */
+function notifsPerIo(out: string, count: number): number {
+  const m = /notify-sent (\d+) notify-received (\d+)/.exec(out);
+  return m ? (Number(m[1]) + Number(m[2])) / count : NaN;
+}
+
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 function clockTicks(): number {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
@@ -185,6 +191,7 @@ export const pci: Suite = {
 
       const seq: Record<Path | 'direct', number[]> = { nvme: [], xvda: [], direct: [] };
       const rand: Record<Path | 'direct', number[]> = { nvme: [], xvda: [], direct: [] };
+      const notifs: Record<Path, number[]> = { nvme: [], xvda: [] };
       // CPU ticks of each process during each path's runs, and the bytes those runs moved.
       const cpu: Record<Path, { dom0: number; hv: number; dev: number; bytes: number }> = {
         nvme: { dom0: 0, hv: 0, dev: 0, bytes: 0 }, xvda: { dom0: 0, hv: 0, dev: 0, bytes: 0 },
@@ -192,7 +199,9 @@ export const pci: Suite = {
       const measure = async (path: Path): Promise<void> => {
         const before = { dom0: cpuTicks(p.dom0), hv: cpuTicks(p.hv), dev: cpuTicks(p.dev) };
         seq[path].push(ddRate(await con!.run(`dd if=${DEV[path]} of=/dev/null bs=1M count=${diskMiB}`, 300_000)));
-        rand[path].push(iops(await con!.run(`blkbench randread ${DEV[path]} count=${randCount} qd=32`, 300_000)));
+        const rr = await con!.run(`blkbench randread ${DEV[path]} count=${randCount} qd=32`, 300_000);
+        rand[path].push(iops(rr));
+        notifs[path].push(notifsPerIo(rr, randCount));
         const c = cpu[path];
         c.dom0 += cpuTicks(p.dom0) - before.dom0;
         c.hv += cpuTicks(p.hv) - before.hv;
@@ -221,7 +230,8 @@ export const pci: Suite = {
           details: { baselineSamples: fmt(seq.xvda), direct: Number(median(seq.direct).toFixed(0)), directSamples: fmt(seq.direct), MiB: diskMiB } },
         { name: 'rand read 4 KiB qd32 nvme0n1', value: median(rand.nvme), unit: 'IOPS', baseline: median(rand.xvda),
           target: { cmp: '>=', value: TARGET_SPEEDUP, ratio: true }, samples: rand.nvme,
-          details: { baselineSamples: fmt(rand.xvda), direct: Number(median(rand.direct).toFixed(0)), directSamples: fmt(rand.direct), count: randCount } },
+          details: { baselineSamples: fmt(rand.xvda), direct: Number(median(rand.direct).toFixed(0)), directSamples: fmt(rand.direct), count: randCount,
+            notificationsPerIo: Number(median(notifs.nvme).toFixed(2)), baselineNotificationsPerIo: Number(median(notifs.xvda).toFixed(2)) } },
         { name: 'seq read 1 MiB xvda vs direct', value: median(seq.xvda), unit: 'MiB/s', baseline: median(seq.direct), samples: seq.xvda,
           details: { baselineSamples: fmt(seq.direct) } },
         { name: 'rand read 4 KiB qd32 xvda vs direct', value: median(rand.xvda), unit: 'IOPS', baseline: median(rand.direct), samples: rand.xvda,

@@ -43,6 +43,12 @@ const POOL_KEEP = 2048;
 /** DMA memory lent out as I/O buffers at most (dd's 8 MiB in flight, and more). */
 const LEND_MAX_BYTES = 32 << 20;
 
+/** A 64-bit little-endian field from a number below 2^53, as two dwords (no BigInt on the I/O path). */
+function set64(v: DataView, at: number, n: number): void {
+  v.setUint32(at, n % 0x100000000, true);
+  v.setUint32(at + 4, Math.floor(n / 0x100000000), true);
+}
+
 export class NvmeError extends Error {
   constructor(readonly status: number, what: string) {
     super(`${what}: I/O error, status 0x${status.toString(16)} (SCT ${(status >> 8) & 7}, SC 0x${(status & 0xff).toString(16)})`);
@@ -74,6 +80,11 @@ class QueuePair {
   constructor(readonly qid: number, readonly depth: number, readonly sq: PciDmaBuffer, readonly cq: PciDmaBuffer, readonly vector: number) {
     this.freeCids = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i);
   }
+
+  /** Command IDs free now. */
+  get idle(): number { return this.freeCids.length; }
+
+  take(): number { return this.freeCids.pop()!; }
 
   async cid(): Promise<number> {
     while (this.freeCids.length === 0) await new Promise<void>((r) => this.waiters.push(r));
@@ -259,7 +270,7 @@ export class NvmeDriver implements BlockDevice {
   /** nvme_submit_cmd: the entry at the SQ tail, the tail doorbell; resolves with the completion. */
   private async submit(q: QueuePair, fill: (v: DataView) => void): Promise<Completion> {
     if (this.dead) throw new Error(`${this.name}: controller is gone`);
-    const cid = await q.cid();
+    const cid = q.idle > 0 ? q.take() : await q.cid();
     const at = q.tail * N.NVME_SQE_SIZE;
     const b = q.sq.bytes;
     b.fill(0, at, at + N.NVME_SQE_SIZE);
@@ -414,9 +425,9 @@ export class NvmeDriver implements BlockDevice {
       const c = await this.submit(io, (v) => {
         v.setUint8(0, opc);
         v.setUint32(4, 1, true);
-        v.setBigUint64(24, BigInt(prp1), true);
-        v.setBigUint64(32, BigInt(prp2), true);
-        v.setBigUint64(40, BigInt(sector), true);
+        set64(v, 24, prp1);
+        set64(v, 32, prp2);
+        set64(v, 40, sector);
         v.setUint32(48, buf.length / SECTOR - 1, true);
       });
       if (c.status !== 0) { this.stats.errors++; throw new NvmeError(c.status, `${this.name}: ${opc === N.nvme_cmd_read ? 'read' : 'write'} of sector ${sector}`); }
@@ -434,14 +445,16 @@ export class NvmeDriver implements BlockDevice {
     }
   }
 
-  private async split(opc: number, sector: number, buf: Uint8Array): Promise<void> {
-    this.check(sector, buf.length);
+  /** Commands of at most maxRequestBytes each; a request of one command is that command's promise. */
+  private split(opc: number, sector: number, buf: Uint8Array): Promise<void> {
+    try { this.check(sector, buf.length); } catch (e) { return Promise.reject(e); }
+    if (buf.length <= this.maxRequestBytes) return this.rw(opc, sector, buf);
     const parts: Promise<void>[] = [];
     for (let off = 0; off < buf.length; off += this.maxRequestBytes) {
       const part = buf.subarray(off, Math.min(buf.length, off + this.maxRequestBytes));
       parts.push(this.rw(opc, sector + off / SECTOR, part));
     }
-    await Promise.all(parts);
+    return Promise.all(parts).then(() => undefined);
   }
 
   read(sector: number, into: Uint8Array): Promise<void> { return this.split(N.nvme_cmd_read, sector, into); }
