@@ -14,8 +14,12 @@
 //              pages of a DMA pool, PRP1/PRP2 and PRP lists chained through
 //              the last entry of each list page; Flush when a volatile write
 //              cache is present; Dataset Management (deallocate) as discard
+//              (a buffer lent by allocBuffer, as dd takes them, is DMA memory
+//              itself: no copy); the SQ tail doorbell once per batch of
+//              submissions (blk-mq's bd->last)
 //   completion interrupt-driven: the vector's queues are reaped while the
-//              phase tag matches, then the CQ head doorbell and the EOI
+//              phase tag matches, then the CQ head doorbell and, for INTx,
+//              the EOI; one watchdog timer fails commands past their timeout
 //
 // The namespace is a BlockDevice (blkdev.ts) named nvme<N>n1, so the shell's
 // lsblk, dd and md5sum and the file system use it as they use a vbd.
