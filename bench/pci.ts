@@ -14,9 +14,9 @@
 //   seq read    dd if=/dev/nvme0n1|/dev/xvda of=/dev/null bs=1M   vs 1 MiB awaited reads
 //   rand read   blkbench randread qd=32 (4 KiB)                     vs 32 concurrent 4 KiB reads
 // and Domain-0's CPU time (utime+stime of its process, /proc/<pid>/stat)
-// during each path's runs, per GiB moved. The hypervisor's and the device
-// process's CPU per GiB are kept in the details: passthrough moves the work
-// from Domain-0 to them.
+// during each path's runs, per GiB moved. The hypervisor's, the device
+// process's and the guest's CPU per GiB are kept in the details:
+// passthrough moves the work from Domain-0 to the device process.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -101,14 +101,18 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]);
 }
 
-/** The processes whose CPU time is counted: Domain-0, the hypervisor, the NVMe device process. */
-function pids(h: BenchHost): { dom0: number; hv: number; dev: number } {
+/** The processes whose CPU time is counted: Domain-0, the hypervisor, the NVMe device process, the guest. */
+function pids(h: BenchHost, domid: number): Record<Who, number> {
   const rec = readHostRecord(h.rundir);
   const dom0 = rec?.pids.domains['0'];
+  const guest = rec?.pids.domains[String(domid)];
   const dev = rec?.pci?.find((d) => d.bdf === BDF)?.pid;
-  if (!rec || !dom0 || !dev) throw new Error('no Domain-0 or device process in the host record');
-  return { dom0, hv: rec.pids.hypervisor, dev };
+  if (!rec || !dom0 || !dev || !guest) throw new Error('no Domain-0, guest or device process in the host record');
+  return { dom0, hv: rec.pids.hypervisor, dev, guest };
 }
+
+type Who = 'dom0' | 'hv' | 'dev' | 'guest';
+const WHO: Who[] = ['dom0', 'hv', 'dev', 'guest'];
 
 /** An image of `bytes` with data in every block (not a sparse file: a hole reads as cheaply as nothing). */
 function writeImage(path: string, bytes: number): void {
@@ -181,7 +185,7 @@ export const pci: Suite = {
         await new Promise((r) => setTimeout(r, 200));
       }
       ctx.log(`pci: ${(await con.run('dmesg')).split('\n').find((l) => l.includes('nvme nvme0:')) ?? 'nvme0n1 up'}`);
-      const p = pids(h);
+      const p = pids(h, id);
       // Warm-up: both images in the page cache, the drivers' pools and blkfront's persistent grants filled.
       for (const path of ['nvme', 'xvda'] as Path[]) {
         await con.run(`dd if=${DEV[path]} of=/dev/null bs=1M count=${diskMiB}`, 300_000);
@@ -193,19 +197,17 @@ export const pci: Suite = {
       const rand: Record<Path | 'direct', number[]> = { nvme: [], xvda: [], direct: [] };
       const notifs: Record<Path, number[]> = { nvme: [], xvda: [] };
       // CPU ticks of each process during each path's runs, and the bytes those runs moved.
-      const cpu: Record<Path, { dom0: number; hv: number; dev: number; bytes: number }> = {
-        nvme: { dom0: 0, hv: 0, dev: 0, bytes: 0 }, xvda: { dom0: 0, hv: 0, dev: 0, bytes: 0 },
+      const cpu: Record<Path, Record<Who | 'bytes', number>> = {
+        nvme: { dom0: 0, hv: 0, dev: 0, guest: 0, bytes: 0 }, xvda: { dom0: 0, hv: 0, dev: 0, guest: 0, bytes: 0 },
       };
       const measure = async (path: Path): Promise<void> => {
-        const before = { dom0: cpuTicks(p.dom0), hv: cpuTicks(p.hv), dev: cpuTicks(p.dev) };
+        const before = Object.fromEntries(WHO.map((w) => [w, cpuTicks(p[w])])) as Record<Who, number>;
         seq[path].push(ddRate(await con!.run(`dd if=${DEV[path]} of=/dev/null bs=1M count=${diskMiB}`, 300_000)));
         const rr = await con!.run(`blkbench randread ${DEV[path]} count=${randCount} qd=32`, 300_000);
         rand[path].push(iops(rr));
         notifs[path].push(notifsPerIo(rr, randCount));
         const c = cpu[path];
-        c.dom0 += cpuTicks(p.dom0) - before.dom0;
-        c.hv += cpuTicks(p.hv) - before.hv;
-        c.dev += cpuTicks(p.dev) - before.dev;
+        for (const w of WHO) c[w] += cpuTicks(p[w]) - before[w];
         c.bytes += diskMiB * MiB + randCount * 4096;
       };
       for (let i = 0; i < rounds; i++) {
@@ -217,11 +219,12 @@ export const pci: Suite = {
           `direct ${seq.direct.at(-1)!.toFixed(0)} MiB/s; randread nvme ${rand.nvme.at(-1)} / xvda ${rand.xvda.at(-1)} / ` +
           `direct ${rand.direct.at(-1)!.toFixed(0)} IOPS`);
       }
-      const msPerGiB = (path: Path, who: 'dom0' | 'hv' | 'dev') => (cpu[path][who] / hz) * 1000 / (cpu[path].bytes / GiB);
+      const msPerGiB = (path: Path, who: Who) => (cpu[path][who] / hz) * 1000 / (cpu[path].bytes / GiB);
       const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(',');
       const cpuDetails = (path: Path) => ({
         hypervisorMsPerGiB: Number(msPerGiB(path, 'hv').toFixed(1)),
         deviceProcessMsPerGiB: Number(msPerGiB(path, 'dev').toFixed(1)),
+        guestMsPerGiB: Number(msPerGiB(path, 'guest').toFixed(1)),
         GiB: Number((cpu[path].bytes / GiB).toFixed(2)), dom0Ticks: cpu[path].dom0, clkTck: hz,
       });
       const metrics: Metric[] = [
