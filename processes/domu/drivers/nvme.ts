@@ -75,6 +75,8 @@ class QueuePair {
   tail = 0;
   /** A tail doorbell write is due (ringLater). */
   ringing = false;
+  /** Completions consumed since the last CQ head doorbell. */
+  unreported = 0;
   head = 0;
   phase = 1;
   readonly pending = new Map<number, Pending>();
@@ -302,6 +304,7 @@ export class NvmeDriver implements BlockDevice {
     process.nextTick(() => {
       q.ringing = false;
       if (this.dead) return;
+      if (q.unreported > 0 && !this.headRoom(q)) this.ringHead(q);
       this.stats.notifiesSent++;
       this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
     });
@@ -361,9 +364,28 @@ export class NvmeDriver implements BlockDevice {
       q.release(cid);
       if (!p.timedOut) p.resolve(c);
     }
-    if (n > 0) this.wr(N.NVME_REG_DBS + 8 * q.qid + 4, q.head);
+    q.unreported += n;
+    // The CQ head doorbell: at once for the admin queue and with INTx (the
+    // pin stays asserted while the controller sees entries); with MSI-X an
+    // I/O queue's head is told once half the queue was consumed, or when
+    // the controller could otherwise find it full (headRoom), as SPDK's
+    // driver delays it: the spec lets the host free entries when it likes.
+    if (q.unreported > 0 && (q.qid === 0 || this.msixVectors === 0 || q.unreported >= q.depth >> 1 || !this.headRoom(q))) this.ringHead(q);
     if (this.inflight() === 0) for (const r of this.idle.splice(0)) r();
   }
+
+  /** The CQ head doorbell with every entry consumed so far. */
+  private ringHead(q: QueuePair): void {
+    q.unreported = 0;
+    this.wr(N.NVME_REG_DBS + 8 * q.qid + 4, q.head);
+  }
+
+  /**
+   * Whether the controller can post a completion for every command in
+   * flight: the entries it has not been told are free, plus those commands,
+   * stay below the depth - 1 that make a full CQ.
+   */
+  private headRoom(q: QueuePair): boolean { return q.unreported + q.busy < q.depth - 1; }
 
   private inflight(): number { return this.admin.busy + (this.io?.busy ?? 0); }
 
