@@ -28,6 +28,7 @@ export class LoopClock implements Clock {
   }
 }
 
+/** A Timeout has refresh(), an Immediate has not. */
 function clear(t: NodeJS.Timeout | NodeJS.Immediate): void {
-  if ('hasRef' in t && 'refresh' in t) clearTimeout(t); else clearImmediate(t as NodeJS.Immediate);
+  if ('refresh' in t) clearTimeout(t); else clearImmediate(t);
 }
