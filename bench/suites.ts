@@ -13,6 +13,7 @@ import { xenctrl } from './xenctrl.js';
 import { hvm } from './hvm.js';
 import { migrateSuite } from './migrate.js';
 import { stubdom } from './stubdom.js';
+import { pci } from './pci.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -26,4 +27,5 @@ export const SUITES: Suite[] = [
   hvm,
   migrateSuite,
   stubdom,
+  pci,
 ];

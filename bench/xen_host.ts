@@ -25,6 +25,8 @@ export interface BenchHostOptions {
   nodeArgs?: string[];
   /** xenemu up --listen ADDR:PORT: the host takes migrations there. */
   listen?: string;
+  /** xenemu up --pci SPEC, each: the host's PCI devices (docs/passthrough.md), e.g. `nvme:/path/disk.img`. */
+  pci?: string[];
 }
 
 export interface Leftovers { pids: number[]; segments: string[] }
@@ -59,6 +61,7 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
                 '--memory', String(o.memoryMB), '--pcpus', String(o.pcpus ?? 2)];
   if (o.dom0) args.push('--dom0', o.dom0);
   if (o.listen) args.push('--listen', o.listen);
+  for (const p of o.pci ?? []) args.push('--pci', p);
   const hypervisor = ctx.scope.spawn('hypervisor', process.execPath, args,
     { lifeline: true, env: { ...process.env, ...o.env } });
   await hypervisor.waitForOutput('Domain-0 ready', BOOT_TIMEOUT_MS);

@@ -20,6 +20,7 @@ import * as zmq from 'zeromq';
 import { futexWake, shmCreate, shmUnlink } from '../../shared/shm.js';
 import { hostFiles, type PciRecord } from '../../shared/host.js';
 import { lifelineEnv, lifelineStdio } from '../../shared/runtime/lifeline.js';
+import { domainExtraNodeFlags } from '../../shared/runtime/node_flags.js';
 import { nodeTitleArgs, pcidevTitle } from '../../shared/runtime/title.js';
 import { ZmqOutbox } from '../../shared/runtime/zmq_outbox.js';
 import { IOREQ_STATE_WORD } from '../../shared/abi/hvm/ioreq.js';
@@ -160,7 +161,8 @@ export class PciRegistry {
       const env = lifelineEnv({ ...process.env, XENEMU_HOST: this.hv.host, XENEMU_HOST_DIR: rundir, XENEMU_PCIDEV_CTL: d.endpoint });
       delete env.XENEMU_READY_FD;
       const title = pcidevTitle(this.hv.host, d.model, d.bdf);
-      const proc = spawn(process.execPath, [...nodeTitleArgs(title), this.program, '--host', this.hv.host, '--rundir', rundir,
+      // XENEMU_DOMAIN_NODE_FLAGS as for a domain: the benchmarks profile the device with its owner.
+      const proc = spawn(process.execPath, [...nodeTitleArgs(title), ...domainExtraNodeFlags(), this.program, '--host', this.hv.host, '--rundir', rundir,
                                             '--bdf', d.bdf, '--pci', formatPciSpec(d.spec)],
                          { stdio: lifelineStdio(log, log), env, cwd: rundir, argv0: title });
       d.proc = proc;

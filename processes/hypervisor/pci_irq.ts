@@ -4,7 +4,8 @@
 //   device `irq {intx: 1}` ─> owner's pirq of the device's GSI, bound to a port?
 //                              not in flight: set the port pending, in flight (masked)
 //   PHYSDEVOP_eoi(pirq)    ─> not in flight; the line still high: deliver again
-//   device `irq {msi}`     ─> owner's pirq mapped for the device's MSI: set pending (edge)
+//   device `irq {msi}`     ─> owner's pirq mapped for the device's MSI whose number is the
+//                              message's data (else each of them): set pending (edge)
 //
 // PHYSDEVOP_map_pirq maps for a domain (DOMID_SELF or, for Domain-0, a
 // guest): MAP_PIRQ_TYPE_GSI with `index` the GSI, which the domain must be
@@ -64,6 +65,11 @@ export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; ms
     for (const e of o.pirqs.values()) if (e.gsi === gsi) fire(hv, o, e, true);
   }
   if (m.msi && o) {
+    // The message's data names its pirq (pcifront programs each MSI-X entry
+    // so, as Xen's own programming names the vector behind one): only that
+    // pirq fires. Data naming none of the device's fires each of them.
+    const named = o.pirqs.get(m.msi.data);
+    if (named && named.msiSbdf === dev.sbdf) { fire(hv, o, named, false); return; }
     for (const e of o.pirqs.values()) if (e.msiSbdf === dev.sbdf) fire(hv, o, e, false);
   }
 }

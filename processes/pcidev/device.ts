@@ -230,14 +230,30 @@ export class HostPciDevice implements ConfigTarget {
       const decodes = r && (r.kind === 'io' ? (cmd & PCI_COMMAND_IO) !== 0 && type === IOREQ_TYPE_PIO
                                             : (cmd & PCI_COMMAND_MEMORY) !== 0 && type !== IOREQ_TYPE_PIO);
       if (r && decodes && offset + size <= r.size && offset % size === 0) {
-        if (dir === IOREQ_READ) out = r.handler.read(offset, size) >>> 0;
-        else r.handler.write(offset, size, value >>> 0);
+        if (dir === IOREQ_READ) {
+          out = r.handler.read(offset, size) >>> 0;
+        } else if (r.kind === 'mem') {
+          // A memory write is posted (PCIe): the owner goes on while the
+          // device does it (an NVMe doorbell runs the commands it rings).
+          // Order holds, since this thread serves every later access after it.
+          this.answer(s, w);
+          r.handler.write(offset, size, value >>> 0);
+          return 1;
+        } else {
+          r.handler.write(offset, size, value >>> 0); // an I/O write is not posted: answered once done
+        }
       }
     }
     if (dir === IOREQ_READ) dv.setUint32(at + ioreq.data, size === 4 ? out : out & ((1 << (8 * Math.min(size, 3))) - 1), true);
-    Atomics.store(this.i32, word, (w & ~0xf0000) | (STATE_IORESP_READY << 16));
-    futexWake(this.seg, at + IOREQ_STATE_WORD, 1);
+    this.answer(s, w);
     return 1;
+  }
+
+  /** IORESP_READY in slot `s` (whose state word read `w`), and its waiter woken. */
+  private answer(s: number, w: number): void {
+    const at = barSlotOffset(s);
+    Atomics.store(this.i32, (at + IOREQ_STATE_WORD) >> 2, (w & ~0xf0000) | (STATE_IORESP_READY << 16));
+    futexWake(this.seg, at + IOREQ_STATE_WORD, 1);
   }
 
   close(): void {

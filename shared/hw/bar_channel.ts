@@ -59,7 +59,7 @@ export class BarChannel {
   private readonly dv: DataView;
   private readonly at: number;
   private told = false;
-  readonly stats = { requests: 0, spun: 0, slept: 0, gone: 0 };
+  readonly stats = { requests: 0, posted: 0, spun: 0, slept: 0, gone: 0 };
 
   constructor(grant: BarChannelGrant, private readonly slot: number, private readonly log: (m: string) => void = () => {}) {
     if (!Number.isInteger(slot) || slot < 0 || slot >= Math.min(grant.slots, BAR_MAX_SLOTS)) throw new RangeError(`BAR channel slot ${slot}`);
@@ -84,11 +84,32 @@ export class BarChannel {
     this.access(bar, offset, size, IOREQ_WRITE, value);
   }
 
+  /** The state word of a posted write not yet answered, or -1. */
+  private posted = -1;
+
+  /**
+   * Waits for the answer to the posted write, if any: the slot is the
+   * owner's again. Every access does this first, so accesses stay in order.
+   */
+  settle(): void {
+    const word = this.posted;
+    if (word < 0) return;
+    this.posted = -1;
+    const type = Atomics.load(this.i32, word) >>> 24;
+    if (!this.wait(word << 2, word)) this.lost();
+    Atomics.store(this.i32, word, (type << 24) | (ioreqBits(STATE_IOREQ_NONE, false, 0, false) << 16));
+  }
+
+  private lost(): void {
+    this.stats.gone++;
+    if (!this.told) { this.told = true; this.log(`pci: the device of this BAR channel is gone: accesses read all-ones`); }
+  }
+
   private access(bar: number, offset: number, size: 1 | 2 | 4, dir: number, value: number): number {
     const ones = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    this.settle();
     if (this.gone) {
-      this.stats.gone++;
-      if (!this.told) { this.told = true; this.log(`pci: the device of this BAR channel is gone: accesses read all-ones`); }
+      this.lost();
       return dir === IOREQ_READ ? ones : 0;
     }
     const type = this.kinds.get(bar) === 'io' ? IOREQ_TYPE_PIO : IOREQ_TYPE_COPY;
@@ -106,9 +127,15 @@ export class BarChannel {
     Atomics.add(this.i32, bar_channel.doorbell >> 2, 1);
     if (Atomics.load(this.i32, bar_channel.dev_sleeping >> 2)) futexWake(this.seg, bar_channel.doorbell, 1);
     this.stats.requests++;
+    // A write to a memory BAR is posted, as on PCIe: it returns at once and
+    // the next access waits for its answer (settle). I/O writes are not.
+    if (dir === IOREQ_WRITE && type === IOREQ_TYPE_COPY) {
+      this.posted = word;
+      this.stats.posted++;
+      return 0;
+    }
     if (!this.wait(at + IOREQ_STATE_WORD, word)) {
-      this.stats.gone++;
-      if (!this.told) { this.told = true; this.log(`pci: the device of this BAR channel is gone: accesses read all-ones`); }
+      this.lost();
       Atomics.store(this.i32, word, type << 24);
       return dir === IOREQ_READ ? ones : 0;
     }

@@ -18,7 +18,9 @@
 //                    page, nothing of any guest is touched; counted
 //
 // The frame table is read at each DMA (a byte load per page), so a page the
-// owner balloons out stops being reachable at once.
+// owner balloons out stops being reachable at once; a direct transfer (view)
+// is checked when it starts, as a device's DMA in flight outlives an IOTLB
+// flush on hardware only until the transfer ends.
 import { PAGE_SIZE } from '../abi/xen.js';
 import type { GuestMemory } from './machine.js';
 
@@ -68,6 +70,17 @@ export class Iommu implements GuestMemory {
       return;
     }
     this.ctx!.mem.set(src, gpa);
+  }
+
+  /**
+   * The owner's bytes for a transfer straight to or from them (a disk's
+   * read into guest memory): every page checked now, as read and write do;
+   * undefined in quarantine (read and write use the scratch page).
+   */
+  view(gpa: number, len: number, dir: 'read' | 'write'): Uint8Array | undefined {
+    if (!this.ctx) return undefined;
+    this.translate(gpa, len, dir);
+    return this.ctx.mem.subarray(gpa, gpa + len);
   }
 
   /**

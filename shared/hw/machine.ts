@@ -51,6 +51,13 @@ export interface GuestMemory {
   readonly size: number;
   read(gpa: number, dst: Uint8Array): void;
   write(gpa: number, src: Uint8Array): void;
+  /**
+   * The guest's bytes [gpa, gpa+len) themselves, checked as read or write
+   * would check them, for a device that moves a transfer between them and
+   * its back end without a copy (a disk reading straight into guest memory);
+   * undefined where this memory has no such view (use read and write).
+   */
+  view?(gpa: number, len: number, dir: 'read' | 'write'): Uint8Array | undefined;
 }
 
 /**
@@ -67,6 +74,16 @@ export function dmaRead(mem: GuestMemory, gpa: number, dst: Uint8Array): boolean
 export function dmaWrite(mem: GuestMemory, gpa: number, src: Uint8Array): boolean {
   if (!Number.isSafeInteger(gpa) || gpa < 0 || gpa + src.length > mem.size) return false;
   try { mem.write(gpa, src); return true; } catch (e) { if (e instanceof RangeError) return false; throw e; }
+}
+
+/**
+ * A device's direct DMA (GuestMemory.view): the guest's bytes, null when
+ * refused (as dmaRead's false), undefined when the memory has no view.
+ */
+export function dmaView(mem: GuestMemory, gpa: number, len: number, dir: 'read' | 'write'): Uint8Array | null | undefined {
+  if (!mem.view) return undefined;
+  if (!Number.isSafeInteger(gpa) || gpa < 0 || len < 0 || gpa + len > mem.size) return null;
+  try { return mem.view(gpa, len, dir); } catch (e) { if (e instanceof RangeError) return null; throw e; }
 }
 
 /** Interrupt lines into the vCPU's interrupt controllers. */

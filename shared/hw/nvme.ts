@@ -27,7 +27,7 @@
 // `faults` under a named reason. A doorbell write does at most IO_BUDGET
 // commands and bytes; the rest continues on a timer.
 import type { BlockBackend } from './backend.js';
-import { dmaRead, dmaWrite, type AccessSize, type Clock, type GuestMemory } from './machine.js';
+import { dmaRead, dmaView, dmaWrite, type AccessSize, type Clock, type GuestMemory } from './machine.js';
 import * as N from './nvme_regs.js';
 
 export const NVME_VENDOR_ID = 0x1b36; // Red Hat, QEMU's
@@ -746,15 +746,29 @@ export class Nvme {
         const prps = this.prps(this.prp1(), this.prp2(), len);
         if ('fault' in prps) return this.invalid(prps.fault, prps.status);
         budget.bytes -= len;
-        const buf = new Uint8Array(len);
         const off = slba * NVME_LBA_SIZE;
+        if (opc === N.nvme_cmd_write && this.disk.readOnly) return err(N.NVME_SC_NS_WRITE_PROTECTED);
+        // Straight between the back end and guest memory where the memory allows it (the IOMMU's view).
+        const direct = this.views(prps.segs, opc === N.nvme_cmd_read ? 'write' : 'read');
+        if (direct === null) return this.invalid('data_dma_fault', N.NVME_SC_DATA_XFER_ERROR);
+        if (direct) {
+          try {
+            let at = off;
+            for (const v of direct) {
+              if (opc === N.nvme_cmd_read) this.disk.read(at, v); else this.disk.write(at, v);
+              at += v.length;
+            }
+          } catch { return this.media(opc === N.nvme_cmd_read ? N.NVME_SC_READ_ERROR : N.NVME_SC_WRITE_FAULT); }
+          if (opc === N.nvme_cmd_read) { this.stats.reads++; this.stats.readUnits += nlb; } else { this.stats.writes++; this.stats.writeUnits += nlb; }
+          return ok();
+        }
+        const buf = new Uint8Array(len);
         if (opc === N.nvme_cmd_read) {
           try { this.disk.read(off, buf); } catch { return this.media(N.NVME_SC_READ_ERROR); }
           if (!this.scatter(prps.segs, buf, true)) return this.invalid('data_dma_fault', N.NVME_SC_DATA_XFER_ERROR);
           this.stats.reads++;
           this.stats.readUnits += nlb;
         } else {
-          if (this.disk.readOnly) return err(N.NVME_SC_NS_WRITE_PROTECTED);
           if (!this.scatter(prps.segs, buf, false)) return this.invalid('data_dma_fault', N.NVME_SC_DATA_XFER_ERROR);
           try { this.disk.write(off, buf); } catch { return this.media(N.NVME_SC_WRITE_FAULT); }
           this.stats.writes++;
@@ -842,6 +856,29 @@ export class Nvme {
       }
     }
     return { segs };
+  }
+
+  /**
+   * The transfer's guest memory as views, runs of adjacent pages merged (a
+   * driver's contiguous buffer is one); every page is checked before any
+   * byte moves. null: a page is refused (DMA fault); undefined: the memory
+   * gives no views (copy through read and write).
+   */
+  private views(segs: [number, number][], dir: 'read' | 'write'): Uint8Array[] | null | undefined {
+    if (!this.host.mem.view) return undefined;
+    const runs: [number, number][] = [];
+    for (const [a, n] of segs) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === a) last[1] += n; else runs.push([a, n]);
+    }
+    const out: Uint8Array[] = [];
+    for (const [a, n] of runs) {
+      const v = dmaView(this.host.mem, a, n, dir);
+      if (v === undefined) return undefined;
+      if (v === null) return null;
+      out.push(v);
+    }
+    return out;
   }
 
   /** Copies between `buf` and the pages: toHost writes guest memory, else reads it. */

@@ -47,6 +47,11 @@ t.test('the NVMe device through its BAR channel: CAP, VS, Identify', async (t) =
   t.equal((await rd(N.NVME_REG_CAP + 4)) & 0xf, 0, 'CAP.DSTRD 0: doorbells 4 bytes apart');
   t.equal(await rd(N.NVME_REG_VS), 0x00010400, 'VS: NVMe 1.4');
   t.equal((await rd(N.NVME_REG_CSTS)) & N.NVME_CSTS_RDY, 0, 'not ready before it is enabled');
+  // Memory writes are posted (none waits for the device) and stay in order: a read after a burst sees the last.
+  const values = Array.from({ length: 500 }, (_, i) => (i + 1) * 4096);
+  const burst = await du.call('barBurst', { sbdf: SBDF, bar: 0, off: N.NVME_REG_ASQ, values });
+  t.equal(burst.posted, 500, 'each of 500 ASQ writes posted');
+  t.equal(burst.value, 500 * 4096, 'the read after them sees the last one');
 
   // nvme_pci_configure_admin_queue with the queues and the data in the owner's pages.
   const ASQ = 100; const ACQ = 101; const DATA = 102;

@@ -14,8 +14,12 @@
 //              pages of a DMA pool, PRP1/PRP2 and PRP lists chained through
 //              the last entry of each list page; Flush when a volatile write
 //              cache is present; Dataset Management (deallocate) as discard
+//              (a buffer lent by allocBuffer, as dd takes them, is DMA memory
+//              itself: no copy); the SQ tail doorbell once per batch of
+//              submissions (blk-mq's bd->last)
 //   completion interrupt-driven: the vector's queues are reaped while the
-//              phase tag matches, then the CQ head doorbell and the EOI
+//              phase tag matches, then the CQ head doorbell and, for INTx,
+//              the EOI; one watchdog timer fails commands past their timeout
 //
 // The namespace is a BlockDevice (blkdev.ts) named nvme<N>n1, so the shell's
 // lsblk, dd and md5sum and the file system use it as they use a vbd.
@@ -40,6 +44,14 @@ const MAX_TRANSFER = 4 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** Pages the driver keeps for data and PRP lists between commands. */
 const POOL_KEEP = 2048;
+/** DMA memory lent out as I/O buffers at most (dd's 8 MiB in flight, and more). */
+const LEND_MAX_BYTES = 32 << 20;
+
+/** A 64-bit little-endian field from a number below 2^53, as two dwords (no BigInt on the I/O path). */
+function set64(v: DataView, at: number, n: number): void {
+  v.setUint32(at, n % 0x100000000, true);
+  v.setUint32(at + 4, Math.floor(n / 0x100000000), true);
+}
 
 export class NvmeError extends Error {
   constructor(readonly status: number, what: string) {
@@ -56,11 +68,15 @@ export interface NvmeDriverOptions {
 }
 
 interface Completion { status: number; dw0: number }
-interface Pending { resolve(c: Completion): void; reject(e: Error): void; timer: NodeJS.Timeout | undefined; timedOut: boolean }
+interface Pending { resolve(c: Completion): void; reject(e: Error): void; deadline: number; cid: number; timedOut: boolean }
 
 /** One SQ/CQ pair. Commands in flight are bounded by depth - 1, so the SQ never overflows. */
 class QueuePair {
   tail = 0;
+  /** A tail doorbell write is due (ringLater). */
+  ringing = false;
+  /** Completions consumed since the last CQ head doorbell. */
+  unreported = 0;
   head = 0;
   phase = 1;
   readonly pending = new Map<number, Pending>();
@@ -70,6 +86,11 @@ class QueuePair {
   constructor(readonly qid: number, readonly depth: number, readonly sq: PciDmaBuffer, readonly cq: PciDmaBuffer, readonly vector: number) {
     this.freeCids = Array.from({ length: depth - 1 }, (_, i) => depth - 2 - i);
   }
+
+  /** Command IDs free now. */
+  get idle(): number { return this.freeCids.length; }
+
+  take(): number { return this.freeCids.pop()!; }
 
   async cid(): Promise<number> {
     while (this.freeCids.length === 0) await new Promise<void>((r) => this.waiters.push(r));
@@ -101,11 +122,15 @@ export class NvmeDriver implements BlockDevice {
   private admin!: QueuePair;
   private io: QueuePair | undefined;
   private readonly pool: PciDmaBuffer[] = [];
+  /** Buffers lent by allocBuffer, and their bytes. */
+  private readonly lent: PciDmaBuffer[] = [];
+  private lentBytes = 0;
   private readonly idle: Array<() => void> = [];
   private readonly timeoutMs: number;
   private readonly log: (m: string) => void;
   private capTimeoutMs = 500;
   private dead = false;
+  private watchdog: NodeJS.Timeout | undefined;
 
   private constructor(readonly dev: PciDeviceHandle, opts: NvmeDriverOptions) {
     const index = opts.index ?? 0;
@@ -251,7 +276,7 @@ export class NvmeDriver implements BlockDevice {
   /** nvme_submit_cmd: the entry at the SQ tail, the tail doorbell; resolves with the completion. */
   private async submit(q: QueuePair, fill: (v: DataView) => void): Promise<Completion> {
     if (this.dead) throw new Error(`${this.name}: controller is gone`);
-    const cid = await q.cid();
+    const cid = q.idle > 0 ? q.take() : await q.cid();
     const at = q.tail * N.NVME_SQE_SIZE;
     const b = q.sq.bytes;
     b.fill(0, at, at + N.NVME_SQE_SIZE);
@@ -259,19 +284,56 @@ export class NvmeDriver implements BlockDevice {
     fill(v);
     v.setUint16(2, cid, true);
     const done = new Promise<Completion>((resolve, reject) => {
-      const p: Pending = { resolve, reject, timer: undefined, timedOut: false };
-      p.timer = setTimeout(() => {
-        p.timedOut = true;
-        this.stats.errors++;
-        reject(new Error(`${this.name}: command ${cid} on queue ${q.qid} timed out after ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      p.timer.unref?.();
-      q.pending.set(cid, p);
+      q.pending.set(cid, { resolve, reject, deadline: performance.now() + this.timeoutMs, cid, timedOut: false });
     });
+    this.armWatchdog();
     q.tail = (q.tail + 1) % q.depth;
-    this.stats.notifiesSent++;
-    this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
+    this.ringLater(q);
     return done;
+  }
+
+  /**
+   * The SQ tail doorbell once for every command submitted in this turn
+   * (Linux's blk-mq writes it at the last request of a batch, bd->last):
+   * process.nextTick from a submission's promise continuation runs once
+   * every continuation queued with it has submitted.
+   */
+  private ringLater(q: QueuePair): void {
+    if (q.ringing) return;
+    q.ringing = true;
+    process.nextTick(() => {
+      q.ringing = false;
+      if (this.dead) return;
+      if (q.unreported > 0 && !this.headRoom(q)) this.ringHead(q);
+      this.stats.notifiesSent++;
+      this.wr(N.NVME_REG_DBS + 8 * q.qid, q.tail);
+    });
+  }
+
+  /**
+   * One timer for every command in flight (blk-mq's timeout work, not a
+   * timer per request): at the earliest deadline, each command past its
+   * deadline fails; its ID stays taken until the controller completes it.
+   */
+  private armWatchdog(): void {
+    if (this.watchdog || this.dead) return;
+    let first = Infinity;
+    for (const q of [this.admin, this.io]) for (const p of q?.pending.values() ?? []) if (!p.timedOut && p.deadline < first) first = p.deadline;
+    if (first === Infinity) return;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      const now = performance.now();
+      for (const q of [this.admin, this.io]) {
+        for (const p of q?.pending.values() ?? []) {
+          if (p.timedOut || p.deadline > now) continue;
+          p.timedOut = true;
+          this.stats.errors++;
+          p.reject(new Error(`${this.name}: command ${p.cid} on queue ${q!.qid} timed out after ${this.timeoutMs} ms`));
+        }
+      }
+      this.armWatchdog();
+    }, Math.max(1, first - performance.now()));
+    this.watchdog.unref?.();
   }
 
   /** An interrupt of `vector`: reap its queues (nvme_irq), then end the interrupt. */
@@ -299,13 +361,31 @@ export class NvmeDriver implements BlockDevice {
       const p = q.pending.get(cid);
       if (!p) { this.log(`completion of unknown command ${cid} on queue ${q.qid}`); continue; }
       q.pending.delete(cid);
-      clearTimeout(p.timer);
       q.release(cid);
       if (!p.timedOut) p.resolve(c);
     }
-    if (n > 0) this.wr(N.NVME_REG_DBS + 8 * q.qid + 4, q.head);
+    q.unreported += n;
+    // The CQ head doorbell: at once for the admin queue and with INTx (the
+    // pin stays asserted while the controller sees entries); with MSI-X an
+    // I/O queue's head is told once half the queue was consumed, or when
+    // the controller could otherwise find it full (headRoom), as SPDK's
+    // driver delays it: the spec lets the host free entries when it likes.
+    if (q.unreported > 0 && (q.qid === 0 || this.msixVectors === 0 || q.unreported >= q.depth >> 1 || !this.headRoom(q))) this.ringHead(q);
     if (this.inflight() === 0) for (const r of this.idle.splice(0)) r();
   }
+
+  /** The CQ head doorbell with every entry consumed so far. */
+  private ringHead(q: QueuePair): void {
+    q.unreported = 0;
+    this.wr(N.NVME_REG_DBS + 8 * q.qid + 4, q.head);
+  }
+
+  /**
+   * Whether the controller can post a completion for every command in
+   * flight: the entries it has not been told are free, plus those commands,
+   * stay below the depth - 1 that make a full CQ.
+   */
+  private headRoom(q: QueuePair): boolean { return q.unreported + q.busy < q.depth - 1; }
 
   private inflight(): number { return this.admin.busy + (this.io?.busy ?? 0); }
 
@@ -325,25 +405,29 @@ export class NvmeDriver implements BlockDevice {
    * there are two, else the first PRP list page; a list page holds 512
    * entries and chains through its last one when more follow.
    */
-  private prps(data: PciDmaBuffer[], lists: PciDmaBuffer[]): { prp1: number; prp2: number } {
-    const prp1 = data[0]!.busAddr;
+  private prps(data: number[], lists: PciDmaBuffer[]): { prp1: number; prp2: number } {
+    const prp1 = data[0]!;
     if (data.length === 1) return { prp1, prp2: 0 };
-    if (data.length === 2) return { prp1, prp2: data[1]!.busAddr };
+    if (data.length === 2) return { prp1, prp2: data[1]! };
     const per = PAGE_SIZE / 8;
     let list = this.page();
     lists.push(list);
     const prp2 = list.busAddr;
+    let v = new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE);
+    // An entry as two dwords, low first: a bus address is below 2^53.
+    const put = (slot: number, a: number) => { v.setUint32(8 * slot, a % 0x100000000, true); v.setUint32(8 * slot + 4, Math.floor(a / 0x100000000), true); };
     let slot = 0;
     for (let i = 1; i < data.length; i++) {
       const left = data.length - i;
       if (slot === per - 1 && left > 1) {
         const next = this.page();
         lists.push(next);
-        new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot, BigInt(next.busAddr), true);
+        put(slot, next.busAddr);
         list = next;
+        v = new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE);
         slot = 0;
       }
-      new DataView(list.bytes.buffer, list.bytes.byteOffset, PAGE_SIZE).setBigUint64(8 * slot++, BigInt(data[i]!.busAddr), true);
+      put(slot++, data[i]!);
     }
     return { prp1, prp2 };
   }
@@ -352,18 +436,24 @@ export class NvmeDriver implements BlockDevice {
   private async rw(opc: number, sector: number, buf: Uint8Array): Promise<void> {
     const io = this.io;
     if (!io) throw new Error(`${this.name}: not connected`);
-    const data = Array.from({ length: Math.ceil(buf.length / PAGE_SIZE) }, () => this.page());
+    // A buffer lent by allocBuffer is DMA memory: the device reads or writes
+    // it in place, as Linux maps a request's pages. Anything else goes
+    // through pages of the pool and a copy.
+    const at = this.lentBusAddr(buf);
+    const pages = Math.ceil(buf.length / PAGE_SIZE);
+    const data = at === null ? Array.from({ length: pages }, () => this.page()) : [];
     const lists: PciDmaBuffer[] = [];
     try {
       if (opc === N.nvme_cmd_write) data.forEach((p, i) => p.bytes.set(buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)));
-      const { prp1, prp2 } = this.prps(data, lists);
+      const bus = at === null ? data.map((p) => p.busAddr) : Array.from({ length: pages }, (_, i) => at + i * PAGE_SIZE);
+      const { prp1, prp2 } = this.prps(bus, lists);
       this.stats.requests++;
       const c = await this.submit(io, (v) => {
         v.setUint8(0, opc);
         v.setUint32(4, 1, true);
-        v.setBigUint64(24, BigInt(prp1), true);
-        v.setBigUint64(32, BigInt(prp2), true);
-        v.setBigUint64(40, BigInt(sector), true);
+        set64(v, 24, prp1);
+        set64(v, 32, prp2);
+        set64(v, 40, sector);
         v.setUint32(48, buf.length / SECTOR - 1, true);
       });
       if (c.status !== 0) { this.stats.errors++; throw new NvmeError(c.status, `${this.name}: ${opc === N.nvme_cmd_read ? 'read' : 'write'} of sector ${sector}`); }
@@ -381,14 +471,16 @@ export class NvmeDriver implements BlockDevice {
     }
   }
 
-  private async split(opc: number, sector: number, buf: Uint8Array): Promise<void> {
-    this.check(sector, buf.length);
+  /** Commands of at most maxRequestBytes each; a request of one command is that command's promise. */
+  private split(opc: number, sector: number, buf: Uint8Array): Promise<void> {
+    try { this.check(sector, buf.length); } catch (e) { return Promise.reject(e); }
+    if (buf.length <= this.maxRequestBytes) return this.rw(opc, sector, buf);
     const parts: Promise<void>[] = [];
     for (let off = 0; off < buf.length; off += this.maxRequestBytes) {
       const part = buf.subarray(off, Math.min(buf.length, off + this.maxRequestBytes));
       parts.push(this.rw(opc, sector + off / SECTOR, part));
     }
-    await Promise.all(parts);
+    return Promise.all(parts).then(() => undefined);
   }
 
   read(sector: number, into: Uint8Array): Promise<void> { return this.split(N.nvme_cmd_read, sector, into); }
@@ -433,9 +525,35 @@ export class NvmeDriver implements BlockDevice {
     });
   }
 
-  /** I/O goes through the driver's own DMA pages, so any buffer does. */
-  allocBuffer(): Uint8Array | null { return null; }
-  freeBuffer(): void { /* nothing lent */ }
+  /**
+   * A buffer of DMA memory (contiguous frames of the guest) the device reads
+   * into and writes from without a copy; null past LEND_MAX_BYTES out at once.
+   */
+  allocBuffer(bytes: number): Uint8Array | null {
+    if (this.dead || bytes <= 0 || this.lentBytes + bytes > LEND_MAX_BYTES) return null;
+    let b: PciDmaBuffer;
+    try { b = this.dev.dmaAlloc(Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE); } catch { return null; }
+    this.lent.push(b);
+    this.lentBytes += b.bytes.length;
+    return b.bytes.subarray(0, bytes);
+  }
+
+  freeBuffer(buf: Uint8Array): void {
+    const i = this.lent.findIndex((b) => b.bytes.buffer === buf.buffer && b.bytes.byteOffset === buf.byteOffset);
+    if (i < 0) return;
+    const [b] = this.lent.splice(i, 1);
+    this.lentBytes -= b!.bytes.length;
+    b!.free();
+  }
+
+  /** The bus address of `buf` when it lies in a lent buffer, page-aligned; else null. */
+  private lentBusAddr(buf: Uint8Array): number | null {
+    for (const b of this.lent) {
+      const off = buf.byteOffset - b.bytes.byteOffset;
+      if (b.bytes.buffer === buf.buffer && off >= 0 && off + buf.length <= b.bytes.length) return off % PAGE_SIZE === 0 ? b.busAddr + off : null;
+    }
+    return null;
+  }
 
   /**
    * nvme_disable_ctrl(shutdown): CC.SHN normal, wait for SHST complete. CC.EN
@@ -451,13 +569,15 @@ export class NvmeDriver implements BlockDevice {
     }
     this.dead = true;
     for (const q of [this.admin, this.io]) {
-      for (const p of q?.pending.values() ?? []) { clearTimeout(p.timer); p.reject(new Error(`${this.name}: controller shut down`)); }
+      for (const p of q?.pending.values() ?? []) p.reject(new Error(`${this.name}: controller shut down`));
       q?.pending.clear();
     }
     this.releaseMemory();
   }
 
   private releaseMemory(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
     for (const q of [this.admin, this.io]) { q?.sq.free(); q?.cq.free(); }
     for (const p of this.pool.splice(0)) p.free();
   }

@@ -460,9 +460,14 @@ export class PcifrontDevice implements PciDeviceHandle {
     this.deps.dom.evtchn.on(port, cb);
   }
 
-  /** PHYSDEVOP_eoi for the vector's pirq. */
+  /**
+   * PHYSDEVOP_eoi for the INTx pirq (level: masked until then). An MSI-X
+   * pirq is an edge that needs none (Linux's eoi_pirq asks pirq_needs_eoi,
+   * which Xen's PHYSDEVOP_pirq_eoi_gmfn map leaves clear for maskable MSI).
+   */
   eoi(vector: number): void {
-    const pirq = this.pirqs[vector] ?? (vector === 0 && this.ports.size === 0 ? this.intx?.pirq : undefined);
+    if (this.pirqs[vector] !== undefined) return;
+    const pirq = vector === 0 && this.ports.size === 0 ? this.intx?.pirq : undefined;
     if (pirq === undefined) throw enosys(`${this.bdf}: EOI of vector ${vector}`);
     void this.deps.dom.hv.hypercall(__HYPERVISOR_physdev_op, PHYSDEVOP_eoi, { irq: pirq });
   }
