@@ -32,6 +32,8 @@ export interface QemuDmArgs {
   xenPlatform: boolean;
   /** ACPI (the PIIX4 power management function at 00:01.3); -no-acpi turns it off. */
   acpi: boolean;
+  /** -incoming file:PATH: the device state a restored guest's devices start from (dm_state.ts). */
+  incoming?: string;
 }
 
 /** Ignored because they change nothing a guest of xenemu sees. */
@@ -75,6 +77,12 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
     switch (opt) {
       case '-xen-domid': a.domid = Number(value()); break;
       case '-no-acpi': a.acpi = false; break;
+      case '-incoming': {
+        const v = value();
+        if (!v.startsWith('file:') || v.length === 5) throw new ArgError(`-incoming ${v}: only file:PATH is supported`);
+        a.incoming = v.slice(5);
+        break;
+      }
       case '-name': a.name = parseOpts(value(), 'guest').get('guest') ?? ''; break;
       case '-m': a.memoryMiB = Number(parseOpts(value(), 'size').get('size')?.replace(/M$/i, '')); break;
       case '-boot': a.bootOrder = parseOpts(value(), 'order').get('order') ?? 'cd'; break;

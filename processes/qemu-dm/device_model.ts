@@ -104,6 +104,7 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
   p.nics.forEach((n, i) => n.onReceive((frame) => send({ type: 'net-in', nic: i, frame: Uint8Array.from(frame) })));
 
   const screens = new Map<number, (s: ScreenState) => void>();
+  const states = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
   let nextScreen = 1;
   const qmpPath = qmpSocketPath(p.rundir, a.domid);
   const qmp = startQmp(qmpPath, {
@@ -111,6 +112,11 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
       const req = nextScreen++;
       screens.set(req, resolve);
       send({ type: 'screen', req });
+    }),
+    saveState: () => new Promise<Uint8Array>((resolve, reject) => {
+      const req = nextScreen++;
+      states.set(req, { resolve, reject });
+      send({ type: 'save-state', req });
     }),
     quit: () => p.exit(0),
   }, log);
@@ -155,6 +161,12 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
           }
           return;
         case 'screen': screens.get(m.req)?.(m.state); screens.delete(m.req); return;
+        case 'state': {
+          const w = states.get(m.req);
+          states.delete(m.req);
+          if (m.bytes) { log(`device state saved: ${m.bytes.byteLength} bytes`); w?.resolve(m.bytes); } else w?.reject(new Error(m.error ?? 'no state'));
+          return;
+        }
         case 'ready': resolve(); return;
         case 'stopped': return;
       }
