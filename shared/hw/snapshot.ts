@@ -17,7 +17,7 @@
 //   restore(device, snap)    the same walk on the new device, writing each
 //                            field back; an object the new device does not
 //                            have (null there) is made again only when it
-//                            was a plain object
+//                            was a plain object of data (no methods)
 //
 // What a field's value means beyond the device (a BAR's place in the
 // address space, an interrupt line's level in the HVM segment) is the
@@ -87,13 +87,18 @@ export function snapshot(root: object, ctx: SnapshotContext, bufs: SnapBuffers):
     }
     if (o instanceof Set || o instanceof WeakMap || o instanceof WeakSet || o instanceof Promise) return undefined;
     const fields: { [k: string]: Snap } = {};
+    let data = Object.getPrototypeOf(o) === Object.prototype;
     for (const [k, x] of Object.entries(o)) {
+      if (typeof x === 'function') data = false;
       if (depth === 0 && ctx.skipFields?.has(k)) continue;
       if (isTimerField(k)) continue;
       const s = walk(x, depth + 1);
       if (s !== undefined) fields[k] = s;
     }
-    return { $o: fields, $plain: Object.getPrototypeOf(o) === Object.prototype };
+    // Only pure data is made again where the new device has nothing: an
+    // object with methods (a registered region, a handler) is the new
+    // process's to make.
+    return { $o: fields, $plain: data };
   };
   return walk(root, 0) ?? null;
 }
@@ -117,11 +122,23 @@ function make(s: Snap, bufs: readonly Uint8Array[]): unknown {
   return o;
 }
 
+/** Whether `obj[k] = v` would store a value (not a getter without a setter, nor a read-only field). */
+function assignable(obj: object, k: string): boolean {
+  for (let o: object | null = obj; o; o = Object.getPrototypeOf(o) as object | null) {
+    const d = Object.getOwnPropertyDescriptor(o, k);
+    if (!d) continue;
+    if (d.get || d.set) return d.set !== undefined;
+    return d.writable !== false;
+  }
+  return Object.isExtensible(obj);
+}
+
 /** Writes snapshot `s` back into `live` (the same device in a new device model). */
 export function restore(live: object, s: Snap, ctx: SnapshotContext, bufs: readonly Uint8Array[]): void {
   const into = (obj: Record<string, unknown>, snap: { [k: string]: Snap }, depth: number) => {
     for (const [k, x] of Object.entries(snap)) {
       if (depth === 0 && ctx.skipFields?.has(k)) continue;
+      if (!assignable(obj, k)) continue;
       const cur = obj[k];
       if (typeof cur === 'function') continue;
       if (cur !== null && typeof cur === 'object') {
@@ -143,7 +160,7 @@ export function restore(live: object, s: Snap, ctx: SnapshotContext, bufs: reado
           x.$a.forEach((e, i) => {
             const c = cur[i];
             if (c !== null && typeof c === 'object' && e !== null && typeof e === 'object' && '$o' in e) into(c as Record<string, unknown>, e.$o, depth + 1);
-            else cur[i] = make(e, bufs);
+            else if (c === null || typeof c !== 'object') cur[i] = make(e, bufs);
           });
           continue;
         }
