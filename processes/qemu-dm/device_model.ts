@@ -177,4 +177,31 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
   if (p.serial?.tty) await p.xs.write(`/local/domain/${a.domid}/serial/0/tty`, p.serial.tty);
   await p.xs.write(p.statePath, 'running');
   log(`running${p.serial?.tty ? `, COM1 on ${p.serial.tty}` : ''}`);
+  if (a.incoming) announceSelf(a, p, log);
+}
+
+/**
+ * QEMU's qemu_announce_self after an incoming migration: each NIC sends a
+ * RARP broadcast from its MAC (three, 50, 100 ms apart here), so that
+ * every bridge on the way learns where the guest's MAC is now, whatever
+ * its guest does.
+ */
+function announceSelf(a: QemuDmArgs, p: Placement, log: (m: string) => void): void {
+  const frames = a.nics.map((n) => {
+    const mac = Buffer.from(n.mac.split(':').map((x) => parseInt(x, 16)));
+    const f = Buffer.alloc(60);
+    f.fill(0xff, 0, 6);
+    mac.copy(f, 6);
+    f.writeUInt16BE(0x8035, 12); // ETH_P_RARP
+    f.writeUInt16BE(1, 14); // ARPHRD_ETHER
+    f.writeUInt16BE(0x0800, 16);
+    f[18] = 6;
+    f[19] = 4;
+    f.writeUInt16BE(3, 20); // ARPOP_RREQUEST
+    mac.copy(f, 22);
+    mac.copy(f, 32);
+    return f;
+  });
+  [0, 50, 150].forEach((ms) => setTimeout(() => frames.forEach((f, i) => p.nics[i]?.send(new Uint8Array(f))), ms).unref());
+  if (frames.length) log(`announced ${frames.length} NIC${frames.length > 1 ? 's' : ''} (RARP) after the restore`);
 }
