@@ -7,7 +7,7 @@
 // goes on counting from where it was. -c keeps it running, -p keeps it
 // paused; a corrupt file is refused with nothing created.
 import t from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, startHost, waitFor } from '../helpers/host.js';
 import { nasmBuild, nasmMissing } from '../helpers/nasm.js';
@@ -49,7 +49,9 @@ t.test('xl save and xl restore of an HVM guest', { skip: seabiosMissing() ?? nas
 
   await t.test('xl save, then xl restore: the count goes on', async (t) => {
     const file = join(h.root, 'ctr.save');
+    const t0 = Date.now();
     const saved = await xl(h, ['save', 'ctr', file]);
+    const saveMs = Date.now() - t0;
     t.equal(saved.code, 0, `xl save ctr ${saved.stderr.trim()}`);
     t.notOk(await row(), 'ctr is gone after the save');
     await waitFor(() => !shmList(shmPrefix(h.name)).some((s) => s.includes(`.dom${d1}.`)), 10_000, "ctr's segments gone");
@@ -58,7 +60,9 @@ t.test('xl save and xl restore of an HVM guest', { skip: seabiosMissing() ?? nas
     // Longer than a count takes: a guest that ran meanwhile would show it.
     await new Promise((r) => setTimeout(r, 500));
     t.same(counts(log()), before, 'nothing is printed while it is saved');
+    const t1 = Date.now();
     const restored = await xl(h, ['restore', file]);
+    t.comment(`xl save ${saveMs} ms, xl restore ${Date.now() - t1} ms, file ${statSync(file).size} bytes`);
     t.equal(restored.code, 0, `xl restore ${restored.stderr.trim()}${restored.code ? `\n${dmLog()}` : ''}`);
     if (restored.code !== 0) return;
     const r = await row();
