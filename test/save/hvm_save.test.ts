@@ -17,6 +17,9 @@ import { shmList, shmPrefix } from '../../shared/shm.js';
 
 const ASM = join(DIST, '..', 'test', 'hvm', 'asm', 'counter_boot.asm');
 
+// Five restores and a boot: past tap's default bound for a file on a loaded 2-CPU machine.
+t.setTimeout(240_000);
+
 /** Every complete count in the serial log, in order. */
 function counts(text: string): number[] {
   return [...text.matchAll(/COUNT ([0-9A-F]{8})\r\n/g)].map((m) => parseInt(m[1]!, 16));
