@@ -19,7 +19,7 @@ import { shmCreate } from '../../shared/shm.js';
 import { HvmIrqLines } from '../../shared/xen/hvm_ctl.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOSPC, XEN_ENOSYS, XEN_EOPNOTSUPP, XEN_EPERM, XEN_ESRCH } from '../../shared/abi/errno.js';
-import { SHUTDOWN_reboot } from '../../shared/abi/sched.js';
+import { SHUTDOWN_reboot, SHUTDOWN_suspend } from '../../shared/abi/sched.js';
 import { XEN_DOMCTL_SENDTRIGGER_POWER, XEN_DOMCTL_SENDTRIGGER_SLEEP } from '../../shared/abi/domctl.js';
 import { PM1_PWRBTN_STS, PM1_SLPBTN_STS } from '../../shared/hw/acpi_pm.js';
 import * as P from '../../shared/abi/hvm/params.js';
@@ -28,6 +28,7 @@ import { IOREQ_SIZE, ioreq, sharedIopageSlot } from '../../shared/abi/hvm/ioreq.
 import {
   SERVER_BUFIOREQ, SERVER_ENABLED, SERVER_EXISTS, XENEMU_HVM_MAX_IOREQ_SERVERS, XENEMU_HVM_SEGMENT_PAGES,
   bufioreqPageOffset, hvm_ctl, ioreqPageOffset, writeRanges, type IoRange,
+  HVM_CONTEXT_RESTORE, HVM_CONTEXT_SAVED, readHvmContext, writeHvmContext,
 } from '../../shared/abi/hvm/xenemu_hvm.js';
 import { XENMEM_resource_ioreq_server } from '../../shared/abi/memory.js';
 import type { Domain } from './domain.js';
@@ -125,6 +126,47 @@ export function domctlSendtrigger(_hv: Hypervisor, _caller: Domain, d: Domain, a
   Atomics.or(h.i32, hvm_ctl.pm1a_raise >> 2, bits);
   h.kickVcpu();
   return 0;
+}
+
+/**
+ * SCHEDOP_remote_shutdown(SHUTDOWN_suspend) of a running HVM domain: Xen
+ * pauses its vCPUs where they are and keeps their state in the hypervisor;
+ * xenemu's vCPU is v86 in the domain's process, which can only be
+ * serialised between two of its runs. So the request goes to the vCPU
+ * (suspend_req, a kick): at its next turn it writes its context into the
+ * segment's context pages and its process shuts the domain down with
+ * SHUTDOWN_suspend, which the toolstack waits for as for a PV guest.
+ * Returns false when the domain has no running vCPU to ask.
+ */
+export function requestHvmSuspend(d: Domain): boolean {
+  const h = hvmOf(d);
+  if (!h || !d.started || d.shutdown || d.dying || !d.proc) return false;
+  Atomics.store(h.i32, hvm_ctl.suspend_req >> 2, 1);
+  h.kickVcpu();
+  return true;
+}
+
+/**
+ * XEN_DOMCTL_gethvmcontext: the context the vCPU wrote at its suspend
+ * (the domain must be shut down for suspend, as Xen wants it paused).
+ */
+export function domctlGethvmcontext(_hv: Hypervisor, _caller: Domain, d: Domain): HcResult {
+  const h = hvmOf(d);
+  if (!h) return -XEN_EINVAL;
+  if (!d.shutdown || d.shutdownReason !== SHUTDOWN_suspend) return -XEN_EINVAL;
+  const blob = readHvmContext(h.seg, HVM_CONTEXT_SAVED);
+  if (!blob) return -XEN_ENOENT;
+  return { ret: 0, data: { size: blob.byteLength, buffer: blob } };
+}
+
+/** XEN_DOMCTL_sethvmcontext: the context a restored domain's vCPU starts from (before its first unpause). */
+export function domctlSethvmcontext(_hv: Hypervisor, _caller: Domain, d: Domain, arg: { buffer?: Uint8Array }): HcResult {
+  const h = hvmOf(d);
+  if (!h) return -XEN_EINVAL;
+  if (d.started) return -XEN_EINVAL;
+  const b = arg.buffer;
+  if (!(b instanceof Uint8Array) || b.byteLength === 0) return -XEN_EINVAL;
+  return writeHvmContext(h.seg, b, HVM_CONTEXT_RESTORE) ? 0 : -XEN_ENOSPC;
 }
 
 export function hvmopGetParam(_hv: Hypervisor, _caller: Domain, d: Domain, arg: { index?: number }): HcResult {

@@ -78,6 +78,8 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_setvcpuaffinity]: { name: 'setvcpuaffinity', handler: schedctl.domctlSetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_getvcpuaffinity]: { name: 'getvcpuaffinity', handler: schedctl.domctlGetvcpuaffinity, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_sendtrigger]: { name: 'sendtrigger', handler: hvm.domctlSendtrigger, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_gethvmcontext]: { name: 'gethvmcontext', handler: hvm.domctlGethvmcontext, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_sethvmcontext]: { name: 'sethvmcontext', handler: hvm.domctlSethvmcontext, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
     // PCI passthrough (pci_domctl.ts). test_assign_device takes DOMID_INVALID: its handler resolves the domain.
     [DC.XEN_DOMCTL_assign_device]: { name: 'assign_device', handler: pci.domctlAssignDevice, flags: PRIV | TARGET, target: 'domain' },

@@ -14,6 +14,7 @@ import type { xen_domctl_getvcpuinfo } from '../../shared/abi/domctl.js';
 import type { SchedRequest } from '../../shared/wire/hypercall.js';
 import type { SchedDomainParams, SchedGlobalParams } from './sched_core.js';
 import type { Domain } from './domain.js';
+import { requestHvmSuspend } from './hvm.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
 export interface Scheduler {
@@ -93,6 +94,8 @@ export function schedShutdown(hv: Hypervisor, caller: Domain, _t: Domain | null,
 export function schedRemoteShutdown(hv: Hypervisor, _caller: Domain, d: Domain, arg: { reason?: number }): HcResult {
   const reason = Number(arg.reason);
   if (!Number.isInteger(reason) || reason < 0 || reason > SHUTDOWN_MAX) return -XEN_EINVAL;
+  // An HVM guest's vCPU saves its context first, then its process shuts the domain down (hvm.ts).
+  if (reason === SHUTDOWN_suspend && d.hvm && requestHvmSuspend(d)) return 0;
   hv.shutdownDomain(d, reason);
   return 0;
 }

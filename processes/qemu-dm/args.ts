@@ -39,6 +39,8 @@ export interface QemuDmArgs {
   acpi: boolean;
   /** -device xen-pci-passthrough, in order. */
   pt: PtArg[];
+  /** -incoming file:PATH: the device state a restored guest's devices start from (dm_state.ts). */
+  incoming?: string;
 }
 
 /** Ignored because they change nothing a guest of xenemu sees. */
@@ -82,6 +84,12 @@ export function parseQemuDmArgs(argv: readonly string[]): QemuDmArgs {
     switch (opt) {
       case '-xen-domid': a.domid = Number(value()); break;
       case '-no-acpi': a.acpi = false; break;
+      case '-incoming': {
+        const v = value();
+        if (!v.startsWith('file:') || v.length === 5) throw new ArgError(`-incoming ${v}: only file:PATH is supported`);
+        a.incoming = v.slice(5);
+        break;
+      }
       case '-name': a.name = parseOpts(value(), 'guest').get('guest') ?? ''; break;
       case '-m': a.memoryMiB = Number(parseOpts(value(), 'size').get('size')?.replace(/M$/i, '')); break;
       case '-boot': a.bootOrder = parseOpts(value(), 'order').get('order') ?? 'cd'; break;

@@ -155,6 +155,7 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
   p.nics.forEach((n, i) => n.onReceive((frame) => send({ type: 'net-in', nic: i, frame: Uint8Array.from(frame) })));
 
   const screens = new Map<number, (s: ScreenState) => void>();
+  const states = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
   let nextScreen = 1;
   const qmpPath = qmpSocketPath(p.rundir, a.domid);
   const qmp = startQmp(qmpPath, {
@@ -162,6 +163,11 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
       const req = nextScreen++;
       screens.set(req, resolve);
       send({ type: 'screen', req });
+    }),
+    saveState: () => new Promise<Uint8Array>((resolve, reject) => {
+      const req = nextScreen++;
+      states.set(req, { resolve, reject });
+      send({ type: 'save-state', req });
     }),
     quit: () => p.exit(0),
   }, log);
@@ -207,6 +213,12 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
           }
           return;
         case 'screen': screens.get(m.req)?.(m.state); screens.delete(m.req); return;
+        case 'state': {
+          const w = states.get(m.req);
+          states.delete(m.req);
+          if (m.bytes) { log(`device state saved: ${m.bytes.byteLength} bytes`); w?.resolve(m.bytes); } else w?.reject(new Error(m.error ?? 'no state'));
+          return;
+        }
         case 'ready': resolve(); return;
         case 'stopped': return;
       }
@@ -217,4 +229,31 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
   if (p.serial?.tty) await p.xs.write(`/local/domain/${a.domid}/serial/0/tty`, p.serial.tty);
   await p.xs.write(p.statePath, 'running');
   log(`running${p.serial?.tty ? `, COM1 on ${p.serial.tty}` : ''}`);
+  if (a.incoming) announceSelf(a, p, log);
+}
+
+/**
+ * QEMU's qemu_announce_self after an incoming migration: each NIC sends a
+ * RARP broadcast from its MAC (three, 50, 100 ms apart here), so that
+ * every bridge on the way learns where the guest's MAC is now, whatever
+ * its guest does.
+ */
+function announceSelf(a: QemuDmArgs, p: Placement, log: (m: string) => void): void {
+  const frames = a.nics.map((n) => {
+    const mac = Buffer.from(n.mac.split(':').map((x) => parseInt(x, 16)));
+    const f = Buffer.alloc(60);
+    f.fill(0xff, 0, 6);
+    mac.copy(f, 6);
+    f.writeUInt16BE(0x8035, 12); // ETH_P_RARP
+    f.writeUInt16BE(1, 14); // ARPHRD_ETHER
+    f.writeUInt16BE(0x0800, 16);
+    f[18] = 6;
+    f[19] = 4;
+    f.writeUInt16BE(3, 20); // ARPOP_RREQUEST
+    mac.copy(f, 22);
+    mac.copy(f, 32);
+    return f;
+  });
+  [0, 50, 150].forEach((ms) => setTimeout(() => frames.forEach((f, i) => p.nics[i]?.send(new Uint8Array(f))), ms).unref());
+  if (frames.length) log(`announced ${frames.length} NIC${frames.length > 1 ? 's' : ''} (RARP) after the restore`);
 }

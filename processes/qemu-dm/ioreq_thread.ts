@@ -14,6 +14,7 @@
 // makes the dm_op, and this thread waits for it (a few hundred µs, a few
 // times per boot).
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import { shmOpen } from '../../shared/shm.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { IOREQ_READ } from '../../shared/abi/hvm/ioreq.js';
@@ -31,6 +32,7 @@ import { buildDmMachine } from './machine.js';
 import type { PtArg, QemuDmArgs } from './args.js';
 import type { ScreenState } from './qmp.js';
 import { XenPtDevice, type PtHostBar } from './xen_pt.js';
+import { loadDmState, saveDmState } from './dm_state.js';
 
 export interface IoreqThreadData {
   args: QemuDmArgs;
@@ -61,6 +63,8 @@ export type ToIoreqThread =
   | { type: 'serial-in'; data: Uint8Array }
   | { type: 'net-in'; nic: number; frame: Uint8Array }
   | { type: 'screen'; req: number }
+  /** QMP xen-save-devices-state: the devices' state, answered as 'state'. */
+  | { type: 'save-state'; req: number }
   | { type: 'stop' };
 
 export type FromIoreqThread =
@@ -74,6 +78,7 @@ export type FromIoreqThread =
   | { type: 'sleep'; typ: number }
   | { type: 'screen'; req: number; state: ScreenState }
   | { type: 'pt'; seq: number; req: PtRequest }
+  | { type: 'state'; req: number; bytes: Uint8Array | null; error?: string }
   | { type: 'ready'; stats?: undefined }
   | { type: 'stopped'; stats: { sync: number; buffered: number; rep: number; bad: number } }
   | BlockRequest;
@@ -102,13 +107,19 @@ const clock = new TimerClock();
 const serialIn: Array<(b: Uint8Array) => void> = [];
 const netIn = new Map<number, (f: Uint8Array) => void>();
 const drives: FileBlockBackend[] = [];
+const remoteDrives: RemoteBlockBackend[] = [];
 
 const dm = buildDmMachine(d.args, { mem, irq, clock }, {
   drive: (index) => {
     const a = d.args.drives.find((x) => x.index === index);
     if (!a || !a.file) return null;
     const remote = d.remote?.find((r) => r.index === index);
-    if (d.remote) return remote ? new RemoteBlockBackend(remote, post) : null;
+    if (d.remote) {
+      if (!remote) return null;
+      const rb = new RemoteBlockBackend(remote, post);
+      remoteDrives.push(rb);
+      return rb;
+    }
     const b = new FileBlockBackend(a.file, a.readOnly);
     drives.push(b);
     return b;
@@ -157,6 +168,8 @@ d.pt.forEach((p, i) => {
         `${r.ret < 0 ? ` FAILED (${r.ret})` : ''}`);
   }
 });
+/** What a device state leaves out: the process's own memory, lines, clock, spaces and disk back ends. */
+const notState = (): Set<object> => new Set<object>([mem, irq, clock, dm.ports, dm.mmio, dm.machine, dm.pc.bus, ...drives, ...remoteDrives]);
 
 // Every PCI function is this server's, by SBDF (xen_map_pcidev).
 for (const f of dm.pc.bus.functions()) {
@@ -194,6 +207,12 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
   },
 }, mem, (line) => post({ type: 'log', line }));
 
+// A restored guest (-incoming): its devices as they were saved, before its vCPU runs again.
+if (d.args.incoming) {
+  loadDmState(dm, notState(), new Uint8Array(readFileSync(d.args.incoming)), (line) => post({ type: 'log', line }));
+  post({ type: 'log', line: `restored the device state of ${d.args.incoming}` });
+}
+
 post({ type: 'ready' });
 
 function screen(): ScreenState {
@@ -217,6 +236,15 @@ function drainHost(): void {
     if (m.type === 'serial-in') for (const fn of serialIn) fn(m.data);
     else if (m.type === 'net-in') netIn.get(m.nic)?.(m.frame);
     else if (m.type === 'screen') post({ type: 'screen', req: m.req, state: screen() });
+    else if (m.type === 'save-state') {
+      // Transmit kicks and other timers that are due first: their handles are not carried.
+      clock.run();
+      try {
+        post({ type: 'state', req: m.req, bytes: saveDmState(dm, notState()) });
+      } catch (err) {
+        post({ type: 'state', req: m.req, bytes: null, error: (err as Error).message });
+      }
+    }
     else if (m.type === 'stop') stopping = true;
   }
 }

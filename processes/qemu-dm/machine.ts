@@ -44,6 +44,7 @@ export interface DmMachine {
   vga: VgaPci | null;
   uart: Uart16550 | null;
   nics: E1000Pci[];
+  fwcfg: FwCfg;
 }
 
 export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqLines; clock: Clock },
@@ -74,7 +75,7 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
     return nic;
   });
   // QEMU's fw_cfg, where SeaBIOS reads the machine's RAM, CPUs and boot order.
-  new FwCfg(ports, { ramBytes: a.memoryMiB << 20, cpus: 1, files: { bootorder: bootorderFile(a.bootOrder, a.drives) } });
+  const fwcfg = new FwCfg(ports, { ramBytes: a.memoryMiB << 20, cpus: 1, files: { bootorder: bootorderFile(a.bootOrder, a.drives) } });
   const uart = be.serial ? new Uart16550({ ports, irq: env.irq, clock: env.clock }, be.serial, { base: 0x3f8, irq: 4 }) : null;
   let line = '';
   ports.register(DEBUGCON_PORT, 1, {
@@ -85,5 +86,5 @@ export function buildDmMachine(a: QemuDmArgs, env: { mem: GuestMemory; irq: IrqL
       if (line.length >= 256) { be.debugcon(line); line = ''; }
     },
   }, 'debugcon');
-  return { machine, ports, mmio, pc, vga, uart, nics };
+  return { machine, ports, mmio, pc, vga, uart, nics, fwcfg };
 }

@@ -10,6 +10,9 @@
 //   screendump {filename, format?}         the screen as PPM (QEMU's default) or PNG
 //   x-xenemu-text-screen                   the VGA text screen: {cols, rows, lines, cursor}
 //   x-xenemu-display                       the display's mode and size: {mode, width, height}
+//   stop / cont                            the guest's devices held for a save / let go
+//                                          (query-status says "paused" between)
+//   xen-save-devices-state {filename}      the device state (dm_state.ts) to a file
 //   quit                                   the device model exits
 //
 // Anything else is GenericError, as QEMU answers a command it lacks.
@@ -29,6 +32,8 @@ export interface ScreenState {
 export interface QmpBackend {
   /** The screen as the ioreq thread sees it now. */
   screen(): Promise<ScreenState>;
+  /** The devices' state (dm_state.ts). */
+  saveState(): Promise<Uint8Array>;
   quit(): void;
 }
 
@@ -46,9 +51,12 @@ function ppm(s: ScreenState): Buffer {
 }
 
 export function startQmp(path: string, be: QmpBackend, log: (m: string) => void): Server {
+  /** QEMU's run state (stop/cont), for every client of the socket. */
+  let stopped = false;
   try { unlinkSync(path); } catch { /* not there */ }
   const server = createServer((sock: Socket) => {
     let negotiated = false;
+    const status = () => (stopped ? { status: 'paused', singlestep: false, running: false } : { status: 'running', singlestep: false, running: true });
     let buf = '';
     const reply = (r: QmpReply) => { if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\r\n`); };
     const error = (desc: string, id?: unknown): QmpReply => ({ error: { class: 'GenericError', desc }, ...(id === undefined ? {} : { id }) });
@@ -61,7 +69,20 @@ export function startQmp(path: string, be: QmpBackend, log: (m: string) => void)
       if (cmd.execute === 'qmp_capabilities') { negotiated = true; reply(ok()); return; }
       if (!negotiated) { reply({ error: { class: 'CommandNotFound', desc: 'Expecting capabilities negotiation with \'qmp_capabilities\'' }, ...(id === undefined ? {} : { id }) }); return; }
       switch (cmd.execute) {
-        case 'query-status': reply(ok({ status: 'running', singlestep: false, running: true })); return;
+        case 'query-status': reply(ok(status())); return;
+        case 'stop': stopped = true; reply(ok()); return;
+        case 'cont': stopped = false; reply(ok()); return;
+        case 'xen-save-devices-state': {
+          const file = cmd.arguments?.filename;
+          if (typeof file !== 'string' || !file.startsWith('/')) { reply(error("Parameter 'filename' is missing or not an absolute path", id)); return; }
+          try {
+            writeFileSync(file, await be.saveState(), { mode: 0o600 });
+            reply(ok());
+          } catch (err) {
+            reply(error(`xen-save-devices-state: ${(err as Error).message}`, id));
+          }
+          return;
+        }
         case 'query-cpus-fast':
           // An HVM guest of xenemu has one vCPU (v86); it runs in the domain's process, not here.
           reply(ok([{ 'cpu-index': 0, 'qom-path': '/machine/unattached/device[0]', 'thread-id': process.pid, target: 'i386',

@@ -19,6 +19,9 @@ export const XEN_DOMCTL_scheduler_op = 16;
 export const XEN_DOMCTL_setdomainhandle = 17;
 export const XEN_DOMCTL_getvcpuaffinity = 25;
 export const XEN_DOMCTL_sendtrigger = 28;
+/** struct xen_domctl_hvmcontext: an HVM domain's saved state (xenemu's: its vCPU's context blob, docs/saverestore.md). */
+export const XEN_DOMCTL_gethvmcontext = 33;
+export const XEN_DOMCTL_sethvmcontext = 34;
 export const XEN_DOMCTL_set_target = 46;
 // PCI passthrough (docs/passthrough.md, processes/hypervisor/pci_domctl.ts).
 export const XEN_DOMCTL_irq_permission = 19;

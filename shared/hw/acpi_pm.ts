@@ -49,10 +49,13 @@ export function pmTimerTicks(ns: number): number {
  * PM1 event registers and the timer. `now` is a monotonic nanosecond clock;
  * `setSci` is called with the SCI's level whenever it may have changed.
  */
+/** What a save keeps of AcpiPm1: the timer as nanoseconds counted, so that a restore goes on from there. */
+export interface AcpiPm1State { sts: number; en: number; elapsedNs: number; halves: number; sci: 0 | 1 }
+
 export class AcpiPm1 {
   sts = 0;
   en = 0;
-  private readonly start: number;
+  private start: number;
   /** How many times bit 23 had changed when last looked at. */
   private halves = 0;
   private sci: 0 | 1 = 0;
@@ -62,6 +65,20 @@ export class AcpiPm1 {
   }
 
   private ticks(): number { return pmTimerTicks(this.now() - this.start); }
+
+  saveState(): AcpiPm1State {
+    return { sts: this.sts, en: this.en, elapsedNs: this.now() - this.start, halves: this.halves, sci: this.sci };
+  }
+
+  /** A saved state back: the timer resumes its count; the SCI line is driven again at the next update(). */
+  restoreState(s: AcpiPm1State): void {
+    this.sts = s.sts & 0xffff;
+    this.en = s.en & 0xffff;
+    this.start = this.now() - s.elapsedNs;
+    this.halves = s.halves;
+    this.sci = 0;
+    this.update();
+  }
 
   /** PM_TMR: the 24-bit count. */
   timer(): number {

@@ -18,6 +18,7 @@ import type { ScreenshotRecord } from '../../../shared/toolstack/xend_api.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type { Xenconsoled } from '../xenconsoled/xenconsoled.js';
 import type { BuilderContext } from './builder.js';
+import type { HvmSaved } from './save_image.js';
 
 /** What a kind's builder works with: Domain-0's hypervisor and xenstore connections, its consoles, the host. */
 /**
@@ -80,6 +81,14 @@ export interface Guest {
    */
   domainsChanged?(domains: ReadonlyMap<number, { flags: number }>): void;
   /**
+   * A save of an HVM guest whose vCPU has suspended: QMP stop and
+   * xen-save-devices-state (libxl__qmp_suspend_save); its state. Absent
+   * for kinds whose state is all in the guest's pages (PV).
+   */
+  saveDeviceModel?(): Promise<Uint8Array>;
+  /** The guest runs on after a save (xl save -c, a migration that failed): QMP cont. */
+  resumeDeviceModel?(): Promise<void>;
+  /**
    * Domain-0's toolstack is stopping (the host goes down): end the processes
    * it started for the guest, and nothing else.
    */
@@ -91,7 +100,10 @@ export interface Guest {
  * What a restored guest's pages come from: a save file's pages, or a
  * domain an incoming migration already created and wrote them into.
  */
-export type RestoreFrom = { pages: Map<number, Uint8Array> } | { precreated: number };
+export type RestoreFrom = ({ pages: Map<number, Uint8Array> } | { precreated: number }) & {
+  /** An HVM guest's vCPU context and device model state (save_image.ts). */
+  hvm?: HvmSaved;
+};
 
 export interface GuestKind<C extends DomainConfig = DomainConfig> {
   readonly type: C['type'];

@@ -10,10 +10,14 @@
 //   then a stream framed as libxc's migration stream v2 (docs/specs/libxc-migration-stream):
 //     image header         u64 marker ~0, u32 id "XENF", u32 version 3, u16 options (0: little endian), 6 reserved
 //     domain header        u32 type XENEMU_DOMAIN_TYPE_PV (xenemu's memory model, not Xen's x86 PV:
-//                          there is no P2M to carry), u16 page_shift 12, u16 reserved, u32 xen major, u32 minor
+//                          there is no P2M to carry) or XENEMU_DOMAIN_TYPE_HVM, u16 page_shift 12,
+//                          u16 reserved, u32 xen major, u32 minor
 //     records              u32 type, u32 body length, body, zeros to a multiple of 8
 //       XENEMU_FRAMES      u32 the domain's frames (its memory segment), before any page
 //       PAGE_DATA (1)      u32 count, u32 reserved, u64 pfn[count], then count pages; all-zero pages are left out
+//       HVM_CONTEXT (6)    HVM only: the vCPU's context (XEN_DOMCTL_gethvmcontext; processes/domu/hvm/context.ts)
+//       XENEMU_EMULATOR_CONTEXT  HVM only: libxl's emulator header (u32 id 2 = QEMU_XEN, u32 index 0),
+//                          then the device model's state (QMP xen-save-devices-state; processes/qemu-dm/dm_state.ts)
 //       XENEMU_CHECKSUM    sha256 of every byte of the file before this record
 //       END (0)            empty
 //
@@ -30,8 +34,15 @@ const XENF = 0x58454e46;
 const STREAM_VERSION = 3;
 /** xenemu's own domain type: a PV domain whose pages are its whole state (no P2M, no vCPU registers). */
 export const XENEMU_DOMAIN_TYPE_PV = 0x8001;
+/** xenemu's HVM domain: pages, the vCPU's context (v86's, not Xen's hvm_save records) and the device model's state. */
+export const XENEMU_DOMAIN_TYPE_HVM = 0x8002;
 const REC_END = 0;
 const REC_PAGE_DATA = 1;
+/** libxc's REC_TYPE_HVM_CONTEXT (xg_sr_stream_format.h). */
+const REC_HVM_CONTEXT = 6;
+const REC_XENEMU_EMULATOR_CONTEXT = 0x80000003;
+/** libxl's EMULATOR_QEMU_XEN (libxl_sr_stream_format.h). */
+const EMULATOR_QEMU_XEN = 2;
 const REC_XENEMU_CHECKSUM = 0x80000001;
 const REC_XENEMU_FRAMES = 0x80000002;
 const PAGES_PER_RECORD = 1024;
@@ -40,11 +51,20 @@ export class SaveImageError extends Error {
   constructor(file: string, what: string) { super(`${file}: ${what}`); this.name = 'SaveImageError'; }
 }
 
+/** What an HVM guest saves beside its pages. */
+export interface HvmSaved {
+  /** The vCPU's context (XEN_DOMCTL_gethvmcontext). */
+  context: Uint8Array;
+  /** The device model's state (QMP xen-save-devices-state). */
+  dm: Uint8Array;
+}
+
 export interface SaveImage {
   config: DomainConfig;
   /** Frames the domain had (its memory segment), and the non-zero pages by pfn. */
   maxPfns: number;
   pages: Map<number, Uint8Array>;
+  hvm?: HvmSaved;
 }
 
 const pad8 = (n: number) => (8 - (n % 8)) % 8;
@@ -63,7 +83,7 @@ function isZero(p: Uint8Array): boolean {
 }
 
 /** The file's bytes for `config` and the domain's memory `mem` (its whole segment). */
-export function encodeSaveImage(config: DomainConfig, mem: Uint8Array, xenVersion: { major: number; minor: number }): Buffer[] {
+export function encodeSaveImage(config: DomainConfig, mem: Uint8Array, xenVersion: { major: number; minor: number }, hvm?: HvmSaved): Buffer[] {
   const parts: Buffer[] = [];
   const cfg = Buffer.from(JSON.stringify(config), 'utf8');
   const xl = Buffer.alloc(32 + 20);
@@ -80,7 +100,7 @@ export function encodeSaveImage(config: DomainConfig, mem: Uint8Array, xenVersio
   ih.writeUInt32LE(STREAM_VERSION, 12);
   ih.writeUInt16LE(0, 16);
   const dh = Buffer.alloc(16);
-  dh.writeUInt32LE(XENEMU_DOMAIN_TYPE_PV, 0);
+  dh.writeUInt32LE(hvm ? XENEMU_DOMAIN_TYPE_HVM : XENEMU_DOMAIN_TYPE_PV, 0);
   dh.writeUInt16LE(12, 4);
   dh.writeUInt32LE(xenVersion.major, 8);
   dh.writeUInt32LE(xenVersion.minor, 12);
@@ -104,6 +124,13 @@ export function encodeSaveImage(config: DomainConfig, mem: Uint8Array, xenVersio
     if (batch.length === PAGES_PER_RECORD) flush();
   }
   flush();
+  if (hvm) {
+    parts.push(record(REC_HVM_CONTEXT, Buffer.from(hvm.context)));
+    const eh = Buffer.alloc(8);
+    eh.writeUInt32LE(EMULATOR_QEMU_XEN, 0);
+    eh.writeUInt32LE(0, 4);
+    parts.push(record(REC_XENEMU_EMULATOR_CONTEXT, Buffer.concat([eh, Buffer.from(hvm.dm)])));
+  }
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   parts.push(record(REC_XENEMU_CHECKSUM, h.digest()), record(REC_END, Buffer.alloc(0)));
@@ -132,12 +159,16 @@ export function decodeSaveImage(file: string, b: Buffer): SaveImage {
   if (b.readUInt32LE(off + 12) !== STREAM_VERSION) bad(`stream version ${b.readUInt32LE(off + 12)}, not ${STREAM_VERSION}`);
   off += 24;
   const dtype = b.readUInt32LE(off);
-  if (dtype !== XENEMU_DOMAIN_TYPE_PV) bad(`domain type 0x${dtype.toString(16)} is not a xenemu PV domain`);
+  if (dtype !== XENEMU_DOMAIN_TYPE_PV && dtype !== XENEMU_DOMAIN_TYPE_HVM) bad(`domain type 0x${dtype.toString(16)} is not a xenemu PV or HVM domain`);
+  const isHvm = dtype === XENEMU_DOMAIN_TYPE_HVM;
+  if (isHvm !== (config.type === 'hvm')) bad(`a ${isHvm ? 'HVM' : 'PV'} stream for a ${config.type} configuration`);
   if (b.readUInt16LE(off + 4) !== 12) bad('page shift is not 12');
   off += 16;
   let maxPfns = -1;
   let checked = false;
   const pages = new Map<number, Uint8Array>();
+  let context: Uint8Array | undefined;
+  let dm: Uint8Array | undefined;
   for (;;) {
     if (off + 8 > b.length) bad('truncated (no END record)');
     const type = b.readUInt32LE(off);
@@ -158,6 +189,12 @@ export function decodeSaveImage(file: string, b: Buffer): SaveImage {
         const at = body + 8 + 8 * count + i * PAGE_SIZE;
         pages.set(pfn, b.subarray(at, at + PAGE_SIZE));
       }
+    } else if (type === REC_HVM_CONTEXT && isHvm) {
+      if (len === 0) bad('empty HVM context');
+      context = b.subarray(body, body + len);
+    } else if (type === REC_XENEMU_EMULATOR_CONTEXT && isHvm) {
+      if (len < 8 || b.readUInt32LE(body) !== EMULATOR_QEMU_XEN || b.readUInt32LE(body + 4) !== 0) bad('emulator record is not QEMU_XEN\'s');
+      dm = b.subarray(body + 8, body + len);
     } else if (type === REC_XENEMU_CHECKSUM) {
       const want = createHash('sha256').update(b.subarray(0, off)).digest();
       if (len !== 32 || !want.equals(b.subarray(body, body + 32))) bad('checksum mismatch: the file is corrupt');
@@ -169,5 +206,6 @@ export function decodeSaveImage(file: string, b: Buffer): SaveImage {
   }
   if (maxPfns < 0) bad('no frame count');
   if (!checked) bad('no checksum record');
-  return { config, maxPfns, pages };
+  if (isHvm && (!context || !dm)) bad(`no ${context ? 'device model' : 'HVM context'} record`);
+  return { config, maxPfns, pages, ...(isHvm ? { hvm: { context: context!, dm: dm! } } : {}) };
 }

@@ -48,6 +48,7 @@ import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 import type { DomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import type { PoolGuest } from '../../../shared/toolstack/xend_api.js';
+import type { HvmSaved } from '../toolstack/save_image.js';
 
 /** Pages per message. */
 const BATCH = 256;
@@ -77,7 +78,8 @@ export type MigrationMsg =
   | { type: 'pool' }
   /** Two more frames follow, raw: the pfns (u32, little-endian) and their pages, so that bulk data is never re-encoded. */
   | { type: 'pages'; round: number }
-  | { type: 'commit'; config: DomainConfig }
+  /** `hvm`: an HVM guest's vCPU context and device model state (msgpack binaries). */
+  | { type: 'commit'; config: DomainConfig; hvm?: HvmSaved }
   | { type: 'go'; id: string }
   | { type: 'status'; id: string }
   | { type: 'abort'; id?: string };
@@ -294,8 +296,8 @@ export class MigrationSender {
   }
 
   /** The target restores the guest, paused; its domid there. */
-  async commit(config: DomainConfig): Promise<number> {
-    const r = await this.call({ type: 'commit', config });
+  async commit(config: DomainConfig, hvm?: HvmSaved): Promise<number> {
+    const r = await this.call({ type: 'commit', config, ...(hvm ? { hvm } : {}) });
     if (!r.ok) throw new Error(r.error);
     return r.domid ?? -1;
   }
@@ -374,7 +376,7 @@ export interface ReceiverHooks {
   /** This host's name and guests, for a pool peer (pool.ts). */
   pool(): Promise<{ host: string; guests: PoolGuest[] }>;
   /** Builds the prepared domain on its pages, paused; its domid. Destroys it when that fails. */
-  restore(config: DomainConfig, domid: number): Promise<number>;
+  restore(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<number>;
   unpause(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   log(m: string): void;
@@ -493,7 +495,9 @@ export class MigrationReceiver {
             if (!s) { reply({ ok: false, error: 'no migration in progress' }); break; }
             this.drop(key, true);
             try {
-              const domid = await this.hooks.restore({ ...m.config, name: s.name }, s.domid);
+              const hvm = m.hvm && m.hvm.context instanceof Uint8Array && m.hvm.dm instanceof Uint8Array
+                ? { context: m.hvm.context, dm: m.hvm.dm } : undefined;
+              const domid = await this.hooks.restore({ ...m.config, name: s.name }, s.domid, hvm);
               this.setOutcome(s.id, { state: 'ready', name: s.name, domid }, GO_WAIT_MS,
                 () => void this.discard(s.id, `no go from the source within ${GO_WAIT_MS / 1000} s`));
               this.hooks.log(`migration: '${s.name}' restored as d${domid}, paused until the source says go`);

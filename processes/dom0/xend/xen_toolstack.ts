@@ -65,8 +65,13 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsync
 import { domainSegments, mapForeignDomain } from '../../../shared/xen/index.js';
 import { populatedRuns, WriteLog } from '../../../shared/dirty.js';
 import { MigrationThrottle } from './migration_throttle.js';
-import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
-import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
+import { SCHEDOP_remote_shutdown, SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
+import {
+  XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_gethvmcontext, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
+} from '../../../shared/abi/domctl.js';
+import { createHvmShell } from '../toolstack/hvm/builder.js';
+import { hvmLayout } from '../toolstack/hvm/layout.js';
+import type { HvmSaved } from '../toolstack/save_image.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
 import { MigrationReceiver, MigrationRefused, MigrationSender, STATUS_WAIT_MS, type MigrationProgress, type MigrationSummary } from './migration.js';
 import { askPeers, nameInPool, ownPool } from './pool.js';
@@ -104,6 +109,12 @@ const MIGRATION_GO_TIMEOUT_MS = 5_000;
 const RESTART_WINDOW_MS = 10_000;
 
 const nowS = () => Math.floor(Date.now() / 1000);
+
+/** The frames of a guest's memory segment: maxmem (PV), or memory and libxl's slack (HVM: LIBXL_MAXMEM_CONSTANT). */
+function framesOf(config: DomainConfig): number {
+  if (config.type === 'hvm') return (hvmLayout(config.memory, config.videoram)?.maxKb ?? 0) / 4;
+  return Math.ceil((config.maxmem ?? config.memory) * 256);
+}
 
 export class XenToolstack implements Toolstack {
   private readonly dom0: XenDomain;
@@ -347,19 +358,20 @@ export class XenToolstack implements Toolstack {
     const d = await this.mustExist(domid);
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to save`);
-    if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: saving ${m.config.type} guests is not supported yet (PV guests only)`);
+    this.refuseKind(m, d, 'save');
     await this.refusePassthrough(domid, 'save');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to save`);
     const t0 = performance.now();
-    await this.suspendGuest(domid);
+    await this.suspendGuest(domid, m);
     const tSuspended = performance.now();
     try {
+      const hvm = await this.hvmSaved(domid, m);
       const mem = await mapForeignDomain(this.dom0.hv, domid);
       const config = { ...m.config, name: m.name, uuid: d.uuid };
       const tmp = `${file}.tmp-${process.pid}`;
       const fd = openSync(tmp, 'w', 0o600);
       try {
-        for (const part of encodeSaveImage(config, mem.bytes, { major: 4, minor: 17 })) writeSync(fd, part);
+        for (const part of encodeSaveImage(config, mem.bytes, { major: 4, minor: 17 }, hvm)) writeSync(fd, part);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -367,15 +379,15 @@ export class XenToolstack implements Toolstack {
       renameSync(tmp, file);
     } catch (e) {
       // The guest is not lost: it runs on as if the save had not been asked.
-      await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+      await this.resumeGuest(domid, m);
       rmSync(`${file}.tmp-${process.pid}`, { force: true });
       throw new ToolstackError('EIO', `libxl: error: saving domain ${domid} to ${file}: ${(e as Error).message}`);
     }
     this.log(`xend: d${domid} '${m.name}' saved to ${file} (suspend ${(tSuspended - t0).toFixed(0)} ms, write ${(performance.now() - tSuspended).toFixed(0)} ms)`);
     if (opts.keep || opts.paused) {
       if (opts.paused) await this.dom0.hv.domctl(XEN_DOMCTL_pausedomain, { domain: domid });
-      const r = await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
-      if (r.ret < 0) throw new ToolstackError('EIO', `libxl: error: resuming domain ${domid}: ${errnoName(r.ret)}`);
+      const r = await this.resumeGuest(domid, m);
+      if (r < 0) throw new ToolstackError('EIO', `libxl: error: resuming domain ${domid}: ${errnoName(r)}`);
       return;
     }
     await this.teardown(domid);
@@ -389,7 +401,8 @@ export class XenToolstack implements Toolstack {
    * nothing, so a migration's downtime starts there, not while a busy guest
    * still works before it looks at the request.
    */
-  private async suspendGuest(domid: number, onAck?: () => void): Promise<number> {
+  private async suspendGuest(domid: number, m: Managed, onAck?: () => void): Promise<number> {
+    if (m.config.type === 'hvm') return this.suspendHvm(domid, onAck);
     const path = `/local/domain/${domid}/control/shutdown`;
     const token = `suspend-ack-${domid}-${Date.now()}`;
     let ackAt = 0;
@@ -413,6 +426,52 @@ export class XenToolstack implements Toolstack {
   }
 
   /**
+   * libxl__domain_suspend for an HVM guest without PV drivers
+   * (xc_domain_shutdown(SHUTDOWN_suspend)): the hypervisor asks its vCPU,
+   * which stops between two runs, keeps its context for gethvmcontext and
+   * suspends the domain.
+   */
+  private async suspendHvm(domid: number, onAck?: () => void): Promise<number> {
+    const t0 = performance.now();
+    const r = await this.dom0.hv.sched_op(SCHEDOP_remote_shutdown, { domain_id: domid, reason: SHUTDOWN_suspend });
+    if (r.ret < 0) throw new ToolstackError('EIO', `libxl: error: suspending domain ${domid}: ${errnoName(r.ret)}`);
+    // The vCPU takes the request at its next turn, without the guest's say:
+    // asked is acknowledged.
+    onAck?.();
+    if (!(await this.waitSuspended(domid, SUSPEND_TIMEOUT_MS))) {
+      throw new ToolstackError('EIO', `libxl: error: guest ${domid} did not suspend within ${SUSPEND_TIMEOUT_MS / 1000} s`);
+    }
+    return t0;
+  }
+
+  /** An HVM guest's vCPU context and device model state, once it suspended; undefined for PV. */
+  private async hvmSaved(domid: number, m: Managed): Promise<HvmSaved | undefined> {
+    if (m.config.type !== 'hvm') return undefined;
+    const r = await this.dom0.hv.domctl<{ buffer: Uint8Array }>(XEN_DOMCTL_gethvmcontext, { domain: domid });
+    if (r.ret < 0 || !r.data?.buffer) throw new ToolstackError('EIO', `libxl: error: gethvmcontext of domain ${domid}: ${errnoName(r.ret)}`);
+    const dm = await this.lib(() => m.guest.saveDeviceModel!());
+    return { context: new Uint8Array(r.data.buffer), dm };
+  }
+
+  /** A suspended guest runs on in place (XEN_DOMCTL_resumedomain; an HVM guest's device model first: QMP cont). */
+  private async resumeGuest(domid: number, m: Managed): Promise<number> {
+    await m.guest.resumeDeviceModel?.();
+    return (await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid })).ret;
+  }
+
+  /** Kinds that can be saved and moved: PV, and HVM with its device model in Domain-0, running. */
+  private refuseKind(m: Managed, d: DomainInfo, what: 'save' | 'migrate'): void {
+    const t = m.config.type;
+    if (t !== 'pv' && t !== 'hvm') throw new ToolstackError('EINVAL', `libxl: error: ${what === 'save' ? 'saving' : 'migrating'} ${t} guests is not supported yet (PV and HVM guests only)`);
+    if (t === 'hvm' && m.config.device_model_stubdomain_override) {
+      throw new ToolstackError('EINVAL', `libxl: error: Domain ${m.domid}: cannot ${what} an HVM guest whose device model is a stub domain`);
+    }
+    if (t === 'hvm' && d.paused) {
+      throw new ToolstackError('EINVAL', `libxl: error: Domain ${m.domid}: an HVM guest's vCPU saves its state itself: unpause it first (xl unpause)`);
+    }
+  }
+
+  /**
    * xl migrate: the guest to the host whose xend listens at `target`
    * (migration.ts). `live`: pre-copy rounds while it runs, then the dirty
    * rest after the suspend; else all of it after the suspend. The guest is
@@ -424,7 +483,7 @@ export class XenToolstack implements Toolstack {
     const d = await this.mustExist(domid);
     const m = this.managed.get(domid);
     if (!m) throw new ToolstackError('EINVAL', `Domain ${domid} was not created by this toolstack: no configuration to send`);
-    if (m.config.type !== 'pv') throw new ToolstackError('EINVAL', `libxl: error: migrating ${m.config.type} guests is not supported yet (PV guests only)`);
+    this.refuseKind(m, d, 'migrate');
     await this.refusePassthrough(domid, 'migrate');
     if (d.shutdown || d.dying) throw new ToolstackError('EINVAL', `Domain ${domid} is shut down: nothing to migrate`);
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
@@ -453,7 +512,7 @@ export class XenToolstack implements Toolstack {
         // but until then, a capped guest dirties little.
         const tAsk = performance.now();
         let acked = false;
-        const suspending = this.suspendGuest(domid, () => { acked = true; void throttle.release().catch(() => undefined); });
+        const suspending = this.suspendGuest(domid, m, () => { acked = true; void throttle.release().catch(() => undefined); });
         // Until the guest acknowledges the request it runs, and what it
         // writes meanwhile is sent now rather than while it is stopped: with
         // write-protection a round costs only the pages it wrote.
@@ -467,18 +526,19 @@ export class XenToolstack implements Toolstack {
         before.ackMs = tStop - tAsk;
         await throttle.release();
         suspended = true;
+        const hvm = await this.hvmSaved(domid, m);
         parts.suspendMs = performance.now() - tStop;
         await tx.round(tx.rounds.length);
         parts.lastRoundMs = tx.rounds.at(-1)!.ms;
         tx.phase = 'commit';
         const tCommit = performance.now();
-        targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+        targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid }, hvm);
         parts.commitMs = performance.now() - tCommit;
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
         tx.abort();
         await throttle.release().catch(() => undefined);
-        if (suspended) await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+        if (suspended) await this.resumeGuest(domid, m);
         this.log(`xend: migrating d${domid} to ${target} failed, it runs on here: ${(e as Error).message}`);
         throw e instanceof ToolstackError ? e : new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${(e as Error).message}`);
       }
@@ -507,7 +567,7 @@ export class XenToolstack implements Toolstack {
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
-        await this.dom0.hv.domctl(XEN_DOMCTL_resumedomain, { domain: domid });
+        await this.resumeGuest(domid, m);
         const why = outcome === 'gone' ? 'the target did not start it' : `nothing listens at ${target} any more (its host is down)`;
         this.log(`xend: migrating d${domid} to ${target} failed after the commit: ${why}; it runs on here`);
         throw new ToolstackError('EIO', `libxl: error: migration of domain ${domid} to ${target} failed: ${why}; the domain runs on here`);
@@ -579,7 +639,7 @@ export class XenToolstack implements Toolstack {
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
       prepare: (config, maxPfns, from) => this.prepareIncoming(config, maxPfns, from),
-      restore: (config, domid) => this.restoreIncoming(config, domid),
+      restore: (config, domid, hvm) => this.restoreIncoming(config, domid, hvm),
       unpause: (domid) => this.unpause(domid),
       destroy: (domid) => this.discardIncoming(domid),
       pool: async () => ({ host: this.dom0.host, guests: await this.poolGuests() }),
@@ -594,18 +654,20 @@ export class XenToolstack implements Toolstack {
    */
   private async prepareIncoming(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }> {
     if (this.closed) throw new Error('xend is shutting down');
-    if (!config || config.type !== 'pv' || typeof config.name !== 'string') throw new Error(`a ${config?.type} guest cannot be migrated here (PV guests only)`);
+    if (!config || (config.type !== 'pv' && config.type !== 'hvm') || typeof config.name !== 'string') throw new Error(`a ${config?.type} guest cannot be migrated here (PV and HVM guests only)`);
     const name = config.name;
     if ((await this.list()).some((x) => x.name === name) || this.creating.has(name)) throw new Error(`domain with name "${name}" already exists.`);
     // The source (`from`) runs the guest until the commit: its name is left out of the pool's.
     const peer = await nameInPool(this.dom0.rundir, name, this.log, from);
     if (peer) throw new Error(poolNameMessage(name, peer));
-    if (maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) throw new Error(`${maxPfns} frames for a ${config.maxmem ?? config.memory} MiB domain`);
+    if (maxPfns !== framesOf(config)) throw new Error(`${maxPfns} frames for a ${config.maxmem ?? config.memory} MiB domain`);
     const free = Math.floor((await this.physinfo()).free_pages / 256);
     if (config.memory > free) throw new Error(`${config.memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)`);
     this.creating.add(name);
     try {
-      const domid = await createPvShellFor(this.ctx, config, name);
+      const domid = config.type === 'hvm'
+        ? await createHvmShell(this.ctx, { name, memoryMB: config.memory, videoramMB: config.videoram, uuid: config.uuid ?? '', hap: config.hap })
+        : await createPvShellFor(this.ctx, config, name);
       this.incoming.set(domid, name);
       const mem = await mapForeignDomain(this.dom0.hv, domid);
       return { domid, memory: mem.bytes };
@@ -615,12 +677,12 @@ export class XenToolstack implements Toolstack {
     }
   }
 
-  private async restoreIncoming(config: DomainConfig, domid: number): Promise<number> {
+  private async restoreIncoming(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<number> {
     const name = this.incoming.get(domid);
     if (name === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
     this.incoming.delete(domid);
     try {
-      return (await this.build({ ...config, name }, name, true, { precreated: domid })).domid;
+      return (await this.build({ ...config, name }, name, true, { precreated: domid, ...(hvm ? { hvm } : {}) })).domid;
     } finally {
       this.creating.delete(name);
     }
@@ -663,14 +725,15 @@ export class XenToolstack implements Toolstack {
       if (e instanceof SaveImageError) throw new ToolstackError('EINVAL', `libxl: error: ${e.message}`);
       throw new ToolstackError('EINVAL', `libxl: error: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused);
+    return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused, img.hvm);
   }
 
   /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, restoreIncoming). */
-  private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean): Promise<DomainInfo> {
+  private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean,
+                            hvm?: HvmSaved): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
-    if (!config || config.type !== 'pv' || typeof config.name !== 'string') {
-      throw new ToolstackError('EINVAL', `libxl: error: ${what}: a ${config?.type} guest cannot be restored (PV guests only)`);
+    if (!config || (config.type !== 'pv' && config.type !== 'hvm') || typeof config.name !== 'string') {
+      throw new ToolstackError('EINVAL', `libxl: error: ${what}: a ${config?.type} guest cannot be restored (PV and HVM guests only)`);
     }
     const names = (await this.list()).map((x) => x.name);
     if (names.includes(config.name) || this.creating.has(config.name)) {
@@ -682,10 +745,10 @@ export class XenToolstack implements Toolstack {
       const phys = await this.physinfo();
       const freeMiB = Math.floor(phys.free_pages / 256);
       if (config.memory > freeMiB) throw enomem(config, freeMiB);
-      if (maxPfns !== Math.ceil((config.maxmem ?? config.memory) * 256)) {
+      if (maxPfns !== framesOf(config)) {
         throw new ToolstackError('EINVAL', `libxl: error: ${what}: ${maxPfns} frames saved for a ${config.maxmem ?? config.memory} MiB domain`);
       }
-      return await this.build(config, config.name, paused, { pages });
+      return await this.build(config, config.name, paused, { pages, ...(hvm ? { hvm } : {}) });
     } finally {
       this.creating.delete(config.name);
     }

@@ -8,7 +8,9 @@
 // unless the toolstack changed it); an exception out of v86 (a processor
 // state it cannot emulate) is SHUTDOWN_crash.
 import { MessageChannel } from 'node:worker_threads';
-import { SHUTDOWN_crash, SHUTDOWN_reboot } from '../../../shared/abi/sched.js';
+import { SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_reboot, SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
+import { futexWake, shmOpen } from '../../../shared/shm.js';
+import { HVM_CONTEXT_EMPTY, XENEMU_HVM_SEGMENT_PAGES, hvm_ctl } from '../../../shared/abi/hvm/xenemu_hvm.js';
 import { HVM_INFO_PADDR, checkHvmInfoTable, HVM_INFO_TABLE_SIZE } from '../../../shared/abi/hvm/hvm_info_table.js';
 import { PAGE_SIZE, __HYPERVISOR_hvm_op } from '../../../shared/abi/xen.js';
 import { HVMOP_get_param, HVM_PARAM_TRIPLE_FAULT_REASON } from '../../../shared/abi/hvm/params.js';
@@ -36,8 +38,20 @@ export async function bootHvm(dom: XenDomain): Promise<never> {
   const ramBytes = Math.min(lowMemPgend * PAGE_SIZE, h.mem_bytes);
   const pool = await VcpuPool.start(dom, 1);
   const { port1, port2 } = new MessageChannel();
+  const seg = shmOpen(h.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
+  const i32 = new Int32Array(seg);
   port1.on('message', (m: HvmVcpuMessage) => {
     if (m.type === 'console') dom.log(m.line);
+    if (m.type === 'suspend') {
+      dom.log(`suspending: vCPU context of ${m.bytes} bytes saved in ${m.ms.toFixed(1)} ms`);
+      // As a PV guest's suspend hypercall: it returns only when the domain
+      // is resumed in place (1, "cancelled"); a saved domain is destroyed.
+      void dom.hv.sched_op(SCHEDOP_shutdown, { reason: SHUTDOWN_suspend }).then(() => {
+        Atomics.store(i32, hvm_ctl.context_state >> 2, HVM_CONTEXT_EMPTY);
+        Atomics.store(i32, hvm_ctl.suspend_req >> 2, 0);
+        futexWake(seg, hvm_ctl.suspend_req, 1);
+      });
+    }
   });
   const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, host: h.host, ramBytes, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
   let exit: HvmVcpuExit;

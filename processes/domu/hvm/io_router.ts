@@ -36,6 +36,11 @@ interface PtWindow { start: number; end: number; bar: number; barOffset: number;
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
+export interface IoRouterState {
+  cf8: number;
+  rep: { port: number; size: number; ip: number; vals: number[]; pos: number } | null;
+}
+
 export class IoRouter {
   /** port -> server + 1 (0: nobody). */
   private readonly portServer = new Uint8Array(0x10000);
@@ -78,6 +83,18 @@ export class IoRouter {
     // The VGA window is never RAM in an HVM guest (libxl leaves it out of the physmap).
     this.claimBlocks(VGA_HOLE_START, VGA_HOLE_END - VGA_HOLE_START);
     this.refresh();
+  }
+
+  /** The PCI address latch and a `rep ins` answered ahead: what a save keeps of the router. */
+  get state(): IoRouterState {
+    const r = this.rep;
+    return { cf8: this.cf8, rep: r ? { port: r.port, size: r.size, ip: r.ip, vals: Array.from(r.vals), pos: r.pos } : null };
+  }
+
+  set state(s: IoRouterState) {
+    this.cf8 = s.cf8 >>> 0;
+    const r = s.rep;
+    this.rep = r ? { port: r.port, size: r.size, ip: r.ip, vals: Uint32Array.from(r.vals), pos: r.pos } : null;
   }
 
   /** An ioreq, then whatever the device model did to the interrupt lines meanwhile reaches the PIC at once. */

@@ -16,6 +16,15 @@ export class IrqLines {
   constructor(private readonly i32: Int32Array, private readonly raise: (irq: number) => void,
               private readonly lower: (irq: number) => void) {}
 
+  /** What the PIC was told and the local lines, for a save (the PIC's own state is v86's). */
+  get state(): { asserted: number; local: number } { return { asserted: this.asserted, local: this.local }; }
+
+  set state(s: { asserted: number; local: number }) {
+    this.asserted = s.asserted & 0xffff;
+    this.local = s.local & 0xffff;
+    this.gen = -1;
+  }
+
   /** True when a device model changed a level since the last sync(). */
   get changed(): boolean { return Atomics.load(this.i32, hvm_ctl.irq_gen >> 2) !== this.gen; }
 

@@ -42,7 +42,13 @@ interface V86Cpu {
     mmap_register(addr: number, size: number, r8: (a: number) => number, w8: (a: number, v: number) => void,
                   r32?: (a: number) => number, w32?: (a: number, v: number) => void): void;
   };
-  devices: { rtc: { cmos_read(index: number): number; cmos_write(index: number, value: number): void } };
+  devices: Record<string, unknown> & {
+    rtc: { cmos_read(index: number): number; cmos_write(index: number, value: number): void };
+    pit: { counter_start_time: Float64Array };
+  };
+  pack_memory(): { packed_memory: Uint8Array; bitmap: { get_buffer(): ArrayBuffer } };
+  unpack_memory(bitmap: unknown, packed: Uint8Array): void;
+  get_apic_addr(): number;
   memory_map_read8: (((a: number) => number) | undefined)[];
   memory_map_write8: (((a: number, v: number) => void) | undefined)[];
   memory_map_read32: (((a: number) => number) | undefined)[];
@@ -60,7 +66,7 @@ interface PortEntry {
 }
 
 interface V86Emulator {
-  v86: { cpu: V86Cpu };
+  v86: { cpu: V86Cpu; save_state(): ArrayBuffer; restore_state(state: ArrayBuffer | Uint8Array): void };
   add_listener(ev: string, fn: () => void): void;
   destroy(): void;
 }
@@ -94,6 +100,16 @@ export function isPlatformPort(p: number): boolean {
   for (const [a, b] of PLATFORM_PORTS) if (p >= a && p <= b) return true;
   return false;
 }
+
+/**
+ * v86's devices whose state is the vCPU's to save: what Xen keeps in its
+ * HVM context beside the registers (PIC, PIT, RTC/CMOS) and the legacy
+ * platform kept beside the processor (8237 DMA, 8042). Every other device
+ * of v86's PC is unused (its ports were taken away) and left out.
+ */
+const SAVED_DEVICES = new Set(['rtc', 'pit', 'dma', 'ps2']);
+/** Where v86's local APIC keeps timer_last_tick (an f64 of microtick ms after five u32 and padding, in its 184-byte state). */
+const APIC_TIMER_LAST_TICK = 24;
 
 /** A replacement for one port: sizes 1, 2, 4; reads return the value (unsigned). */
 export interface PortHandler {
@@ -253,6 +269,71 @@ export class V86Machine {
   modifiedAll(): void { this.cpu.jit_clear_cache(); }
 
   destroy(): void { this.emu.destroy(); }
+
+  /**
+   * v86's own state format (its save_state: a header, a JSON block and
+   * buffers) of the processor (registers, FPU/SSE, APIC, IOAPIC, PIC, TSC)
+   * and SAVED_DEVICES, without RAM: RAM is the domain's memory segment,
+   * which the toolstack saves as pages, so v86's packing of every non-zero
+   * page is replaced by an empty one. `clock` is v86's microtick at the
+   * save, which a restore rebases its timers on.
+   */
+  saveState(): { state: Uint8Array; clock: number } {
+    return this.withSavedDevicesOnly(() => {
+      const cpu = this.cpu;
+      const pack = cpu.pack_memory;
+      cpu.pack_memory = () => ({ packed_memory: new Uint8Array(0), bitmap: { get_buffer: () => new ArrayBuffer(0) } });
+      try {
+        const clock = performance.now();
+        return { state: new Uint8Array(this.emu.v86.save_state()), clock };
+      } finally {
+        cpu.pack_memory = pack;
+      }
+    });
+  }
+
+  /**
+   * Puts a saveState() back (RAM is already in the segment). The PIT's and
+   * the APIC timer's times are v86 microticks, this thread's
+   * performance.now(), which started elsewhere at another moment: they are
+   * moved by the difference, so the guest's timers go on as if no time had
+   * passed while it was saved (its TSC too: v86 restores it as a count).
+   * Throws on a state v86 does not take.
+   */
+  restoreState(state: Uint8Array, clock: number): void {
+    this.withSavedDevicesOnly(() => {
+      const cpu = this.cpu;
+      const unpack = cpu.unpack_memory;
+      cpu.unpack_memory = () => {};
+      try {
+        this.emu.v86.restore_state(state.slice());
+      } finally {
+        cpu.unpack_memory = unpack;
+      }
+    });
+    const shift = performance.now() - clock;
+    const pit = this.cpu.devices.pit.counter_start_time;
+    for (let i = 0; i < pit.length; i++) if (pit[i]) pit[i] += shift;
+    const apic = new DataView(this.cpu.wasm_memory.buffer, this.cpu.get_apic_addr(), 184);
+    const last = apic.getFloat64(APIC_TIMER_LAST_TICK, true);
+    if (last > 0) apic.setFloat64(APIC_TIMER_LAST_TICK, last + shift, true);
+  }
+
+  private withSavedDevicesOnly<T>(fn: () => T): T {
+    const devices = this.cpu.devices;
+    const away: Record<string, unknown> = {};
+    for (const k of Object.keys(devices)) {
+      if (SAVED_DEVICES.has(k)) continue;
+      away[k] = devices[k];
+      // v86's CPU state reads ide.secondary / ide.primary unconditionally.
+      devices[k] = k === 'ide' ? {} : undefined;
+    }
+    try {
+      return fn();
+    } finally {
+      Object.assign(devices, away);
+    }
+  }
 
   /**
    * When the instruction being executed is `rep ins` from `port` with

@@ -18,7 +18,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { futexWait, shmOpen } from '../../../shared/shm.js';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
-import { XENEMU_HVM_SEGMENT_PAGES, drainModified, hvm_ctl } from '../../../shared/abi/hvm/xenemu_hvm.js';
+import {
+  HVM_CONTEXT_EMPTY, HVM_CONTEXT_RESTORE, HVM_CONTEXT_SAVED, XENEMU_HVM_SEGMENT_PAGES, drainModified, hvm_ctl, readHvmContext,
+  writeHvmContext,
+} from '../../../shared/abi/hvm/xenemu_hvm.js';
 import type { VcpuContext } from '../../../shared/xen/vcpu/index.js';
 import { V86Machine } from './v86.js';
 import { IoreqClient } from './ioreq.js';
@@ -26,6 +29,7 @@ import { IoRouter } from './io_router.js';
 import { IrqLines } from './irq.js';
 import { DebugPort, XEN_HVM_DEBUGCONS_IOPORT } from './debug_port.js';
 import { PmTimer, SCI_IRQ } from './pmtimer.js';
+import { decodeHvmContext, encodeHvmContext, type HvmPlatformState } from './context.js';
 
 /** Longest halt poll (the slice is held; a revocation waits for its end, within the scheduler's grace). */
 const HALT_POLL_MAX_MS = 0.5;
@@ -82,6 +86,8 @@ export interface HvmVcpuArg {
 
 export type HvmVcpuMessage =
   | { type: 'console'; line: string }
+  /** The vCPU stopped for a suspend and its context is in the segment: the domain is to be shut down (SHUTDOWN_suspend). */
+  | { type: 'suspend'; bytes: number; ms: number }
   | { type: 'ready'; ramOffset: number };
 
 /** Why the vCPU stopped. */
@@ -108,6 +114,59 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
   const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt,
     { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage) });
+  const lineWord = (off: number, i = 0) => (off >> 2) + i;
+  // A restored domain: the toolstack left the saved vCPU's context (sethvmcontext).
+  const saved = readHvmContext(seg, HVM_CONTEXT_RESTORE);
+  if (saved) {
+    try {
+      const c = decodeHvmContext(saved);
+      m.restoreState(c.v86, c.platform.clock);
+      const l = c.platform.lines;
+      Atomics.store(i32, lineWord(hvm_ctl.isa_irq_level), l.isaLevel);
+      Atomics.store(i32, lineWord(hvm_ctl.isa_irq_raised), l.isaRaised);
+      for (let w = 0; w < 4; w++) {
+        Atomics.store(i32, lineWord(hvm_ctl.pci_intx_level, w), l.intx[w] ?? 0);
+        Atomics.store(i32, lineWord(hvm_ctl.pci_link_route, w), l.links[w] ?? 0);
+      }
+      Atomics.add(i32, lineWord(hvm_ctl.irq_gen), 1);
+      irq.state = c.platform.irq;
+      pmt.pm1.restoreState(c.platform.pm);
+      router.state = c.platform.router;
+    } catch (err) {
+      return { reason: 'crash', message: `restoring the saved vCPU context: ${(err as Error).message}` };
+    } finally {
+      Atomics.store(i32, lineWord(hvm_ctl.context_state), HVM_CONTEXT_EMPTY);
+    }
+  }
+  /**
+   * A suspend asked by the hypervisor (SCHEDOP_remote_shutdown(SHUTDOWN_suspend)),
+   * between two runs of v86, the one point its state can be taken: the
+   * context goes to the segment, the main thread shuts the domain down, and
+   * the vCPU sleeps until the domain is resumed in place (the main thread
+   * clears suspend_req) or destroyed with its process.
+   */
+  const suspend = (): HvmVcpuExit | null => {
+    const t0 = performance.now();
+    const { state, clock } = m.saveState();
+    const platform: HvmPlatformState = {
+      clock,
+      irq: irq.state,
+      lines: {
+        isaLevel: Atomics.load(i32, lineWord(hvm_ctl.isa_irq_level)),
+        isaRaised: Atomics.load(i32, lineWord(hvm_ctl.isa_irq_raised)),
+        intx: [0, 1, 2, 3].map((w) => Atomics.load(i32, lineWord(hvm_ctl.pci_intx_level, w))),
+        links: [0, 1, 2, 3].map((w) => Atomics.load(i32, lineWord(hvm_ctl.pci_link_route, w))),
+      },
+      pm: pmt.pm1.saveState(),
+      router: router.state,
+    };
+    const blob = encodeHvmContext({ v86: state, platform });
+    if (!writeHvmContext(seg, blob, HVM_CONTEXT_SAVED)) return { reason: 'crash', message: `HVM context of ${blob.byteLength} bytes does not fit its pages` };
+    Atomics.store(i32, lineWord(hvm_ctl.suspend_req), 2);
+    arg.port.postMessage({ type: 'suspend', bytes: blob.byteLength, ms: performance.now() - t0 } satisfies HvmVcpuMessage);
+    while (Atomics.load(i32, lineWord(hvm_ctl.suspend_req)) !== 0) ctx.block(seg, hvm_ctl.suspend_req, 2, 1000);
+    return null;
+  };
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const halt = new HaltPoll();
   let turns = 0;
@@ -128,6 +187,11 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     await new Promise<void>((res) => setImmediate(res));
     ctx.preemptionPoint();
     drainModified(i32, dv, forget, forgetAll);
+    if (Atomics.load(i32, hvm_ctl.suspend_req >> 2) === 1) {
+      const end = suspend();
+      if (end) return end;
+      continue;
+    }
     pmt.poll();
     irq.sync();
     router.refresh();

@@ -10,6 +10,10 @@
 //   page 3 + 2*s            ioreq server s's buffered_iopage_t (hvm/ioreq.h)
 //   page 2 + 2*MAX_SERVERS  the passthrough page: host device BARs mapped into
 //                           the guest's physical address space (below)
+//   pages 3 + 2*MAX_SERVERS .. +HVM_CONTEXT_PAGES
+//                           the vCPU's context (XEN_DOMCTL_gethvmcontext /
+//                           sethvmcontext, docs/saverestore.md): u32 length,
+//                           u32 reserved, then the context blob
 //
 // XENMEM_acquire_resource(XENMEM_resource_ioreq_server, s) hands out server
 // s's two pages: frame 0 the buffered page, frame 1 + v the synchronous page
@@ -31,6 +35,13 @@
 //   0x0c4  isa_irq_level      bit n: ISA IRQ n asserted (XEN_DMOP_set_isa_irq_level)
 //   0x0c8  pci_intx_level[4]  bit (dev*4 + intx) % 32 of word (dev*4 + intx) / 32
 //   0x0d8  pci_link_route[4]  PCI link A-D -> ISA IRQ (0 none), XEN_DMOP_set_pci_link_route
+//   0x0e8  suspend_req        1: the hypervisor asks the vCPU to stop at its next
+//                             turn, write its context and suspend the domain
+//                             (SCHEDOP_remote_shutdown(SHUTDOWN_suspend) of an
+//                             HVM guest); cleared when it resumes in place
+//   0x0ec  context_state      the context pages: 0 empty, 1 written by the vCPU
+//                             at a suspend, 2 written by the toolstack for the
+//                             vCPU to start from (a restore)
 //   0x0f0  isa_irq_raised     latch: bit n set when ISA IRQ n went from low to
 //                             high, taken (exchanged with 0) by the vCPU, so an
 //                             edge the device dropped again before the vCPU
@@ -75,7 +86,6 @@
 import { PAGE_SIZE } from '../xen.js';
 
 export const XENEMU_HVM_MAX_IOREQ_SERVERS = 8;
-export const XENEMU_HVM_SEGMENT_PAGES = 3 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS;
 /** Byte offset of the passthrough page. */
 export const PT_PAGE_OFFSET = (2 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS) * PAGE_SIZE;
 export const pt_page = { gen: 0, nr: 4, entries: 16 } as const;
@@ -117,6 +127,15 @@ export function readPtMappings(i32: Int32Array, dv: DataView): { gen: number; li
     if (Atomics.load(i32, (base + pt_page.gen) >> 2) === g) return { gen: g, list };
   }
 }
+/** The vCPU context's pages (v86's registers and platform devices, a few KiB; RAM is the memory segment's). */
+export const HVM_CONTEXT_PAGES = 8;
+export const HVM_CONTEXT_OFFSET = (3 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS) * PAGE_SIZE;
+/** The largest context blob the pages hold (after its 8-byte header). */
+export const HVM_CONTEXT_MAX = HVM_CONTEXT_PAGES * PAGE_SIZE - 8;
+export const XENEMU_HVM_SEGMENT_PAGES = 3 + 2 * XENEMU_HVM_MAX_IOREQ_SERVERS + HVM_CONTEXT_PAGES;
+export const HVM_CONTEXT_EMPTY = 0;
+export const HVM_CONTEXT_SAVED = 1;
+export const HVM_CONTEXT_RESTORE = 2;
 export const MODIFIED_RING_OFFSET = PAGE_SIZE;
 export const modified_ring = { prod: 0, cons: 4, overflow: 8, entries: 16 } as const;
 export const MODIFIED_RING_SLOTS = (PAGE_SIZE - modified_ring.entries) / 8;
@@ -130,6 +149,8 @@ export const hvm_ctl = {
   isa_irq_level: 0x0c4,
   pci_intx_level: 0x0c8,
   pci_link_route: 0x0d8,
+  suspend_req: 0x0e8,
+  context_state: 0x0ec,
   isa_irq_raised: 0x0f0,
   pm1a_raise: 0x0f4,
   shutdown_req: 0x0f8,
@@ -227,4 +248,22 @@ export function writeRanges(i32: Int32Array, dv: DataView, ranges: readonly IoRa
   });
   dv.setUint32(hvm_ctl.nr_ranges, ranges.length, true);
   Atomics.add(i32, hvm_ctl.ranges_gen >> 2, 1);
+}
+
+/** The context blob in the segment's context pages, or null when there is none of `state`. */
+export function readHvmContext(seg: SharedArrayBuffer, state: number): Uint8Array | null {
+  const i32 = new Int32Array(seg);
+  if (Atomics.load(i32, hvm_ctl.context_state >> 2) !== state) return null;
+  const len = new DataView(seg).getUint32(HVM_CONTEXT_OFFSET, true);
+  if (len > HVM_CONTEXT_MAX) return null;
+  return new Uint8Array(seg, HVM_CONTEXT_OFFSET + 8, len).slice();
+}
+
+/** Puts a context blob in the segment's context pages, marked `state`; false when it does not fit. */
+export function writeHvmContext(seg: SharedArrayBuffer, blob: Uint8Array, state: number): boolean {
+  if (blob.byteLength > HVM_CONTEXT_MAX) return false;
+  new DataView(seg).setUint32(HVM_CONTEXT_OFFSET, blob.byteLength, true);
+  new Uint8Array(seg, HVM_CONTEXT_OFFSET + 8, blob.byteLength).set(blob);
+  Atomics.store(new Int32Array(seg), hvm_ctl.context_state >> 2, state);
+  return true;
 }

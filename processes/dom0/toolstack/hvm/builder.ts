@@ -53,6 +53,10 @@ export interface HvmBuildConfig {
   acpi: boolean;
   acpiS3: boolean;
   acpiS4: boolean;
+  /** xl restore: the saved pages by pfn (firmware and all), instead of a fresh BIOS and hvm_info_table. */
+  restorePages?: Map<number, Uint8Array>;
+  /** An incoming migration's domain (createHvmShell), its pages already written. */
+  precreated?: number;
 }
 
 export interface HvmDomain {
@@ -75,6 +79,36 @@ export async function setHvmParam(hv: HypervisorClient, domid: number, index: nu
   check(`HVMOP_set_param ${index}`, await hv.hypercall(__HYPERVISOR_hvm_op, P.HVMOP_set_param, { domid, index, value }));
 }
 
+/**
+ * libxl__domain_make for an HVM guest: the domain, empty and paused, with
+ * its vCPU and memory limits (an incoming migration's pages go into it
+ * before the build). Destroyed again if a limit cannot be set.
+ */
+export async function createHvmShell(ctx: BuilderContext, cfg: { name: string; memoryMB: number; videoramMB: number; uuid: string; hap: boolean }): Promise<number> {
+  const layout = hvmLayout(cfg.memoryMB, cfg.videoramMB);
+  if (!layout) throw new BuildError('EINVAL', `memory ${cfg.memoryMB} MB with ${cfg.videoramMB} MB of video memory`);
+  const { hv } = ctx.dom0;
+  const c = await hv.domctl<{ domain: number }>(XEN_DOMCTL_createdomain, {
+    flags: XEN_DOMCTL_CDF_hvm | (cfg.hap ? XEN_DOMCTL_CDF_hap : 0),
+    max_vcpus: 1, memory_kb: layout.memoryKb, max_memkb: layout.maxKb, handle: uuidBytes(cfg.uuid),
+  });
+  if (c.ret < 0) {
+    throw new BuildError(c.ret === -XEN_ENOMEM ? 'ENOMEM' : 'EIO',
+      `cannot create domain '${cfg.name}' (${cfg.memoryMB} MB): createdomain failed ${c.ret}`);
+  }
+  const domid = c.data!.domain;
+  ctx.log(`hvm builder: d${domid} '${cfg.name}' created, ${cfg.memoryMB} MB (${cfg.memoryMB - cfg.videoramMB} MB RAM), 1 vCPU`);
+  try {
+    // libxl__build_pre
+    check('max_vcpus', await hv.domctl(XEN_DOMCTL_max_vcpus, { domain: domid, max: 1 }));
+    check('max_mem', await hv.domctl(XEN_DOMCTL_max_mem, { domain: domid, max_memkb: layout.maxKb }));
+  } catch (err) {
+    await destroyHalfBuilt(ctx, domid);
+    throw err instanceof BuildError ? err : new BuildError('EIO', `creating d${domid}: ${(err as Error).message}`);
+  }
+  return domid;
+}
+
 /** Creates and builds an HVM domain, left paused. */
 export async function buildHvmDomain(ctx: BuilderContext, cfg: HvmBuildConfig): Promise<HvmDomain> {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cfg.name)) throw new BuildError('EINVAL', `invalid domain name '${cfg.name}'`);
@@ -90,20 +124,9 @@ export async function buildHvmDomain(ctx: BuilderContext, cfg: HvmBuildConfig): 
 
   const { hv } = ctx.dom0;
   const t0 = performance.now();
-  const c = await hv.domctl<{ domain: number }>(XEN_DOMCTL_createdomain, {
-    flags: XEN_DOMCTL_CDF_hvm | (cfg.hap ? XEN_DOMCTL_CDF_hap : 0),
-    max_vcpus: 1, memory_kb: layout.memoryKb, max_memkb: layout.maxKb, handle: uuidBytes(uuid),
-  });
-  if (c.ret < 0) {
-    throw new BuildError(c.ret === -XEN_ENOMEM ? 'ENOMEM' : 'EIO',
-      `cannot create domain '${cfg.name}' (${cfg.memoryMB} MB): createdomain failed ${c.ret}`);
-  }
-  const domid = c.data!.domain;
-  ctx.log(`hvm builder: d${domid} '${cfg.name}' created, ${cfg.memoryMB} MB (${cfg.memoryMB - cfg.videoramMB} MB RAM), 1 vCPU`);
+  const domid = cfg.precreated ?? await createHvmShell(ctx, { ...cfg, uuid });
+  const restoring = cfg.restorePages !== undefined || cfg.precreated !== undefined;
   try {
-    // libxl__build_pre
-    check('max_vcpus', await hv.domctl(XEN_DOMCTL_max_vcpus, { domain: domid, max: 1 }));
-    check('max_mem', await hv.domctl(XEN_DOMCTL_max_mem, { domain: domid, max_memkb: layout.maxKb }));
     const storePort = await ctx.dom0.evtchn.allocUnbound(0, domid);
     const consolePort = await ctx.dom0.evtchn.allocUnbound(0, domid);
 
@@ -113,18 +136,23 @@ export async function buildHvmDomain(ctx: BuilderContext, cfg: HvmBuildConfig): 
       { domid, nr_extents: special.length, extent_order: 0, extent_start: special });
     if (pop.ret !== special.length) throw new BuildError('EIO', `populating the special pages of d${domid} failed: ${pop.ret}`);
     const mem = await mapForeignDomain(hv, domid);
-    mem.range(layout.specialPfn, X86_HVM_NR_SPECIAL_PAGES).fill(0);
-
-    // What hvmloader leaves: the BIOS image ending at 1 MiB, and the
-    // hvm_info_table (build_hvm_info, then hvm_build_set_params).
     const biosAt = biosAddress(bios);
-    mem.bytes.set(bios, biosAt);
-    const infoPage = mem.page(Math.floor(HVM_INFO_PADDR / PAGE_SIZE));
-    infoPage.fill(0);
-    infoPage.set(encodeHvmInfoTable({
-      apicMode: cfg.apic ? 1 : 0, nrVcpus: 1, lowMemPgend: layout.ramPages,
-      reservedMemPgstart: layout.specialPfn, highMemPgend: 0,
-    }), HVM_INFO_PADDR % PAGE_SIZE);
+    if (!restoring) {
+      // What hvmloader leaves: the BIOS image ending at 1 MiB, and the
+      // hvm_info_table (build_hvm_info, then hvm_build_set_params).
+      mem.bytes.set(bios, biosAt);
+      const infoPage = mem.page(Math.floor(HVM_INFO_PADDR / PAGE_SIZE));
+      infoPage.fill(0);
+      infoPage.set(encodeHvmInfoTable({
+        apicMode: cfg.apic ? 1 : 0, nrVcpus: 1, lowMemPgend: layout.ramPages,
+        reservedMemPgstart: layout.specialPfn, highMemPgend: 0,
+      }), HVM_INFO_PADDR % PAGE_SIZE);
+    } else if (cfg.restorePages) {
+      // A restore: the firmware, its tables and the guest are in the saved pages.
+      for (const [pfn, page] of cfg.restorePages) mem.page(pfn).set(page);
+    }
+    // The console and xenstore rings start empty for the new domain's back ends.
+    mem.range(layout.specialPfn, X86_HVM_NR_SPECIAL_PAGES).fill(0);
 
     await seedGrantTable(hv, domid, { consolePfn: layout.consolePfn, consoleDomid: 0, storePfn: layout.storePfn, storeDomid: 0 });
 

@@ -21,6 +21,8 @@ import { join } from 'node:path';
 import type { HvmDomainConfig } from '../../../../shared/toolstack/xlcfg.js';
 import { SCHEDOP_remote_shutdown, SHUTDOWN_crash } from '../../../../shared/abi/sched.js';
 import { __HYPERVISOR_hvm_op } from '../../../../shared/abi/xen.js';
+import { XEN_DOMCTL_sethvmcontext } from '../../../../shared/abi/domctl.js';
+import { errnoName } from '../../../../shared/abi/errno.js';
 import { HVMOP_get_param, HVM_PARAM_CALLBACK_IRQ } from '../../../../shared/abi/hvm/params.js';
 import { consoleLogFile, hostFiles } from '../../../../shared/host.js';
 import { QmpError, qmpCommand, qmpSocketPath } from '../../../../shared/wire/qmp.js';
@@ -136,6 +138,28 @@ class HvmGuest implements Guest {
     this.crash(`stub domain d${this.stub.domid} is gone`);
   }
 
+  async saveDeviceModel(): Promise<Uint8Array> {
+    if (this.stub) throw new BuildError('EINVAL', `Domain ${this.domid}: saving a guest whose device model is a stub domain is not supported`);
+    const path = qmpSocketPath(this.ctx.rundir, this.domid);
+    const file = join(this.ctx.rundir, `qemu-save.${this.domid}`);
+    try {
+      await qmpCommand(path, 'stop');
+      await qmpCommand(path, 'xen-save-devices-state', { filename: file, live: false });
+      return new Uint8Array(fs.readFileSync(file));
+    } catch (e) {
+      throw e instanceof BuildError ? e : new BuildError('EIO', `domain ${this.domid}: device model: ${(e as Error).message}`);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  async resumeDeviceModel(): Promise<void> {
+    if (this.stub) return;
+    await qmpCommand(qmpSocketPath(this.ctx.rundir, this.domid), 'cont').catch((e: Error) => {
+      this.ctx.log(`hvm: d${this.domid}: QMP cont failed: ${e.message}`);
+    });
+  }
+
   async close(): Promise<void> {
     await this.dm?.stop();
     // The host is going down: the stub domain goes with every other domain.
@@ -174,14 +198,26 @@ function flushUnread(ptyPath: string): void {
 export const HVM_GUEST: GuestKind<HvmDomainConfig> = {
   type: 'hvm',
 
-  async create(ctx, config, name) {
+  async create(ctx, config, name, restore) {
+    if (restore && !restore.hvm) throw new BuildError('EINVAL', `domain "${name}": an HVM guest is restored with its vCPU context and device model state`);
+    if (restore && config.device_model_stubdomain_override) throw new BuildError('EINVAL', `domain "${name}": restoring a guest whose device model is a stub domain is not supported`);
     const built = await buildHvmDomain(ctx, {
       name, memoryMB: config.memory, videoramMB: config.videoram, uuid: config.uuid, biosPath: config.bios_path_override,
       apic: config.apic, hap: config.hap, timerMode: config.timer_mode, vptAlign: config.vpt_align,
       acpi: config.acpi, acpiS3: config.acpi_s3, acpiS4: config.acpi_s4,
+      ...(restore && 'pages' in restore ? { restorePages: restore.pages } : {}),
+      ...(restore && 'precreated' in restore ? { precreated: restore.precreated } : {}),
     });
     const guest = new HvmGuest(ctx, built.domid, name);
+    const dmState = join(ctx.rundir, `qemu-resume.${built.domid}`);
     try {
+      if (restore?.hvm) {
+        // xc_domain_restore's HVM_CONTEXT, then the device model started with
+        // its state (libxl: -incoming), before the vCPU runs.
+        const r = await ctx.dom0.hv.domctl(XEN_DOMCTL_sethvmcontext, { domain: built.domid, size: restore.hvm.context.byteLength, buffer: restore.hvm.context });
+        if (r.ret < 0) throw new BuildError('EIO', `sethvmcontext: ${errnoName(r.ret)}`);
+        fs.writeFileSync(dmState, restore.hvm.dm, { mode: 0o600 });
+      }
       // Emulated NICs (libxl's nictype VIF_IOEMU): devid by position, a
       // generated MAC kept in the config so that a restart keeps it.
       const nics: DmNic[] = config.vif.map((v, i) => {
@@ -212,11 +248,13 @@ export const HVM_GUEST: GuestKind<HvmDomainConfig> = {
       try { guest.serialLogStart = fs.statSync(guest.serialLog).size; } catch { guest.serialLogStart = 0; }
       guest.dm = await DeviceModel.start(ctx, {
         domid: built.domid, name, host: ctx.host, rundir: ctx.rundir, program: config.device_model_override,
-        args: [...deviceModelArgs(config, built.domid, name, nics), ...pt],
+        args: [...deviceModelArgs(config, built.domid, name, nics), ...pt, ...(restore?.hvm ? ['-incoming', `file:${dmState}`] : [])],
       });
+      fs.rmSync(dmState, { force: true });
       guest.dm.onUnexpectedExit((e) => guest.crash(e));
       return guest;
     } catch (e) {
+      fs.rmSync(dmState, { force: true });
       ctx.log(`hvm: d${built.domid} '${name}' failed after the build, destroying it: ${(e as Error).message}`);
       await guest.release();
       await destroyDomain(ctx, built.domid).catch(() => undefined);
