@@ -40,11 +40,12 @@ t.test('xl migrate --live of a PV guest to another host', async (t) => {
   t.equal(s.logDirty, 'write-protect', 'log-dirty by write-protection of the guest\'s mapping');
   t.ok(s.rounds.length >= 3, `pre-copy rounds then the final one (${s.rounds.map((x) => x.pages).join(', ')} pages)`);
   t.ok(s.rounds[0]!.pages >= 4096, 'the first round carried the 16 MiB written');
-  // membusy rewrites all 16 MiB until the suspend freezes it: no page still
-  // holds what the first round read, so each was sent again in a later round.
-  const later = s.rounds.slice(1).reduce((n, x) => n + x.pages, 0);
+  // membusy rewrites the 16 MiB until the suspend freezes it: pages it
+  // wrote after the first round read them go again in later rounds (how
+  // many depends on how far the throttled guest got; a page rewritten before
+  // the first round read it needs nothing more). memcheck on the target
+  // below holds the sum of it: every page as the guest last wrote it.
   t.ok(s.rounds[1]!.pages > 0, `the second round resent pages the guest wrote during the first (${s.rounds[1]!.pages})`);
-  t.ok(later >= 4096, `every rewritten page was sent again after the first round (${later} pages in later rounds)`);
   t.comment(`downtime ${s.downtimeMs.toFixed(0)} ms, ${(s.sentBytes / 1048576).toFixed(1)} MiB sent`);
   t.notOk((await list(src)).some((x) => x.name === 'mg'), 'mg is gone from the source');
   const row = (await list(dst)).find((x) => x.name === 'mg');
