@@ -86,12 +86,8 @@ export interface Guest {
   close?(): Promise<void>;
 }
 
-/** xl restore: what a saved guest brings back (its pages). */
-/**
- * What a restored guest's pages come from: a save file's pages, or a
- * domain an incoming migration already created and wrote them into.
- */
-export type RestoreFrom = { pages: Map<number, Uint8Array> } | { precreated: number };
+/** xl restore: what a saved guest brings back (its pages). An incoming migration is built apart (pv_kind.ts preparePvIncoming). */
+export type RestoreFrom = { pages: Map<number, Uint8Array> };
 
 export interface GuestKind<C extends DomainConfig = DomainConfig> {
   readonly type: C['type'];

@@ -133,3 +133,15 @@ export async function removeDomainNodes(xs: XsClient, domid: number, backend = 0
   if (vm && vm.startsWith('/vm/')) paths.push(vm);
   for (const p of paths) await xs.rm(p).catch(() => undefined);
 }
+
+/**
+ * libxl_domain_rename: the domain's name in /local/domain/<id>/name and
+ * /vm/<uuid>/name, in one transaction (an incoming migration's
+ * `NAME--incoming` becomes NAME).
+ */
+export async function renameDomainNodes(xs: XsClient, domid: number, uuid: string, name: string): Promise<void> {
+  await xs.transaction(async (tx) => {
+    await xs.write(`${domainPath(domid)}/name`, name, tx);
+    await xs.write(`${vmPath(uuid)}/name`, name, tx);
+  });
+}

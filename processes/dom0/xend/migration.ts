@@ -87,7 +87,7 @@ export type MigrationMsg =
  * out, or never heard of).
  */
 export type MigrationState = 'staging' | 'ready' | 'running' | 'gone';
-export type MigrationReply = { ok: true; domid?: number; state?: MigrationState } | { ok: false; error: string };
+export type MigrationReply = { ok: true; domid?: number; state?: MigrationState; steps?: Record<string, number> } | { ok: false; error: string };
 
 import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
 export type { MigrationProgress, MigrationSummary };
@@ -293,11 +293,11 @@ export class MigrationSender {
     }
   }
 
-  /** The target restores the guest, paused; its domid there. */
-  async commit(config: DomainConfig): Promise<number> {
+  /** The target restores the guest, paused; its domid there and the ms of each step of its commit. */
+  async commit(config: DomainConfig): Promise<{ domid: number; steps: Record<string, number> }> {
     const r = await this.call({ type: 'commit', config });
     if (!r.ok) throw new Error(r.error);
-    return r.domid ?? -1;
+    return { domid: r.domid ?? -1, steps: r.steps ?? {} };
   }
 
   /** The target unpauses the guest. Throws when no answer came: then only status() can tell what happened. */
@@ -373,8 +373,8 @@ export interface ReceiverHooks {
   prepare(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }>;
   /** This host's name and guests, for a pool peer (pool.ts). */
   pool(): Promise<{ host: string; guests: PoolGuest[] }>;
-  /** Builds the prepared domain on its pages, paused; its domid. Destroys it when that fails. */
-  restore(config: DomainConfig, domid: number): Promise<number>;
+  /** Finishes the prepared domain on its pages, paused: its domid and each step's ms. Destroys it when that fails. */
+  restore(config: DomainConfig, domid: number): Promise<{ domid: number; steps: Record<string, number> }>;
   unpause(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   log(m: string): void;
@@ -493,11 +493,11 @@ export class MigrationReceiver {
             if (!s) { reply({ ok: false, error: 'no migration in progress' }); break; }
             this.drop(key, true);
             try {
-              const domid = await this.hooks.restore({ ...m.config, name: s.name }, s.domid);
+              const { domid, steps } = await this.hooks.restore({ ...m.config, name: s.name }, s.domid);
               this.setOutcome(s.id, { state: 'ready', name: s.name, domid }, GO_WAIT_MS,
                 () => void this.discard(s.id, `no go from the source within ${GO_WAIT_MS / 1000} s`));
               this.hooks.log(`migration: '${s.name}' restored as d${domid}, paused until the source says go`);
-              reply({ ok: true, domid });
+              reply({ ok: true, domid, steps });
             } catch (e) {
               reply({ ok: false, error: (e as Error).message });
             }

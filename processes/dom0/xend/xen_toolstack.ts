@@ -44,7 +44,8 @@ import {
   type ConsoleType, type Guest, type GuestContext,
 } from '../toolstack/index.js';
 import type { RestoreFrom } from '../toolstack/guest_kind.js';
-import { createPvShellFor } from '../toolstack/pv_kind.js';
+import { createPvShellFor, preparePvIncoming, type PreparedPvGuest } from '../toolstack/pv_kind.js';
+import { Steps } from '../toolstack/steps.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { nodeInfo, type XenVersionInfo } from './nodeinfo.js';
@@ -113,8 +114,8 @@ export class XenToolstack implements Toolstack {
   private readonly managed = new Map<number, Managed>();
   /** Names of domains being created, so two creates cannot take one name. */
   private readonly creating = new Set<string>();
-  /** Incoming migrations' domains before their commit: domid -> the name they reserve. */
-  private readonly incoming = new Map<number, string>();
+  /** Incoming migrations' domains before their commit: domid -> the name they reserve and the guest prepared. */
+  private readonly incoming = new Map<number, { name: string; prepared: PreparedPvGuest }>();
   /** Migrations under way, by the source domain's id. */
   private readonly migrations = new Map<number, MigrationSender>();
   /** Domains being torn down: one teardown each, others wait for it. */
@@ -439,6 +440,7 @@ export class XenToolstack implements Toolstack {
     let suspended = false;
     let targetDomid = -1;
     let tStop = 0;
+    let commitSteps: Record<string, number> = {};
     const parts = { suspendMs: 0, lastRoundMs: 0, commitMs: 0, goMs: 0 };
     try {
       try {
@@ -472,7 +474,9 @@ export class XenToolstack implements Toolstack {
         parts.lastRoundMs = tx.rounds.at(-1)!.ms;
         tx.phase = 'commit';
         const tCommit = performance.now();
-        targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+        const c = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid });
+        targetDomid = c.domid;
+        commitSteps = c.steps;
         parts.commitMs = performance.now() - tCommit;
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
@@ -503,7 +507,7 @@ export class XenToolstack implements Toolstack {
         this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
           `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
         await this.teardown(domid);
-        return { domid, target, live, logDirty: log ? 'write-protect' : 'compare', rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before };
+        return { domid, target, live, logDirty: log ? 'write-protect' : 'compare', rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before, commitSteps };
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
@@ -579,7 +583,7 @@ export class XenToolstack implements Toolstack {
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
       prepare: (config, maxPfns, from) => this.prepareIncoming(config, maxPfns, from),
-      restore: (config, domid) => this.restoreIncoming(config, domid),
+      restore: (config, domid) => this.commitIncoming(config, domid),
       unpause: (domid) => this.unpause(domid),
       destroy: (domid) => this.discardIncoming(domid),
       pool: async () => ({ host: this.dom0.host, guests: await this.poolGuests() }),
@@ -591,6 +595,11 @@ export class XenToolstack implements Toolstack {
    * An incoming migration's domain, made when its stream begins (as libxl
    * creates the domain before reading the stream): the name is reserved and
    * the memory taken from then on, and the pages go straight into it.
+   * Everything of the build that does not depend on those pages is done
+   * here too, before the source stops the guest (preparePvIncoming: ports,
+   * grant table, vCPU context, xenstore nodes under NAME--incoming, the
+   * disks' and interfaces' back ends; scheduler parameters and libxl's
+   * record), so that the commit, in the downtime, does only the rest.
    */
   private async prepareIncoming(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }> {
     if (this.closed) throw new Error('xend is shutting down');
@@ -604,23 +613,55 @@ export class XenToolstack implements Toolstack {
     const free = Math.floor((await this.physinfo()).free_pages / 256);
     if (config.memory > free) throw new Error(`${config.memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)`);
     this.creating.add(name);
+    const steps = new Steps();
+    const t0 = performance.now();
+    let domid = -1;
+    let prepared: PreparedPvGuest | undefined;
     try {
-      const domid = await createPvShellFor(this.ctx, config, name);
-      this.incoming.set(domid, name);
+      domid = await steps.run('createdomain', () => createPvShellFor(this.ctx, config, name));
       const mem = await mapForeignDomain(this.dom0.hv, domid);
+      prepared = await preparePvIncoming(this.ctx, config, name, domid, steps);
+      await steps.run('sched', () => this.sched.applyConfig(domid, config));
+      const uuid = config.uuid ?? (await this.get(domid)).uuid;
+      steps.run('libxl-json', () => storeLibxlJson(this.ctx.rundir, domid, uuid, libxlDomainConfig({ ...config, name }, uuid)));
+      this.incoming.set(domid, { name, prepared });
+      this.log(`xend: d${domid} '${name}--incoming' prepared in ${(performance.now() - t0).toFixed(1)} ms (${steps})`);
       return { domid, memory: mem.bytes };
     } catch (e) {
+      // preparePvIncoming destroys what it made when it fails itself.
+      if (prepared) await prepared.abandon();
+      else if (domid >= 0) await destroyDomain(this.ctx, domid).catch(() => undefined);
+      if (domid >= 0) removeUserdata(this.ctx.rundir, domid);
       this.creating.delete(name);
       throw e;
     }
   }
 
-  private async restoreIncoming(config: DomainConfig, domid: number): Promise<number> {
-    const name = this.incoming.get(domid);
-    if (name === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
+  /**
+   * The commit of an incoming migration, its pages final: the prepared
+   * guest finished (disks stat'ed, start_info and rings, its name,
+   * XS_INTRODUCE, console), paused. Each step's time is logged. A failure
+   * destroys it.
+   */
+  private async commitIncoming(config: DomainConfig, domid: number): Promise<{ domid: number; steps: Record<string, number> }> {
+    const inc = this.incoming.get(domid);
+    if (inc === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
     this.incoming.delete(domid);
+    const { name, prepared } = inc;
+    const steps = new Steps();
+    const t0 = performance.now();
     try {
-      return (await this.build({ ...config, name }, name, true, { precreated: domid })).domid;
+      let guest: Guest;
+      try {
+        guest = await prepared.finish(steps);
+      } catch (e) {
+        removeUserdata(this.ctx.rundir, domid);
+        if (e instanceof BuildError) throw new ToolstackError(e.code, `libxl: error: domain "${name}": ${e.message}`);
+        throw e;
+      }
+      this.managed.set(domid, { domid, name, startTime: nowS(), config: { ...config, name }, guest, handled: false });
+      this.log(`xend: d${domid} '${name}' committed in ${(performance.now() - t0).toFixed(1)} ms (${steps}), paused`);
+      return { domid, steps: steps.record() };
     } finally {
       this.creating.delete(name);
     }
@@ -628,13 +669,14 @@ export class XenToolstack implements Toolstack {
 
   /** An incoming domain before its commit (never managed), or a restored one nobody said go for. */
   private async discardIncoming(domid: number): Promise<void> {
-    const name = this.incoming.get(domid);
-    if (name === undefined) { await this.destroy(domid); return; }
+    const inc = this.incoming.get(domid);
+    if (inc === undefined) { await this.destroy(domid); return; }
     this.incoming.delete(domid);
     try {
-      await destroyDomain(this.ctx, domid);
+      await inc.prepared.abandon();
+      removeUserdata(this.ctx.rundir, domid);
     } finally {
-      this.creating.delete(name);
+      this.creating.delete(inc.name);
     }
   }
 
@@ -666,7 +708,7 @@ export class XenToolstack implements Toolstack {
     return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused);
   }
 
-  /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, restoreIncoming). */
+  /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, commitIncoming). */
   private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
     if (!config || config.type !== 'pv' || typeof config.name !== 'string') {
