@@ -196,10 +196,12 @@ export async function preparePvDomain(ctx: BuilderContext, cfg: PvBuildConfig, s
  * The rest of the build, on the guest's final pages: a save file's pages
  * copied in (cfg.restorePages), start_info written and the rings cleared
  * (after the pages, which would overwrite them), the name the nodes take
- * at last (`name`, when prepare used another), XS_INTRODUCE, and the
+ * at last (`name`, when prepare used another), XS_INTRODUCE and
+ * `alongside` (work of the caller's on the finished pages) at once, and the
  * unpause unless cfg.paused. A failure destroys the domain.
  */
-export async function finishPvDomain(ctx: BuilderContext, p: PreparedPvDomain, steps?: Steps, name?: string): Promise<PvDomain> {
+export async function finishPvDomain(ctx: BuilderContext, p: PreparedPvDomain, steps?: Steps, name?: string,
+                                     alongside?: () => Promise<unknown>): Promise<PvDomain> {
   const { hv } = ctx.dom0;
   const { cfg, domid } = p;
   const step = steps ?? new Steps();
@@ -213,8 +215,14 @@ export async function finishPvDomain(ctx: BuilderContext, p: PreparedPvDomain, s
       }
     }
     step.run('start_info', () => writeStartInfo(mem, layout, { nrPages: p.nrPages, storePort: p.storePort, consolePort: p.consolePort, cmdline: p.cmdline }));
-    if (name !== undefined) await step.run('rename', () => renameDomainNodes(ctx.xs, domid, p.uuid, name));
-    await step.run('introduce', () => ctx.xs.introduce(domid, layout.storePfn, p.storePort));
+    // Independent of each other: xenstored's and the caller's daemons work at once
+    // (all settled before a failure undoes them).
+    const done = await Promise.allSettled([
+      name !== undefined ? step.run('rename', () => renameDomainNodes(ctx.xs, domid, p.uuid, name)) : undefined,
+      step.run('introduce', () => ctx.xs.introduce(domid, layout.storePfn, p.storePort)),
+      alongside?.(),
+    ]);
+    for (const d of done) if (d.status === 'rejected') throw d.reason;
     if (!cfg.paused) check('unpausedomain', await hv.domctl(XEN_DOMCTL_unpausedomain, { domain: domid }));
     const buildMs = performance.now() - p.t0;
     ctx.log(`builder: d${domid} built in ${buildMs.toFixed(1)} ms (store port ${p.storePort}, console port ${p.consolePort})`);

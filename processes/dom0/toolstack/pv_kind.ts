@@ -9,6 +9,7 @@ import type { PvDomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
 import { BuildError, buildPvDomain, createPvShell, finishPvDomain, preparePvDomain, type BuilderContext } from './builder.js';
 import { Steps } from './steps.js';
+import { DEFAULT_LAYOUT } from './start_info.js';
 import { destroyDomain } from './lifecycle.js';
 import { removeDomainBackends } from './device.js';
 import { addVbd, statDisk } from './vbd.js';
@@ -131,10 +132,12 @@ export async function preparePvIncoming(ctx: GuestContext, config: PvDomainConfi
     async finish(steps) {
       try {
         steps.run('disks', () => { for (const disk of config.disk) statDisk(disk); });
-        const built = await finishPvDomain(ctx, p, steps, name);
-        guest.console_ = await steps.run('console', () => connectConsole(ctx.dom0, ctx.consoled, ctx.xs, {
-          domid, name, consoleMfn: built.consoleMfn, consolePort: built.consolePort,
-        }));
+        // The console's ring is cleared with start_info: it is wired after, alongside the introduce.
+        await finishPvDomain(ctx, p, steps, name, async () => {
+          guest.console_ = await steps.run('console', () => connectConsole(ctx.dom0, ctx.consoled, ctx.xs, {
+            domid, name, consoleMfn: DEFAULT_LAYOUT.consolePfn, consolePort: p.consolePort,
+          }));
+        });
         return guest;
       } catch (e) {
         await undo(e);

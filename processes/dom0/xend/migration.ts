@@ -101,8 +101,15 @@ export type MigrationRound = MigrationSummary['rounds'][number];
 export interface DirtyLog {
   /** [first, end) pfn runs holding data; null: unknown, every pfn. */
   populated(): Array<[number, number]> | null;
-  /** XEN_DOMCTL_SHADOW_OP_CLEAN: the pfns written since the last call; null without write-protection. */
-  clean: (() => Uint32Array) | null;
+  /**
+   * XEN_DOMCTL_SHADOW_OP_CLEAN: the pfns written since the last call; null
+   * without write-protection. `final` (the guest is stopped): every page
+   * anything may have written, so that the last round need not compare all
+   * of them; a log that cannot promise it has `complete` false.
+   */
+  clean: ((final?: boolean) => Promise<ArrayLike<number>>) | null;
+  /** clean(true) covers every writer of the guest's pages (shared/dirty.ts, log_dirty.ts). */
+  complete?: boolean;
 }
 
 /** Pages compared at once: a run of unchanged pages costs one comparison. */
@@ -187,9 +194,11 @@ export class MigrationSender {
    * returns how many. `how`: 'all' compares every page that holds data
    * (log.populated()) or was sent before; 'dirty' only those the log-dirty
    * reports written since the last round (log.clean()), a page rewritten
-   * with the bytes it had still not sent.
+   * with the bytes it had still not sent; 'final', with the guest stopped:
+   * those of log.clean(true) when the log is complete, else 'all'.
    */
-  async round(round: number, how: 'all' | 'dirty' = 'all'): Promise<number> {
+  async round(round: number, how: 'all' | 'dirty' | 'final' = 'all'): Promise<number> {
+    if (how === 'final') how = this.log.clean && this.log.complete ? 'final' : 'all';
     const t0 = performance.now();
     this.starts.push(t0);
     let pfns: number[] = [];
@@ -221,9 +230,9 @@ export class MigrationSender {
       if (pfns.length === BATCH) await flush();
     };
     const clean = this.log.clean;
-    if (how === 'dirty' && clean) {
+    if (how !== 'all' && clean) {
       // A copy: the next clean() reuses the array.
-      const written = Array.from(clean());
+      const written = Array.from(await clean(how === 'final'));
       for (let i = 0; i < written.length; i++) {
         this.scannedPfns = Math.floor((i / written.length) * this.maxPfns);
         if (written[i]! < this.maxPfns) await consider(written[i]!);

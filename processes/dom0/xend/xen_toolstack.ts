@@ -66,6 +66,7 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsync
 import { domainSegments, mapForeignDomain } from '../../../shared/xen/index.js';
 import { populatedRuns, WriteLog } from '../../../shared/dirty.js';
 import { MigrationThrottle } from './migration_throttle.js';
+import { DomainLogDirty } from './log_dirty.js';
 import { SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift } from '../../../shared/abi/domctl.js';
 import { SaveImageError, decodeSaveImage, encodeSaveImage } from '../toolstack/save_image.js';
@@ -431,10 +432,14 @@ export class XenToolstack implements Toolstack {
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
     const mem = await mapForeignDomain(this.dom0.hv, domid);
-    const log = live ? await this.logDirty(domid) : null;
+    const log = live ? await this.logDirty(domid, mem.nrFrames) : null;
     const segment = (await domainSegments(this.dom0.hv, domid)).mem;
     const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0, ackMs: 0 };
-    const tx = new MigrationSender(target, mem.bytes, { populated: () => populatedRuns(segment), clean: log ? () => log.clean() : null });
+    const tx = new MigrationSender(target, mem.bytes, {
+      populated: () => populatedRuns(segment),
+      clean: log ? (final) => log.clean(final) : null,
+      complete: log instanceof DomainLogDirty,
+    });
     const throttle = new MigrationThrottle(this.sched, domid, this.log);
     this.migrations.set(domid, tx);
     let suspended = false;
@@ -470,7 +475,7 @@ export class XenToolstack implements Toolstack {
         await throttle.release();
         suspended = true;
         parts.suspendMs = performance.now() - tStop;
-        await tx.round(tx.rounds.length);
+        await tx.round(tx.rounds.length, 'final');
         parts.lastRoundMs = tx.rounds.at(-1)!.ms;
         tx.phase = 'commit';
         const tCommit = performance.now();
@@ -523,6 +528,7 @@ export class XenToolstack implements Toolstack {
     } finally {
       this.migrations.delete(domid);
       tx.close();
+      if (log instanceof DomainLogDirty) await log.off();
     }
   }
 
@@ -532,19 +538,28 @@ export class XenToolstack implements Toolstack {
    * saying why, when pages are compared instead. XENEMU_LOGDIRTY=compare
    * asks for the comparison.
    */
-  private async logDirty(domid: number): Promise<WriteLog | null> {
+  private async logDirty(domid: number, maxPfns: number): Promise<{ clean(final?: boolean): Promise<ArrayLike<number>> } | null> {
     if (process.env.XENEMU_LOGDIRTY === 'compare') {
       this.log(`xend: d${domid}: log-dirty by comparing pages (XENEMU_LOGDIRTY=compare)`);
       return null;
     }
     const info = (await this.dom0.hv.domctl<xen_domctl_getdomaininfo>(XEN_DOMCTL_getdomaininfo, { domain: domid })).data;
     const seg = await domainSegments(this.dom0.hv, domid);
-    const log = info?.pid ? WriteLog.open(info.pid, seg.mem, seg.mem_bytes) : 'the domain has no process';
-    if (typeof log === 'string') {
-      this.log(`xend: d${domid}: log-dirty by comparing pages: no write-protection (${log})`);
+    const wp = info?.pid ? WriteLog.open(info.pid, seg.mem, seg.mem_bytes) : 'the domain has no process';
+    if (typeof wp === 'string') {
+      this.log(`xend: d${domid}: log-dirty by comparing pages: no write-protection (${wp})`);
       return null;
     }
-    this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping`);
+    // The ring frames xenstored and xenconsoled write through their own mappings.
+    const dom = `/local/domain/${domid}`;
+    const rings = (await Promise.all([`${dom}/store/ring-ref`, `${dom}/console/ring-ref`].map((p) => this.xs.tryRead(p).catch(() => null))))
+      .map(Number).filter((n) => Number.isInteger(n) && n >= 0);
+    const log = process.env.XENEMU_LOGDIRTY === 'guest' ? 'XENEMU_LOGDIRTY=guest' : await DomainLogDirty.enable(this.dom0.hv, domid, wp, rings, maxPfns);
+    if (typeof log === 'string') {
+      this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping; the stop compares every page (${log})`);
+      return { clean: async () => wp.clean() };
+    }
+    this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping and the hypervisor's log of grant writes`);
     return log;
   }
 
