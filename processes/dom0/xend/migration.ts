@@ -437,7 +437,8 @@ export class MigrationReceiver {
   private setOutcome(id: string, o: Omit<Outcome, 'timer'>, timeoutMs = OUTCOME_KEEP_MS, onTimeout?: () => void): void {
     const old = this.outcomes.get(id);
     if (old) clearTimeout(old.timer);
-    const timer = setTimeout(() => { this.outcomes.delete(id); onTimeout?.(); }, timeoutMs);
+    // onTimeout (a discard) still finds the outcome, and replaces it; without one it is forgotten.
+    const timer = setTimeout(() => { if (onTimeout) onTimeout(); else this.outcomes.delete(id); }, timeoutMs);
     timer.unref();
     this.outcomes.set(id, { ...o, timer });
   }
