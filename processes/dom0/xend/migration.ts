@@ -5,11 +5,12 @@
 // destroyed here.
 //
 //   source (DEALER)                              target (ROUTER on --listen ADDR:PORT)
-//     begin {name, memory, maxPfns, config} ───►  name free? memory? the domain made, empty -> ok
+//     begin {name, memory, maxPfns, config} ───►  name free? memory? the domain made and built but
+//                                                 for its pages (NAME--incoming) -> ok
 //     pages {round} + pfns + data ... ─────────►  straight into its memory
 //     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
 //     pages {final} ───────────────────────────►
-//     commit {config} ─────────────────────────►  built on its pages, paused
+//     commit {config} ─────────────────────────►  finished on its pages, paused
 //                      ◄───────────────────────── ok {domid}
 //     (the source's domain is renamed NAME--migratedaway)
 //     go {id} ─────────────────────────────────►  unpause
@@ -17,9 +18,11 @@
 //     destroy the source's domain
 //
 // Which pages changed since they were sent: a shadow of what the target
-// holds is kept, and each round compares every page with it (the plain
-// fallback of log-dirty tracking: it needs nothing of the guest, and a page
-// rewritten with its old bytes is rightly not sent again).
+// holds is kept, and a round compares with it the pages the log-dirty
+// reports (DirtyLog: write-protection of the guest's mapping, the
+// hypervisor's log of grant writes, log_dirty.ts), or every populated page
+// without one (a page rewritten with its old bytes is rightly not sent
+// again).
 //
 // Exactly one host runs the guest afterwards, whatever fails (Xen's
 // "migration-ready"/"go" handshake of xl's migrate):
