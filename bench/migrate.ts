@@ -63,11 +63,12 @@ async function consoleOf(h: BenchHost, name: string): Promise<{ run(cmd: string,
   }
 }
 
-interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number; ms: number; scanMs?: number }>; downtimeParts: Record<string, number>; beforeParts: Record<string, number> }
+interface Summary { downtimeMs: number; totalMs: number; sentBytes: number; rounds: Array<{ pages: number; ms: number; scanMs?: number }>; downtimeParts: Record<string, number>; beforeParts: Record<string, number>; commitSteps?: Record<string, number> }
 
 /** Each round: pages, its ms, of which finding and copying them (the rest waits to send). */
 const roundsOf = (s: Summary) => s.rounds.map((r) => `${r.pages}p ${r.ms.toFixed(0)}/${(r.scanMs ?? 0).toFixed(0)}ms`).join(' ');
-const parts = (s: Summary) => Object.entries({ ...s.beforeParts, ...s.downtimeParts }).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ');
+const parts = (s: Summary) => Object.entries({ ...s.beforeParts, ...s.downtimeParts }).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(0)}`).join(', ') +
+  `; commit steps ${Object.entries(s.commitSteps ?? {}).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`;
 
 async function migrate(from: BenchHost, name: string, to: string): Promise<Summary> {
   return JSON.parse(await xlOk(from, ['migrate', '--live', '-l', name, to])) as Summary;

@@ -106,6 +106,11 @@ export class Domain {
   /** Grants this domain has mapped: handle -> entry. */
   readonly maptrack = new Map<number, MaptrackEntry>();
   nextHandle = 1;
+  /**
+   * Log-dirty (log_dirty.ts): the frames others wrote through the
+   * hypervisor since the last XEN_DOMCTL_SHADOW_OP_CLEAN; null while off.
+   */
+  logDirty: Set<number> | null = null;
 
   constructor(host: string, cfg: DomainConfig) {
     this.domid = cfg.domid;

@@ -21,6 +21,7 @@ import {
 import { DOMID_SELF, PAGE_SIZE } from '../../shared/abi/xen.js';
 
 import type { Domain } from './domain.js';
+import { markDirty } from './log_dirty.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
 export interface ActiveGrant { readers: number; writers: number; frame: number }
@@ -82,7 +83,7 @@ export function gnttabMapGrantRef(hv: Hypervisor, caller: Domain, _t: Domain | n
     // Claim only if the guest did not change the entry since we checked it.
     if (Atomics.compareExchange(granter.gnttab32, ref * 2, e.combo, want) !== e.combo) continue;
     const act = granter.activeGrants.get(ref) ?? { readers: 0, writers: 0, frame: e.frame };
-    if (ro) act.readers++; else act.writers++;
+    if (ro) act.readers++; else { act.writers++; markDirty(granter, e.frame); }
     granter.activeGrants.set(ref, act);
     const handle = caller.nextHandle++;
     caller.maptrack.set(handle, { granter: granter.domid, ref, readonly: ro });
@@ -95,7 +96,8 @@ export function gnttabMapGrantRef(hv: Hypervisor, caller: Domain, _t: Domain | n
 function unpin(granter: Domain, ref: number, readonly: boolean): void {
   const act = granter.activeGrants.get(ref);
   if (!act) return;
-  if (readonly) act.readers = Math.max(0, act.readers - 1); else act.writers = Math.max(0, act.writers - 1);
+  if (readonly) act.readers = Math.max(0, act.readers - 1);
+  else { act.writers = Math.max(0, act.writers - 1); markDirty(granter, act.frame); }
   let clear = 0;
   if (act.writers === 0) clear |= GTF_writing;
   if (act.writers === 0 && act.readers === 0) { clear |= GTF_reading; granter.activeGrants.delete(ref); }
@@ -163,6 +165,7 @@ function gnttabCopyOne(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: g
   if (!s.d.mem || !d.d.mem) return fail(GNTST_bad_page);
   const src = new Uint8Array(s.d.mem, s.frame * PAGE_SIZE + so, len);
   new Uint8Array(d.d.mem, d.frame * PAGE_SIZE + dst, len).set(src);
+  markDirty(d.d, d.frame);
   return { ret: 0, data: { status: GNTST_okay } };
 }
 

@@ -31,6 +31,7 @@ import type { HcResult, Hypervisor } from './hypervisor.js';
 import * as evtchn from './event_channel.js';
 import * as gnttab from './grant_table.js';
 import * as domctl from './domctl.js';
+import * as logDirty from './log_dirty.js';
 import * as sysctl from './sysctl.js';
 import * as memory from './memory.js';
 import * as sched from './sched.js';
@@ -81,6 +82,7 @@ export const hypercallTable: Table = {
     [DC.XEN_DOMCTL_gethvmcontext]: { name: 'gethvmcontext', handler: hvm.domctlGethvmcontext, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_sethvmcontext]: { name: 'sethvmcontext', handler: hvm.domctlSethvmcontext, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_set_target]: { name: 'set_target', handler: domctl.domctlSetTarget, flags: PRIV | TARGET, target: 'domain' },
+    [DC.XEN_DOMCTL_shadow_op]: { name: 'shadow_op', handler: logDirty.domctlShadowOp, flags: PRIV | TARGET, target: 'domain' },
     // PCI passthrough (pci_domctl.ts). test_assign_device takes DOMID_INVALID: its handler resolves the domain.
     [DC.XEN_DOMCTL_assign_device]: { name: 'assign_device', handler: pci.domctlAssignDevice, flags: PRIV | TARGET, target: 'domain' },
     [DC.XEN_DOMCTL_test_assign_device]: { name: 'test_assign_device', handler: pci.domctlTestAssignDevice, flags: PRIV },

@@ -108,6 +108,7 @@ export class FrameTable {
 import { XEN_EINVAL, XEN_ENOMEM, XEN_EOPNOTSUPP } from '../../shared/abi/errno.js';
 import { XENMEM_resource_ioreq_server } from '../../shared/abi/memory.js';
 import { acquireIoreqServer } from './hvm.js';
+import { markDirty } from './log_dirty.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 
@@ -133,6 +134,7 @@ export function memoryIncrease(hv: Hypervisor, _caller: Domain, d: Domain,
     const want = arg.extent_start?.[i];
     const pfns = d.frames.populate(per, want === undefined ? undefined : Array.from({ length: per }, (_, k) => want + k));
     if (pfns.length < per) { hv.memory.release(d.domid, per - pfns.length); if (pfns.length === 0) break; }
+    for (const pfn of pfns) markDirty(d, pfn);
     done.push(pfns[0]!);
   }
   if (done.length === 0 && n > 0) return -XEN_ENOMEM;
@@ -149,7 +151,7 @@ export function memoryDecrease(hv: Hypervisor, _caller: Domain, d: Domain,
   let done = 0;
   for (const first of list) {
     let freed = 0;
-    for (let k = 0; k < 1 << order; k++) if (d.frames.depopulate(Number(first) + k, d.mem)) freed++;
+    for (let k = 0; k < 1 << order; k++) if (d.frames.depopulate(Number(first) + k, d.mem)) { freed++; markDirty(d, Number(first) + k); }
     hv.memory.release(d.domid, freed);
     if (freed === 0) break;
     done++;

@@ -23,6 +23,16 @@ export const XEN_DOMCTL_sendtrigger = 28;
 export const XEN_DOMCTL_gethvmcontext = 33;
 export const XEN_DOMCTL_sethvmcontext = 34;
 export const XEN_DOMCTL_set_target = 46;
+/** Log-dirty mode (xen_domctl_shadow_op): xenemu keeps only the log-dirty part of shadow paging. */
+export const XEN_DOMCTL_shadow_op = 10;
+export const XEN_DOMCTL_SHADOW_OP_OFF = 0;
+export const XEN_DOMCTL_SHADOW_OP_ENABLE = 32;
+export const XEN_DOMCTL_SHADOW_OP_CLEAN = 11;
+export const XEN_DOMCTL_SHADOW_OP_PEEK = 12;
+export const XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY = 2;
+export const XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY = 1 << 2;
+/** CLEAN/PEEK: the final iteration, pages mapped writably by others included. */
+export const XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL = 1 << 0;
 // PCI passthrough (docs/passthrough.md, processes/hypervisor/pci_domctl.ts).
 export const XEN_DOMCTL_irq_permission = 19;
 export const XEN_DOMCTL_iomem_permission = 20;

@@ -117,6 +117,15 @@ export type MigrationSummary = {
   downtimeParts: { suspendMs: number; lastRoundMs: number; commitMs: number; goMs: number };
   /** Before the stop, ms: mapping the guest's memory, the target's admission, the pre-copy rounds, the guest's acknowledgement of the suspend request. */
   beforeParts: { mapMs: number; beginMs: number; precopyMs: number; ackMs?: number };
+  /**
+   * How the last round, the guest stopped, found its pages: from the
+   * log-dirty of every writer (the guest's write-protection, the
+   * hypervisor's log of grant writes, the rings), or by comparing every
+   * populated frame.
+   */
+  stopPages?: 'log-dirty' | 'compare';
+  /** The target's commit, ms per step (its log says the same), as the target reported them. */
+  commitSteps?: Record<string, number>;
 };
 
 /** Where a migration is, for xl migrate's progress bar. */

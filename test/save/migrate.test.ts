@@ -33,11 +33,16 @@ t.test('xl migrate --live of a PV guest to another host', async (t) => {
 
   const r = await xl(src, ['migrate', '--live', '-l', 'mg', `127.0.0.1:${PORT}`]);
   t.equal(r.code, 0, `xl migrate --live ${r.stderr.trim()}`);
-  const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; downtimeMs: number; sentBytes: number; targetDomid: number; logDirty: string };
+  const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; downtimeMs: number; sentBytes: number; targetDomid: number; logDirty: string;
+                                      stopPages: string; commitSteps: Record<string, number> };
   // This kernel has userfaultfd's asynchronous write-protection (Linux 6.7+,
   // CONFIG_PTE_MARKER_UFFD_WP): the rounds after the first took the pages
   // the guest's process wrote, found by write-protection, not by comparing.
   t.equal(s.logDirty, 'write-protect', 'log-dirty by write-protection of the guest\'s mapping');
+  t.equal(s.stopPages, 'log-dirty', "the stop took the pages the log-dirty of every writer reported (the guest's, the hypervisor's grant log, the rings)");
+  // The target built what needs no page while the pages came (ports, grant
+  // table, vCPU context, xenstore nodes, back ends): its commit only finished it.
+  t.same(Object.keys(s.commitSteps).sort(), ['console', 'disks', 'introduce', 'rename', 'start_info'], `the target's commit steps (${JSON.stringify(s.commitSteps)})`);
   t.ok(s.rounds.length >= 3, `pre-copy rounds then the final one (${s.rounds.map((x) => x.pages).join(', ')} pages)`);
   t.ok(s.rounds[0]!.pages >= 4096, 'the first round carried the 16 MiB written');
   // membusy rewrites the 16 MiB until the suspend freezes it: pages it
@@ -69,8 +74,9 @@ t.test('xl migrate --live comparing pages (XENEMU_LOGDIRTY=compare): what the gu
   await g.pty.until(/rewriting 8 MiB/, from, 30_000);
   const r = await xl(src, ['migrate', '--live', '-l', 'cmp', `127.0.0.1:${PORT + 3}`]);
   t.equal(r.code, 0, `xl migrate --live ${r.stderr.trim()}`);
-  const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; logDirty: string };
+  const s = JSON.parse(r.stdout) as { rounds: Array<{ pages: number }>; logDirty: string; stopPages: string };
   t.equal(s.logDirty, 'compare', 'log-dirty by comparing pages');
+  t.equal(s.stopPages, 'compare', 'the stop compares every populated frame too');
   t.ok(s.rounds[0]!.pages >= 2048, `the first round carried the 8 MiB written (${s.rounds[0]!.pages})`);
   t.ok(s.rounds[1]!.pages > 0, `the second round resent pages the guest wrote during the first (${s.rounds.map((x) => x.pages).join(', ')})`);
   const row = (await list(dst)).find((x) => x.name === 'cmp');

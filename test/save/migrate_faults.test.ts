@@ -72,7 +72,10 @@ t.test('the source killed in the middle of the rounds: the target destroys the d
   for (const pid of src.pids()) process.kill(pid, 'SIGKILL');
   await mig;
   await waitFor(async () => (await list(dst)).length === 1, 40_000, 'the incoming domain destroyed');
-  t.match(dom0Log(dst), /migration: 'mq': the source went quiet, dropped/, 'the target dropped the session');
+  // Killed in the rounds the session goes quiet; a pre-copy that converged
+  // before the kill leaves a paused copy, which no go comes for.
+  t.match(dom0Log(dst), /migration: 'mq': the source went quiet, dropped|migration: 'mq' \(d\d+\): no go from the source within 15 s; the paused copy is destroyed/,
+    'the target dropped the session, or the paused copy nobody said go for');
   t.same((await list(dst)).map((x) => x.name), ['Domain-0'], 'nothing of the guest is left on the target');
   const again = await xl(dst, ['create', '/dev/null', 'name=mq', 'memory=32']);
   t.notMatch(again.stderr, /already exists/, 'and its name is free again');

@@ -23,7 +23,8 @@ import { check, mapForeignDomain, type XenDomain } from '../../../shared/xen/ind
 import type { XsClient } from '../../../shared/xenstore/client.js';
 import { DEFAULT_LAYOUT, SPECIAL_PFNS_END, startInfoAddress, writeStartInfo } from './start_info.js';
 import { seedGrantTable } from './gnttab_seed.js';
-import { removeDomainNodes, writeDomainNodes } from './xenstore_layout.js';
+import { removeDomainNodes, renameDomainNodes, writeDomainNodes } from './xenstore_layout.js';
+import { Steps } from './steps.js';
 
 export interface BuilderContext {
   /** Domain-0's own connection to its hypervisor. */
@@ -134,8 +135,34 @@ export async function createPvShell(ctx: BuilderContext, cfg: PvBuildConfig): Pr
   return domid;
 }
 
-/** Creates, builds and (unless cfg.paused) unpauses a PV domain. */
-export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Promise<PvDomain> {
+/**
+ * What the build did before the guest's pages are final: the domain, its
+ * event channels, grant table seed, vCPU context and xenstore nodes.
+ */
+export interface PreparedPvDomain {
+  domid: number;
+  cfg: PvBuildConfig;
+  uuid: string;
+  cmdline: string;
+  storePort: number;
+  consolePort: number;
+  nrPages: number;
+  maxKb: number;
+  maxVcpus: number;
+  /** When the build began (performance.now()). */
+  t0: number;
+}
+
+/**
+ * The part of a PV build that does not depend on the guest's pages: the
+ * domain (unless cfg.precreated), the store and console ports, the grant
+ * table's reserved entries, vCPU 0's context (rsi = start_info's address)
+ * and the xenstore nodes under `nodesName` (an incoming migration's
+ * `NAME--incoming`, as xl migrate-receive names it until the end). A failure
+ * destroys the domain. `steps` gets each step's milliseconds.
+ */
+export async function preparePvDomain(ctx: BuilderContext, cfg: PvBuildConfig, steps?: Steps,
+                                      nodesName = cfg.name): Promise<PreparedPvDomain> {
   const v = validate(cfg);
   const { hv } = ctx.dom0;
   const t0 = performance.now();
@@ -143,14 +170,43 @@ export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Pr
   const maxKb = v.maxmemMB * 1024;
   const nrPages = memoryKb / 4;
   if (nrPages <= SPECIAL_PFNS_END) throw new BuildError('EINVAL', `memory ${cfg.memoryMB} MB is too small`);
+  const step = steps ?? new Steps();
 
-  const domid = cfg.precreated ?? await createPvShell(ctx, { ...cfg, uuid: v.uuid });
+  const domid = cfg.precreated ?? await step.run('createdomain', () => createPvShell(ctx, { ...cfg, uuid: v.uuid }));
   try {
     // Both ports are the guest's, waiting for Dom0's backends to bind them.
-    const storePort = await ctx.dom0.evtchn.allocUnbound(0, domid);
-    const consolePort = await ctx.dom0.evtchn.allocUnbound(0, domid);
-
+    const [storePort, consolePort] = await step.run('evtchn', async () =>
+      [await ctx.dom0.evtchn.allocUnbound(0, domid), await ctx.dom0.evtchn.allocUnbound(0, domid)]);
     const layout = DEFAULT_LAYOUT;
+    await step.run('gnttab', () => seedGrantTable(hv, domid, { consolePfn: layout.consolePfn, consoleDomid: 0, storePfn: layout.storePfn, storeDomid: 0 }));
+    await step.run('vcpucontext', async () => check('setvcpucontext', await hv.domctl(XEN_DOMCTL_setvcpucontext, {
+      domain: domid, vcpu: 0, user_regs: { rsi: startInfoAddress(layout) } })));
+    await step.run('xenstore', () => writeDomainNodes(ctx.xs, {
+      domid, name: nodesName, uuid: v.uuid, targetKb: memoryKb, maxKb, vcpus: cfg.vcpus, maxVcpus: v.maxVcpus,
+      storePort, storeMfn: layout.storePfn, consolePort, consoleMfn: layout.consolePfn, consoleBackend: 0,
+    }));
+    return { domid, cfg, uuid: v.uuid, cmdline: v.cmdline, storePort, consolePort, nrPages, maxKb, maxVcpus: v.maxVcpus, t0 };
+  } catch (err) {
+    await abandonPvDomain(ctx, domid, err);
+    throw err instanceof BuildError ? err : new BuildError('EIO', `building d${domid}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The rest of the build, on the guest's final pages: a save file's pages
+ * copied in (cfg.restorePages), start_info written and the rings cleared
+ * (after the pages, which would overwrite them), the name the nodes take
+ * at last (`name`, when prepare used another), XS_INTRODUCE and
+ * `alongside` (work of the caller's on the finished pages) at once, and the
+ * unpause unless cfg.paused. A failure destroys the domain.
+ */
+export async function finishPvDomain(ctx: BuilderContext, p: PreparedPvDomain, steps?: Steps, name?: string,
+                                     alongside?: () => Promise<unknown>): Promise<PvDomain> {
+  const { hv } = ctx.dom0;
+  const { cfg, domid } = p;
+  const step = steps ?? new Steps();
+  const layout = DEFAULT_LAYOUT;
+  try {
     const mem = await mapForeignDomain(hv, domid);
     if (cfg.restorePages) {
       for (const [pfn, page] of cfg.restorePages) {
@@ -158,29 +214,37 @@ export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig): Pr
         mem.page(pfn).set(page);
       }
     }
-    writeStartInfo(mem, layout, { nrPages, storePort, consolePort, cmdline: v.cmdline });
-    await seedGrantTable(hv, domid, { consolePfn: layout.consolePfn, consoleDomid: 0, storePfn: layout.storePfn, storeDomid: 0 });
-    check('setvcpucontext', await hv.domctl(XEN_DOMCTL_setvcpucontext, {
-      domain: domid, vcpu: 0, user_regs: { rsi: startInfoAddress(layout) } }));
-
-    await writeDomainNodes(ctx.xs, {
-      domid, name: cfg.name, uuid: v.uuid, targetKb: memoryKb, maxKb, vcpus: cfg.vcpus, maxVcpus: v.maxVcpus,
-      storePort, storeMfn: layout.storePfn, consolePort, consoleMfn: layout.consolePfn, consoleBackend: 0,
-    });
-    await ctx.xs.introduce(domid, layout.storePfn, storePort);
+    step.run('start_info', () => writeStartInfo(mem, layout, { nrPages: p.nrPages, storePort: p.storePort, consolePort: p.consolePort, cmdline: p.cmdline }));
+    // Independent of each other: xenstored's and the caller's daemons work at once
+    // (all settled before a failure undoes them).
+    const done = await Promise.allSettled([
+      name !== undefined ? step.run('rename', () => renameDomainNodes(ctx.xs, domid, p.uuid, name)) : undefined,
+      step.run('introduce', () => ctx.xs.introduce(domid, layout.storePfn, p.storePort)),
+      alongside?.(),
+    ]);
+    for (const d of done) if (d.status === 'rejected') throw d.reason;
     if (!cfg.paused) check('unpausedomain', await hv.domctl(XEN_DOMCTL_unpausedomain, { domain: domid }));
-    const buildMs = performance.now() - t0;
-    ctx.log(`builder: d${domid} built in ${buildMs.toFixed(1)} ms (store port ${storePort}, console port ${consolePort})`);
+    const buildMs = performance.now() - p.t0;
+    ctx.log(`builder: d${domid} built in ${buildMs.toFixed(1)} ms (store port ${p.storePort}, console port ${p.consolePort})`);
     return {
-      domid, name: cfg.name, uuid: v.uuid, consolePort, consoleMfn: layout.consolePfn, storePort,
-      storeMfn: layout.storePfn, startInfoPfn: layout.startInfoPfn, nrPages, maxPages: maxKb / 4,
-      vcpus: cfg.vcpus, maxVcpus: v.maxVcpus, buildMs,
+      domid, name: name ?? cfg.name, uuid: p.uuid, consolePort: p.consolePort, consoleMfn: layout.consolePfn, storePort: p.storePort,
+      storeMfn: layout.storePfn, startInfoPfn: layout.startInfoPfn, nrPages: p.nrPages, maxPages: p.maxKb / 4,
+      vcpus: cfg.vcpus, maxVcpus: p.maxVcpus, buildMs,
     };
   } catch (err) {
-    ctx.log(`builder: d${domid} failed, destroying it: ${(err as Error).message}`);
-    await ctx.xs.release(domid).catch(() => undefined);
-    await removeDomainNodes(ctx.xs, domid).catch(() => undefined);
-    await hv.domctl(XEN_DOMCTL_destroydomain, { domain: domid });
+    await abandonPvDomain(ctx, domid, err);
     throw err instanceof BuildError ? err : new BuildError('EIO', `building d${domid}: ${(err as Error).message}`);
   }
+}
+
+async function abandonPvDomain(ctx: BuilderContext, domid: number, err: unknown): Promise<void> {
+  ctx.log(`builder: d${domid} failed, destroying it: ${(err as Error).message}`);
+  await ctx.xs.release(domid).catch(() => undefined);
+  await removeDomainNodes(ctx.xs, domid).catch(() => undefined);
+  await ctx.dom0.hv.domctl(XEN_DOMCTL_destroydomain, { domain: domid });
+}
+
+/** Creates, builds and (unless cfg.paused) unpauses a PV domain. */
+export async function buildPvDomain(ctx: BuilderContext, cfg: PvBuildConfig, steps?: Steps): Promise<PvDomain> {
+  return finishPvDomain(ctx, await preparePvDomain(ctx, cfg, steps), steps);
 }

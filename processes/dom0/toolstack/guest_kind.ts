@@ -95,7 +95,6 @@ export interface Guest {
   close?(): Promise<void>;
 }
 
-/** xl restore: what a saved guest brings back (its pages). */
 /**
  * What a restored guest's pages come from: a save file's pages, or a
  * domain an incoming migration already created and wrote them into.

@@ -7,10 +7,12 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { PvDomainConfig } from '../../../shared/toolstack/xlcfg.js';
 import { XEN_LEGACY_MAX_VCPUS } from '../../../shared/abi/xen.js';
-import { BuildError, buildPvDomain, createPvShell, type BuilderContext } from './builder.js';
+import { BuildError, buildPvDomain, createPvShell, finishPvDomain, preparePvDomain, type BuilderContext } from './builder.js';
+import { Steps } from './steps.js';
+import { DEFAULT_LAYOUT } from './start_info.js';
 import { destroyDomain } from './lifecycle.js';
 import { removeDomainBackends } from './device.js';
-import { addVbd } from './vbd.js';
+import { addVbd, statDisk } from './vbd.js';
 import { addVif } from './vif.js';
 import { addPciDevice, releaseDomainPciDevices } from './pci.js';
 import { connectConsole, disconnectConsole, type WiredConsole } from './pv_console.js';
@@ -62,7 +64,6 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
       name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
       uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true,
       ...(restore && 'pages' in restore ? { restorePages: restore.pages } : {}),
-      ...(restore && 'precreated' in restore ? { precreated: restore.precreated } : {}),
     });
     const guest = new PvGuest(ctx, built.domid);
     try {
@@ -82,6 +83,70 @@ export const PV_GUEST: GuestKind<PvDomainConfig> = {
     }
   },
 };
+
+/** An incoming migration's guest built but for what depends on its final pages (preparePvIncoming). */
+export interface PreparedPvGuest {
+  readonly domid: number;
+  /**
+   * At the commit, its pages final: the disks stat'ed again (the image may
+   * have gone meanwhile), start_info and the rings, the name, XS_INTRODUCE
+   * and the console; the guest, paused. A failure destroys the domain and
+   * its back ends.
+   */
+  finish(steps: Steps): Promise<Guest>;
+  /** The migration failed before the commit: the domain and its back ends go. */
+  abandon(): Promise<void>;
+}
+
+/**
+ * An incoming migration's guest prepared while its pages still come (as
+ * libxl's restore holds the domain, paused, before the stream ends): on the
+ * domain createPvShellFor made, the builder's part that needs no page
+ * (ports, grant table, vCPU context, xenstore nodes under NAME--incoming)
+ * and the vbd and vif back ends (blkback opens the image, netback its
+ * bridge port; both wait in InitWait for the front ends of the resumed
+ * guest). A failure destroys it all.
+ */
+export async function preparePvIncoming(ctx: GuestContext, config: PvDomainConfig, name: string, domid: number,
+                                        steps = new Steps()): Promise<PreparedPvGuest> {
+  const p = await preparePvDomain(ctx, {
+    name, memoryMB: config.memory, maxmemMB: config.maxmem, vcpus: config.vcpus, maxVcpus: config.maxvcpus,
+    uuid: config.uuid, cmdline: config.cmdline ?? '', program: guestProgram(config), paused: true, precreated: domid,
+  }, steps, `${name}--incoming`);
+  const guest = new PvGuest(ctx, domid);
+  const undo = async (e: unknown) => {
+    ctx.log(`pv: d${domid} '${name}' failed, destroying it: ${(e as Error).message}`);
+    await guest.release();
+    await destroyDomain(ctx, domid).catch(() => undefined);
+  };
+  try {
+    await steps.run('vbd', async () => { for (const disk of config.disk) await addVbd(ctx, domid, disk); });
+    await steps.run('vif', async () => { for (const vif of config.vif) vif.mac = (await addVif(ctx, domid, vif)).mac; });
+    for (const pci of config.pci) await addPciDevice(ctx, domid, pci, true);
+  } catch (e) {
+    await undo(e);
+    throw e instanceof BuildError ? e : new BuildError('EIO', (e as Error).message);
+  }
+  return {
+    domid,
+    async finish(steps) {
+      try {
+        steps.run('disks', () => { for (const disk of config.disk) statDisk(disk); });
+        // The console's ring is cleared with start_info: it is wired after, alongside the introduce.
+        await finishPvDomain(ctx, p, steps, name, async () => {
+          guest.console_ = await steps.run('console', () => connectConsole(ctx.dom0, ctx.consoled, ctx.xs, {
+            domid, name, consoleMfn: DEFAULT_LAYOUT.consolePfn, consolePort: p.consolePort,
+          }));
+        });
+        return guest;
+      } catch (e) {
+        await undo(e);
+        throw e instanceof BuildError ? e : new BuildError('EIO', (e as Error).message);
+      }
+    },
+    abandon: () => undo(new Error('the migration did not complete')),
+  };
+}
 
 /** An incoming migration's domain, empty and paused, made as PV_GUEST.create's build would make it. */
 export function createPvShellFor(ctx: BuilderContext, config: PvDomainConfig, name: string): Promise<number> {

@@ -49,17 +49,24 @@ function errnoText(e: NodeJS.ErrnoException): string {
   return e.code === 'ENOENT' ? 'No such file or directory' : e.code === 'EACCES' ? 'Permission denied' : (e.code ?? e.message);
 }
 
-export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec): Promise<number> {
-  const devid = vdevToDevid(disk.vdev);
-  if (devid < 0) throw new BuildError('EINVAL', `invalid virtual disk identifier ${disk.vdev}`);
-  if (disk.format !== 'raw') throw new BuildError('EINVAL', `disk ${disk.vdev}: format ${disk.format} is not supported (raw only)`);
-  if (!disk.target) throw new BuildError('EINVAL', `disk ${disk.vdev}: no target`);
-  // libxl__device_disk_set_backend stats the target before it picks a back end.
+/**
+ * libxl__device_disk_set_backend stats the target before it picks a back
+ * end; BuildError when it cannot.
+ */
+export function statDisk(disk: DiskSpec): void {
   try {
     statSync(disk.target);
   } catch (e) {
     throw new BuildError('EINVAL', `Disk vdev=${disk.vdev} failed to stat: ${disk.target}: ${errnoText(e as NodeJS.ErrnoException)}`);
   }
+}
+
+export async function addVbd(ctx: BuilderContext, domid: number, disk: DiskSpec): Promise<number> {
+  const devid = vdevToDevid(disk.vdev);
+  if (devid < 0) throw new BuildError('EINVAL', `invalid virtual disk identifier ${disk.vdev}`);
+  if (disk.format !== 'raw') throw new BuildError('EINVAL', `disk ${disk.vdev}: format ${disk.format} is not supported (raw only)`);
+  if (!disk.target) throw new BuildError('EINVAL', `disk ${disk.vdev}: no target`);
+  statDisk(disk);
   const be = backendPath(0, 'vbd', domid, devid);
   const fe = frontendPath(domid, 'vbd', devid);
   const xs = ctx.xs;

@@ -133,3 +133,14 @@ export async function removeDomainNodes(xs: XsClient, domid: number, backend = 0
   if (vm && vm.startsWith('/vm/')) paths.push(vm);
   for (const p of paths) await xs.rm(p).catch(() => undefined);
 }
+
+/**
+ * libxl_domain_rename: the domain's name in /local/domain/<id>/name and
+ * /vm/<uuid>/name (an incoming migration's `NAME--incoming` becomes NAME).
+ * Two writes at once rather than a transaction: the domain is paused and
+ * only its toolstack writes these, and a transaction that other writers
+ * make retry costs the migration's downtime.
+ */
+export async function renameDomainNodes(xs: XsClient, domid: number, uuid: string, name: string): Promise<void> {
+  await Promise.all([xs.write(`${domainPath(domid)}/name`, name), xs.write(`${vmPath(uuid)}/name`, name)]);
+}

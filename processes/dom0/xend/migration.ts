@@ -5,11 +5,12 @@
 // destroyed here.
 //
 //   source (DEALER)                              target (ROUTER on --listen ADDR:PORT)
-//     begin {name, memory, maxPfns, config} ───►  name free? memory? the domain made, empty -> ok
+//     begin {name, memory, maxPfns, config} ───►  name free? memory? the domain made and built but
+//                                                 for its pages (NAME--incoming) -> ok
 //     pages {round} + pfns + data ... ─────────►  straight into its memory
 //     (guest suspends: control/shutdown, SCHEDOP_shutdown(suspend))
 //     pages {final} ───────────────────────────►
-//     commit {config} ─────────────────────────►  built on its pages, paused
+//     commit {config} ─────────────────────────►  finished on its pages, paused
 //                      ◄───────────────────────── ok {domid}
 //     (the source's domain is renamed NAME--migratedaway)
 //     go {id} ─────────────────────────────────►  unpause
@@ -17,9 +18,11 @@
 //     destroy the source's domain
 //
 // Which pages changed since they were sent: a shadow of what the target
-// holds is kept, and each round compares every page with it (the plain
-// fallback of log-dirty tracking: it needs nothing of the guest, and a page
-// rewritten with its old bytes is rightly not sent again).
+// holds is kept, and a round compares with it the pages the log-dirty
+// reports (DirtyLog: write-protection of the guest's mapping, the
+// hypervisor's log of grant writes, log_dirty.ts), or every populated page
+// without one (a page rewritten with its old bytes is rightly not sent
+// again).
 //
 // Exactly one host runs the guest afterwards, whatever fails (Xen's
 // "migration-ready"/"go" handshake of xl's migrate):
@@ -89,7 +92,7 @@ export type MigrationMsg =
  * out, or never heard of).
  */
 export type MigrationState = 'staging' | 'ready' | 'running' | 'gone';
-export type MigrationReply = { ok: true; domid?: number; state?: MigrationState } | { ok: false; error: string };
+export type MigrationReply = { ok: true; domid?: number; state?: MigrationState; steps?: Record<string, number> } | { ok: false; error: string };
 
 import type { MigrationProgress, MigrationSummary } from '../../../shared/toolstack/xend_api.js';
 export type { MigrationProgress, MigrationSummary };
@@ -103,8 +106,15 @@ export type MigrationRound = MigrationSummary['rounds'][number];
 export interface DirtyLog {
   /** [first, end) pfn runs holding data; null: unknown, every pfn. */
   populated(): Array<[number, number]> | null;
-  /** XEN_DOMCTL_SHADOW_OP_CLEAN: the pfns written since the last call; null without write-protection. */
-  clean: (() => Uint32Array) | null;
+  /**
+   * XEN_DOMCTL_SHADOW_OP_CLEAN: the pfns written since the last call; null
+   * without write-protection. `final` (the guest is stopped): every page
+   * anything may have written, so that the last round need not compare all
+   * of them; a log that cannot promise it has `complete` false.
+   */
+  clean: ((final?: boolean) => Promise<ArrayLike<number>>) | null;
+  /** clean(true) covers every writer of the guest's pages (shared/dirty.ts, log_dirty.ts). */
+  complete?: boolean;
 }
 
 /** Pages compared at once: a run of unchanged pages costs one comparison. */
@@ -189,9 +199,11 @@ export class MigrationSender {
    * returns how many. `how`: 'all' compares every page that holds data
    * (log.populated()) or was sent before; 'dirty' only those the log-dirty
    * reports written since the last round (log.clean()), a page rewritten
-   * with the bytes it had still not sent.
+   * with the bytes it had still not sent; 'final', with the guest stopped:
+   * those of log.clean(true) when the log is complete, else 'all'.
    */
-  async round(round: number, how: 'all' | 'dirty' = 'all'): Promise<number> {
+  async round(round: number, how: 'all' | 'dirty' | 'final' = 'all'): Promise<number> {
+    if (how === 'final') how = this.log.clean && this.log.complete ? 'final' : 'all';
     const t0 = performance.now();
     this.starts.push(t0);
     let pfns: number[] = [];
@@ -223,9 +235,9 @@ export class MigrationSender {
       if (pfns.length === BATCH) await flush();
     };
     const clean = this.log.clean;
-    if (how === 'dirty' && clean) {
+    if (how !== 'all' && clean) {
       // A copy: the next clean() reuses the array.
-      const written = Array.from(clean());
+      const written = Array.from(await clean(how === 'final'));
       for (let i = 0; i < written.length; i++) {
         this.scannedPfns = Math.floor((i / written.length) * this.maxPfns);
         if (written[i]! < this.maxPfns) await consider(written[i]!);
@@ -295,11 +307,11 @@ export class MigrationSender {
     }
   }
 
-  /** The target restores the guest, paused; its domid there. */
-  async commit(config: DomainConfig, hvm?: HvmSaved): Promise<number> {
+  /** The target restores the guest, paused; its domid there and the ms of each step of its commit. */
+  async commit(config: DomainConfig, hvm?: HvmSaved): Promise<{ domid: number; steps: Record<string, number> }> {
     const r = await this.call({ type: 'commit', config, ...(hvm ? { hvm } : {}) });
     if (!r.ok) throw new Error(r.error);
-    return r.domid ?? -1;
+    return { domid: r.domid ?? -1, steps: r.steps ?? {} };
   }
 
   /** The target unpauses the guest. Throws when no answer came: then only status() can tell what happened. */
@@ -375,8 +387,8 @@ export interface ReceiverHooks {
   prepare(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }>;
   /** This host's name and guests, for a pool peer (pool.ts). */
   pool(): Promise<{ host: string; guests: PoolGuest[] }>;
-  /** Builds the prepared domain on its pages, paused; its domid. Destroys it when that fails. */
-  restore(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<number>;
+  /** Finishes the prepared domain on its pages, paused: its domid and each step's ms. Destroys it when that fails. */
+  restore(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<{ domid: number; steps: Record<string, number> }>;
   unpause(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   log(m: string): void;
@@ -430,7 +442,8 @@ export class MigrationReceiver {
   private setOutcome(id: string, o: Omit<Outcome, 'timer'>, timeoutMs = OUTCOME_KEEP_MS, onTimeout?: () => void): void {
     const old = this.outcomes.get(id);
     if (old) clearTimeout(old.timer);
-    const timer = setTimeout(() => { this.outcomes.delete(id); onTimeout?.(); }, timeoutMs);
+    // onTimeout (a discard) still finds the outcome, and replaces it; without one it is forgotten.
+    const timer = setTimeout(() => { if (onTimeout) onTimeout(); else this.outcomes.delete(id); }, timeoutMs);
     timer.unref();
     this.outcomes.set(id, { ...o, timer });
   }
@@ -497,11 +510,11 @@ export class MigrationReceiver {
             try {
               const hvm = m.hvm && m.hvm.context instanceof Uint8Array && m.hvm.dm instanceof Uint8Array
                 ? { context: m.hvm.context, dm: m.hvm.dm } : undefined;
-              const domid = await this.hooks.restore({ ...m.config, name: s.name }, s.domid, hvm);
+              const { domid, steps } = await this.hooks.restore({ ...m.config, name: s.name }, s.domid, hvm);
               this.setOutcome(s.id, { state: 'ready', name: s.name, domid }, GO_WAIT_MS,
                 () => void this.discard(s.id, `no go from the source within ${GO_WAIT_MS / 1000} s`));
               this.hooks.log(`migration: '${s.name}' restored as d${domid}, paused until the source says go`);
-              reply({ ok: true, domid });
+              reply({ ok: true, domid, steps });
             } catch (e) {
               reply({ ok: false, error: (e as Error).message });
             }

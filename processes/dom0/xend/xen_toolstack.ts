@@ -44,7 +44,8 @@ import {
   type ConsoleType, type Guest, type GuestContext,
 } from '../toolstack/index.js';
 import type { RestoreFrom } from '../toolstack/guest_kind.js';
-import { createPvShellFor } from '../toolstack/pv_kind.js';
+import { createPvShellFor, preparePvIncoming, type PreparedPvGuest } from '../toolstack/pv_kind.js';
+import { Steps } from '../toolstack/steps.js';
 import { ToolstackError, type ConsoleAttach, type DomainInfo, type Toolstack } from './toolstack.js';
 import { shutdownReasonName, toDomainInfo, type DomainMeta } from './dominfo.js';
 import { nodeInfo, type XenVersionInfo } from './nodeinfo.js';
@@ -65,6 +66,7 @@ import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsync
 import { domainSegments, mapForeignDomain } from '../../../shared/xen/index.js';
 import { populatedRuns, WriteLog } from '../../../shared/dirty.js';
 import { MigrationThrottle } from './migration_throttle.js';
+import { DomainLogDirty } from './log_dirty.js';
 import { SCHEDOP_remote_shutdown, SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import {
   XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_gethvmcontext, XEN_DOMCTL_resumedomain, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
@@ -124,8 +126,8 @@ export class XenToolstack implements Toolstack {
   private readonly managed = new Map<number, Managed>();
   /** Names of domains being created, so two creates cannot take one name. */
   private readonly creating = new Set<string>();
-  /** Incoming migrations' domains before their commit: domid -> the name they reserve. */
-  private readonly incoming = new Map<number, string>();
+  /** Incoming migrations' domains before their commit: domid -> the name they reserve and the guest prepared. */
+  private readonly incoming = new Map<number, { name: string; prepared?: PreparedPvGuest }>();
   /** Migrations under way, by the source domain's id. */
   private readonly migrations = new Map<number, MigrationSender>();
   /** Domains being torn down: one teardown each, others wait for it. */
@@ -489,15 +491,20 @@ export class XenToolstack implements Toolstack {
     if (!/^[^\s:/]+:\d{1,5}$/.test(target)) throw new ToolstackError('EINVAL', `migration target must be HOST:PORT, not '${target}'`);
     const t0 = performance.now();
     const mem = await mapForeignDomain(this.dom0.hv, domid);
-    const log = live ? await this.logDirty(domid) : null;
+    const log = live ? await this.logDirty(domid, mem.nrFrames) : null;
     const segment = (await domainSegments(this.dom0.hv, domid)).mem;
     const before = { mapMs: performance.now() - t0, beginMs: 0, precopyMs: 0, ackMs: 0 };
-    const tx = new MigrationSender(target, mem.bytes, { populated: () => populatedRuns(segment), clean: log ? () => log.clean() : null });
+    const tx = new MigrationSender(target, mem.bytes, {
+      populated: () => populatedRuns(segment),
+      clean: log ? (final) => log.clean(final) : null,
+      complete: log instanceof DomainLogDirty,
+    });
     const throttle = new MigrationThrottle(this.sched, domid, this.log);
     this.migrations.set(domid, tx);
     let suspended = false;
     let targetDomid = -1;
     let tStop = 0;
+    let commitSteps: Record<string, number> = {};
     const parts = { suspendMs: 0, lastRoundMs: 0, commitMs: 0, goMs: 0 };
     try {
       try {
@@ -528,11 +535,13 @@ export class XenToolstack implements Toolstack {
         suspended = true;
         const hvm = await this.hvmSaved(domid, m);
         parts.suspendMs = performance.now() - tStop;
-        await tx.round(tx.rounds.length);
+        await tx.round(tx.rounds.length, 'final');
         parts.lastRoundMs = tx.rounds.at(-1)!.ms;
         tx.phase = 'commit';
         const tCommit = performance.now();
-        targetDomid = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid }, hvm);
+        const c = await tx.commit({ ...m.config, name: m.name, uuid: d.uuid }, hvm);
+        targetDomid = c.domid;
+        commitSteps = c.steps;
         parts.commitMs = performance.now() - tCommit;
       } catch (e) {
         // The target holds at most a paused copy, which it destroys on abort or without a go.
@@ -563,7 +572,8 @@ export class XenToolstack implements Toolstack {
         this.log(`xend: d${domid} '${m.name}' migrated to ${target} as d${targetDomid}: ${tx.rounds.length} rounds, ` +
           `${(tx.sentBytes / 1048576).toFixed(1)} MiB, downtime ${downtimeMs.toFixed(0)} ms`);
         await this.teardown(domid);
-        return { domid, target, live, logDirty: log ? 'write-protect' : 'compare', rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before };
+        return { domid, target, live, logDirty: log ? 'write-protect' : 'compare', rounds: tx.rounds, sentBytes: tx.sentBytes, downtimeMs, totalMs: performance.now() - t0, targetDomid, downtimeParts: parts, beforeParts: before, commitSteps,
+                 stopPages: log instanceof DomainLogDirty ? 'log-dirty' : 'compare' };
       }
       if (outcome === 'gone' || outcome === 'refused') {
         await this.renameManaged(domid, m, m.name.replace(/--migratedaway$/, ''));
@@ -579,6 +589,7 @@ export class XenToolstack implements Toolstack {
     } finally {
       this.migrations.delete(domid);
       tx.close();
+      if (log instanceof DomainLogDirty) await log.off();
     }
   }
 
@@ -588,19 +599,28 @@ export class XenToolstack implements Toolstack {
    * saying why, when pages are compared instead. XENEMU_LOGDIRTY=compare
    * asks for the comparison.
    */
-  private async logDirty(domid: number): Promise<WriteLog | null> {
+  private async logDirty(domid: number, maxPfns: number): Promise<{ clean(final?: boolean): Promise<ArrayLike<number>> } | null> {
     if (process.env.XENEMU_LOGDIRTY === 'compare') {
       this.log(`xend: d${domid}: log-dirty by comparing pages (XENEMU_LOGDIRTY=compare)`);
       return null;
     }
     const info = (await this.dom0.hv.domctl<xen_domctl_getdomaininfo>(XEN_DOMCTL_getdomaininfo, { domain: domid })).data;
     const seg = await domainSegments(this.dom0.hv, domid);
-    const log = info?.pid ? WriteLog.open(info.pid, seg.mem, seg.mem_bytes) : 'the domain has no process';
-    if (typeof log === 'string') {
-      this.log(`xend: d${domid}: log-dirty by comparing pages: no write-protection (${log})`);
+    const wp = info?.pid ? WriteLog.open(info.pid, seg.mem, seg.mem_bytes) : 'the domain has no process';
+    if (typeof wp === 'string') {
+      this.log(`xend: d${domid}: log-dirty by comparing pages: no write-protection (${wp})`);
       return null;
     }
-    this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping`);
+    // The ring frames xenstored and xenconsoled write through their own mappings.
+    const dom = `/local/domain/${domid}`;
+    const rings = (await Promise.all([`${dom}/store/ring-ref`, `${dom}/console/ring-ref`].map((p) => this.xs.tryRead(p).catch(() => null))))
+      .map(Number).filter((n) => Number.isInteger(n) && n >= 0);
+    const log = process.env.XENEMU_LOGDIRTY === 'guest' ? 'XENEMU_LOGDIRTY=guest' : await DomainLogDirty.enable(this.dom0.hv, domid, wp, rings, maxPfns);
+    if (typeof log === 'string') {
+      this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping; the stop compares every page (${log})`);
+      return { clean: async () => wp.clean() };
+    }
+    this.log(`xend: d${domid}: log-dirty by write-protection (userfaultfd) of its process's mapping and the hypervisor's log of grant writes`);
     return log;
   }
 
@@ -639,7 +659,7 @@ export class XenToolstack implements Toolstack {
   async listen(addr: string): Promise<void> {
     this.receiver = await MigrationReceiver.listen(addr, {
       prepare: (config, maxPfns, from) => this.prepareIncoming(config, maxPfns, from),
-      restore: (config, domid, hvm) => this.restoreIncoming(config, domid, hvm),
+      restore: (config, domid, hvm) => this.commitIncoming(config, domid, hvm),
       unpause: (domid) => this.unpause(domid),
       destroy: (domid) => this.discardIncoming(domid),
       pool: async () => ({ host: this.dom0.host, guests: await this.poolGuests() }),
@@ -651,6 +671,11 @@ export class XenToolstack implements Toolstack {
    * An incoming migration's domain, made when its stream begins (as libxl
    * creates the domain before reading the stream): the name is reserved and
    * the memory taken from then on, and the pages go straight into it.
+   * Everything of the build that does not depend on those pages is done
+   * here too, before the source stops the guest (preparePvIncoming: ports,
+   * grant table, vCPU context, xenstore nodes under NAME--incoming, the
+   * disks' and interfaces' back ends; scheduler parameters and libxl's
+   * record), so that the commit, in the downtime, does only the rest.
    */
   private async prepareIncoming(config: DomainConfig, maxPfns: number, from?: string): Promise<{ domid: number; memory: Uint8Array }> {
     if (this.closed) throw new Error('xend is shutting down');
@@ -664,25 +689,70 @@ export class XenToolstack implements Toolstack {
     const free = Math.floor((await this.physinfo()).free_pages / 256);
     if (config.memory > free) throw new Error(`${config.memory} MiB of memory requested, ${free} MiB free: Out of memory (-ENOMEM)`);
     this.creating.add(name);
+    const steps = new Steps();
+    const t0 = performance.now();
+    let domid = -1;
+    let prepared: PreparedPvGuest | undefined;
     try {
-      const domid = config.type === 'hvm'
-        ? await createHvmShell(this.ctx, { name, memoryMB: config.memory, videoramMB: config.videoram, uuid: config.uuid ?? '', hap: config.hap })
-        : await createPvShellFor(this.ctx, config, name);
-      this.incoming.set(domid, name);
+      if (config.type === 'hvm') {
+        // An HVM guest's is the empty domain: its build waits for the
+        // device model's state, which comes with the commit.
+        domid = await steps.run('createdomain', () =>
+          createHvmShell(this.ctx, { name, memoryMB: config.memory, videoramMB: config.videoram, uuid: config.uuid ?? '', hap: config.hap }));
+        const mem = await mapForeignDomain(this.dom0.hv, domid);
+        this.incoming.set(domid, { name });
+        this.log(`xend: d${domid} '${name}--incoming' created in ${(performance.now() - t0).toFixed(1)} ms (${steps})`);
+        return { domid, memory: mem.bytes };
+      }
+      domid = await steps.run('createdomain', () => createPvShellFor(this.ctx, config, name));
       const mem = await mapForeignDomain(this.dom0.hv, domid);
+      prepared = await preparePvIncoming(this.ctx, config, name, domid, steps);
+      await steps.run('sched', () => this.sched.applyConfig(domid, config));
+      const uuid = config.uuid ?? (await this.get(domid)).uuid;
+      steps.run('libxl-json', () => storeLibxlJson(this.ctx.rundir, domid, uuid, libxlDomainConfig({ ...config, name }, uuid)));
+      this.incoming.set(domid, { name, prepared });
+      this.log(`xend: d${domid} '${name}--incoming' prepared in ${(performance.now() - t0).toFixed(1)} ms (${steps})`);
       return { domid, memory: mem.bytes };
     } catch (e) {
+      // preparePvIncoming destroys what it made when it fails itself.
+      if (prepared) await prepared.abandon();
+      else if (domid >= 0) await destroyDomain(this.ctx, domid).catch(() => undefined);
+      if (domid >= 0) removeUserdata(this.ctx.rundir, domid);
       this.creating.delete(name);
       throw e;
     }
   }
 
-  private async restoreIncoming(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<number> {
-    const name = this.incoming.get(domid);
-    if (name === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
+  /**
+   * The commit of an incoming migration, its pages final: the prepared
+   * guest finished (disks stat'ed, start_info and rings, its name,
+   * XS_INTRODUCE, console), paused; an HVM guest built on its pages with
+   * its vCPU context and device model state. Each step's time is logged. A
+   * failure destroys it.
+   */
+  private async commitIncoming(config: DomainConfig, domid: number, hvm?: HvmSaved): Promise<{ domid: number; steps: Record<string, number> }> {
+    const inc = this.incoming.get(domid);
+    if (inc === undefined) throw new ToolstackError('EINVAL', `d${domid} is not an incoming migration's domain`);
     this.incoming.delete(domid);
+    const { name, prepared } = inc;
+    const steps = new Steps();
+    const t0 = performance.now();
     try {
-      return (await this.build({ ...config, name }, name, true, { precreated: domid, ...(hvm ? { hvm } : {}) })).domid;
+      if (!prepared) {
+        const built = await steps.run('build', () => this.build({ ...config, name }, name, true, { precreated: domid, ...(hvm ? { hvm } : {}) }));
+        return { domid: built.domid, steps: steps.record() };
+      }
+      let guest: Guest;
+      try {
+        guest = await prepared.finish(steps);
+      } catch (e) {
+        removeUserdata(this.ctx.rundir, domid);
+        if (e instanceof BuildError) throw new ToolstackError(e.code, `libxl: error: domain "${name}": ${e.message}`);
+        throw e;
+      }
+      this.managed.set(domid, { domid, name, startTime: nowS(), config: { ...config, name }, guest, handled: false });
+      this.log(`xend: d${domid} '${name}' committed in ${(performance.now() - t0).toFixed(1)} ms (${steps}), paused`);
+      return { domid, steps: steps.record() };
     } finally {
       this.creating.delete(name);
     }
@@ -690,13 +760,15 @@ export class XenToolstack implements Toolstack {
 
   /** An incoming domain before its commit (never managed), or a restored one nobody said go for. */
   private async discardIncoming(domid: number): Promise<void> {
-    const name = this.incoming.get(domid);
-    if (name === undefined) { await this.destroy(domid); return; }
+    const inc = this.incoming.get(domid);
+    if (inc === undefined) { await this.destroy(domid); return; }
     this.incoming.delete(domid);
     try {
-      await destroyDomain(this.ctx, domid);
+      if (inc.prepared) await inc.prepared.abandon();
+      else await destroyDomain(this.ctx, domid).catch(() => undefined);
+      removeUserdata(this.ctx.rundir, domid);
     } finally {
-      this.creating.delete(name);
+      this.creating.delete(inc.name);
     }
   }
 
@@ -728,7 +800,7 @@ export class XenToolstack implements Toolstack {
     return this.restoreFrom(file, img.config, img.maxPfns, img.pages, paused, img.hvm);
   }
 
-  /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, restoreIncoming). */
+  /** A saved guest built again from its configuration and pages (a migrated one: prepareIncoming, commitIncoming). */
   private async restoreFrom(what: string, config: DomainConfig, maxPfns: number, pages: Map<number, Uint8Array>, paused: boolean,
                             hvm?: HvmSaved): Promise<DomainInfo> {
     if (this.closed) throw new ToolstackError('EIO', 'xend is shutting down');
