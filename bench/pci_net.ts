@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PtyClient } from '../launcher/pty_client.js';
 import { readHostRecord } from '../shared/host.js';
-import { ip, ipQuiet } from '../shared/net/netns.js';
+import { inNetns, ip, ipQuiet, netnsPath } from '../shared/net/netns.js';
 import { XsClient } from '../shared/xenstore/client.js';
 import { hostNicTap } from '../processes/pcidev/wire.js';
 import { UPLINK_TAP } from '../shared/net/uplink.js';
@@ -48,9 +48,14 @@ const TAP: Record<Path, string> = { e1000: hostNicTap(3), netfront: UPLINK_TAP }
  * iperf's server in NS, as the guest's client expects it (processes/domu/commands/net.ts):
  * datagrams carry int32 id (negative on the last one); the final one is answered with
  * the same header, 'xenr' at 12, f64 bytes, u32 packets, u32 total, f64 ms (big-endian).
- * One JSON line per finished session on stdout.
+ * One JSON line per finished session on stdout. It exits when its lifeline (fd 3,
+ * shared/runtime/lifeline.ts) closes: a SIGKILL of the runner takes it down too.
  */
 const RECEIVER = `
+const life = new (require('node:net').Socket)({ fd: 3, readable: true, writable: false });
+for (const e of ['end', 'close', 'error']) life.on(e, () => process.exit(0));
+life.on('data', () => {});
+life.unref();
 const d = require('node:dgram').createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
 let s = null;
 const done = new Map();
@@ -58,7 +63,7 @@ d.on('message', (m, r) => {
   if (m.length < 12) return;
   const seq = m.readInt32BE(0), now = performance.now(), key = r.address + ':' + r.port;
   if (seq >= 0) {
-    if (!s || s.key !== key) s = { key, first: now, last: now, bytes: 0, packets: 0, maxSeq: 0 };
+    if (!s || s.key !== key) { s = { key, first: now, last: now, bytes: 0, packets: 0, maxSeq: 0 }; done.delete(key); }
     s.bytes += m.length; s.packets++; s.last = now; if (seq > s.maxSeq) s.maxSeq = seq;
     return;
   }
@@ -153,7 +158,8 @@ export const pciNet: Suite = {
         await new Promise((r) => setTimeout(r, 200));
       }
       await con.run(`ifconfig eth1 ${GUEST_WIRE_ADDR} netmask 255.255.255.0 up`);
-      rx = ctx.scope.spawn('iperf receiver', 'ip', ['netns', 'exec', ns, process.execPath, '-e', RECEIVER]);
+      // Born in NS (setns of this thread for the spawn), as the host's processes are.
+      rx = inNetns(netnsPath(ns), () => ctx.scope.spawn('iperf receiver', process.execPath, ['-e', RECEIVER], { lifeline: true }));
       await rx.waitForOutput('listening', 10_000);
       ctx.log(`pcinet: receiver in ${ns}, ${/listening, (.*)/.exec(rx.stdout())![1]}`);
       for (const path of ['e1000', 'netfront'] as Path[]) {
@@ -177,7 +183,8 @@ export const pciNet: Suite = {
         const c = clientReport(out);
         const bytes = after.bytes - before.bytes;
         const lines = rx!.stdout().split('\n').filter((l) => l.startsWith('{'));
-        const rep = lines.length > reports ? JSON.parse(lines.at(-1)!) as Report : undefined;
+        const last = lines.length > reports ? JSON.parse(lines.at(-1)!) as Report : undefined;
+        const rep = last?.total === c.sent ? last : undefined; // this run's, not an earlier one's
         reports = lines.length;
         for (const w of WHO) cpu[path][w] += cpuTicks(p[w]) - ticks[w];
         cpu[path].bytes += bytes;
