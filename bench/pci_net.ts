@@ -48,7 +48,7 @@ const TAP: Record<Path, string> = { e1000: hostNicTap(3), netfront: UPLINK_TAP }
  * iperf's server in NS, as the guest's client expects it (processes/domu/commands/net.ts):
  * datagrams carry int32 id (negative on the last one); the final one is answered with
  * the same header, 'xenr' at 12, f64 bytes, u32 packets, u32 total, f64 ms (big-endian).
- * One JSON line per finished session on stdout. It exits when its lifeline (fd 3,
+ * One JSON line per finished session on stdout, before the report goes out. It exits when its lifeline (fd 3,
  * shared/runtime/lifeline.ts) closes: a SIGKILL of the runner takes it down too.
  */
 const RECEIVER = `
@@ -70,7 +70,7 @@ d.on('message', (m, r) => {
   let rep = done.get(key);
   if (!rep) {
     const c = s && s.key === key ? s : { bytes: 0, packets: 0, first: now, last: now, maxSeq: 0 };
-    rep = { bytes: c.bytes, packets: c.packets, total: Math.max(-seq, c.maxSeq), ms: c.last - c.first };
+    rep = { from: key, total: Math.max(-seq, c.maxSeq), bytes: c.bytes, packets: c.packets, ms: c.last - c.first };
     done.set(key, rep); s = null;
     console.log(JSON.stringify(rep));
   }
@@ -81,7 +81,6 @@ d.on('message', (m, r) => {
 });
 d.bind(5001, () => console.log('listening, SO_RCVBUF ' + d.getRecvBufferSize()));`;
 
-interface Report { bytes: number; packets: number; total: number; ms: number }
 
 /** Why this machine cannot give a host a namespace and TAPs, or null. */
 function netnsUnavailable(): string | null {
@@ -119,11 +118,20 @@ function pids(h: BenchHost, domid: number): Record<Who, number> {
   return { guest, dom0, dev, hv: rec.pids.hypervisor };
 }
 
-/** The sender's side of a run: its duration and what it sent (iperf's client lines). */
-function clientReport(out: string): { secs: number; sent: number } {
+/** The sender's side of a run (iperf's client lines): its address and port, duration, datagrams sent. */
+function clientReport(out: string): { from: string; secs: number; sent: number } {
+  const l = /\[  3\] local ([\d.]+) port (\d+) connected/.exec(out);
   const m = /\[  3\] +[\d.]+- *([\d.]+) sec +[\d.]+ MBytes +[\d.]+ Mbits\/sec\n\[  3\] Sent (\d+) datagrams/.exec(out);
-  if (!m) throw new Error(`no iperf client report in:\n${out}`);
-  return { secs: Number(m[1]), sent: Number(m[2]) };
+  if (!l || !m) throw new Error(`no iperf client report in:\n${out}`);
+  return { from: `${l[1]}:${l[2]}`, secs: Number(m[1]), sent: Number(m[2]) };
+}
+
+/** The receiver's line for this run (by the sender's address, port and count), once its stdout has been read; null if none within 2 s. */
+async function receiverReport(rx: Child, c: { from: string; sent: number }): Promise<{ bytes: number; ms: number } | null> {
+  const head = `{"from":"${c.from}","total":${c.sent},`;
+  try { await rx.waitForOutput(head, 2000); } catch { return null; }
+  const line = rx.stdout().split('\n').filter((l) => l.startsWith(head)).at(-1);
+  return line ? JSON.parse(line) as { bytes: number; ms: number } : null;
 }
 
 export const pciNet: Suite = {
@@ -174,21 +182,17 @@ export const pciNet: Suite = {
       const cpu: Record<Path, Record<Who | 'bytes', number>> = {
         e1000: { guest: 0, dom0: 0, dev: 0, hv: 0, bytes: 0 }, netfront: { guest: 0, dom0: 0, dev: 0, hv: 0, bytes: 0 },
       };
-      let reports = 0;
       const once = async (path: Path, t: number): Promise<{ mbits: number; seen: number; delivered: number; bytes: number }> => {
         const before = rxStats(ns)[TAP[path]]!;
         const ticks = Object.fromEntries(WHO.map((w) => [w, cpuTicks(p[w])])) as Record<Who, number>;
         const out = await con!.run(`iperf -c ${DST[path]} -t ${t}`, t * 1000 + 30_000);
         const after = rxStats(ns)[TAP[path]]!;
+        for (const w of WHO) cpu[path][w] += cpuTicks(p[w]) - ticks[w];
         const c = clientReport(out);
         const bytes = after.bytes - before.bytes;
-        const lines = rx!.stdout().split('\n').filter((l) => l.startsWith('{'));
-        const last = lines.length > reports ? JSON.parse(lines.at(-1)!) as Report : undefined;
-        const rep = last?.total === c.sent ? last : undefined; // this run's, not an earlier one's
-        reports = lines.length;
-        for (const w of WHO) cpu[path][w] += cpuTicks(p[w]) - ticks[w];
         cpu[path].bytes += bytes;
-        // Each datagram is a 1512-byte frame at the TAP: 1470 + UDP 8 + IPv4 20 + Ethernet 14.
+        const rep = await receiverReport(rx!, c);
+        // delivered: frames at the TAP per datagram sent; each is 1512 bytes there (1470 + UDP 8 + IPv4 20 + Ethernet 14).
         return { mbits: (bytes * 8) / c.secs / MB, seen: rep ? (rep.bytes * 8) / (rep.ms / 1000) / MB : NaN,
                  delivered: (after.packets - before.packets) / c.sent, bytes };
       };
