@@ -24,9 +24,8 @@ import { PtyClient } from '../launcher/pty_client.js';
 import { readHostRecord } from '../shared/host.js';
 import { inNetns, ip, ipQuiet, netnsPath } from '../shared/net/netns.js';
 import { XsClient } from '../shared/xenstore/client.js';
-import { hostNicTap } from '../processes/pcidev/wire.js';
 import { UPLINK_TAP } from '../shared/net/uplink.js';
-import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
+import { median, type Metric, type Suite } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
 import type { Child } from './harness.js';
 
@@ -41,8 +40,6 @@ const MB = 1e6;
 
 type Path = 'e1000' | 'netfront';
 const DST: Record<Path, string> = { e1000: NS_WIRE_ADDR, netfront: NS_BRIDGE_ADDR };
-/** Where each path's frames enter NS: both TAPs, counted alike (whole Ethernet frames). */
-const TAP: Record<Path, string> = { e1000: hostNicTap(3), netfront: UPLINK_TAP };
 
 /**
  * iperf's server in NS, as the guest's client expects it (processes/domu/commands/net.ts):
@@ -153,6 +150,10 @@ export const pciNet: Suite = {
     let con: PtyClient | undefined;
     let rx: Child | undefined;
     try {
+      // Where each path's frames enter NS: both TAPs, counted alike (whole Ethernet frames).
+      const wire = readHostRecord(h.rundir)?.pci?.find((d) => d.bdf === BDF)?.tap;
+      if (!wire) throw new Error(`no TAP for ${BDF} in host.json`);
+      const TAP: Record<Path, string> = { e1000: wire, netfront: UPLINK_TAP };
       ip(['addr', 'add', `${NS_WIRE_ADDR}/24`, 'dev', TAP.e1000], ns);
       await ctx.scope.run('xl pci-assignable-add', process.execPath, [h.cli, 'xl', 'pci-assignable-add', BDF], { env: h.env });
       const cfg = h.file('pcinet.cfg', `name = "pcinet"\nmemory = 64\nvif = [ 'bridge=xenbr0' ]\npci = [ '03:00.0' ]\n`);
