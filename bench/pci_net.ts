@@ -45,8 +45,9 @@ const DST: Record<Path, string> = { e1000: NS_WIRE_ADDR, netfront: NS_BRIDGE_ADD
  * iperf's server in NS, as the guest's client expects it (processes/domu/commands/net.ts):
  * datagrams carry int32 id (negative on the last one); the final one is answered with
  * the same header, 'xenr' at 12, f64 bytes, u32 packets, u32 total, f64 ms (big-endian).
- * One JSON line per finished session on stdout, before the report goes out. It exits when its lifeline (fd 3,
- * shared/runtime/lifeline.ts) closes: a SIGKILL of the runner takes it down too.
+ * One JSON line per finished session on stdout, before the report goes out. It exits
+ * when its lifeline (fd 3, shared/runtime/lifeline.ts) closes: with the runner, however
+ * that ends.
  */
 const RECEIVER = `
 const life = new (require('node:net').Socket)({ fd: 3, readable: true, writable: false });

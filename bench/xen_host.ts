@@ -73,8 +73,8 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
   if (o.listen) args.push('--listen', o.listen);
   for (const p of o.pci ?? []) args.push('--pci', p);
   // Whatever way the suite ends (a boot that fails, Ctrl-C, the 'exit'
-  // handler), the host's processes, segments, namespace and links go.
-  ctx.scope.defer(() => { reapHost(rundir, name); shmSweep(shmPrefix(name)); });
+  // handler), the host's processes and segments go, then its namespace
+  // and links (deferred functions run last first).
   let net = null;
   if (o.netns) {
     ensureHostDir(rundir);
@@ -83,6 +83,7 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
     ctx.scope.defer(() => { releaseHostNet(rundir); if (made) ipQuiet(['netns', 'del', o.netns!]); });
     args.push('--uplink', NS_BRIDGE);
   }
+  ctx.scope.defer(() => { reapHost(rundir, name); shmSweep(shmPrefix(name)); });
   // In the namespace from its first instruction: Domain-0, the device processes and the guests are born there.
   const start = () => ctx.scope.spawn('hypervisor', process.execPath, args,
     { lifeline: true, env: { ...process.env, ...o.env } });
