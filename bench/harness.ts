@@ -178,6 +178,7 @@ export class Scope {
   readonly name: string;
   private readonly children = new Set<Child>();
   private readonly dirs = new Set<string>();
+  private readonly deferred: Array<() => void> = [];
   private readonly cpu: number | undefined;
   private disposed = false;
 
@@ -213,6 +214,16 @@ export class Scope {
     return c;
   }
 
+  /**
+   * Undoes, at dispose and after the children are stopped, what is neither
+   * a process nor a directory (a network namespace, a link). Synchronous: it
+   * runs from the 'exit' handler too. Last deferred, first run.
+   */
+  defer(fn: () => void): void {
+    this.check();
+    this.deferred.push(fn);
+  }
+
   /** Runs a child to completion; resolves its stdout, rejects on a non-zero exit. */
   async run(name: string, cmd: string, args: string[], opts: ChildOptions = {}): Promise<string> {
     const c = this.spawn(name, cmd, args, opts);
@@ -226,6 +237,7 @@ export class Scope {
     if (this.disposed) return;
     this.disposed = true;
     await Promise.all([...this.children].map((c) => c.stop(graceMs)));
+    this.runDeferred();
     this.removeDirs();
     liveScopes.delete(this);
   }
@@ -234,8 +246,15 @@ export class Scope {
   disposeSync(): void {
     this.disposed = true;
     for (const c of this.children) c.killNow();
+    this.runDeferred();
     this.removeDirs();
     liveScopes.delete(this);
+  }
+
+  private runDeferred(): void {
+    for (const fn of this.deferred.splice(0).reverse()) {
+      try { fn(); } catch { /* best effort: the others still run */ }
+    }
   }
 
   private removeDirs(): void {

@@ -14,6 +14,7 @@ import { hvm } from './hvm.js';
 import { migrateSuite } from './migrate.js';
 import { stubdom } from './stubdom.js';
 import { pci } from './pci.js';
+import { pciNet } from './pci_net.js';
 
 export const SUITES: Suite[] = [
   xenstored,
@@ -28,4 +29,5 @@ export const SUITES: Suite[] = [
   migrateSuite,
   stubdom,
   pci,
+  pciNet,
 ];

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { shmList, shmPrefix, shmSweep } from '../shared/shm.js';
-import { hostProcessesByScan, reapHost } from '../shared/host.js';
+import { ensureHostDir, hostProcessesByScan, reapHost } from '../shared/host.js';
+import { ipQuiet } from '../shared/net/netns.js';
+import { inHostNetns, NS_BRIDGE, releaseHostNet, setupHostNet } from '../shared/net/uplink.js';
 import type { Child } from './harness.js';
 import type { SuiteContext } from './suite.js';
 
@@ -27,6 +29,14 @@ export interface BenchHostOptions {
   listen?: string;
   /** xenemu up --pci SPEC, each: the host's PCI devices (docs/passthrough.md), e.g. `nvme:/path/disk.img`. */
   pci?: string[];
+  /**
+   * xenemu up --netns NS: the host in namespace NS (made if missing, removed
+   * at the end if made here), Domain-0's xenbr0 reaching NS's xenbr0 through
+   * the TAP vif0.0, a NIC's wire the TAP xpt<bus> in NS (docs/net.md "Uplink").
+   */
+  netns?: string;
+  /** xenemu up --address CIDR: NS's xenbr0's address (with netns). */
+  address?: string;
 }
 
 export interface Leftovers { pids: number[]; segments: string[] }
@@ -62,8 +72,22 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
   if (o.dom0) args.push('--dom0', o.dom0);
   if (o.listen) args.push('--listen', o.listen);
   for (const p of o.pci ?? []) args.push('--pci', p);
-  const hypervisor = ctx.scope.spawn('hypervisor', process.execPath, args,
+  // Whatever way the suite ends (a boot that fails, Ctrl-C, the 'exit'
+  // handler), the host's processes and segments go, then its namespace
+  // and links (deferred functions run last first).
+  let net = null;
+  if (o.netns) {
+    ensureHostDir(rundir);
+    net = setupHostNet(rundir, { netns: o.netns, address: o.address });
+    const made = net.createdNetns;
+    ctx.scope.defer(() => { releaseHostNet(rundir); if (made) ipQuiet(['netns', 'del', o.netns!]); });
+    args.push('--uplink', NS_BRIDGE);
+  }
+  ctx.scope.defer(() => { reapHost(rundir, name); shmSweep(shmPrefix(name)); });
+  // In the namespace from its first instruction: Domain-0, the device processes and the guests are born there.
+  const start = () => ctx.scope.spawn('hypervisor', process.execPath, args,
     { lifeline: true, env: { ...process.env, ...o.env } });
+  const hypervisor = net ? inHostNetns(net, start) : start();
   await hypervisor.waitForOutput('Domain-0 ready', BOOT_TIMEOUT_MS);
   const h: BenchHost = {
     name, root, rundir, hypervisor,
@@ -80,6 +104,7 @@ export async function startBenchHost(ctx: SuiteContext, o: BenchHostOptions): Pr
       const left = { pids: hostProcessesByScan(rundir, name), segments: shmList(shmPrefix(name)) };
       reapHost(rundir, name);
       shmSweep(shmPrefix(name));
+      if (o.netns) releaseHostNet(rundir);
       return left;
     },
   };
