@@ -28,7 +28,7 @@ export function markDirty(d: Domain, frame: number): void {
   d.logDirty?.add(frame);
 }
 
-export function domctlShadowOp(_hv: Hypervisor, _caller: Domain, d: Domain, arg: { op?: number; mode?: number }): HcResult {
+export function domctlShadowOp(hv: Hypervisor, _caller: Domain, d: Domain, arg: { op?: number; mode?: number }): HcResult {
   const op = Number(arg.op);
   const mode = Number(arg.mode ?? 0);
   switch (op) {
@@ -38,6 +38,10 @@ export function domctlShadowOp(_hv: Hypervisor, _caller: Domain, d: Domain, arg:
     case XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY:
     case XEN_DOMCTL_SHADOW_OP_ENABLE:
       if (op === XEN_DOMCTL_SHADOW_OP_ENABLE && !(mode & XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY)) return -XEN_EINVAL;
+      // A device the domain owns writes its memory by DMA, which no log
+      // sees: Xen refuses global log-dirty to a domain with passthrough
+      // devices (paging_log_dirty_enable, has_arch_pdevs), and so does this.
+      if (hv.pci.owns(d.domid)) return -XEN_EINVAL;
       d.logDirty ??= new Set();
       return 0;
     case XEN_DOMCTL_SHADOW_OP_CLEAN:

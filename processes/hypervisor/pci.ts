@@ -250,6 +250,12 @@ export class PciRegistry {
     this.grants.delete(domid);
   }
 
+  /** Whether `domid` owns a device (has_arch_pdevs). */
+  owns(domid: number): boolean {
+    for (const d of this.devices.values()) if (d.owner === domid) return true;
+    return false;
+  }
+
   records(): PciRecord[] {
     return [...this.devices.values()].map((d) => ({
       bdf: d.bdf, model: d.model, spec: formatPciSpec(d.spec), owner: ownerName(d.owner),

@@ -58,6 +58,11 @@ t.test('assign / test / deassign: Xen\'s checks and errno values, as Domain-0 ca
   t.equal(await assign(d0, a, SBDF, { flags: 2 }), -XEN_EINVAL, 'unknown flag: -EINVAL');
   t.equal(await assign(d0, a), 0, `assigned to d${a}`);
   t.equal(owner(h.rundir), `d${a}`, 'host.json names the owner');
+  // The device's DMA writes the owner's memory where no log sees it.
+  t.equal(await domctl(d0, DC.XEN_DOMCTL_shadow_op, { domain: a, op: DC.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY }), -XEN_EINVAL,
+    'log-dirty for a domain with a passthrough device: -EINVAL (paging_log_dirty_enable)');
+  t.equal(await domctl(d0, DC.XEN_DOMCTL_shadow_op, { domain: b, op: DC.XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY }), 0, 'for one without: on');
+  t.equal(await domctl(d0, DC.XEN_DOMCTL_shadow_op, { domain: b, op: DC.XEN_DOMCTL_SHADOW_OP_OFF }), 0, 'and off');
   t.equal(await assign(d0, b), -XEN_EBUSY, 'owned by another guest: -EBUSY');
   t.equal(await assign(d0, a), -XEN_EBUSY, 'owned already (by the same guest): -EBUSY');
   t.equal(await testAssign(d0, b), -XEN_EBUSY, 'test: -EBUSY');
