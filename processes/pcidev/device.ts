@@ -160,6 +160,8 @@ export class HostPciDevice implements ConfigTarget {
   private setIntx(level: 0 | 1): void {
     if (level === this.intx) return;
     this.intx = level;
+    // The line in the BAR channel first: an access that quietened the device is answered after it.
+    Atomics.store(this.i32, bar_channel.intx >> 2, level);
     this.o.send({ type: 'irq', intx: level });
   }
 

@@ -9,6 +9,11 @@
 //   8       dev_sleeping  1 while the device process sleeps on the doorbell (futex)
 //   12      gone          1 once the device process died (the hypervisor sets it):
 //                         every request reads all-ones from then on
+//   16      intx          the device's INTA# level (0/1), the device's to write:
+//                         set before it answers the access that changed it and
+//                         before its `irq {intx}` message leaves, so an HVM
+//                         owner's vCPU sees a line its handler quietened drop
+//                         at once (shared/abi/hvm/xenemu_hvm.ts, PT_KIND_INTX)
 //   64      ioreq_t slots (xen/hvm/ioreq.h, shared/abi/hvm/ioreq.ts), 32 bytes each,
 //           one per vCPU of the owner plus one (BAR_MAX_SLOTS at most)
 //
@@ -32,7 +37,7 @@ import {
 import { PAGE_SIZE, XEN_LEGACY_MAX_VCPUS } from '../abi/xen.js';
 
 export const BAR_MAGIC = 0x52414258; // 'XBAR'
-export const bar_channel = { magic: 0, doorbell: 4, dev_sleeping: 8, gone: 12, slots: 64 } as const;
+export const bar_channel = { magic: 0, doorbell: 4, dev_sleeping: 8, gone: 12, intx: 16, slots: 64 } as const;
 export const BAR_MAX_SLOTS = XEN_LEGACY_MAX_VCPUS + 1;
 export const BAR_SEGMENT_SIZE = PAGE_SIZE;
 export const barSlotOffset = (slot: number): number => bar_channel.slots + slot * IOREQ_SIZE;
@@ -75,6 +80,9 @@ export class BarChannel {
   private readonly kinds: Map<number, 'mem' | 'io'>;
 
   get gone(): boolean { return Atomics.load(this.i32, bar_channel.gone >> 2) !== 0; }
+
+  /** The device's INTA# as it drives it now (a device that is gone drives nothing). */
+  get intx(): 0 | 1 { return Atomics.load(this.i32, bar_channel.intx >> 2) !== 0 && !this.gone ? 1 : 0; }
 
   read(bar: number, offset: number, size: 1 | 2 | 4): number {
     return this.access(bar, offset, size, IOREQ_READ, 0);

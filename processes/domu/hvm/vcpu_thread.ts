@@ -107,7 +107,8 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   // translation), and its interrupt lines reach the PIC.
   const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
   const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt,
-    { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage) });
+    { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage),
+      intx: (lines) => irq.setPtLines(lines) });
   arg.port.postMessage({ type: 'ready', ramOffset: m.cpu.mem8.byteOffset } satisfies HvmVcpuMessage);
   const halt = new HaltPoll();
   let turns = 0;

@@ -68,6 +68,20 @@
 //                             u32 first (guest frame or port), u32 nr (frames or ports),
 //                             u32 sbdf, u32 bar, u32 bar_offset (bytes into the BAR),
 //                             u32 key (the owner's BAR channel key), u32 pad
+//                             kind 2 (INTx): what XEN_DOMCTL_bind_pt_irq bound, one
+//                             entry per device on the machine GSI: first the guest's
+//                             pin (device * 4 + intx, as pci_intx_level numbers it),
+//                             nr 1, sbdf the device, bar the machine GSI, key its
+//                             BAR channel key. The vCPU takes the pin's level in
+//                             pci_intx_level (the hypervisor's, from the device's
+//                             `irq` messages: the assert path) only while some
+//                             device bound to it still drives its line in its BAR
+//                             channel (shared/hw/bar_channel.ts `intx`): the guest's
+//                             handler quietening the device through a BAR access
+//                             drops the pin at once, as the device's own register
+//                             write would, not a message's trip later (a level line
+//                             seen high after the device dropped it is a storm of
+//                             unhandled interrupts).
 //
 // A range is { server, type, start, end } with start/end inclusive 64-bit;
 // the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
@@ -83,6 +97,7 @@ export const PT_ENTRY_SIZE = 32;
 export const MAX_PT_ENTRIES = Math.floor((PAGE_SIZE - pt_page.entries) / PT_ENTRY_SIZE);
 export const PT_KIND_MEM = 0;
 export const PT_KIND_PORT = 1;
+export const PT_KIND_INTX = 2;
 
 /** One BAR window mapped into the guest (memory: frames; ports: ports). */
 export interface PtMapping { kind: number; first: number; nr: number; sbdf: number; bar: number; barOffset: number; key: number }
