@@ -5,7 +5,10 @@
 // PIIX3 link, the 8259 in level mode with the cascade level-triggered; a
 // halted vCPU woken), none finds the device quiet (the line drops with the
 // ICR read that cleared it, not a message's trip later), none comes once
-// the device is quiet, and the BAR accesses never reach qemu-dm.
+// the device is quiet, and the BAR accesses never reach qemu-dm. Then the
+// e1000 sends itself a frame whose payload overwrites a function the guest
+// ran hot: the guest must then run the new bytes, not v86's translation of
+// the old (the device's DMA ring in its BAR channel, drained by the vCPU).
 import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +47,8 @@ t.test('a passed-through e1000 interrupts an HVM guest through bind_pt_irq', { s
   t.equal(val('TAKEN'), 200, 'each of 200 causes set through ICS interrupted the guest once');
   t.equal(val('LOST'), 0, 'no round waited in vain');
   t.equal(val('QUIET'), 0, 'no interrupt once the device is quiet');
+  t.equal(val('RXLEN'), 64, 'the e1000 sent itself the frame (MAC loopback) into the guest\'s buffer by DMA');
+  t.equal(val('DMACODE'), 2, 'code the DMA overwrote runs as the device wrote it (the vCPU forgot its translation)');
   t.equal(val('SPURIOUS'), 0, 'no interrupt found ICR clear: the line dropped with the read that cleared it');
   t.match(read(dmLog), /xen_pt 0000:03:00\.0: 00:[0-9a-f]{2}\.0, INTA bound to machine GSI 16\n/, 'qemu-dm bound the INTx (bind_pt_irq)');
   t.notMatch(read(dmLog), /ioreq\(s\) reached qemu-dm inside BAR/, 'no access to the BAR reached qemu-dm');

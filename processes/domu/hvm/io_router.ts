@@ -150,6 +150,11 @@ export class IoRouter {
     return ch;
   }
 
+  /** The frames the owned devices' DMA wrote (each BAR channel's DMA ring). */
+  drainDma(fn: (pfn: number, n: number) => void, everything: () => void): void {
+    for (const ch of this.channels.values()) ch.drainDma(fn, everything);
+  }
+
   private ptWindow(list: PtWindow[], at: number): PtWindow | null {
     for (const w of list) if (at >= w.start && at <= w.end) return w;
     return null;

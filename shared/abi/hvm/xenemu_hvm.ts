@@ -172,25 +172,28 @@ export const bufioreqPageOffset = (s: number): number => (3 + 2 * s) * PAGE_SIZE
  * A device model records that it wrote guest frames [pfn, pfn+n) (one
  * producer per ring position: callers serialise; qemu-dm has one ioreq thread).
  */
-export function recordModified(i32: Int32Array, dv: DataView, pfn: number, n: number): void {
-  const base = MODIFIED_RING_OFFSET;
+export function recordModified(i32: Int32Array, dv: DataView, pfn: number, n: number,
+                               base = MODIFIED_RING_OFFSET, slots = MODIFIED_RING_SLOTS): void {
   const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
   const cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
-  if (((prod - cons) >>> 0) >= MODIFIED_RING_SLOTS) { Atomics.store(i32, (base + modified_ring.overflow) >> 2, 1); return; }
-  const at = base + modified_ring.entries + (prod % MODIFIED_RING_SLOTS) * 8;
+  if (((prod - cons) >>> 0) >= slots) { Atomics.store(i32, (base + modified_ring.overflow) >> 2, 1); return; }
+  const at = base + modified_ring.entries + (prod % slots) * 8;
   dv.setUint32(at, pfn >>> 0, true);
   dv.setUint32(at + 4, n >>> 0, true);
   Atomics.store(i32, (base + modified_ring.prod) >> 2, (prod + 1) | 0);
 }
 
-/** The vCPU takes what was recorded: calls fn per range, or everything() after an overflow. */
-export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n: number) => void, everything: () => void): void {
-  const base = MODIFIED_RING_OFFSET;
+/**
+ * The vCPU takes what was recorded: calls fn per range, or everything() after an overflow.
+ * `base` and `slots` name another ring of the same layout (a host device's, shared/hw/bar_channel.ts).
+ */
+export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n: number) => void, everything: () => void,
+                              base = MODIFIED_RING_OFFSET, slots = MODIFIED_RING_SLOTS): void {
   if (Atomics.exchange(i32, (base + modified_ring.overflow) >> 2, 0)) everything();
   let cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
   const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
   while (cons !== prod) {
-    const at = base + modified_ring.entries + (cons % MODIFIED_RING_SLOTS) * 8;
+    const at = base + modified_ring.entries + (cons % slots) * 8;
     fn(dv.getUint32(at, true), dv.getUint32(at + 4, true));
     cons = (cons + 1) >>> 0;
   }

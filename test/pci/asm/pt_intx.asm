@@ -13,6 +13,9 @@
 ;                device dropped it)
 ;   LOST n       rounds with no interrupt within ~0.5 s (PIT ticks)
 ;   QUIET n      interrupts in ~0.5 s after the last round (should be 0)
+;   RXLEN n      the looped-back frame's length in the RX descriptor
+;   DMACODE n    what code the device's DMA overwrote returns (2: the new
+;                bytes; 1: a stale translation of the old)
 ;   DONE
 bits 16
 org 0x7c00
@@ -220,6 +223,8 @@ pm32:
     sub eax, [before]
     mov [quiet], eax
 
+    call dma_code
+
     mov esi, key_taken
     call puts
     mov eax, [taken]
@@ -251,6 +256,93 @@ badline:
     mov esi, msg_badline
     call puts
     jmp done
+
+; dma_code: code the processor ran (hot enough for v86's JIT to have
+; translated it) is overwritten by the device's DMA (a frame the e1000 sends
+; to itself, MAC loopback, received over it); calling it again must run the
+; new bytes: the vCPU forgets translations of frames the device wrote.
+RXBUF   equ 0x30000
+FN      equ RXBUF + 14          ; the payload, after the Ethernet header
+TXRING  equ 0x20000
+RXRING  equ 0x21000
+TXFRAME equ 0x22000
+dma_code:
+    mov dword [FN], 0x000001b8  ; mov eax, 1
+    mov word [FN + 4], 0xc300   ; (imm high byte 0), ret
+    ; Hot, and long enough for v86's JIT (which compiles asynchronously,
+    ; between the vCPU's turns) to install its translation: 20 PIT ticks.
+    mov ebx, 20
+.hotter:
+    mov ecx, 100000
+.hot:
+    call FN
+    loop .hot
+    sti
+    hlt
+    cli
+    dec ebx
+    jnz .hotter
+    mov esi, [bar0]
+    mov dword [esi + E1000_IMC], 0xffffffff
+    ; The frame: broadcast, ethertype 0x88b5, payload mov eax, 2; ret.
+    mov edi, TXFRAME
+    mov ecx, 60
+    xor al, al
+    rep stosb
+    mov dword [TXFRAME], 0xffffffff
+    mov word [TXFRAME + 4], 0xffff
+    mov word [TXFRAME + 12], 0xb588
+    mov dword [TXFRAME + 14], 0x000002b8
+    mov word [TXFRAME + 18], 0xc300
+    ; Rings of 8 descriptors (128 bytes), all clear; one RX buffer, one TX frame.
+    mov edi, TXRING
+    mov ecx, 0x1100 / 4
+    xor eax, eax
+    rep stosd
+    mov dword [RXRING], RXBUF
+    mov dword [TXRING], TXFRAME
+    mov word [TXRING + 8], 60
+    mov byte [TXRING + 11], 0x0b ; EOP | IFCS | RS
+    mov dword [esi + 0x2800], RXRING  ; RDBAL
+    mov dword [esi + 0x2804], 0
+    mov dword [esi + 0x2808], 128     ; RDLEN
+    mov dword [esi + 0x2810], 0       ; RDH
+    mov dword [esi + 0x2818], 1       ; RDT: one buffer
+    mov dword [esi + 0x0100], 0x8042  ; RCTL: EN, LBM_MAC, BAM
+    mov dword [esi + 0x3800], TXRING  ; TDBAL
+    mov dword [esi + 0x3804], 0
+    mov dword [esi + 0x3808], 128     ; TDLEN
+    mov dword [esi + 0x3810], 0       ; TDH
+    mov dword [esi + 0x3818], 0       ; TDT
+    mov dword [esi + 0x0400], 0x0a    ; TCTL: EN, PSP
+    mov dword [esi + 0x3818], 1       ; TDT: send it
+    mov eax, [ticks]
+    mov [tick0], eax
+.rx:
+    test byte [RXRING + 12], 1        ; DD
+    jnz .got
+    sti
+    hlt
+    cli
+    mov eax, [ticks]
+    sub eax, [tick0]
+    cmp eax, 20
+    jb .rx
+    mov esi, msg_norx
+    call puts
+    ret
+.got:
+    mov esi, key_rxlen
+    call puts
+    movzx eax, word [RXRING + 8]
+    call puthex32
+    call newline
+    call FN
+    mov esi, key_dmacode
+    call puts
+    call puthex32
+    call newline
+    ret
 
 ; The device's interrupt: ICR read-to-clear, EOI to the slave (if its line is there) and the master.
 dev_irq:
@@ -408,6 +500,9 @@ key_taken:      db "TAKEN ", 0
 key_spurious:   db "SPURIOUS ", 0
 key_lost:       db "LOST ", 0
 key_quiet:      db "QUIET ", 0
+key_rxlen:      db "RXLEN ", 0
+key_dmacode:    db "DMACODE ", 0
+msg_norx:       db "NO RX", 13, 10, 0
 msg_none:       db "NO E1000", 13, 10, 0
 msg_badline:    db "BAD LINE", 13, 10, 0
 msg_unexpected: db "UNEXPECTED VECTOR", 13, 10, 0
