@@ -23,7 +23,7 @@ import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import { gsiOf, syncPtIntx } from './pci_irq.js';
 import { formatSbdf, parseBdf } from '../../shared/wire/pcidev.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
-import { PT_KIND_MEM, PT_KIND_PORT, writePtMappings, type PtMapping } from '../../shared/abi/hvm/xenemu_hvm.js';
+import { PT_KIND_INTX, PT_KIND_MEM, PT_KIND_PORT, writePtMappings, type PtMapping } from '../../shared/abi/hvm/xenemu_hvm.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 import { ownerName, type HostPciDevice, type PciGrants } from './pci.js';
@@ -222,6 +222,13 @@ export function publishPtMappings(hv: Hypervisor, t: Domain): void {
   };
   for (const m of g.memoryMappings) cut(PT_KIND_MEM, m.gfn, m.nr, m.mfn, PAGE_SIZE);
   for (const m of g.ioportMappings) cut(PT_KIND_PORT, m.gport, m.nr, m.mport, 1);
+  // bind_pt_irq's pins, each with the devices that drive its machine GSI.
+  for (const b of g.ptIrqs) {
+    if (b.irq_type !== PT_IRQ_TYPE_PCI) continue;
+    for (const d of owned) {
+      if (gsiOf(d) === b.machine_irq) out.push({ kind: PT_KIND_INTX, first: b.device * 4 + b.intx, nr: 1, sbdf: d.sbdf, bar: b.machine_irq, barOffset: 0, key: d.key });
+    }
+  }
   writePtMappings(h.i32, h.dv, out);
   h.kickVcpu();
 }
@@ -269,7 +276,7 @@ export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
     if (g.ptIrqs.some((b) => b.machine_irq === irq && b.irq_type === type && b.device === device && b.intx === intx)) return -XEN_EEXIST;
   }
   g.ptIrqs.push({ machine_irq: irq, irq_type: type, device, intx });
-  if (type === PT_IRQ_TYPE_PCI) syncPtIntx(hv, t, irq);
+  if (type === PT_IRQ_TYPE_PCI) { publishPtMappings(hv, t); syncPtIntx(hv, t, irq); }
   return 0;
 }
 
@@ -283,7 +290,7 @@ export function domctlUnbindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
     (arg.irq_type !== PT_IRQ_TYPE_PCI || arg.device === undefined || (b.device === arg.device && b.intx === (arg.intx ?? 0))));
   if (i < 0) return -XEN_EINVAL;
   const [b] = g.ptIrqs.splice(i, 1);
-  if (b!.irq_type === PT_IRQ_TYPE_PCI) t.hvmState?.irq.setPciIntx(b!.device, b!.intx, 0);
+  if (b!.irq_type === PT_IRQ_TYPE_PCI) { publishPtMappings(hv, t); t.hvmState?.irq.setPciIntx(b!.device, b!.intx, 0); }
   return 0;
 }
 

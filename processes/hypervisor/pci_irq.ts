@@ -18,9 +18,13 @@
 // XEN_DOMCTL_bind_pt_irq (PT_IRQ_TYPE_PCI): the device's line then drives
 // that pin in the guest's HVM segment (set_pci_intx_level's path), level for
 // level. Xen masks the machine line and re-arms it at the guest's EOI; here
-// the line itself is mirrored, so a guest whose handler quietened the
-// device sees its pin low, and one that did not sees it still high after
-// its EOI (the 8259's level mode, ELCR): no storm, no lost interrupt.
+// the line itself is mirrored. The message that lowers it arrives late, so
+// the binding is also in the passthrough page (pci_domctl.ts
+// publishPtMappings) and the guest's vCPU takes the pin only while the
+// device still drives its line in its BAR channel: a handler that quietened
+// the device sees the pin drop with that access (no storm of unhandled
+// interrupts), one that did not sees it still high after its EOI (the
+// 8259's level mode, ELCR): no lost interrupt.
 import { MAP_PIRQ_TYPE_GSI, MAP_PIRQ_TYPE_MSI, MAP_PIRQ_TYPE_MSI_SEG } from '../../shared/abi/physdev.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import { hostGsiOfBus } from '../../shared/wire/pcidev.js';

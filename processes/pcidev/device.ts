@@ -15,7 +15,8 @@ import {
   IOREQ_READ, IOREQ_STATE_WORD, IOREQ_TYPE_PIO, STATE_IOREQ_INPROCESS, STATE_IOREQ_READY, STATE_IORESP_READY, ioreq,
 } from '../../shared/abi/hvm/ioreq.js';
 import { futexWake } from '../../shared/shm.js';
-import { BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
+import { BAR_DMA_RING_SLOTS, BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
+import { recordModified } from '../../shared/abi/hvm/xenemu_hvm.js';
 import { Iommu, type IommuFault } from '../../shared/hw/iommu.js';
 import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../shared/hw/pci.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
@@ -58,10 +59,12 @@ export class HostPciDevice implements ConfigTarget {
   readonly stats = { bar: 0, stale: 0, resets: 0 };
 
   constructor(private readonly o: DeviceOptions) {
-    this.iommu = new Iommu((f) => this.onFault(f));
     this.seg = shmOpen(o.barSegment, BAR_SEGMENT_SIZE);
     this.i32 = new Int32Array(this.seg);
     this.dv = new DataView(this.seg);
+    // The frames its DMA wrote, for an HVM owner's vCPU to forget code translated from them.
+    this.iommu = new Iommu((f) => this.onFault(f),
+      (pfn, n) => recordModified(this.i32, this.dv, pfn, n, bar_channel.dma_ring, BAR_DMA_RING_SLOTS));
     if (Atomics.load(this.i32, bar_channel.magic >> 2) !== BAR_MAGIC) throw new Error(`${o.barSegment} is no BAR channel`);
     this.model = this.build();
   }
@@ -160,6 +163,8 @@ export class HostPciDevice implements ConfigTarget {
   private setIntx(level: 0 | 1): void {
     if (level === this.intx) return;
     this.intx = level;
+    // The line in the BAR channel first: an access that quietened the device is answered after it.
+    Atomics.store(this.i32, bar_channel.intx >> 2, level);
     this.o.send({ type: 'irq', intx: level });
   }
 

@@ -182,6 +182,7 @@ const TRACE = process.env.XENEMU_QEMU_TRACE === '1';
 const trace = (m: string) => { if (TRACE) post({ type: 'log', line: m }); };
 const server = new IoreqServerPages(hvm, d.server, 1, {
   pio: (dir, port, size, value) => {
+    for (const p of ptDevices) p.sawIoreq('io', port);
     if (port !== 0x402) trace(`pio ${dir ? 'r' : 'w'} ${port.toString(16)} ${size} ${value.toString(16)}`);
     if (dir === IOREQ_READ) return dm.ports.read(port, size) & MASKS[size];
     dm.ports.write(port, size, value);
@@ -192,6 +193,7 @@ const server = new IoreqServerPages(hvm, d.server, 1, {
     dm.ports.readBlock(port, size, count, dst, at, step);
   },
   mmio: (dir, addr, size, value) => {
+    for (const p of ptDevices) p.sawIoreq('mem', addr);
     trace(`mmio ${dir ? "r" : "w"} ${addr.toString(16)} ${size} ${value.toString(16)}`);
     if (dir === IOREQ_READ) return dm.mmio.read(addr, size) >>> 0;
     dm.mmio.write(addr, size, value);

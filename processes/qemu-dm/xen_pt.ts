@@ -78,7 +78,7 @@ export class XenPtDevice extends PciFunction {
   private cacheLatency = 0;
   private line = 0;
   private droppedLogged = false;
-  readonly stats = { cfgRead: 0, cfgWrite: 0, toDevice: 0, dropped: 0, maps: 0, unmaps: 0 };
+  readonly stats = { cfgRead: 0, cfgWrite: 0, toDevice: 0, dropped: 0, maps: 0, unmaps: 0, barIoreqs: 0 };
 
   constructor(readonly hostaddr: string, private readonly dev: PtConfigAccess, hostBars: PtHostBar[],
               private readonly hooks: PtHooks, private readonly permissive = false) {
@@ -129,6 +129,19 @@ export class XenPtDevice extends PciFunction {
    * the bus plugged it: the slot is the guest's device number).
    */
   get pin(): number { return this.config[PCI_INTERRUPT_PIN]!; }
+
+  /**
+   * An ioreq this device model was handed at `addr` (memory or port): if it
+   * falls in one of the BARs as the guest placed them, the vCPU sent to
+   * qemu-dm what Xen's p2m sends straight to the device. Counted and said
+   * (the first, then at each power of two): it must never happen.
+   */
+  sawIoreq(kind: 'mem' | 'io', addr: number): void {
+    const b = this.ptBars.find((x) => x.kind === kind && x.mapped !== null && addr >= x.mapped && addr < x.mapped + x.size);
+    if (!b) return;
+    const n = ++this.stats.barIoreqs;
+    if ((n & (n - 1)) === 0) this.hooks.log(`xen_pt ${this.hostaddr}: ${n} ioreq(s) reached qemu-dm inside BAR${b.index} (last at 0x${addr.toString(16)})`);
+  }
 
   /** Every BAR unmapped (the guest's machine goes away). */
   unmapAll(): void {

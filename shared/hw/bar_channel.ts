@@ -9,8 +9,19 @@
 //   8       dev_sleeping  1 while the device process sleeps on the doorbell (futex)
 //   12      gone          1 once the device process died (the hypervisor sets it):
 //                         every request reads all-ones from then on
+//   16      intx          the device's INTA# level (0/1), the device's to write:
+//                         set before it answers the access that changed it and
+//                         before its `irq {intx}` message leaves, so an HVM
+//                         owner's vCPU sees a line its handler quietened drop
+//                         at once (shared/abi/hvm/xenemu_hvm.ts, PT_KIND_INTX)
 //   64      ioreq_t slots (xen/hvm/ioreq.h, shared/abi/hvm/ioreq.ts), 32 bytes each,
 //           one per vCPU of the owner plus one (BAR_MAX_SLOTS at most)
+//   2048    the DMA ring: the owner's frames the device wrote, the layout of the
+//           HVM segment's modified-memory ring (shared/abi/hvm/xenemu_hvm.ts:
+//           prod, cons, overflow, then u32 first_pfn, u32 nr_pages entries),
+//           the device the one producer; an HVM owner's vCPU drains it and
+//           forgets code it translated from those frames, as it does for
+//           qemu-dm's DMA (a PV owner's kernel has no translations to forget)
 //
 // A request, as a vCPU's ioreq to its device model (processes/domu/hvm/ioreq.ts):
 //   addr      offset inside the BAR (low 32 bits), BAR index (high 32 bits)
@@ -30,9 +41,11 @@ import {
   STATE_IOREQ_READY, STATE_IORESP_READY, ioreq, ioreqBits,
 } from '../abi/hvm/ioreq.js';
 import { PAGE_SIZE, XEN_LEGACY_MAX_VCPUS } from '../abi/xen.js';
+import { drainModified, modified_ring } from '../abi/hvm/xenemu_hvm.js';
 
 export const BAR_MAGIC = 0x52414258; // 'XBAR'
-export const bar_channel = { magic: 0, doorbell: 4, dev_sleeping: 8, gone: 12, slots: 64 } as const;
+export const bar_channel = { magic: 0, doorbell: 4, dev_sleeping: 8, gone: 12, intx: 16, slots: 64, dma_ring: 2048 } as const;
+export const BAR_DMA_RING_SLOTS = (PAGE_SIZE - bar_channel.dma_ring - modified_ring.entries) / 8;
 export const BAR_MAX_SLOTS = XEN_LEGACY_MAX_VCPUS + 1;
 export const BAR_SEGMENT_SIZE = PAGE_SIZE;
 export const barSlotOffset = (slot: number): number => bar_channel.slots + slot * IOREQ_SIZE;
@@ -75,6 +88,14 @@ export class BarChannel {
   private readonly kinds: Map<number, 'mem' | 'io'>;
 
   get gone(): boolean { return Atomics.load(this.i32, bar_channel.gone >> 2) !== 0; }
+
+  /** The owner's frames the device wrote since the last call (fn per range; everything() after an overflow). */
+  drainDma(fn: (pfn: number, n: number) => void, everything: () => void): void {
+    drainModified(this.i32, this.dv, fn, everything, bar_channel.dma_ring, BAR_DMA_RING_SLOTS);
+  }
+
+  /** The device's INTA# as it drives it now (a device that is gone drives nothing). */
+  get intx(): 0 | 1 { return Atomics.load(this.i32, bar_channel.intx >> 2) !== 0 && !this.gone ? 1 : 0; }
 
   read(bar: number, offset: number, size: 1 | 2 | 4): number {
     return this.access(bar, offset, size, IOREQ_READ, 0);

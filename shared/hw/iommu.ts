@@ -43,7 +43,9 @@ export class Iommu implements GuestMemory {
   private readonly scratch = new Uint8Array(PAGE_SIZE);
   readonly stats = { dma: 0, faults: 0, quarantined: 0 };
 
-  constructor(private readonly onFault: (f: IommuFault) => void = () => {}) {}
+  /** `onWrite`: the owner's frames [pfn, pfn+n) a DMA wrote (quarantined writes touch none). */
+  constructor(private readonly onFault: (f: IommuFault) => void = () => {},
+              private readonly onWrite: (pfn: number, n: number) => void = () => {}) {}
 
   /** A new context (null: quarantine). The mappings of the former one are dropped. */
   setContext(c: IommuContext | null): void {
@@ -70,6 +72,7 @@ export class Iommu implements GuestMemory {
       return;
     }
     this.ctx!.mem.set(src, gpa);
+    if (src.length) this.onWrite(Math.floor(gpa / PAGE_SIZE), Math.floor((gpa + src.length - 1) / PAGE_SIZE) - Math.floor(gpa / PAGE_SIZE) + 1);
   }
 
   /**

@@ -25,12 +25,18 @@ import { SERVER_BUFIOREQ, hvm_ctl, readRanges, type IoRange } from '../../../sha
 import { VGA_HOLE_END, VGA_HOLE_START } from '../../../shared/abi/hvm/e820.js';
 import { isPlatformPort, MMAP_BLOCK_BITS, type MmioHandler, type PortHandler, type V86Machine } from './v86.js';
 import type { IoreqClient } from './ioreq.js';
-import { PT_KIND_MEM, PT_PAGE_OFFSET, pt_page, readPtMappings, type PtMapping } from '../../../shared/abi/hvm/xenemu_hvm.js';
+import { PT_KIND_INTX, PT_KIND_MEM, PT_KIND_PORT, PT_PAGE_OFFSET, pt_page, readPtMappings, type PtMapping } from '../../../shared/abi/hvm/xenemu_hvm.js';
 import { BAR_MAX_SLOTS, BarChannel } from '../../../shared/hw/bar_channel.js';
 import { formatSbdf, pciBarSegment } from '../../../shared/wire/pcidev.js';
 
 /** Where a vCPU's accesses to passed-through BARs go: its slot of each device's BAR channel. */
-export interface PtOptions { host: string; slot: number; log(m: string): void }
+export interface PtOptions {
+  host: string;
+  slot: number;
+  log(m: string): void;
+  /** bind_pt_irq's pins (device * 4 + intx), each with the line of a device that drives it. */
+  intx?(lines: ReadonlyArray<{ pin: number; line(): 0 | 1 }>): void;
+}
 
 interface PtWindow { start: number; end: number; bar: number; barOffset: number; ch: BarChannel }
 
@@ -133,11 +139,18 @@ export class IoRouter {
     };
     this.ptMem = list.filter((e) => e.kind === PT_KIND_MEM && e.first + e.nr <= 0x100000)
       .map((e) => win(e, PAGE_SIZE)).filter((w): w is PtWindow => w !== null);
-    this.ptPorts = list.filter((e) => e.kind !== PT_KIND_MEM && e.first + e.nr <= 0x10000)
+    this.ptPorts = list.filter((e) => e.kind === PT_KIND_PORT && e.first + e.nr <= 0x10000)
       .map((e) => win(e, 1)).filter((w): w is PtWindow => w !== null);
     this.portPt.fill(0);
     for (const w of this.ptPorts) this.portPt.fill(1, w.start, w.end + 1);
     for (const w of this.ptMem) this.claimBlocks(w.start, w.end - w.start + 1);
+    const lines: Array<{ pin: number; line(): 0 | 1 }> = [];
+    for (const e of list) {
+      if (e.kind !== PT_KIND_INTX) continue;
+      const ch = this.channel(e);
+      if (ch) lines.push({ pin: e.first, line: () => ch.intx });
+    }
+    this.pt?.intx?.(lines);
   }
 
   private channel(e: PtMapping): BarChannel | null {
@@ -156,6 +169,11 @@ export class IoRouter {
     return ch;
   }
 
+  /** The frames the owned devices' DMA wrote (each BAR channel's DMA ring). */
+  drainDma(fn: (pfn: number, n: number) => void, everything: () => void): void {
+    for (const ch of this.channels.values()) ch.drainDma(fn, everything);
+  }
+
   private ptWindow(list: PtWindow[], at: number): PtWindow | null {
     for (const w of list) if (at >= w.start && at <= w.end) return w;
     return null;
@@ -163,12 +181,15 @@ export class IoRouter {
 
   private ptRead(w: PtWindow, at: number, size: 1 | 2 | 4, io: boolean): number {
     if (io) this.ptStats.pio++; else this.ptStats.mmio++;
-    return w.ch.read(w.bar, w.barOffset + at - w.start, size);
+    const v = w.ch.read(w.bar, w.barOffset + at - w.start, size);
+    this.afterIo();
+    return v;
   }
 
   private ptWrite(w: PtWindow, at: number, size: 1 | 2 | 4, v: number, io: boolean): void {
     if (io) this.ptStats.pio++; else this.ptStats.mmio++;
     w.ch.write(w.bar, w.barOffset + at - w.start, size, v >>> 0);
+    this.afterIo();
   }
 
   private claimBlocks(addr: number, len: number): void {

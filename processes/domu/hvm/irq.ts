@@ -4,6 +4,11 @@
 // swizzles to (hvm_pci_intx_link) and the link's route (set_pci_link_route,
 // which qemu-dm derives from PIIX3's PIRQ registers). An ISA IRQ is asserted
 // while any of its sources is; its edges go to the vCPU's 8259 PIC.
+//
+// A pin bind_pt_irq gave a host device (the passthrough page's INTx entries)
+// is asserted while the hypervisor says so (pci_intx_level, from the device's
+// messages) and a device bound to it still drives its line (its BAR
+// channel): the drop its handler caused reaches the PIC with the access.
 import { hvm_ctl, pciIntxLink } from '../../../shared/abi/hvm/xenemu_hvm.js';
 
 export class IrqLines {
@@ -12,6 +17,11 @@ export class IrqLines {
   private asserted = 0;
   /** Lines the vCPU's own devices hold (the SCI of the PM registers it answers). */
   private local = 0;
+  /** bind_pt_irq's pins with the lines of the devices on them; bound pins (4 words) and what drove them at the last sync. */
+  private pt: ReadonlyArray<{ pin: number; line(): 0 | 1 }> = [];
+  private readonly ptBound = new Uint32Array(4);
+  private readonly ptLive = new Uint32Array(4);
+  private readonly scratch = new Uint32Array(4);
 
   constructor(private readonly i32: Int32Array, private readonly raise: (irq: number) => void,
               private readonly lower: (irq: number) => void) {}
@@ -25,8 +35,28 @@ export class IrqLines {
     this.gen = -1;
   }
 
-  /** True when a device model changed a level since the last sync(). */
-  get changed(): boolean { return Atomics.load(this.i32, hvm_ctl.irq_gen >> 2) !== this.gen; }
+  /** True when a device model changed a level since the last sync(), or a bound host device its line. */
+  get changed(): boolean { return Atomics.load(this.i32, hvm_ctl.irq_gen >> 2) !== this.gen || this.ptMoved(); }
+
+  /** The passthrough page's INTx entries (the router reads the page). */
+  setPtLines(lines: ReadonlyArray<{ pin: number; line(): 0 | 1 }>): void {
+    this.pt = lines;
+    this.ptBound.fill(0);
+    for (const l of lines) this.ptBound[(l.pin >> 5) & 3]! |= 1 << (l.pin & 31);
+    this.gen = -1;
+  }
+
+  private ptLines(into: Uint32Array): void {
+    into.fill(0);
+    for (const l of this.pt) if (l.line()) into[(l.pin >> 5) & 3]! |= 1 << (l.pin & 31);
+  }
+
+  private ptMoved(): boolean {
+    if (this.pt.length === 0) return false;
+    this.ptLines(this.scratch);
+    for (let w = 0; w < 4; w++) if (this.scratch[w] !== this.ptLive[w]) return true;
+    return false;
+  }
 
   /** A line of the hypervisor's own (Xen's hvm_isa_irq_assert/deassert): applied at the next sync(). */
   setLocal(irq: number, level: 0 | 1): void {
@@ -38,12 +68,13 @@ export class IrqLines {
   /** Applies the control page's levels to the PIC. */
   sync(): void {
     const g = Atomics.load(this.i32, hvm_ctl.irq_gen >> 2);
-    if (g === this.gen) return;
+    if (g === this.gen && !this.ptMoved()) return;
     this.gen = g;
+    this.ptLines(this.ptLive);
     let want = (Atomics.load(this.i32, hvm_ctl.isa_irq_level >> 2) | this.local) & 0xffff;
     const routes = [0, 1, 2, 3].map((l) => Atomics.load(this.i32, (hvm_ctl.pci_link_route >> 2) + l) & 0xf);
     for (let w = 0; w < 4; w++) {
-      let bits = Atomics.load(this.i32, (hvm_ctl.pci_intx_level >> 2) + w) >>> 0;
+      let bits = (Atomics.load(this.i32, (hvm_ctl.pci_intx_level >> 2) + w) & ~(this.ptBound[w]! & ~this.ptLive[w]!)) >>> 0;
       while (bits) {
         const b = 31 - Math.clz32(bits);
         bits &= ~(1 << b);

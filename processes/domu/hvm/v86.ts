@@ -25,6 +25,7 @@ interface V86Cpu {
   jit_dirty_cache(start: number, end: number): void;
   jit_clear_cache(): void;
   reboot_internal(): void;
+  get_pic_addr_master(): number;
   mem8: Uint8Array;
   wasm_memory: WebAssembly.Memory;
   in_hlt: Uint8Array;
@@ -78,6 +79,9 @@ const EQUIPMENT_FLOPPY_MASK = 0xc1;
 
 /** Segment override prefixes, in v86's segment register order (ES CS SS DS FS GS). */
 const SEGMENT_PREFIX = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
+/** v86's 8259 state (src/rust/cpu/pic.rs Pic0, repr(C)): its size and ELCR's byte. */
+const PIC_STATE_BYTES = 13;
+const PIC_ELCR = 10;
 
 /** v86's MMIO granularity (const.js MMAP_BLOCK_BITS = 17). */
 export const MMAP_BLOCK_BITS = 17;
@@ -238,6 +242,7 @@ export class V86Machine {
 
   /** Runs the processor for up to about a millisecond; returns ms until its next timer when it halted. */
   run(): number {
+    this.cascadeLevel();
     return this.cpu.main_loop();
   }
 
@@ -261,8 +266,26 @@ export class V86Machine {
     return gate + 8 <= this.ramBytes && (cpu.mem8[gate + 5]! & 0x80) === 0;
   }
 
-  raiseIrq(irq: number): void { this.cpu.device_raise_irq(irq); }
-  lowerIrq(irq: number): void { this.cpu.device_lower_irq(irq); }
+  raiseIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_raise_irq(irq); }
+  lowerIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_lower_irq(irq); }
+
+  private picMaster: Uint8Array | null = null;
+
+  /**
+   * Xen's vPIC keeps the master's IR2, where the slave's output arrives,
+   * level-triggered whatever the guest writes to ELCR1 (vpic_intercept_elcr_io:
+   * "Slave IR is always level trig."). v86 takes ELCR1 as written, and with
+   * IR2 edge-triggered a slave line that goes low while the master holds its
+   * cascade request leaves the master acknowledging IR2 with no slave vector
+   * to give: its ISR bit 2 stays set and no slave interrupt (IRQ 8-15) is
+   * ever delivered again. The bit is set in v86's PIC state (cpu.get_state_pic's
+   * layout: ELCR at byte 10) before each run and each line change.
+   */
+  private cascadeLevel(): void {
+    const buf = this.cpu.wasm_memory.buffer;
+    if (this.picMaster?.buffer !== buf) this.picMaster = new Uint8Array(buf, this.cpu.get_pic_addr_master(), PIC_STATE_BYTES);
+    this.picMaster[PIC_ELCR] |= 1 << 2;
+  }
 
   /** Guest frames written by someone else (DMA): forget code translated from them. */
   modified(start: number, end: number): void { this.cpu.jit_dirty_cache(start, end); }

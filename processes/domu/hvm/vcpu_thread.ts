@@ -107,13 +107,18 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const pmt = new PmTimer(i32, (level) => irq.setLocal(SCI_IRQ, level));
   const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
   const forgetAll = () => m.modifiedAll();
-  // After an ioreq, what the device model did meanwhile: the frames it wrote
-  // (a DMA, a `rep ins`) are forgotten before the guest can run code from
-  // them (and before the ring can overflow, which would cost every
-  // translation), and its interrupt lines reach the PIC.
-  const afterIo = () => { drainModified(i32, dv, forget, forgetAll); if (irq.changed) irq.sync(); };
+  // After an ioreq or a BAR access, what the device model or the host device
+  // did meanwhile: the frames it wrote (a DMA, a `rep ins`; the segment's
+  // ring, and each passed-through device's in its BAR channel) are forgotten
+  // before the guest can run code from them (and before a ring can overflow,
+  // which would cost every translation), and its interrupt lines reach the PIC.
+  let ptDrain = () => {};
+  const drain = () => { drainModified(i32, dv, forget, forgetAll); ptDrain(); };
+  const afterIo = () => { drain(); if (irq.changed) irq.sync(); };
   const router = new IoRouter(m, io, i32, seg, new Map([[XEN_HVM_DEBUGCONS_IOPORT, debug]]), afterIo, pmt,
-    { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage) });
+    { host: arg.host, slot: ctx.vcpu, log: (line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage),
+      intx: (lines) => irq.setPtLines(lines) });
+  ptDrain = () => router.drainDma(forget, forgetAll);
   const lineWord = (off: number, i = 0) => (off >> 2) + i;
   // A restored domain: the toolstack left the saved vCPU's context (sethvmcontext).
   const saved = readHvmContext(seg, HVM_CONTEXT_RESTORE);
@@ -186,7 +191,7 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
     // ~millisecond of guest time, as v86's own scheduler gives it.
     await new Promise<void>((res) => setImmediate(res));
     ctx.preemptionPoint();
-    drainModified(i32, dv, forget, forgetAll);
+    drain();
     if (Atomics.load(i32, hvm_ctl.suspend_req >> 2) === 1) {
       const end = suspend();
       if (end) return end;

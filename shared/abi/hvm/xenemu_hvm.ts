@@ -79,6 +79,20 @@
 //                             u32 first (guest frame or port), u32 nr (frames or ports),
 //                             u32 sbdf, u32 bar, u32 bar_offset (bytes into the BAR),
 //                             u32 key (the owner's BAR channel key), u32 pad
+//                             kind 2 (INTx): what XEN_DOMCTL_bind_pt_irq bound, one
+//                             entry per device on the machine GSI: first the guest's
+//                             pin (device * 4 + intx, as pci_intx_level numbers it),
+//                             nr 1, sbdf the device, bar the machine GSI, key its
+//                             BAR channel key. The vCPU takes the pin's level in
+//                             pci_intx_level (the hypervisor's, from the device's
+//                             `irq` messages: the assert path) only while some
+//                             device bound to it still drives its line in its BAR
+//                             channel (shared/hw/bar_channel.ts `intx`): the guest's
+//                             handler quietening the device through a BAR access
+//                             drops the pin at once, as the device's own register
+//                             write would, not a message's trip later (a level line
+//                             seen high after the device dropped it is a storm of
+//                             unhandled interrupts).
 //
 // A range is { server, type, start, end } with start/end inclusive 64-bit;
 // the table holds at most MAX_IO_RANGES entries (Xen allows 256 per server
@@ -93,6 +107,7 @@ export const PT_ENTRY_SIZE = 32;
 export const MAX_PT_ENTRIES = Math.floor((PAGE_SIZE - pt_page.entries) / PT_ENTRY_SIZE);
 export const PT_KIND_MEM = 0;
 export const PT_KIND_PORT = 1;
+export const PT_KIND_INTX = 2;
 
 /** One BAR window mapped into the guest (memory: frames; ports: ports). */
 export interface PtMapping { kind: number; first: number; nr: number; sbdf: number; bar: number; barOffset: number; key: number }
@@ -178,25 +193,28 @@ export const bufioreqPageOffset = (s: number): number => (3 + 2 * s) * PAGE_SIZE
  * A device model records that it wrote guest frames [pfn, pfn+n) (one
  * producer per ring position: callers serialise; qemu-dm has one ioreq thread).
  */
-export function recordModified(i32: Int32Array, dv: DataView, pfn: number, n: number): void {
-  const base = MODIFIED_RING_OFFSET;
+export function recordModified(i32: Int32Array, dv: DataView, pfn: number, n: number,
+                               base = MODIFIED_RING_OFFSET, slots = MODIFIED_RING_SLOTS): void {
   const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
   const cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
-  if (((prod - cons) >>> 0) >= MODIFIED_RING_SLOTS) { Atomics.store(i32, (base + modified_ring.overflow) >> 2, 1); return; }
-  const at = base + modified_ring.entries + (prod % MODIFIED_RING_SLOTS) * 8;
+  if (((prod - cons) >>> 0) >= slots) { Atomics.store(i32, (base + modified_ring.overflow) >> 2, 1); return; }
+  const at = base + modified_ring.entries + (prod % slots) * 8;
   dv.setUint32(at, pfn >>> 0, true);
   dv.setUint32(at + 4, n >>> 0, true);
   Atomics.store(i32, (base + modified_ring.prod) >> 2, (prod + 1) | 0);
 }
 
-/** The vCPU takes what was recorded: calls fn per range, or everything() after an overflow. */
-export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n: number) => void, everything: () => void): void {
-  const base = MODIFIED_RING_OFFSET;
+/**
+ * The vCPU takes what was recorded: calls fn per range, or everything() after an overflow.
+ * `base` and `slots` name another ring of the same layout (a host device's, shared/hw/bar_channel.ts).
+ */
+export function drainModified(i32: Int32Array, dv: DataView, fn: (pfn: number, n: number) => void, everything: () => void,
+                              base = MODIFIED_RING_OFFSET, slots = MODIFIED_RING_SLOTS): void {
   if (Atomics.exchange(i32, (base + modified_ring.overflow) >> 2, 0)) everything();
   let cons = Atomics.load(i32, (base + modified_ring.cons) >> 2) >>> 0;
   const prod = Atomics.load(i32, (base + modified_ring.prod) >> 2) >>> 0;
   while (cons !== prod) {
-    const at = base + modified_ring.entries + (cons % MODIFIED_RING_SLOTS) * 8;
+    const at = base + modified_ring.entries + (cons % slots) * 8;
     fn(dv.getUint32(at, true), dv.getUint32(at + 4, true));
     cons = (cons + 1) >>> 0;
   }
