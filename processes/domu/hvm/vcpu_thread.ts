@@ -14,7 +14,9 @@
 // answered the last polls that fast, such as a disk finishing a DMA) is
 // slept through holding the slice, since giving the slice back and getting
 // it again costs a round trip to the hypervisor and its scheduler, about
-// 2 ms on a busy host, against a DMA that completes in tenths of one.
+// 2 ms on a busy host, against a DMA that completes within about one (a
+// 128 KiB IDE read: 0.3-1 ms; a window of half a millisecond caught some of
+// them and not others, and Linux's dd ran at either of two speeds).
 import type { MessagePort } from 'node:worker_threads';
 import { futexWait, shmOpen } from '../../../shared/shm.js';
 import { PAGE_SIZE } from '../../../shared/abi/xen.js';
@@ -31,8 +33,11 @@ import { DebugPort, XEN_HVM_DEBUGCONS_IOPORT } from './debug_port.js';
 import { PmTimer, SCI_IRQ } from './pmtimer.js';
 import { decodeHvmContext, encodeHvmContext, type HvmPlatformState } from './context.js';
 
-/** Longest halt poll (the slice is held; a revocation waits for its end, within the scheduler's grace). */
-const HALT_POLL_MAX_MS = 0.5;
+/**
+ * Longest halt poll (the slice is held, the thread asleep in the futex: no
+ * CPU; a revocation waits for its end, within the scheduler's grace).
+ */
+const HALT_POLL_MAX_MS = 2;
 /** A poll window that halved below this is off, but for a full probe every HALT_POLL_PROBE_EVERY halts. */
 const HALT_POLL_MIN_MS = 0.03;
 const HALT_POLL_PROBE_EVERY = 32;
