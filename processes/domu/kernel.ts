@@ -30,8 +30,8 @@ import { NetInterfaces } from './net/interfaces.js';
 import { netCommands } from './commands/net.js';
 import { pciCommands } from './commands/pci.js';
 import { startPcifront, type Pcifront } from './drivers/pcifront.js';
-import { PciNvmeDisks } from './drivers/pci_nvme.js';
-import { PciNics } from './drivers/pci_net.js';
+import { pciNvmeDisks } from './drivers/pci_nvme.js';
+import { pciNics } from './drivers/pci_net.js';
 import type { KernelServices } from './services.js';
 
 export const KERNEL_BANNER = 'Xen Minimal OS (xenemu)';
@@ -176,8 +176,8 @@ export async function bootKernel(dom: XenDomain): Promise<Kernel> {
   const blk = await startBlockDevices(dom, xs, balloon, klog);
   // PCI devices passed through (xl.cfg pci=): pcifront, when the toolstack gave us a bus;
   // an NVMe function's namespace joins the disks (nvme<N>n1), an e1000 the interfaces (eth<N>).
-  const nvmeDisks = new PciNvmeDisks(blk.devices, (m) => klog.printk(m));
-  const nics = new PciNics(net, (m) => klog.printk(m));
+  const nvmeDisks = pciNvmeDisks(blk.devices, (m) => klog.printk(m));
+  const nics = pciNics(net, (m) => klog.printk(m));
   let pcifront: Pcifront | null = null;
   let pciStarting: Promise<void> | null = null;
   const startPci = (): Promise<void> => {
