@@ -296,13 +296,25 @@ export function procStatusKb(pid: number, field: string): number {
   return Number(m[1]);
 }
 
-/** User and system CPU seconds a process has used (/proc/<pid>/stat, fields 14 and 15). */
-export function procCpuTimes(pid: number): { user: number; sys: number } {
+/** utime and stime of a process, all its threads, in clock ticks (/proc/<pid>/stat, fields 14 and 15). */
+function procStatTimes(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces: count fields after its ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / CLOCK_TICKS, sys: Number(fields[12]) / CLOCK_TICKS };
+  return [Number(fields[11]), Number(fields[12])];
+}
+
+/** User and system CPU seconds a process has used. */
+export function procCpuTimes(pid: number): { user: number; sys: number } {
+  const [user, sys] = procStatTimes(pid);
+  return { user: user / CLOCK_TICKS, sys: sys / CLOCK_TICKS };
+}
+
+/** utime + stime of a process in clock ticks (CLOCK_TICKS a second): for differences over a run. */
+export function procCpuTicks(pid: number): number {
+  const [user, sys] = procStatTimes(pid);
+  return user + sys;
 }
 
 /** sysconf(_SC_CLK_TCK): 100 on every Linux that Node supports. */
-const CLOCK_TICKS = 100;
+export const CLOCK_TICKS = 100;

@@ -17,7 +17,6 @@
 // during each path's runs, per GiB moved. The hypervisor's, the device
 // process's and the guest's CPU per GiB are kept in the details:
 // passthrough moves the work from Domain-0 to the device process.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +26,7 @@ import { XsClient } from '../shared/xenstore/client.js';
 import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
 import { formatProfile, summarizeProfile } from './profile.js';
+import { CLOCK_TICKS, procCpuTicks } from './harness.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -87,20 +87,6 @@ function notifsPerIo(out: string, count: number): number {
   return m ? (Number(m[1]) + Number(m[2])) / count : NaN;
 }
 
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
-function clockTicks(): number {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isInteger(n) && n > 0 ? n : 100;
-}
-
-/** utime + stime of a process (all its threads), in ticks; proc(5): fields 14 and 15, after the parenthesised comm. */
-function cpuTicks(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-
 /** The processes whose CPU time is counted: Domain-0, the hypervisor, the NVMe device process, the guest. */
 function pids(h: BenchHost, domid: number): Record<Who, number> {
   const rec = readHostRecord(h.rundir);
@@ -157,7 +143,7 @@ export const pci: Suite = {
     const diskMiB = ctx.opts.quick ? 64 : 1024;
     const rounds = ctx.opts.quick ? 1 : 5;
     const randCount = ctx.opts.quick ? 2000 : 20_000;
-    const hz = clockTicks();
+    const hz = CLOCK_TICKS;
     const dir = ctx.scope.tmpdir();
     const img = join(dir, 'nvme.img');
     const img2 = join(dir, 'xvda.img');
@@ -201,13 +187,13 @@ export const pci: Suite = {
         nvme: { dom0: 0, hv: 0, dev: 0, guest: 0, bytes: 0 }, xvda: { dom0: 0, hv: 0, dev: 0, guest: 0, bytes: 0 },
       };
       const measure = async (path: Path): Promise<void> => {
-        const before = Object.fromEntries(WHO.map((w) => [w, cpuTicks(p[w])])) as Record<Who, number>;
+        const before = Object.fromEntries(WHO.map((w) => [w, procCpuTicks(p[w])])) as Record<Who, number>;
         seq[path].push(ddRate(await con!.run(`dd if=${DEV[path]} of=/dev/null bs=1M count=${diskMiB}`, 300_000)));
         const rr = await con!.run(`blkbench randread ${DEV[path]} count=${randCount} qd=32`, 300_000);
         rand[path].push(iops(rr));
         notifs[path].push(notifsPerIo(rr, randCount));
         const c = cpu[path];
-        for (const w of WHO) c[w] += cpuTicks(p[w]) - before[w];
+        for (const w of WHO) c[w] += procCpuTicks(p[w]) - before[w];
         c.bytes += diskMiB * MiB + randCount * 4096;
       };
       for (let i = 0; i < rounds; i++) {

@@ -18,7 +18,7 @@
 // CPU time (utime+stime, /proc/<pid>/stat) of the guest, Domain-0, the
 // device process and the hypervisor over each path's runs, per MB at the TAP.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PtyClient } from '../launcher/pty_client.js';
 import { readHostRecord } from '../shared/host.js';
@@ -27,7 +27,7 @@ import { XsClient } from '../shared/xenstore/client.js';
 import { UPLINK_TAP } from '../shared/net/uplink.js';
 import { median, type Metric, type Suite } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
-import type { Child } from './harness.js';
+import { CLOCK_TICKS, procCpuTicks, type Child } from './harness.js';
 
 const BDF = '0000:03:00.0';
 const DATAGRAM = 1470;
@@ -94,15 +94,6 @@ function rxStats(ns: string): Record<string, { bytes: number; packets: number; d
   const links = JSON.parse(ip(['-j', '-s', 'link', 'show'], ns)) as Array<{ ifname: string; stats64: { rx: { bytes: number; packets: number; dropped: number } } }>;
   return Object.fromEntries(links.map((l) => [l.ifname, l.stats64.rx]));
 }
-
-/** utime + stime of a process (all its threads), in ticks; proc(5) fields 14 and 15, after the parenthesised comm. */
-function cpuTicks(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
-/** sysconf(_SC_CLK_TCK): 100 on every Linux that Node supports. */
-const CLK_TCK = 100;
 
 type Who = 'guest' | 'dom0' | 'dev' | 'hv';
 const WHO: Who[] = ['guest', 'dom0', 'dev', 'hv'];
@@ -186,10 +177,10 @@ export const pciNet: Suite = {
       };
       const once = async (path: Path, t: number): Promise<{ mbits: number; seen: number; delivered: number; bytes: number }> => {
         const before = rxStats(ns)[TAP[path]]!;
-        const ticks = Object.fromEntries(WHO.map((w) => [w, cpuTicks(p[w])])) as Record<Who, number>;
+        const ticks = Object.fromEntries(WHO.map((w) => [w, procCpuTicks(p[w])])) as Record<Who, number>;
         const out = await con!.run(`iperf -c ${DST[path]} -t ${t}`, t * 1000 + 30_000);
         const after = rxStats(ns)[TAP[path]]!;
-        for (const w of WHO) cpu[path][w] += cpuTicks(p[w]) - ticks[w];
+        for (const w of WHO) cpu[path][w] += procCpuTicks(p[w]) - ticks[w];
         const c = clientReport(out);
         const bytes = after.bytes - before.bytes;
         cpu[path].bytes += bytes;
@@ -214,7 +205,7 @@ export const pciNet: Suite = {
           `${rate.netfront.at(-1)!.toFixed(0)} Mbit/s; the receiver's socket e1000 ${seen.e1000.at(-1)!.toFixed(0)} / ` +
           `netfront ${seen.netfront.at(-1)!.toFixed(0)} Mbit/s`);
       }
-      const msPerMB = (path: Path, who: Who) => cpu[path].bytes ? (cpu[path][who] / CLK_TCK) * 1000 / (cpu[path].bytes / MB) : NaN;
+      const msPerMB = (path: Path, who: Who) => cpu[path].bytes ? (cpu[path][who] / CLOCK_TICKS) * 1000 / (cpu[path].bytes / MB) : NaN;
       const fmt = (xs: number[], d = 0) => xs.map((x) => x.toFixed(d)).join(',');
       const cpuDetails = (path: Path) => JSON.stringify({
         deviceProcessMsPerMB: Number(msPerMB(path, 'dev').toFixed(2)), hypervisorMsPerMB: Number(msPerMB(path, 'hv').toFixed(2)),

@@ -17,7 +17,7 @@
 //   boot                   `xl create -c` to the first byte a boot sector
 //                          (bench/asm/first_byte.asm) writes to COM1
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { buildHvmImage } from '../launcher/hvm_image.js';
@@ -27,6 +27,7 @@ import { median, type Metric, type Suite, type SuiteContext } from './suite.js';
 import { startBenchHost, type BenchHost } from './xen_host.js';
 import { SEABIOS, VGABIOS, startXenemu, type MachineSpec } from './hvm_platforms.js';
 import { PROMPT, bootDisk, nasm, rtRound, shell, timedRate, type RtRound } from './hvm.js';
+import { CLOCK_TICKS, procCpuTicks } from './harness.js';
 
 const MiB = 1 << 20;
 
@@ -42,20 +43,6 @@ const LINUX_BOOT_TIMEOUT_MS = 240_000;
 type Placement = 'dom0' | 'stub';
 const PLACEMENTS: Placement[] = ['dom0', 'stub'];
 const extra = (p: Placement) => (p === 'stub' ? STUB : []);
-
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
-function clockTicks(): number {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isInteger(n) && n > 0 ? n : 100;
-}
-
-/** utime + stime of a process (all its threads), in ticks; proc(5): fields 14 and 15, after the parenthesised comm. */
-function cpuTicks(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
 
 function domainPid(h: BenchHost, domid: number): number {
   const pid = readHostRecord(h.rundir)?.pids.domains[String(domid)];
@@ -129,7 +116,7 @@ interface DdSample {
 async function linuxDd(ctx: SuiteContext, h: BenchHost, dir: string, iso: string): Promise<Metric[]> {
   const rounds = ctx.opts.quick ? 1 : 5;
   const diskMiB = ctx.opts.quick ? 32 : 256; // 256 MiB: the 10 ms ticks of /proc/<pid>/stat are ~40 ms/GiB
-  const hz = clockTicks();
+  const hz = CLOCK_TICKS;
   const dom0Pid = domainPid(h, 0);
   const xs = await XsClient.connect(join(h.rundir, 'xenstored.sock'));
   const started: Array<Awaited<ReturnType<typeof startXenemu>>> = [];
@@ -158,9 +145,9 @@ async function linuxDd(ctx: SuiteContext, h: BenchHost, dir: string, iso: string
       for (const p of PLACEMENTS) {
         const { g, dmPid, guestPid } = guests[p];
         await shell(g.console, 'echo 3 > /proc/sys/vm/drop_caches');
-        const before = [cpuTicks(dom0Pid), cpuTicks(dmPid), cpuTicks(guestPid)];
+        const before = [procCpuTicks(dom0Pid), procCpuTicks(dmPid), procCpuTicks(guestPid)];
         const dd = await shell(g.console, 'time dd if=/dev/sda of=/dev/null bs=1M', 300_000);
-        const after = [cpuTicks(dom0Pid), cpuTicks(dmPid), cpuTicks(guestPid)];
+        const after = [procCpuTicks(dom0Pid), procCpuTicks(dmPid), procCpuTicks(guestPid)];
         const d = after.map((a, k) => perGiB(a - before[k]!));
         out[p].push({ rate: timedRate(dd, diskMiB), dom0: p === 'dom0' ? d[0]! + d[1]! : d[0]!, dom0Process: d[0]!, dm: d[1]!, guest: d[2]! });
       }
