@@ -359,21 +359,55 @@ export class V86Machine {
   }
 
   /**
-   * The string instruction being executed, decoded from its bytes at its
-   * start (previous_ip, linear) rather than from v86's prefix state, which
-   * its JIT does not keep: its opcode, operand and address sizes, whether
-   * it has a rep prefix, and its source segment (DS unless overridden; v86's
-   * order ES CS SS DS FS GS). Null under paging, where linear is not
-   * physical, or past RAM.
+   * When the instruction being executed is `rep ins` from `port` with
+   * elements of `size` bytes: where its data goes (a physical address; only
+   * without paging, where ES's base plus (E)DI is one) and how many
+   * elements are left (ECX or CX). Null for anything else. The bytes at the
+   * instruction's start (previous_ip, linear) are decoded here rather than
+   * trusting v86's prefix state, which its JIT does not keep.
    */
-  private stringOp(): { op: number; op32: boolean; addr32: boolean; rep: boolean; seg: number } | null {
+  repIns(port: number, size: 1 | 2 | 4): { dest: number; count: number; backwards: boolean; addr32: boolean } | null {
     const cpu = this.cpu;
     if (cpu.cr[0]! & 0x80000000) return null;
     let ip = cpu.previous_ip[0]! >>> 0;
     let op32 = cpu.is_32[0] !== 0;
     let addr32 = op32;
     let rep = false;
-    let seg = 3;
+    for (let n = 0; n < 15; n++, ip++) {
+      if (ip >= this.ramBytes) return null;
+      const b = cpu.mem8[ip]!;
+      if (b === 0x66) { op32 = !op32; continue; }
+      if (b === 0x67) { addr32 = !addr32; continue; }
+      if (b === 0xf3 || b === 0xf2) { rep = true; continue; }
+      if (SEGMENT_PREFIX.includes(b)) continue;
+      const elem = b === 0x6c ? 1 : b === 0x6d ? (op32 ? 4 : 2) : 0;
+      if (!rep || elem !== size) return null;
+      const regs = cpu.reg32;
+      if ((regs[2]! & 0xffff) !== port) return null; // DX
+      const count = addr32 ? regs[1]! >>> 0 : regs[1]! & 0xffff;
+      const di = addr32 ? regs[7]! >>> 0 : regs[7]! & 0xffff;
+      return { dest: (cpu.segment_offsets[0]! + di) >>> 0, count, backwards: (cpu.flags[0]! & 0x400) !== 0, addr32 };
+    }
+    return null;
+  }
+
+  /**
+   * When the instruction being executed is `rep movs` whose next source
+   * element of `size` bytes is at physical address `src`: where the
+   * elements go (ES's base plus (E)DI) and how many are left (ECX or CX).
+   * Null for anything else, and under paging (linear is not physical). As
+   * repIns: the instruction's bytes are decoded, and the source it names
+   * (after the elements v86 did without updating the registers) must be
+   * `src`, or this is some other access.
+   */
+  repMovs(src: number, size: 1 | 2 | 4): { dest: number; count: number; backwards: boolean; untilWrap: number } | null {
+    const cpu = this.cpu;
+    if (cpu.cr[0]! & 0x80000000) return null;
+    let ip = cpu.previous_ip[0]! >>> 0;
+    let op32 = cpu.is_32[0] !== 0;
+    let addr32 = op32;
+    let rep = false;
+    let seg = 3; // DS, unless overridden (v86's segment order: ES CS SS DS FS GS)
     for (let n = 0; n < 15; n++, ip++) {
       if (ip >= this.ramBytes) return null;
       const b = cpu.mem8[ip]!;
@@ -382,62 +416,28 @@ export class V86Machine {
       if (b === 0xf3 || b === 0xf2) { rep = true; continue; }
       const override = SEGMENT_PREFIX.indexOf(b);
       if (override >= 0) { seg = override; continue; }
-      return { op: b, op32, addr32, rep, seg };
+      const elem = b === 0xa4 ? 1 : b === 0xa5 ? (op32 ? 4 : 2) : 0;
+      if (!rep || elem !== size) return null;
+      const regs = cpu.reg32;
+      const backwards = (cpu.flags[0]! & 0x400) !== 0;
+      const mask = addr32 ? 0xffffffff : 0xffff;
+      const si0 = (regs[6]! & mask) >>> 0;
+      const di0 = (regs[7]! & mask) >>> 0;
+      const count0 = (regs[1]! & mask) >>> 0;
+      // v86 writes ECX, ESI and EDI back once per run of elements it does
+      // without leaving the instruction, not per element: `done` elements
+      // of this run may be behind the registers.
+      const off = ((src - cpu.segment_offsets[seg]! - si0) & mask) >>> 0;
+      const done = (backwards ? ((-off & mask) >>> 0) : off) / size;
+      if (!Number.isInteger(done) || done >= count0) return null;
+      const si = ((si0 + (backwards ? -done : done) * size) & mask) >>> 0;
+      const di = ((di0 + (backwards ? -done : done) * size) & mask) >>> 0;
+      const count = count0 - done;
+      // With 16-bit addresses SI and DI wrap at 64 KiB: elements up to the first wrap.
+      const untilWrap = addr32 ? count : Math.floor((0x10000 - Math.max(si, di)) / size);
+      return { dest: (cpu.segment_offsets[0]! + di) >>> 0, count, backwards, untilWrap };
     }
     return null;
-  }
-
-  /**
-   * When the instruction being executed is `rep ins` from `port` with
-   * elements of `size` bytes: where its data goes (a physical address; only
-   * without paging, where ES's base plus (E)DI is one) and how many
-   * elements are left (ECX or CX). Null for anything else.
-   */
-  repIns(port: number, size: 1 | 2 | 4): { dest: number; count: number; backwards: boolean; addr32: boolean } | null {
-    const i = this.stringOp();
-    if (!i) return null;
-    const elem = i.op === 0x6c ? 1 : i.op === 0x6d ? (i.op32 ? 4 : 2) : 0;
-    if (!i.rep || elem !== size) return null;
-    const cpu = this.cpu;
-    const regs = cpu.reg32;
-    if ((regs[2]! & 0xffff) !== port) return null; // DX
-    const count = i.addr32 ? regs[1]! >>> 0 : regs[1]! & 0xffff;
-    const di = i.addr32 ? regs[7]! >>> 0 : regs[7]! & 0xffff;
-    return { dest: (cpu.segment_offsets[0]! + di) >>> 0, count, backwards: (cpu.flags[0]! & 0x400) !== 0, addr32: i.addr32 };
-  }
-
-  /**
-   * When the instruction being executed is `rep movs` whose next source
-   * element of `size` bytes is at physical address `src`: where the
-   * elements go (ES's base plus (E)DI) and how many are left (ECX or CX).
-   * Null for anything else. The source it names (after the elements v86
-   * did without updating the registers) must be `src`, or this is some
-   * other access.
-   */
-  repMovs(src: number, size: 1 | 2 | 4): { dest: number; count: number; backwards: boolean; untilWrap: number } | null {
-    const i = this.stringOp();
-    if (!i) return null;
-    const elem = i.op === 0xa4 ? 1 : i.op === 0xa5 ? (i.op32 ? 4 : 2) : 0;
-    if (!i.rep || elem !== size) return null;
-    const cpu = this.cpu;
-    const regs = cpu.reg32;
-    const backwards = (cpu.flags[0]! & 0x400) !== 0;
-    const mask = i.addr32 ? 0xffffffff : 0xffff;
-    const si0 = (regs[6]! & mask) >>> 0;
-    const di0 = (regs[7]! & mask) >>> 0;
-    const count0 = (regs[1]! & mask) >>> 0;
-    // v86 writes ECX, ESI and EDI back once per run of elements it does
-    // without leaving the instruction, not per element: `done` elements
-    // of this run may be behind the registers.
-    const off = ((src - cpu.segment_offsets[i.seg]! - si0) & mask) >>> 0;
-    const done = (backwards ? ((-off & mask) >>> 0) : off) / size;
-    if (!Number.isInteger(done) || done >= count0) return null;
-    const si = ((si0 + (backwards ? -done : done) * size) & mask) >>> 0;
-    const di = ((di0 + (backwards ? -done : done) * size) & mask) >>> 0;
-    const count = count0 - done;
-    // With 16-bit addresses SI and DI wrap at 64 KiB: elements up to the first wrap.
-    const untilWrap = i.addr32 ? count : Math.floor((0x10000 - Math.max(si, di)) / size);
-    return { dest: (cpu.segment_offsets[0]! + di) >>> 0, count, backwards, untilWrap };
   }
 }
 
