@@ -120,9 +120,12 @@ t.test('xl migrate on a terminal draws a progress bar: round, MB sent, dirty rat
   t.ok(frames.length >= 1, `the bar was drawn (${frames.length} frames)`);
   t.notMatch(screen, /\n\[[#.]{24}\] /, 'each frame redrawn in place (after a carriage return, not a new line)');
   t.match(frames.join('\n'), /(round \d+|stop-and-copy|target restoring|target starting) +[\d.]+ MB sent +dirty +[\d.]+ MB\/s +est\. downtime +\d+ ms/, frames.at(-1) ?? 'no frame');
-  // Once a second round has run, the guest's rewriting shows as a dirty rate.
-  const late = frames.filter((f) => !/\] round 1 /.test(f) && !/\] round 2 /.test(f));
+  // From the third pre-copy round on, the rate measured over the rounds before
+  // shows the guest's rewriting. (Stop-and-copy and the target's phases may
+  // show almost nothing: auto-converge has capped the guest by then.)
+  const late = frames.filter((f) => /\] round ([3-9]|[1-9]\d+) /.test(f));
   if (late.length) t.ok(late.some((f) => /dirty +[1-9][\d.]* MB\/s/.test(f)), 'a dirty rate once the guest had rewritten pages during a round');
+  else t.comment(`no frame of a third pre-copy round was drawn (${frames.length} frames): the dirty rate is not checked`);
   t.match(screen, /Target reports successful startup/, 'and the summary follows');
   t.ok((await list(dst)).some((x) => x.name === 'pb'), 'the guest moved');
 });
