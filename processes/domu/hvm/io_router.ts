@@ -29,6 +29,24 @@ import { PT_KIND_INTX, PT_KIND_MEM, PT_KIND_PORT, PT_PAGE_OFFSET, pt_page, readP
 import { BAR_MAX_SLOTS, BarChannel } from '../../../shared/hw/bar_channel.js';
 import { formatSbdf, pciBarSegment } from '../../../shared/wire/pcidev.js';
 
+/**
+ * Port writes that go to the buffered ring (buf_ioreq_t with IOREQ_TYPE_PIO)
+ * when the server takes it: writes whose only effect is the device's state,
+ * with no interrupt and no answer the guest waits for. The device model
+ * drains the ring before it answers any synchronous request, so a later
+ * read (a VGA register's, the debug console's) sees every write before it,
+ * as the guest issued them. Xen buffers only the VGA window's memory
+ * writes; these are xenemu's addition to the same ring, for what firmware
+ * writes in long runs: SeaBIOS's debug console (QEMU's isa-debugcon port
+ * 0x402, its DebugOutputPort when no Xen CPUID leaves are found; about 6,000
+ * bytes per boot) and the VGA BIOS's sequencer, graphics, attribute, DAC
+ * and CRTC registers (0x3B4-0x3B5, 0x3C0-0x3CF, 0x3D4-0x3D5; about 2,700
+ * writes while it sets a mode and its palette).
+ */
+export function isPostedPort(p: number): boolean {
+  return p === 0x402 || (p >= 0x3c0 && p <= 0x3cf) || p === 0x3b4 || p === 0x3b5 || p === 0x3d4 || p === 0x3d5;
+}
+
 /** Where a vCPU's accesses to passed-through BARs go: its slot of each device's BAR channel. */
 export interface PtOptions {
   host: string;
@@ -211,6 +229,13 @@ export class IoRouter {
   }
 
   private portRead(p: number, size: 1 | 2 | 4): number {
+    // The elements of a `rep ins` already fetched (repIns) come first: a
+    // firmware reading a CD calls this a thousand times per sector.
+    const r = this.rep;
+    if (r) {
+      if (r.port === p && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) return r.vals[r.pos++]!;
+      this.rep = null;
+    }
     if (this.intercept?.handles(p)) return this.intercept.read(p, size);
     this.refresh();
     if (this.portPt[p]) { const w = this.ptWindow(this.ptPorts, p); if (w) return this.ptRead(w, p, size, true); }
@@ -220,11 +245,6 @@ export class IoRouter {
     }
     const s = this.portServer[p]! - 1;
     if (s < 0) return ONES[size];
-    const r = this.rep;
-    if (r) {
-      if (r.port === p && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) return r.vals[r.pos++]!;
-      this.rep = null;
-    }
     const batch = this.repIns(s, p, size);
     if (batch !== null) return batch;
     return (this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_READ, 0) & ONES[size]) >>> 0;
@@ -263,7 +283,10 @@ export class IoRouter {
       if (p >= 0xcfc && (this.cf8 & 0x80000000)) { this.pciConfig(IOREQ_WRITE, p, size, v); return; }
     }
     const s = this.portServer[p]! - 1;
-    if (s >= 0) this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_WRITE, v >>> 0);
+    if (s < 0) return;
+    if (isPostedPort(p) && (Atomics.load(this.i32, (hvm_ctl.server_state >> 2) + s) & SERVER_BUFIOREQ) !== 0 &&
+      this.io.buffered(s, p, size, v, IOREQ_TYPE_PIO)) return;
+    this.send(s, IOREQ_TYPE_PIO, p, 0, size, IOREQ_WRITE, v >>> 0);
   }
 
   /** CF8: enable(31) bus(23:16) device(15:11) function(10:8) register(7:2); extended register bits 27:24 (AMD). */

@@ -134,17 +134,17 @@ export class IoreqClient {
 
   /**
    * A write to server `s`'s buffered ring (buf_ioreq_t, 8 bytes; 20 bits of
-   * address, so offsets in the VGA window). False when the ring is full: the
+   * address: the VGA window, or a port with IOREQ_TYPE_PIO). False when the ring is full: the
    * caller sends it synchronously instead, which also orders it after
    * everything buffered before (the device model drains the ring first).
    */
-  buffered(s: number, addr: number, size: 1 | 2 | 4, value: number): boolean {
+  buffered(s: number, addr: number, size: 1 | 2 | 4, value: number, type = IOREQ_TYPE_COPY): boolean {
     const base = bufioreqPageOffset(s);
     const rp = Atomics.load(this.i32, (base + buffered_iopage.read_pointer) >> 2) >>> 0;
     const wp = Atomics.load(this.i32, (base + buffered_iopage.write_pointer) >> 2) >>> 0;
     if (((wp - rp) >>> 0) >= IOREQ_BUFFER_SLOT_NUM) return false;
     const at = base + buffered_iopage.buf_ioreq + (wp % IOREQ_BUFFER_SLOT_NUM) * BUF_IOREQ_SIZE;
-    this.dv.setUint32(at, bufIoreqWord(IOREQ_TYPE_COPY, 0, size, addr), true);
+    this.dv.setUint32(at, bufIoreqWord(type, 0, size, addr), true);
     this.dv.setUint32(at + 4, value >>> 0, true);
     Atomics.store(this.i32, (base + buffered_iopage.write_pointer) >> 2, (wp + 1) | 0);
     this.stats.buffered++;
