@@ -56,6 +56,8 @@ export interface BarChannelGrant {
   key: number;
   slots: number;
   bars: { index: number; kind: 'mem' | 'io'; size: number }[];
+  /** The device's posted-interrupt wake-up line, which a PV owner connects to with `key` (docs/passthrough.md). */
+  irqSocket?: string;
 }
 
 /** Spin this long for an answer (a device process that is awake answers in microseconds), then sleep. */

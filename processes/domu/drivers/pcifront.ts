@@ -44,6 +44,7 @@ import { EVTCHNOP_bind_pirq } from '../../../shared/abi/event_channel.js';
 import { DOMID_SELF, PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
 import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
 import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
+import { createConnection, type Socket } from 'node:net';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
   type XenbusWatch,
@@ -152,7 +153,8 @@ export class Pcifront {
         if ((await xenbusReadInt(xs, this.backend, `state-${i}`)) !== XenbusState.Closing) continue;
         const vdev = await xs.tryRead(`${this.backend}/vdev-${i}`).catch(() => null);
         const bdf = vdev === null ? null : guestBdf(vdev);
-        if (bdf && this.devices.delete(bdf)) this.log(`${bdf}: removed`);
+        const gone = bdf ? this.devices.get(bdf) : undefined;
+        if (gone && bdf) { gone.detach(); this.devices.delete(bdf); this.log(`${bdf}: removed`); }
       }
       await xenbusSwitchState(xs, this.dir, XenbusState.Reconfiguring);
       this.onChange?.();
@@ -280,6 +282,7 @@ export class Pcifront {
     dom.evtchn.off(this.port);
     await dom.evtchn.close(this.port).catch(() => undefined);
     if (this.ref >= 0) dom.gnttab.endAccess(this.ref);
+    for (const d of this.devices.values()) d.detach();
     this.devices.clear();
   }
 
@@ -344,6 +347,8 @@ export class PcifrontDevice implements PciDeviceHandle {
   /** INTx: the pirq of the device's line and its event channel, when it has a pin and we may map it. */
   private intx: { pirq: number; port: number } | null = null;
   private dma: DmaFrames;
+  /** The device's posted-interrupt line (processes/pcidev/irq_socket.ts), while connected. */
+  private irqLine: Socket | null = null;
 
   constructor(private readonly front: Pcifront, private readonly deps: PcifrontDeps, readonly domain: number, readonly bus: number,
               readonly devfn: number, readonly info: PciDeviceInfo) {
@@ -371,7 +376,33 @@ export class PcifrontDevice implements PciDeviceHandle {
     } catch (e) {
       this.channelError = `BAR channel: ${(e as Error).message}`;
     }
+    if (this.channel && g.data.irqSocket) this.listenPosted(g.data.irqSocket, g.data.key);
     await this.bindIntx().catch((e: Error) => this.deps.log(`pcifront ${this.bdf}: INTx: ${e.message}`));
+  }
+
+  /**
+   * The device's posted-interrupt line: connected with the BAR channel key,
+   * each byte the device writes is an upcall (the device set an MSI's port
+   * pending in our shared_info and upcall_pending with it), so the event
+   * loop scans shared_info as for the hypervisor's `upcall` message. Without
+   * the line every MSI comes through the hypervisor, as before.
+   */
+  private listenPosted(path: string, key: number): void {
+    const s = createConnection(path);
+    const hello = Buffer.alloc(4);
+    hello.writeUInt32LE(key >>> 0, 0);
+    s.on('connect', () => s.write(hello));
+    s.on('data', () => this.deps.dom.evtchn.scan());
+    s.on('error', (e) => this.deps.log(`pcifront ${this.bdf}: posted interrupts: ${e.message}`));
+    s.on('close', () => { if (this.irqLine === s) this.irqLine = null; });
+    s.unref();
+    this.irqLine = s;
+  }
+
+  /** The device left the bus (unplug, the back end gone). */
+  detach(): void {
+    this.irqLine?.destroy();
+    this.irqLine = null;
   }
 
   /** xen_pcifront_enable_irq: the line's pirq mapped and bound to an event channel. */
