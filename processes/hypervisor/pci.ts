@@ -67,6 +67,7 @@ export class HostPciDevice {
   gone = false;
   key = 0;
   readonly faults = { iommu: 0, quarantine: 0 };
+  readonly msi = { posted: 0, relayed: 0 };
   intx: 0 | 1 = 0;
   readonly seg: SharedArrayBuffer;
   readonly segment: string;
@@ -213,6 +214,11 @@ export class PciRegistry {
         this.hv.console.log(`pci ${d.bdf}: ${m.last} (${m.iommu} iommu faults, ${m.quarantine} quarantined DMAs)`);
         this.hv.domainsChanged();
         return;
+      case 'msi':
+        d.msi.posted = m.posted;
+        d.msi.relayed = m.relayed;
+        this.hv.domainsChanged();
+        return;
     }
   }
 
@@ -276,7 +282,7 @@ export class PciRegistry {
     return [...this.devices.values()].map((d) => ({
       bdf: d.bdf, model: d.model, spec: formatPciSpec(d.spec), owner: ownerName(d.owner),
       state: d.gone ? 'gone' : d.hello ? 'running' : 'starting', pid: d.proc?.pid ?? 0,
-      faults: { ...d.faults },
+      faults: { ...d.faults }, msi: { ...d.msi },
       ...(d.hello?.tap ? { tap: d.hello.tap } : {}),
     }));
   }

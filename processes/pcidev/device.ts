@@ -33,6 +33,8 @@ import type { IrqSocket } from './irq_socket.js';
 
 /** After answering, look for the next request this long before handing the doorbell back to the worker. */
 const SPIN_NS = 20_000n;
+/** How long MSI counts gather before the hypervisor is told (host.json). */
+const MSI_STATS_MS = 200;
 /** Fault lines written to the log; beyond, only counted. */
 const FAULT_LINES = 100;
 
@@ -64,6 +66,7 @@ export class HostPciDevice implements ConfigTarget {
   readonly faults = { iommu: 0, quarantine: 0 };
   private faultLines = 0;
   private faultFlush: NodeJS.Timeout | null = null;
+  private msiFlush: NodeJS.Timeout | null = null;
   private lastFault = '';
   private staleTold = -2;
   readonly stats = { bar: 0, stale: 0, resets: 0, msiPosted: 0, msiRelayed: 0 };
@@ -179,6 +182,7 @@ export class HostPciDevice implements ConfigTarget {
   private msi(addr: number, data: number): void {
     const si = this.si;
     const e = si && this.o.irqSocket.connected ? this.posted.lookup(data) : -1;
+    this.msiStats();
     if (e < 0 || !si) {
       this.stats.msiRelayed++;
       this.o.send({ type: 'irq', msi: { addr, data } });
@@ -208,6 +212,14 @@ export class HostPciDevice implements ConfigTarget {
     // The line in the BAR channel first: an access that quietened the device is answered after it.
     Atomics.store(this.i32, bar_channel.intx >> 2, level);
     this.o.send({ type: 'irq', intx: level });
+  }
+
+  /** The counts follow to the hypervisor, coalesced. */
+  private msiStats(): void {
+    this.msiFlush ??= setTimeout(() => {
+      this.msiFlush = null;
+      this.o.send({ type: 'msi', posted: this.stats.msiPosted, relayed: this.stats.msiRelayed });
+    }, MSI_STATS_MS);
   }
 
   private onFault(f: IommuFault): void {
@@ -307,6 +319,7 @@ export class HostPciDevice implements ConfigTarget {
     Atomics.store(this.flag, 1, 1);
     Atomics.notify(this.flag, 0);
     if (this.faultFlush) clearTimeout(this.faultFlush);
+    if (this.msiFlush) clearTimeout(this.msiFlush);
     void this.worker?.terminate();
     this.model.dispose();
     this.clock.cancelAll();

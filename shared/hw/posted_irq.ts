@@ -18,6 +18,7 @@
 //   64      entries, u32 each (PI_ENTRIES): bit 31 valid, bits 20-24 the vCPU,
 //           bits 8-19 the port, bits 0-7 the pirq (one word, so a reader never
 //           sees half of an entry the hypervisor rewrites)
+import { createConnection, type Socket } from 'node:net';
 import { shmCreate, shmOpen, shmUnlink } from '../shm.js';
 import { PAGE_SIZE } from '../abi/xen.js';
 
@@ -74,4 +75,26 @@ export class PostedIrqTable {
     }
     return -1;
   }
+}
+
+/**
+ * The owner's end of the device's wake-up line (processes/pcidev/irq_socket.ts):
+ * connects to `path`, says `key` (the BAR channel's), and calls `upcall(vcpu)`
+ * for each byte the device writes: a posted MSI set upcall_pending, so the
+ * owner scans its shared_info as for the hypervisor's `upcall` message. The
+ * socket does not keep the process alive.
+ */
+export function listenPostedIrqs(path: string, key: number, upcall: (vcpu: number) => void, onError: (e: Error) => void): Socket {
+  const s = createConnection(path);
+  const hello = Buffer.alloc(4);
+  hello.writeUInt32LE(key >>> 0, 0);
+  s.on('connect', () => s.write(hello));
+  s.on('data', (d: Buffer) => {
+    // Bytes that piled up while the loop was busy are one scan per vCPU named.
+    if (d.length === 1) { upcall(d[0]!); return; }
+    for (const v of new Set(d)) upcall(v);
+  });
+  s.on('error', onError);
+  s.unref();
+  return s;
 }

@@ -109,7 +109,10 @@ export interface PciDevIrq { type: 'irq'; intx?: 0 | 1; msi?: { addr: number; da
 /** The device's IOMMU fault counts so far (coalesced) and its last fault's line. */
 export interface PciDevFaults { type: 'faults'; iommu: number; quarantine: number; last: string }
 
-export type PciDevToHypervisor = PciDevHello | PciDevIrq | PciDevFaults;
+/** The device's MSI counts so far (coalesced): posted to the owner itself, relayed through the hypervisor. */
+export interface PciDevMsiStats { type: 'msi'; posted: number; relayed: number }
+
+export type PciDevToHypervisor = PciDevHello | PciDevIrq | PciDevFaults | PciDevMsiStats;
 
 /**
  * The device's IOMMU context and BAR channel owner. `owner` null is

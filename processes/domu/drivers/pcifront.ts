@@ -44,7 +44,8 @@ import { EVTCHNOP_bind_pirq } from '../../../shared/abi/event_channel.js';
 import { DOMID_SELF, PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
 import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
 import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { listenPostedIrqs } from '../../../shared/hw/posted_irq.js';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
   type XenbusWatch,
@@ -388,14 +389,9 @@ export class PcifrontDevice implements PciDeviceHandle {
    * the line every MSI comes through the hypervisor, as before.
    */
   private listenPosted(path: string, key: number): void {
-    const s = createConnection(path);
-    const hello = Buffer.alloc(4);
-    hello.writeUInt32LE(key >>> 0, 0);
-    s.on('connect', () => s.write(hello));
-    s.on('data', () => this.deps.dom.evtchn.scan());
-    s.on('error', (e) => this.deps.log(`pcifront ${this.bdf}: posted interrupts: ${e.message}`));
+    const s = listenPostedIrqs(path, key, () => this.deps.dom.evtchn.scan(),
+      (e) => this.deps.log(`pcifront ${this.bdf}: posted interrupts: ${e.message}`));
     s.on('close', () => { if (this.irqLine === s) this.irqLine = null; });
-    s.unref();
     this.irqLine = s;
   }
 
