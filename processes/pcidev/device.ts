@@ -83,6 +83,7 @@ export class HostPciDevice implements ConfigTarget {
       (pfn, n) => recordModified(this.i32, this.dv, pfn, n, bar_channel.dma_ring, BAR_DMA_RING_SLOTS));
     if (Atomics.load(this.i32, bar_channel.magic >> 2) !== BAR_MAGIC) throw new Error(`${o.barSegment} is no BAR channel`);
     this.posted = PostedIrqTable.open(o.postedSegment);
+    o.irqSocket.onDoorbell = () => this.serveRung();
     this.model = this.build();
   }
 
@@ -245,6 +246,28 @@ export class HostPciDevice implements ConfigTarget {
     w.on('error', (e) => this.o.log(`BAR doorbell thread: ${e.message}`));
     w.unref();
     this.worker = w;
+  }
+
+  /**
+   * The owner rang on its irq line (irq_socket.ts): served here, the
+   * doorbell thread left asleep. The channel says awake while this runs,
+   * so the owner's accesses meanwhile ring nothing; asleep again after,
+   * with one more look for a request posted before the owner saw it.
+   */
+  private serveRung(): void {
+    const sleeping = bar_channel.dev_sleeping >> 2;
+    do {
+      Atomics.store(this.i32, sleeping, 0);
+      this.serveBars();
+      Atomics.store(this.i32, sleeping, 1);
+    } while (this.anyReady());
+  }
+
+  private anyReady(): boolean {
+    for (let s = 0; s < BAR_MAX_SLOTS; s++) {
+      if (((Atomics.load(this.i32, (barSlotOffset(s) + IOREQ_STATE_WORD) >> 2) >>> 16) & 0xf) === STATE_IOREQ_READY) return true;
+    }
+    return false;
   }
 
   /** Answers every posted request, then keeps looking for SPIN_NS after the last. */

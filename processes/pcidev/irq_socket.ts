@@ -11,6 +11,13 @@
 //   connect, key ──────────────────> the owner's key? keep : close
 //                 <───── one byte ── MSI posted, upcall_pending 0 -> 1
 //   scan shared_info (evtchn.ts)
+//   BAR request, dev_sleeping:
+//     one byte ────────────────────> the event loop serves the BAR channel (device.ts)
+//
+// The second direction is the BAR channel's doorbell for an owner on the
+// line: the device's event loop, which libuv wakes for the byte, serves the
+// request itself, where the futex doorbell wakes the doorbell thread, which
+// then wakes the loop (two threads woken instead of one).
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, unlinkSync } from 'node:fs';
 import { EAGAIN, sendNow, socketFd } from '../../shared/sockio.js';
@@ -24,6 +31,9 @@ export class IrqSocket {
   private owner: { sock: Socket; fd: number } | null = null;
   private key = 0;
   private readonly one = Buffer.alloc(1);
+
+  /** The owner rang: serve the BAR channel. */
+  onDoorbell: () => void = () => {};
 
   constructor(private readonly path: string, private readonly log: (m: string) => void) {
     this.server = createServer((s) => this.serve(s));
@@ -60,7 +70,7 @@ export class IrqSocket {
     this.conns.add(s);
     let got = Buffer.alloc(0);
     s.on('data', (d: Buffer) => {
-      if (got.length >= HELLO) return; // the owner says nothing more
+      if (got.length >= HELLO) { if (this.owner?.sock === s) this.onDoorbell(); return; }
       got = Buffer.concat([got, d]);
       if (got.length < HELLO) return;
       const fd = socketFd(s);
@@ -68,6 +78,7 @@ export class IrqSocket {
       if (this.owner) this.owner.sock.destroy();
       this.owner = { sock: s, fd };
       this.log('posted interrupts: the owner is listening');
+      if (got.length > HELLO) this.onDoorbell();
     });
     s.on('error', () => { /* the peer went */ });
     s.on('close', () => {

@@ -46,6 +46,7 @@ import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_
 import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
 import type { Socket } from 'node:net';
 import { listenPostedIrqs } from '../../../shared/hw/posted_irq.js';
+import { EAGAIN, sendNow, socketFd } from '../../../shared/sockio.js';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
   type XenbusWatch,
@@ -334,6 +335,9 @@ class DmaFrames {
   }
 }
 
+/** A doorbell on the device's irq line: any byte. */
+const RING = Buffer.of(1);
+
 /** One device on pcifront's buses: PciDeviceHandle. */
 export class PcifrontDevice implements PciDeviceHandle {
   readonly bdf: string;
@@ -391,7 +395,16 @@ export class PcifrontDevice implements PciDeviceHandle {
   private listenPosted(path: string, key: number): void {
     const s = listenPostedIrqs(path, key, () => this.deps.dom.evtchn.scan(),
       (e) => this.deps.log(`pcifront ${this.bdf}: posted interrupts: ${e.message}`));
-    s.on('close', () => { if (this.irqLine === s) this.irqLine = null; });
+    // The same line rings the BAR channel's doorbell: the device's event loop reads the byte itself.
+    s.on('connect', () => {
+      const fd = socketFd(s);
+      if (fd >= 0) this.channel?.setDoorbell(() => { const r = sendNow(fd, RING); return r > 0 || r === EAGAIN; });
+    });
+    s.on('close', () => {
+      if (this.irqLine !== s) return;
+      this.irqLine = null;
+      this.channel?.setDoorbell(null);
+    });
     this.irqLine = s;
   }
 
