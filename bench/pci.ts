@@ -1,9 +1,10 @@
 // PCI passthrough of the host's NVMe controller to a PV guest (docs/passthrough.md),
 // against blkfront on a copy of the same image and direct file I/O from Node.
 //
-//   nvme0n1  guest dd / blkbench ─► kernel NVMe driver: SQ entry, tail doorbell (BAR channel)
-//              ─► device process (shared/hw/nvme.ts): PRPs, DMA into the guest's frames
-//              through the IOMMU, CQ entry, MSI-X ─► hypervisor ─► pirq event channel
+//   nvme0n1  guest dd / blkbench ─► kernel NVMe driver: SQ entry, tail doorbell (BAR channel,
+//              rung on the device's irq line) ─► device process (shared/hw/nvme.ts): PRPs, DMA
+//              into the guest's frames through the IOMMU, CQ entry, MSI-X posted: the pirq's
+//              port pending in the guest's shared_info, a byte on the irq line (no hypervisor)
 //   xvda     guest dd / blkbench ─► blkfront ring ─► blkback (Domain-0) ─► preadv
 //   direct   one Node process, fs/promises on the image
 //

@@ -36,6 +36,8 @@ export interface PciRecord {
   pid: number;
   /** DMA its IOMMU refused, and DMA done in quarantine (on the scratch page). */
   faults: { iommu: number; quarantine: number };
+  /** MSIs the device posted to its owner's ports itself, and those it sent the hypervisor (docs/passthrough.md). */
+  msi?: { posted: number; relayed: number };
   /** A NIC's TAP in the host's namespace (xpt03, or xpt03-<hash> for a host without a namespace of its own). */
   tap?: string;
 }

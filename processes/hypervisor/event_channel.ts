@@ -11,14 +11,16 @@
 // Every step is an atomic read-modify-write on D's shared_info page, which
 // D's own event loop clears in the reverse order (upcall_pending, then
 // pending_sel by exchange, then each pending bit), so a burst of sends costs
-// one message until D has caught up. Binding needs consent: an interdomain
+// one message until D has caught up (shared/xen/evtchn_2l.ts, which a host
+// PCI device posting its MSI to its owner runs too: pci_irq.ts). Binding needs consent: an interdomain
 // bind succeeds only against a port the other side allocated unbound for the
 // caller (EVTCHNOP_alloc_unbound with remote_dom = caller).
 import {
   ECS_FREE, ECS_INTERDOMAIN, ECS_PIRQ, ECS_RESERVED, ECS_UNBOUND, ECS_VIRQ,
   EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_pirq, EVTCHNSTAT_unbound, EVTCHNSTAT_virq,
 } from '../../shared/abi/event_channel.js';
-import { bitWord, GLOBAL_VIRQS, NR_VIRQS, shared_info, vcpu_info, vcpuInfoOffset, DOMID_SELF } from '../../shared/abi/xen.js';
+import { bitWord, GLOBAL_VIRQS, NR_VIRQS, shared_info, DOMID_SELF } from '../../shared/abi/xen.js';
+import { evtchn2lMarkSelector, evtchn2lSetPending } from '../../shared/xen/evtchn_2l.js';
 import { XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_ESRCH } from '../../shared/abi/errno.js';
 import type { Domain } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
@@ -62,32 +64,16 @@ function getFreePort(d: Domain): number {
   return -XEN_ENOSPC;
 }
 
-/** evtchn_2l_set_pending + vcpu_mark_events_pending. */
-// On the hot path (every notification) the bit arithmetic of bitWord() is
-// written out, so that a send allocates nothing.
-const PENDING_WORD = shared_info.evtchn_pending >> 2;
-const MASK_WORD = shared_info.evtchn_mask >> 2;
-
+/** evtchn_2l_set_pending + vcpu_mark_events_pending (shared/xen/evtchn_2l.ts). */
 export function setPending(hv: Hypervisor, d: Domain, port: number, vcpu: number): void {
   if (d.dying || d.si32.length === 0) return;
   const user = d.ports[port]?.user;
   if (user) { user.deliver(port); return; }
-  const si = d.si32;
-  const w = port >>> 5;
-  const b = 1 << (port & 31);
-  if (Atomics.or(si, PENDING_WORD + w, b) & b) return;
-  if (Atomics.load(si, MASK_WORD + w) & b) return;
-  markSelector(hv, d, port, vcpu);
+  if (evtchn2lSetPending(d.si32, d.si8, port, vcpu)) hv.kick(d, vcpu);
 }
 
 function markSelector(hv: Hypervisor, d: Domain, port: number, vcpu: number): void {
-  const vi = vcpuInfoOffset(vcpu);
-  const sel = port >>> 6;
-  const si = ((vi + vcpu_info.evtchn_pending_sel) >> 2) + (sel >>> 5);
-  const sb = 1 << (sel & 31);
-  if (Atomics.or(d.si32, si, sb) & sb) return;
-  if (Atomics.exchange(d.si8, vi + vcpu_info.evtchn_upcall_pending, 1) !== 0) return;
-  hv.kick(d, vcpu);
+  if (evtchn2lMarkSelector(d.si32, d.si8, port, vcpu)) hv.kick(d, vcpu);
 }
 
 /** Clears the port's pending bit; true when it was set (an event nobody took yet). */
@@ -182,6 +168,7 @@ export function closePort(hv: Hypervisor, d: Domain, port: number): number {
     const e = d.pirqs.get(chn.pirq ?? -1);
     if (e && e.port === port) { e.port = 0; e.inFlight = false; }
   }
+  const wasPirq = chn.state === 'pirq';
   if (chn.state === 'interdomain') {
     const rd = hv.domains.get(chn.remoteDom);
     const rchn = rd?.ports[chn.remotePort];
@@ -193,6 +180,7 @@ export function closePort(hv: Hypervisor, d: Domain, port: number): number {
   }
   clearPending(d, port);
   d.ports[port] = { state: 'free', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0 };
+  if (wasPirq) hv.pci.pirqsChanged(d); // no device posts to it from now on
   return 0;
 }
 
@@ -245,7 +233,7 @@ export function evtchnStatus(_hv: Hypervisor, _caller: Domain, d: Domain, arg: {
  * EVTCHNOP_bind_pirq {pirq, flags}: a port of the caller for a pirq it has
  * mapped (PHYSDEVOP_map_pirq); -EINVAL when it has not, -EEXIST when bound.
  */
-export function evtchnBindPirq(_hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { pirq?: number; flags?: number }): HcResult {
+export function evtchnBindPirq(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { pirq?: number; flags?: number }): HcResult {
   const e = caller.pirqs.get(Number(arg.pirq));
   if (!e) return -XEN_EINVAL;
   if (e.port) return -XEN_EEXIST;
@@ -254,6 +242,7 @@ export function evtchnBindPirq(_hv: Hypervisor, caller: Domain, _t: Domain | nul
   caller.ports[port] = { state: 'pirq', remoteDom: 0, remotePort: 0, virq: -1, notifyVcpu: 0, pirq: e.pirq };
   e.port = port;
   e.inFlight = false;
+  hv.pci.pirqsChanged(caller); // an MSI pirq of a device the caller owns: the device may post it
   return { ret: 0, data: { port } };
 }
 

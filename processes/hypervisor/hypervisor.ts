@@ -323,7 +323,7 @@ export class Hypervisor {
   }
 
   /** A host PCI device's interrupt (pci_irq.ts). */
-  deviceIrq(dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void {
+  deviceIrq(dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number }; upcall?: number }): void {
     pciIrq(this, dev, m);
   }
 

@@ -4,7 +4,8 @@
 //
 //   boot ──> for each --pci: BAR channel segment, control socket, spawn
 //            `xenemu-pcidev <model> bdf=<bdf> host=H` with a lifeline; wait for hello
-//   hello / owner change ──> context {owner, mem, frames, key, slots} (the device resets)
+//   hello / owner change ──> context {owner, mem, frames, sharedInfo, key, slots} (the device resets)
+//   the owner's MSI pirqs bound / unbound ──> the posted-interrupt table (pci_irq.ts publishPosted)
 //   device exits ──> gone: its channel's `gone` word, every slot woken (the
 //            owner's next access reads all-ones), a log line, host.json
 //   owner dies or is destroyed ──> quarantine
@@ -27,10 +28,12 @@ import { IOREQ_STATE_WORD } from '../../shared/abi/hvm/ioreq.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
 import {
-  bdfOfIndex, decodePciMessage, encodePciMessage, formatPciSpec, parseBdf, pciBarSegment, pciConfigSocket, pciControlEndpoint, pciDir,
+  bdfOfIndex, decodePciMessage, encodePciMessage, formatPciSpec, parseBdf, pciBarSegment, pciConfigSocket, pciControlEndpoint, pciDir, pciIrqSocket,
   type HypervisorToPciDev, type PciDevHello, type PciDevToHypervisor, type PciSpec,
 } from '../../shared/wire/pcidev.js';
 import type { Domain } from './domain.js';
+import { PostedIrqTable, pciPostedSegment } from '../../shared/hw/posted_irq.js';
+import { publishPosted } from './pci_irq.js';
 
 /** How long boot waits for every device's hello before Domain-0 starts without the missing ones. */
 const HELLO_TIMEOUT_MS = 15_000;
@@ -52,8 +55,8 @@ export interface PciHost {
   readonly domains: Map<number, Domain>;
   readonly console: { log(m: string): void };
   domainsChanged(): void;
-  /** INTx level / MSI of a device, to its owner (pci_irq.ts). */
-  deviceIrq(dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void;
+  /** INTx level / MSI of a device, or an upcall a posted MSI needs, to its owner (pci_irq.ts). */
+  deviceIrq(dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number }; upcall?: number }): void;
 }
 
 export class HostPciDevice {
@@ -64,9 +67,12 @@ export class HostPciDevice {
   gone = false;
   key = 0;
   readonly faults = { iommu: 0, quarantine: 0 };
+  readonly msi = { posted: 0, relayed: 0 };
   intx: 0 | 1 = 0;
   readonly seg: SharedArrayBuffer;
   readonly segment: string;
+  /** Which of its MSIs the device posts to its owner's ports itself (shared/hw/posted_irq.ts). */
+  readonly posted: PostedIrqTable;
   private readonly sock = new zmq.Pair({ linger: 0 });
   private readonly outbox: ZmqOutbox;
   readonly endpoint: string;
@@ -78,6 +84,7 @@ export class HostPciDevice {
     shmUnlink(this.segment);
     this.seg = shmCreate(this.segment, BAR_SEGMENT_SIZE);
     Atomics.store(new Int32Array(this.seg), bar_channel.magic >> 2, BAR_MAGIC);
+    this.posted = PostedIrqTable.create(pciPostedSegment(reg.hv.host, bdf));
     this.endpoint = pciControlEndpoint(reg.hv.rundir, bdf);
     this.outbox = new ZmqOutbox(this.sock, (e) => reg.hv.console.log(`pci ${bdf}: send failed: ${(e as Error).message}`));
   }
@@ -177,8 +184,10 @@ export class PciRegistry {
   private onExit(d: HostPciDevice, proc: ChildProcess, code: number | null, signal: string | null): void {
     if (d.proc === proc) d.proc = null;
     d.markGone();
-    // A device killed outright could not remove its socket: Domain-0's programs find none rather than a dead one.
-    try { unlinkSync(pciConfigSocket(this.hv.rundir, d.bdf)); } catch { /* it did, or the run dir is going */ }
+    // A device killed outright could not remove its sockets: Domain-0's programs and the owner find none rather than a dead one.
+    for (const path of [pciConfigSocket(this.hv.rundir, d.bdf), pciIrqSocket(this.hv.rundir, d.bdf)]) {
+      try { unlinkSync(path); } catch { /* it did, or the run dir is going */ }
+    }
     if (this.closed) return;
     this.hv.console.log(`pci ${d.bdf}: device process exited (${signal ? `signal ${signal}` : `code ${code}`}): ` +
                         `the device is gone${d.owner !== null && d.owner !== 0 ? `; its owner d${d.owner} reads all-ones` : ''}`);
@@ -205,6 +214,11 @@ export class PciRegistry {
         this.hv.console.log(`pci ${d.bdf}: ${m.last} (${m.iommu} iommu faults, ${m.quarantine} quarantined DMAs)`);
         this.hv.domainsChanged();
         return;
+      case 'msi':
+        d.msi.posted = m.posted;
+        d.msi.relayed = m.relayed;
+        this.hv.domainsChanged();
+        return;
     }
   }
 
@@ -217,7 +231,8 @@ export class PciRegistry {
     const o = d.owner !== null && d.owner !== 0 ? this.hv.domains.get(d.owner) : undefined;
     if (o && !o.dying && o.mem) {
       d.send({ type: 'context', owner: o.domid, mem: o.segments.mem, memBytes: o.frames.maxPfns * PAGE_SIZE,
-               frames: o.segments.frames, maxPfns: o.frames.maxPfns, key: d.key, slots: o.maxVcpus + 1 });
+               frames: o.segments.frames, maxPfns: o.frames.maxPfns, key: d.key, slots: o.maxVcpus + 1,
+               ...(o.hvm ? {} : { sharedInfo: o.segments.shared_info }) });
     } else {
       d.send({ type: 'context', owner: d.owner === 0 ? 0 : null, key: 0, slots: 0 });
     }
@@ -229,6 +244,8 @@ export class PciRegistry {
     d.owner = owner;
     d.key = owner !== null && owner !== 0 ? randomInt(1, 0x7fffffff) : 0;
     d.intx = 0;
+    // The former owner's bindings go before anything else of the new owner's is set up.
+    publishPosted(this.hv, d);
     this.hv.console.log(`pci ${d.bdf}: ${ownerName(was)} -> ${ownerName(owner)} (${why})`);
     if (!d.gone && d.hello) this.programContext(d);
     this.hv.domainsChanged();
@@ -250,6 +267,11 @@ export class PciRegistry {
     this.grants.delete(domid);
   }
 
+  /** `d` bound, unbound or unmapped a pirq: the posted-interrupt tables of its devices follow. */
+  pirqsChanged(d: Domain): void {
+    for (const dev of this.devices.values()) if (dev.owner === d.domid) publishPosted(this.hv, dev);
+  }
+
   /** Whether `domid` owns a device (has_arch_pdevs). */
   owns(domid: number): boolean {
     for (const d of this.devices.values()) if (d.owner === domid) return true;
@@ -260,7 +282,7 @@ export class PciRegistry {
     return [...this.devices.values()].map((d) => ({
       bdf: d.bdf, model: d.model, spec: formatPciSpec(d.spec), owner: ownerName(d.owner),
       state: d.gone ? 'gone' : d.hello ? 'running' : 'starting', pid: d.proc?.pid ?? 0,
-      faults: { ...d.faults },
+      faults: { ...d.faults }, msi: { ...d.msi },
       ...(d.hello?.tap ? { tap: d.hello.tap } : {}),
     }));
   }

@@ -21,7 +21,7 @@ import { DOMID_INVALID } from '../../shared/abi/xen.js';
 import { XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENODEV, XEN_ENOENT, XEN_EPERM } from '../../shared/abi/errno.js';
 import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import { gsiOf, syncPtIntx } from './pci_irq.js';
-import { formatSbdf, parseBdf } from '../../shared/wire/pcidev.js';
+import { formatSbdf, parseBdf, pciIrqSocket } from '../../shared/wire/pcidev.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { PT_KIND_INTX, PT_KIND_MEM, PT_KIND_PORT, writePtMappings, type PtMapping } from '../../shared/abi/hvm/xenemu_hvm.js';
 import type { Domain } from './domain.js';
@@ -306,7 +306,8 @@ function refuse(hv: Hypervisor, what: string, rc: number, why: string): number {
 
 /**
  * XENEMU_PHYSDEVOP_pci_bar_channel: the device's owner, and only it, learns
- * its BAR channel: the segment, its key, its slots and the BARs.
+ * its BAR channel: the segment, its key, its slots and the BARs, and the
+ * device's posted-interrupt line (processes/pcidev/irq_socket.ts).
  */
 export function physdevPciBarChannel(hv: Hypervisor, caller: Domain, _t: Domain | null, arg: { machine_sbdf?: number }): HcResult {
   const n = u32(arg.machine_sbdf);
@@ -314,7 +315,7 @@ export function physdevPciBarChannel(hv: Hypervisor, caller: Domain, _t: Domain 
   if (!d) return -XEN_ENODEV;
   if (d.owner !== caller.domid || caller.domid === 0) return -XEN_EPERM;
   return { ret: 0, data: {
-    segment: d.segment, key: d.key, slots: caller.maxVcpus + 1,
+    segment: d.segment, key: d.key, slots: caller.maxVcpus + 1, irqSocket: pciIrqSocket(hv.rundir, d.bdf),
     bars: (d.hello?.bars ?? []).map((b) => ({ index: b.index, kind: b.kind, size: b.size })),
   } };
 }

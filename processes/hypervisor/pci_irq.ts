@@ -6,6 +6,10 @@
 //   PHYSDEVOP_eoi(pirq)    ─> not in flight; the line still high: deliver again
 //   device `irq {msi}`     ─> owner's pirq mapped for the device's MSI whose number is the
 //                              message's data (else each of them): set pending (edge)
+//   posted MSI             ─> the device sets the port pending itself, for the pirqs the
+//                              hypervisor wrote into its posted-interrupt table (publishPosted:
+//                              an MSI pirq of the device bound to a port of its PV owner), and
+//                              kicks the owner on its own line; `irq {upcall}` when it could not
 //
 // PHYSDEVOP_map_pirq maps for a domain (DOMID_SELF or, for Domain-0, a
 // guest): MAP_PIRQ_TYPE_GSI with `index` the GSI, which the domain must be
@@ -33,6 +37,7 @@ import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import type { Domain, PirqEntry } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
 import type { HostPciDevice } from './pci.js';
+import type { PostedBinding } from '../../shared/hw/posted_irq.js';
 
 /** Xen's nr_pirqs for a PV domain of this size is larger; 256 covers every GSI and MSI of the host's devices. */
 export const NR_PIRQS = 256;
@@ -59,8 +64,33 @@ export function syncPtIntx(hv: Hypervisor, t: Domain, gsi: number): void {
   }
 }
 
-export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number } }): void {
+/**
+ * Rewrites `dev`'s posted-interrupt table (shared/hw/posted_irq.ts) from its
+ * owner's bindings: each MSI pirq of the device bound to a port of a PV
+ * owner that the owner's shared_info takes (not a Domain-0 program's
+ * /dev/xen/evtchn port). Called at every change of those bindings and of
+ * owner, before the hypercall or domctl returns, so a port closed or a
+ * device taken away is never posted to after.
+ */
+export function publishPosted(hv: { domains: Map<number, Domain> }, dev: HostPciDevice): void {
   const o = dev.owner !== null && dev.owner !== 0 ? hv.domains.get(dev.owner) : undefined;
+  const out: PostedBinding[] = [];
+  if (o && !o.hvm && !o.dying) {
+    for (const e of o.pirqs.values()) {
+      const c = e.port ? o.ports[e.port] : undefined;
+      if (e.msiSbdf === dev.sbdf && c && c.state === 'pirq' && !c.user) out.push({ pirq: e.pirq, port: e.port, vcpu: c.notifyVcpu });
+    }
+  }
+  dev.posted.publish(out);
+}
+
+export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; msi?: { addr: number; data: number }; upcall?: number }): void {
+  const o = dev.owner !== null && dev.owner !== 0 ? hv.domains.get(dev.owner) : undefined;
+  if (m.upcall !== undefined) {
+    // A posted MSI set upcall_pending and the device's line to the owner broke: the upcall it could not send.
+    if (o && !o.hvm && !o.dying && Number.isInteger(m.upcall) && m.upcall >= 0 && m.upcall < o.maxVcpus) hv.kick(o, m.upcall);
+    return;
+  }
   if (m.intx !== undefined) {
     dev.intx = m.intx;
     if (o?.hvm) { syncPtIntx(hv, o, gsiOf(dev)); return; }
@@ -122,10 +152,11 @@ export function physdevMapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: 
 }
 
 /** PHYSDEVOP_unmap_pirq: the pirq goes; a port bound to it stays but hears nothing more (Xen's forced unbind). */
-export function physdevUnmapPirq(_hv: Hypervisor, _caller: Domain, t: Domain, arg: { pirq?: number }): HcResult {
+export function physdevUnmapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: { pirq?: number }): HcResult {
   const e = t.pirqs.get(Number(arg.pirq));
   if (!e) return -XEN_EINVAL;
   t.pirqs.delete(e.pirq);
+  hv.pci.pirqsChanged(t);
   return 0;
 }
 

@@ -6,8 +6,11 @@
 //   BAR channel (the owner)  ──> serveBars: each READY slot with the owner's key
 //                                goes to the BAR's handler; anything else reads all-ones
 //   the model's DMA          ──> Iommu (shared/hw/iommu.ts): the owner's frames, or quarantine
-//   the model's INTx, MSI(-X) ──> `irq {intx}`, `irq {msi}` to the hypervisor
-//   context (hypervisor)     ──> new IOMMU context, FLR
+//   the model's INTx         ──> `irq {intx}` to the hypervisor
+//   the model's MSI(-X)      ──> posted: the owner's port pending in its shared_info,
+//                                a byte on its irq socket when upcall_pending was clear;
+//                                else `irq {msi}` to the hypervisor
+//   context (hypervisor)     ──> new IOMMU context, owner's shared_info, FLR
 import { Worker } from 'node:worker_threads';
 import { shmOpen } from '../../shared/shm.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
@@ -24,9 +27,14 @@ import { parseBdf, placeBars, type PciDevContext, type PciDevHello, type PciDevT
 import { LoopClock } from './clock.js';
 import type { ConfigTarget } from './config_server.js';
 import type { HostedModel, ModelFactory } from './models.js';
+import { PostedIrqTable } from '../../shared/hw/posted_irq.js';
+import { evtchn2lSetPending } from '../../shared/xen/evtchn_2l.js';
+import type { IrqSocket } from './irq_socket.js';
 
 /** After answering, look for the next request this long before handing the doorbell back to the worker. */
 const SPIN_NS = 20_000n;
+/** How long MSI counts gather before the hypervisor is told (host.json). */
+const MSI_STATS_MS = 200;
 /** Fault lines written to the log; beyond, only counted. */
 const FAULT_LINES = 100;
 
@@ -35,6 +43,10 @@ export interface DeviceOptions {
   spec: PciSpec;
   factory: ModelFactory;
   barSegment: string;
+  /** The hypervisor's posted-interrupt table for this device (shared/hw/posted_irq.ts). */
+  postedSegment: string;
+  /** The owner's wake-up line (irq_socket.ts). */
+  irqSocket: IrqSocket;
   log: (m: string) => void;
   send: (m: PciDevToHypervisor) => void;
 }
@@ -54,9 +66,13 @@ export class HostPciDevice implements ConfigTarget {
   readonly faults = { iommu: 0, quarantine: 0 };
   private faultLines = 0;
   private faultFlush: NodeJS.Timeout | null = null;
+  private msiFlush: NodeJS.Timeout | null = null;
   private lastFault = '';
   private staleTold = -2;
-  readonly stats = { bar: 0, stale: 0, resets: 0 };
+  readonly stats = { bar: 0, stale: 0, resets: 0, msiPosted: 0, msiRelayed: 0 };
+  private readonly posted: PostedIrqTable;
+  /** The owner's shared_info, where posted MSIs land. */
+  private si: { i32: Int32Array; u8: Uint8Array } | null = null;
 
   constructor(private readonly o: DeviceOptions) {
     this.seg = shmOpen(o.barSegment, BAR_SEGMENT_SIZE);
@@ -66,6 +82,8 @@ export class HostPciDevice implements ConfigTarget {
     this.iommu = new Iommu((f) => this.onFault(f),
       (pfn, n) => recordModified(this.i32, this.dv, pfn, n, bar_channel.dma_ring, BAR_DMA_RING_SLOTS));
     if (Atomics.load(this.i32, bar_channel.magic >> 2) !== BAR_MAGIC) throw new Error(`${o.barSegment} is no BAR channel`);
+    this.posted = PostedIrqTable.open(o.postedSegment);
+    o.irqSocket.onDoorbell = () => this.serveRung();
     this.model = this.build();
   }
 
@@ -76,8 +94,7 @@ export class HostPciDevice implements ConfigTarget {
         setIsaIrq: () => { /* a PCI function has no ISA line */ },
         setPciIntx: (_dev, _pin, level) => this.setIntx(level),
       },
-      // The hypervisor delivers it to the owner's pirq (processes/hypervisor/pci_irq.ts).
-      injectMsi: (addr, data) => this.o.send({ type: 'irq', msi: { addr, data } }),
+      injectMsi: (addr, data) => this.msi(addr, data),
     });
     m.fn.device = 0; // the function is 00.0 of its own bus: INTx is driven from now on
     // The host's firmware places the BARs (shared/wire/pcidev.ts placeBars);
@@ -137,6 +154,16 @@ export class HostPciDevice implements ConfigTarget {
       }
     }
     this.iommu.setContext(iommu);
+    this.si = null;
+    if (iommu && c.sharedInfo) {
+      try {
+        const si = shmOpen(c.sharedInfo, PAGE_SIZE);
+        this.si = { i32: new Int32Array(si), u8: new Uint8Array(si) };
+      } catch (e) {
+        this.o.log(`cannot map d${c.owner}'s shared_info (${(e as Error).message}): its MSIs go through the hypervisor`);
+      }
+    }
+    this.o.irqSocket.setKey(iommu ? c.key : 0);
     this.ctx = { owner: iommu ? c.owner : null, key: c.key >>> 0, slots: Math.min(c.slots, BAR_MAX_SLOTS) };
     this.reset(iommu ? `assigned to d${c.owner}` : c.owner === 0 ? 'owned by Domain-0 (no DMA)' : 'quarantined');
   }
@@ -144,8 +171,28 @@ export class HostPciDevice implements ConfigTarget {
   get owner(): number | null { return this.ctx.owner; }
 
   /** The test hook's MSI (config_server.ts). */
-  testMsi(data: number): void {
-    this.o.send({ type: 'irq', msi: { addr: 0xfee00000, data } });
+  testMsi(data: number): void { this.msi(0xfee00000, data); }
+
+  /**
+   * An MSI: posted when the hypervisor's table binds its data (the pirq)
+   * to a port of the owner and the owner listens on its irq socket (the
+   * port set pending with Xen's 2-level order, the owner kicked only when
+   * upcall_pending was clear); otherwise the hypervisor delivers it
+   * (processes/hypervisor/pci_irq.ts), as it does every INTx.
+   */
+  private msi(addr: number, data: number): void {
+    const si = this.si;
+    const e = si && this.o.irqSocket.connected ? this.posted.lookup(data) : -1;
+    this.msiStats();
+    if (e < 0 || !si) {
+      this.stats.msiRelayed++;
+      this.o.send({ type: 'irq', msi: { addr, data } });
+      return;
+    }
+    this.stats.msiPosted++;
+    const vcpu = e & 0xff;
+    // A line that broke after the bits were set: the hypervisor kicks instead (upcall_pending stays set till then).
+    if (evtchn2lSetPending(si.i32, si.u8, e >>> 8, vcpu) && !this.o.irqSocket.kick(vcpu)) this.o.send({ type: 'irq', upcall: vcpu });
   }
 
   /** The `pcidev-dma` test hook (config_server.ts): one DMA through the IOMMU, as a model does it. */
@@ -166,6 +213,14 @@ export class HostPciDevice implements ConfigTarget {
     // The line in the BAR channel first: an access that quietened the device is answered after it.
     Atomics.store(this.i32, bar_channel.intx >> 2, level);
     this.o.send({ type: 'irq', intx: level });
+  }
+
+  /** The counts follow to the hypervisor, coalesced. */
+  private msiStats(): void {
+    this.msiFlush ??= setTimeout(() => {
+      this.msiFlush = null;
+      this.o.send({ type: 'msi', posted: this.stats.msiPosted, relayed: this.stats.msiRelayed });
+    }, MSI_STATS_MS);
   }
 
   private onFault(f: IommuFault): void {
@@ -191,6 +246,28 @@ export class HostPciDevice implements ConfigTarget {
     w.on('error', (e) => this.o.log(`BAR doorbell thread: ${e.message}`));
     w.unref();
     this.worker = w;
+  }
+
+  /**
+   * The owner rang on its irq line (irq_socket.ts): served here, the
+   * doorbell thread left asleep. The channel says awake while this runs,
+   * so the owner's accesses meanwhile ring nothing; asleep again after,
+   * with one more look for a request posted before the owner saw it.
+   */
+  private serveRung(): void {
+    const sleeping = bar_channel.dev_sleeping >> 2;
+    do {
+      Atomics.store(this.i32, sleeping, 0);
+      this.serveBars();
+      Atomics.store(this.i32, sleeping, 1);
+    } while (this.anyReady());
+  }
+
+  private anyReady(): boolean {
+    for (let s = 0; s < BAR_MAX_SLOTS; s++) {
+      if (((Atomics.load(this.i32, (barSlotOffset(s) + IOREQ_STATE_WORD) >> 2) >>> 16) & 0xf) === STATE_IOREQ_READY) return true;
+    }
+    return false;
   }
 
   /** Answers every posted request, then keeps looking for SPIN_NS after the last. */
@@ -265,6 +342,7 @@ export class HostPciDevice implements ConfigTarget {
     Atomics.store(this.flag, 1, 1);
     Atomics.notify(this.flag, 0);
     if (this.faultFlush) clearTimeout(this.faultFlush);
+    if (this.msiFlush) clearTimeout(this.msiFlush);
     void this.worker?.terminate();
     this.model.dispose();
     this.clock.cancelAll();

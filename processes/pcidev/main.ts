@@ -17,11 +17,13 @@ import { watchParent } from '../../shared/runtime/lifeline.js';
 import { pcidevTitle, setProcessTitle } from '../../shared/runtime/title.js';
 import { ZmqOutbox } from '../../shared/runtime/zmq_outbox.js';
 import {
-  decodePciMessage, encodePciMessage, parseBdf, parsePciSpec, pciBarSegment, pciConfigSocket,
+  decodePciMessage, encodePciMessage, parseBdf, parsePciSpec, pciBarSegment, pciConfigSocket, pciIrqSocket,
   type HypervisorToPciDev, type PciDevToHypervisor,
 } from '../../shared/wire/pcidev.js';
 import { ConfigServer, TEST_DMA_HOOK } from './config_server.js';
 import { HostPciDevice } from './device.js';
+import { IrqSocket } from './irq_socket.js';
+import { pciPostedSegment } from '../../shared/hw/posted_irq.js';
 import { modelFactory } from './models.js';
 import { dropWire, hostNicTap, tapWire } from './wire.js';
 import { readHostNet } from '../../shared/net/uplink.js';
@@ -57,7 +59,10 @@ if (typeof factory === 'string') {
 const sock = new zmq.Pair({ linger: 0 });
 const outbox = new ZmqOutbox(sock, (e) => log(`send failed: ${(e as Error).message}`));
 const send = (m: PciDevToHypervisor) => outbox.send(encodePciMessage(m));
-const dev = new HostPciDevice({ bdf, spec, factory, barSegment: pciBarSegment(host, bdf), log, send });
+const irqSocket = new IrqSocket(pciIrqSocket(values.rundir, bdf), log);
+const dev = new HostPciDevice({
+  bdf, spec, factory, barSegment: pciBarSegment(host, bdf), postedSegment: pciPostedSegment(host, bdf), irqSocket, log, send,
+});
 // Test hook (config_server.ts): only a test host names it; otherwise the config socket has no DMA op.
 const testDma = (process.env.XENEMU_TEST_HOOKS ?? '').split(',').includes(TEST_DMA_HOOK);
 const cfg = new ConfigServer(pciConfigSocket(values.rundir, bdf), dev, log, testDma);
@@ -68,6 +73,7 @@ function close(why: string, code: number): void {
   closing = true;
   log(`going down: ${why}`);
   cfg.close();
+  irqSocket.close();
   dev.close();
   outbox.close();
   sock.close();
@@ -79,6 +85,7 @@ process.on('SIGINT', () => { /* the host's, not ours: the hypervisor decides */ 
 
 async function main(): Promise<void> {
   await cfg.listen();
+  await irqSocket.listen();
   sock.connect(endpoint!);
   dev.startBars(new URL('./bar_doorbell.js', import.meta.url));
   const h = { ...dev.hello(), ...(tap ? { tap } : {}) };

@@ -56,6 +56,8 @@ export interface BarChannelGrant {
   key: number;
   slots: number;
   bars: { index: number; kind: 'mem' | 'io'; size: number }[];
+  /** The device's posted-interrupt wake-up line, which a PV owner connects to with `key` (docs/passthrough.md). */
+  irqSocket?: string;
 }
 
 /** Spin this long for an answer (a device process that is awake answers in microseconds), then sleep. */
@@ -72,6 +74,8 @@ export class BarChannel {
   private readonly dv: DataView;
   private readonly at: number;
   private told = false;
+  /** Another way to wake the device's event loop (a byte on its irq line): false when it could not. */
+  private doorbell: (() => boolean) | null = null;
   readonly stats = { requests: 0, posted: 0, spun: 0, slept: 0, gone: 0 };
 
   constructor(grant: BarChannelGrant, private readonly slot: number, private readonly log: (m: string) => void = () => {}) {
@@ -88,6 +92,14 @@ export class BarChannel {
   private readonly kinds: Map<number, 'mem' | 'io'>;
 
   get gone(): boolean { return Atomics.load(this.i32, bar_channel.gone >> 2) !== 0; }
+
+  /**
+   * Wakes a sleeping device with `ring` instead of the futex: a PV owner's
+   * byte on the device's irq line (docs/passthrough.md "BAR channel"),
+   * which the device's event loop reads itself, where the futex wakes its
+   * doorbell thread, which then wakes the loop. null: the futex again.
+   */
+  setDoorbell(ring: (() => boolean) | null): void { this.doorbell = ring; }
 
   /** The owner's frames the device wrote since the last call (fn per range; everything() after an overflow). */
   drainDma(fn: (pfn: number, n: number) => void, everything: () => void): void {
@@ -146,7 +158,7 @@ export class BarChannel {
     const word = (at + IOREQ_STATE_WORD) >> 2;
     Atomics.store(this.i32, word, (ioreqBits(STATE_IOREQ_READY, false, dir, false) << 16) | (type << 24));
     Atomics.add(this.i32, bar_channel.doorbell >> 2, 1);
-    if (Atomics.load(this.i32, bar_channel.dev_sleeping >> 2)) futexWake(this.seg, bar_channel.doorbell, 1);
+    if (Atomics.load(this.i32, bar_channel.dev_sleeping >> 2) && !this.doorbell?.()) futexWake(this.seg, bar_channel.doorbell, 1);
     this.stats.requests++;
     // A write to a memory BAR is posted, as on PCIe: it returns at once and
     // the next access waits for its answer (settle). I/O writes are not.

@@ -81,6 +81,8 @@ export function placeBars(bus: number, bars: { kind: 'mem' | 'io'; size: number 
 /** `<rundir>/pci/<bdf>.cfg`: the configuration space socket (Domain-0's programs only). */
 export const pciDir = (rundir: string): string => `${rundir}/pci`;
 export const pciConfigSocket = (rundir: string, bdf: string): string => `${pciDir(rundir)}/${bdf}.cfg`;
+/** `<rundir>/pci/<bdf>.irq`: the owner's posted-interrupt wake-up line (processes/pcidev/irq_socket.ts). */
+export const pciIrqSocket = (rundir: string, bdf: string): string => `${pciDir(rundir)}/${bdf}.irq`;
 export const pciControlEndpoint = (rundir: string, bdf: string): string => `ipc://${pciDir(rundir)}/${bdf}.ctl`;
 
 /** `/xenemu.<host>.pci<bdf without colons>.bar`: the BAR channel (shared/hw/bar_channel.ts). */
@@ -97,12 +99,20 @@ export interface PciDevHello {
   tap?: string;
 }
 
-export interface PciDevIrq { type: 'irq'; intx?: 0 | 1; msi?: { addr: number; data: number } }
+/**
+ * The device's interrupts: its INTx level, an MSI for the hypervisor to
+ * deliver, or `upcall`: a posted MSI (shared/hw/posted_irq.ts) set the
+ * owner's upcall_pending and the device could not kick vCPU `upcall` itself.
+ */
+export interface PciDevIrq { type: 'irq'; intx?: 0 | 1; msi?: { addr: number; data: number }; upcall?: number }
 
 /** The device's IOMMU fault counts so far (coalesced) and its last fault's line. */
 export interface PciDevFaults { type: 'faults'; iommu: number; quarantine: number; last: string }
 
-export type PciDevToHypervisor = PciDevHello | PciDevIrq | PciDevFaults;
+/** The device's MSI counts so far (coalesced): posted to the owner itself, relayed through the hypervisor. */
+export interface PciDevMsiStats { type: 'msi'; posted: number; relayed: number }
+
+export type PciDevToHypervisor = PciDevHello | PciDevIrq | PciDevFaults | PciDevMsiStats;
 
 /**
  * The device's IOMMU context and BAR channel owner. `owner` null is
@@ -114,6 +124,8 @@ export interface PciDevContext {
   type: 'context';
   owner: number | null;
   mem?: string; memBytes?: number; frames?: string; maxPfns?: number;
+  /** A PV owner's shared_info segment, where the device posts the MSIs its table binds. */
+  sharedInfo?: string;
   key: number; slots: number;
 }
 

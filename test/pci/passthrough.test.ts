@@ -15,7 +15,8 @@ import * as EV from '../../shared/abi/event_channel.js';
 import * as DC from '../../shared/abi/domctl.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_EPERM } from '../../shared/abi/errno.js';
 import { PciCfgClient, type PciCfgError } from '../../shared/hw/pci_cfg_client.js';
-import { pciConfigSocket, parseBdf, HOST_MMIO_BASE } from '../../shared/wire/pcidev.js';
+import { pciConfigSocket, pciIrqSocket, parseBdf, HOST_MMIO_BASE } from '../../shared/wire/pcidev.js';
+import { PostedIrqTable, pciPostedSegment } from '../../shared/hw/posted_irq.js';
 import { shmOpen } from '../../shared/shm.js';
 import { domainSegmentNames } from '../../shared/wire/hypercall.js';
 import * as R from '../../shared/hw/e1000_regs.js';
@@ -285,6 +286,37 @@ t.test('interrupts of a PV owner: INTx as a level pirq masked until PHYSDEVOP_eo
   await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, 0x4041, 2000);
   await waitFor(async () => (await msiEvents()) === 2, 5000, 'a second MSI');
   t.equal(await msiEvents(), 2, 'MSI: an event per message (edge: nothing to EOI)');
+  const msiCounts = () => readHostRecord(h.rundir)?.pci?.find((d) => d.bdf === NIC)?.msi ?? { posted: -1, relayed: -1 };
+  await waitFor(() => msiCounts().relayed === 2, 5000, 'the device\'s MSI counts in host.json');
+  t.same(msiCounts(), { posted: 0, relayed: 2 }, 'the owner not on the device\'s line: both MSIs went through the hypervisor');
+
+  // Posted: the hypervisor's table binds the pirq to the port; with the owner
+  // on the device's line, an MSI naming it is set pending by the device itself.
+  const table = PostedIrqTable.open(pciPostedSegment(h.name, NIC));
+  t.equal(table.lookup(mm.data.pirq), mb.data.port << 8, 'the posted-interrupt table binds the MSI pirq to its port, vCPU 0');
+  const grant = (await du.call('barOpen', { sbdf: SBDF })).grant as { key: number; irqSocket: string };
+  t.equal(grant.irqSocket, pciIrqSocket(h.rundir, NIC), 'the BAR channel grant names the device\'s posted-interrupt line');
+  await du.call('irqLine', { path: grant.irqSocket, key: grant.key });
+  await waitFor(() => /posted interrupts: the owner is listening/.test(devLog(h.rundir)), 5000, 'the device to take the owner\'s line');
+  const before = await du.call('events', {});
+  await du.call('hold', { on: 1 }); // upcall_pending stays set: the second MSI must not wake the owner again
+  await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, mm.data.pirq, 2000);
+  await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, mm.data.pirq, 2000);
+  await waitFor(() => msiCounts().posted === 2, 5000, 'two posted MSIs');
+  await waitFor(async () => (await du.call('events', {})).kicks === 1, 5000, 'the wake-up on the line');
+  let now = await du.call('events', {});
+  t.equal(now.kicks, 1, 'one wake-up on the device\'s line for two MSIs (upcall_pending already set for the second)');
+  t.equal(now.upcalls, before.upcalls, 'no upcall from the hypervisor');
+  t.equal(await du.call('pending', { port: mb.data.port }), true, 'the port is pending in the owner\'s shared_info');
+  await du.call('hold', { on: 0 });
+  now = await du.call('events', {});
+  t.equal(now.events[mb.data.port], 3, 'the owner\'s scan takes one event: two edges on one pending bit, as Xen coalesces them');
+  t.same(msiCounts(), { posted: 2, relayed: 2 }, 'host.json counts them posted');
   t.equal((await physdev(PD.PHYSDEVOP_unmap_pirq, { domid: DOMID_SELF, pirq: mm.data.pirq })).ret, 0, 'unmap_pirq');
+  t.equal(table.lookup(mm.data.pirq), -1, 'unmap_pirq took the binding out of the table before it returned');
+  await cfg.request(PCI_CFG_OP_TEST_MSI, 4, 0, mm.data.pirq, 2000);
+  await waitFor(() => msiCounts().relayed === 3, 5000, 'the MSI after unmap_pirq');
+  await du.call('barRead', { sbdf: SBDF, bar: 0, off: R.E1000_STATUS }); // a round trip after the device's messages
+  t.equal((await du.call('events', {})).events[mb.data.port], 3, 'an MSI of an unmapped pirq goes to the hypervisor, which delivers nothing');
   t.equal((await physdev(PD.PHYSDEVOP_unmap_pirq, { domid: DOMID_SELF, pirq: mm.data.pirq })).ret, -XEN_EINVAL, 'unmapped already: -EINVAL');
 });

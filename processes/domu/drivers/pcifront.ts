@@ -44,6 +44,9 @@ import { EVTCHNOP_bind_pirq } from '../../../shared/abi/event_channel.js';
 import { DOMID_SELF, PAGE_SIZE, __HYPERVISOR_physdev_op } from '../../../shared/abi/xen.js';
 import { MAP_PIRQ_TYPE_GSI, PHYSDEVOP_eoi, PHYSDEVOP_map_pirq, XENEMU_PHYSDEVOP_pci_bar_channel } from '../../../shared/abi/physdev.js';
 import { BarChannel, type BarChannelGrant } from '../../../shared/hw/bar_channel.js';
+import type { Socket } from 'node:net';
+import { listenPostedIrqs } from '../../../shared/hw/posted_irq.js';
+import { EAGAIN, sendNow, socketFd } from '../../../shared/sockio.js';
 import {
   XenbusState, frontendPath, xenbusGather, xenbusReadInt, xenbusSwitchState, xenbusWaitState, xenbusWatchState,
   type XenbusWatch,
@@ -152,7 +155,8 @@ export class Pcifront {
         if ((await xenbusReadInt(xs, this.backend, `state-${i}`)) !== XenbusState.Closing) continue;
         const vdev = await xs.tryRead(`${this.backend}/vdev-${i}`).catch(() => null);
         const bdf = vdev === null ? null : guestBdf(vdev);
-        if (bdf && this.devices.delete(bdf)) this.log(`${bdf}: removed`);
+        const gone = bdf ? this.devices.get(bdf) : undefined;
+        if (gone && bdf) { gone.detach(); this.devices.delete(bdf); this.log(`${bdf}: removed`); }
       }
       await xenbusSwitchState(xs, this.dir, XenbusState.Reconfiguring);
       this.onChange?.();
@@ -280,6 +284,7 @@ export class Pcifront {
     dom.evtchn.off(this.port);
     await dom.evtchn.close(this.port).catch(() => undefined);
     if (this.ref >= 0) dom.gnttab.endAccess(this.ref);
+    for (const d of this.devices.values()) d.detach();
     this.devices.clear();
   }
 
@@ -330,6 +335,9 @@ class DmaFrames {
   }
 }
 
+/** A doorbell on the device's irq line: any byte. */
+const RING = Buffer.of(1);
+
 /** One device on pcifront's buses: PciDeviceHandle. */
 export class PcifrontDevice implements PciDeviceHandle {
   readonly bdf: string;
@@ -344,6 +352,8 @@ export class PcifrontDevice implements PciDeviceHandle {
   /** INTx: the pirq of the device's line and its event channel, when it has a pin and we may map it. */
   private intx: { pirq: number; port: number } | null = null;
   private dma: DmaFrames;
+  /** The device's posted-interrupt line (processes/pcidev/irq_socket.ts), while connected. */
+  private irqLine: Socket | null = null;
 
   constructor(private readonly front: Pcifront, private readonly deps: PcifrontDeps, readonly domain: number, readonly bus: number,
               readonly devfn: number, readonly info: PciDeviceInfo) {
@@ -371,7 +381,37 @@ export class PcifrontDevice implements PciDeviceHandle {
     } catch (e) {
       this.channelError = `BAR channel: ${(e as Error).message}`;
     }
+    if (this.channel && g.data.irqSocket) this.listenPosted(g.data.irqSocket, g.data.key);
     await this.bindIntx().catch((e: Error) => this.deps.log(`pcifront ${this.bdf}: INTx: ${e.message}`));
+  }
+
+  /**
+   * The device's posted-interrupt line: connected with the BAR channel key,
+   * each byte the device writes is an upcall (the device set an MSI's port
+   * pending in our shared_info and upcall_pending with it), so the event
+   * loop scans shared_info as for the hypervisor's `upcall` message. Without
+   * the line every MSI comes through the hypervisor, as before.
+   */
+  private listenPosted(path: string, key: number): void {
+    const s = listenPostedIrqs(path, key, () => this.deps.dom.evtchn.scan(),
+      (e) => this.deps.log(`pcifront ${this.bdf}: posted interrupts: ${e.message}`));
+    // The same line rings the BAR channel's doorbell: the device's event loop reads the byte itself.
+    s.on('connect', () => {
+      const fd = socketFd(s);
+      if (fd >= 0) this.channel?.setDoorbell(() => { const r = sendNow(fd, RING); return r > 0 || r === EAGAIN; });
+    });
+    s.on('close', () => {
+      if (this.irqLine !== s) return;
+      this.irqLine = null;
+      this.channel?.setDoorbell(null);
+    });
+    this.irqLine = s;
+  }
+
+  /** The device left the bus (unplug, the back end gone). */
+  detach(): void {
+    this.irqLine?.destroy();
+    this.irqLine = null;
   }
 
   /** xen_pcifront_enable_irq: the line's pirq mapped and bound to an event channel. */
