@@ -104,6 +104,7 @@ export class IoRouter {
     this.ram = m.cpu.mem8;
     const port: PortHandler = { read: (p, s) => this.portRead(p, s), write: (p, s, v) => this.portWrite(p, s, v) };
     for (let p = 0; p < 0x10000; p++) if (!isPlatformPort(p)) m.setPort(p, local.get(p) ?? port);
+    m.setPortReadFirst((p, s) => this.repElement(p, s));
     // The VGA window is never RAM in an HVM guest (libxl leaves it out of the physmap).
     this.claimBlocks(VGA_HOLE_START, VGA_HOLE_END - VGA_HOLE_START);
     this.refresh();
@@ -228,14 +229,21 @@ export class IoRouter {
     return -1;
   }
 
-  private portRead(p: number, size: 1 | 2 | 4): number {
-    // The elements of a `rep ins` already fetched (repIns) come first: a
-    // firmware reading a CD calls this a thousand times per sector.
+  /**
+   * The next element of the `rep ins` being executed, when repIns fetched
+   * its elements in one ioreq; asked by v86 before any port handler
+   * (V86Machine.setPortReadFirst): a firmware reading a CD takes a thousand
+   * of them per sector.
+   */
+  private repElement(p: number, size: 1 | 2 | 4): number | null {
     const r = this.rep;
-    if (r) {
-      if (r.port === p && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) return r.vals[r.pos++]!;
-      this.rep = null;
-    }
+    if (r === null) return null;
+    if (r.port === p && r.size === size && r.pos < r.vals.length && r.ip === this.m.cpu.previous_ip[0]) return r.vals[r.pos++]!;
+    this.rep = null;
+    return null;
+  }
+
+  private portRead(p: number, size: 1 | 2 | 4): number {
     if (this.intercept?.handles(p)) return this.intercept.read(p, size);
     this.refresh();
     if (this.portPt[p]) { const w = this.ptWindow(this.ptPorts, p); if (w) return this.ptRead(w, p, size, true); }
