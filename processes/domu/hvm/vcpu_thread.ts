@@ -160,6 +160,8 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
    */
   const suspend = (): HvmVcpuExit | null => {
     const t0 = performance.now();
+    // MSI vectors latched since the turn began go into the APIC's IRR, which v86's state holds.
+    irq.sync();
     const { state, clock } = m.saveState();
     const platform: HvmPlatformState = {
       clock,
