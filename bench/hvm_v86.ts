@@ -7,8 +7,8 @@
 //   node dist/bench/hvm_v86.js --memory MiB --vga-memory MiB [--hda FILE] [--cdrom FILE] [--apic 0|1]
 //
 // --apic (1 by default) is v86's `acpi`: a local APIC and an IOAPIC, as a
-// xenemu guest has them with xl.cfg's apic=1 (the default): the same
-// interrupt path on both sides of the ratio.
+// xenemu guest has them with xl.cfg's apic=1 (the default). bench/hvm.ts
+// passes its HVM_APIC, the xenemu guest's setting (hvm_platforms.ts).
 //
 // v86 reads its disk images into memory (`buffer`), its natural mode in
 // Node: its IDE then serves the guest from RAM, never from a file.
