@@ -175,7 +175,7 @@ export class V86Machine {
       vga_memory_size: 2 * 1024 * 1024,
       autostart: false,
       disable_keyboard: true, disable_mouse: true, disable_speaker: true,
-      acpi: true,
+      acpi: o.apic,
       screen: { disabled: true },
     });
     await new Promise<void>((res) => emu.add_listener('emulator-ready', res));
