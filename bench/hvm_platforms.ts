@@ -37,13 +37,10 @@ export interface MachineSpec {
 
 /**
  * The same APIC setting on both sides of the ratio: xl.cfg's apic= for the
- * xenemu guest, v86's acpi for v86 alone. Off unless XENEMU_BENCH_HVM_APIC=1:
- * v86 alone with its APIC has SeaBIOS's ACPI tables over v86's own PC
- * (its IDE at 00:1e.0), and Debian's Linux then never binds ata_piix to it
- * (no sda: the dd has no baseline). xenemu's guest boots in about the same
- * time with and without (docs/benchmarks.md "hvm").
+ * xenemu guest (1, its default), v86's acpi for v86 alone (bench/hvm_v86.ts
+ * --apic); XENEMU_BENCH_HVM_APIC=0 takes it from both.
  */
-export const HVM_APIC = process.env.XENEMU_BENCH_HVM_APIC === '1';
+export const HVM_APIC = process.env.XENEMU_BENCH_HVM_APIC !== '0';
 /** The VGA memory every machine gets (xl.cfg videoram; libxl's minimum for stdvga). */
 export const VGA_MIB = 16;
 

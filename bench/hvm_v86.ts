@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { watchParent } from '../shared/runtime/lifeline.js';
 
 interface V86Emulator {
+  v86: { cpu: { io: { register_read(port: number, dev: object, r8: () => number, r16: () => number, r32: () => number): void } } };
   add_listener(ev: string, fn: (b: number) => void): void;
   serial0_send(s: string): void;
   destroy(): Promise<void>;
@@ -53,6 +54,18 @@ const emu = new V86({
   screen: { disabled: true },
   acpi: values.apic !== '0',
 });
+
+// With its APIC v86 has a PIIX4 PM function and SeaBIOS builds its ACPI
+// tables, whose DSDT reads QEMU's PCI hotplug registers (PCIU 0xae00, PCID
+// 0xae04): v86 has none and reads all-ones, every slot "removed", and Linux's
+// ACPI hotplug ejects v86's devices, its IDE with them. They read 0 here,
+// nothing pending, as QEMU's and qemu-dm's PIIX4 answer.
+if (values.apic !== '0') {
+  emu.add_listener('emulator-ready', () => {
+    const zero = () => 0;
+    for (let p = 0xae00; p < 0xae10; p++) emu.v86.cpu.io.register_read(p, {}, zero, zero, zero);
+  });
+}
 
 // Bytes are gathered and written once per turn of the event loop, as a PTY would pass them on.
 let pending: number[] = [];
