@@ -30,15 +30,10 @@
 //   MSI capability            hidden (no host device model has one)
 //   anything else (0x40+)     0                                  dropped
 //
-// MSI-X (QEMU's xen_pt_msi.c): the table's pages are left out of the BAR's
-// memory_mapping and claimed by this device model instead (Xen traps them in
-// its msixtbl), so the guest's entries are emulated here. An entry the guest
-// unmasks while MSI-X is on gets a pirq (PHYSDEVOP_map_pirq, MAP_PIRQ_TYPE_MSI_SEG
-// with its entry number, once) and is bound with XEN_DOMCTL_bind_pt_irq
-// PT_IRQ_TYPE_MSI: its data's vector as gvec, its address and data as
-// gflags, XEN_DOMCTL_VMSI_X86_UNMASKED; masked again it is bound without
-// (the hypervisor masks the device's entry); MSI-X turned off unbinds and
-// unmaps every entry (msi_msix_disable). The PBA stays mapped: the device's.
+// MSI-X (xen_pt_msi.ts, QEMU's xen_pt_msi.c): the table's pages are left
+// out of the BAR's memory_mapping and claimed by this device model, which
+// emulates the guest's entries and binds them with XEN_DOMCTL_bind_pt_irq
+// PT_IRQ_TYPE_MSI. Without the hooks that binding needs, MSI-X is hidden too.
 //
 // The ioreq thread answers a configuration ioreq synchronously; the
 // device's socket is the main thread's (PtConfigAccess blocks the ioreq
@@ -49,6 +44,7 @@ import {
   PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_STATUS, PciFunction,
 } from '../../shared/hw/pci.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import { XenPtMsix, type PtMsiHooks } from './xen_pt_msi.js';
 
 export const PCI_STATUS_CAP_LIST = 0x10;
 /** A passed-through function's name starts so (the platform device's unplug leaves them alone, as qemu-xen's). */
@@ -71,41 +67,10 @@ export interface PtConfigAccess {
 /** A BAR as the host's firmware placed it (the registry's; QEMU's xen_pt reads sysfs `resource`). */
 export interface PtHostBar { index: number; kind: 'mem' | 'io'; size: number; addr: number }
 
-export interface PtHooks {
+export interface PtHooks extends Partial<PtMsiHooks> {
   /** XEN_DOMCTL_memory_mapping (mem: frames) or ioport_mapping (io: ports); 0 or -errno. */
   map(kind: 'mem' | 'io', add: boolean, guest: number, host: number, nr: number): number;
-  /** PHYSDEVOP_map_pirq of MSI-X entry `entry` of the device for the guest: the pirq, or -errno. */
-  mapPirq?(entry: number, tableBase: number): number;
-  /** PHYSDEVOP_unmap_pirq for the guest; 0 or -errno. */
-  unmapPirq?(pirq: number): number;
-  /** XEN_DOMCTL_bind_pt_irq PT_IRQ_TYPE_MSI (bind) or unbind_pt_irq (gvec null); 0 or -errno. */
-  bindMsi?(pirq: number, gvec: number | null, gflags: number): number;
   log(line: string): void;
-}
-
-/** MSI-X (PCI 3.0 6.8.2): control bits, the table entry's layout. */
-const PCI_MSIX_FLAGS_ENABLE = 0x8000;
-const PCI_MSIX_FLAGS_MASKALL = 0x4000;
-const PCI_MSIX_ENTRY_SIZE = 16;
-const PCI_MSIX_ENTRY_CTRL_MASKBIT = 1;
-/** xen_domctl_bind_pt_irq's gflags (domctl.h XEN_DOMCTL_VMSI_X86_*; QEMU's msi_gflags). */
-const VMSI_RH = 0x100;
-const VMSI_DM = 0x200;
-const VMSI_DELIV_SHIFT = 12;
-const VMSI_TRIG = 0x8000;
-const VMSI_UNMASKED = 0x10000;
-/** The APIC's message window (Intel SDM 10.11.1): what an MSI address must be in. */
-const MSI_ADDR_MASK = 0xfff00000;
-const MSI_ADDR_BASE = 0xfee00000;
-
-interface MsixEntry { addrLo: number; addrHi: number; data: number; ctrl: number; pirq: number; bound: string | null }
-
-interface MsixState {
-  cap: number; n: number; bir: number; tableOff: number; ctrl: number;
-  entries: MsixEntry[];
-  /** The table's pages in its BAR: [first byte, end) page-aligned. */
-  pagesFrom: number; pagesTo: number;
-  region: { unregister(): void; base: number } | null;
 }
 
 interface EmuBar extends PtHostBar { typeBits: number; is64: boolean; guest: number; high: number; mapped: number | null }
@@ -121,7 +86,7 @@ export class XenPtDevice extends PciFunction {
   private cacheLatency = 0;
   private line = 0;
   private droppedLogged = false;
-  private msix: MsixState | null = null;
+  private msix: XenPtMsix | null = null;
   readonly stats = { cfgRead: 0, cfgWrite: 0, toDevice: 0, dropped: 0, maps: 0, unmaps: 0, barIoreqs: 0, msixBinds: 0, tableIoreqs: 0 };
 
   constructor(readonly hostaddr: string, private readonly dev: PtConfigAccess, hostBars: PtHostBar[],
@@ -156,11 +121,17 @@ export class XenPtDevice extends PciFunction {
       at = (hdr >>> 8) & 0xfc;
     }
     const starts = found.map((c) => c.off).sort((a, b) => a - b);
-    const canMsix = this.hooks.mapPirq !== undefined && this.hooks.bindMsi !== undefined;
+    const h = this.hooks;
+    const msiHooks: PtMsiHooks | null = h.mapPirq && h.unmapPirq && h.bindMsi
+      ? { mapPirq: h.mapPirq, unmapPirq: h.unmapPirq, bindMsi: h.bindMsi, log: h.log } : null;
+    const canMsix = msiHooks !== null;
     const shown = found.filter((c) => c.id !== PCI_CAP_ID_MSI && (c.id !== PCI_CAP_ID_MSIX || canMsix));
     for (const c of found) {
       if (!shown.includes(c)) this.hooks.log(`xen_pt ${this.hostaddr}: capability 0x${c.id.toString(16)} at 0x${c.off.toString(16)} hidden`);
-      if (c.id === PCI_CAP_ID_MSIX && canMsix) this.msixInit(c.off);
+      if (c.id === PCI_CAP_ID_MSIX && canMsix) {
+        const bar = (this.dev.read(c.off + 4, 4) ?? 0) & 7;
+        this.msix = new XenPtMsix(this.hostaddr, c.off, this.dev, msiHooks!, this.ptBars.find((b) => b.index === bar)?.addr ?? 0, this.stats);
+      }
     }
     shown.forEach((c, i) => {
       this.caps.set(c.off, shown[i + 1]?.off ?? 0);
@@ -168,24 +139,6 @@ export class XenPtDevice extends PciFunction {
       this.capSpans.push([c.off, end]);
     });
     this.firstCap = shown[0]?.off ?? 0;
-  }
-
-  private msixInit(cap: number): void {
-    const n = ((this.dev.read(cap + 2, 2) ?? 0) & 0x7ff) + 1;
-    const table = this.dev.read(cap + 4, 4) ?? 0;
-    const tableOff = (table & ~7) >>> 0;
-    const entries: MsixEntry[] = [];
-    for (let i = 0; i < n; i++) entries.push({ addrLo: 0, addrHi: 0, data: 0, ctrl: PCI_MSIX_ENTRY_CTRL_MASKBIT, pirq: -1, bound: null });
-    const pagesFrom = tableOff - (tableOff % PAGE_SIZE);
-    const pagesTo = Math.ceil((tableOff + n * PCI_MSIX_ENTRY_SIZE) / PAGE_SIZE) * PAGE_SIZE;
-    this.msix = { cap, n, bir: table & 7, tableOff, ctrl: 0, entries, pagesFrom, pagesTo, region: null };
-    this.hooks.log(`xen_pt ${this.hostaddr}: MSI-X at 0x${cap.toString(16)}, ${n} entries, table in BAR${table & 7} at 0x${tableOff.toString(16)} (trapped)`);
-  }
-
-  /** The MSI-X state the guest sees (tests, logs). */
-  get msixState(): { enabled: boolean; entries: ReadonlyArray<Readonly<MsixEntry>> } | null {
-    const m = this.msix;
-    return m && { enabled: (m.ctrl & PCI_MSIX_FLAGS_ENABLE) !== 0, entries: m.entries };
   }
 
   /**
@@ -212,7 +165,7 @@ export class XenPtDevice extends PciFunction {
   /** Every BAR unmapped (the guest's machine goes away). */
   unmapAll(): void {
     for (const b of this.ptBars) this.place(b, null);
-    if (this.msix) this.msixDisable();
+    this.msix?.disable();
   }
 
   private emulatedByte(at: number): number | null {
@@ -233,7 +186,7 @@ export class XenPtDevice extends PciFunction {
       return 0; // CardBus CIS, ROM, reserved
     }
     const m = this.msix;
-    if (m && at === m.cap + 3) return ((this.dev.read(m.cap + 3, 1) ?? 0) & 0x3f) | (m.ctrl >>> 8);
+    if (m && at === m.cap + 3) return m.controlHigh();
     for (const [s, e] of this.capSpans) {
       if (at >= s && at < e) return at === s + 1 ? this.caps.get(s)! : null;
     }
@@ -285,7 +238,7 @@ export class XenPtDevice extends PciFunction {
       if (at === 0x0c || at === 0x0d) { const sh = 8 * (at - 0x0c); this.cacheLatency = (this.cacheLatency & ~(0xff << sh)) | (byte << sh); continue; }
       if (at === PCI_INTERRUPT_LINE) { this.line = byte; continue; }
       if (at >= PCI_BASE_ADDRESS_0 && at < PCI_BASE_ADDRESS_0 + 24) { this.barWriteByte(at, byte); barsTouched = true; continue; }
-      if (this.msix && at === this.msix.cap + 3) { this.msixControl(byte << 8); continue; }
+      if (this.msix && at === this.msix.cap + 3) { this.msix.control(byte << 8); continue; }
       if (this.msix && at === this.msix.cap + 2) continue; // the table size: read-only
       if (at >= 0x40 && this.permissive && this.capSpans.some(([s, e]) => at >= s && at < e && at !== s + 1)) {
         if (this.dev.write(at, 1, byte)) this.stats.toDevice++;
@@ -304,102 +257,6 @@ export class XenPtDevice extends PciFunction {
       if (this.dev.write(PCI_COMMAND, 2, (cur & ~CMD_TO_DEVICE) | (this.cmd & CMD_TO_DEVICE))) this.stats.toDevice++;
     }
     if (cmdTouched || barsTouched) this.updateMappings();
-  }
-
-  /** The guest's write of MSI-X's enable and function mask (xen_pt_msixctrl_reg_write). */
-  private msixControl(v: number): void {
-    const m = this.msix!;
-    const was = m.ctrl;
-    m.ctrl = v & (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-    if (was === m.ctrl) return;
-    const on = (m.ctrl & PCI_MSIX_FLAGS_ENABLE) !== 0;
-    if (!on && (was & PCI_MSIX_FLAGS_ENABLE)) this.msixDisable();
-    // The device's own control: what the guest set (its entries stay masked
-    // until a binding unmasks them).
-    const cur = this.dev.read(m.cap + 3, 1) ?? 0;
-    if (this.dev.write(m.cap + 3, 1, (cur & 0x3f) | (m.ctrl >>> 8))) this.stats.toDevice++;
-    if (on) for (let i = 0; i < m.n; i++) this.msixUpdate(i);
-  }
-
-  /** MSI-X off: every entry unbound and its pirq unmapped (msi_msix_disable). */
-  private msixDisable(): void {
-    for (const e of this.msix!.entries) {
-      if (e.pirq < 0) continue;
-      if (e.bound !== null) this.hooks.bindMsi!(e.pirq, null, 0);
-      this.hooks.unmapPirq?.(e.pirq);
-      e.pirq = -1;
-      e.bound = null;
-    }
-  }
-
-  /**
-   * Entry `i` as the guest has it now, to the hypervisor: bound to its
-   * vector (unmasked) when MSI-X is on, the function not masked and the
-   * entry not masked; bound masked when it was bound and is masked now.
-   */
-  private msixUpdate(i: number): void {
-    const m = this.msix!;
-    const e = m.entries[i]!;
-    if (!(m.ctrl & PCI_MSIX_FLAGS_ENABLE)) return;
-    const masked = (m.ctrl & PCI_MSIX_FLAGS_MASKALL) !== 0 || (e.ctrl & PCI_MSIX_ENTRY_CTRL_MASKBIT) !== 0;
-    if (masked && e.bound === null) return;
-    if ((e.addrLo & MSI_ADDR_MASK) >>> 0 !== MSI_ADDR_BASE || e.addrHi !== 0) {
-      if (!masked) this.hooks.log(`xen_pt ${this.hostaddr}: MSI-X entry ${i} address 0x${e.addrHi.toString(16)}:${e.addrLo.toString(16)} is not the APIC's: not bound`);
-      return;
-    }
-    const gvec = e.data & 0xff;
-    const gflags = ((e.addrLo >>> 12) & 0xff) | ((e.addrLo & 0x8) ? VMSI_RH : 0) | ((e.addrLo & 0x4) ? VMSI_DM : 0) |
-      (((e.data >>> 8) & 7) << VMSI_DELIV_SHIFT) | ((e.data & 0x8000) ? VMSI_TRIG : 0) | (masked ? 0 : VMSI_UNMASKED);
-    const key = `${gvec}:${gflags}`;
-    if (e.bound === key) return;
-    if (e.pirq < 0) {
-      const p = this.hooks.mapPirq!(i, this.ptBars.find((b) => b.index === m.bir)!.addr + m.tableOff);
-      if (p < 0) { this.hooks.log(`xen_pt ${this.hostaddr}: MSI-X entry ${i}: map_pirq failed (${p})`); return; }
-      e.pirq = p;
-    }
-    const r = this.hooks.bindMsi!(e.pirq, gvec, gflags);
-    if (r < 0) { this.hooks.log(`xen_pt ${this.hostaddr}: MSI-X entry ${i}: bind_pt_irq pirq ${e.pirq} vector 0x${gvec.toString(16)} failed (${r})`); return; }
-    this.stats.msixBinds++;
-    if (e.bound === null) this.hooks.log(`xen_pt ${this.hostaddr}: MSI-X entry ${i} bound: pirq ${e.pirq}, vector 0x${gvec.toString(16)}, gflags 0x${gflags.toString(16)}`);
-    e.bound = key;
-  }
-
-  /** The guest's access to the trapped table's pages (offset from their start in the BAR). */
-  private tableRead(off: number, size: AccessSize): number {
-    const m = this.msix!;
-    this.stats.tableIoreqs++;
-    let v = 0;
-    for (let k = 0; k < size; k++) v |= this.tableByte(off + m.pagesFrom - m.tableOff + k) << (8 * k);
-    return v >>> 0;
-  }
-
-  private tableByte(at: number): number {
-    const m = this.msix!;
-    if (at < 0 || at >= m.n * PCI_MSIX_ENTRY_SIZE) return 0;
-    const e = m.entries[Math.floor(at / PCI_MSIX_ENTRY_SIZE)]!;
-    const f = at % PCI_MSIX_ENTRY_SIZE;
-    const word = [e.addrLo, e.addrHi, e.data, e.ctrl][f >> 2]!;
-    return (word >>> (8 * (f & 3))) & 0xff;
-  }
-
-  private tableWrite(off: number, size: AccessSize, value: number): void {
-    const m = this.msix!;
-    this.stats.tableIoreqs++;
-    const at = off + m.pagesFrom - m.tableOff;
-    if (at < 0 || at + size > m.n * PCI_MSIX_ENTRY_SIZE) return;
-    const i = Math.floor(at / PCI_MSIX_ENTRY_SIZE);
-    const e = m.entries[i]!;
-    for (let k = 0; k < size; k++) {
-      const f = (at + k) % PCI_MSIX_ENTRY_SIZE;
-      const sh = 8 * (f & 3);
-      const byte = (value >>> (8 * k)) & 0xff;
-      const put = (w: number) => ((w & ~(0xff << sh)) | (byte << sh)) >>> 0;
-      if (f < 4) e.addrLo = put(e.addrLo);
-      else if (f < 8) e.addrHi = put(e.addrHi);
-      else if (f < 12) e.data = put(e.data);
-      else e.ctrl = put(e.ctrl) & PCI_MSIX_ENTRY_CTRL_MASKBIT; // only the mask bit is writable
-    }
-    this.msixUpdate(i);
   }
 
   private barWriteByte(at: number, byte: number): void {
@@ -450,7 +307,7 @@ export class XenPtDevice extends PciFunction {
         this.stats.unmaps++;
         if (r < 0) this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} unmap at 0x${(b.mapped + from).toString(16)}: ${r}`);
       }
-      if (traps && m.region) { m.region.unregister(); m.region = null; }
+      if (traps) m.unclaim();
       b.mapped = null;
     }
     if (want === null) return;
@@ -460,12 +317,7 @@ export class XenPtDevice extends PciFunction {
       if (r < 0) { this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} map at 0x${(want + from).toString(16)}: ${r}`); return; }
     }
     b.mapped = want;
-    if (traps && this.spaces) {
-      m.region = this.spaces.mmio.register(want + m.pagesFrom, m.pagesTo - m.pagesFrom, {
-        read: (off: number, size: AccessSize) => this.tableRead(off, size),
-        write: (off: number, size: AccessSize, v: number) => this.tableWrite(off, size, v),
-      }, `${this.name} MSI-X table`);
-    }
+    if (traps && this.spaces) m.claim(this.spaces.mmio, want, `${this.name} MSI-X table`);
     this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} (${b.kind}, ${b.size} bytes) at guest 0x${want.toString(16)} -> host 0x${b.addr.toString(16)}` +
       (traps ? `, MSI-X table at 0x${(want + m.pagesFrom).toString(16)} trapped` : ''));
   }
