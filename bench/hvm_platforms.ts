@@ -35,6 +35,12 @@ export interface MachineSpec {
   bootCd?: boolean;
 }
 
+/**
+ * The same APIC setting on both sides of the ratio: xl.cfg's apic= for the
+ * xenemu guest (1, its default), v86's acpi for v86 alone (bench/hvm_v86.ts
+ * --apic); XENEMU_BENCH_HVM_APIC=0 takes it from both.
+ */
+export const HVM_APIC = process.env.XENEMU_BENCH_HVM_APIC !== '0';
 /** The VGA memory every machine gets (xl.cfg videoram; libxl's minimum for stdvga). */
 export const VGA_MIB = 16;
 
@@ -95,7 +101,7 @@ export function qemuMissing(): string | null {
 /** v86 alone (bench/hvm_v86.ts), with a lifeline. */
 export function startV86(ctx: SuiteContext, m: MachineSpec): Running {
   const args = [join(ctx.dist, 'bench', 'hvm_v86.js'), '--memory', String(m.ramMiB), '--vga-memory', String(VGA_MIB),
-    '--bios', SEABIOS, '--vga-bios', VGABIOS];
+    '--bios', SEABIOS, '--vga-bios', VGABIOS, '--apic', HVM_APIC ? '1' : '0'];
   if (m.hda) args.push('--hda', m.hda);
   if (m.cdrom) args.push('--cdrom', m.cdrom);
   const t0 = performance.now();
@@ -129,7 +135,7 @@ export function hvmConfig(m: MachineSpec, extra: string[] = []): string {
   if (m.cdrom) disks.push(`'file:${m.cdrom},hdc:cdrom,r'`);
   return [
     'type = "hvm"', `name = "${m.name}"`, `memory = ${m.ramMiB + VGA_MIB}`, `videoram = ${VGA_MIB}`, 'serial = "pty"',
-    `boot = "${m.bootCd ? 'dc' : 'c'}"`, `disk = [ ${disks.join(', ')} ]`, 'on_crash = "preserve"', ...extra,
+    `boot = "${m.bootCd ? 'dc' : 'c'}"`, `disk = [ ${disks.join(', ')} ]`, 'on_crash = "preserve"', `apic = ${HVM_APIC ? 1 : 0}`, ...extra,
   ].join('\n');
 }
 

@@ -4,7 +4,11 @@
 // images and memory as the xenemu guest; COM1 is this process's stdout (the
 // bytes as the guest wrote them) and its stdin (typed into COM1).
 //
-//   node dist/bench/hvm_v86.js --memory MiB --vga-memory MiB [--hda FILE] [--cdrom FILE]
+//   node dist/bench/hvm_v86.js --memory MiB --vga-memory MiB [--hda FILE] [--cdrom FILE] [--apic 0|1]
+//
+// --apic (1 by default) is v86's `acpi`: a local APIC and an IOAPIC, as a
+// xenemu guest has them with xl.cfg's apic=1 (the default). bench/hvm.ts
+// passes its HVM_APIC, the xenemu guest's setting (hvm_platforms.ts).
 //
 // v86 reads its disk images into memory (`buffer`), its natural mode in
 // Node: its IDE then serves the guest from RAM, never from a file.
@@ -15,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { watchParent } from '../shared/runtime/lifeline.js';
 
 interface V86Emulator {
+  v86: { cpu: { io: { register_read(port: number, dev: object, r8: () => number, r16: () => number, r32: () => number): void } } };
   add_listener(ev: string, fn: (b: number) => void): void;
   serial0_send(s: string): void;
   destroy(): Promise<void>;
@@ -28,6 +33,7 @@ const { values } = parseArgs({
     'vga-bios': { type: 'string', default: '/usr/share/seabios/vgabios-stdvga.bin' },
     hda: { type: 'string' },
     cdrom: { type: 'string' },
+    apic: { type: 'string', default: '1' },
   },
 });
 
@@ -46,8 +52,20 @@ const emu = new V86({
   autostart: true,
   disable_keyboard: true, disable_mouse: true, disable_speaker: true,
   screen: { disabled: true },
-  acpi: false,
+  acpi: values.apic !== '0',
 });
+
+// With its APIC v86 has a PIIX4 PM function and SeaBIOS builds its ACPI
+// tables, whose DSDT reads QEMU's PCI hotplug registers (PCIU 0xae00, PCID
+// 0xae04): v86 has none and reads all-ones, every slot "removed", and Linux's
+// ACPI hotplug ejects v86's devices, its IDE with them. They read 0 here,
+// nothing pending, as QEMU's and qemu-dm's PIIX4 answer.
+if (values.apic !== '0') {
+  emu.add_listener('emulator-ready', () => {
+    const zero = () => 0;
+    for (let p = 0xae00; p < 0xae10; p++) emu.v86.cpu.io.register_read(p, {}, zero, zero, zero);
+  });
+}
 
 // Bytes are gathered and written once per turn of the event loop, as a PTY would pass them on.
 let pending: number[] = [];

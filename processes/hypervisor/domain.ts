@@ -28,7 +28,11 @@ import type { DomainChannel } from './transport.js';
  * bound to (EVTCHNOP_bind_pirq; 0: none). A level INTx stays masked from its
  * delivery until PHYSDEVOP_eoi (`inFlight`).
  */
-export interface PirqEntry { pirq: number; gsi: number | null; msiSbdf: number | null; port: number; inFlight: boolean }
+export interface PirqEntry {
+  pirq: number; gsi: number | null; msiSbdf: number | null; port: number; inFlight: boolean;
+  /** MAP_PIRQ_TYPE_MSI(_SEG)'s entry_nr: the MSI-X table entry (0 for MSI). */
+  msiEntry?: number;
+}
 
 export const DEFAULT_MAX_GRANT_FRAMES = 32;
 export const DEFAULT_MAX_EVTCHN_PORT = 1023;

@@ -46,7 +46,8 @@ export interface PciGrants {
   memoryMappings: { gfn: number; mfn: number; nr: number }[];
   ioportMappings: { gport: number; mport: number; nr: number }[];
   /** PT_IRQ_TYPE_PCI: the guest's bus-0 device and pin the machine irq (a GSI) drives. */
-  ptIrqs: { machine_irq: number; irq_type: number; device: number; intx: number }[];
+  /** bind_pt_irq's bindings: PT_IRQ_TYPE_PCI a GSI to the guest's device/pin; PT_IRQ_TYPE_MSI a pirq to the guest's vector and flags. */
+  ptIrqs: { machine_irq: number; irq_type: number; device: number; intx: number; gvec?: number; gflags?: number }[];
 }
 
 export interface PciHost {

@@ -13,14 +13,19 @@
 //   memory_mapping 39 / ioport_mapping 40  -EPERM without the permission; for an HVM target
 //                           recorded and published in its HVM segment's passthrough page
 //                           (publishPtMappings), which its vCPU routes by; 0 for PV
-//   bind_pt_irq 38 / unbind_pt_irq 48      -EPERM without irq permission; recorded
+//   bind_pt_irq 38 / unbind_pt_irq 48      PCI: -EPERM without irq permission; recorded.
+//                           MSI: -EPERM unless an MSI pirq of the target's device;
+//                           -EINVAL for bad gvec/gflags (domctlBindPtIrq)
 import {
   XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_DEV_RDM_RELAXED,
 } from '../../shared/abi/domctl.js';
 import { DOMID_INVALID } from '../../shared/abi/xen.js';
 import { XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENODEV, XEN_ENOENT, XEN_EPERM } from '../../shared/abi/errno.js';
-import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
-import { gsiOf, syncPtIntx } from './pci_irq.js';
+import {
+  PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_PCI, XEN_DOMCTL_VMSI_X86_DELIV_MASK, XEN_DOMCTL_VMSI_X86_DEST_ID_MASK, XEN_DOMCTL_VMSI_X86_DM_MASK,
+  XEN_DOMCTL_VMSI_X86_RH_MASK, XEN_DOMCTL_VMSI_X86_TRIG_MASK, XEN_DOMCTL_VMSI_X86_UNMASKED,
+} from '../../shared/abi/domctl.js';
+import { gsiOf, programMsix, syncPtIntx } from './pci_irq.js';
 import { formatSbdf, parseBdf, pciIrqSocket } from '../../shared/wire/pcidev.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { PT_KIND_INTX, PT_KIND_MEM, PT_KIND_PORT, writePtMappings, type PtMapping } from '../../shared/abi/hvm/xenemu_hvm.js';
@@ -253,19 +258,37 @@ export function domctlIoportMapping(hv: Hypervisor, _c: Domain, t: Domain,
   return 0;
 }
 
+/** Every gflags bit of xen_domctl_bind_pt_irq's u.msi (domctl.h XEN_DOMCTL_VMSI_X86_*). */
+const VMSI_FLAGS = XEN_DOMCTL_VMSI_X86_DEST_ID_MASK | XEN_DOMCTL_VMSI_X86_RH_MASK | XEN_DOMCTL_VMSI_X86_DM_MASK |
+  XEN_DOMCTL_VMSI_X86_DELIV_MASK | XEN_DOMCTL_VMSI_X86_TRIG_MASK | XEN_DOMCTL_VMSI_X86_UNMASKED;
+
 /**
- * XEN_DOMCTL_bind_pt_irq (xen/drivers/passthrough/x86/hvm.c pt_irq_create_bind):
- * PT_IRQ_TYPE_PCI binds a machine GSI to the guest's INTx pin of bus-0
- * device `device`; the device's line then drives that pin (pci_irq.ts),
- * and its current level reaches the guest at once. Other types are
- * recorded (the guest is shown no MSI capability, so none are bound).
+ * XEN_DOMCTL_bind_pt_irq (xen/arch/x86/domctl.c, drivers/passthrough/x86/hvm.c
+ * pt_irq_create_bind):
+ * - PT_IRQ_TYPE_PCI binds a machine GSI to the guest's INTx pin of bus-0
+ *   device `device`; the device's line then drives that pin (pci_irq.ts),
+ *   and its current level reaches the guest at once. -EPERM without the
+ *   GSI's irq permission.
+ * - PT_IRQ_TYPE_MSI binds pirq `machine_irq` (PHYSDEVOP_map_pirq of an MSI
+ *   of a device the guest owns; -EPERM for any other, as Xen's
+ *   domain_pirq_to_irq <= 0) to the guest's vector `gvec` and `gflags`;
+ *   bound again, the binding is updated (a new vector, a mask). gflags
+ *   with bits outside domctl.h's fields, a delivery mode other than fixed
+ *   or lowest priority (the only ones the vCPU's APIC takes from a
+ *   message) or a vector below 16 are -EINVAL; a pirq bound as another
+ *   type -EBUSY. XEN_DOMCTL_VMSI_X86_UNMASKED unmasks the device's entry,
+ *   its absence masks it (xenemu's qemu-dm traps the table, so the
+ *   guest's mask bit arrives this way rather than through Xen's msixtbl).
+ * A PV target is -EINVAL (!is_hvm_domain) for MSI; other types are recorded.
  */
 export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
-                                arg: { machine_irq?: number; irq_type?: number; bus?: number; device?: number; intx?: number }): HcResult {
+                                arg: { machine_irq?: number; irq_type?: number; bus?: number; device?: number; intx?: number;
+                                       gvec?: number; gflags?: number }): HcResult {
   const irq = u32(arg.machine_irq);
   const type = u32(arg.irq_type);
   if (irq === null || type === null) return -XEN_EINVAL;
   const g = grants(hv, t);
+  if (type === PT_IRQ_TYPE_MSI) return bindMsi(hv, t, g, irq, arg);
   if (!g.irqs.has(irq)) return refuse(hv, `d${t.domid} bind_pt_irq ${irq}`, -XEN_EPERM, 'no irq permission');
   const device = Number(arg.device ?? 0);
   const intx = Number(arg.intx ?? 0);
@@ -280,11 +303,43 @@ export function domctlBindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
   return 0;
 }
 
+function bindMsi(hv: Hypervisor, t: Domain, g: PciGrants, pirq: number, arg: { gvec?: number; gflags?: number }): HcResult {
+  if (!t.hvm) return -XEN_EINVAL;
+  const e = t.pirqs.get(pirq);
+  const dev = e?.msiSbdf != null ? hv.pci.devices.get(e.msiSbdf) : undefined;
+  if (!e || !dev || dev.gone || dev.owner !== t.domid) return refuse(hv, `d${t.domid} bind_pt_irq msi pirq ${pirq}`, -XEN_EPERM, 'not an MSI pirq of its devices');
+  const gvec = u32(arg.gvec);
+  const gflags = u32(arg.gflags);
+  if (gvec === null || gflags === null || gvec < 16 || gvec > 255 || (gflags & ~VMSI_FLAGS) !== 0) return -XEN_EINVAL;
+  const deliv = (gflags & XEN_DOMCTL_VMSI_X86_DELIV_MASK) >>> 12;
+  if (deliv !== 0 && deliv !== 1) return -XEN_EINVAL;
+  if (g.ptIrqs.some((b) => b.machine_irq === pirq && b.irq_type !== PT_IRQ_TYPE_MSI && b.irq_type !== PT_IRQ_TYPE_PCI)) return -XEN_EBUSY;
+  const b = g.ptIrqs.find((x) => x.irq_type === PT_IRQ_TYPE_MSI && x.machine_irq === pirq);
+  if (b) { b.gvec = gvec; b.gflags = gflags; }
+  else g.ptIrqs.push({ machine_irq: pirq, irq_type: PT_IRQ_TYPE_MSI, device: 0, intx: 0, gvec, gflags });
+  programMsix(hv, e, (gflags & XEN_DOMCTL_VMSI_X86_UNMASKED) === 0);
+  return 0;
+}
+
+/**
+ * XEN_DOMCTL_unbind_pt_irq: PT_IRQ_TYPE_PCI's pin drops; PT_IRQ_TYPE_MSI's
+ * pirq stays mapped, its entry masked (pt_irq_destroy_bind). -EINVAL when
+ * nothing is bound so.
+ */
 export function domctlUnbindPtIrq(hv: Hypervisor, _c: Domain, t: Domain,
                                   arg: { machine_irq?: number; irq_type?: number; device?: number; intx?: number }): HcResult {
   const irq = u32(arg.machine_irq);
   if (irq === null) return -XEN_EINVAL;
   const g = grants(hv, t);
+  if (arg.irq_type === PT_IRQ_TYPE_MSI) {
+    const e = t.pirqs.get(irq);
+    if (!e || e.msiSbdf === null) return -XEN_EPERM;
+    const i = g.ptIrqs.findIndex((b) => b.irq_type === PT_IRQ_TYPE_MSI && b.machine_irq === irq);
+    if (i < 0) return -XEN_EINVAL;
+    g.ptIrqs.splice(i, 1);
+    programMsix(hv, e, true);
+    return 0;
+  }
   if (!g.irqs.has(irq)) return -XEN_EPERM;
   const i = g.ptIrqs.findIndex((b) => b.machine_irq === irq && b.irq_type === arg.irq_type &&
     (arg.irq_type !== PT_IRQ_TYPE_PCI || arg.device === undefined || (b.device === arg.device && b.intx === (arg.intx ?? 0))));

@@ -29,14 +29,22 @@
 // the device sees the pin drop with that access (no storm of unhandled
 // interrupts), one that did not sees it still high after its EOI (the
 // 8259's level mode, ELCR): no lost interrupt.
+//
+// An HVM owner's MSI-X (xen/drivers/passthrough/x86/hvm.c, arch/x86/hvm/vmsi.c):
+//   qemu-dm  PHYSDEVOP_map_pirq(guest, MAP_PIRQ_TYPE_MSI, entry_nr) ─> a pirq; the
+//            hypervisor programs the device's table entry: the pirq as data, masked
+//   qemu-dm  XEN_DOMCTL_bind_pt_irq(PT_IRQ_TYPE_MSI, pirq, gvec, gflags) ─> the
+//            binding; the entry unmasked with XEN_DOMCTL_VMSI_X86_UNMASKED, else masked
+//   device   `irq {msi}` naming the pirq ─> gvec into the guest's local APIC
+//            (the HVM segment's msi_pending latch, the vCPU's IRR)
 import { MAP_PIRQ_TYPE_GSI, MAP_PIRQ_TYPE_MSI, MAP_PIRQ_TYPE_MSI_SEG } from '../../shared/abi/physdev.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import { hostGsiOfBus } from '../../shared/wire/pcidev.js';
 import { setPending } from './event_channel.js';
-import { PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
+import { PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import type { Domain, PirqEntry } from './domain.js';
 import type { HcResult, Hypervisor } from './hypervisor.js';
-import type { HostPciDevice } from './pci.js';
+import type { HostPciDevice, PciGrants } from './pci.js';
 import type { PostedBinding } from '../../shared/hw/posted_irq.js';
 
 /** Xen's nr_pirqs for a PV domain of this size is larger; 256 covers every GSI and MSI of the host's devices. */
@@ -98,6 +106,16 @@ export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; ms
     const gsi = gsiOf(dev);
     for (const e of o.pirqs.values()) if (e.gsi === gsi) fire(hv, o, e, true);
   }
+  if (m.msi && o?.hvm) {
+    // The machine message names the pirq the hypervisor programmed; its
+    // binding (bind_pt_irq) names the guest's vector. Unbound: dropped, as
+    // Xen's pirq with no guest binding is masked.
+    const e = o.pirqs.get(m.msi.data);
+    if (!e || e.msiSbdf !== dev.sbdf) return;
+    const b = msiBinding(hv, o, e.pirq);
+    if (b && b.gvec !== undefined) o.hvmState?.irq.injectMsi(b.gvec);
+    return;
+  }
   if (m.msi && o) {
     // The message's data names its pirq (pcifront programs each MSI-X entry
     // so, as Xen's own programming names the vector behind one): only that
@@ -108,6 +126,25 @@ export function pciIrq(hv: Hypervisor, dev: HostPciDevice, m: { intx?: 0 | 1; ms
   }
 }
 
+/** The MSI binding (bind_pt_irq PT_IRQ_TYPE_MSI) of pirq `pirq` of HVM domain `t`, if any. */
+export function msiBinding(hv: Hypervisor, t: Domain, pirq: number): PciGrants['ptIrqs'][number] | undefined {
+  return hv.pci.grantsOf(t.domid).ptIrqs.find((b) => b.irq_type === PT_IRQ_TYPE_MSI && b.machine_irq === pirq);
+}
+
+/** The MSI-X message address Xen gives a machine vector (the APIC window; xenemu's devices only carry it). */
+export const MSI_ADDR_BASE = 0xfee00000;
+
+/**
+ * Programs the device's MSI-X table entry behind pirq `e` of HVM domain
+ * `t`: the pirq as data, masked or not (Xen's write_msi_msg and
+ * guest_mask_msi_irq; here a message to the device process).
+ */
+export function programMsix(hv: Hypervisor, e: PirqEntry, masked: boolean): void {
+  const dev = e.msiSbdf === null ? undefined : hv.pci.devices.get(e.msiSbdf);
+  if (!dev || dev.gone) return;
+  dev.send({ type: 'msix', entry: e.msiEntry ?? 0, addr: MSI_ADDR_BASE, data: e.pirq, masked });
+}
+
 function freePirq(d: Domain, from: number): number {
   for (let p = from; p < NR_PIRQS; p++) if (!d.pirqs.has(p)) return p;
   return -XEN_ENOSPC;
@@ -116,8 +153,10 @@ function freePirq(d: Domain, from: number): number {
 interface MapPirqArg { domid?: number; type?: number; index?: number; pirq?: number; bus?: number; devfn?: number; entry_nr?: number }
 
 /** PHYSDEVOP_map_pirq: `data.pirq` the pirq mapped. */
-export function physdevMapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: MapPirqArg): HcResult {
-  if (t.hvm) return -XEN_EINVAL; // HVM owners take their interrupts through bind_pt_irq
+export function physdevMapPirq(hv: Hypervisor, caller: Domain, t: Domain, arg: MapPirqArg): HcResult {
+  // An HVM owner's INTx is bound with bind_pt_irq; its MSIs are mapped by its
+  // device model (qemu-dm's xen_pt_msi_setup), not by the guest itself.
+  if (t.hvm && (caller === t || (arg.type !== MAP_PIRQ_TYPE_MSI && arg.type !== MAP_PIRQ_TYPE_MSI_SEG))) return -XEN_EINVAL;
   const want = Number(arg.pirq ?? -1);
   if (!Number.isInteger(want) || want >= NR_PIRQS) return -XEN_EINVAL;
   let entry: PirqEntry;
@@ -142,6 +181,17 @@ export function physdevMapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg: 
     if (dev.owner !== t.domid) return -XEN_EPERM;
     const p = want >= 0 ? want : freePirq(t, NR_GSIS);
     if (p < 0) return p;
+    if (t.hvm) {
+      // One pirq per MSI-X entry: asked again, the same (QEMU maps an entry once).
+      const entryNr = Number(arg.entry_nr ?? 0);
+      if (!Number.isInteger(entryNr) || entryNr < 0 || entryNr > 2047) return -XEN_EINVAL;
+      for (const e of t.pirqs.values()) if (e.msiSbdf === sbdf && e.msiEntry === entryNr) return { ret: 0, data: { pirq: e.pirq } };
+      entry = { pirq: p, gsi: null, msiSbdf: sbdf, port: 0, inFlight: false, msiEntry: entryNr };
+      if (t.pirqs.has(entry.pirq)) return -XEN_EBUSY;
+      t.pirqs.set(entry.pirq, entry);
+      programMsix(hv, entry, true);
+      return { ret: 0, data: { pirq: entry.pirq } };
+    }
     entry = { pirq: p, gsi: null, msiSbdf: sbdf, port: 0, inFlight: false };
   } else {
     return -XEN_EINVAL;
@@ -156,6 +206,13 @@ export function physdevUnmapPirq(hv: Hypervisor, _caller: Domain, t: Domain, arg
   const e = t.pirqs.get(Number(arg.pirq));
   if (!e) return -XEN_EINVAL;
   t.pirqs.delete(e.pirq);
+  if (t.hvm && e.msiSbdf !== null) {
+    // Its binding goes with it (Xen's unmap_domain_pirq of a bound pirq), the entry masked.
+    const g = hv.pci.grantsOf(t.domid);
+    const i = g.ptIrqs.findIndex((b) => b.irq_type === PT_IRQ_TYPE_MSI && b.machine_irq === e.pirq);
+    if (i >= 0) g.ptIrqs.splice(i, 1);
+    programMsix(hv, e, true);
+  }
   hv.pci.pirqsChanged(t);
   return 0;
 }

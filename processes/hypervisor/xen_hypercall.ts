@@ -129,12 +129,16 @@ const assignDevice: DomctlCodec = {
   }),
 };
 const bindPtIrq: DomctlCodec = {
-  // u.pci {u8 bus, device, intx} for PT_IRQ_TYPE_PCI (the guest's device and pin).
-  decode: (u) => ({
-    machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true),
-    bus: u.getUint8(DC.xen_domctl_bind_pt_irq.u), device: u.getUint8(DC.xen_domctl_bind_pt_irq.u + 1),
-    intx: u.getUint8(DC.xen_domctl_bind_pt_irq.u + 2),
-  }),
+  // u.pci {u8 bus, device, intx} for PT_IRQ_TYPE_PCI (the guest's device and pin);
+  // u.msi {u8 gvec; u32 gflags; uint64_aligned_t gtable} for PT_IRQ_TYPE_MSI.
+  decode: (u) => {
+    const o = DC.xen_domctl_bind_pt_irq.u;
+    return {
+      machine_irq: u.getUint32(DC.xen_domctl_bind_pt_irq.machine_irq, true), irq_type: u.getUint32(DC.xen_domctl_bind_pt_irq.irq_type, true),
+      bus: u.getUint8(o), device: u.getUint8(o + 1), intx: u.getUint8(o + 2),
+      gvec: u.getUint8(o), gflags: u.getUint32(o + 4, true), gtable: Number(u.getBigUint64(o + 8, true)),
+    };
+  },
 };
 
 const DOMCTL: Record<number, DomctlCodec> = {

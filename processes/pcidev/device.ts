@@ -21,9 +21,10 @@ import { futexWake } from '../../shared/shm.js';
 import { BAR_DMA_RING_SLOTS, BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
 import { recordModified } from '../../shared/abi/hvm/xenemu_hvm.js';
 import { Iommu, type IommuFault } from '../../shared/hw/iommu.js';
-import { PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../shared/hw/pci.js';
+import { PCI_CAPABILITY_LIST, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../shared/hw/pci.js';
+import { PCI_CAP_ID_MSIX } from '../../shared/hw/nvme_pci.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
-import { parseBdf, placeBars, type PciDevContext, type PciDevHello, type PciDevToHypervisor, type PciSpec } from '../../shared/wire/pcidev.js';
+import { parseBdf, placeBars, type PciDevContext, type PciDevHello, type PciDevMsix, type PciDevToHypervisor, type PciSpec } from '../../shared/wire/pcidev.js';
 import { LoopClock } from './clock.js';
 import type { ConfigTarget } from './config_server.js';
 import type { HostedModel, ModelFactory } from './models.js';
@@ -169,6 +170,34 @@ export class HostPciDevice implements ConfigTarget {
   }
 
   get owner(): number | null { return this.ctx.owner; }
+
+  /**
+   * The hypervisor's write of an MSI-X table entry (its pirq's machine
+   * message, masked or not): through the table's BAR as any write to it,
+   * found by the capability (PCI 3.0 6.8.2: BIR and offset). Nothing for a
+   * device without MSI-X or an entry past its table.
+   */
+  programMsix(m: PciDevMsix): void {
+    const fn = this.model.fn;
+    let at = fn.configRead(PCI_CAPABILITY_LIST, 1) & 0xfc;
+    for (let guard = 0; at >= 0x40 && guard < 48; guard++) {
+      const hdr = fn.configRead(at, 2);
+      if ((hdr & 0xff) === PCI_CAP_ID_MSIX) break;
+      at = (hdr >>> 8) & 0xfc;
+    }
+    if (at < 0x40) return;
+    const n = (fn.configRead(at + 2, 2) & 0x7ff) + 1;
+    const table = fn.configRead(at + 4, 4);
+    const r = fn.barRegion(table & 7);
+    if (!r || r.kind !== 'mem' || m.entry < 0 || m.entry >= n) return;
+    const off = (table & ~7) + 16 * m.entry;
+    // Masked first, as a driver reprograms an entry (6.8.3.5).
+    r.handler.write(off + 12, 4, 1);
+    r.handler.write(off, 4, m.addr >>> 0);
+    r.handler.write(off + 4, 4, 0);
+    r.handler.write(off + 8, 4, m.data >>> 0);
+    if (!m.masked) r.handler.write(off + 12, 4, 0);
+  }
 
   /** The test hook's MSI (config_server.ts). */
   testMsi(data: number): void { this.msi(0xfee00000, data); }

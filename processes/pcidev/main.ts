@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     const m = decodePciMessage<HypervisorToPciDev>(frame as Buffer);
     if (!m) { log('dropped a malformed message'); continue; }
     if (m.type === 'context') dev.setContext(m);
+    else if (m.type === 'msix') dev.programMsix(m);
   }
 }
 

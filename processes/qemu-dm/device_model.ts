@@ -18,9 +18,10 @@ import { Worker, MessageChannel } from 'node:worker_threads';
 import { unlinkSync } from 'node:fs';
 import type { HypercallResult } from '../../shared/xen/hypervisor.js';
 import { shmOpen } from '../../shared/shm.js';
-import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl, __HYPERVISOR_memory_op, PAGE_SIZE } from '../../shared/abi/xen.js';
+import { __HYPERVISOR_dm_op, __HYPERVISOR_domctl, __HYPERVISOR_memory_op, __HYPERVISOR_physdev_op, PAGE_SIZE } from '../../shared/abi/xen.js';
+import { MAP_PIRQ_TYPE_MSI_SEG, PHYSDEVOP_map_pirq, PHYSDEVOP_unmap_pirq } from '../../shared/abi/physdev.js';
 import {
-  PT_IRQ_TYPE_PCI, XENEMU_DOMCTL_getsegments, XENEMU_DOMCTL_pci_assignable_list, XEN_DOMCTL_bind_pt_irq, XEN_DOMCTL_ioport_mapping,
+  PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_PCI, XEN_DOMCTL_unbind_pt_irq, XENEMU_DOMCTL_getsegments, XENEMU_DOMCTL_pci_assignable_list, XEN_DOMCTL_bind_pt_irq, XEN_DOMCTL_ioport_mapping,
   XEN_DOMCTL_memory_mapping,
 } from '../../shared/abi/domctl.js';
 import { PciCfgClient, PciCfgError } from '../../shared/hw/pci_cfg_client.js';
@@ -134,6 +135,28 @@ export async function runDeviceModel(a: QemuDmArgs, p: Placement): Promise<void>
         }
         case 'bind-irq': {
           const r = await domctl(XEN_DOMCTL_bind_pt_irq, { machine_irq: q.gsi, irq_type: PT_IRQ_TYPE_PCI, bus: 0, device: q.device, intx: q.intx });
+          return ptAnswer(seq, r.ret);
+        }
+        // xen_pt_msi.c: msi_msix_setup (xc_physdev_map_pirq_msi), msi_msix_update
+        // (xc_domain_update_msi_irq), msi_msix_disable (unbind, xc_physdev_unmap_pirq).
+        case 'map-pirq': {
+          const sbdf = parseBdf(a.pt[q.dev]!.hostaddr)!;
+          const r = await hypercall<{ pirq: number }>(__HYPERVISOR_physdev_op, PHYSDEVOP_map_pirq, {
+            domid: a.domid, type: MAP_PIRQ_TYPE_MSI_SEG, index: -1, pirq: -1,
+            bus: (sbdf >>> 8) & 0xffffff, devfn: sbdf & 0xff, entry_nr: q.entry, table_base: q.tableBase,
+          });
+          return ptAnswer(seq, r.ret, r.ret < 0 ? 0 : Number(r.data?.pirq ?? -1));
+        }
+        case 'unmap-pirq': {
+          const r = await hypercall(__HYPERVISOR_physdev_op, PHYSDEVOP_unmap_pirq, { domid: a.domid, pirq: q.pirq });
+          return ptAnswer(seq, r.ret);
+        }
+        case 'bind-msi': {
+          const r = await domctl(XEN_DOMCTL_bind_pt_irq, { machine_irq: q.pirq, irq_type: PT_IRQ_TYPE_MSI, gvec: q.gvec, gflags: q.gflags, gtable: 0 });
+          return ptAnswer(seq, r.ret);
+        }
+        case 'unbind-msi': {
+          const r = await domctl(XEN_DOMCTL_unbind_pt_irq, { machine_irq: q.pirq, irq_type: PT_IRQ_TYPE_MSI });
           return ptAnswer(seq, r.ret);
         }
       }

@@ -57,7 +57,11 @@ export type PtRequest =
   | { op: 'cfg-read'; dev: number; offset: number; size: AccessSize }
   | { op: 'cfg-write'; dev: number; offset: number; size: AccessSize; value: number }
   | { op: 'map'; kind: 'mem' | 'io'; add: boolean; guest: number; host: number; nr: number }
-  | { op: 'bind-irq'; gsi: number; device: number; intx: number };
+  | { op: 'bind-irq'; gsi: number; device: number; intx: number }
+  | { op: 'map-pirq'; dev: number; entry: number; tableBase: number }
+  | { op: 'unmap-pirq'; pirq: number }
+  | { op: 'bind-msi'; pirq: number; gvec: number; gflags: number }
+  | { op: 'unbind-msi'; pirq: number };
 
 export type ToIoreqThread =
   | { type: 'serial-in'; data: Uint8Array }
@@ -157,7 +161,13 @@ d.pt.forEach((p, i) => {
   const dev = new XenPtDevice(p.arg.hostaddr, {
     read: (offset, size) => { const r = ptCall({ op: 'cfg-read', dev: i, offset, size }); return r.ret < 0 ? null : r.value; },
     write: (offset, size, value) => ptCall({ op: 'cfg-write', dev: i, offset, size, value }).ret >= 0,
-  }, p.bars, { map: (kind, add, guest, host, nr) => ptCall({ op: 'map', kind, add, guest, host, nr }).ret, log }, p.arg.permissive);
+  }, p.bars, {
+    map: (kind, add, guest, host, nr) => ptCall({ op: 'map', kind, add, guest, host, nr }).ret,
+    mapPirq: (entry, tableBase) => { const r = ptCall({ op: 'map-pirq', dev: i, entry, tableBase }); return r.ret < 0 ? r.ret : r.value; },
+    unmapPirq: (pirq) => ptCall({ op: 'unmap-pirq', pirq }).ret,
+    bindMsi: (pirq, gvec, gflags) => ptCall(gvec === null ? { op: 'unbind-msi', pirq } : { op: 'bind-msi', pirq, gvec, gflags }).ret,
+    log,
+  }, p.arg.permissive);
   const slot = p.arg.slot ?? dm.pc.freeSlot();
   dm.pc.bus.plug(dev, slot);
   ptDevices.push(dev);

@@ -24,9 +24,16 @@
 //   interrupt pin             the device's                       ignored
 //   capabilities kept         the device's, each `next` byte     dropped (permissive: through)
 //                             relinked past the hidden ones
-//   MSI, MSI-X capabilities   hidden, as xen_pt hides what it    -
-//                             cannot give: v86 has no MSI delivery
+//   MSI-X capability          id, table/PBA offsets the          enable and function mask kept and
+//                             device's; control's enable and     passed to the device (xen_pt_msixctrl_reg_write)
+//                             function mask the guest's
+//   MSI capability            hidden (no host device model has one)
 //   anything else (0x40+)     0                                  dropped
+//
+// MSI-X (xen_pt_msi.ts, QEMU's xen_pt_msi.c): the table's pages are left
+// out of the BAR's memory_mapping and claimed by this device model, which
+// emulates the guest's entries and binds them with XEN_DOMCTL_bind_pt_irq
+// PT_IRQ_TYPE_MSI. Without the hooks that binding needs, MSI-X is hidden too.
 //
 // The ioreq thread answers a configuration ioreq synchronously; the
 // device's socket is the main thread's (PtConfigAccess blocks the ioreq
@@ -37,6 +44,7 @@ import {
   PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_STATUS, PciFunction,
 } from '../../shared/hw/pci.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import { XenPtMsix, type PtMsiHooks } from './xen_pt_msi.js';
 
 export const PCI_STATUS_CAP_LIST = 0x10;
 /** A passed-through function's name starts so (the platform device's unplug leaves them alone, as qemu-xen's). */
@@ -59,7 +67,7 @@ export interface PtConfigAccess {
 /** A BAR as the host's firmware placed it (the registry's; QEMU's xen_pt reads sysfs `resource`). */
 export interface PtHostBar { index: number; kind: 'mem' | 'io'; size: number; addr: number }
 
-export interface PtHooks {
+export interface PtHooks extends Partial<PtMsiHooks> {
   /** XEN_DOMCTL_memory_mapping (mem: frames) or ioport_mapping (io: ports); 0 or -errno. */
   map(kind: 'mem' | 'io', add: boolean, guest: number, host: number, nr: number): number;
   log(line: string): void;
@@ -78,7 +86,8 @@ export class XenPtDevice extends PciFunction {
   private cacheLatency = 0;
   private line = 0;
   private droppedLogged = false;
-  readonly stats = { cfgRead: 0, cfgWrite: 0, toDevice: 0, dropped: 0, maps: 0, unmaps: 0, barIoreqs: 0 };
+  private msix: XenPtMsix | null = null;
+  readonly stats = { cfgRead: 0, cfgWrite: 0, toDevice: 0, dropped: 0, maps: 0, unmaps: 0, barIoreqs: 0, msixBinds: 0, tableIoreqs: 0 };
 
   constructor(readonly hostaddr: string, private readonly dev: PtConfigAccess, hostBars: PtHostBar[],
               private readonly hooks: PtHooks, private readonly permissive = false) {
@@ -112,9 +121,17 @@ export class XenPtDevice extends PciFunction {
       at = (hdr >>> 8) & 0xfc;
     }
     const starts = found.map((c) => c.off).sort((a, b) => a - b);
-    const shown = found.filter((c) => c.id !== PCI_CAP_ID_MSI && c.id !== PCI_CAP_ID_MSIX);
+    const h = this.hooks;
+    const msiHooks: PtMsiHooks | null = h.mapPirq && h.unmapPirq && h.bindMsi
+      ? { mapPirq: h.mapPirq, unmapPirq: h.unmapPirq, bindMsi: h.bindMsi, log: h.log } : null;
+    const canMsix = msiHooks !== null;
+    const shown = found.filter((c) => c.id !== PCI_CAP_ID_MSI && (c.id !== PCI_CAP_ID_MSIX || canMsix));
     for (const c of found) {
-      if (!shown.includes(c)) this.hooks.log(`xen_pt ${this.hostaddr}: capability 0x${c.id.toString(16)} at 0x${c.off.toString(16)} hidden (no MSI for this guest)`);
+      if (!shown.includes(c)) this.hooks.log(`xen_pt ${this.hostaddr}: capability 0x${c.id.toString(16)} at 0x${c.off.toString(16)} hidden`);
+      if (c.id === PCI_CAP_ID_MSIX && canMsix) {
+        const bar = (this.dev.read(c.off + 4, 4) ?? 0) & 7;
+        this.msix = new XenPtMsix(this.hostaddr, c.off, this.dev, msiHooks!, this.ptBars.find((b) => b.index === bar)?.addr ?? 0, this.stats);
+      }
     }
     shown.forEach((c, i) => {
       this.caps.set(c.off, shown[i + 1]?.off ?? 0);
@@ -139,6 +156,8 @@ export class XenPtDevice extends PciFunction {
   sawIoreq(kind: 'mem' | 'io', addr: number): void {
     const b = this.ptBars.find((x) => x.kind === kind && x.mapped !== null && addr >= x.mapped && addr < x.mapped + x.size);
     if (!b) return;
+    const m = this.msix;
+    if (m && b.index === m.bir && addr - b.mapped! >= m.pagesFrom && addr - b.mapped! < m.pagesTo) return; // the trapped table
     const n = ++this.stats.barIoreqs;
     if ((n & (n - 1)) === 0) this.hooks.log(`xen_pt ${this.hostaddr}: ${n} ioreq(s) reached qemu-dm inside BAR${b.index} (last at 0x${addr.toString(16)})`);
   }
@@ -146,6 +165,7 @@ export class XenPtDevice extends PciFunction {
   /** Every BAR unmapped (the guest's machine goes away). */
   unmapAll(): void {
     for (const b of this.ptBars) this.place(b, null);
+    this.msix?.disable();
   }
 
   private emulatedByte(at: number): number | null {
@@ -165,6 +185,8 @@ export class XenPtDevice extends PciFunction {
       if (FROM_DEVICE.some(([o, n]) => at >= o && at < o + n)) return this.config[at]!;
       return 0; // CardBus CIS, ROM, reserved
     }
+    const m = this.msix;
+    if (m && at === m.cap + 3) return m.controlHigh();
     for (const [s, e] of this.capSpans) {
       if (at >= s && at < e) return at === s + 1 ? this.caps.get(s)! : null;
     }
@@ -216,6 +238,8 @@ export class XenPtDevice extends PciFunction {
       if (at === 0x0c || at === 0x0d) { const sh = 8 * (at - 0x0c); this.cacheLatency = (this.cacheLatency & ~(0xff << sh)) | (byte << sh); continue; }
       if (at === PCI_INTERRUPT_LINE) { this.line = byte; continue; }
       if (at >= PCI_BASE_ADDRESS_0 && at < PCI_BASE_ADDRESS_0 + 24) { this.barWriteByte(at, byte); barsTouched = true; continue; }
+      if (this.msix && at === this.msix.cap + 3) { this.msix.control(byte << 8); continue; }
+      if (this.msix && at === this.msix.cap + 2) continue; // the table size: read-only
       if (at >= 0x40 && this.permissive && this.capSpans.some(([s, e]) => at >= s && at < e && at !== s + 1)) {
         if (this.dev.write(at, 1, byte)) this.stats.toDevice++;
         continue;
@@ -260,21 +284,41 @@ export class XenPtDevice extends PciFunction {
     }
   }
 
+  /**
+   * The pieces of BAR `b` that are mapped (bytes into the BAR: [from, to)):
+   * all of it, or all but the MSI-X table's pages, which this device model
+   * claims instead.
+   */
+  private pieces(b: EmuBar): Array<[number, number]> {
+    const size = Math.ceil(b.size / PAGE_SIZE) * PAGE_SIZE;
+    const m = this.msix;
+    if (b.kind !== 'mem' || !m || m.bir !== b.index) return [[0, b.kind === 'mem' ? size : b.size]];
+    return ([[0, m.pagesFrom], [m.pagesTo, size]] as Array<[number, number]>).filter(([f, t]) => t > f);
+  }
+
   private place(b: EmuBar, want: number | null): void {
     if (b.mapped === want) return;
-    const nr = b.kind === 'mem' ? Math.ceil(b.size / PAGE_SIZE) : b.size;
     const unit = b.kind === 'mem' ? PAGE_SIZE : 1;
+    const m = this.msix;
+    const traps = m !== null && b.kind === 'mem' && m.bir === b.index;
     if (b.mapped !== null) {
-      const r = this.hooks.map(b.kind, false, b.mapped / unit, Math.floor(b.addr / unit), nr);
-      this.stats.unmaps++;
-      if (r < 0) this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} unmap at 0x${b.mapped.toString(16)}: ${r}`);
+      for (const [from, to] of this.pieces(b)) {
+        const r = this.hooks.map(b.kind, false, (b.mapped + from) / unit, Math.floor((b.addr + from) / unit), (to - from) / unit);
+        this.stats.unmaps++;
+        if (r < 0) this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} unmap at 0x${(b.mapped + from).toString(16)}: ${r}`);
+      }
+      if (traps) m.unclaim();
       b.mapped = null;
     }
     if (want === null) return;
-    const r = this.hooks.map(b.kind, true, want / unit, Math.floor(b.addr / unit), nr);
-    this.stats.maps++;
-    if (r < 0) { this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} map at 0x${want.toString(16)}: ${r}`); return; }
+    for (const [from, to] of this.pieces(b)) {
+      const r = this.hooks.map(b.kind, true, (want + from) / unit, Math.floor((b.addr + from) / unit), (to - from) / unit);
+      this.stats.maps++;
+      if (r < 0) { this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} map at 0x${(want + from).toString(16)}: ${r}`); return; }
+    }
     b.mapped = want;
-    this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} (${b.kind}, ${b.size} bytes) at guest 0x${want.toString(16)} -> host 0x${b.addr.toString(16)}`);
+    if (traps && this.spaces) m.claim(this.spaces.mmio, want, `${this.name} MSI-X table`);
+    this.hooks.log(`xen_pt ${this.hostaddr}: BAR${b.index} (${b.kind}, ${b.size} bytes) at guest 0x${want.toString(16)} -> host 0x${b.addr.toString(16)}` +
+      (traps ? `, MSI-X table at 0x${(want + m.pagesFrom).toString(16)} trapped` : ''));
   }
 }

@@ -52,6 +52,13 @@ export const PT_IRQ_TYPE_PCI = 0;
 export const PT_IRQ_TYPE_ISA = 1;
 export const PT_IRQ_TYPE_MSI = 2;
 export const PT_IRQ_TYPE_MSI_TRANSLATE = 3;
+/** xen_domctl_bind_pt_irq u.msi.gflags: the guest's MSI address and data fields (QEMU's xen_pt_msi.c msi_gflags). */
+export const XEN_DOMCTL_VMSI_X86_DEST_ID_MASK = 0x0000ff;
+export const XEN_DOMCTL_VMSI_X86_RH_MASK = 0x000100;
+export const XEN_DOMCTL_VMSI_X86_DM_MASK = 0x000200;
+export const XEN_DOMCTL_VMSI_X86_DELIV_MASK = 0x007000;
+export const XEN_DOMCTL_VMSI_X86_TRIG_MASK = 0x008000;
+export const XEN_DOMCTL_VMSI_X86_UNMASKED = 0x010000;
 
 // XEN_DOMCTL_sendtrigger's triggers.
 export const XEN_DOMCTL_SENDTRIGGER_NMI = 0;

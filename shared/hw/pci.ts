@@ -74,7 +74,7 @@ export class PciFunction {
   /** BAR registers that are the upper half of a 64-bit BAR -> that BAR's index. */
   private readonly hiOf = new Map<number, number>();
   private rom: Rom | null = null;
-  private spaces: PciSpaces | null = null;
+  protected spaces: PciSpaces | null = null;
   /** Set by PciBus.plug: device number 0-31 and function 0-7. */
   device = -1;
   fn = 0;

@@ -129,7 +129,16 @@ export interface PciDevContext {
   key: number; slots: number;
 }
 
-export type HypervisorToPciDev = PciDevContext;
+/**
+ * Programs entry `entry` of the device's MSI-X table, as Xen programs the
+ * machine MSI of a pirq it mapped for an HVM guest and masks or unmasks it
+ * (xen/arch/x86/msi.c write_msi_msg, guest_mask_msi_irq): the message
+ * address, `data` the pirq (which is what the device's messages then name),
+ * and the entry's mask bit.
+ */
+export interface PciDevMsix { type: 'msix'; entry: number; addr: number; data: number; masked: boolean }
+
+export type HypervisorToPciDev = PciDevContext | PciDevMsix;
 
 export function encodePciMessage(m: PciDevToHypervisor | HypervisorToPciDev): Buffer {
   return encode(m);

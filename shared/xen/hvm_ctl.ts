@@ -39,6 +39,17 @@ export class HvmIrqLines {
   /** XEN_DMOP_set_pci_intx_level on bus 0: device 0-31, intx 0-3. */
   setPciIntx(device: number, intx: number, level: 0 | 1): void { this.setBit(hvm_ctl.pci_intx_level, device * 4 + intx, level); }
 
+  /**
+   * A message for the guest's local APIC (a passed-through device's MSI
+   * whose binding names `vector`, Xen's vmsi_deliver of a fixed edge
+   * vector): latched for the vCPU, which takes it into the APIC's IRR.
+   */
+  injectMsi(vector: number): void {
+    Atomics.or(this.i32, (hvm_ctl.msi_pending >> 2) + ((vector >> 5) & 7), 1 << (vector & 31));
+    Atomics.add(this.i32, hvm_ctl.irq_gen >> 2, 1);
+    this.kickVcpu();
+  }
+
   /** XEN_DMOP_set_pci_link_route: link 0-3 (PIRQ A-D) to ISA IRQ 0-15 (0: none). */
   setPciLinkRoute(link: number, irq: number): void {
     if (Atomics.exchange(this.i32, (hvm_ctl.pci_link_route >> 2) + link, irq) === irq) return;

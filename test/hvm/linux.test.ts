@@ -53,6 +53,10 @@ t.test('Debian i386 Linux boots as an HVM guest, reads its disk by DMA and pings
   t.match(await run('cat /sys/block/sda/size'), /^16384$/m, 'sda: the 8 MiB image');
   t.match(await run('cat /proc/interrupts | grep ata_piix'), /ata_piix/, 'ata_piix has its interrupts');
   t.equal((await run('md5sum /dev/sda', 120_000)).trim(), `${md5}  /dev/sda`, "md5sum /dev/sda matches the host's");
+  // apic=1 (xl.cfg's default): the vCPU's local APIC and IOAPIC, as Linux found them in SeaBIOS's MADT.
+  const irqs = await run('cat /proc/interrupts');
+  t.match(irqs, /^\s*1[45]:\s+[1-9]\d*\s+IO-APIC\s.*ata_piix/m, 'the IDE interrupts arrive through the IOAPIC');
+  t.match(irqs, /^\s*LOC:\s+[1-9]/m, 'the local APIC timer ticks');
   t.match(await run('cat /sys/block/sda/device/../../scsi_host/*/../../*/ata_port/*/dev* 2>/dev/null; dmesg | grep -i "DMA"'), /DMA/, 'libata drives it by DMA');
 
   await run('ifconfig eth0 10.0.0.9 netmask 255.255.255.0 up');

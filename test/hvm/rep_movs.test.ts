@@ -79,7 +79,7 @@ t.test('rep movs from MMIO: one ioreq per page-bounded run, the elements in RAM'
   });
   await new Promise<void>((res) => worker.once('message', () => res()));
 
-  const m = await V86Machine.create({ ramBytes: RAM, memSegment: memName, bios, onReset: () => {} });
+  const m = await V86Machine.create({ ramBytes: RAM, memSegment: memName, bios, apic: false, onReset: () => {} });
   t.teardown(() => m.destroy());
   const io = new IoreqClient(hvm, 0, (sab, off, expected, ms) => { futexWait(sab, off, expected, ms); });
   new IoRouter(m, io, new Int32Array(hvm), hvm, new Map());

@@ -4,9 +4,12 @@
 // at addresses the guest chose (the device's own stay where the host placed
 // them), mapped by memory_mapping into the guest's passthrough page and
 // reached by its vCPU straight through the BAR channel: no ioreq server
-// claims them. INTx through bind_pt_irq; DMA into the guest's RAM through
-// the IOMMU. One boot: e1000 pings the TAP side in the host's namespace,
-// md5sum of nvme0n1 is the image file's.
+// claims them. The guest has a local APIC and an IOAPIC (xl.cfg apic=1, the
+// default): the e1000 (no MSI capability) on INTx through bind_pt_irq, the
+// NVMe on MSI-X (its table trapped by qemu-dm, each vector bound with
+// bind_pt_irq PT_IRQ_TYPE_MSI); DMA into the guest's RAM through the IOMMU.
+// One boot: e1000 pings the TAP side in the host's namespace, md5sum of
+// nvme0n1 is the image file's.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -114,13 +117,23 @@ t.test('HVM Linux drives the host\'s e1000 and NVMe passed through', { skip: why
     t.match(ping, /3 packets transmitted, 3 packets received/, 'eth0 (the host\'s e1000) pings 10.0.3.1 on xpt03 in the host\'s namespace');
     t.match(await run('cat /proc/interrupts'), /e1000|eth0/, 'the e1000\'s interrupt line counts');
 
-    // NVMe: INTx (no MSI-X shown), DMA into the guest's RAM.
+    // NVMe: MSI-X through bind_pt_irq, DMA into the guest's RAM.
     await waitFor(async () => /nvme0n1/.test(await run('cat /proc/partitions', 60_000)), 60_000, 'nvme0n1 appears');
+    const nvmeIrqs = (text: string) => text.split('\n').filter((l) => /nvme0q\d/.test(l))
+      .map((l) => ({ name: /nvme0q\d+/.exec(l)![0], count: Number(l.trim().split(/\s+/)[1]), msi: /PCI-MSI/.test(l) }));
+    const before = nvmeIrqs(await run('cat /proc/interrupts'));
     t.equal((await run('md5sum /dev/nvme0n1', 120_000)).trim(), `${createHash('md5').update(data).digest('hex')}  /dev/nvme0n1`,
       'md5sum /dev/nvme0n1 is the image file\'s');
     const irqs = await run('cat /proc/interrupts');
     t.comment(irqs);
-    t.match(irqs, /nvme/, 'the nvme driver took an interrupt line (INTx)');
+    t.match(irqs, /IO-APIC.*eth0/, 'the e1000 (no MSI capability) on INTx, through the IOAPIC');
+    const after = nvmeIrqs(irqs);
+    t.ok(after.length >= 2 && after.every((q) => q.msi), `the nvme driver's queues on MSI-X (${after.map((q) => q.name).join(', ')}: PCI-MSI)`);
+    const ioQueues = after.filter((q) => q.name !== 'nvme0q0');
+    const moved = ioQueues.reduce((n, q) => n + q.count - (before.find((b) => b.name === q.name)?.count ?? 0), 0);
+    t.ok(moved >= 4, `the md5sum's reads completed by MSI-X messages (${moved} on the I/O queue vectors)`);
+    t.match(dmLog(), /xen_pt 0000:04:00\.0: MSI-X entry 1 bound: pirq \d+, vector 0x[0-9a-f]+/, 'qemu-dm bound the I/O queue\'s entry (bind_pt_irq PT_IRQ_TYPE_MSI)');
+    t.match(await run('dmesg'), /IOAPIC\[0\]|IO-APIC/, 'Linux set up the IOAPIC');
     // A pin seen high after the device dropped it is a storm of unhandled interrupts (Linux disables the line);
     // one never seen is a queue that stalls.
     t.notMatch(await run('dmesg'), /nobody cared|NETDEV WATCHDOG|Detected Tx Unit Hang|QID \d+ timeout/,

@@ -11,21 +11,34 @@ import { testMachine } from '../hw/fakes.js';
 
 const GUEST_BAR0 = 0xf0004000;
 
-function setup(permissive = false) {
+function setup(permissive = false, msi = false) {
   const host = new NvmeHostDriver();
   const maps: Array<[string, boolean, number, number, number]> = [];
   const logs: string[] = [];
-  const hooks: PtHooks = { map: (kind, add, g, h, nr) => { maps.push([kind, add, g, h, nr]); return 0; }, log: (l) => logs.push(l) };
+  const calls: string[] = [];
+  let nextPirq = 60;
+  const hooks: PtHooks = {
+    map: (kind, add, g, h, nr) => { maps.push([kind, add, g, h, nr]); return 0; }, log: (l) => logs.push(l),
+    ...(msi ? {
+      mapPirq: (entry: number, base: number) => { calls.push(`map_pirq ${entry} 0x${base.toString(16)}`); return nextPirq++; },
+      unmapPirq: (pirq: number) => { calls.push(`unmap_pirq ${pirq}`); return 0; },
+      bindMsi: (pirq: number, gvec: number | null, gflags: number) => {
+        calls.push(gvec === null ? `unbind ${pirq}` : `bind ${pirq} 0x${gvec.toString(16)} 0x${gflags.toString(16)}`);
+        return 0;
+      },
+    } : {}),
+  };
   const reaching: Array<[number, number, number]> = [];
   const pt = new XenPtDevice('0000:04:00.0', {
     read: (o, s) => host.cfgRead(o, s),
     write: (o, s, v) => { reaching.push([o, s, v]); host.cfgWrite(o, s, v); return true; },
   }, [{ index: 0, kind: 'mem', size: 16384, addr: HOST_BAR0 }], hooks, permissive);
-  const bus = new PciBus(testMachine());
+  const machine = testMachine();
+  const bus = new PciBus(machine);
   bus.plug(pt, 5);
   const rd = (o: number, s: 1 | 2 | 4) => bus.configRead(5 << 3, o, s);
   const wr = (o: number, s: 1 | 2 | 4, v: number) => bus.configWrite(5 << 3, o, s, v);
-  return { host, pt, maps, logs, reaching, rd, wr };
+  return { host, pt, maps, logs, reaching, rd, wr, calls, mmio: machine.mmio };
 }
 
 t.test('identity is the device\'s; BARs are the guest\'s and never reach the device', async (t) => {
@@ -91,4 +104,47 @@ t.test('permissive: writes into a shown capability reach the device', async (t) 
   t.ok(reaching.some(([o]) => o === 0x88), 'PCI Express device control written through');
   wr(0x42, 2, 0x8000);
   t.notOk(reaching.some(([o]) => o === 0x42 || o === 0x43), 'a hidden capability stays hidden');
+});
+
+t.test('MSI-X shown when the device model can bind it: the table trapped, each entry bound with bind_pt_irq', async (t) => {
+  const { host, maps, calls, rd, wr, mmio, pt, logs } = setup(false, true);
+  t.equal(rd(0x34, 1), 0x40, 'the guest\'s list starts at MSI-X');
+  t.equal(rd(0x40, 1), PCI_CAP_ID_MSIX, 'MSI-X capability id');
+  t.equal(rd(0x41, 1), 0x80, 'then PCI Express');
+  t.equal(rd(0x42, 2), host.cfgRead(0x42, 2), 'table size as the device\'s, MSI-X off');
+  t.equal(rd(0x44, 4), host.cfgRead(0x44, 4), 'table offset and BIR the device\'s');
+  wr(0x10, 4, GUEST_BAR0);
+  wr(0x14, 4, 0);
+  wr(PCI_COMMAND, 2, 0x0006);
+  const f = GUEST_BAR0 / 4096;
+  const hf = HOST_BAR0 / 4096;
+  t.same(maps, [['mem', true, f, hf, 2], ['mem', true, f + 3, hf + 3, 1]], 'BAR0 mapped but for the table\'s page (the PBA stays the device\'s)');
+  t.same(mmio.list().map((r) => [r.base, r.length]), [[GUEST_BAR0 + 0x2000, 4096]], 'the table\'s page is qemu-dm\'s');
+
+  // Linux's msix_setup: entries written masked, MSI-X enabled with the function masked, then unmasked.
+  const entry = (i: number) => GUEST_BAR0 + 0x2000 + 16 * i;
+  wr(0x42, 2, 0xc000);
+  t.equal(host.cfgRead(0x42, 2) & 0xc000, 0xc000, 'enable and function mask reach the device');
+  mmio.write(entry(1), 4, 0xfee01008); // destination 1, redirection hint
+  mmio.write(entry(1) + 4, 4, 0);
+  mmio.write(entry(1) + 8, 4, 0x0141); // lowest priority, vector 0x41
+  t.equal(mmio.read(entry(1) + 8, 4), 0x141, 'the entry reads back as the guest wrote it');
+  t.equal(mmio.read(entry(1) + 12, 4), 1, 'masked');
+  wr(0x42, 2, 0x8000);
+  t.same(calls, [], 'masked entries are not bound');
+  mmio.write(entry(1) + 12, 4, 0);
+  t.same(calls, [`map_pirq 1 0x${(HOST_BAR0 + 0x2000).toString(16)}`, 'bind 60 0x41 0x11101'],
+    'unmasked: a pirq for entry 1 (the table\'s host address), bound to vector 0x41 with its gflags and UNMASKED');
+  t.match(logs.join('\n'), /MSI-X entry 1 bound: pirq 60, vector 0x41/, 'logged');
+  mmio.write(entry(1) + 12, 4, 1);
+  t.same(calls.slice(2), ['bind 60 0x41 0x1101'], 'masked again: bound without UNMASKED (the hypervisor masks the device\'s entry)');
+  mmio.write(entry(1) + 12, 4, 0);
+  wr(0x42, 2, 0x0000);
+  t.same(calls.slice(3), ['bind 60 0x41 0x11101', 'unbind 60', 'unmap_pirq 60'], 'MSI-X off: unbound and unmapped');
+  t.equal(host.cfgRead(0x42, 2) & 0xc000, 0, 'and off on the device');
+  pt.sawIoreq('mem', entry(0));
+  t.equal(pt.stats.barIoreqs, 0, 'an access to the trapped table is not a BAR ioreq');
+  wr(PCI_COMMAND, 2, 0x0004);
+  t.same(maps.slice(2), [['mem', false, f, hf, 2], ['mem', false, f + 3, hf + 3, 1]], 'decode off: both pieces unmapped');
+  t.same(mmio.list(), [], 'and the table\'s page let go');
 });

@@ -13,7 +13,9 @@ import { probeDomU, probeHost } from '../helpers/probe.js';
 import { ccBuild } from '../helpers/cc.js';
 import { runXen, xenToolsMissing } from '../helpers/xenctrl.js';
 import { __HYPERVISOR_domctl } from '../../shared/abi/xen.js';
-import { XEN_DOMCTL_CDF_hvm, XENEMU_DOMCTL_pci_assignable_add } from '../../shared/abi/domctl.js';
+import {
+  XEN_DOMCTL_CDF_hvm, XEN_DOMCTL_DEV_PCI, XEN_DOMCTL_VMSI_X86_UNMASKED, XEN_DOMCTL_assign_device, XENEMU_DOMCTL_pci_assignable_add,
+} from '../../shared/abi/domctl.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_EPERM } from '../../shared/abi/errno.js';
 import { HOST_MMIO_BASE, parseBdf } from '../../shared/wire/pcidev.js';
 
@@ -62,4 +64,15 @@ t.test('libxenctrl\'s passthrough calls against the real hypervisor', { skip: mi
   t.equal(await xc('irq', a, 16, 1), 0, 'xc_domain_irq_permission');
   const r = await runXen(h, exe, ['pirq', String(a), '16']);
   t.match(r.stdout, /^pirq 16\nrc 0 errno 0\n$/, 'then mapped (pirq 16, the GSI) and unmapped');
+
+  // An HVM owner's MSI (qemu-dm's calls): xc_physdev_map_pirq_msi for it, then
+  // xc_domain_update_msi_irq / xc_domain_unbind_msi_irq (bind_pt_irq PT_IRQ_TYPE_MSI, u.msi).
+  t.equal((await d0.call('hypercall', { hop: __HYPERVISOR_domctl, cmd: XEN_DOMCTL_assign_device,
+    arg: { domain: v, dev: XEN_DOMCTL_DEV_PCI, flags: 0, machine_sbdf: NIC } })).ret, 0, 'assigned to the HVM domain');
+  const msi = await runXen(h, exe, ['msi', String(v), '3', '0', '0x41', String(XEN_DOMCTL_VMSI_X86_UNMASKED)]);
+  t.match(msi.stdout, /^pirq \d+\nunbind 0 errno 0\nrc 0 errno 0\n$/, 'xc_physdev_map_pirq_msi, xc_domain_update_msi_irq (vector 0x41, unmasked), xc_domain_unbind_msi_irq');
+  const bad = await runXen(h, exe, ['msi', String(v), '3', '0', '0x41', String(1 << 17)]);
+  t.match(bad.stdout, new RegExp(`^pirq \\d+\nrc -1 errno ${XEN_EINVAL}\n$`), 'gflags beyond domctl.h\'s fields: EINVAL');
+  t.match((await runXen(h, exe, ['msi', String(a), '3', '0', '0x41', '0'])).stdout, new RegExp(`rc -1 errno ${XEN_EPERM}\n$`),
+    'an MSI of a device the domain does not own: EPERM');
 });

@@ -11,7 +11,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_reboot, SHUTDOWN_suspend } from '../../../shared/abi/sched.js';
 import { futexWake, shmOpen } from '../../../shared/shm.js';
 import { HVM_CONTEXT_EMPTY, XENEMU_HVM_SEGMENT_PAGES, hvm_ctl } from '../../../shared/abi/hvm/xenemu_hvm.js';
-import { HVM_INFO_PADDR, checkHvmInfoTable, HVM_INFO_TABLE_SIZE } from '../../../shared/abi/hvm/hvm_info_table.js';
+import { HVM_INFO_PADDR, checkHvmInfoTable, HVM_INFO_TABLE_SIZE, hvm_info_table } from '../../../shared/abi/hvm/hvm_info_table.js';
 import { PAGE_SIZE, __HYPERVISOR_hvm_op } from '../../../shared/abi/xen.js';
 import { HVMOP_get_param, HVM_PARAM_TRIPLE_FAULT_REASON } from '../../../shared/abi/hvm/params.js';
 import { VcpuPool } from '../../../shared/xen/vcpu/index.js';
@@ -36,6 +36,8 @@ export async function bootHvm(dom: XenDomain): Promise<never> {
   const dv = new DataView(info.buffer, info.byteOffset, info.byteLength);
   const lowMemPgend = dv.getUint32(20, true);
   const ramBytes = Math.min(lowMemPgend * PAGE_SIZE, h.mem_bytes);
+  // apic_mode (xl.cfg apic=, 1 by default): a local APIC and an IOAPIC, as hvmloader reads it.
+  const apic = info[hvm_info_table.apic_mode] !== 0;
   const pool = await VcpuPool.start(dom, 1);
   const { port1, port2 } = new MessageChannel();
   const seg = shmOpen(h.hvm, XENEMU_HVM_SEGMENT_PAGES * PAGE_SIZE);
@@ -53,7 +55,7 @@ export async function bootHvm(dom: XenDomain): Promise<never> {
       });
     }
   });
-  const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, host: h.host, ramBytes, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
+  const arg: HvmVcpuArg = { mem: h.mem, hvm: h.hvm, host: h.host, ramBytes, apic, firmwareBytes: FIRMWARE_WINDOW, port: port2 };
   let exit: HvmVcpuExit;
   try {
     exit = await pool.run<HvmVcpuExit>({ module: new URL('./vcpu_thread.js', import.meta.url).href, arg }, [port2]);

@@ -24,7 +24,7 @@ export class IrqLines {
   private readonly scratch = new Uint32Array(4);
 
   constructor(private readonly i32: Int32Array, private readonly raise: (irq: number) => void,
-              private readonly lower: (irq: number) => void) {}
+              private readonly lower: (irq: number) => void, private readonly msi: (vector: number) => void = () => {}) {}
 
   /** What the PIC was told and the local lines, for a save (the PIC's own state is v86's). */
   get state(): { asserted: number; local: number } { return { asserted: this.asserted, local: this.local }; }
@@ -94,5 +94,15 @@ export class IrqLines {
       if (want & b) this.raise(irq); else this.lower(irq);
     }
     this.asserted = want;
+    // Messages for the local APIC (bind_pt_irq's MSI bindings): each vector once.
+    for (let w = 0; w < 8; w++) {
+      if (Atomics.load(this.i32, (hvm_ctl.msi_pending >> 2) + w) === 0) continue;
+      let bits = Atomics.exchange(this.i32, (hvm_ctl.msi_pending >> 2) + w, 0) >>> 0;
+      while (bits) {
+        const b = 31 - Math.clz32(bits);
+        bits = (bits & ~(1 << b)) >>> 0;
+        this.msi(w * 32 + b);
+      }
+    }
   }
 }

@@ -20,6 +20,7 @@ import { PAGE_SIZE } from '../../../shared/abi/xen.js';
 /** What v86's CPU object offers that this module uses. */
 interface V86Cpu {
   main_loop(): number;
+  handle_irqs(): void;
   device_raise_irq(irq: number): void;
   device_lower_irq(irq: number): void;
   jit_dirty_cache(start: number, end: number): void;
@@ -47,6 +48,7 @@ interface V86Cpu {
                   r32?: (a: number) => number, w32?: (a: number, v: number) => void): void;
   };
   devices: Record<string, unknown> & {
+    acpi?: { timer(now: number): number };
     rtc: { cmos_read(index: number): number; cmos_write(index: number, value: number): void };
     pit: { counter_start_time: Float64Array };
   };
@@ -117,6 +119,10 @@ export function isPlatformPort(p: number): boolean {
 const SAVED_DEVICES = new Set(['rtc', 'pit', 'dma', 'ps2']);
 /** Where v86's local APIC keeps timer_last_tick (an f64 of microtick ms after five u32 and padding, in its 184-byte state). */
 const APIC_TIMER_LAST_TICK = 24;
+/** v86's local APIC state (src/rust/cpu/apic.rs Apic, repr(C), 184 bytes): its IRR and TMR, 8 u32 each. */
+const APIC_STATE_BYTES = 184;
+const APIC_IRR = 16 * 4;
+const APIC_TMR = 32 * 4;
 
 /** A replacement for one port: sizes 1, 2, 4; reads return the value (unsigned). */
 export interface PortHandler {
@@ -139,6 +145,12 @@ export interface V86Options {
   bios: Uint8Array;
   /** The guest asked for a reset (PS/2 0xFE, 0xCF9): the caller decides what that means. */
   onReset: () => void;
+  /**
+   * A local APIC and an IOAPIC (hvm_info_table.apic_mode, xl.cfg apic=):
+   * v86's `acpi` setting, which also sets CPUID's APIC bit. Without, the
+   * guest has the 8259s only.
+   */
+  apic: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -148,7 +160,8 @@ function v86Dir(): string {
 }
 
 export class V86Machine {
-  private constructor(private readonly emu: V86Emulator, readonly cpu: V86Cpu, readonly ramBytes: number) {}
+  private constructor(private readonly emu: V86Emulator, readonly cpu: V86Cpu, readonly ramBytes: number,
+                      readonly apic: boolean) {}
 
   /**
    * Builds the processor in this thread, maps the segment over its RAM and
@@ -165,7 +178,7 @@ export class V86Machine {
       vga_memory_size: 2 * 1024 * 1024,
       autostart: false,
       disable_keyboard: true, disable_mouse: true, disable_speaker: true,
-      acpi: false,
+      acpi: o.apic,
       screen: { disabled: true },
     });
     await new Promise<void>((res) => emu.add_listener('emulator-ready', res));
@@ -178,7 +191,7 @@ export class V86Machine {
     // SeaBIOS at 0xE0000 included), for v86's JIT, for this thread, and for
     // every process that maps the segment.
     shmMapInto(cpu.wasm_memory.buffer, cpu.mem8.byteOffset, o.memSegment, o.ramBytes);
-    const m = new V86Machine(emu, cpu, o.ramBytes);
+    const m = new V86Machine(emu, cpu, o.ramBytes, o.apic);
     m.stripDevices(o.onReset);
     return m;
   }
@@ -189,6 +202,11 @@ export class V86Machine {
     // v86 resets itself in place (PS/2 0xFE, PCI 0xCF9); under Xen a reset
     // is the domain's to decide (SHUTDOWN_reboot).
     this.cpu.reboot_internal = onReset;
+    // v86's ACPI device (there with its APIC) lowers IRQ 9 at every run of
+    // its timers unless its own PM timer, whose ports are gone, raised it:
+    // it would take back the SCI of the vCPU's PM registers (pmtimer.ts) and
+    // any PCI link routed to 9. The guest's PM timer is the vCPU's.
+    if (this.cpu.devices.acpi) this.cpu.devices.acpi.timer = () => 100;
     // v86's floppy controller wrote two 1.44 MB drives into the CMOS
     // (CMOS_FLOPPY_DRIVE_TYPE 0x10, and the equipment byte 0x14); its ports
     // are gone with the rest, and no device model answers them. A PC that
@@ -286,6 +304,29 @@ export class V86Machine {
     const gate = (cpu.idtr_offset[0]! >>> 0) + 8 * 8;
     return gate + 8 <= this.ramBytes && (cpu.mem8[gate + 5]! & 0x80) === 0;
   }
+
+  /**
+   * A fixed, edge-triggered vector into the local APIC, as Xen's
+   * vlapic_set_irq does for a guest MSI (vmsi_deliver): its IRR bit set and
+   * its TMR bit cleared, what v86's apic.rs `deliver` does for an IOAPIC
+   * route (not exported from its wasm); then v86 takes it if the processor
+   * can. A vector already pending is one interrupt, as on the APIC.
+   * False without an APIC or for a vector below 16 (reserved: Xen's vlapic
+   * raises an error for them rather than delivering).
+   */
+  injectApic(vector: number): boolean {
+    if (!this.apic || vector < 16 || vector > 255) return false;
+    const buf = this.cpu.wasm_memory.buffer;
+    if (this.apicRegs?.buffer !== buf) this.apicRegs = new Uint32Array(buf, this.cpu.get_apic_addr(), APIC_STATE_BYTES >> 2);
+    const w = vector >> 5;
+    const b = 1 << (vector & 31);
+    this.apicRegs[(APIC_IRR >> 2) + w] |= b;
+    this.apicRegs[(APIC_TMR >> 2) + w] &= ~b;
+    this.cpu.handle_irqs();
+    return true;
+  }
+
+  private apicRegs: Uint32Array | null = null;
 
   raiseIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_raise_irq(irq); }
   lowerIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_lower_irq(irq); }

@@ -81,6 +81,8 @@ export interface HvmVcpuArg {
   hvm: string;
   /** RAM bytes (below the VGA hole and above it, contiguous in the segment). */
   ramBytes: number;
+  /** hvm_info_table.apic_mode: the vCPU has a local APIC and an IOAPIC. */
+  apic: boolean;
   /** Bytes of firmware the builder left below 1 MiB. */
   firmwareBytes: number;
   /** The host's name (its passed-through devices' BAR channels are named by it). */
@@ -105,10 +107,11 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
   const low = new Uint8Array(shmOpen(arg.mem, 0x100000));
   const firmware = low.slice(0x100000 - arg.firmwareBytes);
   let reset = false;
-  const m = await V86Machine.create({ ramBytes: arg.ramBytes, memSegment: arg.mem, bios: firmware, onReset: () => { reset = true; } });
+  const m = await V86Machine.create({ ramBytes: arg.ramBytes, memSegment: arg.mem, bios: firmware, apic: arg.apic,
+    onReset: () => { reset = true; } });
   const io = new IoreqClient(seg, ctx.vcpu, ctx.block);
   const debug = new DebugPort((line) => arg.port.postMessage({ type: 'console', line } satisfies HvmVcpuMessage));
-  const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n));
+  const irq = new IrqLines(i32, (n) => m.raiseIrq(n), (n) => m.lowerIrq(n), (v) => { m.injectApic(v); });
   const pmt = new PmTimer(i32, (level) => irq.setLocal(SCI_IRQ, level));
   const forget = (pfn: number, n: number) => m.modified(pfn * PAGE_SIZE, (pfn + n) * PAGE_SIZE);
   const forgetAll = () => m.modifiedAll();
@@ -157,6 +160,8 @@ export default async function hvmVcpu(arg: HvmVcpuArg, ctx: VcpuContext): Promis
    */
   const suspend = (): HvmVcpuExit | null => {
     const t0 = performance.now();
+    // MSI vectors latched since the turn began go into the APIC's IRR, which v86's state holds.
+    irq.sync();
     const { state, clock } = m.saveState();
     const platform: HvmPlatformState = {
       clock,

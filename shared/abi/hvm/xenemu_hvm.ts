@@ -31,6 +31,12 @@
 //                             more, then sleeps: no wake-up is lost)
 //   0x080  server_state[s]    bit 0 enabled, bit 1 takes buffered ioreqs,
 //                             bit 2 exists; byte 1 the server's emulator domid
+//   0x0a0  msi_pending[8]     latch: bit v of the 256 set when a message with
+//                             vector v is due for the vCPU's local APIC (a
+//                             passed-through device's MSI, bound by
+//                             XEN_DOMCTL_bind_pt_irq PT_IRQ_TYPE_MSI; Xen's
+//                             vmsi_deliver to a fixed, edge vector), taken
+//                             (exchanged with 0) by the vCPU into the APIC's IRR
 //   0x0c0  irq_gen            bumped after any change below
 //   0x0c4  isa_irq_level      bit n: ISA IRQ n asserted (XEN_DMOP_set_isa_irq_level)
 //   0x0c8  pci_intx_level[4]  bit (dev*4 + intx) % 32 of word (dev*4 + intx) / 32
@@ -160,6 +166,7 @@ export const hvm_ctl = {
   dm_doorbell: 0x040,
   dm_sleeping: 0x060,
   server_state: 0x080,
+  msi_pending: 0x0a0,
   irq_gen: 0x0c0,
   isa_irq_level: 0x0c4,
   pci_intx_level: 0x0c8,

@@ -8,6 +8,11 @@
  *   xc_pci irq <domid> <pirq> <allow>
  *   xc_pci pirq <domid> <gsi>          xc_physdev_map_pirq, then prints "pirq <n>",
  *                                      and xc_physdev_unmap_pirq of it
+ *   xc_pci msi <domid> <bus> <devfn> <gvec> <gflags>
+ *                                      xc_physdev_map_pirq_msi (entry 0), prints "pirq <n>";
+ *                                      xc_domain_update_msi_irq (its rc is the one printed last),
+ *                                      prints "unbind <rc> errno <errno>" of
+ *                                      xc_domain_unbind_msi_irq when bound; unmaps the pirq
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +44,22 @@ int main(int argc, char **argv)
         if (rc == 0) {
             printf("pirq %d\n", pirq);
             rc = xc_physdev_unmap_pirq(xch, domid, pirq);
+        }
+    }
+    else if (!strcmp(argv[1], "msi") && argc == 7) {
+        int pirq = -1;
+        uint32_t gvec = strtoul(argv[5], NULL, 0), gflags = strtoul(argv[6], NULL, 0);
+        rc = xc_physdev_map_pirq_msi(xch, domid, -1, &pirq, strtoul(argv[4], NULL, 0), a, 0, 0);
+        if (rc == 0) {
+            printf("pirq %d\n", pirq);
+            rc = xc_domain_update_msi_irq(xch, domid, gvec, pirq, gflags, 0);
+            int err = errno;
+            if (rc == 0) {
+                int u = xc_domain_unbind_msi_irq(xch, domid, gvec, pirq, gflags);
+                printf("unbind %d errno %d\n", u, u < 0 ? errno : 0);
+            }
+            xc_physdev_unmap_pirq(xch, domid, pirq);
+            errno = err;
         }
     }
     else { fprintf(stderr, "usage\n"); return 2; }
