@@ -87,6 +87,8 @@ const SEGMENT_PREFIX = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
 /** v86's 8259 state (src/rust/cpu/pic.rs Pic0, repr(C)): its size and ELCR's byte. */
 const PIC_STATE_BYTES = 13;
 const PIC_ELCR = 10;
+/** EFLAGS.IF. */
+const FLAG_IF = 0x200;
 
 /** v86's MMIO granularity (const.js MMAP_BLOCK_BITS = 17). */
 export const MMAP_BLOCK_BITS = 17;
@@ -282,7 +284,37 @@ export class V86Machine {
   /** Runs the processor for up to about a millisecond; returns ms until its next timer when it halted. */
   run(): number {
     this.cascadeLevel();
-    return this.cpu.main_loop();
+    this.running = true;
+    try {
+      return this.cpu.main_loop();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Inside main_loop: an I/O callback, in the middle of an instruction. */
+  private running = false;
+
+  /**
+   * v86's device_raise_irq, device_lower_irq and handle_irqs deliver a
+   * pending interrupt at once (call_interrupt_vector, with previous_ip =
+   * instruction_pointer). Between two runs that is an instruction
+   * boundary. Inside one it is an ioreq's or a BAR access's callback in the
+   * middle of an instruction, where v86's translated code has not written
+   * EIP back and goes on with the rest of its block after the callback: the
+   * interrupt frame would hold a stale return address and the block would
+   * run on over the handler's state (a Linux guest's NVMe on INTx oopsed so,
+   * once in several runs). There IF is held clear around the call, so the
+   * line reaches the PIC/IOAPIC/APIC at once and the interrupt is taken at
+   * v86's next handle_irqs, at the end of the current run of at most
+   * LOOP_COUNTER instructions: at an instruction boundary, as Xen injects.
+   */
+  private atBoundary(f: () => void): void {
+    if (!this.running) { f(); return; }
+    const fl = this.cpu.flags;
+    const was = fl[0]!;
+    fl[0] = was & ~FLAG_IF;
+    try { f(); } finally { fl[0] = (fl[0]! & ~FLAG_IF) | (was & FLAG_IF); }
   }
 
   get halted(): boolean { return this.cpu.in_hlt[0] !== 0; }
@@ -322,14 +354,14 @@ export class V86Machine {
     const b = 1 << (vector & 31);
     this.apicRegs[(APIC_IRR >> 2) + w] |= b;
     this.apicRegs[(APIC_TMR >> 2) + w] &= ~b;
-    this.cpu.handle_irqs();
+    this.atBoundary(() => this.cpu.handle_irqs());
     return true;
   }
 
   private apicRegs: Uint32Array | null = null;
 
-  raiseIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_raise_irq(irq); }
-  lowerIrq(irq: number): void { this.cascadeLevel(); this.cpu.device_lower_irq(irq); }
+  raiseIrq(irq: number): void { this.cascadeLevel(); this.atBoundary(() => this.cpu.device_raise_irq(irq)); }
+  lowerIrq(irq: number): void { this.cascadeLevel(); this.atBoundary(() => this.cpu.device_lower_irq(irq)); }
 
   private picMaster: Uint8Array | null = null;
 
