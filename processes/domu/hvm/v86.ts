@@ -260,10 +260,10 @@ export class V86Machine {
     const first = addr >>> MMAP_BLOCK_BITS;
     const last = (addr + len - 1) >>> MMAP_BLOCK_BITS;
     for (let b = first; b <= last; b++) {
-      this.cpu.memory_map_read8[b] = (a: number) => h.read(a >>> 0, 1) & 0xff;
-      this.cpu.memory_map_write8[b] = (a: number, v: number) => h.write(a >>> 0, 1, v & 0xff);
-      this.cpu.memory_map_read32[b] = (a: number) => h.read(a >>> 0, 4) | 0;
-      this.cpu.memory_map_write32[b] = (a: number, v: number) => h.write(a >>> 0, 4, v >>> 0);
+      this.cpu.memory_map_read8[b] = (a: number) => { this.inMmio++; try { return h.read(a >>> 0, 1) & 0xff; } finally { this.inMmio--; } };
+      this.cpu.memory_map_write8[b] = (a: number, v: number) => { this.inMmio++; try { h.write(a >>> 0, 1, v & 0xff); } finally { this.inMmio--; } };
+      this.cpu.memory_map_read32[b] = (a: number) => { this.inMmio++; try { return h.read(a >>> 0, 4) | 0; } finally { this.inMmio--; } };
+      this.cpu.memory_map_write32[b] = (a: number, v: number) => { this.inMmio++; try { h.write(a >>> 0, 4, v >>> 0); } finally { this.inMmio--; } };
     }
   }
 
@@ -284,33 +284,29 @@ export class V86Machine {
   /** Runs the processor for up to about a millisecond; returns ms until its next timer when it halted. */
   run(): number {
     this.cascadeLevel();
-    this.running = true;
-    try {
-      return this.cpu.main_loop();
-    } finally {
-      this.running = false;
-    }
+    return this.cpu.main_loop();
   }
 
-  /** Inside main_loop: an I/O callback, in the middle of an instruction. */
-  private running = false;
+  /** Inside an MMIO handler: in the middle of an instruction of a translated block. */
+  private inMmio = 0;
 
   /**
    * v86's device_raise_irq, device_lower_irq and handle_irqs deliver a
    * pending interrupt at once (call_interrupt_vector, with previous_ip =
    * instruction_pointer). Between two runs that is an instruction
-   * boundary. Inside one it is an ioreq's or a BAR access's callback in the
-   * middle of an instruction, where v86's translated code has not written
-   * EIP back and goes on with the rest of its block after the callback: the
-   * interrupt frame would hold a stale return address and the block would
-   * run on over the handler's state (a Linux guest's NVMe on INTx oopsed so,
-   * once in several runs). There IF is held clear around the call, so the
-   * line reaches the PIC/IOAPIC/APIC at once and the interrupt is taken at
-   * v86's next handle_irqs, at the end of the current run of at most
-   * LOOP_COUNTER instructions: at an instruction boundary, as Xen injects.
+   * boundary, and so it is after a port access: v86's translator ends a
+   * block at every IN and OUT. Inside an MMIO handler (an ioreq's or a
+   * passed-through BAR's, after a `mov` in the middle of a translated
+   * block) it is not: the block has not written EIP or its registers back
+   * and goes on after the handler returns, so the interrupt frame held a
+   * stale return address and the block ran on over the handler's state (a
+   * Linux guest's NVMe on INTx oopsed so, about once in six runs). There
+   * IF is held clear around the call: the line reaches the PIC, IOAPIC or
+   * APIC at once, and the interrupt is taken at v86's next handle_irqs, at
+   * the end of its run of at most LOOP_COUNTER instructions.
    */
   private atBoundary(f: () => void): void {
-    if (!this.running) { f(); return; }
+    if (this.inMmio === 0) { f(); return; }
     const fl = this.cpu.flags;
     const was = fl[0]!;
     fl[0] = was & ~FLAG_IF;
