@@ -40,6 +40,7 @@
 import { MAP_PIRQ_TYPE_GSI, MAP_PIRQ_TYPE_MSI, MAP_PIRQ_TYPE_MSI_SEG } from '../../shared/abi/physdev.js';
 import { XEN_EBUSY, XEN_EINVAL, XEN_ENODEV, XEN_ENOSPC, XEN_EPERM } from '../../shared/abi/errno.js';
 import { hostGsiOfBus } from '../../shared/wire/pcidev.js';
+import { MSI_ADDR_BASE } from '../../shared/hw/pci.js';
 import { setPending } from './event_channel.js';
 import { PT_IRQ_TYPE_MSI, PT_IRQ_TYPE_PCI } from '../../shared/abi/domctl.js';
 import type { Domain, PirqEntry } from './domain.js';
@@ -131,8 +132,6 @@ export function msiBinding(hv: Hypervisor, t: Domain, pirq: number): PciGrants['
   return hv.pci.grantsOf(t.domid).ptIrqs.find((b) => b.irq_type === PT_IRQ_TYPE_MSI && b.machine_irq === pirq);
 }
 
-/** The MSI-X message address Xen gives a machine vector (the APIC window; xenemu's devices only carry it). */
-export const MSI_ADDR_BASE = 0xfee00000;
 
 /**
  * Programs the device's MSI-X table entry behind pirq `e` of HVM domain

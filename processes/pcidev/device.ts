@@ -21,8 +21,7 @@ import { futexWake } from '../../shared/shm.js';
 import { BAR_DMA_RING_SLOTS, BAR_MAGIC, BAR_MAX_SLOTS, BAR_SEGMENT_SIZE, bar_channel, barSlotOffset } from '../../shared/hw/bar_channel.js';
 import { recordModified } from '../../shared/abi/hvm/xenemu_hvm.js';
 import { Iommu, type IommuFault } from '../../shared/hw/iommu.js';
-import { PCI_CAPABILITY_LIST, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../shared/hw/pci.js';
-import { PCI_CAP_ID_MSIX } from '../../shared/hw/nvme_pci.js';
+import { MSI_ADDR_BASE, PCI_CAP_ID_MSIX, PCI_COMMAND_IO, PCI_COMMAND_MEMORY, PCI_MSIX_ENTRY_SIZE, pciCapabilities } from '../../shared/hw/pci.js';
 import type { AccessSize } from '../../shared/hw/machine.js';
 import { parseBdf, placeBars, type PciDevContext, type PciDevHello, type PciDevMsix, type PciDevToHypervisor, type PciSpec } from '../../shared/wire/pcidev.js';
 import { LoopClock } from './clock.js';
@@ -179,18 +178,13 @@ export class HostPciDevice implements ConfigTarget {
    */
   programMsix(m: PciDevMsix): void {
     const fn = this.model.fn;
-    let at = fn.configRead(PCI_CAPABILITY_LIST, 1) & 0xfc;
-    for (let guard = 0; at >= 0x40 && guard < 48; guard++) {
-      const hdr = fn.configRead(at, 2);
-      if ((hdr & 0xff) === PCI_CAP_ID_MSIX) break;
-      at = (hdr >>> 8) & 0xfc;
-    }
-    if (at < 0x40) return;
+    const at = pciCapabilities((off, size) => fn.configRead(off, size)).find((c) => c.id === PCI_CAP_ID_MSIX)?.off;
+    if (at === undefined) return;
     const n = (fn.configRead(at + 2, 2) & 0x7ff) + 1;
     const table = fn.configRead(at + 4, 4);
     const r = fn.barRegion(table & 7);
     if (!r || r.kind !== 'mem' || m.entry < 0 || m.entry >= n) return;
-    const off = (table & ~7) + 16 * m.entry;
+    const off = (table & ~7) + PCI_MSIX_ENTRY_SIZE * m.entry;
     // Masked first, as a driver reprograms an entry (6.8.3.5).
     r.handler.write(off + 12, 4, 1);
     r.handler.write(off, 4, m.addr >>> 0);
@@ -200,7 +194,7 @@ export class HostPciDevice implements ConfigTarget {
   }
 
   /** The test hook's MSI (config_server.ts). */
-  testMsi(data: number): void { this.msi(0xfee00000, data); }
+  testMsi(data: number): void { this.msi(MSI_ADDR_BASE, data); }
 
   /**
    * An MSI: posted when the hypervisor's table binds its data (the pirq)

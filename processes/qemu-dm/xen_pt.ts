@@ -40,17 +40,15 @@
 // thread until the main thread has the answer).
 import type { AccessSize } from '../../shared/hw/machine.js';
 import {
-  PCI_BASE_ADDRESS_0, PCI_CAPABILITY_LIST, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER,
-  PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_STATUS, PciFunction,
+  PCI_BASE_ADDRESS_0, PCI_CAPABILITY_LIST, PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_STATUS,
+  PCI_STATUS_CAP_LIST, PciFunction, pciCapabilities,
 } from '../../shared/hw/pci.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
 import { XenPtMsix, type PtMsiHooks } from './xen_pt_msi.js';
 
-export const PCI_STATUS_CAP_LIST = 0x10;
 /** A passed-through function's name starts so (the platform device's unplug leaves them alone, as qemu-xen's). */
 export const XEN_PT_PREFIX = 'xen-pt ';
-export const PCI_CAP_ID_MSI = 0x05;
-export const PCI_CAP_ID_MSIX = 0x11;
 /** The command bits the guest's writes pass to the device. */
 const CMD_TO_DEVICE = PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE;
 /** The command bits the guest may set at all (parity, SERR besides). */
@@ -113,13 +111,7 @@ export class XenPtDevice extends PciFunction {
   private walkCaps(): void {
     const status = this.dev.read(PCI_STATUS, 2) ?? 0;
     if (!(status & PCI_STATUS_CAP_LIST)) return;
-    const found: Array<{ off: number; id: number }> = [];
-    let at = (this.dev.read(PCI_CAPABILITY_LIST, 1) ?? 0) & 0xfc;
-    for (let guard = 0; at >= 0x40 && guard < 48; guard++) {
-      const hdr = this.dev.read(at, 2) ?? 0;
-      found.push({ off: at, id: hdr & 0xff });
-      at = (hdr >>> 8) & 0xfc;
-    }
+    const found = pciCapabilities((off, size) => this.dev.read(off, size) ?? 0);
     const starts = found.map((c) => c.off).sort((a, b) => a - b);
     const h = this.hooks;
     const msiHooks: PtMsiHooks | null = h.mapPirq && h.unmapPirq && h.bindMsi

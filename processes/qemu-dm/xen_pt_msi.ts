@@ -19,6 +19,12 @@
 // offsets are the device's. The PBA stays mapped: the device's own.
 import type { AccessSize, IoSpace } from '../../shared/hw/machine.js';
 import { PAGE_SIZE } from '../../shared/abi/xen.js';
+import {
+  MSI_ADDR_BASE, PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL,
+} from '../../shared/hw/pci.js';
+import {
+  XEN_DOMCTL_VMSI_X86_DM_MASK, XEN_DOMCTL_VMSI_X86_RH_MASK, XEN_DOMCTL_VMSI_X86_TRIG_MASK, XEN_DOMCTL_VMSI_X86_UNMASKED,
+} from '../../shared/abi/domctl.js';
 
 /** What the MSI-X emulation asks of the hypervisor (through qemu-dm's main thread). */
 export interface PtMsiHooks {
@@ -37,20 +43,10 @@ interface ConfigAccess {
   write(offset: number, size: AccessSize, value: number): boolean;
 }
 
-/** MSI-X (PCI 3.0 6.8.2): control bits, the table entry's layout. */
-export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
-export const PCI_MSIX_FLAGS_MASKALL = 0x4000;
-const PCI_MSIX_ENTRY_SIZE = 16;
-const PCI_MSIX_ENTRY_CTRL_MASKBIT = 1;
-/** xen_domctl_bind_pt_irq's gflags (domctl.h XEN_DOMCTL_VMSI_X86_*; QEMU's msi_gflags). */
-const VMSI_RH = 0x100;
-const VMSI_DM = 0x200;
+/** gflags' delivery mode field (domctl.h XEN_DOMCTL_VMSI_X86_DELIV_MASK). */
 const VMSI_DELIV_SHIFT = 12;
-const VMSI_TRIG = 0x8000;
-const VMSI_UNMASKED = 0x10000;
-/** The APIC's message window (Intel SDM 10.11.1): what an MSI address must be in. */
+/** The APIC's message window: what an MSI address must be in. */
 const MSI_ADDR_MASK = 0xfff00000;
-const MSI_ADDR_BASE = 0xfee00000;
 
 interface MsixEntry { addrLo: number; addrHi: number; data: number; ctrl: number; pirq: number; bound: string | null }
 
@@ -139,8 +135,10 @@ export class XenPtMsix {
       return;
     }
     const gvec = e.data & 0xff;
-    const gflags = ((e.addrLo >>> 12) & 0xff) | ((e.addrLo & 0x8) ? VMSI_RH : 0) | ((e.addrLo & 0x4) ? VMSI_DM : 0) |
-      (((e.data >>> 8) & 7) << VMSI_DELIV_SHIFT) | ((e.data & 0x8000) ? VMSI_TRIG : 0) | (masked ? 0 : VMSI_UNMASKED);
+    // QEMU's msi_gflags: the address's destination, redirection hint and destination mode, the data's delivery and trigger mode.
+    const gflags = ((e.addrLo >>> 12) & 0xff) | ((e.addrLo & 0x8) ? XEN_DOMCTL_VMSI_X86_RH_MASK : 0) |
+      ((e.addrLo & 0x4) ? XEN_DOMCTL_VMSI_X86_DM_MASK : 0) | (((e.data >>> 8) & 7) << VMSI_DELIV_SHIFT) |
+      ((e.data & 0x8000) ? XEN_DOMCTL_VMSI_X86_TRIG_MASK : 0) | (masked ? 0 : XEN_DOMCTL_VMSI_X86_UNMASKED);
     const key = `${gvec}:${gflags}`;
     if (e.bound === key) return;
     if (e.pirq < 0) {

@@ -31,6 +31,34 @@ export const PCI_COMMAND_MEMORY = 0x2;
 export const PCI_COMMAND_MASTER = 0x4;
 export const PCI_COMMAND_INTX_DISABLE = 0x400;
 export const PCI_STATUS_INTERRUPT = 0x08;
+export const PCI_STATUS_CAP_LIST = 0x10;
+
+/** Capability IDs and MSI-X's registers (PCI 3.0 6.7, 6.8.2). */
+export const PCI_CAP_ID_MSI = 0x05;
+export const PCI_CAP_ID_EXP = 0x10;
+export const PCI_CAP_ID_MSIX = 0x11;
+export const PCI_MSIX_FLAGS_ENABLE = 0x8000;
+export const PCI_MSIX_FLAGS_MASKALL = 0x4000;
+export const PCI_MSIX_ENTRY_SIZE = 16;
+export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 1;
+/** The local APIC's window (Intel SDM 10.11.1): where an x86 MSI's address points. */
+export const MSI_ADDR_BASE = 0xfee00000;
+
+/**
+ * A function's capability list (PCI 3.0 6.7), read through `read`: each
+ * capability's offset and ID, in list order. 48 at most fit in 256 bytes,
+ * so a list that loops ends there.
+ */
+export function pciCapabilities(read: (offset: number, size: 1 | 2) => number): Array<{ off: number; id: number }> {
+  const found: Array<{ off: number; id: number }> = [];
+  let at = read(PCI_CAPABILITY_LIST, 1) & 0xfc;
+  for (let guard = 0; at >= 0x40 && guard < 48; guard++) {
+    const hdr = read(at, 2);
+    found.push({ off: at, id: hdr & 0xff });
+    at = (hdr >>> 8) & 0xfc;
+  }
+  return found;
+}
 
 export const PCI_BASE_ADDRESS_SPACE_IO = 0x1;
 export const PCI_BASE_ADDRESS_MEM_PREFETCH = 0x8;

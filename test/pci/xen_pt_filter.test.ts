@@ -4,7 +4,8 @@
 // what reaches the device, and the memory_mapping calls a BAR placement
 // makes. The whole path, with Linux, is hvm_passthrough.test.ts.
 import t from 'tap';
-import { XenPtDevice, PCI_CAP_ID_MSIX, type PtHooks } from '../../processes/qemu-dm/xen_pt.js';
+import { XenPtDevice, type PtHooks } from '../../processes/qemu-dm/xen_pt.js';
+import { PCI_CAP_ID_MSIX } from '../../shared/hw/pci.js';
 import { PCI_COMMAND, PciBus } from '../../shared/hw/pci.js';
 import { NvmeHostDriver, BAR0 as HOST_BAR0 } from '../hw/nvme_host.js';
 import { testMachine } from '../hw/fakes.js';
